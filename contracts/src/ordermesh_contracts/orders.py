@@ -1,0 +1,215 @@
+"""Contracts of intake and of the order's life: what shops submit and what the orders service announces."""
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+
+from .envelope import Message, OrderMessage
+from .money import CurrencyCode, MinorUnits
+
+
+class Channel(StrEnum):
+    """Where the customer placed the order."""
+
+    OWN_SITE = "own_site"
+    RAKUTEN = "rakuten"
+    YAHOO = "yahoo"
+    AMAZON = "amazon"
+    SHOPIFY = "shopify"
+    PHONE = "phone"
+    FAX = "fax"
+
+
+class PaymentMethod(StrEnum):
+    """How the customer pays."""
+
+    CARD = "card"
+    DEFERRED = "deferred"
+    BANK_TRANSFER = "bank_transfer"
+    CONVENIENCE_STORE = "convenience_store"
+    CASH_ON_DELIVERY = "cash_on_delivery"
+    POINTS_ONLY = "points_only"
+
+
+class Device(StrEnum):
+    """The device the customer ordered from; mail templates differ per device."""
+
+    PC = "pc"
+    MOBILE = "mobile"
+
+
+class Stage(StrEnum):
+    """The order's progress stage (seed 002)."""
+
+    REVIEW = "review"
+    AWAITING_PAYMENT = "awaiting_payment"
+    AWAITING_ALLOCATION = "awaiting_allocation"
+    READY_TO_SHIP = "ready_to_ship"
+    SHIPPING = "shipping"
+    SHIPPED = "shipped"
+    COMPLETED = "completed"
+    ON_HOLD = "on_hold"
+    CANCELLED = "cancelled"
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Address(_Part):
+    """A postal address (personal data: never logged)."""
+
+    name: str = Field(min_length=1, max_length=200, description="Addressee's full name.")
+    postal_code: str = Field(min_length=3, max_length=16, description="Postal code, e.g. 100-0001.")
+    country: str = Field(default="JP", pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code.")
+    prefecture: str = Field(min_length=1, max_length=64, description="Prefecture or state.")
+    city: str = Field(min_length=1, max_length=128, description="City, ward or town.")
+    line1: str = Field(min_length=1, max_length=256, description="Street, block and number.")
+    line2: str | None = Field(default=None, max_length=256, description="Building, floor, room.")
+    phone: str | None = Field(default=None, max_length=32, description="Phone number at this address.")
+
+
+class Customer(_Part):
+    """The customer who placed the order (personal data: never logged)."""
+
+    customer_id: str = Field(min_length=1, max_length=64, description="The shop's id of the customer.")
+    name: str = Field(min_length=1, max_length=200, description="Customer's full name.")
+    email: EmailStr | None = Field(default=None, description="Where order mails go; none means no mail.")
+    phone: str | None = Field(default=None, max_length=32, description="Customer's phone number.")
+    member_since: date | None = Field(default=None, description="Date the customer became a member; none if a guest.")
+    device: Device = Field(default=Device.PC, description="Device the order was placed from.")
+
+
+class OrderLine(_Part):
+    """One product line; prices are tax-inclusive, with the tax rate kept per line."""
+
+    sku: str = Field(min_length=1, max_length=64, description="The shop's stock-keeping unit.")
+    name: str = Field(min_length=1, max_length=256, description="Product name as shown to the customer.")
+    unit_price: MinorUnits = Field(ge=0, description="Tax-inclusive unit price in minor units.")
+    quantity: int = Field(description="Units ordered; must be positive at intake.")
+    tax_rate_percent: Literal[0, 8, 10] = Field(description="Consumption tax rate in percent (10 standard, 8 reduced).")
+    line_discount: MinorUnits = Field(default=0, ge=0, description="Discount on this line, in minor units.")
+
+
+class DeliveryGroup(_Part):
+    """Lines that ship together to one address."""
+
+    address: Address = Field(description="Where this delivery goes.")
+    requested_date: date | None = Field(default=None, description="Delivery date the customer asked for, if any.")
+    time_slot: str | None = Field(
+        default=None, pattern=r"^\d{2}-\d{2}$", description="Requested time slot, e.g. 14-16; none for any time."
+    )
+    carrier: str | None = Field(default=None, max_length=32, description="Carrier asked for, e.g. yamato.")
+    lines: list[OrderLine] = Field(description="The lines in this delivery; at least one.")
+
+
+class Charges(_Part):
+    """Order-level charges and the total the shop computed (all minor units)."""
+
+    shipping_fee: MinorUnits = Field(default=0, ge=0, description="Shipping fee, tax-inclusive.")
+    payment_fee: MinorUnits = Field(default=0, ge=0, description="Payment fee, e.g. cash-on-delivery fee.")
+    order_discount: MinorUnits = Field(default=0, ge=0, description="Order-level discount.")
+    points_used: int = Field(default=0, ge=0, description="Loyalty points spent on this order (1 point = 1 minor unit).")
+    total: MinorUnits = Field(description="Amount the customer pays: lines + fees - discounts - points.")
+
+
+class Payment(_Part):
+    """How the order is paid."""
+
+    method: PaymentMethod = Field(description="Payment method.")
+    card_token: str | None = Field(default=None, max_length=128, description="Gateway token of the card (card only).")
+
+
+class ShopOrderSubmitted(Message):
+    """A shop's order, published by the shop (or the webhook ingress) to `shop.orders.v1`.
+
+    `(shop_id, channel, external_order_no)` identifies the order: a re-sent order is a no-op.
+    """
+
+    type: Literal["ShopOrderSubmitted"] = Field(default="ShopOrderSubmitted", description="Contract name.")
+    shop_id: str = Field(min_length=1, max_length=64, description="The shop that publishes the order.")
+    channel: Channel = Field(description="Where the order was placed.")
+    external_order_no: str = Field(min_length=1, max_length=64, description="The order number in the shop/channel.")
+    ordered_at: AwareDatetime = Field(description="When the customer ordered, timezone-aware.")
+    currency: CurrencyCode
+    customer: Customer = Field(description="Who ordered.")
+    billing_address: Address = Field(description="The billing address.")
+    deliveries: list[DeliveryGroup] = Field(description="One or more delivery groups.")
+    charges: Charges = Field(description="Fees, discounts, points and the total.")
+    payment: Payment = Field(description="Payment method and token.")
+    remarks: str | None = Field(default=None, max_length=2000, description="The customer's remarks.")
+
+
+class OrderAccepted(OrderMessage):
+    """The orders service accepted a shop order; carries what downstream services need to act."""
+
+    type: Literal["OrderAccepted"] = Field(default="OrderAccepted", description="Contract name.")
+    channel: Channel = Field(description="Where the order was placed.")
+    external_order_no: str = Field(description="The order number in the shop/channel.")
+    currency: CurrencyCode
+    customer: Customer = Field(description="Who ordered.")
+    deliveries: list[DeliveryGroup] = Field(description="Delivery groups with their lines.")
+    charges: Charges = Field(description="Fees, discounts, points and the total.")
+    merchandise_total: MinorUnits = Field(description="Sum of lines after line discounts, tax-inclusive.")
+    payment: Payment = Field(description="Payment method and token.")
+
+
+class OrderRejected(Message):
+    """A shop order that could not be accepted, published to `shop.updates.v1` with every reason."""
+
+    type: Literal["OrderRejected"] = Field(default="OrderRejected", description="Contract name.")
+    shop_id: str = Field(description="The shop that submitted the order.")
+    channel: str | None = Field(default=None, description="The channel, if it could be read.")
+    external_order_no: str = Field(description="The shop's order number.")
+    reasons: list[str] = Field(min_length=1, description="Every reason the order was rejected.")
+
+
+class ShopOrderAccepted(OrderMessage):
+    """Tells the shop its order was accepted and under which ordermesh id (on `shop.updates.v1`)."""
+
+    type: Literal["ShopOrderAccepted"] = Field(default="ShopOrderAccepted", description="Contract name.")
+    channel: Channel = Field(description="Where the order was placed.")
+    external_order_no: str = Field(description="The shop's order number.")
+
+
+class ShopOrderShipped(OrderMessage):
+    """Tells the shop a delivery of its order shipped, with the tracking number (on `shop.updates.v1`)."""
+
+    type: Literal["ShopOrderShipped"] = Field(default="ShopOrderShipped", description="Contract name.")
+    external_order_no: str = Field(description="The shop's order number.")
+    carrier: str = Field(description="Carrier that has the parcel.")
+    tracking_number: str = Field(description="The carrier's tracking number.")
+
+
+class OrderProgressed(OrderMessage):
+    """The order moved from one stage to another."""
+
+    type: Literal["OrderProgressed"] = Field(default="OrderProgressed", description="Contract name.")
+    from_stage: Stage = Field(description="Stage before.")
+    to_stage: Stage = Field(description="Stage now.")
+    mode: Literal["auto", "manual"] = Field(default="auto", description="Whether the move was automatic.")
+
+
+class OrderCompleted(OrderMessage):
+    """Payment settled, points confirmed and the shipped mail sent (or not applicable): the order is done."""
+
+    type: Literal["OrderCompleted"] = Field(default="OrderCompleted", description="Contract name.")
+    external_order_no: str = Field(description="The shop's order number.")
+
+
+OrdersEvent = Annotated[OrderAccepted | OrderProgressed | OrderCompleted, Field(discriminator="type")]
+"""Everything on `orders.events.v1`."""
+
+ShopUpdate = Annotated[OrderRejected | ShopOrderAccepted | ShopOrderShipped, Field(discriminator="type")]
+"""Everything on `shop.updates.v1`."""
+
+ShopOrder = Annotated[ShopOrderSubmitted, Field(discriminator="type")]
+"""Everything on `shop.orders.v1`."""
+
+
+def order_id_for(shop_id: str, channel: str, external_order_no: str) -> UUID:
+    """The ordermesh order id of a shop order: stable, so a re-sent order maps to the same id."""
+    return uuid5(NAMESPACE_URL, f"ordermesh:{shop_id}/{channel}/{external_order_no}")

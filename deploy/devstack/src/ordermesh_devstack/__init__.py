@@ -1,0 +1,1 @@
+"""Local runtime of ordermesh: real Kafka and PostgreSQL without Docker, the outside-world sandboxes, demo and benchmark."""

@@ -1,0 +1,1 @@
+"""Local stand-ins for the outside world: card payment gateway, warehouse and SMTP server."""

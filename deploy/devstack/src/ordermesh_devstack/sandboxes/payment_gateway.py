@@ -1,0 +1,292 @@
+"""Sandbox card payment gateway: in-memory, deterministic by card token, idempotent by key."""
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+logger = logging.getLogger(__name__)
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_DECLINES = {
+    "tok_decline": "card_declined",
+    "tok_insufficient_funds": "insufficient_funds",
+}
+
+Outcome = tuple[int, dict[str, Any]]
+
+
+class _BadRequest(Exception):
+    """The request body is not acceptable; answered with 400 and never stored."""
+
+
+@dataclass
+class _Stored:
+    fingerprint: str
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass
+class _Authorization:
+    authorization_id: str
+    order_id: str
+    amount: int
+    currency: str
+    status: str  # authorized | captured | voided
+    capture_id: str | None = None
+
+
+@dataclass
+class _Capture:
+    capture_id: str
+    authorization_id: str
+    amount: int
+    currency: str
+    refunded: int = 0
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        payload = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise _BadRequest("body must be a JSON object")
+    return payload
+
+
+def _text(payload: dict[str, Any], field: str) -> str:
+    value = payload.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise _BadRequest(f"{field} must be a non-empty string")
+    return value
+
+
+def _amount(payload: dict[str, Any]) -> int:
+    value = payload.get("amount")
+    # bool is a subclass of int, and `true` is not an amount.
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise _BadRequest("amount must be a positive integer in minor units")
+    return value
+
+
+class PaymentGateway:
+    """In-memory state and request handling of the sandbox gateway.
+
+    Outcomes depend only on the card token: `tok_decline` and
+    `tok_insufficient_funds` are declined (402), `tok_error` fails with 500
+    (not stored, so a retry fails again), `tok_slow` approves after
+    `slow_delay_s`, `tok_timeout` approves after `timeout_delay_s` (the
+    authorization is stored, so a caller that gave up and retries with the
+    same key gets it), every other `tok_*` approves.
+    """
+
+    def __init__(self, *, slow_delay_s: float = 2.0, timeout_delay_s: float = 60.0) -> None:
+        self.slow_delay_s = slow_delay_s
+        self.timeout_delay_s = timeout_delay_s
+        self._stored: dict[str, _Stored] = {}
+        self._key_locks: dict[str, asyncio.Lock] = {}
+        self._authorizations: dict[str, _Authorization] = {}
+        self._captures: dict[str, _Capture] = {}
+
+    async def _once(
+        self, key: str, fingerprint: str, execute: Callable[[], Awaitable[Outcome]]
+    ) -> JSONResponse:
+        # A retry that arrives while the first attempt is still running (tok_slow,
+        # tok_timeout) waits for it and replays its outcome instead of acting twice.
+        lock = self._key_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            stored = self._stored.get(key)
+            if stored is not None:
+                if stored.fingerprint != fingerprint:
+                    logger.info("idempotency key %s reused with a different request", key)
+                    return JSONResponse(
+                        {"error": "idempotency_key_reused",
+                         "reason": "this idempotency_key was used with a different request"},
+                        status_code=409,
+                    )
+                logger.info("replaying stored response for idempotency key %s", key)
+                return JSONResponse(
+                    stored.body, status_code=stored.status_code,
+                    headers={"Idempotent-Replayed": "true"},
+                )
+            status_code, body = await execute()
+            if status_code < 500:
+                self._stored[key] = _Stored(fingerprint, status_code, body)
+            return JSONResponse(body, status_code=status_code)
+
+    async def _handle(
+        self,
+        request: Request,
+        validate: Callable[[dict[str, Any]], Callable[[], Awaitable[Outcome]]],
+    ) -> JSONResponse:
+        try:
+            payload = await _json_object(request)
+            key = _text(payload, "idempotency_key")
+            execute = validate(payload)
+        except _BadRequest as exc:
+            return JSONResponse({"error": "invalid_request", "reason": str(exc)}, status_code=400)
+        fingerprint = request.url.path + "\n" + json.dumps(
+            payload, sort_keys=True, separators=(",", ":")
+        )
+        return await self._once(key, fingerprint, execute)
+
+    async def authorize(self, request: Request) -> JSONResponse:
+        """POST /v1/authorizations: authorize `amount` on `card_token`."""
+
+        def validate(payload: dict[str, Any]) -> Callable[[], Awaitable[Outcome]]:
+            order_id = _text(payload, "order_id")
+            amount = _amount(payload)
+            currency = _text(payload, "currency")
+            if not _CURRENCY.match(currency):
+                raise _BadRequest("currency must be a three-letter upper-case ISO 4217 code")
+            card_token = _text(payload, "card_token")
+            if not card_token.startswith("tok_"):
+                raise _BadRequest("card_token must start with tok_")
+            return lambda: self._authorize(order_id, amount, currency, card_token)
+
+        return await self._handle(request, validate)
+
+    async def _authorize(self, order_id: str, amount: int, currency: str, card_token: str) -> Outcome:
+        if card_token == "tok_error":
+            logger.warning("authorization for order %s: simulated gateway error", order_id)
+            return 500, {"error": "gateway_error"}
+        if card_token == "tok_slow":
+            await asyncio.sleep(self.slow_delay_s)
+        elif card_token == "tok_timeout":
+            await asyncio.sleep(self.timeout_delay_s)
+        decline_code = _DECLINES.get(card_token)
+        if decline_code is not None:
+            logger.info("authorization for order %s declined: %s", order_id, decline_code)
+            return 402, {"status": "declined", "decline_code": decline_code}
+        authorization = _Authorization(_new_id("auth"), order_id, amount, currency, "authorized")
+        self._authorizations[authorization.authorization_id] = authorization
+        logger.info(
+            "authorized %s %s for order %s as %s",
+            amount, currency, order_id, authorization.authorization_id,
+        )
+        return 200, {
+            "authorization_id": authorization.authorization_id,
+            "status": "authorized",
+            "amount": amount,
+            "currency": currency,
+        }
+
+    async def capture(self, request: Request) -> JSONResponse:
+        """POST /v1/authorizations/{authorization_id}/capture: capture up to the authorized amount."""
+        authorization_id = request.path_params["authorization_id"]
+
+        def validate(payload: dict[str, Any]) -> Callable[[], Awaitable[Outcome]]:
+            amount = _amount(payload)
+            return lambda: self._capture(authorization_id, amount)
+
+        return await self._handle(request, validate)
+
+    async def _capture(self, authorization_id: str, amount: int) -> Outcome:
+        authorization = self._authorizations.get(authorization_id)
+        if authorization is None:
+            return 404, {"error": "authorization_not_found"}
+        if authorization.status == "voided":
+            return 409, {"error": "authorization_voided"}
+        if authorization.status == "captured":
+            return 409, {"error": "already_captured"}
+        if amount > authorization.amount:
+            return 422, {"error": "amount_exceeds_authorization"}
+        capture = _Capture(_new_id("cap"), authorization_id, amount, authorization.currency)
+        self._captures[capture.capture_id] = capture
+        authorization.status = "captured"
+        authorization.capture_id = capture.capture_id
+        logger.info("captured %s of %s as %s", amount, authorization_id, capture.capture_id)
+        return 200, {"capture_id": capture.capture_id, "status": "captured", "amount": amount}
+
+    async def void(self, request: Request) -> JSONResponse:
+        """POST /v1/authorizations/{authorization_id}/void: release an uncaptured authorization."""
+        authorization_id = request.path_params["authorization_id"]
+        return await self._handle(request, lambda payload: lambda: self._void(authorization_id))
+
+    async def _void(self, authorization_id: str) -> Outcome:
+        authorization = self._authorizations.get(authorization_id)
+        if authorization is None:
+            return 404, {"error": "authorization_not_found"}
+        if authorization.status == "captured":
+            return 409, {"error": "already_captured"}
+        authorization.status = "voided"
+        logger.info("voided %s", authorization_id)
+        return 200, {"status": "voided"}
+
+    async def refund(self, request: Request) -> JSONResponse:
+        """POST /v1/refunds: refund part or all of what is left of a capture."""
+
+        def validate(payload: dict[str, Any]) -> Callable[[], Awaitable[Outcome]]:
+            capture_id = _text(payload, "capture_id")
+            amount = _amount(payload)
+            return lambda: self._refund(capture_id, amount)
+
+        return await self._handle(request, validate)
+
+    async def _refund(self, capture_id: str, amount: int) -> Outcome:
+        capture = self._captures.get(capture_id)
+        if capture is None:
+            return 404, {"error": "capture_not_found"}
+        if amount > capture.amount - capture.refunded:
+            return 422, {"error": "amount_exceeds_refundable"}
+        capture.refunded += amount
+        refund_id = _new_id("re")
+        logger.info("refunded %s of %s as %s", amount, capture_id, refund_id)
+        return 200, {"refund_id": refund_id, "status": "refunded", "amount": amount}
+
+    async def healthz(self, request: Request) -> JSONResponse:
+        """GET /healthz: liveness."""
+        return JSONResponse({"status": "ok"})
+
+
+def create_app(*, slow_delay_s: float = 2.0, timeout_delay_s: float = 60.0) -> Starlette:
+    """Build the gateway ASGI app; its state lives in `app.state.gateway`."""
+    gateway = PaymentGateway(slow_delay_s=slow_delay_s, timeout_delay_s=timeout_delay_s)
+    app = Starlette(
+        routes=[
+            Route("/v1/authorizations", gateway.authorize, methods=["POST"]),
+            Route("/v1/authorizations/{authorization_id}/capture", gateway.capture, methods=["POST"]),
+            Route("/v1/authorizations/{authorization_id}/void", gateway.void, methods=["POST"]),
+            Route("/v1/refunds", gateway.refund, methods=["POST"]),
+            Route("/healthz", gateway.healthz, methods=["GET"]),
+        ]
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the gateway: `python -m ordermesh_devstack.sandboxes.payment_gateway --port N`."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--slow-delay", type=float, default=2.0, help="seconds tok_slow takes")
+    parser.add_argument("--timeout-delay", type=float, default=60.0, help="seconds tok_timeout takes")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(slow_delay_s=args.slow_delay, timeout_delay_s=args.timeout_delay)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
+
+
+if __name__ == "__main__":
+    main()

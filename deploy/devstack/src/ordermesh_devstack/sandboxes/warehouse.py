@@ -1,0 +1,272 @@
+"""Sandbox warehouse: accepts shipment requests and reports them shipped via signed callbacks."""
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ordermesh_devstack.sandboxes.signing import sign
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Ordermesh-Signature"
+SECRET_ENV = "WAREHOUSE_CALLBACK_SECRET"
+_FIRST_BACKOFF_S = 0.5
+_MAX_BACKOFF_S = 10.0
+
+
+class _BadRequest(Exception):
+    """The request body is not acceptable; answered with 400."""
+
+
+@dataclass
+class _ShipmentRequest:
+    request_id: str
+    shipment_id: str
+    order_id: str
+    carrier: str
+    callback_url: str
+    lines: list[dict[str, Any]]
+    status: str = "accepted"  # accepted | cancelled | shipped
+
+
+def tracking_number(shipment_id: str) -> str:
+    """Return the 12-digit tracking number the warehouse assigns to `shipment_id`."""
+    digest = hashlib.sha256(shipment_id.encode("utf-8")).digest()
+    return f"{int.from_bytes(digest[:8], 'big') % 10**12:012d}"
+
+
+def _text(payload: dict[str, Any], field: str) -> str:
+    value = payload.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise _BadRequest(f"{field} must be a non-empty string")
+    return value
+
+
+def _lines(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    lines = payload.get("lines")
+    if not isinstance(lines, list) or not lines:
+        raise _BadRequest("lines must be a non-empty list")
+    result = []
+    for index, line in enumerate(lines):
+        if not isinstance(line, dict):
+            raise _BadRequest(f"lines[{index}] must be an object")
+        sku = line.get("sku")
+        quantity = line.get("quantity")
+        if not isinstance(sku, str) or not sku.strip():
+            raise _BadRequest(f"lines[{index}].sku must be a non-empty string")
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+            raise _BadRequest(f"lines[{index}].quantity must be a positive integer")
+        result.append({"sku": sku, "quantity": quantity})
+    return result
+
+
+class Warehouse:
+    """State of the sandbox warehouse and its pending shipped-callbacks.
+
+    A request is shipped `ship_delay_s` after it was accepted; from then on it
+    can no longer be cancelled, and its callback is retried with exponential
+    backoff until the receiver answers 2xx or the app shuts down.
+    """
+
+    def __init__(self, *, secret: str, ship_delay_s: float = 1.0, callback_timeout_s: float = 10.0) -> None:
+        self.secret = secret
+        self.ship_delay_s = ship_delay_s
+        self.callback_timeout_s = callback_timeout_s
+        self._requests: dict[str, _ShipmentRequest] = {}
+        self._by_key: dict[str, tuple[str, str]] = {}  # idempotency key -> (fingerprint, request_id)
+        self._tasks: set[asyncio.Task[None]] | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """Own the callback HTTP client and the pending callback tasks for the app's lifetime."""
+        self._tasks = set()
+        async with httpx.AsyncClient(timeout=self.callback_timeout_s) as http:
+            self._http = http
+            try:
+                yield
+            finally:
+                tasks, self._tasks = self._tasks, None
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    logger.info("cancelling %d pending shipment task(s)", len(tasks))
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                self._http = None
+
+    def _spawn(self, shipment: _ShipmentRequest) -> None:
+        assert self._tasks is not None
+        task = asyncio.create_task(self._ship(shipment), name=f"ship-{shipment.request_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ship(self, shipment: _ShipmentRequest) -> None:
+        await asyncio.sleep(self.ship_delay_s)
+        if shipment.status == "cancelled":
+            return
+        shipment.status = "shipped"
+        event = {
+            "event_id": str(uuid.uuid4()),
+            "type": "shipped",
+            "request_id": shipment.request_id,
+            "shipment_id": shipment.shipment_id,
+            "order_id": shipment.order_id,
+            "carrier": shipment.carrier,
+            "tracking_number": tracking_number(shipment.shipment_id),
+            "shipped_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "lines": shipment.lines,
+        }
+        body = json.dumps(event, separators=(",", ":")).encode("utf-8")
+        logger.info("shipped %s (%s), reporting to %s", shipment.request_id, shipment.shipment_id,
+                    shipment.callback_url)
+        await self._deliver(shipment, body)
+
+    async def _deliver(self, shipment: _ShipmentRequest, body: bytes) -> None:
+        backoff = _FIRST_BACKOFF_S
+        attempt = 0
+        while True:
+            attempt += 1
+            assert self._http is not None
+            # Signed afresh per attempt: a long outage must not make the timestamp stale.
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
+            }
+            try:
+                response = await self._http.post(shipment.callback_url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                logger.warning("callback for %s attempt %d failed: %r; retrying in %.1fs",
+                               shipment.request_id, attempt, exc, backoff)
+            else:
+                if response.is_success:
+                    logger.info("callback for %s delivered on attempt %d", shipment.request_id, attempt)
+                    return
+                logger.warning("callback for %s attempt %d got HTTP %d; retrying in %.1fs",
+                               shipment.request_id, attempt, response.status_code, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    async def create_shipment(self, request: Request) -> JSONResponse:
+        """POST /v1/shipments: accept a shipment request (idempotent by `idempotency_key`)."""
+        if self._tasks is None:
+            return JSONResponse({"error": "not_running", "reason": "app lifespan not started"},
+                                status_code=503)
+        try:
+            try:
+                payload = json.loads(await request.body())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise _BadRequest(f"body is not valid JSON: {exc}") from None
+            if not isinstance(payload, dict):
+                raise _BadRequest("body must be a JSON object")
+            key = _text(payload, "idempotency_key")
+            callback_url = _text(payload, "callback_url")
+            parts = urlsplit(callback_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise _BadRequest("callback_url must be an absolute http(s) URL")
+            shipment = _ShipmentRequest(
+                request_id=f"wr_{secrets.token_hex(12)}",
+                shipment_id=_text(payload, "shipment_id"),
+                order_id=_text(payload, "order_id"),
+                carrier=_text(payload, "carrier"),
+                callback_url=callback_url,
+                lines=_lines(payload),
+            )
+        except _BadRequest as exc:
+            return JSONResponse({"error": "invalid_request", "reason": str(exc)}, status_code=400)
+
+        fingerprint = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        known = self._by_key.get(key)
+        if known is not None:
+            known_fingerprint, request_id = known
+            if known_fingerprint != fingerprint:
+                return JSONResponse(
+                    {"error": "idempotency_key_reused",
+                     "reason": "this idempotency_key was used with a different request"},
+                    status_code=409,
+                )
+            return JSONResponse({"request_id": request_id, "status": "accepted"}, status_code=202,
+                                headers={"Idempotent-Replayed": "true"})
+        self._by_key[key] = (fingerprint, shipment.request_id)
+        self._requests[shipment.request_id] = shipment
+        self._spawn(shipment)
+        logger.info("accepted shipment %s for order %s as %s", shipment.shipment_id,
+                    shipment.order_id, shipment.request_id)
+        return JSONResponse({"request_id": shipment.request_id, "status": "accepted"}, status_code=202)
+
+    async def cancel_shipment(self, request: Request) -> JSONResponse:
+        """POST /v1/shipments/{request_id}/cancel: cancel unless already shipped."""
+        shipment = self._requests.get(request.path_params["request_id"])
+        if shipment is None:
+            return JSONResponse({"error": "shipment_request_not_found"}, status_code=404)
+        if shipment.status == "shipped":
+            return JSONResponse({"error": "already_shipped"}, status_code=409)
+        shipment.status = "cancelled"
+        logger.info("cancelled %s", shipment.request_id)
+        return JSONResponse({"status": "cancelled"})
+
+    async def healthz(self, request: Request) -> JSONResponse:
+        """GET /healthz: liveness."""
+        return JSONResponse({"status": "ok"})
+
+
+def create_app(*, secret: str, ship_delay_s: float = 1.0, callback_timeout_s: float = 10.0) -> Starlette:
+    """Build the warehouse ASGI app; its state lives in `app.state.warehouse`.
+
+    Shipping needs the lifespan to run (uvicorn does; httpx.ASGITransport does not).
+    """
+    if not secret:
+        raise ValueError("the callback signing secret must not be empty")
+    warehouse = Warehouse(secret=secret, ship_delay_s=ship_delay_s, callback_timeout_s=callback_timeout_s)
+    app = Starlette(
+        routes=[
+            Route("/v1/shipments", warehouse.create_shipment, methods=["POST"]),
+            Route("/v1/shipments/{request_id}/cancel", warehouse.cancel_shipment, methods=["POST"]),
+            Route("/healthz", warehouse.healthz, methods=["GET"]),
+        ],
+        lifespan=warehouse.lifespan,
+    )
+    app.state.warehouse = warehouse
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the warehouse: `python -m ordermesh_devstack.sandboxes.warehouse --port N --secret S`."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--secret", default=os.environ.get(SECRET_ENV),
+                        help=f"callback signing secret (default: ${SECRET_ENV})")
+    parser.add_argument("--ship-delay", type=float, default=1.0,
+                        help="seconds between accepting and shipping a request")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    if not args.secret:
+        parser.error(f"--secret or ${SECRET_ENV} is required")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(secret=args.secret, ship_delay_s=args.ship_delay)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The runtime every ordermesh service shares; it holds no business rules."""

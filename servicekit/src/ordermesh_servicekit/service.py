@@ -1,0 +1,215 @@
+"""Builds a service's FastStream app from its definition and runs it: the one place where wiring happens."""
+
+import asyncio
+from functools import partial
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import asyncpg
+import structlog
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError, KafkaError
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from .consuming import Consumer, Subscription
+from .database import backoff_delays, create_pool_when_ready
+from .http import ASGIApp, health_routes
+from .logging import configure_logging
+from .metrics import Metrics
+from .migrations import migrate_service
+from .outbox import OutboxRelay
+from .settings import ServiceSettings
+
+
+@dataclass
+class ServiceDefinition:
+    """Everything that makes one service: its name, tables, subscriptions, documented outputs and routes."""
+
+    name: str
+    migrations: Path
+    subscriptions: Sequence[Subscription]
+    publishes: dict[str, Any] = field(default_factory=dict)
+    """Topic → contract (union) this service publishes; for the AsyncAPI document."""
+    http_routes: Callable[["ServiceRuntime"], list[tuple[str, ASGIApp]]] = lambda _runtime: []
+    on_start: Callable[["ServiceRuntime"], Awaitable[None]] | None = None
+    on_stop: Callable[["ServiceRuntime"], Awaitable[None]] | None = None
+
+
+class ServiceRuntime:
+    """The live resources of a running service: settings, pool, Kafka producer, relay, metrics, logger."""
+
+    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.metrics = Metrics(definition.name)
+        self.log = structlog.get_logger(definition.name)
+        self.group_id = f"ordermesh-{definition.name}"
+        self._pool: asyncpg.Pool | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
+        self.broker_connected = False
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The service's connection pool (exists once started)."""
+        if self._pool is None:
+            raise RuntimeError("the service has not started")
+        return self._pool
+
+    async def start(self) -> None:
+        """Waits for PostgreSQL and Kafka, migrates, starts the outbox relay."""
+        dsn = self.settings.database_url.get_secret_value()
+        self._pool = await create_pool_when_ready(
+            dsn,
+            size=self.settings.db_pool_size,
+            max_wait_seconds=self.settings.startup_retry_max_seconds,
+            log=self.log,
+        )
+        async with self._pool.acquire() as conn:
+            applied = await migrate_service(conn, self.definition.name, self.definition.migrations)
+        self.log.info("migrations applied", applied=[f"{m.component}:{m.version:04d}" for m in applied])
+        await wait_for_kafka(self.settings.kafka_bootstrap_servers, self.settings.startup_retry_max_seconds, self.log)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            client_id=f"{self.group_id}-relay",
+        )
+        await self.producer.start()
+        self.relay = OutboxRelay(
+            dsn=dsn,
+            producer=self.producer,
+            metrics=self.metrics,
+            batch_size=self.settings.relay_batch_size,
+            poll_seconds=self.settings.relay_poll_seconds,
+            retry_max_seconds=self.settings.startup_retry_max_seconds,
+        )
+        self.relay.start()
+        if self.definition.on_start:
+            await self.definition.on_start(self)
+
+    async def stop(self) -> None:
+        """Stops the relay, the producer and the pool, in that order."""
+        if self.definition.on_stop:
+            await self.definition.on_stop(self)
+        if self.relay:
+            await self.relay.stop()
+        if self.producer:
+            await self.producer.stop()
+        if self._pool:
+            await self._pool.close()
+
+    async def readiness(self) -> dict[str, bool]:
+        """Per-dependency readiness for /readyz."""
+        database = False
+        if self._pool is not None:
+            try:
+                database = await self._pool.fetchval("SELECT true", timeout=2) is True
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                database = False
+        return {"database": database, "kafka": self.broker_connected and self.producer is not None}
+
+
+async def wait_for_kafka(bootstrap: str, max_wait_seconds: float, log: Any) -> None:
+    """Returns once a metadata request to Kafka succeeds, logging one line per failed attempt."""
+    attempt = 0
+    async for delay in backoff_delays(max_wait_seconds):
+        attempt += 1
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except (KafkaError, OSError) as error:
+            log.warning("kafka not reachable yet, retrying", attempt=attempt, retry_in_s=delay, error=type(error).__name__)
+            await asyncio.sleep(delay)
+        finally:
+            await admin.close()
+
+
+def create_service_app(definition: ServiceDefinition, settings: ServiceSettings) -> AsgiFastStream:
+    """The service's ASGI + FastStream app: subscribers with a manual ack after commit, health routes, lifespan."""
+    configure_logging(definition.name, settings.log_level)
+    runtime = ServiceRuntime(definition, settings)
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        client_id=runtime.group_id,
+        log_level=10,
+        ack_policy=AckPolicy.MANUAL,
+    )
+    for subscription in definition.subscriptions:
+        _subscribe(broker, runtime, subscription)
+    for topic, contract in definition.publishes.items():
+        broker.publisher(topic, schema=contract, title=f"{definition.name}:{topic}", description=f"What {definition.name} publishes on {topic}.")
+
+    @asynccontextmanager
+    async def lifespan(*_args: Any, **_kwargs: Any) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            runtime.broker_connected = False
+            await runtime.stop()
+
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=[*health_routes(runtime.readiness, runtime.metrics.registry), *definition.http_routes(runtime)],
+        lifespan=lifespan,
+        after_startup=[partial(_mark_connected, runtime)],
+    )
+    app.runtime = runtime  # type: ignore[attr-defined]
+    return app
+
+
+async def _mark_connected(runtime: ServiceRuntime) -> None:
+    runtime.broker_connected = True
+    runtime.log.info("service started", group_id=runtime.group_id)
+
+
+def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, subscription: Subscription) -> None:
+    consumer = Consumer(
+        subscription,
+        group_id=runtime.group_id,
+        pool_provider=lambda: runtime.pool,
+        metrics=runtime.metrics,
+        retry_max_seconds=runtime.settings.startup_retry_max_seconds,
+    )
+
+    async def consume(message: KafkaMessage) -> None:
+        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        await consumer.process(records)
+        try:
+            await message.ack()
+        except CommitFailedError:
+            runtime.log.warning("offset commit failed during a rebalance; the batch will be redelivered")
+
+    consume.__name__ = f"consume_{subscription.topic.replace('.', '_')}"
+    broker.subscriber(
+        subscription.topic,
+        group_id=runtime.group_id,
+        batch=True,
+        max_records=runtime.settings.consumer_batch_size,
+        batch_timeout_ms=50,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        title=f"{runtime.definition.name}:{subscription.topic}",
+        description=subscription.description or f"{runtime.definition.name} consumes {subscription.topic}.",
+    )(consume)
+
+
+def run_service(create_app: Callable[[], AsgiFastStream]) -> None:
+    """Runs a service until SIGINT/SIGTERM: uvicorn serves the HTTP routes and drives the lifespan."""
+    app = create_app()
+    settings: ServiceSettings = app.runtime.settings  # type: ignore[attr-defined]
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="on")

@@ -1,0 +1,29 @@
+"""Service settings read from the environment (pydantic-settings); subclass per service."""
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs to run: where Kafka and its database are, and how to behave."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDERMESH_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "ORDERMESH_KAFKA_BOOTSTRAP_SERVERS"),
+        description="Comma-separated Kafka bootstrap servers.",
+    )
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://localhost/ordermesh"),
+        validation_alias=AliasChoices("DATABASE_URL", "ORDERMESH_DATABASE_URL"),
+        description="PostgreSQL DSN of this service's own database.",
+    )
+    http_host: str = Field(default="127.0.0.1", description="Address of the health/metrics/ingress HTTP server.")
+    http_port: int = Field(default=8000, description="Port of the health/metrics/ingress HTTP server.")
+    log_level: str = Field(default="INFO", description="Log level.")
+    consumer_batch_size: int = Field(default=100, ge=1, description="Most records taken from Kafka at once.")
+    relay_batch_size: int = Field(default=500, ge=1, description="Most outbox rows published per round trip.")
+    relay_poll_seconds: float = Field(default=0.5, gt=0, description="Outbox poll interval besides LISTEN/NOTIFY.")
+    db_pool_size: int = Field(default=5, ge=1, description="Connections in this service's pool.")
+    startup_retry_max_seconds: float = Field(default=5.0, gt=0, description="Longest wait between start-up retries.")

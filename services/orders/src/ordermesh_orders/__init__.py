@@ -1,0 +1,1 @@
+"""ordermesh orders service: the OMS core."""
