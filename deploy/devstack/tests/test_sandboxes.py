@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ordermesh_devstack.sandboxes import payment_gateway, warehouse
-from ordermesh_devstack.sandboxes.signing import sign, verify_signature
+from ordermesh_servicekit.signing import sign, verify_signature
 from ordermesh_devstack.sandboxes.smtp_sink import SmtpSink, read_mails
 
 SECRET = "test-secret"

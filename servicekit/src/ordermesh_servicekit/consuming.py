@@ -89,6 +89,12 @@ class MessageContext:
             yield uow
             await write_outbox(conn, uow.outgoing)
 
+    @asynccontextmanager
+    async def intent(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction that records an intent before a side effect outside the database (no inbox row)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
     async def already_processed(self) -> bool:
         """Whether the inbox holds this message (checked before a side effect outside the database)."""
         return bool(await self.pool.fetchval("SELECT true FROM inbox WHERE message_id = $1", self.message_id))

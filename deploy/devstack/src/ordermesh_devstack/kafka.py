@@ -16,9 +16,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Coroutine
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
@@ -147,7 +148,7 @@ async def _port_accepts(bootstrap: str) -> bool:
     host, _, port = bootstrap.rpartition(":")
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     with contextlib.suppress(OSError):
@@ -175,7 +176,7 @@ async def wait_until_ready(bootstrap: str, timeout: float = 60) -> None:
         try:
             await _probe(bootstrap)
             return
-        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, KafkaError, OSError) as exc:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"Kafka at {bootstrap} not ready after {timeout:.0f}s: {exc!r}") from exc
         await asyncio.sleep(0.5)
@@ -226,7 +227,7 @@ class LocalKafka:
         return self.data_dir / "kafka.log"
 
     def start(self, timeout: float = 90) -> str:
-        """Format the storage if needed, start the broker, wait until it serves metadata; return its bootstrap servers."""
+        """Format the storage if needed, start the broker, wait until it serves metadata; return bootstrap servers."""
         if self.pid is not None:
             assert self.bootstrap is not None
             return self.bootstrap
@@ -313,7 +314,7 @@ class LocalKafka:
             try:
                 await _probe(bootstrap)
                 return
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, KafkaError, OSError) as exc:
                 if time.monotonic() >= deadline:
                     raise TimeoutError(
                         f"Kafka at {bootstrap} not ready after {timeout:.0f}s ({exc!r}); log tail:\n"

@@ -14,10 +14,11 @@ import socket
 import stat
 import subprocess
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Coroutine
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import asyncpg
@@ -157,11 +158,12 @@ class LocalPostgres:
             self.stop()
             raise
         self.dsn = dsn
-        logger.info("PostgreSQL ready on 127.0.0.1:%d (pid %s) in %.1fs", port, self._proc.pid, time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        logger.info("PostgreSQL ready on 127.0.0.1:%d (pid %s) in %.1fs", port, self._proc.pid, elapsed)
         return dsn
 
     def stop(self, timeout: float = 20) -> None:
-        """Fast shutdown (what ``pg_ctl stop -m fast`` sends), SIGKILL to the process group as a fallback. Idempotent."""
+        """Fast shutdown (the SIGINT ``pg_ctl stop -m fast`` sends), then SIGKILL to the process group. Idempotent."""
         proc, self._proc = self._proc, None
         self.dsn = None
         if proc is None:
@@ -237,7 +239,7 @@ class LocalPostgres:
             try:
                 await _select_one(dsn)
                 return
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 if time.monotonic() >= deadline:
                     raise TimeoutError(
                         f"PostgreSQL not ready after {timeout:.0f}s ({exc!r}); log tail:\n" + _tail(self.log_path)
@@ -276,6 +278,13 @@ async def _select_one(dsn: str) -> None:
         await conn.close()
 
 
+async def _execute_formatted(conn: asyncpg.Connection, template: str, *args: str) -> None:
+    # DDL takes no bind parameters; format() quotes identifiers (%I) and literals (%L) server-side.
+    placeholders = ", ".join(f"${i}::text" for i in range(2, len(args) + 2))
+    statement = await conn.fetchval(f"SELECT format($1::text, {placeholders})", template, *args)
+    await conn.execute(statement)
+
+
 async def provision_service_databases(admin_dsn: str, services: dict[str, str]) -> dict[str, str]:
     """Create (or update) one LOGIN role and one private database per service; return service name -> DSN.
 
@@ -292,17 +301,16 @@ async def provision_service_databases(admin_dsn: str, services: dict[str, str]) 
     try:
         for name, password in services.items():
             ident = SERVICE_PREFIX + name
-            role_exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", ident)
-            # DDL takes no bind parameters; format() quotes the identifier and the literal server-side.
-            verb = "ALTER ROLE %I WITH LOGIN PASSWORD %L" if role_exists else "CREATE ROLE %I LOGIN PASSWORD %L"
-            await conn.execute(await conn.fetchval("SELECT format($1::text, $2::text, $3::text)", verb, ident, password))
-            db_exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", ident)
-            if db_exists:
-                await conn.execute(await conn.fetchval("SELECT format('ALTER DATABASE %I OWNER TO %I', $1::text, $1::text)", ident))
+            if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", ident):
+                await _execute_formatted(conn, "ALTER ROLE %I WITH LOGIN PASSWORD %L", ident, password)
             else:
-                await conn.execute(await conn.fetchval("SELECT format('CREATE DATABASE %I OWNER %I', $1::text, $1::text)", ident))
-            await conn.execute(await conn.fetchval("SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', $1::text)", ident))
-            await conn.execute(await conn.fetchval("SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', $1::text, $1::text)", ident))
+                await _execute_formatted(conn, "CREATE ROLE %I LOGIN PASSWORD %L", ident, password)
+            if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", ident):
+                await _execute_formatted(conn, "ALTER DATABASE %I OWNER TO %I", ident, ident)
+            else:
+                await _execute_formatted(conn, "CREATE DATABASE %I OWNER %I", ident, ident)
+            await _execute_formatted(conn, "REVOKE ALL ON DATABASE %I FROM PUBLIC", ident)
+            await _execute_formatted(conn, "GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I", ident, ident)
             dsns[name] = f"postgresql://{ident}:{quote(password, safe='')}@{host}:{port}/{ident}"
             logger.info("provisioned database and role %s", ident)
     finally:

@@ -68,9 +68,15 @@ def definition() -> ServiceDefinition:
     )
 
 
-def create_app(settings: ServiceSettings | None = None) -> AsgiFastStream:
+class OrdersSettings(ServiceSettings):
+    """Settings of the orders service."""
+
+    http_port: int = 8101
+
+
+def create_app(settings: OrdersSettings | None = None) -> AsgiFastStream:
     """The orders service's app."""
-    return create_service_app(definition(), settings or ServiceSettings(http_port=8101))
+    return create_service_app(definition(), settings or OrdersSettings())
 
 
 def main() -> None:

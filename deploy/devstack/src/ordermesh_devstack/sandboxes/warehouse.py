@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ordermesh_devstack.sandboxes.signing import sign
+from ordermesh_servicekit.signing import sign
 
 logger = logging.getLogger(__name__)
 

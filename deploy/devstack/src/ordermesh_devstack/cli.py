@@ -1,0 +1,100 @@
+"""`ordermesh-dev`: run the whole suite locally with demo traffic, or just the suite, until Ctrl-C."""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ordermesh_contracts import Stage
+
+from .demo import Watcher, publish_orders
+from .stack import LocalStack, StackConfig
+
+STAGE_ORDER = ["submitted", *[stage.value for stage in Stage]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ordermesh-dev", description=__doc__)
+    parser.add_argument("--run-dir", type=Path, default=Path(".run"), help="where data and logs go (default .run)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="the suite plus a demo shop publishing orders, with a live view")
+    run.add_argument("--orders", type=int, default=None, help="publish this many orders (default: until Ctrl-C)")
+    run.add_argument("--rate", type=float, default=10.0, help="orders per second (default 10)")
+    run.add_argument("--exit-when-done", action="store_true", help="exit once every order completed or got stuck")
+    run.add_argument("--timeout", type=float, default=300.0, help="seconds an order may take before it counts as stuck")
+    commands.add_parser("up", help="the suite only, until Ctrl-C")
+    return parser
+
+
+def _view(watcher: Watcher, started: float, published: int) -> Table:
+    stages = watcher.stages()
+    table = Table(title=f"ordermesh demo — {published} orders published")
+    for stage in STAGE_ORDER:
+        table.add_column(stage.replace("_", " "), justify="right")
+    table.add_row(*[str(stages.get(stage, 0)) for stage in STAGE_ORDER])
+    elapsed = max(time.monotonic() - started, 1e-6)
+    table.caption = (
+        f"completed {watcher.completed()} · {watcher.completed() / elapsed:.1f} orders/s · "
+        f"rejected {watcher.rejected} · dead letters {watcher.dead_letters}"
+    )
+    return table
+
+
+async def _run(args: argparse.Namespace, console: Console) -> int:
+    stack = LocalStack(StackConfig(run_dir=args.run_dir.resolve()))
+    try:
+        console.print("starting Kafka, PostgreSQL, sandboxes and the five services…")
+        await stack.start()
+        console.print(f"suite ready; logs in {args.run_dir / 'logs'}")
+        if args.command == "up":
+            await asyncio.Event().wait()
+        watcher = Watcher(stack.bootstrap)
+        await watcher.start()
+        publishing = asyncio.create_task(publish_orders(stack.bootstrap, watcher, args.orders, args.rate))
+        started = time.monotonic()
+        last_progress = started
+        last_completed = 0
+        with Live(_view(watcher, started, 0), console=console, refresh_per_second=2, transient=False) as live:
+            while True:
+                await asyncio.sleep(0.5)
+                live.update(_view(watcher, started, len(watcher.tracks)))
+                if watcher.completed() != last_completed:
+                    last_completed, last_progress = watcher.completed(), time.monotonic()
+                if args.exit_when_done and publishing.done():
+                    total = args.orders
+                    if watcher.completed() >= total or time.monotonic() - last_progress > args.timeout:
+                        break
+        await publishing
+        await watcher.stop()
+        total = len(watcher.tracks)
+        completed = watcher.completed()
+        print(f"demo: {total} orders, {completed} completed, {total - completed} stuck, {watcher.dead_letters} dead-lettered")
+        return 0 if completed == args.orders and watcher.dead_letters == 0 else 1
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `ordermesh-dev`."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    console = Console()
+    loop = asyncio.new_event_loop()
+    main_task = loop.create_task(_run(args, console))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, main_task.cancel)
+    try:
+        code = loop.run_until_complete(main_task)
+    except asyncio.CancelledError:
+        console.print("stopped; everything shut down")
+        code = 0
+    finally:
+        loop.close()
+    sys.exit(code)

@@ -1,0 +1,249 @@
+"""Starts the whole suite on one machine: Kafka, PostgreSQL, the outside-world sandboxes and the five services."""
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ordermesh_contracts.topics import all_topics_with_dead_letters
+
+from .kafka import LocalKafka, ensure_topics, wait_until_ready
+from .postgres import LocalPostgres, provision_service_databases
+
+SERVICES = ("orders", "payments", "shipping", "points", "notify")
+DEMO_SKUS = tuple(f"SKU-{n:03d}" for n in range(1, 21))
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ManagedProcess:
+    """A child process in its own process group, logging to a file."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    http_port: int | None = None
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Starts (or restarts) the process."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def signal(self, signum: int) -> None:
+        """Sends a signal to the process's whole group."""
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM, then SIGKILL after `timeout`."""
+        if not self.process:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL at once, as a crash would."""
+        self.signal(signal.SIGKILL)
+        if self.process:
+            self.process.wait(5)
+
+    @property
+    def alive(self) -> bool:
+        """Whether it runs."""
+        return bool(self.process and self.process.poll() is None)
+
+
+@dataclass
+class StackConfig:
+    """How to run the local suite."""
+
+    run_dir: Path
+    partitions: int = int(os.environ.get("ORDERMESH_PARTITIONS", "6"))
+    ship_delay_seconds: float = 0.3
+    stock_per_sku: int = 1_000_000
+    log_level: str = "INFO"
+
+
+@dataclass
+class LocalStack:
+    """The running suite: where everything is, and handles to stop, kill and restart parts of it."""
+
+    config: StackConfig
+    bootstrap: str = ""
+    admin_dsn: str = ""
+    service_dsns: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    maildir: Path = Path()
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    _kafka: LocalKafka | None = None
+    _postgres: LocalPostgres | None = None
+
+    async def start(self) -> "LocalStack":
+        """Starts everything and returns once every service answers /readyz."""
+        run_dir = self.config.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        self.bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+        if not self.bootstrap:
+            self._kafka = LocalKafka(run_dir / "kafka", partitions=self.config.partitions)
+            self.bootstrap = await asyncio.to_thread(self._kafka.start)
+        await wait_until_ready(self.bootstrap, timeout=60)
+        self.admin_dsn = os.environ.get("DATABASE_URL", "")
+        if not self.admin_dsn:
+            self._postgres = LocalPostgres(run_dir / "postgres")
+            self.admin_dsn = await asyncio.to_thread(self._postgres.start)
+        passwords = {name: secrets.token_urlsafe(18) for name in SERVICES}
+        self.service_dsns = await provision_service_databases(self.admin_dsn, passwords)
+        await ensure_topics(self.bootstrap, all_topics_with_dead_letters(), self.config.partitions)
+        log.info("infrastructure ready in %.1f s", time.monotonic() - started)
+        self._start_sandboxes()
+        self._start_services()
+        await self.wait_ready(SERVICES)
+        await self.set_stock({sku: self.config.stock_per_sku for sku in DEMO_SKUS})
+        (run_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2))
+        log.info("suite ready in %.1f s", time.monotonic() - started)
+        return self
+
+    def describe(self) -> dict:
+        """Where things are (no secrets)."""
+        return {
+            "kafka_bootstrap_servers": self.bootstrap,
+            "services": {n: p.http_port for n, p in self.processes.items() if p.http_port},
+            "maildir": str(self.maildir),
+            "pids": {n: p.process.pid for n, p in self.processes.items() if p.process},
+            "kafka_pid": self._kafka.pid if self._kafka else None,
+            "postgres_pid": self._postgres.pid if self._postgres else None,
+        }
+
+    def _start_sandboxes(self) -> None:
+        run_dir = self.config.run_dir
+        self.maildir = run_dir / "maildir"
+        self._warehouse_secret = secrets.token_urlsafe(24)
+        python = sys.executable
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "WAREHOUSE_CALLBACK_SECRET": self._warehouse_secret}
+        ports = {name: free_port() for name in ("gateway", "warehouse", "smtp")}
+        sandboxes = {
+            "gateway": [python, "-m", "ordermesh_devstack.sandboxes.payment_gateway", "--port", str(ports["gateway"])],
+            "warehouse": [
+                python, "-m", "ordermesh_devstack.sandboxes.warehouse",
+                "--port", str(ports["warehouse"]), "--ship-delay", str(self.config.ship_delay_seconds),
+            ],
+            "smtp": [
+                python, "-m", "ordermesh_devstack.sandboxes.smtp_sink",
+                "--port", str(ports["smtp"]), "--maildir", str(self.maildir), "--reject-recipients",
+            ],
+        }
+        for name, argv in sandboxes.items():
+            process = ManagedProcess(name, argv, env, run_dir / "logs" / f"{name}.log", ports[name])
+            process.start()
+            self.processes[name] = process
+        self._sandbox_ports = ports
+
+    def _service_env(self, name: str, port: int) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "DATABASE_URL": self.service_dsns[name],
+            "ORDERMESH_HTTP_PORT": str(port),
+            "ORDERMESH_LOG_LEVEL": self.config.log_level,
+        }
+        if name == "payments":
+            env["ORDERMESH_GATEWAY_URL"] = f"http://127.0.0.1:{self._sandbox_ports['gateway']}"
+        if name == "shipping":
+            env["ORDERMESH_WAREHOUSE_URL"] = f"http://127.0.0.1:{self._sandbox_ports['warehouse']}"
+            env["ORDERMESH_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+            env["ORDERMESH_WAREHOUSE_CALLBACK_SECRET"] = self._warehouse_secret
+            env["ORDERMESH_ADMIN_TOKEN"] = self.admin_token
+        if name == "notify":
+            env["ORDERMESH_SMTP_HOST"] = "127.0.0.1"
+            env["ORDERMESH_SMTP_PORT"] = str(self._sandbox_ports["smtp"])
+        return env
+
+    def _start_services(self) -> None:
+        for name in SERVICES:
+            port = free_port()
+            argv = [sys.executable, "-m", f"ordermesh_{name}"]
+            process = ManagedProcess(
+                name, argv, self._service_env(name, port), self.config.run_dir / "logs" / f"{name}.log", port
+            )
+            process.start()
+            self.processes[name] = process
+
+    async def wait_ready(self, names, timeout: float = 90) -> None:
+        """Waits until each named service answers /readyz with 200."""
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as client:
+            for name in names:
+                process = self.processes[name]
+                while True:
+                    if not process.alive:
+                        raise RuntimeError(f"{name} exited; see {process.log_path}")
+                    try:
+                        response = await client.get(f"http://127.0.0.1:{process.http_port}/readyz")
+                        if response.status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{name} not ready after {timeout} s; see {process.log_path}")
+                    await asyncio.sleep(0.2)
+
+    async def set_stock(self, levels: dict[str, int]) -> None:
+        """Sets stock levels through the shipping service's stock endpoint."""
+        port = self.processes["shipping"].http_port
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.put(
+                f"http://127.0.0.1:{port}/admin/stock",
+                json=[{"sku": sku, "warehouse": "main", "on_hand": units} for sku, units in levels.items()],
+                headers={"Authorization": f"Bearer {self.admin_token}"},
+            )
+            response.raise_for_status()
+
+    def kill_service(self, name: str) -> None:
+        """SIGKILLs a service, as a crash would."""
+        self.processes[name].kill()
+
+    async def restart_service(self, name: str) -> None:
+        """Starts a stopped or killed service again and waits until it is ready."""
+        self.processes[name].start()
+        await self.wait_ready([name])
+
+    def stop(self) -> None:
+        """Stops services, sandboxes, Kafka and PostgreSQL; leaves no process behind."""
+        for name in [*SERVICES, "gateway", "warehouse", "smtp"]:
+            if name in self.processes:
+                self.processes[name].stop()
+        if self._kafka:
+            self._kafka.stop()
+        if self._postgres:
+            self._postgres.stop()

@@ -1,0 +1,1 @@
+"""ordermesh notify service: customer mails over SMTP, once per cause."""

@@ -1,0 +1,5 @@
+"""Runs the notify service: python -m ordermesh_notify."""
+
+from .app import main
+
+main()

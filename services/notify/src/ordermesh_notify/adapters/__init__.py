@@ -1,0 +1,1 @@
+"""Integrations of the notify service: SMTP."""

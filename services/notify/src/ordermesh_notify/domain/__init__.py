@@ -1,0 +1,1 @@
+"""Mail rules: which mail, to whom, with what text. Pure."""

@@ -1,0 +1,5 @@
+"""Runs the orders service: python -m ordermesh_orders."""
+
+from .app import main
+
+main()

@@ -1,0 +1,1 @@
+"""ordermesh payments service: payment state per order and a ledger of gateway calls."""

@@ -1,0 +1,1 @@
+"""Integrations of the payments service: payment gateways."""

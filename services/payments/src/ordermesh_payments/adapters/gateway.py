@@ -1,0 +1,75 @@
+"""The payment gateway port and the adapter for the local sandbox gateway's HTTP API."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from ordermesh_servicekit.consuming import TransientError
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    """A gateway's final answer: approved with an id, or refused with a reason."""
+
+    approved: bool
+    reference: str | None = None
+    reason: str | None = None
+    amount: int | None = None
+
+
+class PaymentGateway(Protocol):
+    """What ordermesh needs of a card gateway; every call is idempotent by its key."""
+
+    async def authorize(
+        self, *, idempotency_key: str, order_id: str, amount: int, currency: str, card_token: str
+    ) -> GatewayResult:
+        """Reserves `amount` on the card."""
+        ...
+
+    async def capture(self, *, idempotency_key: str, authorization_id: str, amount: int) -> GatewayResult:
+        """Takes up to the authorized amount."""
+        ...
+
+
+class SandboxGateway:
+    """The local sandbox gateway over HTTP. 5xx is retried a few times and then a refusal; no answer is transient."""
+
+    def __init__(self, client: httpx.AsyncClient, *, server_error_attempts: int = 3) -> None:
+        self._client = client
+        self._server_error_attempts = server_error_attempts
+
+    async def authorize(
+        self, *, idempotency_key: str, order_id: str, amount: int, currency: str, card_token: str
+    ) -> GatewayResult:
+        body = await self._post(
+            "/v1/authorizations",
+            {
+                "idempotency_key": idempotency_key,
+                "order_id": order_id,
+                "amount": amount,
+                "currency": currency,
+                "card_token": card_token,
+            },
+        )
+        if body.get("status") == "authorized":
+            return GatewayResult(True, reference=body["authorization_id"], amount=body["amount"])
+        return GatewayResult(False, reason=body.get("decline_code") or body.get("error") or "declined")
+
+    async def capture(self, *, idempotency_key: str, authorization_id: str, amount: int) -> GatewayResult:
+        body = await self._post(
+            f"/v1/authorizations/{authorization_id}/capture", {"idempotency_key": idempotency_key, "amount": amount}
+        )
+        if body.get("status") == "captured":
+            return GatewayResult(True, reference=body["capture_id"], amount=body["amount"])
+        return GatewayResult(False, reason=body.get("error") or "capture_refused")
+
+    async def _post(self, path: str, payload: dict) -> dict:
+        for _attempt in range(self._server_error_attempts):
+            try:
+                response = await self._client.post(path, json=payload)
+            except httpx.TimeoutException as error:
+                raise TransientError(f"gateway timed out on {path}") from error
+            if response.status_code < 500:
+                return response.json()
+        return {"status": "error", "error": f"gateway_error_{response.status_code}"}

@@ -1,0 +1,1 @@
+"""Payment rules: what to ask of the gateway for an order, and what its answer means. Pure."""

@@ -1,0 +1,1 @@
+"""ordermesh points service: the loyalty ledger."""

@@ -1,0 +1,1 @@
+"""Integrations of the points service (none yet)."""

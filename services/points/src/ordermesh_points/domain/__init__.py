@@ -1,0 +1,1 @@
+"""Points rules. Pure."""

@@ -1,0 +1,1 @@
+"""ordermesh shipping service: stock, allocation, warehouse requests and tracking."""

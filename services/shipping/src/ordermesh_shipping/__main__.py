@@ -1,0 +1,5 @@
+"""Runs the shipping service: python -m ordermesh_shipping."""
+
+from .app import main
+
+main()

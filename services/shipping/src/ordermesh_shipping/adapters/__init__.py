@@ -1,0 +1,1 @@
+"""Integrations of the shipping service: warehouses."""

@@ -1,0 +1,1 @@
+"""Shipping rules: allocation and shipment planning. Pure."""
