@@ -1,0 +1,31 @@
+# ordermesh — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+ARGS ?=
+SERVICES := orders payments shipping points notify
+
+.PHONY: run test bench docs docs-check lint setup clean
+
+setup:  ## install uv if missing, then the workspace (one lockfile)
+	@[ -x "$(UV)" ] || (python3 -m venv .tools && .tools/bin/pip install --quiet uv)
+	@$(UV) sync --frozen --quiet
+
+run: setup  ## the whole suite with demo traffic and a live view (Ctrl-C stops everything)
+	@$(UV) run --frozen python -m ordermesh_devstack --run-dir .run run $(ARGS)
+
+test: setup  ## every test: unit, integration (real PostgreSQL), end-to-end (real Kafka + PostgreSQL)
+	@$(UV) run --frozen pytest $(ARGS)
+
+bench: setup  ## end-to-end throughput and latency, with raw aiokafka/asyncpg baselines
+	@$(UV) run --frozen python -m ordermesh_devstack.bench $(ARGS)
+
+docs: setup  ## AsyncAPI document of each service into asyncapi/
+	@mkdir -p asyncapi
+	@for s in $(SERVICES); do $(UV) run --frozen faststream docs gen ordermesh_$$s.app:create_app --factory --out asyncapi/$$s.json >/dev/null || exit 1; done
+	@echo "AsyncAPI documents in asyncapi/"
+
+docs-check: docs  ## fails if the checked-in AsyncAPI documents are stale
+	@git diff --exit-code -- asyncapi/ || (echo "asyncapi/ is stale: run 'make docs' and commit" && exit 1)
+
+clean:
+	rm -rf .run

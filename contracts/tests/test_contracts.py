@@ -1,0 +1,168 @@
+"""The wire contracts: golden fixtures round-trip, every field is documented, and sloppy input is refused."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from ordermesh_contracts import (
+    ALL_MESSAGE_TYPES,
+    TOPIC_CONTRACTS,
+    Money,
+    PaymentAuthorized,
+    ShopOrderSubmitted,
+    members_of,
+    order_id_for,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+MODELS = {model.__name__: model for model in ALL_MESSAGE_TYPES}
+
+
+def golden(name: str) -> dict[str, Any]:
+    return json.loads((GOLDEN / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def object_schemas(model: type[BaseModel]) -> list[tuple[str, dict[str, Any]]]:
+    """The model's JSON schema and every definition it refers to, by name."""
+    schema = model.model_json_schema()
+    return [(schema.get("title", model.__name__), schema), *schema.get("$defs", {}).items()]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_each_golden_file_parses_with_its_model_and_reserialises_to_the_same_json(name: str) -> None:
+    raw = golden(name)
+    message = MODELS[name].model_validate(raw)
+    assert message.model_dump(mode="json") == raw
+    assert json.loads(message.model_dump_json()) == raw
+
+
+def test_every_contract_has_a_golden_file_and_every_golden_file_a_contract() -> None:
+    on_disk = {path.stem for path in GOLDEN.glob("*.json")}
+    assert on_disk == set(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_each_golden_file_carries_its_own_type_name(name: str) -> None:
+    assert golden(name)["type"] == name
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_field_of_every_contract_and_of_its_nested_models_has_a_description(name: str) -> None:
+    undocumented = []
+    for title, schema in object_schemas(MODELS[name]):
+        if "enum" in schema:
+            assert schema.get("description"), f"enum {title} has no docstring"
+            continue
+        assert schema.get("description"), f"model {title} has no docstring"
+        for field, prop in schema.get("properties", {}).items():
+            if not prop.get("description"):
+                undocumented.append(f"{title}.{field}")
+    assert undocumented == []
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_unknown_fields_are_rejected_with_an_error_naming_the_field(name: str) -> None:
+    raw = {**golden(name), "gift_wrapping": True}
+    with pytest.raises(ValidationError) as error:
+        MODELS[name].model_validate(raw)
+    [problem] = error.value.errors()
+    assert problem["type"] == "extra_forbidden"
+    assert problem["loc"] == ("gift_wrapping",)
+
+
+def test_an_unknown_field_inside_a_nested_model_is_rejected_too() -> None:
+    raw = golden("ShopOrderSubmitted")
+    raw["deliveries"][0]["lines"][0]["colour"] = "緑"
+    with pytest.raises(ValidationError) as error:
+        ShopOrderSubmitted.model_validate(raw)
+    [problem] = error.value.errors()
+    assert problem["type"] == "extra_forbidden"
+    assert problem["loc"] == ("deliveries", 0, "lines", 0, "colour")
+
+
+def test_a_fractional_amount_is_rejected() -> None:
+    raw = {**golden("PaymentAuthorized"), "amount": 9660.5}
+    with pytest.raises(ValidationError) as error:
+        PaymentAuthorized.model_validate(raw)
+    assert error.value.errors()[0]["loc"] == ("amount",)
+
+
+def test_a_fractional_unit_price_inside_an_order_is_rejected() -> None:
+    raw = golden("ShopOrderSubmitted")
+    raw["deliveries"][0]["lines"][0]["unit_price"] = 2160.4
+    with pytest.raises(ValidationError) as error:
+        ShopOrderSubmitted.model_validate(raw)
+    assert error.value.errors()[0]["loc"] == ("deliveries", 0, "lines", 0, "unit_price")
+
+
+def test_money_refuses_a_fractional_amount_and_an_unknown_currency() -> None:
+    assert Money(amount=9660, currency="JPY").amount == 9660
+    with pytest.raises(ValidationError):
+        Money.model_validate({"amount": 96.6, "currency": "JPY"})
+    with pytest.raises(ValidationError, match="unknown currency"):
+        Money.model_validate({"amount": 9660, "currency": "XYZ"})
+
+
+@pytest.mark.parametrize("field", ["occurred_at", "ordered_at"])
+def test_a_naive_datetime_is_rejected(field: str) -> None:
+    raw = {**golden("ShopOrderSubmitted"), field: "2025-03-12T10:14:55"}
+    with pytest.raises(ValidationError) as error:
+        ShopOrderSubmitted.model_validate(raw)
+    [problem] = error.value.errors()
+    assert problem["loc"] == (field,)
+    assert problem["type"] == "timezone_aware"
+
+
+def test_a_malformed_email_address_is_rejected() -> None:
+    raw = golden("ShopOrderSubmitted")
+    raw["customer"]["email"] = "hanako.yamada.example.jp"
+    with pytest.raises(ValidationError) as error:
+        ShopOrderSubmitted.model_validate(raw)
+    assert error.value.errors()[0]["loc"] == ("customer", "email")
+
+
+def test_messages_are_immutable() -> None:
+    message = PaymentAuthorized.model_validate(golden("PaymentAuthorized"))
+    with pytest.raises(ValidationError):
+        message.amount = 1  # type: ignore[misc]
+
+
+def test_every_contract_travels_on_exactly_one_topic() -> None:
+    carried = [model for contract in TOPIC_CONTRACTS.values() for model in members_of(contract)]
+    assert sorted(model.__name__ for model in carried) == sorted(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_topic_contract_decodes_each_golden_file_to_its_own_model_by_type(name: str) -> None:
+    [contract] = [c for c in TOPIC_CONTRACTS.values() if MODELS[name] in members_of(c)]
+    message = TypeAdapter(contract).validate_json((GOLDEN / f"{name}.json").read_bytes())
+    assert type(message) is MODELS[name]
+    assert message.model_dump(mode="json") == golden(name)
+
+
+def test_a_topic_contract_refuses_a_type_that_is_not_on_that_topic() -> None:
+    payments = TOPIC_CONTRACTS["payments.events.v1"]
+    with pytest.raises(ValidationError) as error:
+        TypeAdapter(payments).validate_python(golden("MailSent"))
+    assert error.value.errors()[0]["type"] == "union_tag_invalid"
+
+
+def test_order_id_for_is_the_same_for_the_same_shop_channel_and_number() -> None:
+    assert order_id_for("kyoto-tea", "rakuten", "RK-20250312-000481") == order_id_for(
+        "kyoto-tea", "rakuten", "RK-20250312-000481"
+    )
+    assert str(order_id_for("kyoto-tea", "rakuten", "RK-20250312-000481")) == golden("OrderAccepted")["order_id"]
+
+
+def test_order_id_for_differs_when_shop_channel_or_number_differs() -> None:
+    ids = {
+        order_id_for("kyoto-tea", "rakuten", "1001"),
+        order_id_for("kyoto-tea", "yahoo", "1001"),
+        order_id_for("osaka-knives", "rakuten", "1001"),
+        order_id_for("kyoto-tea", "rakuten", "1002"),
+    }
+    assert len(ids) == 4
+

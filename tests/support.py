@@ -1,0 +1,125 @@
+"""Helpers of the end-to-end tests: record every topic, publish raw messages, wait for outcomes, query databases."""
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from ordermesh_contracts.topics import all_topics_with_dead_letters
+
+
+@dataclass
+class SeenMessage:
+    """One message read back from a topic."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+    def json(self) -> Any:
+        """The value as JSON (raises for a non-JSON dead letter)."""
+        return json.loads(self.value)
+
+
+@dataclass
+class TopicRecorder:
+    """Reads every ordermesh topic (and dead-letter topic) from the beginning, in the background."""
+
+    bootstrap: str
+    messages: list[SeenMessage] = field(default_factory=list)
+    _consumer: AIOKafkaConsumer | None = None
+    _task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """Starts reading."""
+        self._consumer = AIOKafkaConsumer(
+            *all_topics_with_dead_letters(),
+            bootstrap_servers=self.bootstrap,
+            group_id=f"test-recorder-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
+            for records in batches.values():
+                for record in records:
+                    self.messages.append(
+                        SeenMessage(record.topic, record.key, record.value, {k: v for k, v in record.headers})
+                    )
+
+    def on(self, topic: str, **match: Any) -> list[SeenMessage]:
+        """Messages on `topic` whose JSON has every `match` field equal (dead letters match by header names)."""
+        found = []
+        for message in self.messages:
+            if message.topic != topic:
+                continue
+            if topic.endswith(".dlq"):
+                if all(message.headers.get(k, b"").decode() == str(v) for k, v in match.items()):
+                    found.append(message)
+                continue
+            body = message.json()
+            if all(str(body.get(k)) == str(v) for k, v in match.items()):
+                found.append(message)
+        return found
+
+    async def wait_for(self, topic: str, count: int = 1, timeout: float = 60, **match: Any) -> list[SeenMessage]:
+        """Waits until at least `count` messages match; fails the test with what was seen otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.on(topic, **match)
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{len(self.on(topic, **match))} of {count} messages on {topic} matching {match}")
+
+    async def stop(self) -> None:
+        """Stops reading."""
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer:
+            await self._consumer.stop()
+
+
+async def publish_raw(bootstrap: str, topic: str, value: bytes, key: bytes | None = None, headers=None) -> None:
+    """Publishes bytes as they are, the way a shop (or a broken shop) would."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, headers=headers or [])
+    finally:
+        await producer.stop()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 60, interval: float = 0.2) -> Any:
+    """Retries an async or sync check until it returns a truthy value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s (last: {last!r})")
+
+
+async def fetch(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """Runs one query on a service database."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
