@@ -33,7 +33,8 @@ PERSONAL_KEYS = frozenset(
 """Keys whose values never reach a log line."""
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"\+?\d[\d\- ]{8,}\d")
+# A phone number starts with a country code or a trunk 0; dates, order numbers and ids do not.
+_PHONE = re.compile(r"(?<![\w+-])(?:\+\d{1,3}[- ]?\d|0\d)[\d -]{7,14}\d(?![\w-])")
 _DSN_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 REDACTED = "[redacted]"
 

@@ -1,0 +1,193 @@
+"""`make bench`: end-to-end orders/s and latency through the whole suite, beside raw aiokafka and asyncpg baselines."""
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from .demo import Watcher, demo_order
+from .stack import SERVICES, LocalStack, StackConfig
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The pct-th percentile (nearest rank) of values, in the same unit."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
+
+
+async def kafka_baseline(bootstrap: str, count: int, size: int) -> float:
+    """Plain aiokafka: produce `count` messages (acks=all, idempotent) and consume them back; messages/s."""
+    topic = f"bench.baseline.{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+    await admin.close()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=topic, auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    payload = b"x" * size
+    started = time.perf_counter()
+    sends = [await producer.send(topic, payload, key=str(n).encode()) for n in range(count)]
+    await asyncio.gather(*sends)
+    received = 0
+    while received < count:
+        batches = await consumer.getmany(timeout_ms=1000)
+        received += sum(len(records) for records in batches.values())
+    elapsed = time.perf_counter() - started
+    await producer.stop()
+    await consumer.stop()
+    return count / elapsed
+
+
+async def postgres_baseline(dsn: str, count: int) -> float:
+    """Plain asyncpg: `count` single-row INSERT transactions on one connection; transactions/s."""
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("CREATE TEMP TABLE bench_rows (id bigint PRIMARY KEY, payload text)")
+    started = time.perf_counter()
+    for n in range(count):
+        async with conn.transaction():
+            await conn.execute("INSERT INTO bench_rows VALUES ($1, $2)", n, "x" * 200)
+    elapsed = time.perf_counter() - started
+    await conn.close()
+    return count / elapsed
+
+
+class ResourceSampler:
+    """CPU seconds and peak RSS of each service process over the measured window."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self._cpu_start = {name: self._cpu(p) for name, p in self._processes.items()}
+        self.peak_rss = {name: 0 for name in self._processes}
+        self._task = asyncio.create_task(self._sample())
+
+    @staticmethod
+    def _cpu(process: psutil.Process) -> float:
+        times = process.cpu_times()
+        return times.user + times.system
+
+    async def _sample(self) -> None:
+        while True:
+            for name, process in self._processes.items():
+                self.peak_rss[name] = max(self.peak_rss[name], process.memory_info().rss)
+            await asyncio.sleep(0.25)
+
+    async def stop(self) -> dict[str, float]:
+        """CPU seconds used per process since the sampler started."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        return {name: self._cpu(p) - self._cpu_start[name] for name, p in self._processes.items()}
+
+
+async def end_to_end(stack: LocalStack, count: int, rate: float, timeout: float) -> dict:
+    """Publishes `count` demo orders at `rate`/s and measures acceptance and completion from the topics."""
+    watcher = Watcher(stack.bootstrap)
+    await watcher.start()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    sampler = ResourceSampler({name: stack.processes[name].process.pid for name in SERVICES})
+    started = time.monotonic()
+    for n in range(count):
+        order = demo_order(5_000_000 + n)
+        watcher.expect(order)
+        await producer.send(
+            "shop.orders.v1", order.model_dump_json().encode(), key=order.external_order_no.encode(),
+            headers=[("type", b"ShopOrderSubmitted")],
+        )
+        delay = started + (n + 1) / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    await producer.flush()
+    published_in = time.monotonic() - started
+    deadline = time.monotonic() + timeout
+    while watcher.completed() < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    cpu = await sampler.stop()
+    await producer.stop()
+    await watcher.stop()
+    tracks = list(watcher.tracks.values())
+    accepted = [t.accepted_at - t.submitted_at for t in tracks if t.accepted_at]
+    completed = [t.completed_at - t.submitted_at for t in tracks if t.completed_at]
+    last_accept = max((t.accepted_at for t in tracks if t.accepted_at), default=started)
+    last_completion = max((t.completed_at for t in tracks if t.completed_at), default=started)
+    return {
+        "published_in": published_in,
+        "accepted": len(accepted),
+        "completed": len(completed),
+        "intake_rate": len(accepted) / max(last_accept - started, 1e-9),
+        "e2e_rate": len(completed) / max(last_completion - started, 1e-9),
+        "accept_latency": accepted,
+        "complete_latency": completed,
+        "cpu": cpu,
+        "peak_rss": sampler.peak_rss,
+        "window": last_completion - started,
+        "dead_letters": watcher.dead_letters,
+    }
+
+
+def _ms(values: list[float], pct: float) -> str:
+    return f"{percentile(values, pct) * 1000:8.0f}"
+
+
+async def run(args: argparse.Namespace) -> None:
+    run_dir = Path(tempfile.mkdtemp(prefix="ordermesh-bench-"))
+    stack = LocalStack(StackConfig(run_dir=run_dir, ship_delay_seconds=0.0, log_level="WARNING"))
+    try:
+        await stack.start()
+        kafka_rate = await kafka_baseline(stack.bootstrap, args.orders * 10, 1024)
+        pg_rate = await postgres_baseline(stack.admin_dsn, args.orders * 10)
+        result = await end_to_end(stack, args.orders, args.rate, args.timeout)
+    finally:
+        await asyncio.to_thread(stack.stop)
+    lines = [
+        f"ordermesh bench — {args.orders} card orders offered at {args.rate:.0f}/s, {psutil.cpu_count()} cores",
+        "",
+        f"{'end-to-end (intake → completed)':<40}{result['e2e_rate']:10.1f} orders/s   ({result['completed']}/{args.orders} completed, {result['dead_letters']} dead letters)",
+        f"{'intake (orders accepted)':<40}{result['intake_rate']:10.1f} orders/s   ({result['accepted']}/{args.orders} accepted)",
+        f"{'latency to acceptance p50/p95/p99 ms':<40}{_ms(result['accept_latency'], 50)}{_ms(result['accept_latency'], 95)}{_ms(result['accept_latency'], 99)}",
+        f"{'latency to completion p50/p95/p99 ms':<40}{_ms(result['complete_latency'], 50)}{_ms(result['complete_latency'], 95)}{_ms(result['complete_latency'], 99)}",
+        "",
+        f"{'service':<12}{'CPU s':>8}{'CPU %':>8}{'peak RSS MiB':>14}",
+    ]
+    for name in SERVICES:
+        cpu = result["cpu"][name]
+        lines.append(f"{name:<12}{cpu:8.1f}{cpu / max(result['window'], 1e-9) * 100:8.0f}{result['peak_rss'][name] / 2**20:14.0f}")
+    lines += [
+        "",
+        "raw baselines on this machine, same run:",
+        f"{'  aiokafka produce→consume (1 KiB, acks=all)':<48}{kafka_rate:10.0f} messages/s",
+        f"{'  asyncpg single-row transactions':<48}{pg_rate:10.0f} transactions/s",
+        f"  an order causes ~{MESSAGES_PER_ORDER} Kafka messages and ~{TRANSACTIONS_PER_ORDER} transactions across the suite, so the raw limit is",
+        f"  ~{min(kafka_rate / MESSAGES_PER_ORDER, pg_rate / TRANSACTIONS_PER_ORDER):.0f} orders/s; the suite reaches {result['e2e_rate'] / max(min(kafka_rate / MESSAGES_PER_ORDER, pg_rate / TRANSACTIONS_PER_ORDER), 1e-9):.1%} of it",
+    ]
+    print("\n".join(lines))
+
+
+MESSAGES_PER_ORDER = 20
+"""Messages one card order puts on Kafka: submitted, accepted, shop updates, 6 progress steps, completed, payment x2, shipping x4, points x2, mails x2."""
+TRANSACTIONS_PER_ORDER = 40
+"""Database transactions one card order costs across the five services (handlers, intents, relay deletes), roughly."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `make bench`."""
+    parser = argparse.ArgumentParser(prog="ordermesh-bench", description=__doc__)
+    parser.add_argument("--orders", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=50.0, help="orders offered per second")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    asyncio.run(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
