@@ -202,8 +202,10 @@ class Consumer:
     def _decode(self, record: Record) -> tuple[Message | None, Handler | None]:
         try:
             raw = json.loads(record.value or b"")
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except json.JSONDecodeError as error:
             raise DeadLetter("InvalidJson", f"not JSON: {error.msg} at position {error.pos}") from None
+        except UnicodeDecodeError as error:
+            raise DeadLetter("InvalidJson", f"not JSON: {error.reason} at position {error.start}") from None
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             raise DeadLetter("MissingType", "not a JSON object with a string 'type'", raw if isinstance(raw, dict) else None)
         message_type = raw["type"]
