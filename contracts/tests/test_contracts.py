@@ -83,11 +83,14 @@ def test_an_unknown_field_inside_a_nested_model_is_rejected_too() -> None:
     assert problem["loc"] == ("deliveries", 0, "lines", 0, "colour")
 
 
-def test_a_fractional_amount_is_rejected() -> None:
-    raw = {**golden("PaymentAuthorized"), "amount": 9660.5}
+@pytest.mark.parametrize("amount", [9660.5, 9660.0, "9660"])
+def test_an_amount_that_is_not_an_integer_is_rejected_even_when_it_has_no_fraction(amount: object) -> None:
+    raw = {**golden("PaymentAuthorized"), "amount": amount}
     with pytest.raises(ValidationError) as error:
         PaymentAuthorized.model_validate(raw)
     assert error.value.errors()[0]["loc"] == ("amount",)
+    with pytest.raises(ValidationError):
+        PaymentAuthorized.model_validate_json(json.dumps(raw))
 
 
 def test_a_fractional_unit_price_inside_an_order_is_rejected() -> None:
@@ -102,6 +105,8 @@ def test_money_refuses_a_fractional_amount_and_an_unknown_currency() -> None:
     assert Money(amount=9660, currency="JPY").amount == 9660
     with pytest.raises(ValidationError):
         Money.model_validate({"amount": 96.6, "currency": "JPY"})
+    with pytest.raises(ValidationError):
+        Money.model_validate({"amount": 9660.0, "currency": "JPY"})
     with pytest.raises(ValidationError, match="unknown currency"):
         Money.model_validate({"amount": 9660, "currency": "XYZ"})
 

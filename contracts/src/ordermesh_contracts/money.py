@@ -30,7 +30,8 @@ CurrencyCode = Annotated[
 
 MinorUnits = Annotated[
     int,
-    Field(description="An amount in the currency's minor unit (yen for JPY, cents for USD)."),
+    # strict: 9660.0 or "9660" is refused, not quietly converted (money is never a float)
+    Field(strict=True, description="An amount in the currency's minor unit (yen for JPY, cents for USD)."),
 ]
 
 
