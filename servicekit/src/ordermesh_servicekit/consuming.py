@@ -173,6 +173,7 @@ class Consumer:
             ):
                 outcome = await self._process_one(record)
                 self._metrics.messages(record.topic, outcome).inc()
+                self._log.debug("message handled", outcome=outcome)
 
     async def _process_one(self, record: Record) -> str:
         try:

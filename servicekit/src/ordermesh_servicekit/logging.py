@@ -93,7 +93,7 @@ def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.Bou
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
-    for noisy in ("aiokafka", "uvicorn.access", "faststream.access.kafka"):
+    for noisy in ("aiokafka", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(numeric_level, logging.WARNING))
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)

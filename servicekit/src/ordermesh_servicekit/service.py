@@ -1,6 +1,7 @@
 """Builds a service's FastStream app from its definition and runs it: the one place where wiring happens."""
 
 import asyncio
+import logging
 from functools import partial
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -139,13 +140,15 @@ async def wait_for_kafka(bootstrap: str, max_wait_seconds: float, log: Any) -> N
 def create_service_app(definition: ServiceDefinition, settings: ServiceSettings) -> AsgiFastStream:
     """The service's ASGI + FastStream app: subscribers with a manual ack after commit, health routes, lifespan."""
     configure_logging(definition.name, settings.log_level)
+    faststream_logger = logging.getLogger(f"ordermesh.{definition.name}.faststream")
     runtime = ServiceRuntime(definition, settings)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         enable_idempotence=True,
         acks="all",
         client_id=runtime.group_id,
-        log_level=10,
+        logger=faststream_logger,
+        log_level=logging.DEBUG,
         ack_policy=AckPolicy.MANUAL,
     )
     for subscription in definition.subscriptions:
@@ -167,6 +170,7 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
         asgi_routes=[*health_routes(runtime.readiness, runtime.metrics.registry), *definition.http_routes(runtime)],
         lifespan=lifespan,
         after_startup=[partial(_mark_connected, runtime)],
+        logger=faststream_logger,
     )
     app.runtime = runtime  # type: ignore[attr-defined]
     return app

@@ -75,6 +75,7 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
         await watcher.stop()
         total = len(watcher.tracks)
         completed = watcher.completed()
+        print()
         print(f"demo: {total} orders, {completed} completed, {total - completed} stuck, {watcher.dead_letters} dead-lettered")
         return 0 if completed == args.orders and watcher.dead_letters == 0 else 1
     finally:
