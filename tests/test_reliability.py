@@ -3,7 +3,6 @@
 import asyncio
 import os
 import sys
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -12,7 +11,8 @@ import pytest
 from ordermesh_contracts import order_id_for, topics
 from ordermesh_devstack.demo import demo_order
 from ordermesh_devstack.sandboxes.smtp_sink import read_mails
-from ordermesh_devstack.stack import ManagedProcess, free_port
+from ordermesh_devstack.processes import free_port
+from ordermesh_devstack.stack import ManagedProcess
 from support import eventually, fetch, publish_raw
 
 

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, AsyncIterator, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -178,8 +179,8 @@ class Consumer:
     async def _process_one(self, record: Record) -> str:
         try:
             message, handler = self._decode(record)
-        except DeadLetter as dead:
-            await self._retrying(lambda: self._dead_letter(record, dead))
+        except DeadLetter as invalid:
+            await self._retrying(partial(self._dead_letter, record, invalid))
             return "dead_lettered"
         if message is None:
             return "skipped"
@@ -190,13 +191,13 @@ class Consumer:
             context = MessageContext(self._pool(), message.event_id, record.topic, self._log)
             try:
                 with self._metrics.handle_seconds.time():
-                    await self._retrying(lambda: handler(message, context))
+                    await self._retrying(partial(handler, message, context))
             except DuplicateMessage:
                 return "duplicate"
             except (PermanentError, Exception) as error:  # noqa: BLE001 - anything else can never succeed
                 self._log.exception("message failed, dead-lettering", error=type(error).__name__)
-                dead = DeadLetter(type(error).__name__, redact_text(str(error)) or type(error).__name__)
-                await self._retrying(lambda: self._dead_letter(record, dead))
+                failed = DeadLetter(type(error).__name__, redact_text(str(error)) or type(error).__name__)
+                await self._retrying(partial(self._dead_letter, record, failed))
                 return "dead_lettered"
         return "processed"
 

@@ -2,7 +2,6 @@
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 import uuid

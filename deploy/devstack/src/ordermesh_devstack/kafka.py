@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import contextlib
 import fcntl
 import json
@@ -16,13 +15,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+
+from .processes import free_port, log_tail, run_blocking, stop_process_group
 
 logger = logging.getLogger(__name__)
 
@@ -103,12 +102,6 @@ def ensure_kafka_jars(version: str = DEFAULT_KAFKA_VERSION) -> Path:
     return libs
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -124,24 +117,6 @@ def _random_cluster_id() -> str:
         # A leading '-' would be read as a command-line option by StorageTool.
         if not cluster_id.startswith("-"):
             return cluster_id
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log written)"
-
-
-def _run_blocking(coro: Coroutine[Any, Any, None]) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(coro)
-        return
-    # Called from inside an event loop (e.g. an async test): asyncio.run would refuse, so use a thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, coro).result()
 
 
 async def _port_accepts(bootstrap: str) -> bool:
@@ -267,7 +242,7 @@ class LocalKafka:
             )
         bootstrap = f"127.0.0.1:{port}"
         try:
-            _run_blocking(self._wait_ready(bootstrap, timeout - (time.monotonic() - started)))
+            run_blocking(self._wait_ready(bootstrap, timeout - (time.monotonic() - started)))
         except BaseException:
             self.stop()
             raise
@@ -281,17 +256,7 @@ class LocalKafka:
         self.bootstrap = None
         if proc is None:
             return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                logger.warning("Kafka (pid %s) did not stop within %.0fs; killing it", proc.pid, timeout)
-        # The group kill also catches anything the JVM may have left behind.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        stop_process_group(proc, first_signal=signal.SIGTERM, timeout=timeout, what="Kafka")
 
     def __enter__(self) -> LocalKafka:
         self.start()
@@ -309,7 +274,7 @@ class LocalKafka:
             if self._proc.poll() is not None:
                 raise RuntimeError(
                     f"Kafka exited early with code {self._proc.returncode}; log tail ({self.log_path}):\n"
-                    + _tail(self.log_path)
+                    + log_tail(self.log_path)
                 )
             try:
                 await _probe(bootstrap)
@@ -318,7 +283,7 @@ class LocalKafka:
                 if time.monotonic() >= deadline:
                     raise TimeoutError(
                         f"Kafka at {bootstrap} not ready after {timeout:.0f}s ({exc!r}); log tail:\n"
-                        + _tail(self.log_path)
+                        + log_tail(self.log_path)
                     ) from exc
             await asyncio.sleep(0.5)
 
@@ -332,10 +297,10 @@ class LocalKafka:
             if _port_is_free(port) and _port_is_free(controller_port):
                 return port, controller_port
             raise RuntimeError(f"Kafka ports {port}/{controller_port} recorded in {saved} are in use")
-        port = _free_port()
-        controller_port = _free_port()
+        port = free_port()
+        controller_port = free_port()
         while controller_port == port:
-            controller_port = _free_port()
+            controller_port = free_port()
         saved.write_text(json.dumps({"broker": port, "controller": controller_port}))
         return port, controller_port
 

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import logging
 import os
 import re
 import secrets
 import signal
-import socket
 import stat
 import subprocess
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 import asyncpg
+
+from .processes import free_port, log_tail, run_blocking, stop_process_group
 
 logger = logging.getLogger(__name__)
 
@@ -50,19 +47,6 @@ class _RunAs:
     uid: int
     gid: int
     name: str
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log written)"
 
 
 def _ensure_system_user(name: str) -> _RunAs:
@@ -131,7 +115,7 @@ class LocalPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(bin_dir, password, run_as)
 
-        port = _free_port()
+        port = free_port()
         command = [
             str(bin_dir / "postgres"), "-D", str(self.pgdata),
             "-h", "127.0.0.1", "-p", str(port),
@@ -153,7 +137,7 @@ class LocalPostgres:
             )
         dsn = f"postgresql://postgres:{quote(password, safe='')}@127.0.0.1:{port}/postgres"
         try:
-            _run_blocking(self._wait_ready(dsn, timeout - (time.monotonic() - started)))
+            run_blocking(self._wait_ready(dsn, timeout - (time.monotonic() - started)))
         except BaseException:
             self.stop()
             raise
@@ -168,17 +152,7 @@ class LocalPostgres:
         self.dsn = None
         if proc is None:
             return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                logger.warning("PostgreSQL (pid %s) did not stop within %.0fs; killing it", proc.pid, timeout)
-        # Backends live in the postmaster's process group; this leaves none of them behind.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        stop_process_group(proc, first_signal=signal.SIGINT, timeout=timeout, what="PostgreSQL")
 
     def __enter__(self) -> LocalPostgres:
         self.start()
@@ -234,7 +208,7 @@ class LocalPostgres:
             if self._proc.poll() is not None:
                 raise RuntimeError(
                     f"PostgreSQL exited early with code {self._proc.returncode}; log tail ({self.log_path}):\n"
-                    + _tail(self.log_path)
+                    + log_tail(self.log_path)
                 )
             try:
                 await _select_one(dsn)
@@ -242,7 +216,7 @@ class LocalPostgres:
             except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 if time.monotonic() >= deadline:
                     raise TimeoutError(
-                        f"PostgreSQL not ready after {timeout:.0f}s ({exc!r}); log tail:\n" + _tail(self.log_path)
+                        f"PostgreSQL not ready after {timeout:.0f}s ({exc!r}); log tail:\n" + log_tail(self.log_path)
                     ) from exc
             await asyncio.sleep(0.2)
 
@@ -257,17 +231,6 @@ class LocalPostgres:
         if run_as is None:
             return {}
         return {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
-
-
-def _run_blocking(coro: Coroutine[Any, Any, None]) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(coro)
-        return
-    # Called from inside an event loop (e.g. an async test): asyncio.run would refuse, so use a thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, coro).result()
 
 
 async def _select_one(dsn: str) -> None:

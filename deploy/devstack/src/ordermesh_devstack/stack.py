@@ -6,7 +6,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +18,11 @@ from ordermesh_contracts.topics import all_topics_with_dead_letters
 
 from .kafka import LocalKafka, ensure_topics, wait_until_ready
 from .postgres import LocalPostgres, provision_service_databases
+from .processes import free_port, stop_process_group
 
 SERVICES = ("orders", "payments", "shipping", "points", "notify")
 DEMO_SKUS = tuple(f"SKU-{n:03d}" for n in range(1, 21))
 log = logging.getLogger(__name__)
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -60,15 +53,9 @@ class ManagedProcess:
                 pass
 
     def stop(self, timeout: float = 15) -> None:
-        """SIGTERM, then SIGKILL after `timeout`."""
-        if not self.process:
-            return
-        self.signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.process.wait(5)
+        """SIGTERM, then SIGKILL to the whole group after `timeout`."""
+        if self.process:
+            stop_process_group(self.process, first_signal=signal.SIGTERM, timeout=timeout, what=self.name)
 
     def kill(self) -> None:
         """SIGKILL at once, as a crash would."""
