@@ -158,8 +158,10 @@ class Consumer:
         pool_provider: Callable[[], asyncpg.Pool],
         metrics: Metrics,
         retry_max_seconds: float,
+        concurrency: int = 1,
     ) -> None:
         self.subscription = subscription
+        self._concurrency = asyncio.Semaphore(concurrency)
         self.group_id = group_id
         self._pool = pool_provider
         self._metrics = metrics
@@ -167,14 +169,25 @@ class Consumer:
         self._log = structlog.get_logger("consumer")
 
     async def process(self, records: Iterable[Record]) -> None:
-        """Handles each record; returns once every one is committed to the database or dead-lettered."""
+        """Handles a batch; returns once every record is committed to the database or dead-lettered.
+
+        Records with the same partition and key (one order) are handled one after another, in order;
+        different keys are handled concurrently, up to the consumer's concurrency.
+        """
+        lanes: dict[tuple[int, bytes | None], list[Record]] = {}
         for record in records:
-            with structlog.contextvars.bound_contextvars(
-                topic=record.topic, partition=record.partition, offset=record.offset
-            ):
-                outcome = await self._process_one(record)
-                self._metrics.messages(record.topic, outcome).inc()
-                self._log.debug("message handled", outcome=outcome)
+            lanes.setdefault((record.partition, record.key), []).append(record)
+        await asyncio.gather(*(self._process_lane(lane) for lane in lanes.values()))
+
+    async def _process_lane(self, lane: list[Record]) -> None:
+        async with self._concurrency:
+            for record in lane:
+                with structlog.contextvars.bound_contextvars(
+                    topic=record.topic, partition=record.partition, offset=record.offset
+                ):
+                    outcome = await self._process_one(record)
+                    self._metrics.messages(record.topic, outcome).inc()
+                    self._log.debug("message handled", outcome=outcome)
 
     async def _process_one(self, record: Record) -> str:
         try:

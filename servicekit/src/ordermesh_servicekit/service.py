@@ -188,6 +188,7 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, subscription: Subsc
         pool_provider=lambda: runtime.pool,
         metrics=runtime.metrics,
         retry_max_seconds=runtime.settings.startup_retry_max_seconds,
+        concurrency=runtime.settings.consumer_concurrency,
     )
 
     async def consume(message: KafkaMessage) -> None:

@@ -23,7 +23,10 @@ class ServiceSettings(BaseSettings):
     http_port: int = Field(default=8000, description="Port of the health/metrics/ingress HTTP server.")
     log_level: str = Field(default="INFO", description="Log level.")
     consumer_batch_size: int = Field(default=100, ge=1, description="Most records taken from Kafka at once.")
+    consumer_concurrency: int = Field(
+        default=8, ge=1, description="Orders (Kafka keys) of one batch handled at the same time; one order stays in order."
+    )
     relay_batch_size: int = Field(default=500, ge=1, description="Most outbox rows published per round trip.")
     relay_poll_seconds: float = Field(default=0.5, gt=0, description="Outbox poll interval besides LISTEN/NOTIFY.")
-    db_pool_size: int = Field(default=5, ge=1, description="Connections in this service's pool.")
+    db_pool_size: int = Field(default=10, ge=1, description="Connections in this service's pool.")
     startup_retry_max_seconds: float = Field(default=5.0, gt=0, description="Longest wait between start-up retries.")
