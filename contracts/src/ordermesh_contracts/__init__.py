@@ -1,5 +1,6 @@
 """ordermesh's shared wire contracts (pydantic v2): messages, topics and money."""
 
+from .commands import Command, CommandAccepted, CommandRejected, ItemResult, OpsReply
 from .envelope import Message, OrderMessage, utc_now
 from .money import MINOR_UNITS, Money, is_known_currency
 from .notify import MailFailed, MailKind, MailNotApplicable, MailSent, NotifyEvent
@@ -54,6 +55,7 @@ TOPIC_CONTRACTS = {
     topics.SHIPPING_CALLBACKS: ShippingCallback,
     topics.POINTS_EVENTS: PointsEvent,
     topics.NOTIFY_EVENTS: NotifyEvent,
+    topics.OPS_REPLIES: OpsReply,
 }
 """The union of contracts each topic carries (discriminated by `type`)."""
 
@@ -78,6 +80,8 @@ ALL_MESSAGE_TYPES: tuple[type[Message], ...] = (
     MailSent,
     MailFailed,
     MailNotApplicable,
+    CommandAccepted,
+    CommandRejected,
 )
 """Every contract, for golden-fixture tests and documentation."""
 

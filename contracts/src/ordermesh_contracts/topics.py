@@ -10,6 +10,11 @@ SHIPPING_EVENTS = "shipping.events.v1"
 SHIPPING_CALLBACKS = "shipping.callbacks.v1"
 POINTS_EVENTS = "points.events.v1"
 NOTIFY_EVENTS = "notify.events.v1"
+PAYMENTS_COMMANDS = "payments.commands.v1"
+SHIPPING_COMMANDS = "shipping.commands.v1"
+POINTS_COMMANDS = "points.commands.v1"
+NOTIFY_COMMANDS = "notify.commands.v1"
+OPS_REPLIES = "ops.replies.v1"
 
 ALL_TOPICS: tuple[str, ...] = (
     SHOP_ORDERS,
@@ -22,6 +27,11 @@ ALL_TOPICS: tuple[str, ...] = (
     SHIPPING_CALLBACKS,
     POINTS_EVENTS,
     NOTIFY_EVENTS,
+    PAYMENTS_COMMANDS,
+    SHIPPING_COMMANDS,
+    POINTS_COMMANDS,
+    NOTIFY_COMMANDS,
+    OPS_REPLIES,
 )
 
 

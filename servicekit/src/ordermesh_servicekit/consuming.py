@@ -15,7 +15,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from ordermesh_contracts import Message
+from ordermesh_contracts import CommandRejected, Message, topics
 from ordermesh_contracts.topics import dead_letter_topic
 
 from .database import TRANSIENT_DB_ERRORS, backoff_delays
@@ -30,6 +30,12 @@ class TransientError(Exception):
 
 class PermanentError(Exception):
     """The message can never succeed (impossible state): dead-letter it with this reason."""
+
+
+class CommandRefusedError(Exception):
+    """Base of `commands.CommandRefused`: the consumer answers the command with its reasons, nothing else is kept."""
+
+    reasons: list[str]
 
 
 class DuplicateMessage(Exception):
@@ -163,6 +169,7 @@ class Consumer:
         self.subscription = subscription
         self._concurrency = asyncio.Semaphore(concurrency)
         self.group_id = group_id
+        self.service = group_id.removeprefix("ordermesh-")
         self._pool = pool_provider
         self._metrics = metrics
         self._retry_max_seconds = retry_max_seconds
@@ -207,6 +214,9 @@ class Consumer:
                     await self._retrying(partial(handler, message, context))
             except DuplicateMessage:
                 return "duplicate"
+            except CommandRefusedError as refused:
+                await self._retrying(partial(self._answer_refusal, message, refused))
+                return "refused"
             except (PermanentError, Exception) as error:  # noqa: BLE001 - anything else can never succeed
                 self._log.exception("message failed, dead-lettering", error=type(error).__name__)
                 failed = DeadLetter(type(error).__name__, redact_text(str(error)) or type(error).__name__)
@@ -245,6 +255,23 @@ class Consumer:
                 self._metrics.retries.inc()
                 self._log.warning("transient failure, retrying", error=type(error).__name__, retry_in_s=delay)
                 await asyncio.sleep(delay)
+
+    async def _answer_refusal(self, command: Message, refused: "CommandRefusedError") -> None:
+        reply = CommandRejected(
+            command_id=command.event_id,
+            command_type=command.type,
+            service=self.service,
+            reasons=refused.reasons,
+            **command.caused(),
+        )
+        async with self._pool().acquire() as conn, conn.transaction():
+            first_time = await conn.fetchval(
+                "INSERT INTO inbox (message_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                command.event_id,
+                self.subscription.topic,
+            )
+            if first_time:
+                await write_outbox(conn, [OutgoingMessage.of(topics.OPS_REPLIES, reply)])
 
     async def _dead_letter(self, record: Record, dead: DeadLetter) -> None:
         reasons = dead.reason.split("; ")

@@ -1,5 +1,6 @@
 """The HTTP side of a service: liveness, readiness, Prometheus metrics, and small JSON helpers for ingress routes."""
 
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -39,3 +40,15 @@ def health_routes(is_ready: Callable[[], Awaitable[dict[str, bool]]], registry: 
         ("/readyz", asgi_endpoint(readyz)),
         ("/metrics", asgi_endpoint(metrics)),
     ]
+
+
+def staff_endpoint(token: str, func: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
+    """A JSON endpoint for staff tools: refuses calls without the bearer token (constant-time compare)."""
+
+    async def guarded(request: Request) -> Response:
+        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+        if not token or not hmac.compare_digest(supplied, token.encode()):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        return await func(request)
+
+    return asgi_endpoint(guarded)

@@ -29,4 +29,7 @@ class ServiceSettings(BaseSettings):
     relay_batch_size: int = Field(default=500, ge=1, description="Most outbox rows published per round trip.")
     relay_poll_seconds: float = Field(default=0.5, gt=0, description="Outbox poll interval besides LISTEN/NOTIFY.")
     db_pool_size: int = Field(default=10, ge=1, description="Connections in this service's pool.")
+    api_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token of the staff JSON endpoints; empty refuses every call."
+    )
     startup_retry_max_seconds: float = Field(default=5.0, gt=0, description="Longest wait between start-up retries.")

@@ -91,6 +91,7 @@ class LocalStack:
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     maildir: Path = Path()
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    api_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     _kafka: LocalKafka | None = None
     _postgres: LocalPostgres | None = None
 
@@ -117,6 +118,11 @@ class LocalStack:
         await self.wait_ready(SERVICES)
         await self.set_stock({sku: self.config.stock_per_sku for sku in DEMO_SKUS})
         (run_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2))
+        (run_dir / "ops.env").write_text(
+            f"KAFKA_BOOTSTRAP_SERVERS={self.bootstrap}\nORDERMESH_API_TOKEN={self.api_token}\n"
+            + "".join(f"ORDERMESH_{n.upper()}_URL=http://127.0.0.1:{self.processes[n].http_port}\n" for n in SERVICES)
+        )
+        (run_dir / "ops.env").chmod(0o600)
         log.info("suite ready in %.1f s", time.monotonic() - started)
         return self
 
@@ -163,6 +169,7 @@ class LocalStack:
             "DATABASE_URL": self.service_dsns[name],
             "ORDERMESH_HTTP_PORT": str(port),
             "ORDERMESH_LOG_LEVEL": self.config.log_level,
+            "ORDERMESH_API_TOKEN": self.api_token,
         }
         if name == "payments":
             env["ORDERMESH_GATEWAY_URL"] = f"http://127.0.0.1:{self._sandbox_ports['gateway']}"

@@ -1,0 +1,1 @@
+"""The staff CLI of ordermesh."""

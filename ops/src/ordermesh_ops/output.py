@@ -1,0 +1,36 @@
+"""Printing replies and records for staff: Rich tables on a terminal, JSON with --json."""
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def print_reply(reply: dict[str, Any]) -> int:
+    """Prints a command's reply; returns the exit code (0 accepted, 1 rejected)."""
+    if reply["type"] == "CommandRejected":
+        console.print(f"[red]rejected[/red] {reply.get('command_type')}: " + "; ".join(reply["reasons"]))
+        return 1
+    console.print(f"[green]accepted[/green] {reply['command_type']} by {reply['service']}")
+    if reply.get("results"):
+        print_rows(reply["results"], title="results")
+    if reply.get("details"):
+        console.print_json(json.dumps(reply["details"], default=str))
+    return 0
+
+
+def print_rows(rows: list[dict[str, Any]], *, title: str = "", as_json: bool = False) -> None:
+    """Prints rows as a table (or JSON)."""
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table(title=title)
+    columns = list(rows[0]) if rows else []
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[str(row.get(c, "")) for c in columns])
+    console.print(table)
