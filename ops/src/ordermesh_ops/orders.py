@@ -1,5 +1,165 @@
 """`ordermesh orders …`: staff commands and reads of the orders service."""
 
+import asyncio
+import uuid
+from datetime import date
+from typing import Optional
+
 import typer
 
-app = typer.Typer(help="The orders service.", no_args_is_help=True)
+from ordermesh_contracts import (
+    AddTask,
+    AddToWatchList,
+    BulkUpdateOrders,
+    CloseTask,
+    ConfirmAddress,
+    ConfirmDeliveryDate,
+    HoldOrder,
+    OrderChanges,
+    OrderFilter,
+    ReleaseOrder,
+    RemoveFromWatchList,
+    ResumeAuto,
+    SetOrderStage,
+    Stage,
+    topics,
+)
+
+from .client import Connection, get_json, send_command
+from .output import console, print_reply, print_rows
+
+app = typer.Typer(help="The orders service: list, show and act on orders.", no_args_is_help=True)
+ShopOption = typer.Option(..., "--shop", help="The shop acting.")
+StaffOption = typer.Option("staff:cli", "--by", help="Who is acting.")
+
+
+def _send(command) -> None:
+    reply = asyncio.run(send_command(Connection.from_environment(), topics.ORDERS_COMMANDS, command))
+    raise typer.Exit(print_reply(reply))
+
+
+@app.command("list")
+def list_orders(
+    shop: Optional[str] = typer.Option(None, "--shop"),
+    stage: Optional[Stage] = typer.Option(None),
+    child_status: Optional[str] = typer.Option(None, "--status"),
+    channel: Optional[str] = typer.Option(None),
+    flag: Optional[str] = typer.Option(None, help="flag name, with --flag-value"),
+    flag_value: Optional[str] = typer.Option(None),
+    open_task: Optional[str] = typer.Option(None, help="orders with an open task of this kind"),
+    created_from: Optional[str] = typer.Option(None, "--from", help="YYYY-MM-DD"),
+    created_to: Optional[str] = typer.Option(None, "--to", help="YYYY-MM-DD"),
+    limit: int = typer.Option(100),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Lists orders by stage, child status, flag, open task, shop, channel and date."""
+    rows = get_json(
+        Connection.from_environment(), "orders", "/api/orders", shop_id=shop, stage=stage.value if stage else None,
+        child_status=child_status, channel=channel, flag=flag, flag_value=flag_value, open_task=open_task,
+        created_from=created_from, created_to=created_to, limit=limit,
+    )["orders"]
+    print_rows(rows, title="orders", as_json=as_json)
+
+
+@app.command()
+def show(order_id: uuid.UUID, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Shows one order: every flag, task and its full history."""
+    view = get_json(Connection.from_environment(), "orders", "/api/orders/order", order_id=str(order_id))
+    if as_json:
+        print_rows([view], as_json=True)
+        return
+    console.print(f"[bold]{view['external_order_no']}[/bold] {view['order_id']} · {view['stage']} ({view['mode']}) · {view['total']} {view['currency']}")
+    print_rows([{"flag": k, "value": v} for k, v in view["flags"].items()], title="flags")
+    if view["tasks"]:
+        print_rows(view["tasks"], title="tasks")
+    print_rows([{k: h[k] for k in ("at", "actor", "what", "details")} for h in view["history"]], title="history")
+
+
+@app.command()
+def hold(order_id: uuid.UUID, reason: str, shop: str = ShopOption, by: str = StaffOption) -> None:
+    """Puts an order on hold."""
+    _send(HoldOrder(shop_id=shop, issued_by=by, order_id=order_id, reason=reason))
+
+
+@app.command()
+def release(order_id: uuid.UUID, shop: str = ShopOption, by: str = StaffOption) -> None:
+    """Takes an order off hold."""
+    _send(ReleaseOrder(shop_id=shop, issued_by=by, order_id=order_id))
+
+
+@app.command("set-stage")
+def set_stage(order_id: uuid.UUID, stage: Stage, shop: str = ShopOption, by: str = StaffOption) -> None:
+    """Moves an order to a stage by hand (the order switches to manual mode)."""
+    _send(SetOrderStage(shop_id=shop, issued_by=by, order_id=order_id, stage=stage))
+
+
+@app.command("resume-auto")
+def resume_auto(order_id: uuid.UUID, shop: str = ShopOption, by: str = StaffOption) -> None:
+    """Switches an order back to automatic progress."""
+    _send(ResumeAuto(shop_id=shop, issued_by=by, order_id=order_id))
+
+
+@app.command("confirm-address")
+def confirm_address(order_id: uuid.UUID, shop: str = ShopOption, by: str = StaffOption) -> None:
+    """Confirms the order's address for good."""
+    _send(ConfirmAddress(shop_id=shop, issued_by=by, order_id=order_id))
+
+
+@app.command("confirm-date")
+def confirm_date(order_id: uuid.UUID, shop: str = ShopOption, by: str = StaffOption) -> None:
+    """Confirms the order's delivery date for good."""
+    _send(ConfirmDeliveryDate(shop_id=shop, issued_by=by, order_id=order_id))
+
+
+@app.command("add-task")
+def add_task(order_id: uuid.UUID, note: str, blocking: bool = False, shop: str = ShopOption, by: str = StaffOption) -> None:
+    """Adds a task for staff to an order."""
+    _send(AddTask(shop_id=shop, issued_by=by, order_id=order_id, note=note, blocking=blocking))
+
+
+@app.command("close-task")
+def close_task(order_id: uuid.UUID, task_id: int, note: Optional[str] = None, shop: str = ShopOption, by: str = StaffOption) -> None:
+    """Closes a task (closing a check task confirms its flag)."""
+    _send(CloseTask(shop_id=shop, issued_by=by, order_id=order_id, task_id=task_id, note=note))
+
+
+@app.command("watch")
+def watch(customer_id: str, reason: str, shop: str = ShopOption, by: str = StaffOption) -> None:
+    """Watch-lists a customer."""
+    _send(AddToWatchList(shop_id=shop, issued_by=by, customer_id=customer_id, reason=reason))
+
+
+@app.command("unwatch")
+def unwatch(customer_id: str, shop: str = ShopOption, by: str = StaffOption) -> None:
+    """Takes a customer off the watch list."""
+    _send(RemoveFromWatchList(shop_id=shop, issued_by=by, customer_id=customer_id))
+
+
+@app.command("bulk-update")
+def bulk_update(
+    order_ids: list[uuid.UUID] = typer.Argument(None),
+    stage: Optional[Stage] = typer.Option(None, help="or all orders at this stage"),
+    created_from: Optional[str] = typer.Option(None, "--from"),
+    created_to: Optional[str] = typer.Option(None, "--to"),
+    status: Optional[str] = typer.Option(None, help="child status to set"),
+    memo: Optional[str] = typer.Option(None),
+    label: list[str] = typer.Option([], help="label to add"),
+    unlabel: list[str] = typer.Option([], help="label to remove"),
+    carrier: Optional[str] = typer.Option(None),
+    ship_date: Optional[str] = typer.Option(None, help="YYYY-MM-DD"),
+    shop: str = ShopOption,
+    by: str = StaffOption,
+) -> None:
+    """Sets the same changes on many orders; prints one result per order."""
+    order_filter = None
+    if stage or created_from or created_to:
+        order_filter = OrderFilter(
+            stage=stage,
+            created_from=date.fromisoformat(created_from) if created_from else None,
+            created_to=date.fromisoformat(created_to) if created_to else None,
+        )
+    changes = OrderChanges(
+        child_status=status, memo=memo, add_labels=label, remove_labels=unlabel, carrier=carrier,
+        ship_date=date.fromisoformat(ship_date) if ship_date else None,
+    )
+    _send(BulkUpdateOrders(shop_id=shop, issued_by=by, order_ids=order_ids or [], filter=order_filter, changes=changes))

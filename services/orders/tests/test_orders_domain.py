@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ordermesh_contracts import PaymentMethod, ShopOrderSubmitted, Stage
-from ordermesh_orders.domain.intake import address_flag, expected_total, merchandise_total, rejection_reasons
+from ordermesh_orders.domain.intake import address_errors, address_flag, expected_total, merchandise_total, rejection_reasons
 from ordermesh_orders.domain.progress import OrderState, advance, initial_flags, next_stage, record_flags
 
 DATA = Path(__file__).parent / "data"
@@ -106,30 +106,52 @@ def test_an_unsupported_currency_is_a_reason() -> None:
     assert rejection_reasons(order(raw)) == ["currency XYZ is not supported"]
 
 
-@pytest.mark.parametrize("postal_code", ["604-8005", "6048005"])
+JAPAN_POST = {"6048005": ("京都府", "京都市中京区"), "1500041": ("東京都", "渋谷区")}
+
+
+def lookup(code: str):
+    return JAPAN_POST.get(code)
+
+
+@pytest.mark.parametrize("postal_code", ["604-8005", "6048005", "６０４－８００５"])
 def test_a_japanese_postal_code_with_or_without_hyphen_is_ok(postal_code: str) -> None:
     raw = raw_order("card")
-    raw["deliveries"][0]["address"]["postal_code"] = postal_code
-    assert address_flag(order(raw)) == "ok"
+    raw["billing_address"]["postal_code"] = postal_code
+    assert address_flag(order(raw), lookup) == "ok"
 
 
 @pytest.mark.parametrize("postal_code", ["60-48005", "604-800", "604-80055", "〒604-8005", "ABC-DEFG"])
 def test_a_malformed_japanese_postal_code_in_a_delivery_address_is_an_error(postal_code: str) -> None:
     raw = raw_order("card")
     raw["deliveries"][0]["address"]["postal_code"] = postal_code
-    assert address_flag(order(raw)) == "error"
+    assert address_flag(order(raw), lookup) == "error"
 
 
 def test_a_malformed_japanese_postal_code_in_the_billing_address_is_an_error() -> None:
     raw = raw_order("card")
     raw["billing_address"]["postal_code"] = "604 8005"
-    assert address_flag(order(raw)) == "error"
+    assert address_flag(order(raw), lookup) == "error"
+
+
+def test_an_unknown_postal_code_is_an_error_with_the_reason() -> None:
+    raw = raw_order("card")
+    raw["deliveries"][0]["address"]["postal_code"] = "999-9999"
+    assert address_errors(order(raw), lookup) == ["delivery 0: postal code 999-9999 does not exist"]
+
+
+def test_a_postal_code_of_another_prefecture_or_city_is_an_error() -> None:
+    raw = raw_order("card")
+    raw["deliveries"][0]["address"]["prefecture"] = "大阪府"
+    raw["billing_address"]["city"] = "港区"
+    reasons = address_errors(order(raw), lookup)
+    assert "delivery 0: postal code 1500041 is in 東京都, not 大阪府" in reasons
+    assert any(r.startswith("billing: postal code") and "not 港区" in r for r in reasons)
 
 
 def test_a_foreign_address_is_not_held_to_the_japanese_postal_code_format() -> None:
     raw = raw_order("card")
     raw["deliveries"][0]["address"].update(country="US", postal_code="94103", prefecture="CA", city="San Francisco")
-    assert address_flag(order(raw)) == "ok"
+    assert address_flag(order(raw), lookup) == "ok"
 
 
 # --- progress -------------------------------------------------------------------------------------

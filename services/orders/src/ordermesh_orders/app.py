@@ -9,6 +9,7 @@ from faststream.asgi import AsgiFastStream
 from ordermesh_contracts import (
     NotifyEvent,
     OrderRejected,
+    OrdersCommand,
     OrdersEvent,
     PaymentsEvent,
     PointsEvent,
@@ -19,12 +20,15 @@ from ordermesh_contracts import (
     members_of,
     topics,
 )
+from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription
+from ordermesh_servicekit.http import staff_endpoint
 from ordermesh_servicekit.outbox import OutgoingMessage
-from ordermesh_servicekit.service import ServiceDefinition, create_service_app, run_service
+from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
-from . import handlers
+from . import command_handlers, handlers
+from .adapters import staff_api
 
 
 def reject_unreadable_order(raw: Mapping[str, Any] | None, reasons: list[str]) -> list[OutgoingMessage]:
@@ -41,7 +45,7 @@ def reject_unreadable_order(raw: Mapping[str, Any] | None, reasons: list[str]) -
     return [OutgoingMessage.of(topics.SHOP_UPDATES, rejection, key=rejection.external_order_no)]
 
 
-def definition() -> ServiceDefinition:
+def definition(settings: "OrdersSettings") -> ServiceDefinition:
     """The orders service: intake from shops, and every other service's events as flags."""
 
     def handled(contract_union: Any) -> dict:
@@ -59,13 +63,30 @@ def definition() -> ServiceDefinition:
                 on_invalid=reject_unreadable_order,
                 description="Shop orders to accept or reject.",
             ),
+            Subscription(
+                topics.ORDERS_COMMANDS,
+                OrdersCommand,
+                command_handlers.COMMAND_HANDLERS,
+                on_invalid=reject_invalid_commands("orders"),
+                description="Staff commands: hold, release, stages, confirmations, tasks, watch list, bulk updates.",
+            ),
             Subscription(topics.PAYMENTS_EVENTS, PaymentsEvent, handled(PaymentsEvent)),
             Subscription(topics.SHIPPING_EVENTS, ShippingEvent, handled(ShippingEvent)),
             Subscription(topics.POINTS_EVENTS, PointsEvent, handled(PointsEvent)),
             Subscription(topics.NOTIFY_EVENTS, NotifyEvent, handled(NotifyEvent)),
         ],
         publishes={topics.ORDERS_EVENTS: OrdersEvent, topics.SHOP_UPDATES: ShopUpdate},
+        http_routes=lambda runtime: staff_routes(runtime, settings.api_token.get_secret_value()),
     )
+
+
+def staff_routes(runtime: ServiceRuntime, token: str) -> list:
+    """The staff JSON endpoints, behind the API token."""
+    pool = lambda: runtime.pool  # noqa: E731 - the pool exists only once the service has started
+    return [
+        ("/api/orders", staff_endpoint(token, staff_api.list_orders(pool))),
+        ("/api/orders/order", staff_endpoint(token, staff_api.show_order(pool))),
+    ]
 
 
 class OrdersSettings(ServiceSettings):
@@ -76,7 +97,8 @@ class OrdersSettings(ServiceSettings):
 
 def create_app(settings: OrdersSettings | None = None) -> AsgiFastStream:
     """The orders service's app."""
-    return create_service_app(definition(), settings or OrdersSettings())
+    settings = settings or OrdersSettings()
+    return create_service_app(definition(settings), settings)
 
 
 def main() -> None:

@@ -1,9 +1,12 @@
-"""One function per message the orders service consumes: decode (done) → domain → store."""
+"""One function per event the orders service consumes: decode (done) → domain → store."""
+
+from dataclasses import replace
 
 from ordermesh_contracts import (
     MailFailed,
     MailNotApplicable,
     MailSent,
+    Message,
     OrderAccepted,
     OrderCompleted,
     OrderMessage,
@@ -28,8 +31,10 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 
 from . import store
+from .adapters.postal import japan_post_lookup
 from .domain.intake import address_flag, merchandise_total, rejection_reasons
 from .domain.progress import OrderState, Progress, advance, initial_flags, record_flags
+from .domain.tasks import TASK_KINDS, tasks_opened_by
 
 
 async def on_shop_order_submitted(submitted: ShopOrderSubmitted, ctx: MessageContext) -> None:
@@ -62,16 +67,24 @@ async def on_shop_order_submitted(submitted: ShopOrderSubmitted, ctx: MessageCon
             payment=submitted.payment,
             **submitted.caused(),
         )
+        flags = initial_flags(submitted.payment.method, address_flag(submitted, japan_post_lookup))
+        if await store.is_watch_listed(uow.conn, submitted.shop_id, submitted.customer.customer_id):
+            flags["customer"] = "watch_listed"
+        task_kinds = tasks_opened_by(flags)
+        if any(delivery.requested_date for delivery in submitted.deliveries):
+            task_kinds.append("delivery_date_requested")
         state = OrderState(
             stage=Stage.REVIEW,
             payment_method=submitted.payment.method,
-            flags=initial_flags(submitted.payment.method, address_flag(submitted)),
+            flags=flags,
+            blocking_tasks=sum(TASK_KINDS[kind].blocking for kind in task_kinds),
         )
         progress = advance(state)
         if not await store.insert_order(uow.conn, accepted, progress.state):
             ctx.log.info("shop order already known; ignoring the repeat")
             return
         await store.add_history(uow.conn, order_id, [("accepted", {})], actor="intake", cause_id=submitted.event_id)
+        await open_tasks(uow, order_id, task_kinds, actor="intake", cause_id=submitted.event_id)
         uow.publish(topics.ORDERS_EVENTS, accepted)
         uow.publish(
             topics.SHOP_UPDATES,
@@ -84,7 +97,7 @@ async def on_shop_order_submitted(submitted: ShopOrderSubmitted, ctx: MessageCon
                 causation_id=accepted.event_id,
             ),
         )
-        await _publish_progress(uow, order_id, submitted.shop_id, submitted.external_order_no, accepted, progress)
+        await publish_progress(uow, order_id, submitted.shop_id, submitted.external_order_no, accepted, progress)
 
 
 def _flag_handler(flags_of):
@@ -96,7 +109,9 @@ def _flag_handler(flags_of):
             if order is None:
                 raise PermanentError(f"no order {event.order_id}")
             changes = flags_of(event)
-            progress = record_flags(order.state, changes)
+            opened = await open_tasks(uow, order.order_id, tasks_opened_by(changes), actor=_owner(event), cause_id=event.event_id)
+            blocking = order.state.blocking_tasks + sum(TASK_KINDS[kind].blocking for kind in opened)
+            progress = record_flags(replace(order.state, blocking_tasks=blocking), changes)
             await store.save_state(uow.conn, order.order_id, progress.state)
             await store.add_history(
                 uow.conn, order.order_id, [(event.type, {"flags": changes})], actor=_owner(event), cause_id=event.event_id
@@ -113,22 +128,47 @@ def _flag_handler(flags_of):
                         **event.caused(),
                     ),
                 )
-            await _publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, event, progress)
+            await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, event, progress)
 
     return handle
+
+
+async def open_tasks(uow: UnitOfWork, order_id, kinds: list[str], *, actor: str, cause_id) -> list[str]:
+    """Opens tasks of these kinds (one open task per kind) and records them in the history; returns those opened."""
+    if not kinds:
+        return []
+    opened = await store.open_tasks(
+        uow.conn, order_id, [(kind, TASK_KINDS[kind].title, TASK_KINDS[kind].blocking) for kind in kinds], opened_by=actor
+    )
+    if opened:
+        await store.add_history(
+            uow.conn, order_id, [("task opened", {"task_id": i, "kind": k}) for i, k in opened], actor=actor, cause_id=cause_id
+        )
+    return [kind for _, kind in opened]
 
 
 def _owner(event: OrderMessage) -> str:
     return type(event).__module__.rsplit(".", 1)[-1]
 
 
-async def _publish_progress(
-    uow: UnitOfWork, order_id, shop_id: str, external_order_no: str, cause: OrderMessage | ShopOrderSubmitted, progress: Progress
+async def publish_progress(
+    uow: UnitOfWork,
+    order_id,
+    shop_id: str,
+    external_order_no: str,
+    cause: Message,
+    progress: Progress,
+    *,
+    actor: str = "auto",
 ) -> None:
+    """Publishes each stage change (and completion) and records it in the order's history."""
+    mode = "manual" if actor != "auto" else "auto"
     for from_stage, to_stage in progress.transitions:
         uow.publish(
             topics.ORDERS_EVENTS,
-            OrderProgressed(order_id=order_id, shop_id=shop_id, from_stage=from_stage, to_stage=to_stage, **cause.caused()),
+            OrderProgressed(
+                order_id=order_id, shop_id=shop_id, from_stage=from_stage, to_stage=to_stage, mode=mode, **cause.caused()
+            ),
         )
         if to_stage is Stage.COMPLETED:
             uow.publish(
@@ -140,7 +180,7 @@ async def _publish_progress(
             uow.conn,
             order_id,
             [("progressed", {"from": f.value, "to": t.value}) for f, t in progress.transitions],
-            actor="auto",
+            actor=actor,
             cause_id=cause.event_id,
         )
 

@@ -53,8 +53,11 @@ async def lock_order(conn: asyncpg.Connection, order_id: UUID) -> StoredOrder | 
     """Reads an order and locks its row until the transaction ends, so one order's events apply in turn."""
     row = await conn.fetchrow(
         """
-        SELECT order_id, shop_id, external_order_no, correlation_id, stage, mode, payment_method, flags
-        FROM orders WHERE order_id = $1 FOR UPDATE
+        SELECT o.order_id, o.shop_id, o.external_order_no, o.correlation_id, o.stage, o.mode, o.payment_method,
+               o.flags, o.held_from,
+               (SELECT count(*) FROM order_tasks t WHERE t.order_id = o.order_id AND t.status = 'open' AND t.blocking)
+                   AS blocking_tasks
+        FROM orders o WHERE o.order_id = $1 FOR UPDATE
         """,
         order_id,
     )
@@ -70,6 +73,8 @@ async def lock_order(conn: asyncpg.Connection, order_id: UUID) -> StoredOrder | 
             payment_method=PaymentMethod(row["payment_method"]),
             flags=json.loads(row["flags"]),
             mode=row["mode"],
+            blocking_tasks=row["blocking_tasks"],
+            held_from=Stage(row["held_from"]) if row["held_from"] else None,
         ),
     )
 
@@ -77,11 +82,15 @@ async def lock_order(conn: asyncpg.Connection, order_id: UUID) -> StoredOrder | 
 async def save_state(conn: asyncpg.Connection, order_id: UUID, state: OrderState) -> None:
     """Writes the order's stage, mode and flags."""
     await conn.execute(
-        "UPDATE orders SET stage = $2, mode = $3, flags = $4::jsonb, updated_at = now() WHERE order_id = $1",
+        """
+        UPDATE orders SET stage = $2, mode = $3, flags = $4::jsonb, held_from = $5, updated_at = now()
+        WHERE order_id = $1
+        """,
         order_id,
         state.stage.value,
         state.mode,
         json.dumps(state.flags),
+        state.held_from.value if state.held_from else None,
     )
 
 
@@ -98,3 +107,188 @@ async def add_history(
         "INSERT INTO order_history (order_id, actor, cause_id, what, details) VALUES ($1, $2, $3, $4, $5::jsonb)",
         [(order_id, actor, cause_id, what, json.dumps(details)) for what, details in entries],
     )
+
+
+async def open_tasks(
+    conn: asyncpg.Connection, order_id: UUID, tasks: list[tuple[str, str, bool]], *, opened_by: str
+) -> list[tuple[int, str]]:
+    """Opens tasks (kind, note, blocking) unless one of the same kind is already open; returns (id, kind) opened."""
+    ids = []
+    for kind, note, blocking in tasks:
+        task_id = await conn.fetchval(
+            """
+            INSERT INTO order_tasks (order_id, kind, note, blocking, opened_by)
+            SELECT $1, $2, $3, $4, $5
+            WHERE $2 = 'staff' OR NOT EXISTS (
+                SELECT 1 FROM order_tasks WHERE order_id = $1 AND kind = $2 AND status = 'open')
+            RETURNING task_id
+            """,
+            order_id,
+            kind,
+            note,
+            blocking,
+            opened_by,
+        )
+        if task_id is not None:
+            ids.append((task_id, kind))
+    return ids
+
+
+async def close_task(
+    conn: asyncpg.Connection, order_id: UUID, task_id: int, *, closed_by: str, note: str | None
+) -> asyncpg.Record | None:
+    """Closes an open task of the order; returns it, or None if there is no such open task."""
+    return await conn.fetchrow(
+        """
+        UPDATE order_tasks SET status = 'closed', closed_at = now(), closed_by = $3, close_note = $4
+        WHERE order_id = $1 AND task_id = $2 AND status = 'open'
+        RETURNING task_id, kind
+        """,
+        order_id,
+        task_id,
+        closed_by,
+        note,
+    )
+
+
+async def close_tasks_of_kind(conn: asyncpg.Connection, order_id: UUID, kinds: list[str], *, closed_by: str) -> None:
+    """Closes the open tasks of these kinds (their cause was resolved)."""
+    await conn.execute(
+        """
+        UPDATE order_tasks SET status = 'closed', closed_at = now(), closed_by = $3, close_note = 'resolved'
+        WHERE order_id = $1 AND kind = ANY($2::text[]) AND status = 'open'
+        """,
+        order_id,
+        kinds,
+        closed_by,
+    )
+
+
+async def is_watch_listed(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> bool:
+    """Whether the shop watches this customer."""
+    return bool(
+        await conn.fetchval(
+            "SELECT true FROM watch_list WHERE shop_id = $1 AND customer_id = $2", shop_id, customer_id
+        )
+    )
+
+
+async def add_to_watch_list(conn: asyncpg.Connection, shop_id: str, customer_id: str, reason: str, added_by: str) -> None:
+    """Watch-lists a customer (the reason is updated if already listed)."""
+    await conn.execute(
+        """
+        INSERT INTO watch_list (shop_id, customer_id, reason, added_by) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (shop_id, customer_id) DO UPDATE SET reason = $3, added_by = $4, added_at = now()
+        """,
+        shop_id,
+        customer_id,
+        reason,
+        added_by,
+    )
+
+
+async def remove_from_watch_list(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> bool:
+    """Takes a customer off the watch list; False if they were not on it."""
+    return (
+        await conn.execute("DELETE FROM watch_list WHERE shop_id = $1 AND customer_id = $2", shop_id, customer_id)
+    ) == "DELETE 1"
+
+
+async def find_order_ids(conn: asyncpg.Connection, shop_id: str, *, stage: str | None, child_status: str | None,
+                         created_from, created_to) -> list[UUID]:
+    """Ids of the shop's orders matching a bulk command's filter, oldest first."""
+    rows = await conn.fetch(
+        """
+        SELECT order_id FROM orders
+        WHERE shop_id = $1
+          AND ($2::text IS NULL OR stage = $2)
+          AND ($3::text IS NULL OR child_status = $3)
+          AND ($4::date IS NULL OR created_at >= $4::date)
+          AND ($5::date IS NULL OR created_at < $5::date + 1)
+        ORDER BY created_at
+        """,
+        shop_id,
+        stage,
+        child_status,
+        created_from,
+        created_to,
+    )
+    return [row["order_id"] for row in rows]
+
+
+async def update_staff_fields(conn: asyncpg.Connection, order_id: UUID, changes: dict[str, Any]) -> None:
+    """Applies a bulk update's changes: child status, memo (appended), labels, carrier, ship date."""
+    await conn.execute(
+        """
+        UPDATE orders SET
+            child_status = COALESCE($2, child_status),
+            memo = CASE WHEN $3::text IS NULL THEN memo WHEN memo = '' THEN $3 ELSE memo || E'\n' || $3 END,
+            labels = ARRAY(SELECT DISTINCT l FROM unnest(labels || $4::text[]) AS l WHERE l <> ALL($5::text[]) ORDER BY l),
+            carrier = COALESCE($6, carrier),
+            ship_date = COALESCE($7, ship_date),
+            updated_at = now()
+        WHERE order_id = $1
+        """,
+        order_id,
+        changes.get("child_status"),
+        changes.get("memo"),
+        changes.get("add_labels") or [],
+        changes.get("remove_labels") or [],
+        changes.get("carrier"),
+        changes.get("ship_date"),
+    )
+
+
+async def order_view(conn: asyncpg.Connection, order_id: UUID, shop_id: str | None) -> dict[str, Any] | None:
+    """One order for staff: stage, mode, flags, staff fields, tasks and full history."""
+    row = await conn.fetchrow(
+        """
+        SELECT order_id, shop_id, channel, external_order_no, stage, mode, held_from, payment_method, currency, total,
+               flags, child_status, labels, memo, carrier, ship_date, created_at, updated_at
+        FROM orders WHERE order_id = $1 AND ($2::text IS NULL OR shop_id = $2)
+        """,
+        order_id,
+        shop_id,
+    )
+    if row is None:
+        return None
+    tasks = await conn.fetch(
+        "SELECT task_id, kind, note, blocking, status, opened_at, opened_by, closed_at, closed_by, close_note "
+        "FROM order_tasks WHERE order_id = $1 ORDER BY task_id",
+        order_id,
+    )
+    history = await conn.fetch(
+        "SELECT at, actor, cause_id, what, details FROM order_history WHERE order_id = $1 ORDER BY id", order_id
+    )
+    view = dict(row)
+    view["flags"] = json.loads(row["flags"])
+    view["tasks"] = [dict(t) for t in tasks]
+    view["history"] = [{**dict(h), "details": json.loads(h["details"])} for h in history]
+    return view
+
+
+async def list_orders(conn: asyncpg.Connection, *, shop_id: str | None, stage: str | None, child_status: str | None,
+                      channel: str | None, flag: str | None, flag_value: str | None, open_task: str | None,
+                      created_from, created_to, limit: int) -> list[dict[str, Any]]:
+    """Orders matching staff filters, newest first."""
+    rows = await conn.fetch(
+        """
+        SELECT o.order_id, o.shop_id, o.channel, o.external_order_no, o.stage, o.mode, o.child_status, o.total,
+               o.currency, o.created_at,
+               (SELECT count(*) FROM order_tasks t WHERE t.order_id = o.order_id AND t.status = 'open') AS open_tasks
+        FROM orders o
+        WHERE ($1::text IS NULL OR o.shop_id = $1)
+          AND ($2::text IS NULL OR o.stage = $2)
+          AND ($3::text IS NULL OR o.child_status = $3)
+          AND ($4::text IS NULL OR o.channel = $4)
+          AND ($5::text IS NULL OR o.flags ->> $5 = $6)
+          AND ($7::text IS NULL OR EXISTS (
+                SELECT 1 FROM order_tasks t WHERE t.order_id = o.order_id AND t.status = 'open' AND t.kind = $7))
+          AND ($8::date IS NULL OR o.created_at >= $8::date)
+          AND ($9::date IS NULL OR o.created_at < $9::date + 1)
+        ORDER BY o.created_at DESC
+        LIMIT $10
+        """,
+        shop_id, stage, child_status, channel, flag, flag_value, open_task, created_from, created_to, limit,
+    )
+    return [dict(row) for row in rows]

@@ -1,6 +1,8 @@
 """Sanity checks a shop order must pass beyond its contract; each failure is a reason to reject."""
 
 import re
+import unicodedata
+from collections.abc import Callable
 
 from ordermesh_contracts import ShopOrderSubmitted, is_known_currency
 
@@ -49,10 +51,36 @@ def expected_total(order: ShopOrderSubmitted) -> int:
     )
 
 
-def address_flag(order: ShopOrderSubmitted) -> str:
-    """'ok' when every Japanese address has a well-formed postal code, else 'error'."""
-    addresses = [order.billing_address, *(d.address for d in order.deliveries)]
-    for address in addresses:
-        if address.country == "JP" and not _JAPANESE_POSTAL_CODE.match(address.postal_code):
-            return "error"
-    return "ok"
+PostalLookup = Callable[[str], tuple[str, str] | None]
+"""Japan Post's data: a 7-digit postal code → (prefecture, city), or None for an unknown code."""
+
+
+def address_errors(order: ShopOrderSubmitted, lookup: PostalLookup) -> list[str]:
+    """Why the order's Japanese addresses may be wrong: malformed or unknown postal code, or a code that
+    belongs to another prefecture or city. Text is NFKC-normalised first (full-width digits and hyphens)."""
+    errors = []
+    addresses = [("billing", order.billing_address)] + [(f"delivery {i}", d.address) for i, d in enumerate(order.deliveries)]
+    for label, address in addresses:
+        if address.country != "JP":
+            continue
+        code = unicodedata.normalize("NFKC", address.postal_code).strip()
+        if not _JAPANESE_POSTAL_CODE.match(code):
+            errors.append(f"{label}: postal code is not NNN-NNNN")
+            continue
+        found = lookup(code.replace("-", ""))
+        if found is None:
+            errors.append(f"{label}: postal code {code} does not exist")
+            continue
+        prefecture, city = found
+        given_prefecture = unicodedata.normalize("NFKC", address.prefecture).strip()
+        given_city = unicodedata.normalize("NFKC", address.city).strip()
+        if given_prefecture != prefecture:
+            errors.append(f"{label}: postal code {code} is in {prefecture}, not {given_prefecture}")
+        elif not (given_city.startswith(city) or city.startswith(given_city)):
+            errors.append(f"{label}: postal code {code} is in {city}, not {given_city}")
+    return errors
+
+
+def address_flag(order: ShopOrderSubmitted, lookup: PostalLookup) -> str:
+    """'ok' when every Japanese address matches Japan Post's data, else 'error'."""
+    return "error" if address_errors(order, lookup) else "ok"

@@ -17,6 +17,7 @@ class OrderState:
     flags: dict[str, str]
     mode: str = "auto"
     blocking_tasks: int = 0
+    held_from: Stage | None = None
 
 
 def initial_flags(payment_method: PaymentMethod, address: str) -> dict[str, str]:
@@ -56,7 +57,7 @@ def next_stage(state: OrderState) -> Stage | None:
     match state.stage:
         case Stage.REVIEW:
             if (
-                flags["customer"] == "normal"
+                flags["customer"] in ("normal", "confirmed")
                 and flags["address"] in ("ok", "confirmed")
                 and flags["delivery_date"] in ("ok", "confirmed")
                 and state.blocking_tasks == 0

@@ -1,0 +1,133 @@
+"""Staff commands on `orders.commands.v1`; each is answered on `ops.replies.v1`."""
+
+from datetime import date
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .commands import Command
+from .orders import Stage
+
+
+class _OrderCommand(Command):
+    order_id: UUID = Field(description="The order to act on; it must belong to `shop_id`.")
+
+
+class HoldOrder(_OrderCommand):
+    """Puts an order on hold (it keeps its stage to return to)."""
+
+    type: Literal["HoldOrder"] = Field(default="HoldOrder", description="Contract name.")
+    reason: str = Field(min_length=1, max_length=500, description="Why it is held.")
+
+
+class ReleaseOrder(_OrderCommand):
+    """Takes an order off hold."""
+
+    type: Literal["ReleaseOrder"] = Field(default="ReleaseOrder", description="Contract name.")
+
+
+class SetOrderStage(_OrderCommand):
+    """Moves an order to a stage by hand; the order switches to manual mode."""
+
+    type: Literal["SetOrderStage"] = Field(default="SetOrderStage", description="Contract name.")
+    stage: Stage = Field(description="The stage to move to.")
+
+
+class ResumeAuto(_OrderCommand):
+    """Switches an order back to automatic progress."""
+
+    type: Literal["ResumeAuto"] = Field(default="ResumeAuto", description="Contract name.")
+
+
+class ConfirmAddress(_OrderCommand):
+    """Staff checked the address: the address flag becomes 'confirmed' for good."""
+
+    type: Literal["ConfirmAddress"] = Field(default="ConfirmAddress", description="Contract name.")
+
+
+class ConfirmDeliveryDate(_OrderCommand):
+    """Staff checked the delivery date: the delivery date flag becomes 'confirmed' for good."""
+
+    type: Literal["ConfirmDeliveryDate"] = Field(default="ConfirmDeliveryDate", description="Contract name.")
+
+
+class AddTask(_OrderCommand):
+    """Adds a task for staff to the order."""
+
+    type: Literal["AddTask"] = Field(default="AddTask", description="Contract name.")
+    note: str = Field(min_length=1, max_length=500, description="What needs doing.")
+    blocking: bool = Field(default=False, description="Whether the task keeps the order in review.")
+
+
+class CloseTask(_OrderCommand):
+    """Closes a task; closing a check task confirms the flag it is about."""
+
+    type: Literal["CloseTask"] = Field(default="CloseTask", description="Contract name.")
+    task_id: int = Field(description="The task to close.")
+    note: str | None = Field(default=None, max_length=500, description="What was done.")
+
+
+class AddToWatchList(Command):
+    """Watch-lists a customer of the shop: their new orders stop in review with a task."""
+
+    type: Literal["AddToWatchList"] = Field(default="AddToWatchList", description="Contract name.")
+    customer_id: str = Field(min_length=1, max_length=64, description="The shop's id of the customer.")
+    reason: str = Field(min_length=1, max_length=500, description="Why.")
+
+
+class RemoveFromWatchList(Command):
+    """Takes a customer off the shop's watch list."""
+
+    type: Literal["RemoveFromWatchList"] = Field(default="RemoveFromWatchList", description="Contract name.")
+    customer_id: str = Field(min_length=1, max_length=64, description="The shop's id of the customer.")
+
+
+class OrderFilter(BaseModel):
+    """Which orders of the shop a bulk command acts on (all given conditions must hold)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Stage | None = Field(default=None, description="Orders at this stage.")
+    child_status: str | None = Field(default=None, description="Orders with this child status.")
+    created_from: date | None = Field(default=None, description="Accepted on or after this day (UTC).")
+    created_to: date | None = Field(default=None, description="Accepted on or before this day (UTC).")
+
+
+class OrderChanges(BaseModel):
+    """What a bulk update sets on each order; fields left out are not changed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    child_status: str | None = Field(default=None, max_length=64, description="The shop's child status to set.")
+    memo: str | None = Field(default=None, max_length=2000, description="Internal memo to append.")
+    add_labels: list[str] = Field(default_factory=list, description="Labels to add.")
+    remove_labels: list[str] = Field(default_factory=list, description="Labels to remove.")
+    carrier: str | None = Field(default=None, max_length=32, description="Carrier to use.")
+    ship_date: date | None = Field(default=None, description="Planned ship date.")
+
+
+class BulkUpdateOrders(Command):
+    """Sets the same changes on many orders, given as ids or a filter; one result per order."""
+
+    type: Literal["BulkUpdateOrders"] = Field(default="BulkUpdateOrders", description="Contract name.")
+    order_ids: list[UUID] = Field(default_factory=list, max_length=10000, description="Orders to update.")
+    filter: OrderFilter | None = Field(default=None, description="Or: the orders matching this filter.")
+    changes: OrderChanges = Field(description="What to set.")
+
+
+OrdersCommand = Annotated[
+    HoldOrder
+    | ReleaseOrder
+    | SetOrderStage
+    | ResumeAuto
+    | ConfirmAddress
+    | ConfirmDeliveryDate
+    | AddTask
+    | CloseTask
+    | AddToWatchList
+    | RemoveFromWatchList
+    | BulkUpdateOrders,
+    Field(discriminator="type"),
+]
+"""Everything on `orders.commands.v1`."""

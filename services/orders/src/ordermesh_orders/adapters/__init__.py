@@ -1,0 +1,1 @@
+"""Integrations of the orders service: staff HTTP endpoints and shop webhooks."""

@@ -1,0 +1,197 @@
+"""One function per staff command on `orders.commands.v1`: check, decide in the domain, store, answer."""
+
+from collections.abc import Callable
+
+from ordermesh_contracts import (
+    AddTask,
+    AddToWatchList,
+    BulkUpdateOrders,
+    CloseTask,
+    Command,
+    ConfirmAddress,
+    ConfirmDeliveryDate,
+    HoldOrder,
+    ItemResult,
+    ReleaseOrder,
+    RemoveFromWatchList,
+    ResumeAuto,
+    SetOrderStage,
+    Stage,
+)
+from ordermesh_servicekit.commands import CommandRefused, accept
+from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
+
+from . import store
+from .domain import staff
+from .domain.progress import OrderState, Progress, advance
+from .domain.tasks import flag_confirmed_by_closing
+from .handlers import publish_progress
+
+SERVICE = "orders"
+SHIPPED_OR_LATER = (Stage.SHIPPED, Stage.COMPLETED, Stage.CANCELLED)
+
+
+async def _lock_owned_order(uow: UnitOfWork, command: Command, order_id) -> store.StoredOrder:
+    order = await store.lock_order(uow.conn, order_id)
+    if order is None:
+        raise CommandRefused(f"no order {order_id}")
+    if order.shop_id != command.shop_id:
+        raise CommandRefused(f"order {order_id} does not belong to shop {command.shop_id}")
+    return order
+
+
+async def _decide(uow: UnitOfWork, command: Command, order: store.StoredOrder, decide: Callable[[OrderState], Progress]) -> Progress:
+    try:
+        progress = decide(order.state)
+    except staff.Refusal as refusal:
+        raise CommandRefused(*refusal.reasons) from None
+    await store.save_state(uow.conn, order.order_id, progress.state)
+    await store.add_history(
+        uow.conn, order.order_id, [(command.type, {})], actor=command.issued_by, cause_id=command.event_id
+    )
+    actor = "auto" if progress.state.mode == "auto" and not isinstance(command, (HoldOrder, ReleaseOrder)) else command.issued_by
+    await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, command, progress, actor=actor)
+    accept(uow, command, SERVICE, details={"stage": progress.state.stage.value, "mode": progress.state.mode})
+    return progress
+
+
+def _staff_action(decide: Callable[[Command], Callable[[OrderState], Progress]]):
+    async def handle(command, ctx: MessageContext) -> None:
+        async with ctx.unit_of_work() as uow:
+            order = await _lock_owned_order(uow, command, command.order_id)
+            await _decide(uow, command, order, decide(command))
+
+    return handle
+
+
+on_hold_order = _staff_action(lambda command: staff.hold)
+on_release_order = _staff_action(lambda command: staff.release)
+on_set_order_stage = _staff_action(lambda command: lambda state: staff.set_stage(state, command.stage))
+on_resume_auto = _staff_action(lambda command: staff.resume_auto)
+
+
+async def _confirm(command: Command, ctx: MessageContext, flag: str, task_kinds: list[str]) -> None:
+    async with ctx.unit_of_work() as uow:
+        order = await _lock_owned_order(uow, command, command.order_id)
+        await store.close_tasks_of_kind(uow.conn, order.order_id, task_kinds, closed_by=command.issued_by)
+        order = await store.lock_order(uow.conn, order.order_id)
+        await _decide(uow, command, order, lambda state: staff.confirm_flag(state, flag))
+
+
+async def on_confirm_address(command: ConfirmAddress, ctx: MessageContext) -> None:
+    """Staff confirmed the address: flag confirmed, address tasks closed, the order moves on if it can."""
+    await _confirm(command, ctx, "address", ["address_may_be_wrong"])
+
+
+async def on_confirm_delivery_date(command: ConfirmDeliveryDate, ctx: MessageContext) -> None:
+    """Staff confirmed the delivery date: flag confirmed, date tasks closed, the order moves on if it can."""
+    await _confirm(command, ctx, "delivery_date", ["delivery_date_error", "delivery_date_requested"])
+
+
+async def on_add_task(command: AddTask, ctx: MessageContext) -> None:
+    """Adds a staff task; a blocking one keeps an order in review."""
+    async with ctx.unit_of_work() as uow:
+        order = await _lock_owned_order(uow, command, command.order_id)
+        if order.state.stage in (Stage.COMPLETED, Stage.CANCELLED):
+            raise CommandRefused(f"a {order.state.stage.value} order takes no tasks")
+        [(task_id, _)] = await store.open_tasks(
+            uow.conn, order.order_id, [("staff", command.note, command.blocking)], opened_by=command.issued_by
+        )
+        await store.add_history(
+            uow.conn, order.order_id, [("task opened", {"task_id": task_id, "kind": "staff"})],
+            actor=command.issued_by, cause_id=command.event_id,
+        )
+        accept(uow, command, SERVICE, details={"task_id": task_id})
+
+
+async def on_close_task(command: CloseTask, ctx: MessageContext) -> None:
+    """Closes a task; a check task confirms its flag; the order moves on if nothing else holds it."""
+    async with ctx.unit_of_work() as uow:
+        order = await _lock_owned_order(uow, command, command.order_id)
+        closed = await store.close_task(uow.conn, order.order_id, command.task_id, closed_by=command.issued_by, note=command.note)
+        if closed is None:
+            raise CommandRefused(f"order {order.order_id} has no open task {command.task_id}")
+        order = await store.lock_order(uow.conn, order.order_id)
+        flag = flag_confirmed_by_closing(closed["kind"])
+
+        def decide(state: OrderState) -> Progress:
+            if flag and state.stage not in (Stage.COMPLETED, Stage.CANCELLED):
+                return staff.confirm_flag(state, flag)
+            return advance(state) if state.stage not in (Stage.COMPLETED, Stage.CANCELLED) else Progress(state)
+
+        await _decide(uow, command, order, decide)
+
+
+async def on_add_to_watch_list(command: AddToWatchList, ctx: MessageContext) -> None:
+    """Watch-lists a customer of the shop."""
+    async with ctx.unit_of_work() as uow:
+        await store.add_to_watch_list(uow.conn, command.shop_id, command.customer_id, command.reason, command.issued_by)
+        accept(uow, command, SERVICE)
+
+
+async def on_remove_from_watch_list(command: RemoveFromWatchList, ctx: MessageContext) -> None:
+    """Takes a customer off the shop's watch list."""
+    async with ctx.unit_of_work() as uow:
+        if not await store.remove_from_watch_list(uow.conn, command.shop_id, command.customer_id):
+            raise CommandRefused(f"customer {command.customer_id} is not on the watch list")
+        accept(uow, command, SERVICE)
+
+
+async def on_bulk_update_orders(command: BulkUpdateOrders, ctx: MessageContext) -> None:
+    """Applies the same changes to every listed or matching order; each refusal is reported, the rest succeed."""
+    if not command.order_ids and command.filter is None:
+        raise CommandRefused("give order ids or a filter")
+    changes = command.changes.model_dump(exclude_defaults=True)
+    if not changes:
+        raise CommandRefused("nothing to change")
+    async with ctx.unit_of_work() as uow:
+        order_ids = list(command.order_ids)
+        if command.filter is not None:
+            f = command.filter
+            order_ids += await store.find_order_ids(
+                uow.conn, command.shop_id, stage=f.stage.value if f.stage else None, child_status=f.child_status,
+                created_from=f.created_from, created_to=f.created_to,
+            )
+        results = []
+        for order_id in dict.fromkeys(order_ids):
+            order = await store.lock_order(uow.conn, order_id)
+            reason = _bulk_refusal(order, command, changes)
+            if reason:
+                results.append(ItemResult(item=str(order_id), ok=False, reason=reason))
+                continue
+            await store.update_staff_fields(uow.conn, order_id, changes)
+            await store.add_history(
+                uow.conn, order_id, [("bulk update", {k: str(v) for k, v in changes.items()})],
+                actor=command.issued_by, cause_id=command.event_id,
+            )
+            results.append(ItemResult(item=str(order_id), ok=True))
+        updated = sum(r.ok for r in results)
+        accept(uow, command, SERVICE, results=results, details={"updated": updated, "refused": len(results) - updated})
+
+
+def _bulk_refusal(order: store.StoredOrder | None, command: BulkUpdateOrders, changes: dict) -> str | None:
+    if order is None:
+        return "no such order"
+    if order.shop_id != command.shop_id:
+        return f"order belongs to another shop than {command.shop_id}"
+    if order.state.stage in (Stage.COMPLETED, Stage.CANCELLED):
+        return f"a {order.state.stage.value} order can't be changed"
+    if order.state.stage in SHIPPED_OR_LATER + (Stage.SHIPPING,) and ({"carrier", "ship_date"} & changes.keys()):
+        return "carrier and ship date can't change once shipping started"
+    return None
+
+
+COMMAND_HANDLERS = {
+    HoldOrder: on_hold_order,
+    ReleaseOrder: on_release_order,
+    SetOrderStage: on_set_order_stage,
+    ResumeAuto: on_resume_auto,
+    ConfirmAddress: on_confirm_address,
+    ConfirmDeliveryDate: on_confirm_delivery_date,
+    AddTask: on_add_task,
+    CloseTask: on_close_task,
+    AddToWatchList: on_add_to_watch_list,
+    RemoveFromWatchList: on_remove_from_watch_list,
+    BulkUpdateOrders: on_bulk_update_orders,
+}
+"""Every staff command the orders service takes."""

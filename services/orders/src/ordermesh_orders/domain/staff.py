@@ -1,0 +1,64 @@
+"""What staff may do to an order's progress: hold, release, set a stage by hand, resume auto, confirm a flag."""
+
+from dataclasses import replace
+
+from ordermesh_contracts import Stage
+
+from .progress import OrderState, Progress, advance
+
+FINAL_STAGES = (Stage.COMPLETED, Stage.CANCELLED)
+CONFIRMABLE_FLAGS = ("address", "delivery_date", "customer")
+
+
+class Refusal(Exception):
+    """The action is not allowed for this order; the reasons say why."""
+
+    def __init__(self, *reasons: str) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = list(reasons)
+
+
+def hold(state: OrderState) -> Progress:
+    """Puts the order on hold, remembering its stage."""
+    if state.stage in FINAL_STAGES:
+        raise Refusal(f"a {state.stage.value} order can't be held")
+    if state.stage is Stage.ON_HOLD:
+        raise Refusal("the order is already on hold")
+    held = replace(state, stage=Stage.ON_HOLD, held_from=state.stage)
+    return Progress(held, [(state.stage, Stage.ON_HOLD)])
+
+
+def release(state: OrderState) -> Progress:
+    """Takes the order off hold, back to the stage it was held at, then on as far as its flags allow."""
+    if state.stage is not Stage.ON_HOLD or state.held_from is None:
+        raise Refusal("the order is not on hold")
+    released = replace(state, stage=state.held_from, held_from=None)
+    onward = advance(released)
+    return Progress(onward.state, [(Stage.ON_HOLD, state.held_from), *onward.transitions])
+
+
+def set_stage(state: OrderState, stage: Stage) -> Progress:
+    """Moves the order to a stage by hand; the order switches to manual mode and stops moving on its own."""
+    if state.stage in FINAL_STAGES:
+        raise Refusal(f"a {state.stage.value} order can't change stage")
+    if stage in (Stage.ON_HOLD, Stage.CANCELLED):
+        raise Refusal(f"use the {'hold' if stage is Stage.ON_HOLD else 'cancel'} command to reach {stage.value}")
+    if stage is state.stage:
+        return Progress(replace(state, mode="manual"), [])
+    return Progress(replace(state, stage=stage, mode="manual", held_from=None), [(state.stage, stage)])
+
+
+def resume_auto(state: OrderState) -> Progress:
+    """Switches the order back to automatic progress and advances it as far as its flags allow."""
+    if state.mode == "auto":
+        raise Refusal("the order is already in automatic mode")
+    return advance(replace(state, mode="auto"))
+
+
+def confirm_flag(state: OrderState, flag: str) -> Progress:
+    """Staff override: marks a checked flag (address, delivery date, customer) confirmed for good."""
+    if flag not in CONFIRMABLE_FLAGS:
+        raise Refusal(f"{flag} can't be confirmed by staff")
+    if state.stage in FINAL_STAGES:
+        raise Refusal(f"a {state.stage.value} order can't change")
+    return advance(replace(state, flags={**state.flags, flag: "confirmed"}))
