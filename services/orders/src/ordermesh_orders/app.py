@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from faststream.asgi import AsgiFastStream
+from pydantic import Field, SecretStr
 
 from ordermesh_contracts import (
     NotifyEvent,
@@ -22,13 +23,14 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription
-from ordermesh_servicekit.http import staff_endpoint
+from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
 from ordermesh_servicekit.outbox import OutgoingMessage
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
-from . import command_handlers, handlers
+from . import command_handlers, handlers, store
 from .adapters import staff_api
+from .adapters.shopify_webhook import parse_shops, shopify_orders_webhook
 
 
 def reject_unreadable_order(raw: Mapping[str, Any] | None, reasons: list[str]) -> list[OutgoingMessage]:
@@ -76,7 +78,10 @@ def definition(settings: "OrdersSettings") -> ServiceDefinition:
             Subscription(topics.NOTIFY_EVENTS, NotifyEvent, handled(NotifyEvent)),
         ],
         publishes={topics.ORDERS_EVENTS: OrdersEvent, topics.SHOP_UPDATES: ShopUpdate},
-        http_routes=lambda runtime: staff_routes(runtime, settings.api_token.get_secret_value()),
+        http_routes=lambda runtime: [
+            *staff_routes(runtime, settings.api_token.get_secret_value()),
+            *shopify_routes(runtime, settings.shopify_shops.get_secret_value()),
+        ],
     )
 
 
@@ -89,10 +94,33 @@ def staff_routes(runtime: ServiceRuntime, token: str) -> list:
     ]
 
 
+def shopify_routes(runtime: ServiceRuntime, shops_config: str) -> list:
+    """The Shopify orders/create webhook, publishing straight to the intake topic before answering."""
+
+    async def publish(order: ShopOrderSubmitted) -> None:
+        message = OutgoingMessage.of(topics.SHOP_ORDERS, order, key=order.external_order_no)
+        await runtime.producer.send_and_wait(message.topic, message.value, key=message.key, headers=message.headers)
+
+    async def seen(webhook_id: str) -> bool:
+        async with runtime.pool.acquire() as conn:
+            return await store.webhook_seen(conn, webhook_id)
+
+    async def remember(webhook_id: str, domain: str) -> None:
+        async with runtime.pool.acquire() as conn:
+            await store.remember_webhook(conn, webhook_id, domain)
+
+    webhook = shopify_orders_webhook(parse_shops(shops_config), publish, seen, remember)
+    return [("/webhooks/shopify/orders-create", asgi_endpoint(webhook))]
+
+
 class OrdersSettings(ServiceSettings):
     """Settings of the orders service."""
 
     http_port: int = 8101
+    shopify_shops: SecretStr = Field(
+        default=SecretStr("{}"),
+        description='Connected Shopify stores: {"<shop>.myshopify.com": {"shop_id": "...", "secret": "..."}}.',
+    )
 
 
 def create_app(settings: OrdersSettings | None = None) -> AsgiFastStream:

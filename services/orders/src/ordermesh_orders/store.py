@@ -292,3 +292,17 @@ async def list_orders(conn: asyncpg.Connection, *, shop_id: str | None, stage: s
         shop_id, stage, child_status, channel, flag, flag_value, open_task, created_from, created_to, limit,
     )
     return [dict(row) for row in rows]
+
+
+async def webhook_seen(conn: asyncpg.Connection, webhook_id: str) -> bool:
+    """Whether a Shopify webhook id was already published."""
+    return bool(await conn.fetchval("SELECT true FROM shopify_webhooks WHERE webhook_id = $1", webhook_id))
+
+
+async def remember_webhook(conn: asyncpg.Connection, webhook_id: str, shop_domain: str) -> None:
+    """Records a published Shopify webhook id."""
+    await conn.execute(
+        "INSERT INTO shopify_webhooks (webhook_id, shop_domain) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        webhook_id,
+        shop_domain,
+    )
