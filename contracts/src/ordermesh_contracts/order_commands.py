@@ -1,7 +1,7 @@
 """Staff commands on `orders.commands.v1`; each is answered on `ops.replies.v1`."""
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -116,6 +116,39 @@ class BulkUpdateOrders(Command):
     changes: OrderChanges = Field(description="What to set.")
 
 
+class SetRules(Command):
+    """Replaces the shop's automatic processing rules (validated first; an invalid set leaves the running rules as they are)."""
+
+    type: Literal["SetRules"] = Field(default="SetRules", description="Contract name.")
+    rule_set: dict[str, Any] = Field(
+        description="{groups: [{name, enabled, rules: [{name, enabled, conditions: [{field, op, value}], actions: [{type, ...}]}]}]}"
+    )
+
+
+class StatusGroup(BaseModel):
+    """A shop's name and position for a built-in stage, with its child statuses in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Stage = Field(description="The built-in stage this group stands for.")
+    name: str = Field(min_length=1, max_length=64, description="The shop's name for it.")
+    children: list[str] = Field(default_factory=list, description="Child statuses, in display order.")
+
+
+class ConfigureStatuses(Command):
+    """Replaces the shop's two-level statuses: groups in display order, each with its child statuses."""
+
+    type: Literal["ConfigureStatuses"] = Field(default="ConfigureStatuses", description="Contract name.")
+    groups: list[StatusGroup] = Field(min_length=1, description="Status groups in display order.")
+
+
+class SetChildStatus(_OrderCommand):
+    """Sets a child status of the group of the order's current stage."""
+
+    type: Literal["SetChildStatus"] = Field(default="SetChildStatus", description="Contract name.")
+    status: str = Field(min_length=1, max_length=64, description="The child status.")
+
+
 OrdersCommand = Annotated[
     HoldOrder
     | ReleaseOrder
@@ -127,7 +160,10 @@ OrdersCommand = Annotated[
     | CloseTask
     | AddToWatchList
     | RemoveFromWatchList
-    | BulkUpdateOrders,
+    | BulkUpdateOrders
+    | SetRules
+    | ConfigureStatuses
+    | SetChildStatus,
     Field(discriminator="type"),
 ]
 """Everything on `orders.commands.v1`."""

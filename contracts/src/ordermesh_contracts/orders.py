@@ -155,6 +155,10 @@ class OrderAccepted(OrderMessage):
     charges: Charges = Field(description="Fees, discounts, points and the total.")
     merchandise_total: MinorUnits = Field(description="Sum of lines after line discounts, tax-inclusive.")
     payment: Payment = Field(description="Payment method and token.")
+    mail_texts: dict[str, str] = Field(
+        default_factory=dict, description="Text a shop's rules insert into customer mails, by mail kind."
+    )
+    remarks: str | None = Field(default=None, description="The customer's remarks.")
 
 
 class OrderRejected(Message):

@@ -8,6 +8,7 @@ from ordermesh_contracts import (
     BulkUpdateOrders,
     CloseTask,
     Command,
+    ConfigureStatuses,
     ConfirmAddress,
     ConfirmDeliveryDate,
     HoldOrder,
@@ -15,17 +16,27 @@ from ordermesh_contracts import (
     ReleaseOrder,
     RemoveFromWatchList,
     ResumeAuto,
+    SetChildStatus,
     SetOrderStage,
+    SetRules,
     Stage,
 )
 from ordermesh_servicekit.commands import CommandRefused, accept
-from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
+from ordermesh_servicekit.consuming import (
+    MessageContext,
+    UnitOfWork,
+    describe_validation_error,
+)
+from pydantic import ValidationError
 
 from . import store
 from .domain import staff
 from .domain.progress import OrderState, Progress, advance
+from .domain.rules import RuleSet
+from .domain.staff import hold_after
+from .domain.statuses import child_status_refusal, complete, status_config_errors
 from .domain.tasks import flag_confirmed_by_closing
-from .handlers import publish_progress
+from .handlers import publish_progress, run_rules_after_change
 
 SERVICE = "orders"
 SHIPPED_OR_LATER = (Stage.SHIPPED, Stage.COMPLETED, Stage.CANCELLED)
@@ -181,6 +192,52 @@ def _bulk_refusal(order: store.StoredOrder | None, command: BulkUpdateOrders, ch
     return None
 
 
+async def on_set_rules(command: SetRules, ctx: MessageContext) -> None:
+    """Replaces the shop's rules once they validate; an invalid set is refused and the running rules stay."""
+    try:
+        rule_set = RuleSet.model_validate(command.rule_set)
+    except ValidationError as error:
+        raise CommandRefused(*describe_validation_error(error)) from None
+    async with ctx.unit_of_work() as uow:
+        await store.save_rule_set(uow.conn, command.shop_id, rule_set.model_dump(mode="json"), command.issued_by)
+        accept(uow, command, SERVICE, details={"rules": len(rule_set.active_rules())})
+
+
+async def on_configure_statuses(command: ConfigureStatuses, ctx: MessageContext) -> None:
+    """Replaces the shop's status groups and child statuses (stages the shop leaves out keep a default group)."""
+    groups = [group.model_dump(mode="json") for group in command.groups]
+    if errors := status_config_errors(groups):
+        raise CommandRefused(*errors)
+    async with ctx.unit_of_work() as uow:
+        completed = complete(groups)
+        await store.save_status_groups(uow.conn, command.shop_id, completed, command.issued_by)
+        accept(uow, command, SERVICE, details={"groups": completed})
+
+
+async def on_set_child_status(command: SetChildStatus, ctx: MessageContext) -> None:
+    """Sets a child status of the order's current stage group; rules that look at the status run after it."""
+    async with ctx.unit_of_work() as uow:
+        order = await _lock_owned_order(uow, command, command.order_id)
+        if order.state.stage in (Stage.COMPLETED, Stage.CANCELLED):
+            raise CommandRefused(f"a {order.state.stage.value} order can't change")
+        refusal = child_status_refusal(await store.status_groups(uow.conn, command.shop_id), order.state.stage, command.status)
+        if refusal:
+            raise CommandRefused(refusal)
+        await store.update_staff_fields(uow.conn, order.order_id, {"child_status": command.status})
+        await store.add_history(
+            uow.conn, order.order_id, [("SetChildStatus", {"status": command.status})],
+            actor=command.issued_by, cause_id=command.event_id,
+        )
+        hold_reason = await run_rules_after_change(uow, order, order.state.flags, command.event_id)
+        order = await store.lock_order(uow.conn, order.order_id)
+        progress = advance(order.state) if order.state.stage is not Stage.ON_HOLD else Progress(order.state)
+        if hold_reason:
+            progress = hold_after(progress)
+        await store.save_state(uow.conn, order.order_id, progress.state)
+        await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, command, progress)
+        accept(uow, command, SERVICE, details={"stage": progress.state.stage.value, "child_status": command.status})
+
+
 COMMAND_HANDLERS = {
     HoldOrder: on_hold_order,
     ReleaseOrder: on_release_order,
@@ -193,5 +250,8 @@ COMMAND_HANDLERS = {
     AddToWatchList: on_add_to_watch_list,
     RemoveFromWatchList: on_remove_from_watch_list,
     BulkUpdateOrders: on_bulk_update_orders,
+    SetRules: on_set_rules,
+    ConfigureStatuses: on_configure_statuses,
+    SetChildStatus: on_set_child_status,
 }
 """Every staff command the orders service takes."""

@@ -1,7 +1,5 @@
 """One function per event the orders service consumes: decode (done) → domain → store."""
 
-from dataclasses import replace
-
 from ordermesh_contracts import (
     MailFailed,
     MailNotApplicable,
@@ -34,7 +32,10 @@ from . import store
 from .adapters.postal import japan_post_lookup
 from .domain.intake import address_flag, merchandise_total, rejection_reasons
 from .domain.progress import OrderState, Progress, advance, initial_flags, record_flags
+from .domain.rules import OrderFacts, facts_of
+from .domain.staff import hold_after
 from .domain.tasks import TASK_KINDS, tasks_opened_by
+from .rule_runner import apply_firing, mail_texts_of, planned_firing, with_intake_actions
 
 
 async def on_shop_order_submitted(submitted: ShopOrderSubmitted, ctx: MessageContext) -> None:
@@ -54,6 +55,16 @@ async def on_shop_order_submitted(submitted: ShopOrderSubmitted, ctx: MessageCon
             )
             return
         order_id = order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no)
+        flags = initial_flags(submitted.payment.method, address_flag(submitted, japan_post_lookup))
+        if await store.is_watch_listed(uow.conn, submitted.shop_id, submitted.customer.customer_id):
+            flags["customer"] = "watch_listed"
+        facts = facts_of(submitted, customer_flag=flags["customer"], child_status=None)
+        task_kinds = tasks_opened_by(flags)
+        if facts.requested_date:
+            task_kinds.append("delivery_date_requested")
+        if facts.remote_island:
+            task_kinds.append("remote_island")
+        firing = await planned_firing(uow, submitted.shop_id, lambda: _ready(facts))
         accepted = OrderAccepted(
             order_id=order_id,
             shop_id=submitted.shop_id,
@@ -61,30 +72,28 @@ async def on_shop_order_submitted(submitted: ShopOrderSubmitted, ctx: MessageCon
             external_order_no=submitted.external_order_no,
             currency=submitted.currency,
             customer=submitted.customer,
-            deliveries=submitted.deliveries,
+            deliveries=with_intake_actions(submitted.deliveries, firing),
             charges=submitted.charges,
             merchandise_total=merchandise_total(submitted),
             payment=submitted.payment,
+            mail_texts=mail_texts_of(firing),
+            remarks=submitted.remarks,
             **submitted.caused(),
         )
-        flags = initial_flags(submitted.payment.method, address_flag(submitted, japan_post_lookup))
-        if await store.is_watch_listed(uow.conn, submitted.shop_id, submitted.customer.customer_id):
-            flags["customer"] = "watch_listed"
-        task_kinds = tasks_opened_by(flags)
-        if any(delivery.requested_date for delivery in submitted.deliveries):
-            task_kinds.append("delivery_date_requested")
-        state = OrderState(
-            stage=Stage.REVIEW,
-            payment_method=submitted.payment.method,
-            flags=flags,
-            blocking_tasks=sum(TASK_KINDS[kind].blocking for kind in task_kinds),
-        )
-        progress = advance(state)
-        if not await store.insert_order(uow.conn, accepted, progress.state):
+        state = OrderState(stage=Stage.REVIEW, payment_method=submitted.payment.method, flags=flags)
+        if not await store.insert_order(uow.conn, accepted, state):
             ctx.log.info("shop order already known; ignoring the repeat")
             return
         await store.add_history(uow.conn, order_id, [("accepted", {})], actor="intake", cause_id=submitted.event_id)
         await open_tasks(uow, order_id, task_kinds, actor="intake", cause_id=submitted.event_id)
+        hold_reason = await apply_firing(
+            uow, order_id, submitted.shop_id, Stage.REVIEW, firing, at_intake=True, cause_id=submitted.event_id
+        )
+        order = await store.lock_order(uow.conn, order_id)
+        progress = advance(order.state)
+        if hold_reason:
+            progress = hold_after(progress)
+        await store.save_state(uow.conn, order_id, progress.state)
         uow.publish(topics.ORDERS_EVENTS, accepted)
         uow.publish(
             topics.SHOP_UPDATES,
@@ -109,9 +118,12 @@ def _flag_handler(flags_of):
             if order is None:
                 raise PermanentError(f"no order {event.order_id}")
             changes = flags_of(event)
-            opened = await open_tasks(uow, order.order_id, tasks_opened_by(changes), actor=_owner(event), cause_id=event.event_id)
-            blocking = order.state.blocking_tasks + sum(TASK_KINDS[kind].blocking for kind in opened)
-            progress = record_flags(replace(order.state, blocking_tasks=blocking), changes)
+            await open_tasks(uow, order.order_id, tasks_opened_by(changes), actor=_owner(event), cause_id=event.event_id)
+            hold_reason = await run_rules_after_change(uow, order, {**order.state.flags, **changes}, event.event_id)
+            order = await store.lock_order(uow.conn, order.order_id)
+            progress = record_flags(order.state, changes)
+            if hold_reason and progress.state.stage not in (Stage.ON_HOLD, Stage.COMPLETED, Stage.CANCELLED):
+                progress = hold_after(progress)
             await store.save_state(uow.conn, order.order_id, progress.state)
             await store.add_history(
                 uow.conn, order.order_id, [(event.type, {"flags": changes})], actor=_owner(event), cause_id=event.event_id
@@ -145,6 +157,22 @@ async def open_tasks(uow: UnitOfWork, order_id, kinds: list[str], *, actor: str,
             uow.conn, order_id, [("task opened", {"task_id": i, "kind": k}) for i, k in opened], actor=actor, cause_id=cause_id
         )
     return [kind for _, kind in opened]
+
+
+async def _ready(facts: OrderFacts) -> OrderFacts:
+    return facts
+
+
+async def run_rules_after_change(uow: UnitOfWork, order: store.StoredOrder, flags: dict[str, str], cause_id) -> str | None:
+    """Evaluates the shop's rules on a stored order after a change; returns a hold reason if a rule asks for one."""
+
+    async def facts() -> OrderFacts:
+        source = await store.order_facts_source(uow.conn, order.order_id)
+        accepted = OrderAccepted.model_validate_json(source["snapshot"])
+        return facts_of(accepted, customer_flag=flags.get("customer", "normal"), child_status=source["child_status"])
+
+    firing = await planned_firing(uow, order.shop_id, facts, order.order_id)
+    return await apply_firing(uow, order.order_id, order.shop_id, order.state.stage, firing, at_intake=False, cause_id=cause_id)
 
 
 def _owner(event: OrderMessage) -> str:

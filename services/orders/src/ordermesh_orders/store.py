@@ -306,3 +306,64 @@ async def remember_webhook(conn: asyncpg.Connection, webhook_id: str, shop_domai
         webhook_id,
         shop_domain,
     )
+
+
+async def rule_set(conn: asyncpg.Connection, shop_id: str) -> dict[str, Any] | None:
+    """The shop's stored rule set (validated when it was saved), if any."""
+    raw = await conn.fetchval("SELECT rule_set FROM shop_rules WHERE shop_id = $1", shop_id)
+    return json.loads(raw) if raw else None
+
+
+async def save_rule_set(conn: asyncpg.Connection, shop_id: str, rule_set_json: dict[str, Any], updated_by: str) -> None:
+    """Replaces the shop's rule set."""
+    await conn.execute(
+        """
+        INSERT INTO shop_rules (shop_id, rule_set, updated_by) VALUES ($1, $2::jsonb, $3)
+        ON CONFLICT (shop_id) DO UPDATE SET rule_set = $2::jsonb, updated_by = $3, updated_at = now()
+        """,
+        shop_id,
+        json.dumps(rule_set_json),
+        updated_by,
+    )
+
+
+async def fired_rules(conn: asyncpg.Connection, order_id: UUID) -> set[str]:
+    """Rules that already fired for the order."""
+    return {r["rule_id"] for r in await conn.fetch("SELECT rule_id FROM order_rule_firings WHERE order_id = $1", order_id)}
+
+
+async def record_firings(conn: asyncpg.Connection, order_id: UUID, rule_ids: list[str]) -> None:
+    """Remembers that these rules fired for the order."""
+    await conn.executemany(
+        "INSERT INTO order_rule_firings (order_id, rule_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        [(order_id, rule_id) for rule_id in rule_ids],
+    )
+
+
+async def status_groups(conn: asyncpg.Connection, shop_id: str) -> list[dict[str, Any]]:
+    """The shop's status groups (stage, name, children) in display order; empty when never configured."""
+    raw = await conn.fetchval("SELECT groups FROM shop_statuses WHERE shop_id = $1", shop_id)
+    return json.loads(raw) if raw else []
+
+
+async def save_status_groups(conn: asyncpg.Connection, shop_id: str, groups: list[dict[str, Any]], updated_by: str) -> None:
+    """Replaces the shop's status groups."""
+    await conn.execute(
+        """
+        INSERT INTO shop_statuses (shop_id, groups, updated_by) VALUES ($1, $2::jsonb, $3)
+        ON CONFLICT (shop_id) DO UPDATE SET groups = $2::jsonb, updated_by = $3, updated_at = now()
+        """,
+        shop_id,
+        json.dumps(groups),
+        updated_by,
+    )
+
+
+async def order_facts_source(conn: asyncpg.Connection, order_id: UUID) -> asyncpg.Record:
+    """What rules look at on a stored order: its accepted snapshot, flags and child status."""
+    return await conn.fetchrow("SELECT snapshot, flags, child_status, total FROM orders WHERE order_id = $1", order_id)
+
+
+async def set_mail_texts(conn: asyncpg.Connection, order_id: UUID, mail_texts: dict[str, str]) -> None:
+    """Stores the text rules insert into mails."""
+    await conn.execute("UPDATE orders SET mail_texts = mail_texts || $2::jsonb WHERE order_id = $1", order_id, json.dumps(mail_texts))

@@ -62,3 +62,11 @@ def confirm_flag(state: OrderState, flag: str) -> Progress:
     if state.stage in FINAL_STAGES:
         raise Refusal(f"a {state.stage.value} order can't change")
     return advance(replace(state, flags={**state.flags, flag: "confirmed"}))
+
+
+def hold_after(progress: Progress) -> Progress:
+    """Holds the order where the progress left it (a rule asked for a hold)."""
+    if progress.state.stage in (*FINAL_STAGES, Stage.ON_HOLD):
+        return progress
+    held = hold(progress.state)
+    return Progress(held.state, [*progress.transitions, *held.transitions])

@@ -1,0 +1,92 @@
+"""Runs a shop's rules on an order inside the order's unit of work, and records every firing in its history."""
+
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+from ordermesh_contracts import DeliveryGroup, OrderLine, Stage
+from ordermesh_servicekit.consuming import UnitOfWork
+
+from . import store
+from .domain.rules import (
+    AddFreeLine,
+    AddLabel,
+    AddMailText,
+    AddMemo,
+    AddTaskAction,
+    Firing,
+    Hold,
+    OrderFacts,
+    RuleSet,
+    SetCarrier,
+    SetChildStatus,
+    evaluate,
+)
+from .domain.statuses import child_status_refusal
+
+
+async def planned_firing(
+    uow: UnitOfWork, shop_id: str, facts: Callable[[], Awaitable[OrderFacts]], order_id: UUID | None = None
+) -> Firing:
+    """What the shop's rules would do to an order now (nothing is stored); facts are read only if the shop has rules."""
+    raw = await store.rule_set(uow.conn, shop_id)
+    if raw is None:
+        return Firing([], [])
+    already = await store.fired_rules(uow.conn, order_id) if order_id else set()
+    return evaluate(RuleSet.model_validate(raw), await facts(), already)
+
+
+def mail_texts_of(firing: Firing) -> dict[str, str]:
+    """Text the fired rules insert into mails, by mail kind."""
+    return {action.mail_kind: action.text for _, action in firing.of_type(AddMailText)}
+
+
+def with_intake_actions(deliveries: list[DeliveryGroup], firing: Firing) -> list[DeliveryGroup]:
+    """Deliveries with the free lines and carrier that rules add at intake (before anyone else sees the order)."""
+    free_lines = [
+        OrderLine(sku=a.sku, name=a.name, unit_price=0, quantity=a.quantity, tax_rate_percent=10)
+        for _, a in firing.of_type(AddFreeLine)
+    ]
+    carriers = [a.carrier for _, a in firing.of_type(SetCarrier)]
+    first, *rest = deliveries
+    first = first.model_copy(update={"lines": [*first.lines, *free_lines], **({"carrier": carriers[-1]} if carriers else {})})
+    return [first, *[d.model_copy(update={"carrier": carriers[-1]}) if carriers else d for d in rest]]
+
+
+async def apply_firing(
+    uow: UnitOfWork, order_id: UUID, shop_id: str, stage: Stage, firing: Firing, *, at_intake: bool, cause_id: UUID
+) -> str | None:
+    """Stores what fired rules ask for (status, tasks, memo, labels, carrier, mail text); returns a hold reason if one asks."""
+    if not firing.rule_ids:
+        return None
+    await store.record_firings(uow.conn, order_id, firing.rule_ids)
+    history = [("rule fired", {"rule": rule_id}) for rule_id in firing.rule_ids]
+    changes: dict = {}
+    groups = await store.status_groups(uow.conn, shop_id)
+    for rule_id, action in firing.of_type(SetChildStatus):
+        refusal = child_status_refusal(groups, stage, action.status)
+        if refusal:
+            history.append(("rule action skipped", {"rule": rule_id, "reason": refusal}))
+        else:
+            changes["child_status"] = action.status
+    if memos := [a.text for _, a in firing.of_type(AddMemo)]:
+        changes["memo"] = "\n".join(memos)
+    if labels := [a.label for _, a in firing.of_type(AddLabel)]:
+        changes["add_labels"] = labels
+    if (carriers := firing.of_type(SetCarrier)) and not at_intake:
+        changes["carrier"] = carriers[-1][1].carrier
+    if not at_intake:
+        history += [
+            ("rule action skipped", {"rule": rule_id, "reason": "free lines are added at intake only"})
+            for rule_id, _ in firing.of_type(AddFreeLine)
+        ]
+    if changes:
+        await store.update_staff_fields(uow.conn, order_id, changes)
+    if mail_texts := {a.mail_kind: a.text for _, a in firing.of_type(AddMailText)}:
+        await store.set_mail_texts(uow.conn, order_id, mail_texts)
+    tasks = [("staff", a.note, a.blocking) for _, a in firing.of_type(AddTaskAction)]
+    if tasks:
+        opened = await store.open_tasks(uow.conn, order_id, tasks, opened_by="rules")
+        history += [("task opened", {"task_id": task_id, "kind": kind}) for task_id, kind in opened]
+    await store.add_history(uow.conn, order_id, history, actor="rules", cause_id=cause_id)
+    holds = firing.of_type(Hold)
+    return holds[0][1].reason if holds else None
