@@ -141,3 +141,24 @@ async def test_a_bulk_update_over_a_thousand_orders_updates_the_allowed_ones_and
     assert (row["child_status"], row["labels"], row["memo"]) == ("checked", ["sale"], "bulk")
     completed = await fetch(stack.service_dsns["orders"], "SELECT child_status FROM orders WHERE order_id = ANY($1::uuid[])", ids)
     assert {r["child_status"] for r in completed} == {None}
+
+
+async def test_a_phone_order_keyed_in_by_staff_goes_through_intake_and_a_bad_one_is_answered_with_every_reason(stack, recorder):
+    from ordermesh_contracts import Channel, EnterOrder
+
+    connection = _connection(stack)
+    phoned = demo_order(950_300).model_copy(update={"channel": Channel.PHONE})
+    reply = await send_command(connection, topics.ORDERS_COMMANDS, EnterOrder(**_staff(order=phoned)))
+    order_id = order_id_for(phoned.shop_id, "phone", phoned.external_order_no)
+    assert reply["type"] == "CommandAccepted" and reply["details"] == {"order_id": str(order_id)}
+    await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderCompleted", order_id=order_id, timeout=90)
+
+    again = await send_command(connection, topics.ORDERS_COMMANDS, EnterOrder(**_staff(order=phoned)))
+    assert again["type"] == "CommandRejected" and "already exists" in again["reasons"][0]
+
+    wrong = demo_order(950_301).model_copy(update={"channel": Channel.FAX})
+    wrong = wrong.model_copy(update={"charges": wrong.charges.model_copy(update={"total": wrong.charges.total + 5})})
+    rejected = await send_command(connection, topics.ORDERS_COMMANDS, EnterOrder(**_staff(order=wrong)))
+    assert rejected["type"] == "CommandRejected" and any("does not match" in r for r in rejected["reasons"])
+    rows = await fetch(stack.service_dsns["orders"], "SELECT 1 FROM orders WHERE external_order_no = $1", wrong.external_order_no)
+    assert rows == [] and recorder.on(topics.SHOP_UPDATES, type="OrderRejected", external_order_no=wrong.external_order_no) == []

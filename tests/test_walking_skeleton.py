@@ -46,7 +46,7 @@ async def test_a_card_order_is_accepted_authorized_allocated_shipped_captured_co
     subjects = sorted(mail["Subject"] for mail in mails)
     assert len(mails) == 2 and any("発送" in s for s in subjects) and any("ご注文確認" in s for s in subjects)
     shipped_mail = next(mail for mail in mails if "発送" in mail["Subject"])
-    assert shipment["tracking_number"] in shipped_mail.get_content()
+    assert shipment["tracking_number"] in shipped_mail.get_body(("plain",)).get_content()
 
 
 async def test_stock_leaves_the_warehouse_when_an_order_ships(stack, recorder):

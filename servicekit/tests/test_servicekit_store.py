@@ -424,11 +424,11 @@ async def test_a_record_that_breaks_the_contract_is_dead_lettered_with_readable_
 
 async def test_an_unknown_message_type_is_dead_lettered(pool) -> None:
     handler, metrics = Recorder(), Metrics("test")
-    unknown = {**payload("payment_authorized"), "type": "PaymentRefunded"}
+    unknown = {**payload("payment_authorized"), "type": "PaymentTeleported"}
     await consumer(pool, handler, metrics).process([record(encoded(unknown))])
     [letter] = await dead_letters(pool)
     assert_dead_letter_headers(letter, "UnknownMessageType")
-    assert "'PaymentRefunded'" in letter["headers"]["dlq.error_message"]
+    assert "'PaymentTeleported'" in letter["headers"]["dlq.error_message"]
 
 
 async def test_a_handler_that_raises_is_dead_lettered_without_its_change_and_without_the_email_in_the_reason(

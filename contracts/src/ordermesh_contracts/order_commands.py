@@ -7,7 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from .commands import Command
-from .orders import Stage
+from .orders import ShopOrderSubmitted, Stage
 
 
 class _OrderCommand(Command):
@@ -149,6 +149,13 @@ class SetChildStatus(_OrderCommand):
     status: str = Field(min_length=1, max_length=64, description="The child status.")
 
 
+class EnterOrder(Command):
+    """An order taken by staff (phone, fax, in person): it goes through the same intake as shop orders."""
+
+    type: Literal["EnterOrder"] = Field(default="EnterOrder", description="Contract name.")
+    order: ShopOrderSubmitted = Field(description="The order as staff keyed it in; its shop must be `shop_id`.")
+
+
 OrdersCommand = Annotated[
     HoldOrder
     | ReleaseOrder
@@ -163,7 +170,8 @@ OrdersCommand = Annotated[
     | BulkUpdateOrders
     | SetRules
     | ConfigureStatuses
-    | SetChildStatus,
+    | SetChildStatus
+    | EnterOrder,
     Field(discriminator="type"),
 ]
 """Everything on `orders.commands.v1`."""

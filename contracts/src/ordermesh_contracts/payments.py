@@ -1,10 +1,13 @@
-"""Contracts the payments service publishes on `payments.events.v1`."""
+"""Contracts of the payments service: events on `payments.events.v1`, staff commands, verified provider callbacks."""
 
+from datetime import date
 from typing import Annotated, Literal
+from uuid import UUID
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
-from .envelope import OrderMessage
+from .commands import Command
+from .envelope import Message, OrderMessage
 from .money import CurrencyCode, MinorUnits
 from .orders import PaymentMethod
 
@@ -44,8 +47,184 @@ class PaymentCaptureFailed(OrderMessage):
     reason: str = Field(description="Why the capture failed.")
 
 
+class PaymentVoided(OrderMessage):
+    """An uncaptured card authorization was released at the gateway (staff or cancel)."""
+
+    type: Literal["PaymentVoided"] = Field(default="PaymentVoided", description="Contract name.")
+    authorization_id: str = Field(description="The gateway's authorization id that was released.")
+    amount: MinorUnits = Field(description="Amount that was authorized and is now released.")
+    currency: CurrencyCode
+    reason: str = Field(description="Why it was voided, as given by staff or the cancel.")
+
+
+class PaymentRefunded(OrderMessage):
+    """Part or all of a captured payment went back to the customer."""
+
+    type: Literal["PaymentRefunded"] = Field(default="PaymentRefunded", description="Contract name.")
+    refund_id: str = Field(description="The gateway's refund id.")
+    amount: MinorUnits = Field(description="Amount refunded by this refund.")
+    refunded_total: MinorUnits = Field(description="Everything refunded on the order so far, this refund included.")
+    currency: CurrencyCode
+    reason: str = Field(description="Why it was refunded.")
+
+
+class PaymentRequested(OrderMessage):
+    """A prepaid order's payment instructions, for notify to mail: pay `amount` with `reference` by `due_date`."""
+
+    type: Literal["PaymentRequested"] = Field(default="PaymentRequested", description="Contract name.")
+    method: PaymentMethod = Field(description="bank_transfer or convenience_store.")
+    reference: str = Field(description="Payment reference the customer quotes; matches the payment to the order.")
+    amount: MinorUnits = Field(description="Amount to pay.")
+    currency: CurrencyCode
+    due_date: date = Field(description="Last day to pay (in the shop's calendar).")
+
+
+class PaymentReceived(OrderMessage):
+    """Money arrived outside a card gateway (prepaid transfer, cash on delivery, or marked paid by staff).
+
+    `balance` is what is still due after it: 0 settled, > 0 under-paid (balance due), < 0 over-paid (refund owed).
+    """
+
+    type: Literal["PaymentReceived"] = Field(default="PaymentReceived", description="Contract name.")
+    method: PaymentMethod = Field(description="How it was paid.")
+    amount: MinorUnits = Field(description="Amount received by this payment.")
+    received_total: MinorUnits = Field(description="Everything received for the order so far, this one included.")
+    balance: MinorUnits = Field(description="Still due after this payment: > 0 due, < 0 over-paid (refund owed), 0 settled.")
+    currency: CurrencyCode
+    source: Literal["provider_callback", "bank_statement", "cash_on_delivery", "staff"] = Field(
+        description="Where ordermesh learned of the payment."
+    )
+    reference: str | None = Field(default=None, description="Payment reference or provider transaction id, if any.")
+
+
+class PaymentOverdue(OrderMessage):
+    """A prepaid order's due date passed with money still due."""
+
+    type: Literal["PaymentOverdue"] = Field(default="PaymentOverdue", description="Contract name.")
+    reference: str = Field(description="The payment reference that was not (fully) paid.")
+    due_date: date = Field(description="The due date that passed.")
+    balance: MinorUnits = Field(description="Amount still due.")
+    currency: CurrencyCode
+
+
+class PaymentReauthorizationNeeded(OrderMessage):
+    """A card authorization will expire before the order ships; staff must re-authorize or ship sooner."""
+
+    type: Literal["PaymentReauthorizationNeeded"] = Field(
+        default="PaymentReauthorizationNeeded", description="Contract name."
+    )
+    authorization_id: str = Field(description="The gateway's authorization id that is about to expire.")
+    authorized_at: AwareDatetime = Field(description="When it was authorized.")
+    expires_at: AwareDatetime = Field(description="When the gateway will drop it.")
+
+
 PaymentsEvent = Annotated[
-    PaymentAuthorized | PaymentAuthorizationFailed | PaymentCaptured | PaymentCaptureFailed,
+    PaymentAuthorized
+    | PaymentAuthorizationFailed
+    | PaymentCaptured
+    | PaymentCaptureFailed
+    | PaymentVoided
+    | PaymentRefunded
+    | PaymentRequested
+    | PaymentReceived
+    | PaymentOverdue
+    | PaymentReauthorizationNeeded,
     Field(discriminator="type"),
 ]
 """Everything on `payments.events.v1`."""
+
+
+class SetPaymentSettings(Command):
+    """Sets a shop's payment settings (every field replaces the current value)."""
+
+    type: Literal["SetPaymentSettings"] = Field(default="SetPaymentSettings", description="Contract name.")
+    capture_at_authorization: bool = Field(
+        default=False, description="Capture card payments right after authorization instead of at shipping."
+    )
+    prepaid_due_days: int = Field(default=7, ge=1, le=60, description="Days a prepaid order has to pay.")
+    authorization_valid_days: int = Field(
+        default=7, ge=1, le=30, description="Days the card gateway keeps an authorization (Stripe: 7)."
+    )
+
+
+class _PaymentCommand(Command):
+    """A staff command about one order's payment."""
+
+    order_id: UUID = Field(description="The order whose payment it acts on.")
+    reason: str = Field(min_length=1, max_length=500, description="Why staff do this; kept in the ledger.")
+
+
+class VoidPayment(_PaymentCommand):
+    """Releases the order's uncaptured card authorization."""
+
+    type: Literal["VoidPayment"] = Field(default="VoidPayment", description="Contract name.")
+
+
+class RefundPayment(_PaymentCommand):
+    """Refunds part or all of what was captured; more than is left is refused."""
+
+    type: Literal["RefundPayment"] = Field(default="RefundPayment", description="Contract name.")
+    amount: MinorUnits | None = Field(default=None, gt=0, description="Amount to refund; none refunds all that is left.")
+
+
+class RetryCapture(_PaymentCommand):
+    """Captures again after a failed capture, optionally a smaller amount; more than authorized is refused."""
+
+    type: Literal["RetryCapture"] = Field(default="RetryCapture", description="Contract name.")
+    amount: MinorUnits | None = Field(default=None, gt=0, description="Amount to capture; none captures all authorized.")
+
+
+class MarkPaymentReceived(_PaymentCommand):
+    """Records money received outside any gateway or statement (e.g. paid at the counter), by hand."""
+
+    type: Literal["MarkPaymentReceived"] = Field(default="MarkPaymentReceived", description="Contract name.")
+    amount: MinorUnits = Field(gt=0, description="Amount received.")
+
+
+class ImportBankStatement(Command):
+    """Reconciles a bank statement CSV (columns transaction_id,date,reference,amount) against prepaid orders."""
+
+    type: Literal["ImportBankStatement"] = Field(default="ImportBankStatement", description="Contract name.")
+    csv_text: str = Field(min_length=1, max_length=5_000_000, description="The statement as CSV text with a header row.")
+
+
+class CheckAuthorizations(Command):
+    """Finds the shop's card authorizations that expire before shipping and flags them."""
+
+    type: Literal["CheckAuthorizations"] = Field(default="CheckAuthorizations", description="Contract name.")
+
+
+PaymentsCommand = Annotated[
+    SetPaymentSettings
+    | VoidPayment
+    | RefundPayment
+    | RetryCapture
+    | MarkPaymentReceived
+    | ImportBankStatement
+    | CheckAuthorizations,
+    Field(discriminator="type"),
+]
+"""Everything on `payments.commands.v1`."""
+
+
+class ProviderPaymentReported(Message):
+    """A verified provider callback that money arrived for a payment reference (on `payments.callbacks.v1`).
+
+    `event_id` is derived from the provider's event id, so a repeated callback is the same message.
+    """
+
+    type: Literal["ProviderPaymentReported"] = Field(default="ProviderPaymentReported", description="Contract name.")
+    order_id: UUID = Field(description="The order the reference belongs to.")
+    provider_event_id: str = Field(min_length=1, max_length=128, description="The provider's id of the callback.")
+    reference: str = Field(min_length=1, max_length=64, description="Payment reference the customer quoted.")
+    amount: MinorUnits = Field(gt=0, description="Amount received.")
+    currency: CurrencyCode
+    paid_at: AwareDatetime = Field(description="When the provider received the money.")
+
+    def kafka_key(self) -> str:
+        """The Kafka key: the order id."""
+        return str(self.order_id)
+
+
+PaymentsCallback = Annotated[ProviderPaymentReported, Field(discriminator="type")]
+"""Everything on `payments.callbacks.v1`."""

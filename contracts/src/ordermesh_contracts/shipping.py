@@ -1,10 +1,12 @@
 """Contracts of the shipping service: events on `shipping.events.v1` and warehouse reports on its callback topic."""
 
+from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from .commands import Command
 from .envelope import Message, OrderMessage
 
 
@@ -47,7 +49,86 @@ class ShipmentShipped(OrderMessage):
     all_shipped: bool = Field(description="Whether every delivery group of the order has now shipped.")
 
 
-ShippingEvent = Annotated[StockAllocated | ShipmentRequested | ShipmentShipped, Field(discriminator="type")]
+class DeliveryDateCheck(BaseModel):
+    """The delivery-date check of one delivery group."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delivery_index: int = Field(ge=0, description="Which delivery group of the order.")
+    requested_date: date | None = Field(description="The date the customer asked for, if any.")
+    earliest_delivery_date: date = Field(description="The earliest date this group can be delivered.")
+    ok: bool = Field(description="Whether the requested date (if any) can be met.")
+
+
+class DeliveryDateChecked(OrderMessage):
+    """Shipping checked whether the order's requested delivery dates can be met (published for every accepted order).
+
+    `result` is error when any delivery group asked for a date earlier than it can arrive; an order
+    without a requested date is always ok.
+    """
+
+    type: Literal["DeliveryDateChecked"] = Field(default="DeliveryDateChecked", description="Contract name.")
+    result: Literal["ok", "error"] = Field(description="ok, or error when a requested date can't be met.")
+    earliest_ship_date: date = Field(description="First working day the order can leave (calendar and cutoff).")
+    earliest_delivery_date: date = Field(description="Earliest date every delivery group can be delivered.")
+    reasons: list[str] = Field(default_factory=list, description="Why the result is error; empty when ok.")
+    deliveries: list[DeliveryDateCheck] = Field(default_factory=list, description="The check per delivery group.")
+
+
+LabelCheckKind = Literal[
+    "address_error",
+    "cash_on_delivery_not_available",
+    "chilled_not_available",
+    "frozen_not_available",
+    "time_slot_not_available",
+    "relay_area",
+    "other",
+]
+
+
+class LabelCheckFailed(OrderMessage):
+    """A carrier can't make the label as the order asks (seed 002's label checks): one event per violation."""
+
+    type: Literal["LabelCheckFailed"] = Field(default="LabelCheckFailed", description="Contract name.")
+    delivery_index: int = Field(ge=0, description="Which delivery group fails the check.")
+    carrier: str = Field(description="The carrier whose rules were checked.")
+    kind: LabelCheckKind = Field(description="Which check failed (the order's label-check flag value).")
+    reason: str = Field(description="What is wrong, for the staff task.")
+
+
+class ShipmentDelivered(OrderMessage):
+    """The carrier delivered a shipment; for cash on delivery, with the amount it collected."""
+
+    type: Literal["ShipmentDelivered"] = Field(default="ShipmentDelivered", description="Contract name.")
+    shipment_id: UUID = Field(description="ordermesh's id of the shipment.")
+    delivery_index: int = Field(ge=0, description="Which delivery group was delivered.")
+    delivered_at: AwareDatetime = Field(description="When the carrier delivered it.")
+    cash_collected: int | None = Field(
+        default=None, ge=0, description="Cash on delivery collected, in minor units of the order's currency; none otherwise."
+    )
+    all_delivered: bool = Field(description="Whether every delivery group of the order is now delivered.")
+
+
+class ShipmentRequestFailed(OrderMessage):
+    """The warehouse did not take a shipment request after every retry: staff must act (a task)."""
+
+    type: Literal["ShipmentRequestFailed"] = Field(default="ShipmentRequestFailed", description="Contract name.")
+    shipment_id: UUID = Field(description="ordermesh's id of the shipment.")
+    delivery_index: int = Field(ge=0, description="Which delivery group could not be requested.")
+    attempts: int = Field(ge=1, description="How many times the request was tried.")
+    reason: str = Field(description="The last failure: timeout, the warehouse's status and answer.")
+
+
+ShippingEvent = Annotated[
+    StockAllocated
+    | ShipmentRequested
+    | ShipmentShipped
+    | DeliveryDateChecked
+    | LabelCheckFailed
+    | ShipmentDelivered
+    | ShipmentRequestFailed,
+    Field(discriminator="type"),
+]
 """Everything on `shipping.events.v1`."""
 
 
@@ -70,5 +151,75 @@ class WarehouseShipmentReported(Message):
         return str(self.order_id)
 
 
-ShippingCallback = Annotated[WarehouseShipmentReported, Field(discriminator="type")]
+class WarehouseDeliveryReported(Message):
+    """A verified report that a shipment was delivered, with cash collected on delivery (on `shipping.callbacks.v1`)."""
+
+    type: Literal["WarehouseDeliveryReported"] = Field(
+        default="WarehouseDeliveryReported", description="Contract name."
+    )
+    shipment_id: UUID = Field(description="ordermesh's id of the shipment.")
+    order_id: UUID = Field(description="The order.")
+    warehouse_request_id: str = Field(description="The warehouse's id of the request.")
+    delivered_at: AwareDatetime = Field(description="When the parcel was delivered.")
+    cash_collected: int | None = Field(default=None, ge=0, description="Cash on delivery collected, minor units.")
+
+    def kafka_key(self) -> str:
+        """The Kafka key: the order id."""
+        return str(self.order_id)
+
+
+ShippingCallback = Annotated[WarehouseShipmentReported | WarehouseDeliveryReported, Field(discriminator="type")]
 """Everything on `shipping.callbacks.v1`."""
+
+
+class StockLevel(BaseModel):
+    """Units on hand of one sku in one warehouse."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str = Field(min_length=1, max_length=64, description="Stock-keeping unit.")
+    warehouse: str = Field(default="main", min_length=1, max_length=64, description="Warehouse holding it.")
+    on_hand: int = Field(description="Units on hand; a negative number is refused with its line number.")
+    cool_type: Literal["normal", "chilled", "frozen"] | None = Field(
+        default=None, description="How the sku must travel; none leaves it as it is (normal when never set)."
+    )
+
+
+class ImportStock(Command):
+    """Sets stock levels from lines or from a CSV file (`sku,warehouse,on_hand[,cool_type]` with a header).
+
+    All or nothing: any bad line (unknown sku, negative or malformed quantity, below what is allocated)
+    refuses the whole import with every line number and reason. A sku is known once shipping has stock
+    for it or has seen it in an order; `allow_new_skus` admits new ones. Orders waiting for stock are
+    then allocated, oldest first.
+    """
+
+    type: Literal["ImportStock"] = Field(default="ImportStock", description="Contract name.")
+    lines: list[StockLevel] = Field(default_factory=list, description="Stock levels (line numbers count from 1).")
+    csv: str | None = Field(default=None, max_length=5_000_000, description="A stock CSV file's text, instead of lines.")
+    allow_new_skus: bool = Field(default=False, description="Whether skus shipping has never seen may be created.")
+
+
+class ExportLabels(Command):
+    """Writes carrier label data (Yamato B2 Cloud CSV) for shipments; answered with the file, base64, in details."""
+
+    type: Literal["ExportLabels"] = Field(default="ExportLabels", description="Contract name.")
+    shipment_ids: list[UUID] | None = Field(
+        default=None, description="The shipments to label; none means every requested, unshipped Yamato shipment of the shop."
+    )
+
+
+class ImportTrackingCsv(Command):
+    """Imports a carrier's issued-labels file: tracking numbers joined on our management number (the shipment id).
+
+    Each line is applied or rejected on its own (unknown management number, bad check digit, a number
+    another shipment already has); applied lines ship their shipment.
+    """
+
+    type: Literal["ImportTrackingCsv"] = Field(default="ImportTrackingCsv", description="Contract name.")
+    csv: str = Field(min_length=1, max_length=5_000_000, description="The issued-labels file's text (decoded from cp932).")
+    carrier: str = Field(default="yamato", description="Carrier that issued the labels.")
+
+
+ShippingCommand = Annotated[ImportStock | ExportLabels | ImportTrackingCsv, Field(discriminator="type")]
+"""Everything on `shipping.commands.v1`."""

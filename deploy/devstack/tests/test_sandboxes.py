@@ -128,6 +128,20 @@ async def test_a_visa_token_is_authorized() -> None:
     assert (body["amount"], body["currency"]) == (2599, "EUR")
 
 
+async def test_the_gateway_lists_its_own_authorizations_per_order_with_captured_amounts() -> None:
+    async with gateway_client() as client:
+        await client.post("/v1/authorizations", json=authorization(order_id="ord_other"))
+        authorization_id = await authorized(client, 1500)
+        await client.post(f"/v1/authorizations/{authorization_id}/capture",
+                          json={"idempotency_key": new_key(), "amount": 1200})
+        listed = (await client.get("/v1/authorizations", params={"order_id": "ord_1"})).json()["authorizations"]
+        everything = (await client.get("/v1/authorizations")).json()["authorizations"]
+    assert [(a["authorization_id"], a["amount"], a["status"], a["captured"]) for a in listed] == [
+        (authorization_id, 1500, "captured", 1200)
+    ]
+    assert len(everything) == 2
+
+
 @pytest.mark.parametrize(("token", "decline_code"), [
     ("tok_decline", "card_declined"),
     ("tok_insufficient_funds", "insufficient_funds"),
@@ -437,3 +451,30 @@ def test_reject_addresses_are_accepted_when_the_switch_is_off(tmp_path: Path) ->
         with smtplib.SMTP("127.0.0.1", port) as smtp:
             smtp.send_message(make_mail("reject-me@example.test"))
     assert len(read_mails(tmp_path / "mail")) == 1
+
+
+async def test_a_request_not_to_report_shipped_is_accepted_but_never_called_back() -> None:
+    receiver = Receiver()
+    app = warehouse.create_app(secret=SECRET, ship_delay_s=0.1)
+    async with serving(receiver.app) as receiver_url, serving(app) as warehouse_url:
+        async with httpx.AsyncClient(base_url=warehouse_url) as client:
+            request = {**shipment_request(f"{receiver_url}/callbacks/warehouse", "shp_csv"), "report_shipped": False}
+            response = await client.post("/v1/shipments", json=request)
+            await asyncio.sleep(0.5)
+    assert response.status_code == 202
+    assert receiver.attempts == []
+
+
+async def test_with_a_deliver_delay_a_delivered_callback_follows_with_the_cash_collected() -> None:
+    receiver = Receiver()
+    app = warehouse.create_app(secret=SECRET, ship_delay_s=0.1, deliver_delay_s=0.1)
+    async with serving(receiver.app) as receiver_url, serving(app) as warehouse_url:
+        async with httpx.AsyncClient(base_url=warehouse_url) as client:
+            request = {**shipment_request(f"{receiver_url}/callbacks/warehouse", "shp_cod"), "cash_on_delivery": 4510}
+            await client.post("/v1/shipments", json=request)
+            shipped, _ = await asyncio.wait_for(receiver.delivered.get(), 5)
+            delivered, header = await asyncio.wait_for(receiver.delivered.get(), 5)
+    assert json.loads(shipped)["type"] == "shipped"
+    event = json.loads(delivered)
+    assert (event["type"], event["shipment_id"], event["cash_collected"]) == ("delivered", "shp_cod", 4510)
+    assert verify_signature(SECRET, delivered, header, now=int(time.time()))

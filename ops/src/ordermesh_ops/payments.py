@@ -1,5 +1,79 @@
 """`ordermesh payments …`: staff commands and reads of the payments service."""
 
+import asyncio
+import getpass
+import json
+from uuid import UUID
+
 import typer
 
+from ordermesh_contracts import (
+    Command,
+    MarkPaymentReceived,
+    RefundPayment,
+    RetryCapture,
+    VoidPayment,
+    topics,
+)
+
+from . import output
+from .client import Connection, get_json, send_command
+
 app = typer.Typer(help="The payments service.", no_args_is_help=True)
+
+
+def _send(command: Command) -> None:
+    reply = asyncio.run(send_command(Connection.from_environment(), topics.PAYMENTS_COMMANDS, command))
+    raise typer.Exit(output.print_reply(reply))
+
+
+@app.command()
+def show(order_id: UUID, as_json: bool = typer.Option(False, "--json")) -> None:
+    """An order's payment: authorized, captured, refunded, received, balance, and its gateway ledger."""
+    view = get_json(Connection.from_environment(), "payments", "/api/payments/order", order_id=str(order_id))
+    if as_json:
+        output.console.print_json(json.dumps(view, default=str))
+        return
+    output.print_rows([view["summary"] | {"status": view["payment"]["status"], "method": view["payment"]["method"]}], title="payment")
+    output.print_rows(view["ledger"], title="gateway calls")
+    if view["received"]:
+        output.print_rows(view["received"], title="received")
+
+
+@app.command()
+def void(order_id: UUID, shop: str = typer.Option(..., help="Shop id."), reason: str = typer.Option(...)) -> None:
+    """Releases the order's uncaptured card authorization."""
+    _send(VoidPayment(shop_id=shop, issued_by=getpass.getuser(), order_id=order_id, reason=reason))
+
+
+@app.command()
+def refund(
+    order_id: UUID,
+    shop: str = typer.Option(..., help="Shop id."),
+    reason: str = typer.Option(...),
+    amount: int | None = typer.Option(None, help="Minor units; omit to refund all that is left."),
+) -> None:
+    """Refunds part or all of the captured amount."""
+    _send(RefundPayment(shop_id=shop, issued_by=getpass.getuser(), order_id=order_id, reason=reason, amount=amount))
+
+
+@app.command("retry-capture")
+def retry_capture(
+    order_id: UUID,
+    shop: str = typer.Option(..., help="Shop id."),
+    reason: str = typer.Option(...),
+    amount: int | None = typer.Option(None, help="Minor units; omit to capture all authorized."),
+) -> None:
+    """Captures again after a failed capture."""
+    _send(RetryCapture(shop_id=shop, issued_by=getpass.getuser(), order_id=order_id, reason=reason, amount=amount))
+
+
+@app.command("mark-paid")
+def mark_paid(
+    order_id: UUID,
+    amount: int = typer.Option(..., help="Minor units received."),
+    shop: str = typer.Option(..., help="Shop id."),
+    reason: str = typer.Option(..., help="Why, e.g. paid in cash at the counter."),
+) -> None:
+    """Records money received by hand (publishes PaymentReceived with the balance)."""
+    _send(MarkPaymentReceived(shop_id=shop, issued_by=getpass.getuser(), order_id=order_id, reason=reason, amount=amount))

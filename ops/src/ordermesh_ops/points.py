@@ -1,5 +1,93 @@
 """`ordermesh points …`: staff commands and reads of the points service."""
 
+import asyncio
+from datetime import date, datetime
+from typing import Optional
+from uuid import UUID
+
 import typer
 
+from ordermesh_contracts import BulkConfirmPoints, DeductPoints, ExpirePoints, GrantPoints, topics
+
+from . import output
+from .client import Connection, get_json, send_command
+
 app = typer.Typer(help="The points service.", no_args_is_help=True)
+
+SHOP = typer.Option(..., "--shop", help="The shop id.")
+CUSTOMER = typer.Option(..., "--customer", help="The shop's customer id.")
+BY = typer.Option("ops-cli", "--by", help="Who issues the command.")
+JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _send(command) -> None:
+    reply = asyncio.run(send_command(Connection.from_environment(), topics.POINTS_COMMANDS, command))
+    raise typer.Exit(output.print_reply(reply))
+
+
+@app.command()
+def balance(shop: str = SHOP, customer: str = CUSTOMER, as_json: bool = JSON) -> None:
+    """A customer's balances: available, provisional, reserved, used, lifetime, debt."""
+    found = get_json(Connection.from_environment(), "points", "/api/points/balance", shop_id=shop, customer_id=customer)
+    output.print_rows([found], title=f"points of {customer}", as_json=as_json)
+
+
+@app.command()
+def ledger(shop: str = SHOP, customer: str = CUSTOMER, as_json: bool = JSON) -> None:
+    """A customer's ledger, oldest first, each entry with its cause."""
+    found = get_json(Connection.from_environment(), "points", "/api/points/ledger", shop_id=shop, customer_id=customer)
+    output.print_rows(found["entries"], title=f"ledger of {customer}", as_json=as_json)
+
+
+@app.command()
+def order(order_id: UUID, as_json: bool = JSON) -> None:
+    """An order's points: status (confirmed or not), points, points used, entries."""
+    found = get_json(Connection.from_environment(), "points", "/api/points/order", order_id=str(order_id))
+    entries = found.pop("entries")
+    output.print_rows([found], title="order points", as_json=as_json)
+    output.print_rows(entries, title="entries", as_json=as_json)
+
+
+@app.command()
+def grant(
+    points: int,
+    shop: str = SHOP,
+    customer: str = CUSTOMER,
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why (required)."),
+    order_id: Optional[UUID] = typer.Option(None, "--order", help="The order it is about."),
+    by: str = BY,
+) -> None:
+    """Grant points to a customer by hand, with a reason."""
+    _send(GrantPoints(shop_id=shop, issued_by=by, customer_id=customer, points=points, reason=reason, order_id=order_id))
+
+
+@app.command()
+def deduct(
+    points: int,
+    shop: str = SHOP,
+    customer: str = CUSTOMER,
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why (required)."),
+    order_id: Optional[UUID] = typer.Option(None, "--order", help="The order it is about."),
+    by: str = BY,
+) -> None:
+    """Deduct points from a customer by hand, with a reason (corrects confirmed points)."""
+    _send(DeductPoints(shop_id=shop, issued_by=by, customer_id=customer, points=points, reason=reason, order_id=order_id))
+
+
+@app.command("bulk-confirm")
+def bulk_confirm(
+    shop: str = SHOP,
+    order_ids: Optional[list[UUID]] = typer.Option(None, "--order", help="An order to confirm (repeatable)."),
+    paid_from: Optional[datetime] = typer.Option(None, "--paid-from", help="Orders paid at or after (ISO, with offset)."),
+    paid_until: Optional[datetime] = typer.Option(None, "--paid-until", help="Orders paid before (ISO, with offset)."),
+    by: str = BY,
+) -> None:
+    """Confirm provisional points of listed orders or of every order paid in a period; one result per order."""
+    _send(BulkConfirmPoints(shop_id=shop, issued_by=by, order_ids=order_ids or None, paid_from=paid_from, paid_until=paid_until))
+
+
+@app.command()
+def expire(shop: str = SHOP, as_of: Optional[str] = typer.Option(None, "--as-of", help="Day (YYYY-MM-DD); today if left out."), by: str = BY) -> None:
+    """Expire the shop's old confirmed points as of a day (oldest first)."""
+    day = date.fromisoformat(as_of) if as_of else date.today()
+    _send(ExpirePoints(shop_id=shop, issued_by=by, as_of=day))

@@ -1,5 +1,77 @@
 """`ordermesh shipping …`: staff commands and reads of the shipping service."""
 
+import asyncio
+import base64
+from pathlib import Path
+from uuid import UUID
+
 import typer
 
+from ordermesh_contracts import ExportLabels, ImportStock, ImportTrackingCsv, topics
+
+from . import client, output
+
 app = typer.Typer(help="The shipping service.", no_args_is_help=True)
+
+
+def _send(command) -> dict:
+    return asyncio.run(client.send_command(client.Connection.from_environment(), topics.SHIPPING_COMMANDS, command))
+
+
+@app.command("stock")
+def stock(sku: str = typer.Option(None, help="One sku; all when left out."), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Stock per sku and warehouse: on hand, allocated, available."""
+    rows = client.get_json(client.Connection.from_environment(), "shipping", "/api/shipping/stock", sku=sku)
+    output.print_rows(rows, title="stock", as_json=as_json)
+
+
+@app.command("shipments")
+def shipments(order_id: UUID, as_json: bool = typer.Option(False, "--json")) -> None:
+    """An order's shipments with their state and tracking number."""
+    rows = client.get_json(client.Connection.from_environment(), "shipping", "/api/shipping/shipments", order_id=str(order_id))
+    output.print_rows(rows, title="shipments", as_json=as_json)
+
+
+@app.command("import-stock")
+def import_stock(
+    csv_file: Path = typer.Argument(..., exists=True, help="CSV with a header: sku,warehouse,on_hand[,cool_type]."),
+    shop: str = typer.Option(..., help="Shop the import is made for."),
+    allow_new_skus: bool = typer.Option(False, help="Create skus shipping has never seen."),
+    issued_by: str = typer.Option("cli", help="Who runs it."),
+) -> None:
+    """Sets stock levels from a CSV file, all or nothing; orders waiting for the stock are allocated."""
+    command = ImportStock(
+        shop_id=shop, issued_by=issued_by, csv=csv_file.read_text(encoding="utf-8-sig"), allow_new_skus=allow_new_skus
+    )
+    raise typer.Exit(output.print_reply(_send(command)))
+
+
+@app.command("export-labels")
+def export_labels(
+    out: Path = typer.Argument(..., help="Where to write the B2 Cloud CSV (cp932)."),
+    shop: str = typer.Option(..., help="The shop whose shipments are labelled."),
+    shipment: list[UUID] = typer.Option(None, help="Shipment ids; every requested Yamato shipment when left out."),
+    issued_by: str = typer.Option("cli", help="Who runs it."),
+) -> None:
+    """Writes Yamato B2 Cloud label data for shipments to a file."""
+    reply = _send(ExportLabels(shop_id=shop, issued_by=issued_by, shipment_ids=shipment or None))
+    if reply["type"] == "CommandAccepted":
+        out.write_bytes(base64.b64decode(reply["details"].pop("content_base64")))
+        output.console.print(f"wrote {reply['details']['shipments']} label(s) to {out}")
+    raise typer.Exit(output.print_reply(reply))
+
+
+@app.command("import-tracking")
+def import_tracking(
+    csv_file: Path = typer.Argument(..., exists=True, help="The carrier's issued-labels CSV (cp932 or UTF-8)."),
+    shop: str = typer.Option(..., help="The shop whose shipments it covers."),
+    carrier: str = typer.Option("yamato", help="Carrier that issued the labels."),
+    issued_by: str = typer.Option("cli", help="Who runs it."),
+) -> None:
+    """Imports tracking numbers from an issued-labels file; each line applied or rejected with its reason."""
+    raw = csv_file.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp932")
+    raise typer.Exit(output.print_reply(_send(ImportTrackingCsv(shop_id=shop, issued_by=issued_by, csv=text, carrier=carrier))))

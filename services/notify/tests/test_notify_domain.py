@@ -1,12 +1,20 @@
-"""The notify domain without I/O: the shop's mail templates render with order number and tracking details."""
+"""The notify domain without I/O: default templates per language and device, shop templates, settings, addresses."""
 
-import jinja2
 import pytest
 
 from ordermesh_contracts import MailKind
-from ordermesh_notify.domain.mails import default_templates, render_mail, tracking_url
+from ordermesh_notify.domain.mails import (
+    ShopMailSettings,
+    address_problem,
+    gives_up_on_deferral,
+    mask_address,
+    tracking_url,
+    why_not_applicable,
+)
+from ordermesh_notify.domain.templates import MailRenderer, MailTemplate, TemplateProblem, sample_variables
 
 CONFIRMATION = {
+    **sample_variables(MailKind.ORDER_CONFIRMATION),
     "customer_name": "山田 花子",
     "external_order_no": "RK-20250312-000481",
     "lines": [
@@ -15,76 +23,165 @@ CONFIRMATION = {
     ],
     "total": 9660,
 }
-SHIPPED = {
-    "customer_name": "山田 花子",
-    "external_order_no": "RK-20250312-000481",
-    "carrier": "yamato",
-    "tracking_number": "482917346502",
-    "tracking_url": tracking_url("yamato", "482917346502"),
-}
+SHIPPED = sample_variables(MailKind.SHIPPED)
 
 
 @pytest.fixture(scope="module")
-def templates() -> jinja2.Environment:
-    return default_templates()
+def renderer() -> MailRenderer:
+    return MailRenderer()
 
 
-def test_the_order_confirmation_names_the_customer_the_order_number_every_line_and_the_total(
-    templates: jinja2.Environment,
-) -> None:
-    mail = render_mail(templates, MailKind.ORDER_CONFIRMATION, CONFIRMATION)
-    assert mail.subject == "【ご注文確認】ご注文番号 RK-20250312-000481"
-    assert mail.text.startswith("山田 花子 様")
-    assert "ご注文番号: RK-20250312-000481" in mail.text
-    assert "- 宇治抹茶 特上 40g × 2  4120円" in mail.text
-    assert "- 清水焼 抹茶碗 × 1  5500円" in mail.text
-    assert "お支払い合計: 9660円" in mail.text
-    assert "ordermesh demo shop" in mail.text
-
-
-def test_the_shipped_mail_carries_the_order_number_tracking_number_and_tracking_link(
-    templates: jinja2.Environment,
-) -> None:
-    mail = render_mail(templates, MailKind.SHIPPED, SHIPPED)
-    assert mail.subject == "【発送のお知らせ】ご注文番号 RK-20250312-000481"
-    assert "ご注文番号: RK-20250312-000481" in mail.text
-    assert "お問い合わせ番号: 482917346502" in mail.text
-    assert (
-        "配送状況: https://toi.kuronekoyamato.co.jp/cgi-bin/tneko?number00=1&number01=482917346502" in mail.text
+def render(renderer, kind, variables, *, language="ja", device="pc", signature="京都茶舗", inserted_text=None):
+    return renderer.render(
+        renderer.default_template(language, kind), variables,
+        device=device, language=language, signature=signature, inserted_text=inserted_text,
     )
 
 
-def test_the_shipped_mail_for_an_unknown_carrier_has_no_tracking_link_line(templates: jinja2.Environment) -> None:
-    mail = render_mail(templates, MailKind.SHIPPED, {**SHIPPED, "carrier": "seino", "tracking_url": None})
-    assert "お問い合わせ番号: 482917346502" in mail.text
-    assert "配送状況" not in mail.text
-    assert "None" not in mail.text
+def test_the_order_confirmation_names_the_customer_the_order_number_every_line_and_the_total(renderer) -> None:
+    mail = render(renderer, MailKind.ORDER_CONFIRMATION, CONFIRMATION)
+    assert mail.subject == "【ご注文確認】ご注文番号 RK-20250312-000481"
+    assert mail.text.startswith("山田 花子 様")
+    assert "- 宇治抹茶 特上 40g × 2  4120円" in mail.text
+    assert "- 清水焼 抹茶碗 × 1  5500円" in mail.text
+    assert "お支払い合計: 9660円" in mail.text
+    assert mail.template == "default:ja"
+
+
+def test_the_shop_signature_and_the_per_order_text_end_both_parts_in_that_order(renderer) -> None:
+    mail = render(renderer, MailKind.ORDER_CONFIRMATION, CONFIRMATION, inserted_text="のし紙をお付けしました。")
+    assert mail.text.endswith("お支払い合計: 9660円\n\nのし紙をお付けしました。\n\n京都茶舗\n")
+    assert mail.html.index("のし紙をお付けしました。") < mail.html.index("京都茶舗")
+
+
+def test_the_english_default_set_is_used_for_a_shop_whose_language_is_english(renderer) -> None:
+    mail = render(renderer, MailKind.SHIPPED, SHIPPED, language="en")
+    assert mail.subject == "Your order RK-20250312-000481 has shipped"
+    assert "Tracking number: 482917346502" in mail.text
+    assert 'lang="en"' in mail.html
+
+
+def test_the_default_html_part_uses_the_mobile_layout_for_a_mobile_customer_and_links_the_tracking_page(renderer) -> None:
+    mobile = render(renderer, MailKind.SHIPPED, SHIPPED, device="mobile")
+    pc = render(renderer, MailKind.SHIPPED, SHIPPED, device="pc")
+    assert 'name="ordermesh-device" content="mobile"' in mobile.html and 'name="viewport"' in mobile.html
+    assert 'name="ordermesh-device" content="pc"' in pc.html
+    assert '<a href="https://toi.kuronekoyamato.co.jp/cgi-bin/tneko?number00=1&amp;number01=482917346502"' in pc.html
+
+
+def test_customer_text_is_escaped_in_the_html_part_but_left_alone_in_the_text_part(renderer) -> None:
+    mail = render(renderer, MailKind.ORDER_CONFIRMATION, {**CONFIRMATION, "customer_name": "<script>alert(1)</script>"})
+    assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
+    assert mail.text.startswith("<script>alert(1)</script> 様")
+
+
+def test_a_shop_html_template_is_autoescaped_and_gets_the_signature_before_the_body_end(renderer) -> None:
+    template = MailTemplate("発送 {{ external_order_no }}", "{{ customer_name }}", "<html><body><b>{{ customer_name }}</b></body></html>", "shop:any")
+    mail = renderer.render(template, {**SHIPPED, "customer_name": "A&B"}, device="pc", language="ja", signature="京都<茶舗>")
+    assert mail.html == '<html><body><b>A&amp;B</b><p class="signature">京都&lt;茶舗&gt;</p></body></html>'
+
+
+def test_line_breaks_in_a_subject_are_flattened_so_no_header_can_be_injected(renderer) -> None:
+    template = MailTemplate("{{ customer_name }}\nBcc: x@evil.example", "t", None, "shop:any")
+    mail = renderer.render(template, SHIPPED, device="pc", language="ja", signature="")
+    assert "\n" not in mail.subject
+
+
+def test_every_default_template_in_both_languages_renders_with_its_sample_variables(renderer) -> None:
+    for language in ("ja", "en"):
+        for kind in MailKind:
+            assert renderer.problems(renderer.default_template(language, kind), kind) == [], (language, kind)
 
 
 @pytest.mark.parametrize(("kind", "variables", "missing"), [
     (MailKind.SHIPPED, SHIPPED, "tracking_number"),
     (MailKind.ORDER_CONFIRMATION, CONFIRMATION, "total"),
-    (MailKind.ORDER_CONFIRMATION, CONFIRMATION, "customer_name"),
-    (MailKind.SHIPPED, SHIPPED, "external_order_no"),
+    (MailKind.PAYMENT_INSTRUCTIONS, sample_variables(MailKind.PAYMENT_INSTRUCTIONS), "due_date"),
+    (MailKind.POINTS_CONFIRMED, sample_variables(MailKind.POINTS_CONFIRMED), "points"),
 ])
-def test_a_missing_template_variable_raises_instead_of_rendering_a_blank(
-    templates: jinja2.Environment, kind: MailKind, variables: dict, missing: str
-) -> None:
-    with pytest.raises(jinja2.UndefinedError):
-        render_mail(templates, kind, {k: v for k, v in variables.items() if k != missing})
+def test_a_missing_template_variable_is_a_template_problem_naming_the_variable(renderer, kind, variables, missing) -> None:
+    with pytest.raises(TemplateProblem, match=f"template variable missing: '{missing}' is undefined"):
+        render(renderer, kind, {k: v for k, v in variables.items() if k != missing})
 
 
-@pytest.mark.parametrize(
-    ("carrier", "url"),
-    [
-        ("yamato", "https://toi.kuronekoyamato.co.jp/cgi-bin/tneko?number00=1&number01=482917346502"),
-        ("sagawa", "https://k2k.sagawa-exp.co.jp/p/web/okurijosearch.do?okurijoNo=482917346502"),
-        ("japanpost", "https://trackings.post.japanpost.jp/services/srv/search/direct?reqCodeNo1=482917346502"),
-    ],
-)
-def test_a_known_carrier_has_a_tracking_url_with_the_number_in_it(carrier: str, url: str) -> None:
+def test_a_shop_template_with_a_syntax_error_has_a_problem_with_the_line(renderer) -> None:
+    template = MailTemplate("ok", "line one\n{% if tracking_number %}no end", None, "shop")
+    [problem] = renderer.problems(template, MailKind.SHIPPED)
+    assert problem.startswith("template syntax error on line 2")
+
+
+def test_a_shop_template_using_a_variable_the_kind_does_not_have_is_a_problem(renderer) -> None:
+    template = MailTemplate("{{ external_order_no }}", "{{ tracking_number }}", None, "shop")
+    assert renderer.problems(template, MailKind.ORDER_CONFIRMATION) == ["template variable missing: 'tracking_number' is undefined"]
+    assert renderer.problems(template, MailKind.SHIPPED) == []
+
+
+def test_a_shop_template_cannot_reach_python_internals(renderer) -> None:
+    template = MailTemplate("x", "{{ lines.__class__.__mro__ }}", None, "shop")
+    assert renderer.problems(template, MailKind.ORDER_CONFIRMATION)
+
+
+def test_the_payment_instructions_carry_reference_amount_and_due_date(renderer) -> None:
+    mail = render(renderer, MailKind.PAYMENT_INSTRUCTIONS, sample_variables(MailKind.PAYMENT_INSTRUCTIONS))
+    assert "お支払い金額: 4670円" in mail.text and "お支払い番号: PAY-7Q4K2M" in mail.text
+    assert "お支払い期限: 2025-03-19" in mail.text
+
+
+@pytest.mark.parametrize(("balance", "expected", "absent"), [(0, None, "残り"), (1200, "残りのお支払い: 1200円", "過入金"), (-300, "過入金: 300円", "残り")])
+def test_the_payment_received_mail_names_a_balance_due_or_overpaid(renderer, balance, expected, absent) -> None:
+    mail = render(renderer, MailKind.PAYMENT_RECEIVED, {**sample_variables(MailKind.PAYMENT_RECEIVED), "balance": balance})
+    assert absent not in mail.text
+    if expected:
+        assert expected in mail.text
+
+
+def test_the_shipped_mail_for_an_unknown_carrier_has_no_tracking_link_line(renderer) -> None:
+    mail = render(renderer, MailKind.SHIPPED, {**SHIPPED, "carrier": "seino", "tracking_url": None})
+    assert "お問い合わせ番号: 482917346502" in mail.text
+    assert "配送状況" not in mail.text and "None" not in mail.text
+
+
+def test_order_changed_and_cancelled_mails_render_for_when_those_events_arrive(renderer) -> None:
+    changed = render(renderer, MailKind.ORDER_CHANGED, sample_variables(MailKind.ORDER_CHANGED))
+    cancelled = render(renderer, MailKind.ORDER_CANCELLED, {**sample_variables(MailKind.ORDER_CANCELLED), "reason": None})
+    assert "- 宇治抹茶 特上 40g: 2 → 1" in changed.text and "変更後のお支払い合計: 4670円" in changed.text
+    assert "ご注文をキャンセルいたしました" in cancelled.text and "理由" not in cancelled.text
+
+
+@pytest.mark.parametrize(("carrier", "url"), [
+    ("yamato", "https://toi.kuronekoyamato.co.jp/cgi-bin/tneko?number00=1&number01=482917346502"),
+    ("sagawa", "https://k2k.sagawa-exp.co.jp/p/web/okurijosearch.do?okurijoNo=482917346502"),
+    ("japanpost", "https://trackings.post.japanpost.jp/services/srv/search/direct?reqCodeNo1=482917346502"),
+    ("seino", None),
+])
+def test_a_known_carrier_has_a_tracking_url_with_the_number_in_it_and_an_unknown_one_none(carrier, url) -> None:
     assert tracking_url(carrier, "482917346502") == url
 
 
-def test_an_unknown_carrier_has_no_tracking_url() -> None:
-    assert tracking_url("seino", "482917346502") is None
+def test_a_kind_the_shop_turned_off_is_not_applicable_unless_staff_send_it_on_purpose() -> None:
+    settings = ShopMailSettings(disabled_kinds=frozenset({MailKind.SHIPPED}))
+    assert why_not_applicable(MailKind.SHIPPED, "a@example.com", settings) == "turned off"
+    assert why_not_applicable(MailKind.SHIPPED, "a@example.com", settings, by_staff=True) is None
+    assert why_not_applicable(MailKind.ORDER_CONFIRMATION, None, settings, by_staff=True) == "no e-mail address"
+
+
+def test_preparing_shipment_and_points_mails_are_off_until_a_shop_turns_them_on() -> None:
+    defaults = ShopMailSettings()
+    assert why_not_applicable(MailKind.PREPARING_SHIPMENT, "a@example.com", defaults) == "turned off"
+    assert why_not_applicable(MailKind.POINTS_CONFIRMED, "a@example.com", defaults) == "turned off"
+    assert why_not_applicable(MailKind.ORDER_CONFIRMATION, "a@example.com", defaults) is None
+
+
+@pytest.mark.parametrize("address", ["no-at-sign.example.com", "two@@example.com", "a b@example.com", "a@example", "a@example.com\r\nBcc: b@example.com"])
+def test_an_invalid_address_has_a_reason(address) -> None:
+    assert address_problem(address).startswith("invalid address")
+
+
+def test_a_valid_address_has_no_problem_and_is_masked_for_staff_lists() -> None:
+    assert address_problem("hanako.yamada+tea@mail.example.co.jp") is None
+    assert mask_address("hanako.yamada@example.com") == "h***@example.com"
+
+
+def test_a_deferred_recipient_is_given_up_after_the_limit_of_attempts() -> None:
+    assert not gives_up_on_deferral(4, 5)
+    assert gives_up_on_deferral(5, 5)

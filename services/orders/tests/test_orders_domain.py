@@ -5,10 +5,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ordermesh_contracts import PaymentMethod, ShopOrderSubmitted, Stage
-from ordermesh_orders.domain.intake import address_errors, address_flag, expected_total, merchandise_total, rejection_reasons
-from ordermesh_orders.domain.progress import OrderState, advance, initial_flags, next_stage, record_flags
+from ordermesh_orders.domain.intake import (
+    address_errors,
+    address_flag,
+    expected_total,
+    merchandise_total,
+    rejection_reasons,
+)
+from ordermesh_orders.domain.progress import (
+    OrderState,
+    advance,
+    initial_flags,
+    next_stage,
+    record_flags,
+)
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,12 +1,15 @@
 """Rules and statuses as validated data, and what fires for which order: pure domain, no I/O."""
 
 import pytest
-from pydantic import ValidationError
-
 from ordermesh_contracts import Stage
 from ordermesh_orders.domain.areas import is_remote_island
 from ordermesh_orders.domain.rules import OrderFacts, RuleSet, SetChildStatus, evaluate
-from ordermesh_orders.domain.statuses import child_status_refusal, complete, status_config_errors
+from ordermesh_orders.domain.statuses import (
+    child_status_refusal,
+    complete,
+    status_config_errors,
+)
+from pydantic import ValidationError
 
 
 def facts(**overrides) -> OrderFacts:

@@ -8,10 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
-
 from ordermesh_contracts import PaymentMethod
 from ordermesh_orders.domain.intake import rejection_reasons
-from ordermesh_orders.domain.shopify import ShopifyMappingError, map_order, signature_is_valid
+from ordermesh_orders.domain.shopify import (
+    ShopifyMappingError,
+    map_order,
+    signature_is_valid,
+)
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,11 +1,21 @@
 """Staff actions on an order's progress and the tasks flags open: pure domain, no I/O."""
 
 import pytest
-
 from ordermesh_contracts import PaymentMethod, Stage
 from ordermesh_orders.domain.progress import OrderState, initial_flags
-from ordermesh_orders.domain.staff import Refusal, confirm_flag, hold, release, resume_auto, set_stage
-from ordermesh_orders.domain.tasks import TASK_KINDS, flag_confirmed_by_closing, tasks_opened_by
+from ordermesh_orders.domain.staff import (
+    Refusal,
+    confirm_flag,
+    hold,
+    release,
+    resume_auto,
+    set_stage,
+)
+from ordermesh_orders.domain.tasks import (
+    TASK_KINDS,
+    flag_confirmed_by_closing,
+    tasks_opened_by,
+)
 
 
 def _card_order(stage=Stage.REVIEW, **flags) -> OrderState:
@@ -75,3 +85,14 @@ def test_closing_a_check_task_confirms_its_flag_and_other_tasks_confirm_nothing(
     assert flag_confirmed_by_closing("watch_listed_customer") == "customer"
     assert flag_confirmed_by_closing("payment_failed") is None
     assert all(kind.title for kind in TASK_KINDS.values())
+
+
+def test_checks_of_unshipped_deliveries_stop_applying_once_the_order_has_shipped():
+    from ordermesh_orders.domain.progress import record_flags
+
+    shipped = _card_order(Stage.SHIPPED, shipping="shipped", capture="not_yet")
+    progress = record_flags(shipped, {"address": "error", "delivery_date": "error", "capture": "done"})
+    assert progress.state.flags["address"] == "ok" and progress.state.flags["delivery_date"] == "ok"
+    assert progress.state.flags["capture"] == "done"
+    unshipped = record_flags(_card_order(Stage.AWAITING_PAYMENT), {"address": "error"})
+    assert unshipped.state.flags["address"] == "error"

@@ -21,6 +21,7 @@ from .postgres import LocalPostgres, provision_service_databases
 from .processes import free_port, stop_process_group
 
 SERVICES = ("orders", "payments", "shipping", "points", "notify")
+SHOPIFY_DEMO_DOMAIN = "ordermesh-demo.myshopify.com"
 DEMO_SKUS = tuple(f"SKU-{n:03d}" for n in range(1, 21))
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class LocalStack:
     maildir: Path = Path()
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    shopify_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    payment_callback_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     _kafka: LocalKafka | None = None
     _postgres: LocalPostgres | None = None
 
@@ -171,8 +174,13 @@ class LocalStack:
             "ORDERMESH_LOG_LEVEL": self.config.log_level,
             "ORDERMESH_API_TOKEN": self.api_token,
         }
+        if name == "orders":
+            env["ORDERMESH_SHOPIFY_SHOPS"] = json.dumps(
+                {SHOPIFY_DEMO_DOMAIN: {"shop_id": "demo-shop", "secret": self.shopify_secret}}
+            )
         if name == "payments":
             env["ORDERMESH_GATEWAY_URL"] = f"http://127.0.0.1:{self._sandbox_ports['gateway']}"
+            env["ORDERMESH_PAYMENT_CALLBACK_SECRET"] = self.payment_callback_secret
         if name == "shipping":
             env["ORDERMESH_WAREHOUSE_URL"] = f"http://127.0.0.1:{self._sandbox_ports['warehouse']}"
             env["ORDERMESH_PUBLIC_URL"] = f"http://127.0.0.1:{port}"

@@ -1,18 +1,46 @@
-"""Wires the notify service: settings, templates, the SMTP transport, subscriptions and outputs."""
+"""Wires the notify service: settings, templates, the SMTP transport, subscriptions, staff routes and the body purge."""
 
+import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
 from pydantic import Field, SecretStr
 
-from ordermesh_contracts import NotifyEvent, OrderAccepted, OrdersEvent, ShipmentShipped, ShippingEvent, topics
+from ordermesh_contracts import (
+    NotifyCommand,
+    NotifyEvent,
+    OrderAccepted,
+    OrderProgressed,
+    OrdersEvent,
+    PaymentReceived,
+    PaymentRequested,
+    PaymentsEvent,
+    PointsConfirmed,
+    PointsEvent,
+    PreviewMail,
+    ResendMail,
+    SaveMailTemplate,
+    SendBulkMail,
+    SendMessageToCustomer,
+    SetOrderMailText,
+    SetShopMailSettings,
+    ShipmentShipped,
+    ShippingEvent,
+    topics,
+)
+from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription
-from ordermesh_servicekit.service import ServiceDefinition, create_service_app, run_service
+from ordermesh_servicekit.http import staff_endpoint
+from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
+from . import store
 from .adapters.smtp import SmtpTransport
-from .domain.mails import default_templates
+from .domain.templates import MailRenderer
 from .handlers import NotifyHandlers
+from .mailing import Mailer
+from .staff import StaffCommands, mail_log_endpoint
 
 
 class NotifySettings(ServiceSettings):
@@ -24,8 +52,14 @@ class NotifySettings(ServiceSettings):
     smtp_username: str | None = Field(default=None, description="SMTP AUTH user, if any.")
     smtp_password: SecretStr | None = Field(default=None, description="SMTP AUTH password, if any.")
     smtp_starttls: bool = Field(default=False, description="Whether to upgrade with STARTTLS.")
+    smtp_timeout_seconds: float = Field(default=10, gt=0, description="Longest wait for the SMTP server per step.")
+    smtp_max_deferrals: int = Field(
+        default=5, ge=1, description="Attempts after which a recipient the server keeps deferring (4xx) ends as failed."
+    )
     mail_from: str = Field(default="shop@ordermesh.example", description="Sender address of customer mails.")
     mail_domain: str = Field(default="ordermesh.example", description="Right-hand side of Message-IDs.")
+    mail_body_retention_days: int = Field(default=90, ge=1, description="Days the text and HTML of a sent mail are kept.")
+    mail_purge_interval_seconds: float = Field(default=3600, gt=0, description="How often old mail bodies are purged.")
 
 
 def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
@@ -37,17 +71,72 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
         username=settings.smtp_username,
         password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
         starttls=settings.smtp_starttls,
+        timeout=settings.smtp_timeout_seconds,
     )
-    handlers = NotifyHandlers(default_templates(), transport, settings.mail_from, settings.mail_domain)
+    mailer = Mailer(
+        MailRenderer(), transport, sender=settings.mail_from, mail_domain=settings.mail_domain,
+        max_deferrals=settings.smtp_max_deferrals,
+    )
+    handlers = NotifyHandlers(mailer)
+    staff = StaffCommands(mailer)
+    purge_task: dict[str, asyncio.Task] = {}
+
+    async def purge_old_bodies(runtime: ServiceRuntime) -> None:
+        while True:
+            async with runtime.pool.acquire() as conn:
+                purged = await store.purge_bodies(conn, timedelta(days=settings.mail_body_retention_days))
+            if purged:
+                runtime.log.info("old mail bodies purged", mails=purged)
+            await asyncio.sleep(settings.mail_purge_interval_seconds)
+
+    async def start_purge(runtime: ServiceRuntime) -> None:
+        purge_task["task"] = asyncio.create_task(purge_old_bodies(runtime))
+
+    async def stop_purge(_runtime: ServiceRuntime) -> None:
+        if task := purge_task.pop("task", None):
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def routes(runtime: ServiceRuntime):
+        token = settings.api_token.get_secret_value()
+        return [("/api/notify/mails", staff_endpoint(token, mail_log_endpoint(lambda: runtime.pool)))]
+
     return create_service_app(
         ServiceDefinition(
             name="notify",
             migrations=Path(__file__).parent / "migrations",
             subscriptions=[
-                Subscription(topics.ORDERS_EVENTS, OrdersEvent, {OrderAccepted: handlers.on_order_accepted}),
+                Subscription(
+                    topics.ORDERS_EVENTS,
+                    OrdersEvent,
+                    {OrderAccepted: handlers.on_order_accepted, OrderProgressed: handlers.on_order_progressed},
+                ),
+                Subscription(
+                    topics.PAYMENTS_EVENTS,
+                    PaymentsEvent,
+                    {PaymentRequested: handlers.on_payment_requested, PaymentReceived: handlers.on_payment_received},
+                ),
                 Subscription(topics.SHIPPING_EVENTS, ShippingEvent, {ShipmentShipped: handlers.on_shipment_shipped}),
+                Subscription(topics.POINTS_EVENTS, PointsEvent, {PointsConfirmed: handlers.on_points_confirmed}),
+                Subscription(
+                    topics.NOTIFY_COMMANDS,
+                    NotifyCommand,
+                    {
+                        ResendMail: staff.resend,
+                        SendBulkMail: staff.send_bulk,
+                        SendMessageToCustomer: staff.send_message,
+                        PreviewMail: staff.preview,
+                        SetShopMailSettings: staff.set_settings,
+                        SaveMailTemplate: staff.save_template,
+                        SetOrderMailText: staff.set_order_text,
+                    },
+                    on_invalid=reject_invalid_commands("notify"),
+                ),
             ],
             publishes={topics.NOTIFY_EVENTS: NotifyEvent},
+            http_routes=routes,
+            on_start=start_purge,
+            on_stop=stop_purge,
         ),
         settings,
     )

@@ -1,40 +1,31 @@
-"""One function per message the notify service consumes: render, record the intent, send, record the result."""
+"""One function per event the notify service consumes: keep the order's contact, then mail once per cause."""
 
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
-
-import jinja2
 
 from ordermesh_contracts import (
-    MailFailed,
     MailKind,
-    MailNotApplicable,
-    MailSent,
     OrderAccepted,
     OrderMessage,
+    OrderProgressed,
+    PaymentReceived,
+    PaymentRequested,
+    PointsConfirmed,
     ShipmentShipped,
+    Stage,
     topics,
 )
-from ordermesh_servicekit.consuming import MessageContext, PermanentError
+from ordermesh_servicekit.consuming import MessageContext
 
 from . import store
-from .adapters.smtp import MailRefused, MailTransport, OutgoingMail
-from .domain.mails import render_mail, tracking_url
-
-
-def mail_id_for(order_id: UUID, kind: MailKind, cause_id: UUID) -> UUID:
-    """The mail for one (order, kind, cause): stable, and the base of its Message-ID."""
-    return uuid5(NAMESPACE_URL, f"ordermesh-mail:{order_id}/{kind.value}/{cause_id}")
+from .domain.mails import tracking_url
+from .mailing import Mailer, UnknownOrder, contact_missing
 
 
 class NotifyHandlers:
-    """Handlers bound to the templates and the mail transport."""
+    """Handlers of the events that cause customer mails."""
 
-    def __init__(self, templates: jinja2.Environment, transport: MailTransport, sender: str, mail_domain: str) -> None:
-        self._templates = templates
-        self._transport = transport
-        self._sender = sender
-        self._mail_domain = mail_domain
+    def __init__(self, mailer: Mailer) -> None:
+        self._mailer = mailer
 
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
         """Keeps the order's contact and sends the order confirmation."""
@@ -43,7 +34,9 @@ class NotifyHandlers:
             for delivery in order.deliveries
             for line in delivery.lines
         ]
-        summary = {"lines": lines, "total": order.charges.total}
+        summary = {
+            "lines": lines, "total": order.charges.total, "currency": order.currency, "payment_method": order.payment.method.value,
+        }
         async with ctx.intent() as conn:
             await store.save_contact(
                 conn,
@@ -55,7 +48,25 @@ class NotifyHandlers:
                 device=order.customer.device.value,
                 summary=summary,
             )
-        await self._send(order, MailKind.ORDER_CONFIRMATION, summary, ctx)
+        await self._mail(order, MailKind.ORDER_CONFIRMATION, {}, ctx)
+
+    async def on_payment_requested(self, requested: PaymentRequested, ctx: MessageContext) -> None:
+        """Sends the prepaid payment instructions: reference, amount and due date."""
+        variables = {
+            "method": requested.method.value, "reference": requested.reference,
+            "amount": requested.amount, "due_date": requested.due_date.isoformat(),
+        }
+        await self._mail(requested, MailKind.PAYMENT_INSTRUCTIONS, variables, ctx)
+
+    async def on_payment_received(self, received: PaymentReceived, ctx: MessageContext) -> None:
+        """Thanks the customer for a payment, naming any balance still due or over-paid."""
+        variables = {"method": received.method.value, "amount": received.amount, "balance": received.balance}
+        await self._mail(received, MailKind.PAYMENT_RECEIVED, variables, ctx)
+
+    async def on_order_progressed(self, progressed: OrderProgressed, ctx: MessageContext) -> None:
+        """Tells the customer the order is being prepared once it is ready to ship."""
+        if progressed.to_stage == Stage.READY_TO_SHIP:
+            await self._mail(progressed, MailKind.PREPARING_SHIPMENT, {}, ctx)
 
     async def on_shipment_shipped(self, shipped: ShipmentShipped, ctx: MessageContext) -> None:
         """Sends the shipped mail with carrier, tracking number and tracking link."""
@@ -64,54 +75,19 @@ class NotifyHandlers:
             "tracking_number": shipped.tracking_number,
             "tracking_url": tracking_url(shipped.carrier, shipped.tracking_number),
         }
-        await self._send(shipped, MailKind.SHIPPED, variables, ctx)
+        await self._mail(shipped, MailKind.SHIPPED, variables, ctx)
 
-    async def _send(self, cause: OrderMessage, kind: MailKind, variables: dict[str, Any], ctx: MessageContext) -> None:
+    async def on_points_confirmed(self, confirmed: PointsConfirmed, ctx: MessageContext) -> None:
+        """Tells the customer their points are confirmed (only when there are any)."""
+        if confirmed.points > 0:
+            await self._mail(confirmed, MailKind.POINTS_CONFIRMED, {"points": confirmed.points}, ctx)
+
+    async def _mail(self, cause: OrderMessage, kind: MailKind, variables: dict[str, Any], ctx: MessageContext) -> None:
         if await ctx.already_processed():
             return
-        mail_id = mail_id_for(cause.order_id, kind, cause.event_id)
-        async with ctx.intent() as conn:
-            contact = await store.contact(conn, cause.order_id)
-        if contact is None:
-            raise PermanentError(f"no contact for order {cause.order_id}")
-        envelope = {"order_id": cause.order_id, "shop_id": cause.shop_id, "mail_kind": kind, **cause.caused()}
-        if not contact["email"]:
-            async with ctx.unit_of_work() as uow:
-                await store.log_unsendable(
-                    uow.conn, mail_id=mail_id, order_id=cause.order_id, kind=kind.value, cause_id=cause.event_id,
-                    status="not_applicable", reason="no e-mail address",
-                )
-                uow.publish(topics.NOTIFY_EVENTS, MailNotApplicable(**envelope, reason="no e-mail address"))
-            return
         try:
-            rendered = render_mail(
-                self._templates,
-                kind,
-                {"customer_name": contact["name"], "external_order_no": contact["external_order_no"], **variables},
-            )
-        except jinja2.TemplateError as error:
-            await self._fail(ctx, cause, kind, mail_id, envelope, f"template error: {error}")
-            return
-        message_id = f"<{mail_id}@{self._mail_domain}>"
-        async with ctx.intent() as conn:
-            await store.begin_mail(
-                conn, mail_id=mail_id, order_id=cause.order_id, kind=kind.value, cause_id=cause.event_id,
-                recipient=contact["email"], subject=rendered.subject, body=rendered.text,
-            )
-        try:
-            await self._transport.send(OutgoingMail(message_id, self._sender, contact["email"], rendered.subject, rendered.text))
-        except MailRefused as refused:
-            await self._fail(ctx, cause, kind, mail_id, envelope, str(refused))
-            return
+            outcome = await self._mailer.deliver(ctx.pool, order_id=cause.order_id, kind=kind, cause_id=cause.event_id, variables=variables)
+        except UnknownOrder:
+            raise contact_missing(cause.order_id, cause.occurred_at) from None
         async with ctx.unit_of_work() as uow:
-            await store.finish_mail(uow.conn, mail_id=mail_id, status="sent")
-            uow.publish(topics.NOTIFY_EVENTS, MailSent(**envelope, message_id=message_id))
-
-    async def _fail(self, ctx: MessageContext, cause: OrderMessage, kind: MailKind, mail_id: UUID, envelope: dict, reason: str) -> None:
-        async with ctx.unit_of_work() as uow:
-            await store.log_unsendable(
-                uow.conn, mail_id=mail_id, order_id=cause.order_id, kind=kind.value, cause_id=cause.event_id,
-                status="failed", reason=reason,
-            )
-            await store.finish_mail(uow.conn, mail_id=mail_id, status="failed", reason=reason)
-            uow.publish(topics.NOTIFY_EVENTS, MailFailed(**envelope, reason=reason))
+            uow.publish(topics.NOTIFY_EVENTS, outcome.event(cause))

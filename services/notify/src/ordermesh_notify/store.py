@@ -1,10 +1,13 @@
-"""SQL of the notify service: order contacts and the mail log."""
+"""SQL of the notify service: order contacts, shop mail settings and templates, and the mail log."""
 
 import json
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+
+_MAIL_COLUMNS = "mail_id, order_id, kind, cause_id, status, recipient, subject, attempts, reason, template, created_at, updated_at, sent_at"
 
 
 async def save_contact(
@@ -34,29 +37,97 @@ async def save_contact(
     )
 
 
-async def contact(conn: asyncpg.Connection, order_id: UUID) -> asyncpg.Record | None:
-    """Who to mail about an order."""
-    return await conn.fetchrow("SELECT * FROM contacts WHERE order_id = $1", order_id)
+async def contact(conn: asyncpg.Connection, order_id: UUID) -> dict[str, Any] | None:
+    """Who to mail about an order, and what the order holds for templates."""
+    row = await conn.fetchrow("SELECT * FROM contacts WHERE order_id = $1", order_id)
+    if row is None:
+        return None
+    return {**dict(row), "summary": json.loads(row["summary"])}
+
+
+async def set_inserted_text(conn: asyncpg.Connection, order_id: UUID, shop_id: str, text: str | None) -> bool:
+    """Sets the text inserted into the order's later mails; False if the order is unknown to notify."""
+    done = await conn.execute(
+        "UPDATE contacts SET inserted_text = $3 WHERE order_id = $1 AND shop_id = $2", order_id, shop_id, text
+    )
+    return done.endswith(" 1")
+
+
+async def shop_settings(conn: asyncpg.Connection, shop_id: str) -> asyncpg.Record | None:
+    """A shop's mail settings, if it saved any."""
+    return await conn.fetchrow("SELECT * FROM shop_mail_settings WHERE shop_id = $1", shop_id)
+
+
+async def save_shop_settings(
+    conn: asyncpg.Connection, *, shop_id: str, language: str, signature: str, encoding: str, disabled_kinds: list[str], updated_by: str
+) -> None:
+    """Replaces a shop's mail settings."""
+    await conn.execute(
+        """
+        INSERT INTO shop_mail_settings (shop_id, language, signature, encoding, disabled_kinds, updated_by)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (shop_id) DO UPDATE SET language = $2, signature = $3, encoding = $4, disabled_kinds = $5,
+            updated_by = $6, updated_at = now()
+        """,
+        shop_id, language, signature, encoding, disabled_kinds, updated_by,
+    )
+
+
+async def shop_template(conn: asyncpg.Connection, shop_id: str, kind: str, device: str) -> asyncpg.Record | None:
+    """The shop's own template for a kind: the one for the device, else the one for any device."""
+    return await conn.fetchrow(
+        """
+        SELECT * FROM mail_templates WHERE shop_id = $1 AND kind = $2 AND device IN ($3, 'any')
+        ORDER BY device = 'any' LIMIT 1
+        """,
+        shop_id, kind, device,
+    )
+
+
+async def save_template(
+    conn: asyncpg.Connection, *, shop_id: str, kind: str, device: str, subject: str, text: str, html: str | None, updated_by: str
+) -> None:
+    """Saves (or replaces) a shop's template for a kind and device."""
+    await conn.execute(
+        """
+        INSERT INTO mail_templates (shop_id, kind, device, subject, text_body, html_body, updated_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (shop_id, kind, device) DO UPDATE SET subject = $4, text_body = $5, html_body = $6,
+            updated_by = $7, updated_at = now()
+        """,
+        shop_id, kind, device, subject, text, html, updated_by,
+    )
 
 
 async def begin_mail(
-    conn: asyncpg.Connection, *, mail_id: UUID, order_id: UUID, kind: str, cause_id: UUID, recipient: str, subject: str, body: str
-) -> str:
-    """Records the intent to send (or one more attempt); returns the mail's status before this attempt."""
-    return await conn.fetchval(
+    conn: asyncpg.Connection,
+    *,
+    mail_id: UUID,
+    order_id: UUID,
+    kind: str,
+    cause_id: UUID,
+    recipient: str,
+    subject: str,
+    body: str,
+    html: str | None,
+    variables: dict[str, Any],
+    template: str,
+) -> asyncpg.Record:
+    """Records the intent to send (or one more attempt): returns `previous` status (None if new), `attempts`, `reason`.
+
+    A mail already `sent` or `failed` keeps its status: the caller must not send it again.
+    """
+    return await conn.fetchrow(
         """
-        INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, recipient, subject, body, attempts)
-        VALUES ($1, $2, $3, $4, 'sending', $5, $6, $7, 1)
-        ON CONFLICT (order_id, kind, cause_id) DO UPDATE SET attempts = mail_log.attempts + 1
-        RETURNING (SELECT status FROM mail_log WHERE mail_id = $1)
+        WITH before AS (SELECT status FROM mail_log WHERE mail_id = $1)
+        INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, recipient, subject, body, html, variables, template, attempts)
+        VALUES ($1, $2, $3, $4, 'sending', $5, $6, $7, $8, $9::jsonb, $10, 1)
+        ON CONFLICT (order_id, kind, cause_id) DO UPDATE
+            SET attempts = mail_log.attempts + CASE WHEN mail_log.status = 'sending' THEN 1 ELSE 0 END,
+                updated_at = now()
+        RETURNING (SELECT status FROM before) AS previous, attempts, reason
         """,
-        mail_id,
-        order_id,
-        kind,
-        cause_id,
-        recipient,
-        subject,
-        body,
+        mail_id, order_id, kind, cause_id, recipient, subject, body, html, json.dumps(variables, default=str), template,
     )
 
 
@@ -64,7 +135,7 @@ async def finish_mail(conn: asyncpg.Connection, *, mail_id: UUID, status: str, r
     """Records how sending ended."""
     await conn.execute(
         """
-        UPDATE mail_log SET status = $2, reason = $3, sent_at = CASE WHEN $2 = 'sent' THEN now() END
+        UPDATE mail_log SET status = $2, reason = $3, updated_at = now(), sent_at = CASE WHEN $2 = 'sent' THEN now() END
         WHERE mail_id = $1
         """,
         mail_id,
@@ -74,18 +145,49 @@ async def finish_mail(conn: asyncpg.Connection, *, mail_id: UUID, status: str, r
 
 
 async def log_unsendable(
-    conn: asyncpg.Connection, *, mail_id: UUID, order_id: UUID, kind: str, cause_id: UUID, status: str, reason: str
-) -> None:
-    """Records a mail that does not go out, with the reason."""
+    conn: asyncpg.Connection, *, mail_id: UUID, order_id: UUID, kind: str, cause_id: UUID, status: str, reason: str,
+    recipient: str | None = None,
+) -> asyncpg.Record:
+    """Records a mail that does not go out, with the reason; returns the row as it stands (the first outcome wins)."""
     await conn.execute(
         """
-        INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, reason)
-        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING
+        INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, reason, recipient)
+        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
         """,
-        mail_id,
-        order_id,
-        kind,
-        cause_id,
-        status,
-        reason,
+        mail_id, order_id, kind, cause_id, status, reason, recipient,
     )
+    return await conn.fetchrow("SELECT status, reason FROM mail_log WHERE mail_id = $1", mail_id)
+
+
+async def mail(conn: asyncpg.Connection, mail_id: UUID) -> asyncpg.Record | None:
+    """One mail of the log, with its kept content."""
+    return await conn.fetchrow(f"SELECT {_MAIL_COLUMNS}, body, html, body_purged_at FROM mail_log WHERE mail_id = $1", mail_id)
+
+
+async def mails_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
+    """The mail log of one order, oldest first (without bodies)."""
+    return await conn.fetch(f"SELECT {_MAIL_COLUMNS} FROM mail_log WHERE order_id = $1 ORDER BY created_at, mail_id", order_id)
+
+
+async def last_variables(conn: asyncpg.Connection, order_id: UUID, kind: str) -> dict[str, Any] | None:
+    """The variables the order's latest mail of `kind` was rendered from (for bulk sends and previews)."""
+    raw = await conn.fetchval(
+        """
+        SELECT variables FROM mail_log WHERE order_id = $1 AND kind = $2 AND variables IS NOT NULL
+        ORDER BY created_at DESC LIMIT 1
+        """,
+        order_id, kind,
+    )
+    return json.loads(raw) if raw else None
+
+
+async def purge_bodies(conn: asyncpg.Connection, older_than: timedelta) -> int:
+    """Forgets the content (text, HTML, variables) of mails older than `older_than`; the log rows stay. Returns how many."""
+    done = await conn.execute(
+        """
+        UPDATE mail_log SET body = NULL, html = NULL, variables = NULL, body_purged_at = now()
+        WHERE created_at < now() - $1::interval AND body_purged_at IS NULL
+        """,
+        older_than,
+    )
+    return int(done.split()[-1])

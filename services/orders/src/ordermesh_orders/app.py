@@ -5,8 +5,6 @@ from pathlib import Path
 from typing import Any
 
 from faststream.asgi import AsgiFastStream
-from pydantic import Field, SecretStr
-
 from ordermesh_contracts import (
     NotifyEvent,
     OrderRejected,
@@ -25,8 +23,14 @@ from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription
 from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
 from ordermesh_servicekit.outbox import OutgoingMessage
-from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
+from ordermesh_servicekit.service import (
+    ServiceDefinition,
+    ServiceRuntime,
+    create_service_app,
+    run_service,
+)
 from ordermesh_servicekit.settings import ServiceSettings
+from pydantic import Field, SecretStr
 
 from . import command_handlers, handlers, store
 from .adapters import staff_api

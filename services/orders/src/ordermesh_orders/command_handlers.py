@@ -11,6 +11,7 @@ from ordermesh_contracts import (
     ConfigureStatuses,
     ConfirmAddress,
     ConfirmDeliveryDate,
+    EnterOrder,
     HoldOrder,
     ItemResult,
     ReleaseOrder,
@@ -20,6 +21,7 @@ from ordermesh_contracts import (
     SetOrderStage,
     SetRules,
     Stage,
+    order_id_for,
 )
 from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import (
@@ -36,7 +38,7 @@ from .domain.rules import RuleSet
 from .domain.staff import hold_after
 from .domain.statuses import child_status_refusal, complete, status_config_errors
 from .domain.tasks import flag_confirmed_by_closing
-from .handlers import publish_progress, run_rules_after_change
+from .handlers import publish_progress, run_rules_after_change, take_in
 
 SERVICE = "orders"
 SHIPPED_OR_LATER = (Stage.SHIPPED, Stage.COMPLETED, Stage.CANCELLED)
@@ -238,6 +240,20 @@ async def on_set_child_status(command: SetChildStatus, ctx: MessageContext) -> N
         accept(uow, command, SERVICE, details={"stage": progress.state.stage.value, "child_status": command.status})
 
 
+async def on_enter_order(command: EnterOrder, ctx: MessageContext) -> None:
+    """A phone or fax order keyed in by staff: the same intake as a shop order, answered with the order id or the reasons."""
+    if command.order.shop_id != command.shop_id:
+        raise CommandRefused(f"the order is for shop {command.order.shop_id}, not {command.shop_id}")
+    order = command.order
+    order_id = order_id_for(order.shop_id, order.channel.value, order.external_order_no)
+    async with ctx.unit_of_work() as uow:
+        if await store.lock_order(uow.conn, order_id) is not None:
+            raise CommandRefused(f"order {order.external_order_no} of {order.channel.value} already exists as {order_id}")
+        if reasons := await take_in(uow, order.model_copy(update=command.caused()), ctx):
+            raise CommandRefused(*reasons)
+        accept(uow, command, SERVICE, details={"order_id": str(order_id)})
+
+
 COMMAND_HANDLERS = {
     HoldOrder: on_hold_order,
     ReleaseOrder: on_release_order,
@@ -253,5 +269,6 @@ COMMAND_HANDLERS = {
     SetRules: on_set_rules,
     ConfigureStatuses: on_configure_statuses,
     SetChildStatus: on_set_child_status,
+    EnterOrder: on_enter_order,
 }
 """Every staff command the orders service takes."""

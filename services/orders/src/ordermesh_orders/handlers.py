@@ -35,78 +35,90 @@ from .domain.progress import OrderState, Progress, advance, initial_flags, recor
 from .domain.rules import OrderFacts, facts_of
 from .domain.staff import hold_after
 from .domain.tasks import TASK_KINDS, tasks_opened_by
-from .rule_runner import apply_firing, mail_texts_of, planned_firing, with_intake_actions
+from .rule_runner import (
+    apply_firing,
+    mail_texts_of,
+    planned_firing,
+    with_intake_actions,
+)
 
 
 async def on_shop_order_submitted(submitted: ShopOrderSubmitted, ctx: MessageContext) -> None:
     """Accepts a shop's order (once per shop, channel and order number) or rejects it with every reason."""
     async with ctx.unit_of_work() as uow:
-        if reasons := rejection_reasons(submitted):
-            uow.publish(
-                topics.SHOP_UPDATES,
-                OrderRejected(
-                    shop_id=submitted.shop_id,
-                    channel=submitted.channel.value,
-                    external_order_no=submitted.external_order_no,
-                    reasons=reasons,
-                    **submitted.caused(),
-                ),
-                key=submitted.external_order_no,
-            )
-            return
-        order_id = order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no)
-        flags = initial_flags(submitted.payment.method, address_flag(submitted, japan_post_lookup))
-        if await store.is_watch_listed(uow.conn, submitted.shop_id, submitted.customer.customer_id):
-            flags["customer"] = "watch_listed"
-        facts = facts_of(submitted, customer_flag=flags["customer"], child_status=None)
-        task_kinds = tasks_opened_by(flags)
-        if facts.requested_date:
-            task_kinds.append("delivery_date_requested")
-        if facts.remote_island:
-            task_kinds.append("remote_island")
-        firing = await planned_firing(uow, submitted.shop_id, lambda: _ready(facts))
-        accepted = OrderAccepted(
+        await take_in(uow, submitted, ctx)
+
+
+async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageContext) -> list[str]:
+    """The intake of one order in the caller's unit of work; returns the rejection reasons (empty when accepted
+    or already known)."""
+    if reasons := rejection_reasons(submitted):
+        uow.publish(
+            topics.SHOP_UPDATES,
+            OrderRejected(
+                shop_id=submitted.shop_id,
+                channel=submitted.channel.value,
+                external_order_no=submitted.external_order_no,
+                reasons=reasons,
+                **submitted.caused(),
+            ),
+            key=submitted.external_order_no,
+        )
+        return reasons
+    order_id = order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no)
+    flags = initial_flags(submitted.payment.method, address_flag(submitted, japan_post_lookup))
+    if await store.is_watch_listed(uow.conn, submitted.shop_id, submitted.customer.customer_id):
+        flags["customer"] = "watch_listed"
+    facts = facts_of(submitted, customer_flag=flags["customer"], child_status=None)
+    task_kinds = tasks_opened_by(flags)
+    if facts.requested_date:
+        task_kinds.append("delivery_date_requested")
+    if facts.remote_island:
+        task_kinds.append("remote_island")
+    firing = await planned_firing(uow, submitted.shop_id, lambda: _ready(facts))
+    accepted = OrderAccepted(
+        order_id=order_id,
+        shop_id=submitted.shop_id,
+        channel=submitted.channel,
+        external_order_no=submitted.external_order_no,
+        currency=submitted.currency,
+        customer=submitted.customer,
+        deliveries=with_intake_actions(submitted.deliveries, firing),
+        charges=submitted.charges,
+        merchandise_total=merchandise_total(submitted),
+        payment=submitted.payment,
+        mail_texts=mail_texts_of(firing),
+        remarks=submitted.remarks,
+        **submitted.caused(),
+    )
+    state = OrderState(stage=Stage.REVIEW, payment_method=submitted.payment.method, flags=flags)
+    if not await store.insert_order(uow.conn, accepted, state):
+        ctx.log.info("shop order already known; ignoring the repeat")
+        return []
+    await store.add_history(uow.conn, order_id, [("accepted", {})], actor="intake", cause_id=submitted.event_id)
+    await open_tasks(uow, order_id, task_kinds, actor="intake", cause_id=submitted.event_id)
+    hold_reason = await apply_firing(
+        uow, order_id, submitted.shop_id, Stage.REVIEW, firing, at_intake=True, cause_id=submitted.event_id
+    )
+    order = await store.lock_order(uow.conn, order_id)
+    progress = advance(order.state)
+    if hold_reason:
+        progress = hold_after(progress)
+    await store.save_state(uow.conn, order_id, progress.state)
+    uow.publish(topics.ORDERS_EVENTS, accepted)
+    uow.publish(
+        topics.SHOP_UPDATES,
+        ShopOrderAccepted(
             order_id=order_id,
             shop_id=submitted.shop_id,
             channel=submitted.channel,
             external_order_no=submitted.external_order_no,
-            currency=submitted.currency,
-            customer=submitted.customer,
-            deliveries=with_intake_actions(submitted.deliveries, firing),
-            charges=submitted.charges,
-            merchandise_total=merchandise_total(submitted),
-            payment=submitted.payment,
-            mail_texts=mail_texts_of(firing),
-            remarks=submitted.remarks,
-            **submitted.caused(),
-        )
-        state = OrderState(stage=Stage.REVIEW, payment_method=submitted.payment.method, flags=flags)
-        if not await store.insert_order(uow.conn, accepted, state):
-            ctx.log.info("shop order already known; ignoring the repeat")
-            return
-        await store.add_history(uow.conn, order_id, [("accepted", {})], actor="intake", cause_id=submitted.event_id)
-        await open_tasks(uow, order_id, task_kinds, actor="intake", cause_id=submitted.event_id)
-        hold_reason = await apply_firing(
-            uow, order_id, submitted.shop_id, Stage.REVIEW, firing, at_intake=True, cause_id=submitted.event_id
-        )
-        order = await store.lock_order(uow.conn, order_id)
-        progress = advance(order.state)
-        if hold_reason:
-            progress = hold_after(progress)
-        await store.save_state(uow.conn, order_id, progress.state)
-        uow.publish(topics.ORDERS_EVENTS, accepted)
-        uow.publish(
-            topics.SHOP_UPDATES,
-            ShopOrderAccepted(
-                order_id=order_id,
-                shop_id=submitted.shop_id,
-                channel=submitted.channel,
-                external_order_no=submitted.external_order_no,
-                correlation_id=submitted.correlation_id,
-                causation_id=accepted.event_id,
-            ),
-        )
-        await publish_progress(uow, order_id, submitted.shop_id, submitted.external_order_no, accepted, progress)
+            correlation_id=submitted.correlation_id,
+            causation_id=accepted.event_id,
+        ),
+    )
+    await publish_progress(uow, order_id, submitted.shop_id, submitted.external_order_no, accepted, progress)
+    return []
 
 
 def _flag_handler(flags_of):

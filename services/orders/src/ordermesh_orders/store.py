@@ -6,7 +6,6 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-
 from ordermesh_contracts import OrderAccepted, PaymentMethod, Stage
 
 from .domain.progress import OrderState

@@ -1,18 +1,51 @@
-"""Wires the payments service: settings, the gateway client, subscriptions and outputs."""
+"""Wires the payments service: settings, the gateway client, subscriptions, HTTP routes, periodic checks."""
 
+import asyncio
+import contextlib
+import json
+from datetime import datetime, timezone
 from pathlib import Path
+from uuid import UUID
 
 import httpx
 from faststream.asgi import AsgiFastStream
-from pydantic import Field
+from pydantic import Field, SecretStr
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
-from ordermesh_contracts import OrderAccepted, OrdersEvent, PaymentsEvent, ShipmentShipped, ShippingEvent, topics
-from ordermesh_servicekit.consuming import Subscription
+from ordermesh_contracts import (
+    CheckAuthorizations,
+    ImportBankStatement,
+    MarkPaymentReceived,
+    OrderAccepted,
+    OrdersEvent,
+    PaymentOverdue,
+    PaymentsCallback,
+    PaymentsCommand,
+    PaymentsEvent,
+    ProviderPaymentReported,
+    RefundPayment,
+    RetryCapture,
+    SetPaymentSettings,
+    ShipmentDelivered,
+    ShipmentShipped,
+    ShippingEvent,
+    VoidPayment,
+    topics,
+)
+from ordermesh_servicekit.commands import reject_invalid_commands
+from ordermesh_servicekit.consuming import Subscription, UnitOfWork
+from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
+from ordermesh_servicekit.outbox import write_outbox
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
+from . import store
 from .adapters.gateway import SandboxGateway
+from .adapters.ingress import payment_callback
+from .domain.received import balance_after
 from .handlers import PaymentHandlers
+from .staff import StaffCommands, flag_expiring_authorizations
 
 
 class PaymentsSettings(ServiceSettings):
@@ -21,15 +54,82 @@ class PaymentsSettings(ServiceSettings):
     http_port: int = 8102
     gateway_url: str = Field(default="http://127.0.0.1:8201", description="Base URL of the card gateway.")
     gateway_timeout_seconds: float = Field(default=10.0, description="Longest wait for one gateway call.")
+    payment_callback_secret: SecretStr = Field(default=SecretStr(""), description="HMAC secret of provider callbacks.")
+    check_interval_seconds: float = Field(default=60.0, gt=0, description="How often overdue and expiring payments are checked.")
+
+
+async def run_periodic_checks(runtime: ServiceRuntime, now: datetime) -> int:
+    """Publishes PaymentOverdue for prepaid orders past due, and flags expiring card authorizations; returns how many."""
+    published = 0
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn)
+        for payment in await store.overdue_payments(conn, now.date()):
+            await store.mark_overdue_notified(conn, payment["order_id"])
+            uow.publish(
+                topics.PAYMENTS_EVENTS,
+                PaymentOverdue(
+                    order_id=payment["order_id"], shop_id=payment["shop_id"], reference=payment["reference"],
+                    due_date=payment["due_date"], balance=balance_after(payment["amount"], payment["received_amount"]),
+                    currency=payment["currency"],
+                ),
+            )
+        for shop_id in await conn.fetchval("SELECT coalesce(array_agg(DISTINCT shop_id), '{}') FROM payments WHERE status = 'authorized'"):
+            await flag_expiring_authorizations(uow, shop_id, now)
+        await write_outbox(conn, uow.outgoing)
+        published = len(uow.outgoing)
+    return published
 
 
 def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
     """The payments service's app."""
     settings = settings or PaymentsSettings()
     client = httpx.AsyncClient(base_url=settings.gateway_url, timeout=settings.gateway_timeout_seconds)
-    handlers = PaymentHandlers(SandboxGateway(client))
+    gateway = SandboxGateway(client)
+    handlers = PaymentHandlers(gateway)
+    staff = StaffCommands(gateway)
+    tasks: list[asyncio.Task] = []
 
-    async def close_client(_runtime: ServiceRuntime) -> None:
+    def routes(runtime: ServiceRuntime) -> list:
+        async def payment_of_order(request: Request) -> Response:
+            try:
+                order_id = UUID(request.query_params.get("order_id", ""))
+            except ValueError:
+                return JSONResponse({"error": "order_id must be a UUID"}, status_code=400)
+            view = await store.payment_view(runtime.pool, order_id)
+            if view is None:
+                return JSONResponse({"error": "no payment for this order"}, status_code=404)
+            payment = view["payment"]
+            view["summary"] = {
+                "authorized": payment["authorized_amount"] or 0,
+                "captured": payment["captured_amount"],
+                "refunded": payment["refunded_amount"],
+                "received": payment["received_amount"],
+                # refunds are staff decisions, not money owed: the balance compares the order total with what came in
+                "balance": balance_after(payment["amount"], payment["captured_amount"] + payment["received_amount"]),
+            }
+            return Response(json.dumps(view, default=str), media_type="application/json")
+
+        return [
+            ("/callbacks/payments", asgi_endpoint(payment_callback(settings.payment_callback_secret.get_secret_value(), lambda: runtime.pool))),
+            ("/api/payments/order", staff_endpoint(settings.api_token.get_secret_value(), payment_of_order)),
+        ]
+
+    async def start_checks(runtime: ServiceRuntime) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(settings.check_interval_seconds)
+                try:
+                    await run_periodic_checks(runtime, datetime.now(timezone.utc))
+                except Exception:  # noqa: BLE001 - a failed round is logged and tried again next interval
+                    runtime.log.exception("periodic payment checks failed")
+
+        tasks.append(asyncio.create_task(loop()))
+
+    async def stop(_runtime: ServiceRuntime) -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await client.aclose()
 
     return create_service_app(
@@ -38,10 +138,31 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
             migrations=Path(__file__).parent / "migrations",
             subscriptions=[
                 Subscription(topics.ORDERS_EVENTS, OrdersEvent, {OrderAccepted: handlers.on_order_accepted}),
-                Subscription(topics.SHIPPING_EVENTS, ShippingEvent, {ShipmentShipped: handlers.on_shipment_shipped}),
+                Subscription(
+                    topics.SHIPPING_EVENTS,
+                    ShippingEvent,
+                    {ShipmentShipped: handlers.on_shipment_shipped, ShipmentDelivered: handlers.on_cash_collected},
+                ),
+                Subscription(topics.PAYMENTS_CALLBACKS, PaymentsCallback, {ProviderPaymentReported: handlers.on_provider_payment}),
+                Subscription(
+                    topics.PAYMENTS_COMMANDS,
+                    PaymentsCommand,
+                    {
+                        SetPaymentSettings: staff.set_settings,
+                        VoidPayment: staff.void,
+                        RefundPayment: staff.refund,
+                        RetryCapture: staff.retry_capture,
+                        MarkPaymentReceived: staff.mark_received,
+                        ImportBankStatement: staff.import_bank_statement,
+                        CheckAuthorizations: staff.check_authorizations,
+                    },
+                    on_invalid=reject_invalid_commands("payments"),
+                ),
             ],
             publishes={topics.PAYMENTS_EVENTS: PaymentsEvent},
-            on_stop=close_client,
+            http_routes=routes,
+            on_start=start_checks,
+            on_stop=stop,
         ),
         settings,
     )

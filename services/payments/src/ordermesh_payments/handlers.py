@@ -1,19 +1,57 @@
-"""One function per message the payments service consumes: intent → gateway → result, each call idempotent."""
+"""One function per event the payments service consumes: intent → gateway → result, each call idempotent."""
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
 
 from ordermesh_contracts import (
+    Message,
     OrderAccepted,
     PaymentAuthorizationFailed,
     PaymentAuthorized,
     PaymentCaptured,
     PaymentCaptureFailed,
+    PaymentMethod,
+    PaymentReceived,
+    PaymentRequested,
+    ProviderPaymentReported,
+    ShipmentDelivered,
     ShipmentShipped,
     topics,
 )
-from ordermesh_servicekit.consuming import MessageContext
+from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 
 from . import store
-from .adapters.gateway import PaymentGateway
-from .domain.payment import amount_to_authorize, idempotency_key
+from .adapters.gateway import GatewayResult, PaymentGateway
+from .domain.payment import Flow, flow_for, idempotency_key
+from .domain.received import balance_after, due_date, payment_reference
+
+STATUS_BY_FLOW = {
+    Flow.NONE: "not_applicable",
+    Flow.CASH_ON_DELIVERY: "awaiting_delivery",
+    Flow.DEFERRED: "credit_check_unsupported",
+}
+
+
+def publish_received(
+    uow: UnitOfWork, payment: asyncpg.Record, received_total: int, amount: int, cause: Message, **details: Any
+) -> None:
+    """Publishes PaymentReceived for money recorded on `payment` (received_total includes `amount`)."""
+    uow.publish(
+        topics.PAYMENTS_EVENTS,
+        PaymentReceived(
+            order_id=payment["order_id"],
+            shop_id=payment["shop_id"],
+            method=PaymentMethod(payment["method"]),
+            amount=amount,
+            received_total=received_total,
+            balance=balance_after(payment["amount"], received_total),
+            currency=payment["currency"],
+            **details,
+            **cause.caused(),
+        ),
+    )
 
 
 class PaymentHandlers:
@@ -23,8 +61,9 @@ class PaymentHandlers:
         self._gateway = gateway
 
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
-        """Authorizes a card order's total; other methods need no gateway here."""
-        amount = amount_to_authorize(order)
+        """Starts the order's payment: card → authorize (and capture if the shop wants it now); prepaid →
+        payment instructions; cash on delivery and points only → nothing at any gateway."""
+        flow = flow_for(order)
         payment = dict(
             order_id=order.order_id,
             shop_id=order.shop_id,
@@ -32,16 +71,46 @@ class PaymentHandlers:
             currency=order.currency,
             amount=order.charges.total,
         )
-        if amount is None:
-            async with ctx.unit_of_work() as uow:
-                await store.create_payment(uow.conn, **payment, status="not_applicable")
+        if flow is Flow.CARD:
+            await self._authorize(order, payment, ctx)
             return
+        async with ctx.unit_of_work() as uow:
+            if flow is not Flow.PREPAID:
+                await store.create_payment(uow.conn, **payment, status=STATUS_BY_FLOW[flow])
+                return
+            settings = await store.payment_settings(uow.conn, order.shop_id)
+            reference = payment_reference(order.order_id)
+            due = due_date(order.occurred_at, settings["prepaid_due_days"])
+            await store.create_payment(uow.conn, **payment, status="awaiting_payment", reference=reference, due_date=due)
+            uow.publish(
+                topics.PAYMENTS_EVENTS,
+                PaymentRequested(
+                    order_id=order.order_id,
+                    shop_id=order.shop_id,
+                    method=order.payment.method,
+                    reference=reference,
+                    amount=order.charges.total,
+                    currency=order.currency,
+                    due_date=due,
+                    **order.caused(),
+                ),
+            )
+
+    async def _authorize(self, order: OrderAccepted, payment: dict, ctx: MessageContext) -> None:
         if await ctx.already_processed():
             return
+        amount = order.charges.total
         key = idempotency_key(order.event_id, "authorize")
         async with ctx.intent() as conn:
             await store.create_payment(conn, **payment, status="authorizing")
-            await store.record_intent(conn, key=key, order_id=order.order_id, operation="authorize", amount=amount)
+            await store.lock_payment(conn, order.order_id)
+            earlier = await store.call_keys(conn, order.order_id, "authorize")
+            if not earlier or earlier == [key]:
+                await store.record_intent(conn, key=key, order_id=order.order_id, operation="authorize", amount=amount)
+            settings = await store.payment_settings(conn, order.shop_id)
+        if earlier and earlier != [key]:
+            async with ctx.unit_of_work():
+                return  # the same order accepted again under a new event id: it was authorized already
         result = await self._gateway.authorize(
             idempotency_key=key,
             order_id=str(order.order_id),
@@ -49,23 +118,22 @@ class PaymentHandlers:
             currency=order.currency,
             card_token=order.payment.card_token or "",
         )
+        captured: GatewayResult | None = None
+        capture_key = idempotency_key(order.event_id, "capture")
+        if result.approved and settings["capture_at_authorization"]:
+            async with ctx.intent() as conn:
+                await store.record_result(conn, key=key, approved=True, reference=result.reference, reason=None)
+                await store.set_authorized(conn, order.order_id, result.reference, amount)
+                await store.record_intent(
+                    conn, key=capture_key, order_id=order.order_id, operation="capture", amount=amount,
+                    note="capture at authorization (shop setting)",
+                )
+            captured = await self._gateway.capture(
+                idempotency_key=capture_key, authorization_id=result.reference, amount=amount
+            )
         async with ctx.unit_of_work() as uow:
             await store.record_result(uow.conn, key=key, approved=result.approved, reference=result.reference, reason=result.reason)
-            if result.approved:
-                await store.set_authorized(uow.conn, order.order_id, result.reference, amount)
-                uow.publish(
-                    topics.PAYMENTS_EVENTS,
-                    PaymentAuthorized(
-                        order_id=order.order_id,
-                        shop_id=order.shop_id,
-                        method=order.payment.method,
-                        authorization_id=result.reference,
-                        amount=amount,
-                        currency=order.currency,
-                        **order.caused(),
-                    ),
-                )
-            else:
+            if not result.approved:
                 await store.set_status(uow.conn, order.order_id, "authorization_failed")
                 uow.publish(
                     topics.PAYMENTS_EVENTS,
@@ -73,20 +141,38 @@ class PaymentHandlers:
                         order_id=order.order_id, shop_id=order.shop_id, reason=result.reason, **order.caused()
                     ),
                 )
+                return
+            await store.set_authorized(uow.conn, order.order_id, result.reference, amount)
+            uow.publish(
+                topics.PAYMENTS_EVENTS,
+                PaymentAuthorized(
+                    order_id=order.order_id,
+                    shop_id=order.shop_id,
+                    method=order.payment.method,
+                    authorization_id=result.reference,
+                    amount=amount,
+                    currency=order.currency,
+                    **order.caused(),
+                ),
+            )
+            if captured is not None:
+                await self.record_capture(uow, order.order_id, order.shop_id, order.currency, capture_key, amount, captured, order)
 
     async def on_shipment_shipped(self, shipped: ShipmentShipped, ctx: MessageContext) -> None:
-        """Captures the authorized amount once the whole order has shipped."""
+        """Captures the authorized amount once the whole order has shipped (unless captured already)."""
         if not shipped.all_shipped or await ctx.already_processed():
             return
         key = idempotency_key(shipped.event_id, "capture")
         async with ctx.intent() as conn:
             payment = await store.lock_payment(conn, shipped.order_id)
-            if payment is None or payment["status"] != "authorized":
-                payment = None
-            else:
+            if payment is not None and payment["status"] == "authorized":
                 amount = payment["authorized_amount"]
                 await store.record_intent(conn, key=key, order_id=shipped.order_id, operation="capture", amount=amount)
                 await store.set_status(conn, shipped.order_id, "capturing")
+            elif payment is None or payment["status"] != "capturing":
+                payment = None
+            else:
+                amount = payment["authorized_amount"]
         if payment is None:
             async with ctx.unit_of_work():
                 return
@@ -94,25 +180,56 @@ class PaymentHandlers:
             idempotency_key=key, authorization_id=payment["authorization_id"], amount=amount
         )
         async with ctx.unit_of_work() as uow:
-            await store.record_result(uow.conn, key=key, approved=result.approved, reference=result.reference, reason=result.reason)
-            if result.approved:
-                await store.set_captured(uow.conn, shipped.order_id, amount)
-                uow.publish(
-                    topics.PAYMENTS_EVENTS,
-                    PaymentCaptured(
-                        order_id=shipped.order_id,
-                        shop_id=shipped.shop_id,
-                        capture_id=result.reference,
-                        amount=amount,
-                        currency=payment["currency"],
-                        **shipped.caused(),
-                    ),
+            await self.record_capture(uow, shipped.order_id, shipped.shop_id, payment["currency"], key, amount, result, shipped)
+
+    @staticmethod
+    async def record_capture(
+        uow: UnitOfWork, order_id: UUID, shop_id: str, currency: str, key: str, amount: int, result: GatewayResult, cause: Message
+    ) -> None:
+        await store.record_result(uow.conn, key=key, approved=result.approved, reference=result.reference, reason=result.reason)
+        if result.approved:
+            await store.set_captured(uow.conn, order_id, amount, result.reference)
+            uow.publish(
+                topics.PAYMENTS_EVENTS,
+                PaymentCaptured(
+                    order_id=order_id, shop_id=shop_id, capture_id=result.reference, amount=amount, currency=currency,
+                    **cause.caused(),
+                ),
+            )
+        else:
+            await store.set_status(uow.conn, order_id, "capture_failed")
+            uow.publish(
+                topics.PAYMENTS_EVENTS,
+                PaymentCaptureFailed(order_id=order_id, shop_id=shop_id, reason=result.reason, **cause.caused()),
+            )
+
+    async def on_cash_collected(self, delivered: ShipmentDelivered, ctx: MessageContext) -> None:
+        """Settles a cash-on-delivery order when the carrier reports delivery with the cash it collected."""
+        async with ctx.unit_of_work() as uow:
+            if not delivered.cash_collected:
+                return
+            payment = await store.lock_payment(uow.conn, delivered.order_id)
+            if payment is None or payment["method"] != PaymentMethod.CASH_ON_DELIVERY.value:
+                return
+            total = await store.record_received(
+                uow.conn, source_id=f"cod:{delivered.shipment_id}", order_id=delivered.order_id,
+                source="cash_on_delivery", amount=delivered.cash_collected,
+            )
+            if total is not None:
+                publish_received(uow, payment, total, delivered.cash_collected, delivered, source="cash_on_delivery")
+
+    async def on_provider_payment(self, report: ProviderPaymentReported, ctx: MessageContext) -> None:
+        """Applies a verified provider callback once: money for a prepaid reference arrived."""
+        async with ctx.unit_of_work() as uow:
+            payment = await store.lock_payment(uow.conn, report.order_id)
+            if payment is None or payment["reference"] != report.reference:
+                raise PermanentError(f"reference {report.reference} does not belong to order {report.order_id}")
+            total = await store.record_received(
+                uow.conn, source_id=f"callback:{report.provider_event_id}", order_id=report.order_id,
+                source="provider_callback", amount=report.amount, reference=report.reference,
+            )
+            if total is not None:
+                publish_received(
+                    uow, payment, total, report.amount, report, source="provider_callback", reference=report.reference
                 )
-            else:
-                await store.set_status(uow.conn, shipped.order_id, "capture_failed")
-                uow.publish(
-                    topics.PAYMENTS_EVENTS,
-                    PaymentCaptureFailed(
-                        order_id=shipped.order_id, shop_id=shipped.shop_id, reason=result.reason, **shipped.caused()
-                    ),
-                )
+

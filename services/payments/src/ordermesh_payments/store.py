@@ -1,18 +1,28 @@
 """SQL of the payments service: payment state per order and the ledger of gateway calls."""
 
+from datetime import date
 from uuid import UUID
 
 import asyncpg
 
 
 async def create_payment(
-    conn: asyncpg.Connection, *, order_id: UUID, shop_id: str, method: str, currency: str, amount: int, status: str
+    conn: asyncpg.Connection,
+    *,
+    order_id: UUID,
+    shop_id: str,
+    method: str,
+    currency: str,
+    amount: int,
+    status: str,
+    reference: str | None = None,
+    due_date: date | None = None,
 ) -> None:
     """Creates the order's payment row (kept as it is if it exists)."""
     await conn.execute(
         """
-        INSERT INTO payments (order_id, shop_id, method, currency, amount, status)
-        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING
+        INSERT INTO payments (order_id, shop_id, method, currency, amount, status, reference, due_date)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (order_id) DO NOTHING
         """,
         order_id,
         shop_id,
@@ -20,20 +30,25 @@ async def create_payment(
         currency,
         amount,
         status,
+        reference,
+        due_date,
     )
 
 
-async def record_intent(conn: asyncpg.Connection, *, key: str, order_id: UUID, operation: str, amount: int) -> None:
+async def record_intent(
+    conn: asyncpg.Connection, *, key: str, order_id: UUID, operation: str, amount: int, note: str | None = None
+) -> None:
     """Writes a gateway call before it is made (kept as it is if it exists)."""
     await conn.execute(
         """
-        INSERT INTO gateway_calls (idempotency_key, order_id, operation, amount)
-        VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING
+        INSERT INTO gateway_calls (idempotency_key, order_id, operation, amount, note)
+        VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING
         """,
         key,
         order_id,
         operation,
         amount,
+        note,
     )
 
 
@@ -53,6 +68,16 @@ async def record_result(
     )
 
 
+async def call_keys(conn: asyncpg.Connection, order_id: UUID, operation: str) -> list[str]:
+    """Idempotency keys of the order's gateway calls of one kind, oldest first."""
+    rows = await conn.fetch(
+        "SELECT idempotency_key FROM gateway_calls WHERE order_id = $1 AND operation = $2 ORDER BY requested_at",
+        order_id,
+        operation,
+    )
+    return [row["idempotency_key"] for row in rows]
+
+
 async def lock_payment(conn: asyncpg.Connection, order_id: UUID) -> asyncpg.Record | None:
     """The order's payment row, locked for this transaction."""
     return await conn.fetchrow("SELECT * FROM payments WHERE order_id = $1 FOR UPDATE", order_id)
@@ -62,7 +87,8 @@ async def set_authorized(conn: asyncpg.Connection, order_id: UUID, authorization
     """Marks the payment authorized."""
     await conn.execute(
         """
-        UPDATE payments SET status = 'authorized', authorization_id = $2, authorized_amount = $3, updated_at = now()
+        UPDATE payments SET status = 'authorized', authorization_id = $2, authorized_amount = $3,
+            authorized_at = now(), updated_at = now()
         WHERE order_id = $1
         """,
         order_id,
@@ -76,10 +102,166 @@ async def set_status(conn: asyncpg.Connection, order_id: UUID, status: str) -> N
     await conn.execute("UPDATE payments SET status = $2, updated_at = now() WHERE order_id = $1", order_id, status)
 
 
-async def set_captured(conn: asyncpg.Connection, order_id: UUID, amount: int) -> None:
+async def set_captured(conn: asyncpg.Connection, order_id: UUID, amount: int, capture_id: str | None) -> None:
     """Marks the payment captured."""
     await conn.execute(
-        "UPDATE payments SET status = 'captured', captured_amount = $2, updated_at = now() WHERE order_id = $1",
+        """
+        UPDATE payments SET status = 'captured', captured_amount = $2, capture_id = $3, updated_at = now()
+        WHERE order_id = $1
+        """,
+        order_id,
+        amount,
+        capture_id,
+    )
+
+
+async def add_refunded(conn: asyncpg.Connection, order_id: UUID, amount: int) -> int:
+    """Adds a refund to the payment; returns everything refunded so far."""
+    return await conn.fetchval(
+        """
+        UPDATE payments SET refunded_amount = refunded_amount + $2,
+            status = CASE WHEN refunded_amount + $2 >= captured_amount THEN 'refunded' ELSE status END,
+            updated_at = now()
+        WHERE order_id = $1 RETURNING refunded_amount
+        """,
         order_id,
         amount,
     )
+
+
+async def payment_settings(conn: asyncpg.Connection | asyncpg.Pool, shop_id: str) -> dict:
+    """The shop's payment settings, defaults where the shop set none."""
+    row = await conn.fetchrow("SELECT * FROM payment_settings WHERE shop_id = $1", shop_id)
+    if row is None:
+        return {"capture_at_authorization": False, "prepaid_due_days": 7, "authorization_valid_days": 7}
+    return {k: row[k] for k in ("capture_at_authorization", "prepaid_due_days", "authorization_valid_days")}
+
+
+async def save_payment_settings(
+    conn: asyncpg.Connection,
+    shop_id: str,
+    *,
+    capture_at_authorization: bool,
+    prepaid_due_days: int,
+    authorization_valid_days: int,
+    updated_by: str,
+) -> None:
+    """Replaces the shop's payment settings."""
+    await conn.execute(
+        """
+        INSERT INTO payment_settings (shop_id, capture_at_authorization, prepaid_due_days, authorization_valid_days, updated_by)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (shop_id) DO UPDATE SET capture_at_authorization = $2, prepaid_due_days = $3,
+            authorization_valid_days = $4, updated_by = $5, updated_at = now()
+        """,
+        shop_id,
+        capture_at_authorization,
+        prepaid_due_days,
+        authorization_valid_days,
+        updated_by,
+    )
+
+
+async def record_received(
+    conn: asyncpg.Connection,
+    *,
+    source_id: str,
+    order_id: UUID,
+    source: str,
+    amount: int,
+    reference: str | None = None,
+    note: str | None = None,
+) -> int | None:
+    """Records money received once per `source_id`; returns the order's new received total, None for a repeat."""
+    first_time = await conn.fetchval(
+        """
+        INSERT INTO received_payments (source_id, order_id, source, amount, reference, note)
+        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true
+        """,
+        source_id,
+        order_id,
+        source,
+        amount,
+        reference,
+        note,
+    )
+    if not first_time:
+        return None
+    return await conn.fetchval(
+        """
+        UPDATE payments SET received_amount = received_amount + $2,
+            status = CASE WHEN received_amount + $2 >= amount THEN 'paid' ELSE 'partly_paid' END,
+            updated_at = now()
+        WHERE order_id = $1 RETURNING received_amount
+        """,
+        order_id,
+        amount,
+    )
+
+
+async def payment_by_reference(conn: asyncpg.Connection | asyncpg.Pool, reference: str) -> asyncpg.Record | None:
+    """The payment a prepaid reference belongs to."""
+    return await conn.fetchrow("SELECT * FROM payments WHERE reference = $1", reference)
+
+
+async def claim_callback(conn: asyncpg.Connection, provider_event_id: str) -> bool:
+    """Records a provider callback's event id; False if it was seen before."""
+    return bool(
+        await conn.fetchval(
+            "INSERT INTO callback_receipts (provider_event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
+            provider_event_id,
+        )
+    )
+
+
+async def overdue_payments(conn: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
+    """Prepaid payments past their due date with money due and no overdue notice yet, locked."""
+    return await conn.fetch(
+        """
+        SELECT * FROM payments
+        WHERE due_date < $1 AND received_amount < amount AND NOT overdue_notified
+        ORDER BY due_date LIMIT 500 FOR UPDATE SKIP LOCKED
+        """,
+        today,
+    )
+
+
+async def mark_overdue_notified(conn: asyncpg.Connection, order_id: UUID) -> None:
+    """Remembers that the overdue notice was published."""
+    await conn.execute("UPDATE payments SET overdue_notified = true WHERE order_id = $1", order_id)
+
+
+async def uncaptured_authorizations(conn: asyncpg.Connection, shop_id: str) -> list[asyncpg.Record]:
+    """The shop's card authorizations not yet captured nor flagged, locked."""
+    return await conn.fetch(
+        """
+        SELECT * FROM payments
+        WHERE shop_id = $1 AND status = 'authorized' AND NOT reauthorization_flagged
+        ORDER BY authorized_at FOR UPDATE SKIP LOCKED
+        """,
+        shop_id,
+    )
+
+
+async def flag_reauthorization(conn: asyncpg.Connection, order_id: UUID) -> None:
+    """Remembers that the authorization was flagged as expiring."""
+    await conn.execute("UPDATE payments SET reauthorization_flagged = true WHERE order_id = $1", order_id)
+
+
+async def payment_view(conn: asyncpg.Pool, order_id: UUID) -> dict | None:
+    """The order's payment, its gateway ledger and its received payments, for staff."""
+    payment = await conn.fetchrow("SELECT * FROM payments WHERE order_id = $1", order_id)
+    if payment is None:
+        return None
+    calls = await conn.fetch(
+        """
+        SELECT idempotency_key, operation, amount, status, reference, reason, note, requested_at, completed_at
+        FROM gateway_calls WHERE order_id = $1 ORDER BY requested_at
+        """,
+        order_id,
+    )
+    received = await conn.fetch(
+        "SELECT source_id, source, amount, reference, note, received_at FROM received_payments WHERE order_id = $1 ORDER BY received_at",
+        order_id,
+    )
+    return {"payment": dict(payment), "ledger": [dict(c) for c in calls], "received": [dict(r) for r in received]}

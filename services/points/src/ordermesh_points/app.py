@@ -1,15 +1,33 @@
-"""Wires the points service: subscriptions and outputs."""
+"""Wires the points service: subscriptions, staff commands and endpoints, outputs."""
 
 from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
 
-from ordermesh_contracts import OrderAccepted, OrdersEvent, PaymentCaptured, PaymentsEvent, PointsEvent, topics
+from ordermesh_contracts import (
+    BulkConfirmPoints,
+    DeductPoints,
+    ExpirePoints,
+    GrantPoints,
+    OrderAccepted,
+    OrderCompleted,
+    OrdersEvent,
+    PaymentCaptured,
+    PaymentReceived,
+    PaymentsEvent,
+    PointsCommand,
+    PointsEvent,
+    SetPointsSettings,
+    topics,
+)
+from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription
-from ordermesh_servicekit.service import ServiceDefinition, create_service_app, run_service
+from ordermesh_servicekit.http import staff_endpoint
+from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
-from . import handlers
+from . import commands, handlers
+from .adapters import staff_api
 
 
 class PointsSettings(ServiceSettings):
@@ -18,19 +36,53 @@ class PointsSettings(ServiceSettings):
     http_port: int = 8104
 
 
+def staff_routes(runtime: ServiceRuntime, token: str) -> list:
+    """The staff JSON endpoints, behind the API token."""
+    pool = lambda: runtime.pool  # noqa: E731 - the pool exists only once the service has started
+    return [
+        ("/api/points/balance", staff_endpoint(token, staff_api.balance(pool))),
+        ("/api/points/ledger", staff_endpoint(token, staff_api.ledger(pool))),
+        ("/api/points/order", staff_endpoint(token, staff_api.order(pool))),
+        ("/api/points/settings", staff_endpoint(token, staff_api.settings(pool))),
+    ]
+
+
 def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
     """The points service's app."""
+    settings = settings or PointsSettings()
     return create_service_app(
         ServiceDefinition(
             name="points",
             migrations=Path(__file__).parent / "migrations",
             subscriptions=[
-                Subscription(topics.ORDERS_EVENTS, OrdersEvent, {OrderAccepted: handlers.on_order_accepted}),
-                Subscription(topics.PAYMENTS_EVENTS, PaymentsEvent, {PaymentCaptured: handlers.on_payment_captured}),
+                Subscription(
+                    topics.ORDERS_EVENTS,
+                    OrdersEvent,
+                    {OrderAccepted: handlers.on_order_accepted, OrderCompleted: handlers.on_order_completed},
+                ),
+                Subscription(
+                    topics.PAYMENTS_EVENTS,
+                    PaymentsEvent,
+                    {PaymentCaptured: handlers.on_payment_captured, PaymentReceived: handlers.on_payment_received},
+                ),
+                Subscription(
+                    topics.POINTS_COMMANDS,
+                    PointsCommand,
+                    {
+                        GrantPoints: commands.grant_points,
+                        DeductPoints: commands.deduct_points,
+                        BulkConfirmPoints: commands.bulk_confirm_points,
+                        ExpirePoints: commands.expire_points,
+                        SetPointsSettings: commands.set_points_settings,
+                    },
+                    on_invalid=reject_invalid_commands("points"),
+                    description="Staff commands: grant, deduct, bulk confirm, expire, settings.",
+                ),
             ],
             publishes={topics.POINTS_EVENTS: PointsEvent},
+            http_routes=lambda runtime: staff_routes(runtime, settings.api_token.get_secret_value()),
         ),
-        settings or PointsSettings(),
+        settings,
     )
 
 

@@ -1,22 +1,31 @@
 """Wires the shipping service: settings, the warehouse client, ingress routes, subscriptions and outputs."""
 
 from pathlib import Path
+from uuid import UUID
 
 import httpx
 from faststream.asgi import AsgiFastStream
 from pydantic import Field, SecretStr
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from ordermesh_contracts import (
+    ExportLabels,
+    ImportStock,
+    ImportTrackingCsv,
     OrderAccepted,
     OrderProgressed,
     OrdersEvent,
     ShippingCallback,
+    ShippingCommand,
     ShippingEvent,
+    WarehouseDeliveryReported,
     WarehouseShipmentReported,
     topics,
 )
+from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription
-from ordermesh_servicekit.http import asgi_endpoint
+from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
 from ordermesh_servicekit.outbox import OutgoingMessage
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
@@ -24,6 +33,7 @@ from ordermesh_servicekit.settings import ServiceSettings
 from . import store
 from .adapters.ingress import stock_levels, warehouse_callback
 from .adapters.warehouse import SandboxWarehouse
+from .commands import ShippingCommands
 from .handlers import ShippingHandlers
 
 
@@ -35,13 +45,21 @@ class ShippingSettings(ServiceSettings):
     public_url: str = Field(default="http://127.0.0.1:8103", description="Where the warehouse reaches this service.")
     warehouse_callback_secret: SecretStr = Field(default=SecretStr(""), description="HMAC secret of warehouse callbacks.")
     admin_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for the stock endpoint.")
+    warehouse_timeout_seconds: float = Field(default=10, gt=0, description="How long a warehouse request may take.")
+    warehouse_max_attempts: int = Field(
+        default=5, ge=1, description="Tries of a shipment request before ShipmentRequestFailed (a task for staff)."
+    )
 
 
 def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
     """The shipping service's app."""
     settings = settings or ShippingSettings()
-    client = httpx.AsyncClient(base_url=settings.warehouse_url, timeout=10)
-    handlers = ShippingHandlers(SandboxWarehouse(client, f"{settings.public_url}/callbacks/warehouse"))
+    client = httpx.AsyncClient(base_url=settings.warehouse_url, timeout=settings.warehouse_timeout_seconds)
+    handlers = ShippingHandlers(
+        SandboxWarehouse(client, f"{settings.public_url}/callbacks/warehouse"),
+        max_request_attempts=settings.warehouse_max_attempts,
+    )
+    commands = ShippingCommands()
 
     def routes(runtime: ServiceRuntime) -> list:
         async def publish(message: OutgoingMessage) -> None:
@@ -51,9 +69,26 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
             async with runtime.pool.acquire() as conn:
                 await store.set_stock(conn, levels)
 
+        async def stock(request: Request) -> Response:
+            async with runtime.pool.acquire() as conn:
+                rows = await store.stock_levels(conn, request.query_params.get("sku"))
+            return JSONResponse([dict(row) for row in rows])
+
+        async def shipments(request: Request) -> Response:
+            try:
+                order_id = UUID(request.query_params.get("order_id", ""))
+            except ValueError:
+                return JSONResponse({"error": "order_id must be a UUID"}, status_code=400)
+            async with runtime.pool.acquire() as conn:
+                rows = await store.shipments_of_order(conn, order_id)
+            return JSONResponse([{k: _json_value(v) for k, v in row.items()} for row in rows])
+
+        token = settings.api_token.get_secret_value()
         return [
             ("/callbacks/warehouse", asgi_endpoint(warehouse_callback(settings.warehouse_callback_secret.get_secret_value(), publish))),
             ("/admin/stock", asgi_endpoint(stock_levels(settings.admin_token.get_secret_value(), set_stock))),
+            ("/api/shipping/stock", staff_endpoint(token, stock)),
+            ("/api/shipping/shipments", staff_endpoint(token, shipments)),
         ]
 
     async def close_client(_runtime: ServiceRuntime) -> None:
@@ -72,7 +107,20 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                 Subscription(
                     topics.SHIPPING_CALLBACKS,
                     ShippingCallback,
-                    {WarehouseShipmentReported: handlers.on_warehouse_shipment_reported},
+                    {
+                        WarehouseShipmentReported: handlers.on_warehouse_shipment_reported,
+                        WarehouseDeliveryReported: handlers.on_delivery_reported,
+                    },
+                ),
+                Subscription(
+                    topics.SHIPPING_COMMANDS,
+                    ShippingCommand,
+                    {
+                        ImportStock: commands.import_stock,
+                        ExportLabels: commands.export_labels,
+                        ImportTrackingCsv: commands.import_tracking_csv,
+                    },
+                    on_invalid=reject_invalid_commands("shipping"),
                 ),
             ],
             publishes={topics.SHIPPING_EVENTS: ShippingEvent},
@@ -81,6 +129,14 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
         ),
         settings,
     )
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, UUID):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
 
 def main() -> None:

@@ -1,75 +1,129 @@
-"""One function per message the shipping service consumes."""
+"""One function per message the shipping service consumes from orders and from the warehouse."""
 
-from collections import Counter
+import httpx
 
 from ordermesh_contracts import (
+    DeliveryDateChecked,
+    LabelCheckFailed,
     OrderAccepted,
     OrderProgressed,
+    PaymentMethod,
+    ShipmentDelivered,
     ShipmentRequested,
-    ShipmentShipped,
-    ShippedLine,
+    ShipmentRequestFailed,
     Stage,
-    StockAllocated,
+    WarehouseDeliveryReported,
     WarehouseShipmentReported,
     topics,
 )
-from ordermesh_servicekit.consuming import MessageContext, PermanentError
+from ordermesh_contracts.shipping import DeliveryDateCheck
+from ordermesh_servicekit.consuming import MessageContext, PermanentError, TransientError
 
 from . import store
-from .adapters.warehouse import ShipmentRequest, Warehouse
-from .domain.allocation import plan_allocation, shipment_id_for
+from .adapters.warehouse import ShipmentRequest, Warehouse, WarehouseRejected
+from .allocating import allocate_order
+from .domain.allocation import shipment_id_for
+from .domain.carrier_rules import LabelRequest, carrier_family, check_label
+from .domain.delivery_dates import check_order_dates
+from .shipping_out import ship
 
 DEFAULT_CARRIER = "yamato"
+CSV_LABEL_CARRIERS = frozenset({"yamato_b2"})
+"""Carriers whose labels and tracking numbers come from a carrier CSV round trip, not from the warehouse."""
 
 
 class ShippingHandlers:
     """Handlers bound to the warehouse they request shipments from."""
 
-    def __init__(self, warehouse: Warehouse) -> None:
+    def __init__(self, warehouse: Warehouse, *, max_request_attempts: int = 5) -> None:
         self._warehouse = warehouse
+        self._max_request_attempts = max_request_attempts
 
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
-        """Keeps the order's lines, per delivery group, for allocation and shipment."""
-        demand: Counter[tuple[int, str, str]] = Counter()
+        """Keeps the order's lines and deliveries, checks delivery dates and carrier rules, and says what it found."""
+        lines: dict[tuple[int, str], list] = {}
         for index, delivery in enumerate(order.deliveries):
+            carrier = delivery.carrier or DEFAULT_CARRIER
             for line in delivery.lines:
-                demand[(index, line.sku, delivery.carrier or DEFAULT_CARRIER)] += line.quantity
-        async with ctx.unit_of_work() as uow:
-            await store.save_order_lines(
-                uow.conn,
-                [(order.order_id, order.shop_id, i, sku, qty, carrier) for (i, sku, carrier), qty in demand.items()],
+                row = lines.setdefault((index, line.sku), [order.order_id, order.shop_id, index, line.sku, 0, carrier, line.name, line.unit_price])
+                row[4] += line.quantity
+        cash_on_delivery = order.payment.method is PaymentMethod.CASH_ON_DELIVERY
+        deliveries = [
+            (
+                order.order_id, index, order.shop_id, delivery.address.model_dump_json(), delivery.requested_date,
+                delivery.time_slot, delivery.carrier or DEFAULT_CARRIER, order.payment.method.value,
+                order.charges.total if cash_on_delivery and index == 0 else None, order.currency, order.occurred_at,
             )
+            for index, delivery in enumerate(order.deliveries)
+        ]
+        async with ctx.unit_of_work() as uow:
+            await store.save_order_lines(uow.conn, [tuple(row) for row in lines.values()])
+            await store.save_deliveries(uow.conn, deliveries)
+            calendar = await store.shop_calendar(uow.conn, order.shop_id)
+            dates = check_order_dates(
+                calendar,
+                order.occurred_at,
+                [(d.address.prefecture, d.address.postal_code, d.requested_date) for d in order.deliveries],
+            )
+            uow.publish(
+                topics.SHIPPING_EVENTS,
+                DeliveryDateChecked(
+                    order_id=order.order_id,
+                    shop_id=order.shop_id,
+                    result="ok" if dates.ok else "error",
+                    earliest_ship_date=dates.earliest_ship_date,
+                    earliest_delivery_date=dates.earliest_delivery_date,
+                    reasons=dates.reasons,
+                    deliveries=[
+                        DeliveryDateCheck(
+                            delivery_index=check.delivery_index,
+                            requested_date=check.requested_date,
+                            earliest_delivery_date=check.earliest_delivery_date,
+                            ok=check.ok,
+                        )
+                        for check in dates.deliveries
+                    ],
+                    **order.caused(),
+                ),
+            )
+            cool = await store.cool_types(uow.conn, sorted({sku for _, sku in lines}))
+            for index, delivery in enumerate(order.deliveries):
+                request = LabelRequest(
+                    delivery_index=index,
+                    carrier=delivery.carrier or DEFAULT_CARRIER,
+                    country=delivery.address.country,
+                    postal_code=delivery.address.postal_code,
+                    cash_on_delivery=cash_on_delivery,
+                    cool_types=frozenset(cool.get(line.sku, "normal") for line in delivery.lines),
+                    time_slot=delivery.time_slot,
+                )
+                for violation in check_label(request):
+                    uow.publish(
+                        topics.SHIPPING_EVENTS,
+                        LabelCheckFailed(
+                            order_id=order.order_id,
+                            shop_id=order.shop_id,
+                            delivery_index=index,
+                            carrier=carrier_family(request.carrier),
+                            kind=violation.kind,
+                            reason=violation.reason,
+                            **order.caused(),
+                        ),
+                    )
 
     async def on_order_progressed(self, progressed: OrderProgressed, ctx: MessageContext) -> None:
         """Allocates stock when the order awaits allocation; requests shipments when it is ready to ship."""
         if progressed.to_stage is Stage.AWAITING_ALLOCATION:
-            await self._allocate(progressed, ctx)
+            async with ctx.unit_of_work() as uow:
+                await allocate_order(
+                    uow,
+                    progressed.order_id,
+                    requested_at=progressed.occurred_at,
+                    correlation_id=progressed.correlation_id,
+                    causation_id=progressed.event_id,
+                )
         elif progressed.to_stage is Stage.READY_TO_SHIP:
             await self._request_shipments(progressed, ctx)
-
-    async def _allocate(self, progressed: OrderProgressed, ctx: MessageContext) -> None:
-        async with ctx.unit_of_work() as uow:
-            lines = await store.order_lines(uow.conn, progressed.order_id)
-            if not lines:
-                raise PermanentError(f"no lines known for order {progressed.order_id}")
-            if await store.has_allocation(uow.conn, progressed.order_id):
-                return
-            demand: Counter[str] = Counter()
-            for line in lines:
-                demand[line["sku"]] += line["quantity"]
-            available = await store.lock_available_stock(uow.conn, sorted(demand))
-            plan = plan_allocation(dict(demand), available)
-            await store.allocate(uow.conn, progressed.order_id, plan.quantities)
-            uow.publish(
-                topics.SHIPPING_EVENTS,
-                StockAllocated(
-                    order_id=progressed.order_id,
-                    shop_id=progressed.shop_id,
-                    allocation=plan.coverage,
-                    lines=[ShippedLine(sku=sku, quantity=qty) for sku, qty in sorted(plan.quantities.items())],
-                    **progressed.caused(),
-                ),
-            )
 
     async def _request_shipments(self, progressed: OrderProgressed, ctx: MessageContext) -> None:
         if await ctx.already_processed():
@@ -83,19 +137,31 @@ class ShippingHandlers:
                 await store.create_shipment(
                     conn, shipment_id_for(progressed.order_id, index), progressed.order_id, index, group[0]["carrier"]
                 )
-        requested = []
+            cod = {row["delivery_index"]: row["cod_amount"] for row in await store.deliveries(conn, progressed.order_id)}
+        requested, failed = [], []
         for index, group in sorted(groups.items()):
             shipment_id = shipment_id_for(progressed.order_id, index)
-            request_id = await self._warehouse.request_shipment(
-                ShipmentRequest(
-                    idempotency_key=str(shipment_id),
-                    shipment_id=str(shipment_id),
-                    order_id=str(progressed.order_id),
-                    carrier=group[0]["carrier"],
-                    lines=[{"sku": line["sku"], "quantity": line["quantity"]} for line in group],
-                )
+            carrier = group[0]["carrier"]
+            request = ShipmentRequest(
+                idempotency_key=str(shipment_id),
+                shipment_id=str(shipment_id),
+                order_id=str(progressed.order_id),
+                carrier=carrier,
+                lines=[{"sku": line["sku"], "quantity": line["quantity"]} for line in group],
+                report_shipped=carrier not in CSV_LABEL_CARRIERS,
+                cash_on_delivery=cod.get(index),
             )
-            requested.append((index, shipment_id, request_id))
+            try:
+                requested.append((index, shipment_id, await self._warehouse.request_shipment(request)))
+            except WarehouseRejected as rejected:
+                attempts = await self._count_failure(ctx, shipment_id, str(rejected))
+                failed.append((index, shipment_id, attempts, str(rejected)))
+            except (TransientError, httpx.TransportError) as error:
+                reason = f"{type(error).__name__}: {error}"[:500]
+                attempts = await self._count_failure(ctx, shipment_id, reason)
+                if attempts < self._max_request_attempts:
+                    raise
+                failed.append((index, shipment_id, attempts, reason))
         async with ctx.unit_of_work() as uow:
             for index, shipment_id, request_id in requested:
                 await store.mark_requested(uow.conn, shipment_id, request_id)
@@ -110,6 +176,24 @@ class ShippingHandlers:
                         **progressed.caused(),
                     ),
                 )
+            for index, shipment_id, attempts, reason in failed:
+                await store.mark_request_failed(uow.conn, shipment_id)
+                uow.publish(
+                    topics.SHIPPING_EVENTS,
+                    ShipmentRequestFailed(
+                        order_id=progressed.order_id,
+                        shop_id=progressed.shop_id,
+                        shipment_id=shipment_id,
+                        delivery_index=index,
+                        attempts=attempts,
+                        reason=reason,
+                        **progressed.caused(),
+                    ),
+                )
+
+    async def _count_failure(self, ctx: MessageContext, shipment_id, reason: str) -> int:
+        async with ctx.intent() as conn:
+            return await store.record_request_failure(conn, shipment_id, reason)
 
     async def on_warehouse_shipment_reported(self, report: WarehouseShipmentReported, ctx: MessageContext) -> None:
         """Records a shipment that left the warehouse, takes its units out of stock, and tells everyone."""
@@ -117,27 +201,41 @@ class ShippingHandlers:
             shipment = await store.lock_shipment(uow.conn, report.shipment_id)
             if shipment is None or shipment["order_id"] != report.order_id:
                 raise PermanentError(f"the warehouse reported unknown shipment {report.shipment_id}")
-            if shipment["status"] == "shipped":
+            if shipment["status"] in ("shipped", "delivered") or shipment["flagged"]:
                 return
-            await store.mark_shipped(uow.conn, report.shipment_id, report.carrier, report.tracking_number, report.shipped_at)
-            shipped: Counter[str] = Counter()
-            for line in report.lines:
-                shipped[line.sku] += line.quantity
-            await store.consume_stock(uow.conn, dict(shipped))
+            await ship(
+                uow,
+                shipment,
+                carrier=report.carrier,
+                tracking_number=report.tracking_number,
+                shipped_at=report.shipped_at,
+                lines=report.lines,
+                **report.caused(),
+            )
+
+    async def on_delivery_reported(self, report: WarehouseDeliveryReported, ctx: MessageContext) -> None:
+        """Records a delivered shipment (with cash collected on delivery) and tells everyone."""
+        async with ctx.unit_of_work() as uow:
+            shipment = await store.lock_shipment(uow.conn, report.shipment_id)
+            if shipment is None or shipment["order_id"] != report.order_id:
+                raise PermanentError(f"the warehouse reported delivery of unknown shipment {report.shipment_id}")
+            if shipment["status"] == "delivered":
+                return
+            if shipment["status"] != "shipped":
+                raise PermanentError(f"shipment {report.shipment_id} reported delivered while {shipment['status']}")
+            await store.mark_delivered(uow.conn, report.shipment_id, report.delivered_at, report.cash_collected)
             lines = await store.order_lines(uow.conn, report.order_id)
-            remaining = await store.unshipped_count(uow.conn, report.order_id)
             uow.publish(
                 topics.SHIPPING_EVENTS,
-                ShipmentShipped(
+                ShipmentDelivered(
                     order_id=report.order_id,
                     shop_id=lines[0]["shop_id"],
                     shipment_id=report.shipment_id,
                     delivery_index=shipment["delivery_index"],
-                    carrier=report.carrier,
-                    tracking_number=report.tracking_number,
-                    shipped_at=report.shipped_at,
-                    lines=report.lines,
-                    all_shipped=remaining == 0,
+                    delivered_at=report.delivered_at,
+                    cash_collected=report.cash_collected,
+                    all_delivered=await store.undelivered_count(uow.conn, report.order_id) == 0,
                     **report.caused(),
                 ),
             )
+

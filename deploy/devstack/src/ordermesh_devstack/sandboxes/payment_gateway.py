@@ -251,6 +251,25 @@ class PaymentGateway:
         logger.info("refunded %s of %s as %s", amount, capture_id, refund_id)
         return 200, {"refund_id": refund_id, "status": "refunded", "amount": amount}
 
+    async def list_authorizations(self, request: Request) -> JSONResponse:
+        """GET /v1/authorizations?order_id=: the gateway's own record of authorizations (all, or one order's)."""
+        order_id = request.query_params.get("order_id")
+        found = [
+            {
+                "authorization_id": a.authorization_id,
+                "order_id": a.order_id,
+                "amount": a.amount,
+                "currency": a.currency,
+                "status": a.status,
+                "capture_id": a.capture_id,
+                "captured": self._captures[a.capture_id].amount if a.capture_id else 0,
+                "refunded": self._captures[a.capture_id].refunded if a.capture_id else 0,
+            }
+            for a in self._authorizations.values()
+            if order_id is None or a.order_id == order_id
+        ]
+        return JSONResponse({"authorizations": found})
+
     async def healthz(self, request: Request) -> JSONResponse:
         """GET /healthz: liveness."""
         return JSONResponse({"status": "ok"})
@@ -262,6 +281,7 @@ def create_app(*, slow_delay_s: float = 2.0, timeout_delay_s: float = 60.0) -> S
     app = Starlette(
         routes=[
             Route("/v1/authorizations", gateway.authorize, methods=["POST"]),
+            Route("/v1/authorizations", gateway.list_authorizations, methods=["GET"]),
             Route("/v1/authorizations/{authorization_id}/capture", gateway.capture, methods=["POST"]),
             Route("/v1/authorizations/{authorization_id}/void", gateway.void, methods=["POST"]),
             Route("/v1/refunds", gateway.refund, methods=["POST"]),

@@ -45,7 +45,9 @@ class _ShipmentRequest:
     carrier: str
     callback_url: str
     lines: list[dict[str, Any]]
-    status: str = "accepted"  # accepted | cancelled | shipped
+    status: str = "accepted"  # accepted | cancelled | shipped | delivered
+    report_shipped: bool = True
+    cash_on_delivery: int | None = None
 
 
 def tracking_number(shipment_id: str) -> str:
@@ -58,6 +60,15 @@ def _text(payload: dict[str, Any], field: str) -> str:
     value = payload.get(field)
     if not isinstance(value, str) or not value.strip():
         raise _BadRequest(f"{field} must be a non-empty string")
+    return value
+
+
+def _optional_amount(payload: dict[str, Any], field: str) -> int | None:
+    value = payload.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _BadRequest(f"{field} must be a non-negative integer")
     return value
 
 
@@ -85,11 +96,24 @@ class Warehouse:
     A request is shipped `ship_delay_s` after it was accepted; from then on it
     can no longer be cancelled, and its callback is retried with exponential
     backoff until the receiver answers 2xx or the app shuts down.
+    A request with `"report_shipped": false` is packed but never reported shipped
+    (its labels and tracking numbers come from a carrier CSV round trip).
+    With `deliver_delay_s` set, a second callback of type "delivered" follows the
+    shipped one after that delay, with `cash_collected` = the request's
+    `cash_on_delivery` amount (null when there is none).
     """
 
-    def __init__(self, *, secret: str, ship_delay_s: float = 1.0, callback_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        secret: str,
+        ship_delay_s: float = 1.0,
+        callback_timeout_s: float = 10.0,
+        deliver_delay_s: float | None = None,
+    ) -> None:
         self.secret = secret
         self.ship_delay_s = ship_delay_s
+        self.deliver_delay_s = deliver_delay_s
         self.callback_timeout_s = callback_timeout_s
         self._requests: dict[str, _ShipmentRequest] = {}
         self._by_key: dict[str, tuple[str, str]] = {}  # idempotency key -> (fingerprint, request_id)
@@ -139,6 +163,20 @@ class Warehouse:
         logger.info("shipped %s (%s), reporting to %s", shipment.request_id, shipment.shipment_id,
                     shipment.callback_url)
         await self._deliver(shipment, body)
+        if self.deliver_delay_s is None:
+            return
+        await asyncio.sleep(self.deliver_delay_s)
+        shipment.status = "delivered"
+        delivered = {
+            "event_id": str(uuid.uuid4()),
+            "type": "delivered",
+            "request_id": shipment.request_id,
+            "shipment_id": shipment.shipment_id,
+            "order_id": shipment.order_id,
+            "delivered_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cash_collected": shipment.cash_on_delivery,
+        }
+        await self._deliver(shipment, json.dumps(delivered, separators=(",", ":")).encode("utf-8"))
 
     async def _deliver(self, shipment: _ShipmentRequest, body: bytes) -> None:
         backoff = _FIRST_BACKOFF_S
@@ -189,6 +227,8 @@ class Warehouse:
                 carrier=_text(payload, "carrier"),
                 callback_url=callback_url,
                 lines=_lines(payload),
+                report_shipped=payload.get("report_shipped", True) is not False,
+                cash_on_delivery=_optional_amount(payload, "cash_on_delivery"),
             )
         except _BadRequest as exc:
             return JSONResponse({"error": "invalid_request", "reason": str(exc)}, status_code=400)
@@ -207,7 +247,8 @@ class Warehouse:
                                 headers={"Idempotent-Replayed": "true"})
         self._by_key[key] = (fingerprint, shipment.request_id)
         self._requests[shipment.request_id] = shipment
-        self._spawn(shipment)
+        if shipment.report_shipped:
+            self._spawn(shipment)
         logger.info("accepted shipment %s for order %s as %s", shipment.shipment_id,
                     shipment.order_id, shipment.request_id)
         return JSONResponse({"request_id": shipment.request_id, "status": "accepted"}, status_code=202)
@@ -228,14 +269,18 @@ class Warehouse:
         return JSONResponse({"status": "ok"})
 
 
-def create_app(*, secret: str, ship_delay_s: float = 1.0, callback_timeout_s: float = 10.0) -> Starlette:
+def create_app(
+    *, secret: str, ship_delay_s: float = 1.0, callback_timeout_s: float = 10.0, deliver_delay_s: float | None = None
+) -> Starlette:
     """Build the warehouse ASGI app; its state lives in `app.state.warehouse`.
 
     Shipping needs the lifespan to run (uvicorn does; httpx.ASGITransport does not).
     """
     if not secret:
         raise ValueError("the callback signing secret must not be empty")
-    warehouse = Warehouse(secret=secret, ship_delay_s=ship_delay_s, callback_timeout_s=callback_timeout_s)
+    warehouse = Warehouse(
+        secret=secret, ship_delay_s=ship_delay_s, callback_timeout_s=callback_timeout_s, deliver_delay_s=deliver_delay_s
+    )
     app = Starlette(
         routes=[
             Route("/v1/shipments", warehouse.create_shipment, methods=["POST"]),
@@ -257,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"callback signing secret (default: ${SECRET_ENV})")
     parser.add_argument("--ship-delay", type=float, default=1.0,
                         help="seconds between accepting and shipping a request")
+    parser.add_argument("--deliver-delay", type=float, default=None,
+                        help="seconds between shipped and a 'delivered' callback (default: never delivered)")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if not args.secret:
@@ -264,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(secret=args.secret, ship_delay_s=args.ship_delay)
+    app = create_app(secret=args.secret, ship_delay_s=args.ship_delay, deliver_delay_s=args.deliver_delay)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
 
 

@@ -1,32 +1,26 @@
 """The mail transport port and its SMTP adapter (aiosmtplib)."""
 
-from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Protocol
 
 import aiosmtplib
 
 from ordermesh_servicekit.consuming import TransientError
 
+from .mime import OutgoingMail, build_message
 
-@dataclass(frozen=True)
-class OutgoingMail:
-    """A mail to one recipient with a stable Message-ID."""
-
-    message_id: str
-    sender: str
-    recipient: str
-    subject: str
-    text: str
+__all__ = ["MailDeferred", "MailRefused", "MailTransport", "OutgoingMail", "SmtpTransport"]
 
 
 class MailRefused(Exception):
     """The SMTP server refused the mail for good (a 5xx answer)."""
 
 
+class MailDeferred(Exception):
+    """The SMTP server deferred this recipient only (a 4xx answer to RCPT): others may still go out."""
+
+
 class MailTransport(Protocol):
-    """Sends a mail; raises `MailRefused` for a permanent refusal and `TransientError` when it may pass."""
+    """Sends a mail; raises `MailRefused` (for good), `MailDeferred` (this recipient, for now) or `TransientError`."""
 
     async def send(self, mail: OutgoingMail) -> None:
         """Hands the mail to the mail server."""
@@ -37,34 +31,39 @@ class SmtpTransport:
     """Sends over SMTP; STARTTLS and AUTH when configured."""
 
     def __init__(
-        self, host: str, port: int, *, username: str | None = None, password: str | None = None, starttls: bool = False
+        self,
+        host: str,
+        port: int,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout: float = 10,
     ) -> None:
         self._host = host
         self._port = port
         self._username = username
         self._password = password
         self._starttls = starttls
+        self._timeout = timeout
 
     async def send(self, mail: OutgoingMail) -> None:
-        message = EmailMessage()
-        message["From"] = mail.sender
-        message["To"] = mail.recipient
-        message["Subject"] = mail.subject
-        message["Message-ID"] = mail.message_id
-        message["Date"] = formatdate(localtime=False)
-        message.set_content(mail.text, charset="utf-8")
+        """Sends one mail; classifies the server's answer."""
         try:
             await aiosmtplib.send(
-                message,
+                build_message(mail),
                 hostname=self._host,
                 port=self._port,
                 username=self._username,
                 password=self._password,
                 start_tls=self._starttls,
-                timeout=15,
+                timeout=self._timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as error:
-            raise MailRefused("; ".join(f"{r.code} {r.message}" for r in error.recipients)) from error
+            reason = "; ".join(f"{r.code} {r.message}" for r in error.recipients)
+            if all(500 <= r.code < 600 for r in error.recipients):
+                raise MailRefused(reason) from error
+            raise MailDeferred(reason) from error
         except aiosmtplib.SMTPResponseException as error:
             if 500 <= error.code < 600:
                 raise MailRefused(f"{error.code} {error.message}") from error

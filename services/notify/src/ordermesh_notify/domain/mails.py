@@ -1,30 +1,71 @@
-"""Which mails go out, and their subject and text from the shop's templates."""
+"""Which mails go out and to whom: shop settings, not-applicable reasons, addresses, tracking links, retries."""
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
-
-import jinja2
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ordermesh_contracts import MailKind
 
-SUBJECTS = {
-    MailKind.ORDER_CONFIRMATION: "【ご注文確認】ご注文番号 {external_order_no}",
-    MailKind.SHIPPED: "【発送のお知らせ】ご注文番号 {external_order_no}",
-}
 TRACKING_URLS = {
     "yamato": "https://toi.kuronekoyamato.co.jp/cgi-bin/tneko?number00=1&number01={tracking_number}",
     "sagawa": "https://k2k.sagawa-exp.co.jp/p/web/okurijosearch.do?okurijoNo={tracking_number}",
     "japanpost": "https://trackings.post.japanpost.jp/services/srv/search/direct?reqCodeNo1={tracking_number}",
 }
 DEFAULT_SIGNATURE = "ordermesh demo shop"
+DEFAULT_DISABLED_KINDS = frozenset({MailKind.PREPARING_SHIPMENT, MailKind.POINTS_CONFIRMED})
+"""Kinds a shop must turn on: not every shop mails "preparing shipment" or points."""
+TURNED_OFF = "turned off"
+NO_ADDRESS = "no e-mail address"
+CONTACT_GRACE = timedelta(minutes=10)
+_ADDRESS = re.compile(r"^[^@\s<>\"(),;:\\\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
 
 @dataclass(frozen=True)
-class RenderedMail:
-    """A mail ready to send."""
+class ShopMailSettings:
+    """A shop's mail settings: template language, signature, charset, and the kinds it turned off."""
 
-    subject: str
-    text: str
+    language: str = "ja"
+    signature: str = DEFAULT_SIGNATURE
+    encoding: str = "utf-8"
+    disabled_kinds: frozenset[MailKind] = field(default_factory=lambda: DEFAULT_DISABLED_KINDS)
+
+
+def mail_id_for(order_id: UUID, kind: MailKind, cause_id: UUID) -> UUID:
+    """The mail for one (order, kind, cause): stable, and the base of its Message-ID."""
+    return uuid5(NAMESPACE_URL, f"ordermesh-mail:{order_id}/{kind.value}/{cause_id}")
+
+
+def why_not_applicable(kind: MailKind, email: str | None, settings: ShopMailSettings, *, by_staff: bool = False) -> str | None:
+    """Why no mail of `kind` goes out (the shop turned it off, or there is no address); None if it should.
+
+    Staff sending a mail on purpose overrides a kind the shop turned off, never a missing address.
+    """
+    if kind in settings.disabled_kinds and not by_staff:
+        return TURNED_OFF
+    if not email:
+        return NO_ADDRESS
+    return None
+
+
+def address_problem(email: str) -> str | None:
+    """Why an address cannot be mailed to, if it cannot."""
+    if any(ch in email for ch in "\r\n"):
+        return "invalid address: contains a line break"
+    if not _ADDRESS.match(email.strip()):
+        return "invalid address: not of the form name@domain"
+    if len(email) > 254:
+        return "invalid address: longer than 254 characters"
+    return None
+
+
+def mask_address(email: str | None) -> str | None:
+    """An address as staff lists show it: first letter of the mailbox, the domain."""
+    if not email:
+        return email
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"
 
 
 def tracking_url(carrier: str, tracking_number: str) -> str | None:
@@ -33,17 +74,27 @@ def tracking_url(carrier: str, tracking_number: str) -> str | None:
     return template.format(tracking_number=tracking_number) if template else None
 
 
-def render_mail(templates: jinja2.Environment, kind: MailKind, variables: dict[str, Any]) -> RenderedMail:
-    """Renders a mail kind; a missing template variable raises `jinja2.UndefinedError`."""
-    text = templates.get_template(f"ja/{kind.value}.txt.j2").render(signature=DEFAULT_SIGNATURE, **variables)
-    return RenderedMail(SUBJECTS[kind].format(**variables), text)
+def order_variables(contact: dict[str, Any]) -> dict[str, Any]:
+    """Template variables that come from the order (kept from OrderAccepted)."""
+    summary = contact.get("summary") or {}
+    return {
+        "customer_name": contact["name"],
+        "external_order_no": contact["external_order_no"],
+        "shop_id": contact["shop_id"],
+        "device": contact["device"],
+        "currency": summary.get("currency", "JPY"),
+        "lines": summary.get("lines", []),
+        "total": summary.get("total", 0),
+        "payment_method": summary.get("payment_method", ""),
+    }
 
 
-def default_templates() -> jinja2.Environment:
-    """The templates shipped with the service; undefined variables are errors, not blanks."""
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("ordermesh_notify", "templates"),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )
+def should_wait_for_contact(cause_occurred_at: datetime, now: datetime) -> bool:
+    """A mail's cause can overtake the OrderAccepted it follows (other topic): wait a while, then give up."""
+    return now - cause_occurred_at < CONTACT_GRACE
+
+
+def gives_up_on_deferral(attempts: int, limit: int) -> bool:
+    """A recipient the server keeps deferring (4xx for this address only) ends as failed after `limit` attempts,
+    so one mailbox cannot hold back every other order's mail."""
+    return attempts >= limit

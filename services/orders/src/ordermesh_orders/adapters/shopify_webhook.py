@@ -4,10 +4,9 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ordermesh_contracts import ShopOrderSubmitted
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-
-from ordermesh_contracts import ShopOrderSubmitted
 
 from ..domain.shopify import ShopifyMappingError, map_order, signature_is_valid
 

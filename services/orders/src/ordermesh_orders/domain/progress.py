@@ -93,9 +93,21 @@ class Progress:
     transitions: list[tuple[Stage, Stage]] = field(default_factory=list)
 
 
+UNSHIPPED_ONLY_FLAGS = frozenset({"address", "delivery_date", "label_check", "allocation"})
+"""Checks that matter only while the order is unshipped (seed 002): once shipped, new results are not applied."""
+SHIPPED_STAGES = (Stage.SHIPPED, Stage.COMPLETED)
+
+
+def applicable_changes(state: OrderState, changes: dict[str, str]) -> dict[str, str]:
+    """The flag changes that still apply: checks of unshipped deliveries stop once the order has shipped."""
+    if state.stage not in SHIPPED_STAGES and state.flags.get("shipping") != "shipped":
+        return changes
+    return {flag: value for flag, value in changes.items() if flag not in UNSHIPPED_ONLY_FLAGS}
+
+
 def record_flags(state: OrderState, changes: dict[str, str]) -> Progress:
-    """Applies flag changes, then advances the stage as far as the flags allow."""
-    state = replace(state, flags={**state.flags, **changes})
+    """Applies the flag changes that still apply, then advances the stage as far as the flags allow."""
+    state = replace(state, flags={**state.flags, **applicable_changes(state, changes)})
     return advance(state)
 
 

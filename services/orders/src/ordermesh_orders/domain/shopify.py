@@ -7,9 +7,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import ValidationError
-
 from ordermesh_contracts import MINOR_UNITS, PaymentMethod, ShopOrderSubmitted
+from pydantic import ValidationError
 
 GATEWAY_METHODS: dict[str, PaymentMethod] = {
     "shopify_payments": PaymentMethod.CARD,

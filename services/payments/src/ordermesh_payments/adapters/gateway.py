@@ -31,6 +31,14 @@ class PaymentGateway(Protocol):
         """Takes up to the authorized amount."""
         ...
 
+    async def void(self, *, idempotency_key: str, authorization_id: str) -> GatewayResult:
+        """Releases an uncaptured authorization."""
+        ...
+
+    async def refund(self, *, idempotency_key: str, capture_id: str, amount: int) -> GatewayResult:
+        """Returns part or all of a capture to the customer."""
+        ...
+
 
 class SandboxGateway:
     """The local sandbox gateway over HTTP. 5xx is retried a few times and then a refusal; no answer is transient."""
@@ -64,6 +72,18 @@ class SandboxGateway:
             return GatewayResult(True, reference=body["capture_id"], amount=body["amount"])
         return GatewayResult(False, reason=body.get("error") or "capture_refused")
 
+    async def void(self, *, idempotency_key: str, authorization_id: str) -> GatewayResult:
+        body = await self._post(f"/v1/authorizations/{authorization_id}/void", {"idempotency_key": idempotency_key})
+        if body.get("status") == "voided":
+            return GatewayResult(True, reference=authorization_id)
+        return GatewayResult(False, reason=body.get("error") or "void_refused")
+
+    async def refund(self, *, idempotency_key: str, capture_id: str, amount: int) -> GatewayResult:
+        body = await self._post("/v1/refunds", {"idempotency_key": idempotency_key, "capture_id": capture_id, "amount": amount})
+        if body.get("status") == "refunded":
+            return GatewayResult(True, reference=body["refund_id"], amount=body["amount"])
+        return GatewayResult(False, reason=body.get("error") or "refund_refused")
+
     async def _post(self, path: str, payload: dict) -> dict:
         for _attempt in range(self._server_error_attempts):
             try:
@@ -72,4 +92,4 @@ class SandboxGateway:
                 raise TransientError(f"gateway timed out on {path}") from error
             if response.status_code < 500:
                 return response.json()
-        return {"status": "error", "error": f"gateway_error_{response.status_code}"}
+        return {"status": "error", "error": "gateway_error"}

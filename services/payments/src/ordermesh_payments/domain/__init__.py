@@ -1,1 +1,1 @@
-"""Payment rules: what to ask of the gateway for an order, and what its answer means. Pure."""
+"""Payment rules: which flow an order takes, what a gateway may be asked, what received money means. Pure."""

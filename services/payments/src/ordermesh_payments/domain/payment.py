@@ -1,15 +1,44 @@
-"""What a payment needs from the gateway, decided from the order alone."""
+"""What a payment needs, decided from the order alone: which flow it takes and what goes to a gateway."""
 
+from enum import StrEnum
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ordermesh_contracts import OrderAccepted, PaymentMethod
 
 
+class Flow(StrEnum):
+    """How an order's payment is settled."""
+
+    CARD = "card"
+    PREPAID = "prepaid"
+    CASH_ON_DELIVERY = "cash_on_delivery"
+    DEFERRED = "deferred"
+    NONE = "none"
+
+
+PREPAID_METHODS = (PaymentMethod.BANK_TRANSFER, PaymentMethod.CONVENIENCE_STORE)
+
+
+def flow_for(order: OrderAccepted) -> Flow:
+    """The flow of the order's payment; nothing to pay (points only, or a total of 0) needs no flow at all.
+
+    `charges.total` is already net of points used, so the part paid by points never reaches a gateway.
+    """
+    method = order.payment.method
+    if method is PaymentMethod.POINTS_ONLY or order.charges.total <= 0:
+        return Flow.NONE
+    if method is PaymentMethod.CARD:
+        return Flow.CARD
+    if method in PREPAID_METHODS:
+        return Flow.PREPAID
+    if method is PaymentMethod.CASH_ON_DELIVERY:
+        return Flow.CASH_ON_DELIVERY
+    return Flow.DEFERRED
+
+
 def amount_to_authorize(order: OrderAccepted) -> int | None:
     """The card amount to authorize, or None when no gateway is involved (other methods, or nothing to pay)."""
-    if order.payment.method is not PaymentMethod.CARD or order.charges.total <= 0:
-        return None
-    return order.charges.total
+    return order.charges.total if flow_for(order) is Flow.CARD else None
 
 
 def idempotency_key(cause_event_id: UUID, operation: str) -> str:

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ordermesh_contracts import WarehouseShipmentReported, topics
+from ordermesh_contracts import WarehouseDeliveryReported, WarehouseShipmentReported, topics
 from ordermesh_servicekit.outbox import OutgoingMessage
 from ordermesh_servicekit.signing import verify_signature
 
@@ -19,7 +19,7 @@ SIGNATURE_HEADER = "X-Ordermesh-Signature"
 def warehouse_callback(
     secret: str, publish: Callable[[OutgoingMessage], Awaitable[None]]
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Verifies a warehouse report's signature, then publishes it to `shipping.callbacks.v1` before answering 202."""
+    """Verifies a warehouse report's (shipped or delivered) signature, then publishes it to `shipping.callbacks.v1` before answering 202."""
 
     async def endpoint(request: Request) -> Response:
         if request.method != "POST":
@@ -30,16 +30,27 @@ def warehouse_callback(
             return JSONResponse({"error": "invalid_signature"}, status_code=401)
         try:
             raw = json.loads(body)
-            report = WarehouseShipmentReported(
-                event_id=raw["event_id"],
-                shipment_id=raw["shipment_id"],
-                order_id=raw["order_id"],
-                warehouse_request_id=raw["request_id"],
-                carrier=raw["carrier"],
-                tracking_number=raw["tracking_number"],
-                shipped_at=raw["shipped_at"],
-                lines=raw["lines"],
-            )
+            report: WarehouseShipmentReported | WarehouseDeliveryReported
+            if raw.get("type") == "delivered":
+                report = WarehouseDeliveryReported(
+                    event_id=raw["event_id"],
+                    shipment_id=raw["shipment_id"],
+                    order_id=raw["order_id"],
+                    warehouse_request_id=raw["request_id"],
+                    delivered_at=raw["delivered_at"],
+                    cash_collected=raw.get("cash_collected"),
+                )
+            else:
+                report = WarehouseShipmentReported(
+                    event_id=raw["event_id"],
+                    shipment_id=raw["shipment_id"],
+                    order_id=raw["order_id"],
+                    warehouse_request_id=raw["request_id"],
+                    carrier=raw["carrier"],
+                    tracking_number=raw["tracking_number"],
+                    shipped_at=raw["shipped_at"],
+                    lines=raw["lines"],
+                )
         except (ValueError, KeyError, TypeError, ValidationError) as error:
             return JSONResponse({"error": "invalid_report", "reason": str(error)[:500]}, status_code=400)
         await publish(OutgoingMessage.of(topics.SHIPPING_CALLBACKS, report))

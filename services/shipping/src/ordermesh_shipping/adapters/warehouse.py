@@ -10,20 +10,34 @@ from ordermesh_servicekit.consuming import TransientError
 
 @dataclass(frozen=True)
 class ShipmentRequest:
-    """What the warehouse needs to pick, pack and ship one delivery group."""
+    """What the warehouse needs to pick, pack and ship one delivery group.
+
+    `report_shipped` false: the warehouse packs, but labels (and so tracking numbers) come from a carrier
+    CSV round trip (B2 Cloud), not from the warehouse. `cash_on_delivery` is the amount to collect.
+    """
 
     idempotency_key: str
     shipment_id: str
     order_id: str
     carrier: str
     lines: list[dict[str, int | str]]
+    report_shipped: bool = True
+    cash_on_delivery: int | None = None
+
+
+class WarehouseRejected(Exception):
+    """The warehouse refused the request (4xx): retrying the same request can't help."""
 
 
 class Warehouse(Protocol):
     """A warehouse that takes shipment requests and reports shipments back through a callback."""
 
     async def request_shipment(self, request: ShipmentRequest) -> str:
-        """Hands over a shipment request; returns the warehouse's request id."""
+        """Hands over a shipment request; returns the warehouse's request id.
+
+        Raises `TransientError` or `httpx.TransportError` (timeouts included) for failures worth retrying,
+        `WarehouseRejected` for a refusal.
+        """
         ...
 
 
@@ -35,18 +49,21 @@ class SandboxWarehouse:
         self._callback_url = callback_url
 
     async def request_shipment(self, request: ShipmentRequest) -> str:
-        response = await self._client.post(
-            "/v1/shipments",
-            json={
-                "idempotency_key": request.idempotency_key,
-                "shipment_id": request.shipment_id,
-                "order_id": request.order_id,
-                "carrier": request.carrier,
-                "callback_url": self._callback_url,
-                "lines": request.lines,
-            },
-        )
+        body = {
+            "idempotency_key": request.idempotency_key,
+            "shipment_id": request.shipment_id,
+            "order_id": request.order_id,
+            "carrier": request.carrier,
+            "callback_url": self._callback_url,
+            "lines": request.lines,
+        }
+        if not request.report_shipped:
+            body["report_shipped"] = False
+        if request.cash_on_delivery is not None:
+            body["cash_on_delivery"] = request.cash_on_delivery
+        response = await self._client.post("/v1/shipments", json=body)
         if response.status_code >= 500:
             raise TransientError(f"warehouse answered {response.status_code}")
-        response.raise_for_status()
+        if response.status_code >= 400:
+            raise WarehouseRejected(f"warehouse refused the request: {response.status_code} {response.text[:300]}")
         return response.json()["request_id"]

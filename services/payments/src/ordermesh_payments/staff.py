@@ -1,0 +1,223 @@
+"""Staff commands of the payments service: settings, void, refund, retry capture, mark paid, bank statements, checks."""
+
+from datetime import datetime, timezone
+
+import asyncpg
+
+from ordermesh_contracts import (
+    CheckAuthorizations,
+    ImportBankStatement,
+    ItemResult,
+    MarkPaymentReceived,
+    PaymentReauthorizationNeeded,
+    PaymentRefunded,
+    PaymentVoided,
+    RefundPayment,
+    RetryCapture,
+    SetPaymentSettings,
+    VoidPayment,
+    topics,
+)
+from ordermesh_servicekit.commands import CommandRefused, accept
+from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
+
+from . import store
+from .adapters.gateway import PaymentGateway
+from .domain.card import (
+    CardState,
+    authorization_expires_at,
+    capture_refusals,
+    needs_reauthorization,
+    refund_amount,
+    refund_refusals,
+    void_refusals,
+)
+from .domain.payment import idempotency_key
+from .domain.received import balance_after, parse_bank_statement
+from .handlers import PaymentHandlers, publish_received
+
+SERVICE = "payments"
+
+
+def card_state(payment: asyncpg.Record) -> CardState:
+    """The money facts of a payment row."""
+    return CardState(
+        status=payment["status"],
+        authorized=payment["authorized_amount"] or 0,
+        captured=payment["captured_amount"],
+        refunded=payment["refunded_amount"],
+    )
+
+
+async def locked_card_payment(conn: asyncpg.Connection, command: VoidPayment | RefundPayment | RetryCapture) -> asyncpg.Record:
+    """The command's order's card payment, locked; refused when there is none."""
+    payment = await store.lock_payment(conn, command.order_id)
+    if payment is None or payment["shop_id"] != command.shop_id:
+        raise CommandRefused(f"no payment for order {command.order_id} in shop {command.shop_id}")
+    if payment["method"] != "card" or payment["authorization_id"] is None:
+        raise CommandRefused(f"order {command.order_id} has no card authorization ({payment['method']}, {payment['status']})")
+    return payment
+
+
+async def flag_expiring_authorizations(uow: UnitOfWork, shop_id: str, now: datetime, cause=None) -> list[ItemResult]:
+    """Flags the shop's uncaptured authorizations that expire within a day: PaymentReauthorizationNeeded each."""
+    settings = await store.payment_settings(uow.conn, shop_id)
+    results = []
+    for payment in await store.uncaptured_authorizations(uow.conn, shop_id):
+        valid_days = settings["authorization_valid_days"]
+        if payment["authorized_at"] is None or not needs_reauthorization(payment["authorized_at"], now, valid_days=valid_days):
+            continue
+        await store.flag_reauthorization(uow.conn, payment["order_id"])
+        uow.publish(
+            topics.PAYMENTS_EVENTS,
+            PaymentReauthorizationNeeded(
+                order_id=payment["order_id"],
+                shop_id=shop_id,
+                authorization_id=payment["authorization_id"],
+                authorized_at=payment["authorized_at"],
+                expires_at=authorization_expires_at(payment["authorized_at"], valid_days),
+                **(cause.caused() if cause else {}),
+            ),
+        )
+        results.append(ItemResult(item=str(payment["order_id"]), ok=False, reason="reauthorization_needed"))
+    return results
+
+
+class StaffCommands:
+    """Handlers of `payments.commands.v1`, bound to the gateway they call."""
+
+    def __init__(self, gateway: PaymentGateway) -> None:
+        self._gateway = gateway
+
+    async def set_settings(self, command: SetPaymentSettings, ctx: MessageContext) -> None:
+        """Replaces the shop's payment settings."""
+        async with ctx.unit_of_work() as uow:
+            values = command.model_dump(include={"capture_at_authorization", "prepaid_due_days", "authorization_valid_days"})
+            await store.save_payment_settings(uow.conn, command.shop_id, **values, updated_by=command.issued_by)
+            accept(uow, command, SERVICE, details=values)
+
+    async def void(self, command: VoidPayment, ctx: MessageContext) -> None:
+        """Releases an uncaptured authorization; a captured one is refused (refund it)."""
+        if await ctx.already_processed():
+            return
+        key = idempotency_key(command.event_id, "void")
+        async with ctx.intent() as conn:
+            payment = await locked_card_payment(conn, command)
+            if reasons := void_refusals(card_state(payment)):
+                raise CommandRefused(*reasons)
+            await store.record_intent(
+                conn, key=key, order_id=command.order_id, operation="void", amount=payment["authorized_amount"], note=command.reason
+            )
+        result = await self._gateway.void(idempotency_key=key, authorization_id=payment["authorization_id"])
+        async with ctx.unit_of_work() as uow:
+            await store.record_result(uow.conn, key=key, approved=result.approved, reference=result.reference, reason=result.reason)
+            if result.approved:
+                await store.set_status(uow.conn, command.order_id, "voided")
+                uow.publish(
+                    topics.PAYMENTS_EVENTS,
+                    PaymentVoided(
+                        order_id=command.order_id, shop_id=command.shop_id, authorization_id=payment["authorization_id"],
+                        amount=payment["authorized_amount"], currency=payment["currency"], reason=command.reason,
+                        **command.caused(),
+                    ),
+                )
+            accept(uow, command, SERVICE, results=[ItemResult(item=str(command.order_id), ok=result.approved, reason=result.reason)])
+
+    async def refund(self, command: RefundPayment, ctx: MessageContext) -> None:
+        """Refunds part or all of the capture; more than captured and not yet refunded is refused."""
+        if await ctx.already_processed():
+            return
+        key = idempotency_key(command.event_id, "refund")
+        async with ctx.intent() as conn:
+            payment = await locked_card_payment(conn, command)
+            state = card_state(payment)
+            amount = refund_amount(state, command.amount)
+            if reasons := refund_refusals(state, amount):
+                raise CommandRefused(*reasons)
+            await store.record_intent(conn, key=key, order_id=command.order_id, operation="refund", amount=amount, note=command.reason)
+        result = await self._gateway.refund(idempotency_key=key, capture_id=payment["capture_id"], amount=amount)
+        async with ctx.unit_of_work() as uow:
+            await store.record_result(uow.conn, key=key, approved=result.approved, reference=result.reference, reason=result.reason)
+            if result.approved:
+                refunded_total = await store.add_refunded(uow.conn, command.order_id, amount)
+                uow.publish(
+                    topics.PAYMENTS_EVENTS,
+                    PaymentRefunded(
+                        order_id=command.order_id, shop_id=command.shop_id, refund_id=result.reference, amount=amount,
+                        refunded_total=refunded_total, currency=payment["currency"], reason=command.reason,
+                        **command.caused(),
+                    ),
+                )
+            accept(
+                uow, command, SERVICE,
+                results=[ItemResult(item=str(command.order_id), ok=result.approved, reason=result.reason)],
+                details={"amount": amount},
+            )
+
+    async def retry_capture(self, command: RetryCapture, ctx: MessageContext) -> None:
+        """Captures again (after a failure, or by hand); more than authorized is refused."""
+        if await ctx.already_processed():
+            return
+        key = idempotency_key(command.event_id, "capture")
+        async with ctx.intent() as conn:
+            payment = await locked_card_payment(conn, command)
+            amount = command.amount or payment["authorized_amount"]
+            if reasons := capture_refusals(card_state(payment), amount):
+                raise CommandRefused(*reasons)
+            await store.record_intent(conn, key=key, order_id=command.order_id, operation="capture", amount=amount, note=command.reason)
+            await store.set_status(conn, command.order_id, "capturing")
+        result = await self._gateway.capture(idempotency_key=key, authorization_id=payment["authorization_id"], amount=amount)
+        async with ctx.unit_of_work() as uow:
+            await PaymentHandlers.record_capture(
+                uow, command.order_id, command.shop_id, payment["currency"], key, amount, result, command
+            )
+            accept(
+                uow, command, SERVICE,
+                results=[ItemResult(item=str(command.order_id), ok=result.approved, reason=result.reason)],
+                details={"amount": amount},
+            )
+
+    async def mark_received(self, command: MarkPaymentReceived, ctx: MessageContext) -> None:
+        """Records money staff received by hand, with their reason."""
+        async with ctx.unit_of_work() as uow:
+            payment = await store.lock_payment(uow.conn, command.order_id)
+            if payment is None or payment["shop_id"] != command.shop_id:
+                raise CommandRefused(f"no payment for order {command.order_id} in shop {command.shop_id}")
+            total = await store.record_received(
+                uow.conn, source_id=f"staff:{command.event_id}", order_id=command.order_id, source="staff",
+                amount=command.amount, note=f"{command.issued_by}: {command.reason}",
+            )
+            publish_received(uow, payment, total, command.amount, command, source="staff")
+            accept(uow, command, SERVICE, details={"balance": balance_after(payment["amount"], total)})
+
+    async def import_bank_statement(self, command: ImportBankStatement, ctx: MessageContext) -> None:
+        """Matches each statement line to a prepaid order by reference and records it once (by transaction id)."""
+        rows, problems = parse_bank_statement(command.csv_text)
+        if not rows and problems:
+            raise CommandRefused(*problems)
+        async with ctx.unit_of_work() as uow:
+            results = [ItemResult(item=problem.split(":")[0], ok=False, reason=problem) for problem in problems]
+            for row in rows:
+                payment = await store.payment_by_reference(uow.conn, row.reference)
+                if payment is None or payment["shop_id"] != command.shop_id:
+                    results.append(ItemResult(item=row.transaction_id, ok=False, reason=f"unknown reference {row.reference}"))
+                    continue
+                payment = await store.lock_payment(uow.conn, payment["order_id"])
+                total = await store.record_received(
+                    uow.conn, source_id=f"bank:{row.transaction_id}", order_id=payment["order_id"], source="bank_statement",
+                    amount=row.amount, reference=row.reference,
+                )
+                if total is None:
+                    results.append(ItemResult(item=row.transaction_id, ok=False, reason="already imported"))
+                    continue
+                publish_received(uow, payment, total, row.amount, command, source="bank_statement", reference=row.reference)
+                balance = balance_after(payment["amount"], total)
+                note = None if balance == 0 else (f"balance due {balance}" if balance > 0 else f"over-paid by {-balance}")
+                results.append(ItemResult(item=row.transaction_id, ok=True, reason=note))
+            accept(uow, command, SERVICE, results=results)
+
+    async def check_authorizations(self, command: CheckAuthorizations, ctx: MessageContext) -> None:
+        """Flags the shop's authorizations that would expire before shipping."""
+        async with ctx.unit_of_work() as uow:
+            results = await flag_expiring_authorizations(uow, command.shop_id, datetime.now(timezone.utc), command)
+            accept(uow, command, SERVICE, results=results)

@@ -1,0 +1,80 @@
+"""Staff JSON endpoints of the points service: a customer's balance and ledger, an order's points, a shop's settings."""
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .. import store
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload, default=str, ensure_ascii=False), status_code=status, media_type="application/json")
+
+
+def _customer(request: Request) -> tuple[str, str] | None:
+    shop_id, customer_id = request.query_params.get("shop_id"), request.query_params.get("customer_id")
+    return (shop_id, customer_id) if shop_id and customer_id else None
+
+
+def _missing(what: str) -> Response:
+    return JSONResponse({"error": "invalid_query", "reason": f"{what} required"}, status_code=400)
+
+
+def balance(pool: Callable[[], asyncpg.Pool]):
+    """GET /api/points/balance?shop_id&customer_id — available, provisional, reserved, used, lifetime and debt."""
+
+    async def endpoint(request: Request) -> Response:
+        if (who := _customer(request)) is None:
+            return _missing("shop_id and customer_id")
+        async with pool().acquire() as conn:
+            found = await store.balance(conn, *who)
+        return _json({"shop_id": who[0], "customer_id": who[1], **asdict(found)})
+
+    return endpoint
+
+
+def ledger(pool: Callable[[], asyncpg.Pool]):
+    """GET /api/points/ledger?shop_id&customer_id — every entry, oldest first, with its cause."""
+
+    async def endpoint(request: Request) -> Response:
+        if (who := _customer(request)) is None:
+            return _missing("shop_id and customer_id")
+        async with pool().acquire() as conn:
+            entries = await store.ledger_rows(conn, *who)
+        return _json({"shop_id": who[0], "customer_id": who[1], "entries": entries})
+
+    return endpoint
+
+
+def order(pool: Callable[[], asyncpg.Pool]):
+    """GET /api/points/order?order_id — the order's points, its confirmed marker and its entries."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            order_id = UUID(request.query_params.get("order_id", ""))
+        except ValueError:
+            return _missing("order_id (a UUID)")
+        async with pool().acquire() as conn:
+            view = await store.order_row(conn, order_id)
+        return _json(view) if view else JSONResponse({"error": "not_found"}, status_code=404)
+
+    return endpoint
+
+
+def settings(pool: Callable[[], asyncpg.Pool]):
+    """GET /api/points/settings?shop_id — the shop's points rules (the defaults when it has none)."""
+
+    async def endpoint(request: Request) -> Response:
+        if not (shop_id := request.query_params.get("shop_id")):
+            return _missing("shop_id")
+        async with pool().acquire() as conn:
+            found = await store.shop_settings(conn, shop_id)
+        return _json({"shop_id": shop_id, **asdict(found)})
+
+    return endpoint

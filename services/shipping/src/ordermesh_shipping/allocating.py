@@ -1,0 +1,74 @@
+"""Allocation steps shared by handlers: allocate one order, and top up orders waiting for stock (oldest first)."""
+
+from collections import Counter
+from datetime import datetime
+from uuid import UUID
+
+from ordermesh_contracts import ShippedLine, StockAllocated, topics
+from ordermesh_servicekit.consuming import PermanentError, UnitOfWork
+
+from . import store
+from .domain.allocation import plan_top_up
+
+
+async def allocate_order(
+    uow: UnitOfWork,
+    order_id: UUID,
+    *,
+    requested_at: datetime,
+    correlation_id: UUID,
+    causation_id: UUID,
+    publish_unchanged: bool = True,
+) -> str | None:
+    """Sets aside what stock allows for the order (on top of what it has) and publishes StockAllocated.
+
+    The stock rows are locked in sku order first, so two orders for the last unit get it one after the
+    other: exactly one of them. Returns the coverage, or None when nothing changed and nothing was published.
+    """
+    lines = await store.order_lines(uow.conn, order_id)
+    if not lines:
+        raise PermanentError(f"no lines known for order {order_id}")
+    demand: Counter[str] = Counter()
+    for line in lines:
+        demand[line["sku"]] += line["quantity"]
+    available = await store.lock_available_stock(uow.conn, sorted(demand))
+    request = await store.lock_allocation_request(uow.conn, order_id)
+    already = await store.allocated_to(uow.conn, order_id)
+    plan = plan_top_up(dict(demand), already, available)
+    if not plan.quantities and not publish_unchanged:
+        return None
+    await store.allocate(uow.conn, order_id, plan.quantities)
+    shop_id = lines[0]["shop_id"]
+    await store.save_allocation_request(
+        uow.conn, order_id, shop_id, request["requested_at"] if request else requested_at, plan.coverage, correlation_id
+    )
+    total = Counter(already) + Counter(plan.quantities)
+    uow.publish(
+        topics.SHIPPING_EVENTS,
+        StockAllocated(
+            order_id=order_id,
+            shop_id=shop_id,
+            allocation=plan.coverage,
+            lines=[ShippedLine(sku=sku, quantity=qty) for sku, qty in sorted(total.items())],
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        ),
+    )
+    return plan.coverage
+
+
+async def allocate_waiting(uow: UnitOfWork, skus: list[str], causation_id: UUID) -> list[tuple[UUID, str]]:
+    """Gives newly arrived stock to orders waiting for it, oldest first; returns (order, coverage) of each served."""
+    served = []
+    for waiting in await store.waiting_orders(uow.conn, skus):
+        coverage = await allocate_order(
+            uow,
+            waiting["order_id"],
+            requested_at=waiting["requested_at"],
+            correlation_id=waiting["correlation_id"],
+            causation_id=causation_id,
+            publish_unchanged=False,
+        )
+        if coverage is not None:
+            served.append((waiting["order_id"], coverage))
+    return served

@@ -1,0 +1,56 @@
+"""Recording that a shipment left: shared by warehouse reports and carrier tracking files."""
+
+from collections import Counter
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from ordermesh_contracts import ShipmentShipped, ShippedLine, topics
+from ordermesh_servicekit.consuming import UnitOfWork
+
+from . import store
+
+
+async def ship(
+    uow: UnitOfWork,
+    shipment: asyncpg.Record,
+    *,
+    carrier: str,
+    tracking_number: str,
+    shipped_at: datetime,
+    lines: list[ShippedLine],
+    correlation_id: UUID,
+    causation_id: UUID,
+) -> None:
+    """Marks a (locked) shipment shipped, takes its units out of stock, and publishes ShipmentShipped.
+
+    A shipment cancelled before it left is recorded and flagged (goods left without an order): its
+    units leave stock on hand but not the allocation, which the cancel already released; nothing is published.
+    """
+    await store.mark_shipped(uow.conn, shipment["shipment_id"], carrier, tracking_number, shipped_at)
+    shipped: Counter[str] = Counter()
+    for line in lines:
+        shipped[line.sku] += line.quantity
+    if shipment["status"] == "cancelled":
+        await store.flag_shipped_after_cancel(uow.conn, shipment["shipment_id"], dict(shipped))
+        return
+    await store.consume_stock(uow.conn, dict(shipped))
+    order_lines = await store.order_lines(uow.conn, shipment["order_id"])
+    remaining = await store.unshipped_count(uow.conn, shipment["order_id"])
+    uow.publish(
+        topics.SHIPPING_EVENTS,
+        ShipmentShipped(
+            order_id=shipment["order_id"],
+            shop_id=order_lines[0]["shop_id"],
+            shipment_id=shipment["shipment_id"],
+            delivery_index=shipment["delivery_index"],
+            carrier=carrier,
+            tracking_number=tracking_number,
+            shipped_at=shipped_at,
+            lines=lines,
+            all_shipped=remaining == 0,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        ),
+    )
