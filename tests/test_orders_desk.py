@@ -124,7 +124,7 @@ async def test_a_bulk_update_over_a_thousand_orders_updates_the_allowed_ones_and
     for order_id in ids:
         await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderCompleted", order_id=order_id, timeout=90)
     held_order = demo_order(950_200)
-    held_order = held_order.model_copy(update={"billing_address": held_order.billing_address.model_copy(update={"postal_code": "X"})})
+    held_order = held_order.model_copy(update={"billing_address": held_order.billing_address.model_copy(update={"postal_code": "ABC-DEFG"})})
     held_id = order_id_for(held_order.shop_id, held_order.channel.value, held_order.external_order_no)
     await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, held_order.model_dump_json().encode())
     await eventually(lambda: _stage(stack, held_id), timeout=60)

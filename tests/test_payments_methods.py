@@ -120,6 +120,9 @@ async def test_a_prepaid_order_gets_instructions_and_a_signed_callback_pays_it_e
     [payment] = await fetch(stack.service_dsns["payments"], "SELECT status, received_amount FROM payments WHERE order_id = $1", order_id)
     assert (payment["status"], payment["received_amount"]) == ("paid", order.charges.total)
     assert dead_letters(recorder) == []
+    await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderCompleted", order_id=order_id, timeout=90)
+    [row] = await fetch(stack.service_dsns["orders"], "SELECT flags FROM orders WHERE order_id = $1", order_id)
+    assert json.loads(row["flags"])["prepaid_payment"] == "received"
 
 
 async def test_staff_refunds_are_limited_to_what_was_captured_and_a_captured_payment_cannot_be_voided(stack, recorder):

@@ -315,7 +315,9 @@ def test_flags_recorded_before_shipping_still_complete_the_order_once_it_has_shi
 def test_a_shipment_reported_before_it_was_requested_goes_all_the_way_through_in_one_step() -> None:
     state = advance(fresh_state(PaymentMethod.CASH_ON_DELIVERY)).state
     state = record_flags(state, {"allocation": "full"}).state
-    progress = record_flags(state, {"shipping": "shipped", "points": "not_applicable", "mail_shipped": "sent"})
+    shipped = record_flags(state, {"shipping": "shipped", "points": "not_applicable", "mail_shipped": "sent"})
+    assert shipped.state.stage is Stage.SHIPPED, "cash on delivery completes only once the cash is collected"
+    progress = record_flags(state, {"shipping": "shipped", "points": "not_applicable", "mail_shipped": "sent", "cod_collection": "collected"})
     assert progress.transitions == [
         (Stage.READY_TO_SHIP, Stage.SHIPPING),
         (Stage.SHIPPING, Stage.SHIPPED),
@@ -341,3 +343,16 @@ def test_initial_flags_mark_card_steps_as_pending_and_other_methods_as_not_appli
     cod = initial_flags(PaymentMethod.CASH_ON_DELIVERY, "error")
     assert (card["card_authorization"], card["capture"]) == ("none", "not_yet")
     assert (cod["card_authorization"], cod["capture"], cod["address"]) == ("not_applicable", "not_applicable", "error")
+
+
+def test_a_prepaid_order_waits_for_its_payment_and_an_under_payment_keeps_it_waiting() -> None:
+    state = advance(fresh_state(PaymentMethod.BANK_TRANSFER)).state
+    assert state.stage is Stage.AWAITING_PAYMENT
+    assert record_flags(state, {"prepaid_payment": "under_paid"}).state.stage is Stage.AWAITING_PAYMENT
+    assert record_flags(state, {"prepaid_payment": "received"}).state.stage is Stage.AWAITING_ALLOCATION
+
+
+def test_a_staff_confirmed_flag_is_not_overturned_by_a_later_check() -> None:
+    state = advance(fresh_state(PaymentMethod.CARD)).state
+    confirmed = record_flags(state, {"delivery_date": "confirmed"}).state
+    assert record_flags(confirmed, {"delivery_date": "error"}).state.flags["delivery_date"] == "confirmed"

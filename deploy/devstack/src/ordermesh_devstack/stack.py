@@ -152,6 +152,7 @@ class LocalStack:
             "warehouse": [
                 python, "-m", "ordermesh_devstack.sandboxes.warehouse",
                 "--port", str(ports["warehouse"]), "--ship-delay", str(self.config.ship_delay_seconds),
+                "--deliver-delay", str(self.config.ship_delay_seconds),
             ],
             "smtp": [
                 python, "-m", "ordermesh_devstack.sandboxes.smtp_sink",

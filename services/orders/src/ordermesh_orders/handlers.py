@@ -1,6 +1,8 @@
 """One function per event the orders service consumes: decode (done) → domain → store."""
 
 from ordermesh_contracts import (
+    DeliveryDateChecked,
+    LabelCheckFailed,
     MailFailed,
     MailNotApplicable,
     MailSent,
@@ -14,9 +16,21 @@ from ordermesh_contracts import (
     PaymentAuthorized,
     PaymentCaptured,
     PaymentCaptureFailed,
+    PaymentMethod,
+    PaymentOverdue,
+    PaymentReauthorizationNeeded,
+    PaymentReceived,
+    PaymentRefunded,
+    PaymentRequested,
+    PaymentVoided,
     PointsAccrued,
     PointsConfirmed,
+    PointsRedeemed,
+    PointsRedemptionFailed,
+    PointsReversed,
+    ShipmentDelivered,
     ShipmentRequested,
+    ShipmentRequestFailed,
     ShipmentShipped,
     ShopOrderAccepted,
     ShopOrderShipped,
@@ -66,7 +80,12 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
         )
         return reasons
     order_id = order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no)
-    flags = initial_flags(submitted.payment.method, address_flag(submitted, japan_post_lookup))
+    flags = initial_flags(
+        submitted.payment.method,
+        address_flag(submitted, japan_post_lookup),
+        requested_date=any(delivery.requested_date for delivery in submitted.deliveries),
+        points_used=submitted.charges.points_used,
+    )
     if await store.is_watch_listed(uow.conn, submitted.shop_id, submitted.customer.customer_id):
         flags["customer"] = "watch_listed"
     facts = facts_of(submitted, customer_flag=flags["customer"], child_status=None)
@@ -230,6 +249,18 @@ def _mail_flag(event: MailSent | MailFailed | MailNotApplicable) -> dict[str, st
     return {f"mail_{event.mail_kind.value}": status}
 
 
+def _payment_received(event: PaymentReceived) -> dict[str, str]:
+    if event.method is PaymentMethod.CASH_ON_DELIVERY:
+        return {"cod_collection": "collected" if event.balance <= 0 else "short"}
+    if event.balance > 0:
+        return {"prepaid_payment": "under_paid"}
+    return {"prepaid_payment": "received", **({"refund": "owed"} if event.balance < 0 else {})}
+
+
+def _points_reversed(event: PointsReversed) -> dict[str, str]:
+    return {"points": "reversed", **({"points_debt": "owed"} if event.debt > 0 else {})}
+
+
 FLAG_HANDLERS = {
     PaymentAuthorized: _flag_handler(lambda e: {"card_authorization": "authorized"}),
     PaymentAuthorizationFailed: _flag_handler(lambda e: {"card_authorization": "error"}),
@@ -238,6 +269,19 @@ FLAG_HANDLERS = {
     StockAllocated: _flag_handler(lambda e: {"allocation": e.allocation}),
     ShipmentRequested: _flag_handler(lambda e: {"shipping": "requested"}),
     ShipmentShipped: _flag_handler(lambda e: {"shipping": "shipped" if e.all_shipped else "partly_shipped"}),
+    PaymentRequested: _flag_handler(lambda e: {"prepaid_payment": "requested"}),
+    PaymentReceived: _flag_handler(_payment_received),
+    PaymentOverdue: _flag_handler(lambda e: {"prepaid_payment": "overdue"}),
+    PaymentRefunded: _flag_handler(lambda e: {"refund": "done"}),
+    PaymentVoided: _flag_handler(lambda e: {"card_authorization": "cancelled"}),
+    PaymentReauthorizationNeeded: _flag_handler(lambda e: {"authorization_expiry": "soon"}),
+    DeliveryDateChecked: _flag_handler(lambda e: {"delivery_date": e.result}),
+    LabelCheckFailed: _flag_handler(lambda e: {"label_check": "relay_area" if e.kind == "relay_area" else "failed"}),
+    ShipmentDelivered: _flag_handler(lambda e: {"delivery": "delivered" if e.all_delivered else "partly_delivered"}),
+    ShipmentRequestFailed: _flag_handler(lambda e: {"shipment_request": "failed"}),
+    PointsRedeemed: _flag_handler(lambda e: {"points_redemption": "reserved"}),
+    PointsRedemptionFailed: _flag_handler(lambda e: {"points_redemption": "failed"}),
+    PointsReversed: _flag_handler(_points_reversed),
     PointsAccrued: _flag_handler(lambda e: {"points": "provisional"}),
     PointsConfirmed: _flag_handler(lambda e: {"points": "confirmed"}),
     MailSent: _flag_handler(_mail_flag),

@@ -20,15 +20,26 @@ class OrderState:
     held_from: Stage | None = None
 
 
-def initial_flags(payment_method: PaymentMethod, address: str) -> dict[str, str]:
-    """Flags of a just-accepted order."""
+PREPAID = (PaymentMethod.BANK_TRANSFER, PaymentMethod.CONVENIENCE_STORE)
+
+
+def initial_flags(
+    payment_method: PaymentMethod, address: str, *, requested_date: bool = False, points_used: int = 0
+) -> dict[str, str]:
+    """Flags of a just-accepted order. A requested delivery date waits for shipping's check; points used wait
+    for the points service to reserve them."""
     card = payment_method is PaymentMethod.CARD
+    captured_later = payment_method in (PaymentMethod.CARD, PaymentMethod.DEFERRED)
     return {
         "customer": "normal",
         "address": address,
-        "delivery_date": "ok",
+        "delivery_date": "pending" if requested_date else "ok",
         "card_authorization": "none" if card else "not_applicable",
-        "capture": "not_yet" if card else "not_applicable",
+        "credit_check": "not_yet" if payment_method is PaymentMethod.DEFERRED else "not_applicable",
+        "prepaid_payment": "none" if payment_method in PREPAID else "not_applicable",
+        "cod_collection": "pending" if payment_method is PaymentMethod.CASH_ON_DELIVERY else "not_applicable",
+        "capture": "not_yet" if captured_later else "not_applicable",
+        "points_redemption": "pending" if points_used > 0 else "not_applicable",
         "allocation": "none",
         "shipping": "unshipped",
         "points": "none",
@@ -44,9 +55,18 @@ def payment_cleared(state: OrderState) -> bool:
         return state.flags.get("card_authorization") == "authorized"
     if method is PaymentMethod.DEFERRED:
         return state.flags.get("credit_check") == "ok"
-    if method in (PaymentMethod.BANK_TRANSFER, PaymentMethod.CONVENIENCE_STORE):
+    if method in PREPAID:
         return state.flags.get("prepaid_payment") == "received"
     return True
+
+
+def payment_settled(flags: dict[str, str]) -> bool:
+    """Whether the money is in: captured (card, deferred), received (prepaid), collected (cash on delivery)."""
+    return (
+        flags.get("capture", "not_applicable") in SETTLED_OR_NOT_APPLICABLE
+        and flags.get("prepaid_payment", "not_applicable") in ("received", "not_applicable")
+        and flags.get("cod_collection", "not_applicable") in ("collected", "not_applicable")
+    )
 
 
 def next_stage(state: OrderState) -> Stage | None:
@@ -60,6 +80,7 @@ def next_stage(state: OrderState) -> Stage | None:
                 flags["customer"] in ("normal", "confirmed")
                 and flags["address"] in ("ok", "confirmed")
                 and flags["delivery_date"] in ("ok", "confirmed")
+                and flags.get("points_redemption", "not_applicable") in ("reserved", "not_applicable")
                 and state.blocking_tasks == 0
             ):
                 return Stage.AWAITING_PAYMENT
@@ -77,8 +98,8 @@ def next_stage(state: OrderState) -> Stage | None:
                 return Stage.SHIPPED
         case Stage.SHIPPED:
             if (
-                flags["capture"] in SETTLED_OR_NOT_APPLICABLE
-                and flags["points"] in ("confirmed", "not_applicable")
+                payment_settled(flags)
+                and flags["points"] in ("confirmed", "reversed", "not_applicable")
                 and flags["mail_shipped"] in MAIL_DONE
             ):
                 return Stage.COMPLETED
@@ -105,9 +126,19 @@ def applicable_changes(state: OrderState, changes: dict[str, str]) -> dict[str, 
     return {flag: value for flag, value in changes.items() if flag not in UNSHIPPED_ONLY_FLAGS}
 
 
+STAFF_CONFIRMABLE = frozenset({"address", "delivery_date", "customer"})
+
+
 def record_flags(state: OrderState, changes: dict[str, str]) -> Progress:
-    """Applies the flag changes that still apply, then advances the stage as far as the flags allow."""
-    state = replace(state, flags={**state.flags, **applicable_changes(state, changes)})
+    """Applies the flag changes that still apply, then advances the stage as far as the flags allow.
+
+    A value staff confirmed stays confirmed: a later check result does not overturn it (seed 002)."""
+    changes = {
+        flag: value
+        for flag, value in applicable_changes(state, changes).items()
+        if not (flag in STAFF_CONFIRMABLE and state.flags.get(flag) == "confirmed")
+    }
+    state = replace(state, flags={**state.flags, **changes})
     return advance(state)
 
 

@@ -28,6 +28,8 @@ TASK_KINDS: dict[str, TaskKind] = {
     "payment_balance_due": TaskKind("Customer paid less than the amount due", False),
     "refund_owed": TaskKind("Customer paid more than the amount due: refund", False),
     "payment_overdue": TaskKind("Payment is overdue", False),
+    "authorization_expiring": TaskKind("Card authorization expires soon: re-authorize or ship first", False),
+    "points_debt": TaskKind("Points deduction exceeded the balance: debt recorded", False),
     "staff": TaskKind("Task added by staff or a rule", False),
 }
 """Every task kind ordermesh opens on its own; rules and staff add `staff` tasks with their own note."""
@@ -44,7 +46,10 @@ _OPENED_BY_FLAG: dict[tuple[str, str], str] = {
     ("label_check", "failed"): "label_check_failed",
     ("shipment_request", "failed"): "shipment_request_failed",
     ("prepaid_payment", "under_paid"): "payment_balance_due",
-    ("prepaid_payment", "over_paid"): "refund_owed",
+    ("refund", "owed"): "refund_owed",
+    ("authorization_expiry", "soon"): "authorization_expiring",
+    ("points_debt", "owed"): "points_debt",
+    ("cod_collection", "short"): "payment_balance_due",
     ("prepaid_payment", "overdue"): "payment_overdue",
 }
 
