@@ -68,7 +68,10 @@ class TopicRecorder:
                 if all(message.headers.get(k, b"").decode() == str(v) for k, v in match.items()):
                     found.append(message)
                 continue
-            body = message.json()
+            try:
+                body = message.json()
+            except ValueError:
+                continue
             if all(str(body.get(k)) == str(v) for k, v in match.items()):
                 found.append(message)
         return found

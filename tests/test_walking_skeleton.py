@@ -33,8 +33,9 @@ async def test_a_card_order_is_accepted_authorized_allocated_shipped_captured_co
     )
     assert [(c["operation"], c["status"]) for c in calls] == [("authorize", "succeeded"), ("capture", "succeeded")]
 
+    await recorder.wait_for(topics.SHIPPING_EVENTS, type="ShipmentDelivered", order_id=order_id)
     [shipment] = await fetch(stack.service_dsns["shipping"], "SELECT * FROM shipments WHERE order_id = $1", order_id)
-    assert shipment["status"] == "shipped" and len(shipment["tracking_number"]) == 12
+    assert shipment["status"] == "delivered" and len(shipment["tracking_number"]) == 12
     shipped_update = await recorder.wait_for(topics.SHOP_UPDATES, type="ShopOrderShipped", order_id=order_id)
     assert shipped_update[0].json()["tracking_number"] == shipment["tracking_number"]
 
