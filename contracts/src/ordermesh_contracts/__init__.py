@@ -22,6 +22,7 @@ from .order_commands import (
     StatusGroup,
     SetChildStatus,
     EnterOrder,
+    CancelOrder,
 )
 from .money import MINOR_UNITS, Money, is_known_currency
 from .notify import (
@@ -48,6 +49,7 @@ from .orders import (
     DeliveryGroup,
     Device,
     OrderAccepted,
+    OrderCancelled,
     OrderCompleted,
     OrderLine,
     OrderProgressed,
@@ -223,6 +225,8 @@ ALL_MESSAGE_TYPES: tuple[type[Message], ...] = (
     ConfigureStatuses,
     SetChildStatus,
     EnterOrder,
+    CancelOrder,
+    OrderCancelled,
 )
 """Every contract, for golden-fixture tests and documentation."""
 

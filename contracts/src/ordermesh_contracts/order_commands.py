@@ -156,6 +156,16 @@ class EnterOrder(Command):
     order: ShopOrderSubmitted = Field(description="The order as staff keyed it in; its shop must be `shop_id`.")
 
 
+class CancelOrder(_OrderCommand):
+    """Cancels a whole order while nothing has shipped; each reversal is an explicit choice (seed 000)."""
+
+    type: Literal["CancelOrder"] = Field(default="CancelOrder", description="Contract name.")
+    reason: str = Field(min_length=1, max_length=500, description="Why.")
+    restore_stock: bool = Field(description="Release allocated stock and cancel warehouse requests.")
+    cancel_payment: bool = Field(description="Void, refund or cancel the payment request.")
+    notify_customer: bool = Field(description="Send the cancellation mail.")
+
+
 OrdersCommand = Annotated[
     HoldOrder
     | ReleaseOrder
@@ -171,7 +181,8 @@ OrdersCommand = Annotated[
     | SetRules
     | ConfigureStatuses
     | SetChildStatus
-    | EnterOrder,
+    | EnterOrder
+    | CancelOrder,
     Field(discriminator="type"),
 ]
 """Everything on `orders.commands.v1`."""

@@ -204,7 +204,26 @@ class OrderCompleted(OrderMessage):
     external_order_no: str = Field(description="The shop's order number.")
 
 
-OrdersEvent = Annotated[OrderAccepted | OrderProgressed | OrderCompleted, Field(discriminator="type")]
+class OrderCancelled(OrderMessage):
+    """Staff cancelled the whole order before anything shipped; each service reverses its own effects as asked.
+
+    The three choices are explicit (seed 000): a cancellation alone restores no stock, cancels no payment and
+    mails nobody unless asked. Every service answers with its own event, which the order shows as a flag.
+    """
+
+    type: Literal["OrderCancelled"] = Field(default="OrderCancelled", description="Contract name.")
+    external_order_no: str = Field(description="The shop's order number.")
+    customer_id: str = Field(description="The shop's id of the customer (points are reversed on their ledger).")
+    reason: str = Field(description="Why it was cancelled, from staff.")
+    restore_stock: bool = Field(description="Release allocated stock and cancel warehouse requests.")
+    cancel_payment: bool = Field(description="Void the authorization, refund what was captured, or cancel the payment request.")
+    notify_customer: bool = Field(description="Send the customer the cancellation mail.")
+    cancelled_by: str = Field(description="Staff member who cancelled it.")
+
+
+OrdersEvent = Annotated[
+    OrderAccepted | OrderProgressed | OrderCompleted | OrderCancelled, Field(discriminator="type")
+]
 """Everything on `orders.events.v1`."""
 
 ShopUpdate = Annotated[OrderRejected | ShopOrderAccepted | ShopOrderShipped, Field(discriminator="type")]

@@ -11,6 +11,7 @@ from ordermesh_contracts import (
     AddTask,
     AddToWatchList,
     BulkUpdateOrders,
+    CancelOrder,
     CloseTask,
     ConfirmAddress,
     ConfirmDeliveryDate,
@@ -163,3 +164,20 @@ def bulk_update(
         ship_date=date.fromisoformat(ship_date) if ship_date else None,
     )
     _send(BulkUpdateOrders(shop_id=shop, issued_by=by, order_ids=order_ids or [], filter=order_filter, changes=changes))
+
+
+@app.command()
+def cancel(
+    order_id: uuid.UUID,
+    reason: str,
+    restore_stock: bool = typer.Option(..., "--restore-stock/--keep-stock", help="release stock and cancel warehouse requests"),
+    cancel_payment: bool = typer.Option(..., "--cancel-payment/--keep-payment", help="void, refund or cancel the payment request"),
+    notify_customer: bool = typer.Option(..., "--notify/--no-notify", help="send the cancellation mail"),
+    shop: str = ShopOption,
+    by: str = StaffOption,
+) -> None:
+    """Cancels a whole unshipped order; each reversal is an explicit choice."""
+    _send(CancelOrder(
+        shop_id=shop, issued_by=by, order_id=order_id, reason=reason,
+        restore_stock=restore_stock, cancel_payment=cancel_payment, notify_customer=notify_customer,
+    ))

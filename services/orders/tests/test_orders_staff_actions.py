@@ -96,3 +96,29 @@ def test_checks_of_unshipped_deliveries_stop_applying_once_the_order_has_shipped
     assert progress.state.flags["capture"] == "done"
     unshipped = record_flags(_card_order(Stage.AWAITING_PAYMENT), {"address": "error"})
     assert unshipped.state.flags["address"] == "error"
+
+
+def test_an_unshipped_order_can_be_cancelled_and_the_flags_show_which_reversals_were_asked_for():
+    from ordermesh_orders.domain.staff import cancel
+
+    progress = cancel(_card_order(Stage.SHIPPING, shipping="requested"), restore_stock=True, cancel_payment=False, notify_customer=True)
+    assert progress.transitions == [(Stage.SHIPPING, Stage.CANCELLED)]
+    flags = progress.state.flags
+    assert (flags["stock_release"], flags["payment_cancellation"], flags["mail_order_cancelled"]) == ("pending", "not_requested", "unsent")
+
+
+@pytest.mark.parametrize(
+    ("stage", "shipping", "reason"),
+    [
+        (Stage.SHIPPED, "shipped", "a shipped order can't be cancelled"),
+        (Stage.COMPLETED, "shipped", "a completed order can't be cancelled"),
+        (Stage.CANCELLED, "unshipped", "a cancelled order can't be cancelled"),
+        (Stage.SHIPPING, "partly_shipped", "part of the order has shipped: record a return instead"),
+    ],
+)
+def test_an_order_that_has_shipped_or_ended_cannot_be_cancelled(stage, shipping, reason):
+    from ordermesh_orders.domain.staff import cancel
+
+    with pytest.raises(Refusal) as refused:
+        cancel(_card_order(stage, shipping=shipping), restore_stock=True, cancel_payment=True, notify_customer=True)
+    assert refused.value.reasons == [reason]

@@ -6,6 +6,7 @@ from ordermesh_contracts import (
     AddTask,
     AddToWatchList,
     BulkUpdateOrders,
+    CancelOrder,
     CloseTask,
     Command,
     ConfigureStatuses,
@@ -14,6 +15,8 @@ from ordermesh_contracts import (
     EnterOrder,
     HoldOrder,
     ItemResult,
+    OrderAccepted,
+    OrderCancelled,
     ReleaseOrder,
     RemoveFromWatchList,
     ResumeAuto,
@@ -22,6 +25,7 @@ from ordermesh_contracts import (
     SetRules,
     Stage,
     order_id_for,
+    topics,
 )
 from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import (
@@ -37,7 +41,7 @@ from .domain.progress import OrderState, Progress, advance
 from .domain.rules import RuleSet
 from .domain.staff import hold_after
 from .domain.statuses import child_status_refusal, complete, status_config_errors
-from .domain.tasks import flag_confirmed_by_closing
+from .domain.tasks import TASK_KINDS, flag_confirmed_by_closing
 from .handlers import publish_progress, run_rules_after_change, take_in
 
 SERVICE = "orders"
@@ -254,6 +258,37 @@ async def on_enter_order(command: EnterOrder, ctx: MessageContext) -> None:
         accept(uow, command, SERVICE, details={"order_id": str(order_id)})
 
 
+async def on_cancel_order(command: CancelOrder, ctx: MessageContext) -> None:
+    """Cancels a whole unshipped order and tells every service which reversals staff chose."""
+    async with ctx.unit_of_work() as uow:
+        order = await _lock_owned_order(uow, command, command.order_id)
+        decide = lambda state: staff.cancel(  # noqa: E731
+            state,
+            restore_stock=command.restore_stock,
+            cancel_payment=command.cancel_payment,
+            notify_customer=command.notify_customer,
+        )
+        await _decide(uow, command, order, decide)
+        await store.close_tasks_of_kind(uow.conn, order.order_id, list(TASK_KINDS), closed_by=command.issued_by)
+        source = await store.order_facts_source(uow.conn, order.order_id)
+        customer_id = OrderAccepted.model_validate_json(source["snapshot"]).customer.customer_id
+        uow.publish(
+            topics.ORDERS_EVENTS,
+            OrderCancelled(
+                order_id=order.order_id,
+                shop_id=order.shop_id,
+                external_order_no=order.external_order_no,
+                customer_id=customer_id,
+                reason=command.reason,
+                restore_stock=command.restore_stock,
+                cancel_payment=command.cancel_payment,
+                notify_customer=command.notify_customer,
+                cancelled_by=command.issued_by,
+                **command.caused(),
+            ),
+        )
+
+
 COMMAND_HANDLERS = {
     HoldOrder: on_hold_order,
     ReleaseOrder: on_release_order,
@@ -270,5 +305,6 @@ COMMAND_HANDLERS = {
     ConfigureStatuses: on_configure_statuses,
     SetChildStatus: on_set_child_status,
     EnterOrder: on_enter_order,
+    CancelOrder: on_cancel_order,
 }
 """Every staff command the orders service takes."""

@@ -70,3 +70,32 @@ def hold_after(progress: Progress) -> Progress:
         return progress
     held = hold(progress.state)
     return Progress(held.state, [*progress.transitions, *held.transitions])
+
+
+CANCELLABLE_STAGES = (
+    Stage.REVIEW,
+    Stage.AWAITING_PAYMENT,
+    Stage.AWAITING_ALLOCATION,
+    Stage.READY_TO_SHIP,
+    Stage.SHIPPING,
+    Stage.ON_HOLD,
+)
+
+
+def cancel(state: OrderState, *, restore_stock: bool, cancel_payment: bool, notify_customer: bool) -> Progress:
+    """Cancels the whole order while nothing has shipped; the flags show which reversals were asked for.
+
+    Each reversal is the owning service's job; until it answers, its flag is 'pending' (or 'not_requested')."""
+    if state.stage not in CANCELLABLE_STAGES:
+        raise Refusal(f"a {state.stage.value} order can't be cancelled")
+    if state.flags.get("shipping") in ("partly_shipped", "shipped"):
+        raise Refusal("part of the order has shipped: record a return instead")
+    flags = {
+        **state.flags,
+        "payment_cancellation": "pending" if cancel_payment else "not_requested",
+        "stock_release": "pending" if restore_stock else "not_requested",
+        "shipping_cancellation": "pending",
+        "mail_order_cancelled": "unsent" if notify_customer else "not_applicable",
+    }
+    cancelled = replace(state, stage=Stage.CANCELLED, flags=flags, held_from=None)
+    return Progress(cancelled, [(state.stage, Stage.CANCELLED)])

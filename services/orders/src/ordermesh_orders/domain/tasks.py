@@ -30,6 +30,8 @@ TASK_KINDS: dict[str, TaskKind] = {
     "payment_overdue": TaskKind("Payment is overdue", False),
     "authorization_expiring": TaskKind("Card authorization expires soon: re-authorize or ship first", False),
     "points_debt": TaskKind("Points deduction exceeded the balance: debt recorded", False),
+    "payment_cancellation_failed": TaskKind("Cancelling the payment failed: fix it on the payment side", False),
+    "shipping_cancellation_failed": TaskKind("A shipment could not be cancelled: stop it at the warehouse", False),
     "staff": TaskKind("Task added by staff or a rule", False),
 }
 """Every task kind ordermesh opens on its own; rules and staff add `staff` tasks with their own note."""
@@ -50,6 +52,8 @@ _OPENED_BY_FLAG: dict[tuple[str, str], str] = {
     ("authorization_expiry", "soon"): "authorization_expiring",
     ("points_debt", "owed"): "points_debt",
     ("cod_collection", "short"): "payment_balance_due",
+    ("payment_cancellation", "failed"): "payment_cancellation_failed",
+    ("shipping_cancellation", "failed"): "shipping_cancellation_failed",
     ("prepaid_payment", "overdue"): "payment_overdue",
 }
 
