@@ -1,0 +1,46 @@
+"""The staff CLI against the running suite: reads through the JSON endpoints, commands answered with their reasons."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ordermesh_contracts import order_id_for, topics
+from ordermesh_devstack.demo import DEMO_SHOP, demo_order
+from ordermesh_devstack.stack import SERVICES
+from support import publish_raw
+
+
+def _cli(stack, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
+        "ORDERMESH_API_TOKEN": stack.api_token,
+        **{f"ORDERMESH_{name.upper()}_URL": f"http://127.0.0.1:{stack.processes[name].http_port}" for name in SERVICES},
+        "COLUMNS": "200",
+    }
+    ordermesh = Path(sys.executable).with_name("ordermesh")
+    return subprocess.run([str(ordermesh), *args], env=env, capture_output=True, text=True, timeout=60, cwd="/")
+
+
+async def test_staff_read_an_order_and_a_customers_points_and_a_refused_command_says_why(stack, recorder):
+    order = demo_order(980_001)
+    order_id = order_id_for(order.shop_id, order.channel.value, order.external_order_no)
+    await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, order.model_dump_json().encode())
+    await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderCompleted", order_id=order_id, timeout=90)
+
+    shown = _cli(stack, "orders", "show", str(order_id), "--json")
+    assert shown.returncode == 0, shown.stderr
+    [view] = json.loads(shown.stdout)
+    assert view["stage"] == "completed" and view["external_order_no"] == order.external_order_no
+
+    listed = _cli(stack, "orders", "list", "--shop", DEMO_SHOP, "--stage", "completed", "--json")
+    assert str(order_id) in listed.stdout
+
+    balance = _cli(stack, "points", "balance", "--shop", DEMO_SHOP, "--customer", order.customer.customer_id, "--json")
+    assert balance.returncode == 0, balance.stderr
+
+    refused = _cli(stack, "orders", "hold", str(order_id), "too late", "--shop", DEMO_SHOP)
+    assert refused.returncode == 1
+    assert "a completed order can't be held" in refused.stdout
