@@ -118,6 +118,37 @@ class PaymentReauthorizationNeeded(OrderMessage):
     expires_at: AwareDatetime = Field(description="When the gateway will drop it.")
 
 
+class PaymentCancelled(OrderMessage):
+    """The order was cancelled with cancel_payment and its payment was reversed as far as it could be.
+
+    `outcome`: `voided` (an uncaptured card authorization released), `refunded` (what was captured went back),
+    `request_cancelled` (a prepaid payment request withdrawn), `nothing_to_cancel` (no money was ever at stake).
+    `refund_owed` is money received outside a gateway (bank transfer, convenience store) that staff must pay back.
+    """
+
+    type: Literal["PaymentCancelled"] = Field(default="PaymentCancelled", description="Contract name.")
+    outcome: Literal["voided", "refunded", "request_cancelled", "nothing_to_cancel"] = Field(
+        description="What was done to the payment."
+    )
+    amount: MinorUnits = Field(description="Amount released, refunded or no longer requested; 0 for nothing_to_cancel.")
+    refund_owed: MinorUnits = Field(
+        default=0, description="Money already received outside a gateway that must be paid back by hand (0: none)."
+    )
+    currency: CurrencyCode | None = Field(description="Currency of the amounts; none when the order never had a payment.")
+
+
+class PaymentCancellationFailed(OrderMessage):
+    """The order was cancelled with cancel_payment but its payment could not be reversed; staff must fix it.
+
+    The order is still cancelled: it is never captured or charged afterwards, whatever the gateway holds.
+    """
+
+    type: Literal["PaymentCancellationFailed"] = Field(
+        default="PaymentCancellationFailed", description="Contract name."
+    )
+    reason: str = Field(description="Why, e.g. the gateway's refusal or a capture still in progress.")
+
+
 PaymentsEvent = Annotated[
     PaymentAuthorized
     | PaymentAuthorizationFailed
@@ -128,7 +159,9 @@ PaymentsEvent = Annotated[
     | PaymentRequested
     | PaymentReceived
     | PaymentOverdue
-    | PaymentReauthorizationNeeded,
+    | PaymentReauthorizationNeeded
+    | PaymentCancelled
+    | PaymentCancellationFailed,
     Field(discriminator="type"),
 ]
 """Everything on `payments.events.v1`."""

@@ -119,6 +119,34 @@ class ShipmentRequestFailed(OrderMessage):
     reason: str = Field(description="The last failure: timeout, the warehouse's status and answer.")
 
 
+class OrderShippingCancelled(OrderMessage):
+    """Shipping honoured a cancellation: every unshipped shipment is cancelled (at the warehouse too), and stock
+    was released if staff asked. From now on shipping allocates nothing and requests nothing for the order."""
+
+    type: Literal["OrderShippingCancelled"] = Field(default="OrderShippingCancelled", description="Contract name.")
+    shipments_cancelled: int = Field(ge=0, description="Shipments cancelled by this cancellation (0 when none was requested yet).")
+    stock_released: bool = Field(
+        description="Whether the order's allocated stock went back to available (the cancellation's restore_stock choice)."
+    )
+    released: list[ShippedLine] = Field(
+        default_factory=list, description="Units given back to available stock, per sku (empty when nothing was released)."
+    )
+
+
+class ShipmentCancelFailed(OrderMessage):
+    """A shipment of a cancelled order could not be cancelled (it already shipped, or the warehouse refused or
+    never answered): staff must stop it at the warehouse (a task). One event per such shipment; the units of
+    that shipment stay allocated, the rest of the order is cancelled as asked."""
+
+    type: Literal["ShipmentCancelFailed"] = Field(default="ShipmentCancelFailed", description="Contract name.")
+    shipment_id: UUID = Field(description="ordermesh's id of the shipment.")
+    delivery_index: int = Field(ge=0, description="Which delivery group could not be cancelled.")
+    reason: str = Field(description="Why: already shipped, the warehouse's status and answer, or the last failure.")
+    stock_released: bool = Field(
+        description="Whether the rest of the order's allocated stock went back to available (restore_stock)."
+    )
+
+
 ShippingEvent = Annotated[
     StockAllocated
     | ShipmentRequested
@@ -126,7 +154,9 @@ ShippingEvent = Annotated[
     | DeliveryDateChecked
     | LabelCheckFailed
     | ShipmentDelivered
-    | ShipmentRequestFailed,
+    | ShipmentRequestFailed
+    | OrderShippingCancelled
+    | ShipmentCancelFailed,
     Field(discriminator="type"),
 ]
 """Everything on `shipping.events.v1`."""

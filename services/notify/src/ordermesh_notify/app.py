@@ -11,6 +11,7 @@ from ordermesh_contracts import (
     NotifyCommand,
     NotifyEvent,
     OrderAccepted,
+    OrderCancelled,
     OrderProgressed,
     OrdersEvent,
     PaymentReceived,
@@ -109,7 +110,11 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
                 Subscription(
                     topics.ORDERS_EVENTS,
                     OrdersEvent,
-                    {OrderAccepted: handlers.on_order_accepted, OrderProgressed: handlers.on_order_progressed},
+                    {
+                        OrderAccepted: handlers.on_order_accepted,
+                        OrderProgressed: handlers.on_order_progressed,
+                        OrderCancelled: handlers.on_order_cancelled,
+                    },
                 ),
                 Subscription(
                     topics.PAYMENTS_EVENTS,

@@ -5,6 +5,7 @@ from typing import Any
 from ordermesh_contracts import (
     MailKind,
     OrderAccepted,
+    OrderCancelled,
     OrderMessage,
     OrderProgressed,
     PaymentReceived,
@@ -81,6 +82,14 @@ class NotifyHandlers:
         """Tells the customer their points are confirmed (only when there are any)."""
         if confirmed.points > 0:
             await self._mail(confirmed, MailKind.POINTS_CONFIRMED, {"points": confirmed.points}, ctx)
+
+    async def on_order_cancelled(self, cancelled: OrderCancelled, ctx: MessageContext) -> None:
+        """Sends the cancellation mail, with staff's reason, only when staff chose to tell the customer (seed 000)."""
+        if not cancelled.notify_customer:
+            async with ctx.unit_of_work():
+                pass  # the inbox row records that the cancellation was seen and staff chose no mail
+            return
+        await self._mail(cancelled, MailKind.ORDER_CANCELLED, {"reason": cancelled.reason}, ctx)
 
     async def _mail(self, cause: OrderMessage, kind: MailKind, variables: dict[str, Any], ctx: MessageContext) -> None:
         if await ctx.already_processed():

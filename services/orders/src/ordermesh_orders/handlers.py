@@ -12,8 +12,11 @@ from ordermesh_contracts import (
     OrderMessage,
     OrderProgressed,
     OrderRejected,
+    OrderShippingCancelled,
     PaymentAuthorizationFailed,
     PaymentAuthorized,
+    PaymentCancellationFailed,
+    PaymentCancelled,
     PaymentCaptured,
     PaymentCaptureFailed,
     PaymentMethod,
@@ -28,6 +31,7 @@ from ordermesh_contracts import (
     PointsRedeemed,
     PointsRedemptionFailed,
     PointsReversed,
+    ShipmentCancelFailed,
     ShipmentDelivered,
     ShipmentRequested,
     ShipmentRequestFailed,
@@ -257,6 +261,18 @@ def _payment_received(event: PaymentReceived) -> dict[str, str]:
     return {"prepaid_payment": "received", **({"refund": "owed"} if event.balance < 0 else {})}
 
 
+def _payment_cancelled(event: PaymentCancelled) -> dict[str, str]:
+    return {"payment_cancellation": event.outcome, **({"refund": "owed"} if event.refund_owed > 0 else {})}
+
+
+def _shipping_cancelled(event: OrderShippingCancelled) -> dict[str, str]:
+    return {"shipping_cancellation": "done", **({"stock_release": "released"} if event.stock_released else {})}
+
+
+def _shipment_cancel_failed(event: ShipmentCancelFailed) -> dict[str, str]:
+    return {"shipping_cancellation": "failed", **({"stock_release": "released"} if event.stock_released else {})}
+
+
 def _points_reversed(event: PointsReversed) -> dict[str, str]:
     return {"points": "reversed", **({"points_debt": "owed"} if event.debt > 0 else {})}
 
@@ -279,6 +295,10 @@ FLAG_HANDLERS = {
     LabelCheckFailed: _flag_handler(lambda e: {"label_check": "relay_area" if e.kind == "relay_area" else "failed"}),
     ShipmentDelivered: _flag_handler(lambda e: {"delivery": "delivered" if e.all_delivered else "partly_delivered"}),
     ShipmentRequestFailed: _flag_handler(lambda e: {"shipment_request": "failed"}),
+    PaymentCancelled: _flag_handler(_payment_cancelled),
+    PaymentCancellationFailed: _flag_handler(lambda e: {"payment_cancellation": "failed"}),
+    OrderShippingCancelled: _flag_handler(_shipping_cancelled),
+    ShipmentCancelFailed: _flag_handler(_shipment_cancel_failed),
     PointsRedeemed: _flag_handler(lambda e: {"points_redemption": "reserved"}),
     PointsRedemptionFailed: _flag_handler(lambda e: {"points_redemption": "failed"}),
     PointsReversed: _flag_handler(_points_reversed),

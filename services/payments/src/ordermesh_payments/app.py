@@ -18,6 +18,7 @@ from ordermesh_contracts import (
     ImportBankStatement,
     MarkPaymentReceived,
     OrderAccepted,
+    OrderCancelled,
     OrdersEvent,
     PaymentOverdue,
     PaymentsCallback,
@@ -44,6 +45,7 @@ from . import store
 from .adapters.gateway import SandboxGateway
 from .adapters.ingress import payment_callback
 from .domain.received import balance_after
+from .domain.cancellation import view_balance
 from .handlers import PaymentHandlers
 from .staff import StaffCommands, flag_expiring_authorizations
 
@@ -104,8 +106,10 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
                 "captured": payment["captured_amount"],
                 "refunded": payment["refunded_amount"],
                 "received": payment["received_amount"],
-                # refunds are staff decisions, not money owed: the balance compares the order total with what came in
-                "balance": balance_after(payment["amount"], payment["captured_amount"] + payment["received_amount"]),
+                "balance": view_balance(
+                    payment["amount"], payment["cancelled_at"] is not None, captured=payment["captured_amount"],
+                    refunded=payment["refunded_amount"], received=payment["received_amount"],
+                ),
             }
             return Response(json.dumps(view, default=str), media_type="application/json")
 
@@ -137,7 +141,11 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
             name="payments",
             migrations=Path(__file__).parent / "migrations",
             subscriptions=[
-                Subscription(topics.ORDERS_EVENTS, OrdersEvent, {OrderAccepted: handlers.on_order_accepted}),
+                Subscription(
+                    topics.ORDERS_EVENTS,
+                    OrdersEvent,
+                    {OrderAccepted: handlers.on_order_accepted, OrderCancelled: handlers.on_order_cancelled},
+                ),
                 Subscription(
                     topics.SHIPPING_EVENTS,
                     ShippingEvent,

@@ -8,8 +8,11 @@ import asyncpg
 from ordermesh_contracts import (
     Message,
     OrderAccepted,
+    OrderCancelled,
     PaymentAuthorizationFailed,
     PaymentAuthorized,
+    PaymentCancellationFailed,
+    PaymentCancelled,
     PaymentCaptured,
     PaymentCaptureFailed,
     PaymentMethod,
@@ -24,6 +27,15 @@ from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitO
 
 from . import store
 from .adapters.gateway import GatewayResult, PaymentGateway
+from .domain.cancellation import (
+    Action,
+    CancelPlan,
+    PaymentFacts,
+    after_gateway,
+    amount_due,
+    captures_on_shipment,
+    plan_cancellation,
+)
 from .domain.payment import Flow, flow_for, idempotency_key
 from .domain.received import balance_after, due_date, payment_reference
 
@@ -32,6 +44,26 @@ STATUS_BY_FLOW = {
     Flow.CASH_ON_DELIVERY: "awaiting_delivery",
     Flow.DEFERRED: "credit_check_unsupported",
 }
+
+
+def due_of(payment: asyncpg.Record) -> int:
+    """What the customer still owes on the payment's order (nothing once it is cancelled)."""
+    return amount_due(payment["amount"], payment["cancelled_at"] is not None)
+
+
+def facts_of(payment: asyncpg.Record | None) -> PaymentFacts | None:
+    """The money facts of a payment row."""
+    if payment is None:
+        return None
+    return PaymentFacts(
+        method=payment["method"],
+        status=payment["status"],
+        amount=payment["amount"],
+        authorized=payment["authorized_amount"] or 0,
+        captured=payment["captured_amount"],
+        refunded=payment["refunded_amount"],
+        received=payment["received_amount"],
+    )
 
 
 def publish_received(
@@ -46,7 +78,7 @@ def publish_received(
             method=PaymentMethod(payment["method"]),
             amount=amount,
             received_total=received_total,
-            balance=balance_after(payment["amount"], received_total),
+            balance=balance_after(due_of(payment), received_total),
             currency=payment["currency"],
             **details,
             **cause.caused(),
@@ -75,6 +107,9 @@ class PaymentHandlers:
             await self._authorize(order, payment, ctx)
             return
         async with ctx.unit_of_work() as uow:
+            if await store.is_cancelled(uow.conn, order.order_id):
+                await store.create_payment(uow.conn, **payment, status="cancelled", cancelled=True)
+                return
             if flow is not Flow.PREPAID:
                 await store.create_payment(uow.conn, **payment, status=STATUS_BY_FLOW[flow])
                 return
@@ -102,15 +137,16 @@ class PaymentHandlers:
         amount = order.charges.total
         key = idempotency_key(order.event_id, "authorize")
         async with ctx.intent() as conn:
-            await store.create_payment(conn, **payment, status="authorizing")
+            cancelled = await store.is_cancelled(conn, order.order_id)
+            await store.create_payment(conn, **payment, status="cancelled" if cancelled else "authorizing", cancelled=cancelled)
             await store.lock_payment(conn, order.order_id)
             earlier = await store.call_keys(conn, order.order_id, "authorize")
-            if not earlier or earlier == [key]:
+            if not cancelled and (not earlier or earlier == [key]):
                 await store.record_intent(conn, key=key, order_id=order.order_id, operation="authorize", amount=amount)
             settings = await store.payment_settings(conn, order.shop_id)
-        if earlier and earlier != [key]:
+        if cancelled or (earlier and earlier != [key]):
             async with ctx.unit_of_work():
-                return  # the same order accepted again under a new event id: it was authorized already
+                return  # cancelled before it was authorized, or the same order accepted again under a new event id
         result = await self._gateway.authorize(
             idempotency_key=key,
             order_id=str(order.order_id),
@@ -165,7 +201,7 @@ class PaymentHandlers:
         key = idempotency_key(shipped.event_id, "capture")
         async with ctx.intent() as conn:
             payment = await store.lock_payment(conn, shipped.order_id)
-            if payment is not None and payment["status"] == "authorized":
+            if payment is not None and captures_on_shipment(payment["status"], payment["cancelled_at"] is not None):
                 amount = payment["authorized_amount"]
                 await store.record_intent(conn, key=key, order_id=shipped.order_id, operation="capture", amount=amount)
                 await store.set_status(conn, shipped.order_id, "capturing")
@@ -233,3 +269,73 @@ class PaymentHandlers:
                     uow, payment, total, report.amount, report, source="provider_callback", reference=report.reference
                 )
 
+
+    async def on_order_cancelled(self, cancelled: OrderCancelled, ctx: MessageContext) -> None:
+        """Marks the order's payment cancelled (never captured or charged afterwards) and, if staff chose to cancel
+        the payment, voids the authorization, refunds the capture or withdraws the prepaid request:
+        PaymentCancelled, or PaymentCancellationFailed when it cannot be done."""
+        if await ctx.already_processed():
+            return
+        async with ctx.intent() as conn:
+            payment = await store.lock_payment(conn, cancelled.order_id)
+            plan = plan_cancellation(facts_of(payment), cancelled.cancel_payment)
+            await store.record_cancellation(
+                conn, order_id=cancelled.order_id, shop_id=cancelled.shop_id, cancel_payment=cancelled.cancel_payment,
+                reason=cancelled.reason, cancelled_by=cancelled.cancelled_by,
+            )
+            key = idempotency_key(cancelled.event_id, plan.action.value)
+            if plan.action in (Action.VOID, Action.REFUND):
+                await store.record_intent(
+                    conn, key=key, order_id=cancelled.order_id, operation=plan.action.value, amount=plan.amount,
+                    note=f"order cancelled by {cancelled.cancelled_by}: {cancelled.reason}",
+                )
+        if plan.action is Action.VOID:
+            result = await self._gateway.void(idempotency_key=key, authorization_id=payment["authorization_id"])
+        elif plan.action is Action.REFUND:
+            result = await self._gateway.refund(idempotency_key=key, capture_id=payment["capture_id"], amount=plan.amount)
+        else:
+            result = None
+        async with ctx.unit_of_work() as uow:
+            if result is not None:
+                await store.record_result(uow.conn, key=key, approved=result.approved, reference=result.reference, reason=result.reason)
+                plan = after_gateway(plan, result.approved, result.reason)
+                if result.approved and plan.outcome == "refunded":
+                    await store.add_refunded(uow.conn, cancelled.order_id, plan.amount)
+            await self._settle_cancellation(uow, cancelled, payment, plan)
+
+    @staticmethod
+    async def _settle_cancellation(
+        uow: UnitOfWork, cancelled: OrderCancelled, payment: asyncpg.Record | None, plan: CancelPlan
+    ) -> None:
+        if plan.action is Action.SILENT:
+            await store.settle_cancellation(
+                uow.conn, cancelled.order_id, outcome="not_asked", amount=None, refund_owed=0, failure_reason=None, status=None
+            )
+            return
+        if plan.action is Action.FAIL:
+            await store.settle_cancellation(
+                uow.conn, cancelled.order_id, outcome="failed", amount=None, refund_owed=0, failure_reason=plan.reason, status=None
+            )
+            uow.publish(
+                topics.PAYMENTS_EVENTS,
+                PaymentCancellationFailed(
+                    order_id=cancelled.order_id, shop_id=cancelled.shop_id, reason=plan.reason, **cancelled.caused()
+                ),
+            )
+            return
+        await store.settle_cancellation(
+            uow.conn, cancelled.order_id, outcome=plan.outcome, amount=plan.amount, refund_owed=plan.refund_owed,
+            failure_reason=None, status=plan.status,
+        )
+        uow.publish(
+            topics.PAYMENTS_EVENTS,
+            PaymentCancelled(
+                order_id=cancelled.order_id,
+                shop_id=cancelled.shop_id,
+                outcome=plan.outcome,
+                amount=plan.amount,
+                refund_owed=plan.refund_owed,
+                currency=payment["currency"] if payment is not None else None,
+                **cancelled.caused(),
+            ),
+        )

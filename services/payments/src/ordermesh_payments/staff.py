@@ -34,7 +34,7 @@ from .domain.card import (
 )
 from .domain.payment import idempotency_key
 from .domain.received import balance_after, parse_bank_statement
-from .handlers import PaymentHandlers, publish_received
+from .handlers import PaymentHandlers, due_of, publish_received
 
 SERVICE = "payments"
 
@@ -46,6 +46,7 @@ def card_state(payment: asyncpg.Record) -> CardState:
         authorized=payment["authorized_amount"] or 0,
         captured=payment["captured_amount"],
         refunded=payment["refunded_amount"],
+        cancelled=payment["cancelled_at"] is not None,
     )
 
 
@@ -188,7 +189,7 @@ class StaffCommands:
                 amount=command.amount, note=f"{command.issued_by}: {command.reason}",
             )
             publish_received(uow, payment, total, command.amount, command, source="staff")
-            accept(uow, command, SERVICE, details={"balance": balance_after(payment["amount"], total)})
+            accept(uow, command, SERVICE, details={"balance": balance_after(due_of(payment), total)})
 
     async def import_bank_statement(self, command: ImportBankStatement, ctx: MessageContext) -> None:
         """Matches each statement line to a prepaid order by reference and records it once (by transaction id)."""
@@ -211,7 +212,7 @@ class StaffCommands:
                     results.append(ItemResult(item=row.transaction_id, ok=False, reason="already imported"))
                     continue
                 publish_received(uow, payment, total, row.amount, command, source="bank_statement", reference=row.reference)
-                balance = balance_after(payment["amount"], total)
+                balance = balance_after(due_of(payment), total)
                 note = None if balance == 0 else (f"balance due {balance}" if balance > 0 else f"over-paid by {-balance}")
                 results.append(ItemResult(item=row.transaction_id, ok=True, reason=note))
             accept(uow, command, SERVICE, results=results)

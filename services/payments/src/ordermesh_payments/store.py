@@ -17,12 +17,13 @@ async def create_payment(
     status: str,
     reference: str | None = None,
     due_date: date | None = None,
+    cancelled: bool = False,
 ) -> None:
-    """Creates the order's payment row (kept as it is if it exists)."""
+    """Creates the order's payment row (kept as it is if it exists); `cancelled` for an order cancelled already."""
     await conn.execute(
         """
-        INSERT INTO payments (order_id, shop_id, method, currency, amount, status, reference, due_date)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (order_id) DO NOTHING
+        INSERT INTO payments (order_id, shop_id, method, currency, amount, status, reference, due_date, cancelled_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END) ON CONFLICT (order_id) DO NOTHING
         """,
         order_id,
         shop_id,
@@ -32,6 +33,7 @@ async def create_payment(
         status,
         reference,
         due_date,
+        cancelled,
     )
 
 
@@ -190,7 +192,8 @@ async def record_received(
     return await conn.fetchval(
         """
         UPDATE payments SET received_amount = received_amount + $2,
-            status = CASE WHEN received_amount + $2 >= amount THEN 'paid' ELSE 'partly_paid' END,
+            status = CASE WHEN cancelled_at IS NOT NULL THEN status
+                          WHEN received_amount + $2 >= amount THEN 'paid' ELSE 'partly_paid' END,
             updated_at = now()
         WHERE order_id = $1 RETURNING received_amount
         """,
@@ -219,7 +222,7 @@ async def overdue_payments(conn: asyncpg.Connection, today: date) -> list[asyncp
     return await conn.fetch(
         """
         SELECT * FROM payments
-        WHERE due_date < $1 AND received_amount < amount AND NOT overdue_notified
+        WHERE due_date < $1 AND received_amount < amount AND NOT overdue_notified AND cancelled_at IS NULL
         ORDER BY due_date LIMIT 500 FOR UPDATE SKIP LOCKED
         """,
         today,
@@ -236,7 +239,7 @@ async def uncaptured_authorizations(conn: asyncpg.Connection, shop_id: str) -> l
     return await conn.fetch(
         """
         SELECT * FROM payments
-        WHERE shop_id = $1 AND status = 'authorized' AND NOT reauthorization_flagged
+        WHERE shop_id = $1 AND status = 'authorized' AND NOT reauthorization_flagged AND cancelled_at IS NULL
         ORDER BY authorized_at FOR UPDATE SKIP LOCKED
         """,
         shop_id,
@@ -264,4 +267,62 @@ async def payment_view(conn: asyncpg.Pool, order_id: UUID) -> dict | None:
         "SELECT source_id, source, amount, reference, note, received_at FROM received_payments WHERE order_id = $1 ORDER BY received_at",
         order_id,
     )
-    return {"payment": dict(payment), "ledger": [dict(c) for c in calls], "received": [dict(r) for r in received]}
+    cancellation = await conn.fetchrow("SELECT * FROM cancellations WHERE order_id = $1", order_id)
+    return {
+        "payment": dict(payment),
+        "ledger": [dict(c) for c in calls],
+        "received": [dict(r) for r in received],
+        "cancellation": dict(cancellation) if cancellation else None,
+    }
+
+
+async def record_cancellation(
+    conn: asyncpg.Connection, *, order_id: UUID, shop_id: str, cancel_payment: bool, reason: str, cancelled_by: str
+) -> None:
+    """Records that the order is cancelled (the first cancellation counts) and marks its payment, if any, cancelled."""
+    await conn.execute(
+        """
+        INSERT INTO cancellations (order_id, shop_id, cancel_payment, reason, cancelled_by)
+        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING
+        """,
+        order_id,
+        shop_id,
+        cancel_payment,
+        reason,
+        cancelled_by,
+    )
+    await conn.execute(
+        "UPDATE payments SET cancelled_at = coalesce(cancelled_at, now()), updated_at = now() WHERE order_id = $1",
+        order_id,
+    )
+
+
+async def is_cancelled(conn: asyncpg.Connection, order_id: UUID) -> bool:
+    """Whether the order was cancelled."""
+    return bool(await conn.fetchval("SELECT true FROM cancellations WHERE order_id = $1", order_id))
+
+
+async def settle_cancellation(
+    conn: asyncpg.Connection,
+    order_id: UUID,
+    *,
+    outcome: str,
+    amount: int | None,
+    refund_owed: int,
+    failure_reason: str | None,
+    status: str | None,
+) -> None:
+    """Records what became of the cancelled order's payment, and the payment's new status if it has one."""
+    await conn.execute(
+        """
+        UPDATE cancellations SET outcome = $2, amount = $3, refund_owed = $4, failure_reason = $5, settled_at = now()
+        WHERE order_id = $1
+        """,
+        order_id,
+        outcome,
+        amount,
+        refund_owed,
+        failure_reason,
+    )
+    if status is not None:
+        await set_status(conn, order_id, status)

@@ -10,6 +10,7 @@ from ordermesh_contracts import (
     ExpirePoints,
     GrantPoints,
     OrderAccepted,
+    OrderCancelled,
     OrderCompleted,
     OrdersEvent,
     PaymentCaptured,
@@ -58,7 +59,11 @@ def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
                 Subscription(
                     topics.ORDERS_EVENTS,
                     OrdersEvent,
-                    {OrderAccepted: handlers.on_order_accepted, OrderCompleted: handlers.on_order_completed},
+                    {
+                        OrderAccepted: handlers.on_order_accepted,
+                        OrderCompleted: handlers.on_order_completed,
+                        OrderCancelled: handlers.on_order_cancelled,
+                    },
                 ),
                 Subscription(
                     topics.PAYMENTS_EVENTS,

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 from ordermesh_contracts import (
     Message,
     OrderAccepted,
+    OrderCancelled,
     OrderCompleted,
     PaymentCaptured,
     PaymentReceived,
@@ -117,13 +118,18 @@ async def on_order_completed(completed: OrderCompleted, ctx: MessageContext) -> 
         await book(uow, ledger.commit(state), completed.shop_id, customer_id, completed)
 
 
-async def cancel_order(uow: UnitOfWork, cancelled: Message, order_id, shop_id: str) -> None:
-    """For OrderCancelled (issue 4): reverses provisional points, deducts confirmed ones, releases points used."""
-    found = await store.lock_existing_order(uow.conn, order_id, shop_id)
-    if found is None:
-        state, customer_id = await store.lock_order(uow.conn, order_id, shop_id)
-    else:
-        state, customer_id = found
+async def on_order_cancelled(cancelled: OrderCancelled, ctx: MessageContext) -> None:
+    """Staff cancelled the order: its points are undone and answered with PointsReversed, whatever the
+    choices about stock, payment and mail."""
+    async with ctx.unit_of_work() as uow:
+        await cancel_order(uow, cancelled, cancelled.order_id, cancelled.shop_id, customer_id=cancelled.customer_id)
+
+
+async def cancel_order(uow: UnitOfWork, cancelled: Message, order_id, shop_id: str, *, customer_id: str | None = None) -> None:
+    """Reverses provisional points, deducts confirmed ones (debt where the balance can't carry them), releases
+    points used. `customer_id` names the ledger when the order's acceptance never reached points."""
+    state, known_customer = await store.lock_order(uow.conn, order_id, shop_id)
+    customer_id = known_customer or customer_id
     settings = await store.shop_settings(uow.conn, shop_id)
     if customer_id is not None:
         await store.lock_customer(uow.conn, shop_id, customer_id)
@@ -131,4 +137,3 @@ async def cancel_order(uow: UnitOfWork, cancelled: Message, order_id, shop_id: s
     else:
         current = ledger.Balance()
     await book(uow, ledger.cancel(state, current, allow_negative=settings.allow_negative), shop_id, customer_id, cancelled)
-

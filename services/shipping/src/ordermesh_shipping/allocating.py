@@ -23,7 +23,8 @@ async def allocate_order(
     """Sets aside what stock allows for the order (on top of what it has) and publishes StockAllocated.
 
     The stock rows are locked in sku order first, so two orders for the last unit get it one after the
-    other: exactly one of them. Returns the coverage, or None when nothing changed and nothing was published.
+    other: exactly one of them. A cancelled order gets nothing (its cancellation locks the same allocation
+    request first). Returns the coverage, or None when nothing changed and nothing was published.
     """
     lines = await store.order_lines(uow.conn, order_id)
     if not lines:
@@ -33,6 +34,8 @@ async def allocate_order(
         demand[line["sku"]] += line["quantity"]
     available = await store.lock_available_stock(uow.conn, sorted(demand))
     request = await store.lock_allocation_request(uow.conn, order_id)
+    if await store.is_cancelled(uow.conn, order_id):
+        return None
     already = await store.allocated_to(uow.conn, order_id)
     plan = plan_top_up(dict(demand), already, available)
     if not plan.quantities and not publish_unchanged:

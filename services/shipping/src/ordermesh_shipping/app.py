@@ -14,6 +14,7 @@ from ordermesh_contracts import (
     ImportStock,
     ImportTrackingCsv,
     OrderAccepted,
+    OrderCancelled,
     OrderProgressed,
     OrdersEvent,
     ShippingCallback,
@@ -102,7 +103,11 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                 Subscription(
                     topics.ORDERS_EVENTS,
                     OrdersEvent,
-                    {OrderAccepted: handlers.on_order_accepted, OrderProgressed: handlers.on_order_progressed},
+                    {
+                        OrderAccepted: handlers.on_order_accepted,
+                        OrderProgressed: handlers.on_order_progressed,
+                        OrderCancelled: handlers.on_order_cancelled,
+                    },
                 ),
                 Subscription(
                     topics.SHIPPING_CALLBACKS,

@@ -66,6 +66,9 @@ class ShippingCommands:
                 missing = {str(i) for i in command.shipment_ids} - {str(row["shipment_id"]) for row in rows}
                 if missing:
                     raise CommandRefused(*[f"unknown shipment {shipment} of shop {command.shop_id}" for shipment in sorted(missing)])
+                cancelled = sorted(str(row["shipment_id"]) for row in rows if row["status"] == "cancelled")
+                if cancelled:
+                    raise CommandRefused(*[f"shipment {shipment} is cancelled" for shipment in cancelled])
             if not rows:
                 raise CommandRefused("no requested Yamato shipments to label")
             calendar = await store.shop_calendar(uow.conn, command.shop_id)

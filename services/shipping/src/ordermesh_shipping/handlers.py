@@ -6,6 +6,7 @@ from ordermesh_contracts import (
     DeliveryDateChecked,
     LabelCheckFailed,
     OrderAccepted,
+    OrderCancelled,
     OrderProgressed,
     PaymentMethod,
     ShipmentDelivered,
@@ -22,6 +23,7 @@ from ordermesh_servicekit.consuming import MessageContext, PermanentError, Trans
 from . import store
 from .adapters.warehouse import ShipmentRequest, Warehouse, WarehouseRejected
 from .allocating import allocate_order
+from .cancelling import cancel_order_shipping
 from .domain.allocation import shipment_id_for
 from .domain.carrier_rules import LabelRequest, carrier_family, check_label
 from .domain.delivery_dates import check_order_dates
@@ -125,9 +127,16 @@ class ShippingHandlers:
         elif progressed.to_stage is Stage.READY_TO_SHIP:
             await self._request_shipments(progressed, ctx)
 
+    async def on_order_cancelled(self, cancelled: OrderCancelled, ctx: MessageContext) -> None:
+        """Cancels the order's unshipped shipments (at the warehouse too) and releases its stock if staff asked."""
+        await cancel_order_shipping(self._warehouse, cancelled, ctx, max_attempts=self._max_request_attempts)
+
     async def _request_shipments(self, progressed: OrderProgressed, ctx: MessageContext) -> None:
         if await ctx.already_processed():
             return
+        if await store.is_cancelled(ctx.pool, progressed.order_id):
+            async with ctx.unit_of_work():
+                return
         async with ctx.intent() as conn:
             lines = await store.order_lines(conn, progressed.order_id)
             groups: dict[int, list] = {}

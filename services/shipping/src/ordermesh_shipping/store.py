@@ -164,6 +164,7 @@ async def waiting_orders(conn: asyncpg.Connection, skus: list[str]) -> list[asyn
         """
         SELECT r.* FROM allocation_requests r
         WHERE r.coverage <> 'full'
+          AND NOT EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = r.order_id)
           AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = r.order_id AND l.sku = ANY($1::text[]))
         ORDER BY r.requested_at, r.order_id
         """,
@@ -177,6 +178,7 @@ async def demand_skus_of_waiting(conn: asyncpg.Connection, skus: list[str]) -> l
         """
         SELECT DISTINCT l.sku FROM allocation_requests r JOIN order_lines l ON l.order_id = r.order_id
         WHERE r.coverage <> 'full'
+          AND NOT EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = r.order_id)
           AND EXISTS (SELECT 1 FROM order_lines x WHERE x.order_id = r.order_id AND x.sku = ANY($1::text[]))
         """,
         skus,
@@ -213,7 +215,8 @@ async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[a
     return await conn.fetch(
         """
         SELECT shipment_id, order_id, delivery_index, status, carrier, tracking_number, warehouse_request_id,
-               shipped_at, delivered_at, cash_collected, request_attempts, last_error, flagged
+               shipped_at, delivered_at, cash_collected, request_attempts, last_error, flagged,
+               cancel_attempts, cancel_error
         FROM shipments WHERE order_id = $1 ORDER BY delivery_index
         """,
         order_id,
@@ -382,3 +385,77 @@ async def flag_shipped_after_cancel(conn: asyncpg.Connection, shipment_id: UUID,
 async def deliveries(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
     """The order's delivery groups."""
     return await conn.fetch("SELECT * FROM deliveries WHERE order_id = $1 ORDER BY delivery_index", order_id)
+
+
+async def record_cancellation(
+    conn: asyncpg.Connection, order_id: UUID, shop_id: str, restore_stock: bool, cancelled_at: datetime, event_id: UUID
+) -> None:
+    """Marks the order cancelled (the first cancellation counts): from now on nothing is allocated or requested for it."""
+    await conn.execute(
+        """
+        INSERT INTO cancelled_orders (order_id, shop_id, restore_stock, cancelled_at, event_id)
+        VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING
+        """,
+        order_id,
+        shop_id,
+        restore_stock,
+        cancelled_at,
+        event_id,
+    )
+
+
+async def is_cancelled(conn: asyncpg.Connection, order_id: UUID) -> bool:
+    """Whether staff cancelled the order."""
+    return bool(await conn.fetchval("SELECT true FROM cancelled_orders WHERE order_id = $1", order_id))
+
+
+async def lock_shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
+    """The order's shipments, locked (before any stock row, as shipping a shipment locks them), by delivery group."""
+    return await conn.fetch(
+        "SELECT * FROM shipments WHERE order_id = $1 ORDER BY delivery_index FOR UPDATE", order_id
+    )
+
+
+async def record_cancel_failure(conn: asyncpg.Connection, shipment_id: UUID, error: str) -> int:
+    """Counts one failed attempt to cancel the shipment at the warehouse; returns the attempts so far."""
+    return await conn.fetchval(
+        """
+        UPDATE shipments SET cancel_attempts = cancel_attempts + 1, cancel_error = $2
+        WHERE shipment_id = $1 RETURNING cancel_attempts
+        """,
+        shipment_id,
+        error,
+    )
+
+
+async def mark_cancelled(conn: asyncpg.Connection, shipment_ids: list[UUID]) -> None:
+    """These shipments are cancelled (at the warehouse too, where it had them)."""
+    await conn.execute(
+        "UPDATE shipments SET status = 'cancelled', cancel_error = NULL WHERE shipment_id = ANY($1::uuid[])", shipment_ids
+    )
+
+
+async def mark_cancel_failed(conn: asyncpg.Connection, shipment_id: UUID, reason: str) -> None:
+    """The shipment could not be cancelled: it keeps its state, with the reason for staff."""
+    await conn.execute("UPDATE shipments SET cancel_error = $2 WHERE shipment_id = $1", shipment_id, reason)
+
+
+async def release_allocation(conn: asyncpg.Connection, order_id: UUID, quantities: dict[str, int]) -> None:
+    """Gives units set aside for the order back to available stock (callers lock the stock rows first)."""
+    rows = [(order_id, sku, DEFAULT_WAREHOUSE, qty) for sku, qty in sorted(quantities.items())]
+    await conn.executemany(
+        """
+        UPDATE allocations SET quantity = quantity - $4, released = released + $4
+        WHERE order_id = $1 AND sku = $2 AND warehouse = $3
+        """,
+        rows,
+    )
+    await conn.executemany(
+        "UPDATE stock SET allocated = allocated - $3 WHERE sku = $1 AND warehouse = $2",
+        [(sku, warehouse, qty) for _, sku, warehouse, qty in rows],
+    )
+
+
+async def close_allocation_request(conn: asyncpg.Connection, order_id: UUID) -> None:
+    """The order no longer waits for stock."""
+    await conn.execute("UPDATE allocation_requests SET coverage = 'cancelled' WHERE order_id = $1", order_id)

@@ -12,6 +12,7 @@ class CardState:
     authorized: int
     captured: int
     refunded: int
+    cancelled: bool = False
 
 
 CAPTURABLE = ("authorized", "capture_failed")
@@ -20,6 +21,8 @@ CAPTURABLE = ("authorized", "capture_failed")
 def capture_refusals(state: CardState, amount: int) -> list[str]:
     """Why capturing `amount` is not allowed (empty: allowed)."""
     reasons = []
+    if state.cancelled:
+        reasons.append("order is cancelled; a cancelled order is never captured")
     if state.status not in CAPTURABLE:
         reasons.append(f"payment is {state.status}, not authorized")
     if amount <= 0:

@@ -231,7 +231,10 @@ def _for_order(entries: tuple[Entry, ...], order: OrderPoints) -> tuple[Entry, .
 
 
 def reserve(order: OrderPoints, requested: int, balance: Balance) -> Decision:
-    """Holds the points an order uses, at intake; refused (nothing held) when more than available are asked for."""
+    """Holds the points an order uses, at intake; refused (nothing held) when more than available are asked for.
+    A cancelled order holds nothing."""
+    if order.status == "reversed":
+        return Decision(order, skipped="order cancelled")
     if requested <= 0 or order.reservation != "none":
         return Decision(order, skipped="nothing to reserve" if requested <= 0 else f"reservation {order.reservation}")
     if requested > balance.available:
@@ -243,6 +246,8 @@ def reserve(order: OrderPoints, requested: int, balance: Balance) -> Decision:
 
 def change_reservation(order: OrderPoints, requested: int, balance: Balance) -> Decision:
     """An edit changed the points used: release what is no longer used, hold more if the balance has it."""
+    if order.status == "reversed":
+        return Decision(order, skipped="order cancelled")
     if order.reservation in ("committed", "released"):
         return Decision(order, skipped=f"reservation {order.reservation}")
     if order.reservation in ("none", "failed"):

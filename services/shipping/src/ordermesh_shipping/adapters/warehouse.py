@@ -40,6 +40,14 @@ class Warehouse(Protocol):
         """
         ...
 
+    async def cancel_shipment(self, request_id: str) -> None:
+        """Cancels a shipment request that has not shipped; a request the warehouse does not know is nothing to cancel.
+
+        Raises `WarehouseRejected` when the warehouse refuses (e.g. 409: it already shipped), `TransientError`
+        or `httpx.TransportError` for failures worth retrying.
+        """
+        ...
+
 
 class SandboxWarehouse:
     """The local sandbox warehouse over HTTP; it calls `callback_url` once a shipment leaves."""
@@ -67,3 +75,12 @@ class SandboxWarehouse:
         if response.status_code >= 400:
             raise WarehouseRejected(f"warehouse refused the request: {response.status_code} {response.text[:300]}")
         return response.json()["request_id"]
+
+    async def cancel_shipment(self, request_id: str) -> None:
+        response = await self._client.post(f"/v1/shipments/{request_id}/cancel")
+        if response.status_code >= 500:
+            raise TransientError(f"warehouse answered {response.status_code}")
+        if response.status_code == 404:
+            return
+        if response.status_code >= 400:
+            raise WarehouseRejected(f"warehouse answered {response.status_code}: {response.text[:300]}")
