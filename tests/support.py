@@ -1,16 +1,18 @@
 """Helpers of the end-to-end tests: record every topic, publish raw messages, wait for outcomes, query databases."""
 
 import asyncio
+import importlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from ordermesh_contracts.topics import all_topics_with_dead_letters
 
 
@@ -126,3 +128,16 @@ async def fetch(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
         return await conn.fetch(query, *args)
     finally:
         await conn.close()
+
+
+@asynccontextmanager
+async def migrated_pool(dsn: str, service: str, max_size: int = 8) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on `dsn` after the service's migrations (and the kit's) ran: a service database for store tests."""
+    from ordermesh_servicekit.migrations import migrate_service
+
+    package = importlib.import_module(f"ordermesh_{service}")
+    migrations = Path(package.__file__).parent / "migrations"
+    async with asyncpg.create_pool(dsn, min_size=1, max_size=max_size) as pool:
+        async with pool.acquire() as conn:
+            await migrate_service(conn, service, migrations)
+        yield pool

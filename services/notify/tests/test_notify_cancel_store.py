@@ -8,16 +8,14 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
-
 from ordermesh_contracts import OrderAccepted, OrderCancelled, topics
 from ordermesh_notify.adapters.smtp import MailRefused, OutgoingMail
 from ordermesh_notify.domain.templates import MailRenderer
 from ordermesh_notify.handlers import NotifyHandlers
 from ordermesh_notify.mailing import Mailer
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from ordermesh_servicekit.migrations import migrate_service
+from support import migrated_pool
 
-MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "ordermesh_notify" / "migrations"
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
 
@@ -36,9 +34,7 @@ class RecordingTransport:
 
 @pytest.fixture
 async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=4) as created:
-        async with created.acquire() as conn:
-            await migrate_service(conn, "notify", MIGRATIONS)
+    async with migrated_pool(fresh_database, "notify", max_size=4) as created:
         yield created
 
 

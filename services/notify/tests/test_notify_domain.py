@@ -1,7 +1,6 @@
 """The notify domain without I/O: default templates per language and device, shop templates, settings, addresses."""
 
 import pytest
-
 from ordermesh_contracts import MailKind
 from ordermesh_notify.domain.mails import (
     ShopMailSettings,
@@ -11,7 +10,12 @@ from ordermesh_notify.domain.mails import (
     tracking_url,
     why_not_applicable,
 )
-from ordermesh_notify.domain.templates import MailRenderer, MailTemplate, TemplateProblem, sample_variables
+from ordermesh_notify.domain.templates import (
+    MailRenderer,
+    MailTemplate,
+    TemplateProblem,
+    sample_variables,
+)
 
 CONFIRMATION = {
     **sample_variables(MailKind.ORDER_CONFIRMATION),

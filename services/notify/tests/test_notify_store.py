@@ -2,13 +2,12 @@
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
 import pytest
-
 from ordermesh_contracts import (
     Device,
     MailKind,
@@ -16,9 +15,9 @@ from ordermesh_contracts import (
     PaymentRequested,
     PointsConfirmed,
     ResendMail,
+    SaveMailTemplate,
     SendBulkMail,
     SetOrderMailText,
-    SaveMailTemplate,
     ShipmentShipped,
     topics,
 )
@@ -30,9 +29,8 @@ from ordermesh_notify.mailing import Mailer
 from ordermesh_notify.staff import StaffCommands
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import MessageContext, TransientError
-from ordermesh_servicekit.migrations import migrate_service
+from support import migrated_pool
 
-MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "ordermesh_notify" / "migrations"
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
 
@@ -59,9 +57,7 @@ class RecordingTransport:
 
 @pytest.fixture
 async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=4) as created:
-        async with created.acquire() as conn:
-            await migrate_service(conn, "notify", MIGRATIONS)
+    async with migrated_pool(fresh_database, "notify", max_size=4) as created:
         yield created
 
 

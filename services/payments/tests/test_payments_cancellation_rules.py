@@ -1,7 +1,6 @@
 """What a cancellation does to each kind of payment, without I/O: void, refund, withdraw, nothing, or a task for staff."""
 
 import pytest
-
 from ordermesh_payments.domain.cancellation import (
     Action,
     CancelPlan,

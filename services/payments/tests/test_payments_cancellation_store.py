@@ -15,7 +15,6 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
-
 from ordermesh_contracts import (
     OrderAccepted,
     OrderCancelled,
@@ -33,18 +32,15 @@ from ordermesh_payments.handlers import PaymentHandlers
 from ordermesh_payments.staff import StaffCommands
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from ordermesh_servicekit.migrations import migrate_service
+from support import migrated_pool
 
-MIGRATIONS = Path(handlers_module.__file__).parent / "migrations"
 GOLDEN = Path(__file__).parents[3] / "contracts" / "tests" / "golden"
 SHOP = "kyoto-tea"
 
 
 @pytest.fixture
 async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=6) as created:
-        async with created.acquire() as conn:
-            await migrate_service(conn, "payments", MIGRATIONS)
+    async with migrated_pool(fresh_database, "payments", max_size=6) as created:
         yield created
 
 

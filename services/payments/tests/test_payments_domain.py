@@ -6,7 +6,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-
 from ordermesh_contracts import OrderAccepted
 from ordermesh_payments.domain.payment import amount_to_authorize, idempotency_key
 

@@ -7,7 +7,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-
 from ordermesh_contracts import OrderAccepted
 from ordermesh_payments.domain.card import (
     CardState,

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import uvicorn
-
 from ordermesh_devstack.sandboxes import payment_gateway
 from ordermesh_payments.adapters.gateway import SandboxGateway
 from ordermesh_servicekit.consuming import TransientError

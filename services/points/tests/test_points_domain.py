@@ -1,7 +1,6 @@
 """The points domain without I/O: provisional points are a rounded-down share of merchandise, members only."""
 
 import pytest
-
 from ordermesh_points.domain.accrual import provisional_points
 
 

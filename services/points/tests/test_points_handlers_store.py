@@ -7,9 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from uuid import uuid4
 
-import asyncpg
 import pytest
-
 from ordermesh_contracts import (
     BulkConfirmPoints,
     DeductPoints,
@@ -25,18 +23,15 @@ from ordermesh_points import commands, handlers, store
 from ordermesh_points.domain.ledger import balance_of
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from ordermesh_servicekit.migrations import migrate_service
+from support import migrated_pool
 
-MIGRATIONS = Path(handlers.__file__).parent / "migrations"
 GOLDEN = Path(__file__).parents[3] / "contracts" / "tests" / "golden"
 SHOP = "kyoto-tea"
 
 
 @pytest.fixture
 async def pool(fresh_database: str):
-    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=12) as created:
-        async with created.acquire() as conn:
-            await migrate_service(conn, "points", MIGRATIONS)
+    async with migrated_pool(fresh_database, "points", max_size=12) as created:
         yield created
 
 

@@ -4,7 +4,6 @@ from datetime import date
 from uuid import uuid4
 
 import pytest
-
 from ordermesh_points.domain.ledger import (
     Accrued,
     Balance,

@@ -6,7 +6,6 @@ from uuid import uuid4
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from ordermesh_points.domain import ledger as L
 
 ORDERS = 3

@@ -4,7 +4,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from ordermesh_shipping.domain.b2_cloud import (
     HEADER,
     B2Label,

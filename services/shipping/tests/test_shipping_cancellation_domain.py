@@ -2,7 +2,11 @@
 
 from uuid import uuid4
 
-from ordermesh_shipping.domain.cancellation import ShipmentToCancel, needs_warehouse_cancel, plan_cancellation
+from ordermesh_shipping.domain.cancellation import (
+    ShipmentToCancel,
+    needs_warehouse_cancel,
+    plan_cancellation,
+)
 
 
 def shipment(status: str, index: int = 0, **lines: int) -> ShipmentToCancel:

@@ -10,7 +10,6 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
-
 from ordermesh_contracts import (
     DeliveryGroup,
     ExportLabels,
@@ -28,14 +27,13 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import MessageContext, TransientError
-from ordermesh_servicekit.migrations import migrate_service
 from ordermesh_shipping import store
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest, WarehouseRejected
 from ordermesh_shipping.commands import ShippingCommands
 from ordermesh_shipping.domain.allocation import shipment_id_for
 from ordermesh_shipping.handlers import ShippingHandlers
+from support import migrated_pool
 
-MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "ordermesh_shipping" / "migrations"
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 STAFF = {"shop_id": "kyoto-tea", "issued_by": "staff:test"}
 
@@ -60,9 +58,7 @@ class CancellingWarehouse:
 
 @pytest.fixture
 async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(fresh_database, min_size=2, max_size=8) as created:
-        async with created.acquire() as conn:
-            await migrate_service(conn, "shipping", MIGRATIONS)
+    async with migrated_pool(fresh_database, "shipping", max_size=8) as created:
         yield created
 
 

@@ -1,6 +1,10 @@
 """Carrier label checks without I/O: each violation kind, and a clean label."""
 
-from ordermesh_shipping.domain.carrier_rules import LabelRequest, carrier_family, check_label
+from ordermesh_shipping.domain.carrier_rules import (
+    LabelRequest,
+    carrier_family,
+    check_label,
+)
 
 
 def request(**changes) -> LabelRequest:

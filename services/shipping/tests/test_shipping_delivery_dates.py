@@ -2,7 +2,11 @@
 
 from datetime import date, datetime, time, timezone
 
-from ordermesh_shipping.domain.delivery_dates import ShopCalendar, check_order_dates, earliest_ship_date
+from ordermesh_shipping.domain.delivery_dates import (
+    ShopCalendar,
+    check_order_dates,
+    earliest_ship_date,
+)
 from ordermesh_shipping.domain.regions import lead_days, remote_island
 
 TOKYO = ShopCalendar()

@@ -1,7 +1,11 @@
 """Stock imports without I/O: the CSV parser's line-numbered errors and the all-or-nothing validation."""
 
 from ordermesh_shipping.domain.allocation import plan_top_up, release_plan
-from ordermesh_shipping.domain.stock_import import StockLine, parse_stock_csv, validate_stock_lines
+from ordermesh_shipping.domain.stock_import import (
+    StockLine,
+    parse_stock_csv,
+    validate_stock_lines,
+)
 
 
 def test_a_well_formed_csv_becomes_stock_lines_numbered_by_file_line_with_main_as_the_default_warehouse() -> None:

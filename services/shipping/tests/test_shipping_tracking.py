@@ -1,6 +1,11 @@
 """Tracking numbers without I/O: Yamato check digits, reading issued-labels files, and which lines apply."""
 
-from ordermesh_shipping.domain.tracking import IssuedLabel, parse_issued_labels, plan_tracking, yamato_check_digit_ok
+from ordermesh_shipping.domain.tracking import (
+    IssuedLabel,
+    parse_issued_labels,
+    plan_tracking,
+    yamato_check_digit_ok,
+)
 
 
 def valid(prefix: int) -> str:

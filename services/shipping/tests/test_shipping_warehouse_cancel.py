@@ -5,9 +5,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-
 from ordermesh_devstack.sandboxes.warehouse import create_app
-from ordermesh_shipping.adapters.warehouse import SandboxWarehouse, ShipmentRequest, WarehouseRejected
+from ordermesh_shipping.adapters.warehouse import (
+    SandboxWarehouse,
+    ShipmentRequest,
+    WarehouseRejected,
+)
 
 
 @pytest.fixture
