@@ -39,10 +39,9 @@ from . import store
 from .domain import staff
 from .domain.progress import OrderState, Progress, advance
 from .domain.rules import RuleSet
-from .domain.staff import hold_after
 from .domain.statuses import child_status_refusal, complete, status_config_errors
 from .domain.tasks import TASK_KINDS, flag_confirmed_by_closing
-from .handlers import publish_progress, run_rules_after_change, take_in
+from .handlers import publish_progress, run_rules_after_change, settle, take_in
 
 SERVICE = "orders"
 SHIPPED_OR_LATER = (Stage.SHIPPED, Stage.COMPLETED, Stage.CANCELLED)
@@ -235,11 +234,7 @@ async def on_set_child_status(command: SetChildStatus, ctx: MessageContext) -> N
             actor=command.issued_by, cause_id=command.event_id,
         )
         hold_reason = await run_rules_after_change(uow, order, order.state.flags, command.event_id)
-        order = await store.lock_order(uow.conn, order.order_id)
-        progress = advance(order.state) if order.state.stage is not Stage.ON_HOLD else Progress(order.state)
-        if hold_reason:
-            progress = hold_after(progress)
-        await store.save_state(uow.conn, order.order_id, progress.state)
+        order, progress = await settle(uow, order.order_id, {}, hold_reason)
         await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, command, progress)
         accept(uow, command, SERVICE, details={"stage": progress.state.stage.value, "child_status": command.status})
 

@@ -49,7 +49,7 @@ from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitO
 from . import store
 from .adapters.postal import japan_post_lookup
 from .domain.intake import address_flag, merchandise_total, rejection_reasons
-from .domain.progress import OrderState, Progress, advance, initial_flags, record_flags
+from .domain.progress import OrderState, Progress, initial_flags, record_flags
 from .domain.rules import OrderFacts, facts_of
 from .domain.staff import hold_after
 from .domain.tasks import TASK_KINDS, tasks_opened_by
@@ -123,11 +123,7 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
     hold_reason = await apply_firing(
         uow, order_id, submitted.shop_id, Stage.REVIEW, firing, at_intake=True, cause_id=submitted.event_id
     )
-    order = await store.lock_order(uow.conn, order_id)
-    progress = advance(order.state)
-    if hold_reason:
-        progress = hold_after(progress)
-    await store.save_state(uow.conn, order_id, progress.state)
+    _, progress = await settle(uow, order_id, {}, hold_reason)
     uow.publish(topics.ORDERS_EVENTS, accepted)
     uow.publish(
         topics.SHOP_UPDATES,
@@ -155,11 +151,7 @@ def _flag_handler(flags_of):
             changes = flags_of(event)
             await open_tasks(uow, order.order_id, tasks_opened_by(changes), actor=_owner(event), cause_id=event.event_id)
             hold_reason = await run_rules_after_change(uow, order, {**order.state.flags, **changes}, event.event_id)
-            order = await store.lock_order(uow.conn, order.order_id)
-            progress = record_flags(order.state, changes)
-            if hold_reason and progress.state.stage not in (Stage.ON_HOLD, Stage.COMPLETED, Stage.CANCELLED):
-                progress = hold_after(progress)
-            await store.save_state(uow.conn, order.order_id, progress.state)
+            order, progress = await settle(uow, order.order_id, changes, hold_reason)
             await store.add_history(
                 uow.conn, order.order_id, [(event.type, {"flags": changes})], actor=_owner(event), cause_id=event.event_id
             )
@@ -178,6 +170,19 @@ def _flag_handler(flags_of):
             await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, event, progress)
 
     return handle
+
+
+async def settle(
+    uow: UnitOfWork, order_id, changes: dict[str, str], hold_reason: str | None
+) -> tuple[store.StoredOrder, Progress]:
+    """Re-reads the order (tasks and rules may have changed what holds it), records the flag changes, moves it as
+    far as its flags allow, holds it where it stops if a rule asked, and saves it."""
+    order = await store.lock_order(uow.conn, order_id)
+    progress = record_flags(order.state, changes)
+    if hold_reason:
+        progress = hold_after(progress)
+    await store.save_state(uow.conn, order_id, progress.state)
+    return order, progress
 
 
 async def open_tasks(uow: UnitOfWork, order_id, kinds: list[str], *, actor: str, cause_id) -> list[str]:
