@@ -23,6 +23,8 @@ from .order_commands import (
     SetChildStatus,
     EnterOrder,
     CancelOrder,
+    EditOrder,
+    LineChange,
 )
 from .money import MINOR_UNITS, Money, is_known_currency
 from .notify import (
@@ -51,6 +53,8 @@ from .orders import (
     OrderAccepted,
     OrderCancelled,
     OrderCompleted,
+    OrderEdited,
+    LineDiff,
     OrderLine,
     OrderProgressed,
     OrderRejected,
@@ -89,6 +93,12 @@ from .payments import (
     MarkPaymentReceived,
     ImportBankStatement,
     CheckAuthorizations,
+    RetryAmountChange,
+    PaymentAmountChanged,
+    PaymentAmountChangeFailed,
+    CreditCheckPending,
+    CreditCheckApproved,
+    CreditCheckRejected,
 )
 from .points import (
     BulkConfirmPoints,
@@ -107,6 +117,7 @@ from .points import (
     PointsRedemptionFailed,
     PointsReversed,
     SetPointsSettings,
+    PointsRecomputed,
 )
 from .shipping import (
     ShipmentRequested,
@@ -129,6 +140,10 @@ from .shipping import (
     ExportLabels,
     ImportTrackingCsv,
     ShippingCommand,
+    ShippingEditApplied,
+    ShippingEditRefused,
+    Shipper,
+    SetShopShipping,
 )
 from . import topics
 
@@ -235,6 +250,18 @@ ALL_MESSAGE_TYPES: tuple[type[Message], ...] = (
     EnterOrder,
     CancelOrder,
     OrderCancelled,
+    EditOrder,
+    OrderEdited,
+    PaymentAmountChanged,
+    PaymentAmountChangeFailed,
+    CreditCheckPending,
+    CreditCheckApproved,
+    CreditCheckRejected,
+    RetryAmountChange,
+    ShippingEditApplied,
+    ShippingEditRefused,
+    SetShopShipping,
+    PointsRecomputed,
 )
 """Every contract, for golden-fixture tests and documentation."""
 

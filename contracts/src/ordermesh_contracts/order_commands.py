@@ -166,6 +166,47 @@ class CancelOrder(_OrderCommand):
     notify_customer: bool = Field(description="Send the cancellation mail.")
 
 
+class LineChange(BaseModel):
+    """One change to one line (a sku in a delivery group) of an order.
+
+    A sku the group doesn't have yet is an added line and needs `name`, `unit_price` and `tax_rate_percent`.
+    `quantity` sets the new quantity; 0 keeps the line on record with nothing to pay (a return). `book_cancelled`
+    keeps the line as it was and books a negative line of that many units beside it (a cancelled quantity kept on
+    record, seed 000). `remove` drops an unshipped line. `line_discount` sets the manual line discount (0 removes it).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delivery_index: int = Field(default=0, ge=0, description="Which delivery group of the order.")
+    sku: str = Field(min_length=1, max_length=64, description="The line's sku.")
+    quantity: int | None = Field(default=None, ge=0, description="New quantity; none leaves it.")
+    book_cancelled: int | None = Field(default=None, ge=1, description="Units to book as cancelled on a negative line.")
+    remove: bool = Field(default=False, description="Remove the (unshipped) line.")
+    line_discount: int | None = Field(default=None, ge=0, description="New manual line discount in minor units.")
+    name: str | None = Field(default=None, min_length=1, max_length=256, description="Product name (added lines).")
+    unit_price: int | None = Field(default=None, ge=0, description="Tax-inclusive unit price (added lines).")
+    tax_rate_percent: Literal[0, 8, 10] | None = Field(default=None, description="Tax rate in percent (added lines).")
+
+
+class EditOrder(_OrderCommand):
+    """Edits an order as one unit (Shopify's begin/commit): lines, shipping and payment fee, points used, manual line
+    discounts. Shipping is not recomputed unless set here; the order-level discount can't be edited.
+
+    Refused with every reason (and nothing changes) for a cancelled or completed order, an order whose payment is
+    still pending authorization or credit check, a shipped line reduced or removed, an unknown line, an added line
+    without its name, price or tax rate, or an edit that changes nothing.
+    """
+
+    type: Literal["EditOrder"] = Field(default="EditOrder", description="Contract name.")
+    lines: list[LineChange] = Field(default_factory=list, max_length=500, description="The line changes.")
+    shipping_fee: int | None = Field(default=None, ge=0, description="New shipping fee; none leaves it.")
+    payment_fee: int | None = Field(default=None, ge=0, description="New payment fee; none leaves it.")
+    points_used: int | None = Field(default=None, ge=0, description="New points used; none leaves it.")
+    adjust_stock: bool = Field(description="Whether stock follows the new quantities (an explicit choice).")
+    notify_customer: bool = Field(default=False, description="Mail the customer the changed order.")
+    reason: str = Field(min_length=1, max_length=500, description="Why.")
+
+
 OrdersCommand = Annotated[
     HoldOrder
     | ReleaseOrder
@@ -182,7 +223,8 @@ OrdersCommand = Annotated[
     | ConfigureStatuses
     | SetChildStatus
     | EnterOrder
-    | CancelOrder,
+    | CancelOrder
+    | EditOrder,
     Field(discriminator="type"),
 ]
 """Everything on `orders.commands.v1`."""

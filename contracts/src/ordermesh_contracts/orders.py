@@ -221,8 +221,55 @@ class OrderCancelled(OrderMessage):
     cancelled_by: str = Field(description="Staff member who cancelled it.")
 
 
+class LineDiff(_Part):
+    """How one sku of one delivery group changed in an edit; quantities are net (a negative line booked to keep a
+    cancelled quantity on record counts against the sku's line)."""
+
+    delivery_index: int = Field(ge=0, description="Which delivery group of the order.")
+    sku: str = Field(description="The sku.")
+    change: Literal["added", "changed", "removed", "returned", "cancelled_booked", "discount_changed"] = Field(
+        description="What the edit did: a new line, a new quantity, a removed line, a line set to 0 (kept on record), "
+        "a negative line booked beside it, or only its manual discount."
+    )
+    previous_quantity: int = Field(ge=0, description="Net units before the edit (0 for an added line).")
+    quantity: int = Field(ge=0, description="Net units after the edit (0 for a removed or returned line).")
+    unit_price: MinorUnits = Field(ge=0, description="Tax-inclusive unit price.")
+    previous_line_discount: MinorUnits = Field(ge=0, description="Manual line discount before.")
+    line_discount: MinorUnits = Field(ge=0, description="Manual line discount after.")
+
+
+class OrderEdited(OrderMessage):
+    """Staff edited the order (lines, fees, points used, manual line discounts), committed as one unit.
+
+    Carries the diff, the order as it now is, and the **balance** against what the customer has actually paid:
+    every service honours it (payments changes the amount, refunds or asks for the balance; shipping follows
+    the new quantities; points recomputes; notify mails the change if asked).
+    """
+
+    type: Literal["OrderEdited"] = Field(default="OrderEdited", description="Contract name.")
+    edit_no: int = Field(ge=1, description="The order's edits counted from 1.")
+    external_order_no: str = Field(description="The shop's order number.")
+    customer: Customer = Field(description="Who ordered (points and mails need them).")
+    currency: CurrencyCode
+    payment: Payment = Field(description="Payment method and token.")
+    changes: list[LineDiff] = Field(description="Each line the edit touched.")
+    deliveries: list[DeliveryGroup] = Field(description="Delivery groups with their lines after the edit.")
+    previous_charges: Charges = Field(description="Fees, discounts, points and total before the edit.")
+    charges: Charges = Field(description="Fees, discounts, points and total after the edit.")
+    merchandise_total: MinorUnits = Field(description="Sum of lines after line discounts, after the edit.")
+    paid: MinorUnits = Field(ge=0, description="What the customer has paid so far (captured or received, less refunds).")
+    balance: MinorUnits = Field(
+        description="New total minus what was paid, once anything was paid: positive is a balance due from the "
+        "customer, negative a refund owed; 0 when settled or when nothing was collected yet."
+    )
+    adjust_stock: bool = Field(description="Whether stock follows the new quantities (staff's explicit choice).")
+    notify_customer: bool = Field(description="Send the customer the 'your order was changed' mail.")
+    reason: str = Field(description="Why staff edited it.")
+    edited_by: str = Field(description="Staff member who edited it.")
+
+
 OrdersEvent = Annotated[
-    OrderAccepted | OrderProgressed | OrderCompleted | OrderCancelled, Field(discriminator="type")
+    OrderAccepted | OrderProgressed | OrderCompleted | OrderCancelled | OrderEdited, Field(discriminator="type")
 ]
 """Everything on `orders.events.v1`."""
 

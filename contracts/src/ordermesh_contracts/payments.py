@@ -149,6 +149,73 @@ class PaymentCancellationFailed(OrderMessage):
     reason: str = Field(description="Why, e.g. the gateway's refusal or a capture still in progress.")
 
 
+class PaymentAmountChanged(OrderMessage):
+    """Payments honoured an order edit (`OrderEdited`): the amount at stake now matches the order's new total.
+
+    `outcome`: `reauthorized` (a card authorization replaced by one for the new amount), `authorization_reduced`
+    (less will be captured), `refunded` (captured money given back), `balance_requested` (the customer must pay the
+    difference: a new payment request or staff collect it), `request_updated` (an unpaid prepaid request or a
+    cash-on-delivery amount now asks for the new total), `credit_rechecked` (deferred: a fresh credit check for a
+    higher amount), `credit_amount_updated` (deferred: a lower amount reported to the provider),
+    `nothing_to_change` (no money at stake, e.g. points only).
+    """
+
+    type: Literal["PaymentAmountChanged"] = Field(default="PaymentAmountChanged", description="Contract name.")
+    edit_no: int = Field(ge=1, description="The edit this answers.")
+    outcome: Literal[
+        "reauthorized",
+        "authorization_reduced",
+        "refunded",
+        "balance_requested",
+        "request_updated",
+        "credit_rechecked",
+        "credit_amount_updated",
+        "nothing_to_change",
+    ] = Field(description="What was done to the payment.")
+    previous_amount: MinorUnits = Field(description="Amount at stake before (authorized, requested or checked).")
+    amount: MinorUnits = Field(description="Amount at stake now.")
+    refunded: MinorUnits = Field(default=0, ge=0, description="Refunded by this change (0: none).")
+    balance_due: MinorUnits = Field(default=0, ge=0, description="Still to be paid by the customer (0: none).")
+    currency: CurrencyCode
+
+
+class PaymentAmountChangeFailed(OrderMessage):
+    """The gateway refused to change the amount for an edit: the order keeps the edit; staff fix it on the gateway
+    side (seed 000) or retry with `RetryAmountChange`. Nothing was lost: the previous amount still stands."""
+
+    type: Literal["PaymentAmountChangeFailed"] = Field(default="PaymentAmountChangeFailed", description="Contract name.")
+    edit_no: int = Field(ge=1, description="The edit this answers.")
+    requested_amount: MinorUnits = Field(description="The amount the edit asked for.")
+    currency: CurrencyCode
+    reason: str = Field(description="The gateway's refusal or the failure.")
+
+
+class CreditCheckPending(OrderMessage):
+    """Deferred payment: the provider has not decided the credit check yet; payments polls until it does."""
+
+    type: Literal["CreditCheckPending"] = Field(default="CreditCheckPending", description="Contract name.")
+    check_id: str = Field(description="The provider's id of the credit check.")
+    amount: MinorUnits = Field(description="Amount checked.")
+    currency: CurrencyCode
+
+
+class CreditCheckApproved(OrderMessage):
+    """Deferred payment: the provider approved the customer for the amount; the order may ship."""
+
+    type: Literal["CreditCheckApproved"] = Field(default="CreditCheckApproved", description="Contract name.")
+    check_id: str = Field(description="The provider's id of the credit check.")
+    amount: MinorUnits = Field(description="Amount approved.")
+    currency: CurrencyCode
+
+
+class CreditCheckRejected(OrderMessage):
+    """Deferred payment: the provider refused the customer (or the check failed for good); staff must act."""
+
+    type: Literal["CreditCheckRejected"] = Field(default="CreditCheckRejected", description="Contract name.")
+    check_id: str | None = Field(description="The provider's id of the credit check, if one was made.")
+    reason: str = Field(description="The provider's reason.")
+
+
 PaymentsEvent = Annotated[
     PaymentAuthorized
     | PaymentAuthorizationFailed
@@ -161,7 +228,12 @@ PaymentsEvent = Annotated[
     | PaymentOverdue
     | PaymentReauthorizationNeeded
     | PaymentCancelled
-    | PaymentCancellationFailed,
+    | PaymentCancellationFailed
+    | PaymentAmountChanged
+    | PaymentAmountChangeFailed
+    | CreditCheckPending
+    | CreditCheckApproved
+    | CreditCheckRejected,
     Field(discriminator="type"),
 ]
 """Everything on `payments.events.v1`."""
@@ -227,6 +299,12 @@ class CheckAuthorizations(Command):
     type: Literal["CheckAuthorizations"] = Field(default="CheckAuthorizations", description="Contract name.")
 
 
+class RetryAmountChange(_PaymentCommand):
+    """Tries again to bring the payment to the order's latest edited total after `PaymentAmountChangeFailed`."""
+
+    type: Literal["RetryAmountChange"] = Field(default="RetryAmountChange", description="Contract name.")
+
+
 PaymentsCommand = Annotated[
     SetPaymentSettings
     | VoidPayment
@@ -234,7 +312,8 @@ PaymentsCommand = Annotated[
     | RetryCapture
     | MarkPaymentReceived
     | ImportBankStatement
-    | CheckAuthorizations,
+    | CheckAuthorizations
+    | RetryAmountChange,
     Field(discriminator="type"),
 ]
 """Everything on `payments.commands.v1`."""

@@ -100,6 +100,23 @@ class PointsExpired(_CustomerKeyed, Message):
     as_of: date = Field(description="The day the expiry was run for.")
 
 
+class PointsRecomputed(_CustomerKeyed, OrderMessage):
+    """Points honoured an order edit: provisional points follow the new merchandise total, and the points held for
+    the order follow the new points used (more held, or some given back). Confirmed points are never changed by
+    an edit; if more points are asked than the customer has, `PointsRedemptionFailed` follows instead."""
+
+    type: Literal["PointsRecomputed"] = Field(default="PointsRecomputed", description="Contract name.")
+    customer_id: str = Field(description="The shop's id of the customer.")
+    edit_no: int = Field(ge=1, description="The edit this answers.")
+    previous_provisional: int = Field(ge=0, description="The order's provisional points before.")
+    provisional: int = Field(ge=0, description="The order's provisional points now.")
+    previous_points_used: int = Field(ge=0, description="Points the order held before.")
+    points_used: int = Field(ge=0, description="Points the order holds now.")
+    confirmed_unchanged: bool = Field(
+        description="True when the order's points were already confirmed, so only the points used could change."
+    )
+
+
 PointsEvent = Annotated[
     PointsAccrued
     | PointsConfirmed
@@ -108,7 +125,8 @@ PointsEvent = Annotated[
     | PointsReversed
     | PointsGranted
     | PointsDeducted
-    | PointsExpired,
+    | PointsExpired
+    | PointsRecomputed,
     Field(discriminator="type"),
 ]
 """Everything on `points.events.v1`."""

@@ -147,6 +147,29 @@ class ShipmentCancelFailed(OrderMessage):
     )
 
 
+class ShippingEditApplied(OrderMessage):
+    """Shipping honoured an order edit: allocation follows the new quantities (unless staff chose not to adjust
+    stock), and unshipped warehouse requests were updated or cancelled and requested again."""
+
+    type: Literal["ShippingEditApplied"] = Field(default="ShippingEditApplied", description="Contract name.")
+    edit_no: int = Field(ge=1, description="The edit this answers.")
+    stock_adjusted: bool = Field(description="Whether stock followed the edit (the edit's adjust_stock choice).")
+    allocation: Literal["full", "partial", "none"] = Field(description="How much of the edited order is covered now.")
+    released: list[ShippedLine] = Field(default_factory=list, description="Units given back to available stock.")
+    allocated: list[ShippedLine] = Field(default_factory=list, description="Units newly set aside.")
+    shipments_reissued: int = Field(ge=0, description="Unshipped warehouse requests cancelled and requested again.")
+
+
+class ShippingEditRefused(OrderMessage):
+    """Shipping could not honour an edit of a delivery that the warehouse already picked or shipped: stock and the
+    warehouse request stay as they were; staff must reverse the edit or deal with the parcel (a task)."""
+
+    type: Literal["ShippingEditRefused"] = Field(default="ShippingEditRefused", description="Contract name.")
+    edit_no: int = Field(ge=1, description="The edit this answers.")
+    delivery_index: int = Field(ge=0, description="The delivery group that could not follow the edit.")
+    reason: str = Field(description="Why: already picked or shipped, or the warehouse's answer.")
+
+
 ShippingEvent = Annotated[
     StockAllocated
     | ShipmentRequested
@@ -156,7 +179,9 @@ ShippingEvent = Annotated[
     | ShipmentDelivered
     | ShipmentRequestFailed
     | OrderShippingCancelled
-    | ShipmentCancelFailed,
+    | ShipmentCancelFailed
+    | ShippingEditApplied
+    | ShippingEditRefused,
     Field(discriminator="type"),
 ]
 """Everything on `shipping.events.v1`."""
@@ -251,5 +276,36 @@ class ImportTrackingCsv(Command):
     carrier: str = Field(default="yamato", description="Carrier that issued the labels.")
 
 
-ShippingCommand = Annotated[ImportStock | ExportLabels | ImportTrackingCsv, Field(discriminator="type")]
+class Shipper(BaseModel):
+    """The sender block printed on labels (personal data of the shop)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, description="Sender name.")
+    phone: str = Field(min_length=1, max_length=20, description="Sender phone number.")
+    postal_code: str = Field(min_length=3, max_length=10, description="Sender postal code.")
+    address: str = Field(min_length=1, max_length=128, description="Sender address.")
+    building: str = Field(default="", max_length=64, description="Building, floor, room.")
+
+
+class SetShopShipping(Command):
+    """Sets the shop's shipping calendar and shipper block; fields left out keep their current value.
+
+    Refused with every reason for an unknown time zone, a weekday outside 0–6 (Monday = 0), or every weekday closed.
+    """
+
+    type: Literal["SetShopShipping"] = Field(default="SetShopShipping", description="Contract name.")
+    time_zone: str | None = Field(default=None, max_length=64, description="IANA time zone, e.g. Asia/Tokyo.")
+    cutoff: str | None = Field(
+        default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Same-day shipping cutoff, HH:MM local time."
+    )
+    closed_weekdays: list[int] | None = Field(default=None, description="Weekdays the warehouse doesn't ship, Monday = 0.")
+    closures: list[date] | None = Field(default=None, description="Extra closed days (holidays of the shop).")
+    warehouse_prefecture: str | None = Field(default=None, max_length=16, description="Prefecture parcels leave from.")
+    shipper: Shipper | None = Field(default=None, description="Sender block for labels.")
+
+
+ShippingCommand = Annotated[
+    ImportStock | ExportLabels | ImportTrackingCsv | SetShopShipping, Field(discriminator="type")
+]
 """Everything on `shipping.commands.v1`."""
