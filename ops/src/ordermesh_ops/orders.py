@@ -6,7 +6,6 @@ from datetime import date
 from typing import Optional
 
 import typer
-
 from ordermesh_contracts import (
     AddTask,
     AddToWatchList,
@@ -15,7 +14,9 @@ from ordermesh_contracts import (
     CloseTask,
     ConfirmAddress,
     ConfirmDeliveryDate,
+    EditOrder,
     HoldOrder,
+    LineChange,
     OrderChanges,
     OrderFilter,
     ReleaseOrder,
@@ -25,6 +26,7 @@ from ordermesh_contracts import (
     Stage,
     topics,
 )
+from pydantic import ValidationError
 
 from .client import Connection, get_json, send_command
 from .output import console, print_reply, print_rows
@@ -180,4 +182,32 @@ def cancel(
     _send(CancelOrder(
         shop_id=shop, issued_by=by, order_id=order_id, reason=reason,
         restore_stock=restore_stock, cancel_payment=cancel_payment, notify_customer=notify_customer,
+    ))
+
+
+@app.command()
+def edit(
+    order_id: uuid.UUID,
+    reason: str,
+    adjust_stock: bool = typer.Option(..., "--adjust-stock/--keep-stock", help="whether stock follows the new quantities"),
+    line: list[str] = typer.Option(
+        [], "--line",
+        help="a line change as JSON, e.g. '{\"sku\": \"A\", \"quantity\": 3}' or "
+        "'{\"sku\": \"B\", \"quantity\": 1, \"name\": \"Gift box\", \"unit_price\": 330, \"tax_rate_percent\": 10}'; repeatable",
+    ),
+    shipping_fee: int | None = typer.Option(None, help="new shipping fee (minor units)"),
+    payment_fee: int | None = typer.Option(None, help="new payment fee (minor units)"),
+    points_used: int | None = typer.Option(None, help="new points used"),
+    notify_customer: bool = typer.Option(False, "--notify/--no-notify", help="mail the customer the changed order"),
+    shop: str = ShopOption,
+    by: str = StaffOption,
+) -> None:
+    """Edits an order as one unit: lines, fees, points used; answered with the new total and balance, or every reason."""
+    try:
+        changes = [LineChange.model_validate_json(text) for text in line]
+    except ValidationError as error:
+        raise typer.BadParameter(str(error), param_hint="--line") from None
+    _send(EditOrder(
+        shop_id=shop, issued_by=by, order_id=order_id, reason=reason, lines=changes, shipping_fee=shipping_fee,
+        payment_fee=payment_fee, points_used=points_used, adjust_stock=adjust_stock, notify_customer=notify_customer,
     ))

@@ -12,11 +12,13 @@ from ordermesh_contracts import (
     ConfigureStatuses,
     ConfirmAddress,
     ConfirmDeliveryDate,
+    EditOrder,
     EnterOrder,
     HoldOrder,
     ItemResult,
     OrderAccepted,
     OrderCancelled,
+    OrderEdited,
     ReleaseOrder,
     RemoveFromWatchList,
     ResumeAuto,
@@ -35,8 +37,15 @@ from ordermesh_servicekit.consuming import (
 )
 from pydantic import ValidationError
 
-from . import store
+from . import store, store_edits
 from .domain import staff
+from .domain.edits import (
+    balance_of,
+    edit_refusals,
+    flags_after_edit,
+    fully_shipped_deliveries,
+    plan_edit,
+)
 from .domain.progress import OrderState, Progress, advance
 from .domain.rules import RuleSet
 from .domain.statuses import child_status_refusal, complete, status_config_errors
@@ -284,6 +293,57 @@ async def on_cancel_order(command: CancelOrder, ctx: MessageContext) -> None:
         )
 
 
+async def on_edit_order(command: EditOrder, ctx: MessageContext) -> None:
+    """Commits a staff edit as one unit and tells every service (one `OrderEdited` with the diff, the new totals and
+    the balance); a refused edit is answered with every reason and changes nothing."""
+    async with ctx.unit_of_work() as uow:
+        order = await _lock_owned_order(uow, command, command.order_id)
+        if reasons := edit_refusals(order.state.stage, order.state.payment_method, order.state.flags):
+            raise CommandRefused(*reasons)
+        current, paid, edit_count = await store_edits.edit_basis(uow.conn, order.order_id)
+        shipped = await store_edits.shipped_units(uow.conn, order.order_id)
+        try:
+            plan = plan_edit(
+                current.deliveries, current.charges, command, shipped, fully_shipped_deliveries(current.deliveries, shipped)
+            )
+        except staff.Refusal as refusal:
+            raise CommandRefused(*refusal.reasons) from None
+        edited = OrderEdited(
+            order_id=order.order_id,
+            shop_id=order.shop_id,
+            edit_no=edit_count + 1,
+            external_order_no=order.external_order_no,
+            customer=current.customer,
+            currency=current.currency,
+            payment=current.payment,
+            changes=plan.changes,
+            deliveries=plan.deliveries,
+            previous_charges=current.charges,
+            charges=plan.charges,
+            merchandise_total=plan.merchandise_total,
+            paid=paid,
+            balance=balance_of(plan.charges.total, paid),
+            adjust_stock=command.adjust_stock,
+            notify_customer=command.notify_customer,
+            reason=command.reason,
+            edited_by=command.issued_by,
+            **command.caused(),
+        )
+        snapshot = current.model_copy(
+            update={"deliveries": plan.deliveries, "charges": plan.charges, "merchandise_total": plan.merchandise_total}
+        )
+        await store_edits.save_edit(uow.conn, edited, snapshot, command.event_id)
+        summary = {"edit_no": edited.edit_no, "previous_total": current.charges.total, "total": plan.charges.total,
+                   "balance": edited.balance, "changes": [change.model_dump(mode="json") for change in plan.changes]}
+        await store.add_history(uow.conn, order.order_id, [("edited", summary)], actor=command.issued_by, cause_id=command.event_id)
+        flags = flags_after_edit(current.charges, plan.charges, order.state.payment_method, command.notify_customer)
+        hold_reason = await run_rules_after_change(uow, order, {**order.state.flags, **flags}, command.event_id)
+        order, progress = await settle(uow, order.order_id, flags, hold_reason)
+        uow.publish(topics.ORDERS_EVENTS, edited)
+        await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, edited, progress)
+        accept(uow, command, SERVICE, details={k: v for k, v in summary.items() if k != "changes"})
+
+
 COMMAND_HANDLERS = {
     HoldOrder: on_hold_order,
     ReleaseOrder: on_release_order,
@@ -301,5 +361,6 @@ COMMAND_HANDLERS = {
     SetChildStatus: on_set_child_status,
     EnterOrder: on_enter_order,
     CancelOrder: on_cancel_order,
+    EditOrder: on_edit_order,
 }
 """Every staff command the orders service takes."""

@@ -1,6 +1,9 @@
 """One function per event the orders service consumes: decode (done) → domain → store."""
 
 from ordermesh_contracts import (
+    CreditCheckApproved,
+    CreditCheckPending,
+    CreditCheckRejected,
     DeliveryDateChecked,
     LabelCheckFailed,
     MailFailed,
@@ -13,6 +16,8 @@ from ordermesh_contracts import (
     OrderProgressed,
     OrderRejected,
     OrderShippingCancelled,
+    PaymentAmountChanged,
+    PaymentAmountChangeFailed,
     PaymentAuthorizationFailed,
     PaymentAuthorized,
     PaymentCancellationFailed,
@@ -28,6 +33,7 @@ from ordermesh_contracts import (
     PaymentVoided,
     PointsAccrued,
     PointsConfirmed,
+    PointsRecomputed,
     PointsRedeemed,
     PointsRedemptionFailed,
     PointsReversed,
@@ -36,6 +42,8 @@ from ordermesh_contracts import (
     ShipmentRequested,
     ShipmentRequestFailed,
     ShipmentShipped,
+    ShippingEditApplied,
+    ShippingEditRefused,
     ShopOrderAccepted,
     ShopOrderShipped,
     ShopOrderSubmitted,
@@ -46,7 +54,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 
-from . import store
+from . import store, store_edits
 from .adapters.postal import japan_post_lookup
 from .domain.intake import address_flag, merchandise_total, rejection_reasons
 from .domain.progress import OrderState, Progress, initial_flags, record_flags
@@ -149,6 +157,7 @@ def _flag_handler(flags_of):
             if order is None:
                 raise PermanentError(f"no order {event.order_id}")
             changes = flags_of(event)
+            await _record_money_and_shipments(uow, event)
             await open_tasks(uow, order.order_id, tasks_opened_by(changes), actor=_owner(event), cause_id=event.event_id)
             hold_reason = await run_rules_after_change(uow, order, {**order.state.flags, **changes}, event.event_id)
             order, progress = await settle(uow, order.order_id, changes, hold_reason)
@@ -213,6 +222,20 @@ async def run_rules_after_change(uow: UnitOfWork, order: store.StoredOrder, flag
 
     firing = await planned_firing(uow, order.shop_id, facts, order.order_id)
     return await apply_firing(uow, order.order_id, order.shop_id, order.state.stage, firing, at_intake=False, cause_id=cause_id)
+
+
+async def _record_money_and_shipments(uow: UnitOfWork, event: OrderMessage) -> None:
+    """Keeps what the customer paid and what shipped, which edits are checked against."""
+    conn = uow.conn
+    if isinstance(event, PaymentCaptured):
+        await store_edits.record_payment_amounts(conn, event.order_id, captured=event.amount)
+    elif isinstance(event, PaymentReceived):
+        await store_edits.record_payment_amounts(conn, event.order_id, received_total=event.received_total)
+    elif isinstance(event, PaymentRefunded):
+        await store_edits.record_payment_amounts(conn, event.order_id, refunded_total=event.refunded_total)
+    elif isinstance(event, ShipmentShipped):
+        lines = [(line.sku, line.quantity) for line in event.lines]
+        await store_edits.record_shipped(conn, event.order_id, event.shipment_id, event.delivery_index, lines)
 
 
 def _owner(event: OrderMessage) -> str:
@@ -282,6 +305,23 @@ def _points_reversed(event: PointsReversed) -> dict[str, str]:
     return {"points": "reversed", **({"points_debt": "owed"} if event.debt > 0 else {})}
 
 
+def _amount_changed(event: PaymentAmountChanged) -> dict[str, str]:
+    flags = {"amount_change": "changed"}
+    if event.balance_due > 0:
+        flags["balance"] = "due"
+    if event.refunded > 0:
+        flags["refund"] = "done"
+    return flags
+
+
+def _shipping_edit_applied(event: ShippingEditApplied) -> dict[str, str]:
+    return {"shipping_edit": "applied", **({"allocation": event.allocation} if event.stock_adjusted else {})}
+
+
+def _points_recomputed(event: PointsRecomputed) -> dict[str, str]:
+    return {"points_redemption": "reserved" if event.points_used > 0 else "not_applicable"}
+
+
 FLAG_HANDLERS = {
     PaymentAuthorized: _flag_handler(lambda e: {"card_authorization": "authorized"}),
     PaymentAuthorizationFailed: _flag_handler(lambda e: {"card_authorization": "error"}),
@@ -312,5 +352,13 @@ FLAG_HANDLERS = {
     MailSent: _flag_handler(_mail_flag),
     MailFailed: _flag_handler(_mail_flag),
     MailNotApplicable: _flag_handler(_mail_flag),
+    PaymentAmountChanged: _flag_handler(_amount_changed),
+    PaymentAmountChangeFailed: _flag_handler(lambda e: {"amount_change": "failed"}),
+    CreditCheckPending: _flag_handler(lambda e: {"credit_check": "pending"}),
+    CreditCheckApproved: _flag_handler(lambda e: {"credit_check": "ok"}),
+    CreditCheckRejected: _flag_handler(lambda e: {"credit_check": "error"}),
+    ShippingEditApplied: _flag_handler(_shipping_edit_applied),
+    ShippingEditRefused: _flag_handler(lambda e: {"shipping_edit": "refused"}),
+    PointsRecomputed: _flag_handler(_points_recomputed),
 }
 """Events of the other services, each turned into flag changes on the order."""

@@ -9,6 +9,7 @@ import asyncpg
 from ordermesh_contracts import OrderAccepted, PaymentMethod, Stage
 
 from .domain.progress import OrderState
+from .store_edits import edits_of
 
 
 @dataclass(frozen=True)
@@ -239,11 +240,12 @@ async def update_staff_fields(conn: asyncpg.Connection, order_id: UUID, changes:
 
 
 async def order_view(conn: asyncpg.Connection, order_id: UUID, shop_id: str | None) -> dict[str, Any] | None:
-    """One order for staff: stage, mode, flags, staff fields, tasks and full history."""
+    """One order for staff: stage, mode, flags, what was paid, staff fields, tasks, edits and full history."""
     row = await conn.fetchrow(
         """
         SELECT order_id, shop_id, channel, external_order_no, stage, mode, held_from, payment_method, currency, total,
-               flags, child_status, labels, memo, carrier, ship_date, created_at, updated_at
+               flags, child_status, labels, memo, carrier, ship_date, created_at, updated_at,
+               paid_captured + paid_received - paid_refunded AS paid, edit_count
         FROM orders WHERE order_id = $1 AND ($2::text IS NULL OR shop_id = $2)
         """,
         order_id,
@@ -263,6 +265,7 @@ async def order_view(conn: asyncpg.Connection, order_id: UUID, shop_id: str | No
     view["flags"] = json.loads(row["flags"])
     view["tasks"] = [dict(t) for t in tasks]
     view["history"] = [{**dict(h), "details": json.loads(h["details"])} for h in history]
+    view["edits"] = await edits_of(conn, order_id)
     return view
 
 

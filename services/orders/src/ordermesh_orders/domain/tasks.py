@@ -32,6 +32,7 @@ TASK_KINDS: dict[str, TaskKind] = {
     "points_debt": TaskKind("Points deduction exceeded the balance: debt recorded", False),
     "payment_cancellation_failed": TaskKind("Cancelling the payment failed: fix it on the payment side", False),
     "shipping_cancellation_failed": TaskKind("A shipment could not be cancelled: stop it at the warehouse", False),
+    "shipping_edit_refused": TaskKind("The warehouse could not follow an edit: reverse it or stop the parcel", False),
     "staff": TaskKind("Task added by staff or a rule", False),
 }
 """Every task kind ordermesh opens on its own; rules and staff add `staff` tasks with their own note."""
@@ -55,6 +56,8 @@ _OPENED_BY_FLAG: dict[tuple[str, str], str] = {
     ("payment_cancellation", "failed"): "payment_cancellation_failed",
     ("shipping_cancellation", "failed"): "shipping_cancellation_failed",
     ("prepaid_payment", "overdue"): "payment_overdue",
+    ("balance", "due"): "payment_balance_due",
+    ("shipping_edit", "refused"): "shipping_edit_refused",
 }
 
 

@@ -1,0 +1,104 @@
+"""SQL of order edits: what shipped and what was paid (edits are checked against both) and the edits themselves."""
+
+import json
+from uuid import UUID
+
+import asyncpg
+from ordermesh_contracts import OrderAccepted, OrderEdited
+
+from .domain.edits import Shipped
+
+
+async def record_shipped(
+    conn: asyncpg.Connection, order_id: UUID, shipment_id: UUID, delivery_index: int, lines: list[tuple[str, int]]
+) -> None:
+    """Remembers what a shipment carried (a repeated report of the same shipment overwrites, never adds)."""
+    await conn.executemany(
+        """
+        INSERT INTO order_shipped_units (order_id, shipment_id, delivery_index, sku, quantity)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (order_id, shipment_id, sku) DO UPDATE SET quantity = EXCLUDED.quantity
+        """,
+        [(order_id, shipment_id, delivery_index, sku, quantity) for sku, quantity in lines],
+    )
+
+
+async def shipped_units(conn: asyncpg.Connection, order_id: UUID) -> Shipped:
+    """Units shipped so far per (delivery index, sku)."""
+    rows = await conn.fetch(
+        "SELECT delivery_index, sku, sum(quantity) AS quantity FROM order_shipped_units WHERE order_id = $1 "
+        "GROUP BY delivery_index, sku",
+        order_id,
+    )
+    return {(row["delivery_index"], row["sku"]): row["quantity"] for row in rows}
+
+
+async def record_payment_amounts(
+    conn: asyncpg.Connection,
+    order_id: UUID,
+    *,
+    captured: int | None = None,
+    received_total: int | None = None,
+    refunded_total: int | None = None,
+) -> None:
+    """Keeps what the customer paid: captures add up; received and refunded carry running totals from payments."""
+    await conn.execute(
+        """
+        UPDATE orders SET paid_captured = paid_captured + coalesce($2, 0),
+                          paid_received = greatest(paid_received, coalesce($3, 0)),
+                          paid_refunded = greatest(paid_refunded, coalesce($4, 0))
+        WHERE order_id = $1
+        """,
+        order_id,
+        captured,
+        received_total,
+        refunded_total,
+    )
+
+
+async def edit_basis(conn: asyncpg.Connection, order_id: UUID) -> tuple[OrderAccepted, int, int]:
+    """The order as last accepted or edited, what the customer has paid, and the number of edits so far."""
+    row = await conn.fetchrow(
+        "SELECT snapshot, paid_captured + paid_received - paid_refunded AS paid, edit_count FROM orders WHERE order_id = $1",
+        order_id,
+    )
+    return OrderAccepted.model_validate_json(row["snapshot"]), row["paid"], row["edit_count"]
+
+
+async def save_edit(conn: asyncpg.Connection, edited: OrderEdited, snapshot: OrderAccepted, command_id: UUID) -> None:
+    """Commits an edit: the order's lines and charges become the edited ones, and the edit is kept with its diff."""
+    await conn.execute(
+        "UPDATE orders SET snapshot = $2::jsonb, total = $3, edit_count = $4, updated_at = now() WHERE order_id = $1",
+        edited.order_id,
+        snapshot.model_dump_json(),
+        edited.charges.total,
+        edited.edit_no,
+    )
+    await conn.execute(
+        """
+        INSERT INTO order_edits (order_id, edit_no, command_id, edited_by, reason, changes, previous_total, total, paid,
+                                 balance, adjust_stock)
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11)
+        """,
+        edited.order_id,
+        edited.edit_no,
+        command_id,
+        edited.edited_by,
+        edited.reason,
+        json.dumps([change.model_dump(mode="json") for change in edited.changes]),
+        edited.previous_charges.total,
+        edited.charges.total,
+        edited.paid,
+        edited.balance,
+        edited.adjust_stock,
+    )
+
+
+async def edits_of(conn: asyncpg.Connection, order_id: UUID) -> list[dict]:
+    """Every edit of the order, oldest first, for staff."""
+    rows = await conn.fetch(
+        "SELECT edit_no, edited_at, edited_by, reason, changes, previous_total, total, paid, balance, adjust_stock "
+        "FROM order_edits WHERE order_id = $1 ORDER BY edit_no",
+        order_id,
+    )
+    return [{**dict(row), "changes": json.loads(row["changes"])} for row in rows]
