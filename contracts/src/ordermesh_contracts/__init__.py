@@ -25,6 +25,9 @@ from .order_commands import (
     CancelOrder,
     EditOrder,
     LineChange,
+    MovedLine,
+    SplitOrder,
+    MergeOrders,
 )
 from .money import MINOR_UNITS, Money, is_known_currency
 from .notify import (
@@ -55,6 +58,8 @@ from .orders import (
     OrderCompleted,
     OrderEdited,
     LineDiff,
+    OrderSplit,
+    OrdersMerged,
     OrderLine,
     OrderProgressed,
     OrderRejected,
@@ -262,6 +267,10 @@ ALL_MESSAGE_TYPES: tuple[type[Message], ...] = (
     ShippingEditRefused,
     SetShopShipping,
     PointsRecomputed,
+    SplitOrder,
+    MergeOrders,
+    OrderSplit,
+    OrdersMerged,
 )
 """Every contract, for golden-fixture tests and documentation."""
 

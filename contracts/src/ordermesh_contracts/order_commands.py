@@ -7,7 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from .commands import Command
-from .orders import ShopOrderSubmitted, Stage
+from .orders import Address, ShopOrderSubmitted, Stage
 
 
 class _OrderCommand(Command):
@@ -207,6 +207,40 @@ class EditOrder(_OrderCommand):
     reason: str = Field(min_length=1, max_length=500, description="Why.")
 
 
+class MovedLine(BaseModel):
+    """Units of one sku moved out of a delivery group by a split."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delivery_index: int = Field(default=0, ge=0, description="The delivery group the units leave.")
+    sku: str = Field(min_length=1, max_length=64, description="The line's sku.")
+    quantity: int = Field(ge=1, description="Units to move (at most the unshipped units of the line).")
+
+
+class SplitOrder(_OrderCommand):
+    """Moves unshipped units into a new delivery group of the same order (another address or date), or into a new
+    order of the same customer and payment method (seed 001). The source order is edited (one `OrderEdited`, stock
+    follows); a new order goes through intake like any other and is announced with `OrderSplit`."""
+
+    type: Literal["SplitOrder"] = Field(default="SplitOrder", description="Contract name.")
+    lines: list[MovedLine] = Field(min_length=1, max_length=500, description="What moves.")
+    into: Literal["delivery", "order"] = Field(description="A new delivery group of this order, or a new order.")
+    address: Address | None = Field(default=None, description="Where the moved units go; none keeps the source address.")
+    requested_date: date | None = Field(default=None, description="Delivery date asked for the moved units.")
+    time_slot: str | None = Field(default=None, pattern=r"^\d{2}-\d{2}$", description="Time slot for the moved units.")
+    shipping_fee: int = Field(default=0, ge=0, description="Shipping fee of the new order (into=order); the source keeps its own.")
+
+
+class MergeOrders(Command):
+    """Merges unshipped orders of one customer, channel, payment method and destination into one new order: the
+    sources are cancelled (stock released, payment reversed, no mail) and the merged order goes through intake with
+    one shipping fee — the highest of the sources unless given — and is announced with `OrdersMerged`."""
+
+    type: Literal["MergeOrders"] = Field(default="MergeOrders", description="Contract name.")
+    order_ids: list[UUID] = Field(min_length=2, max_length=20, description="The orders to merge, the first one leading.")
+    shipping_fee: int | None = Field(default=None, ge=0, description="Shipping fee of the merged order; none takes the highest.")
+
+
 OrdersCommand = Annotated[
     HoldOrder
     | ReleaseOrder
@@ -224,7 +258,9 @@ OrdersCommand = Annotated[
     | SetChildStatus
     | EnterOrder
     | CancelOrder
-    | EditOrder,
+    | EditOrder
+    | SplitOrder
+    | MergeOrders,
     Field(discriminator="type"),
 ]
 """Everything on `orders.commands.v1`."""

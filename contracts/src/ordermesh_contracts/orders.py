@@ -268,8 +268,30 @@ class OrderEdited(OrderMessage):
     edited_by: str = Field(description="Staff member who edited it.")
 
 
+class OrderSplit(OrderMessage):
+    """Part of the order moved to a new delivery group or to a new order; the money and stock follow through the
+    source's `OrderEdited` and the new order's `OrderAccepted`. For the shop and staff to see what happened."""
+
+    type: Literal["OrderSplit"] = Field(default="OrderSplit", description="Contract name.")
+    into: Literal["delivery", "order"] = Field(description="A new delivery group of this order, or a new order.")
+    new_order_id: UUID | None = Field(description="The new order (into=order), none for a new delivery group.")
+    new_delivery_index: int | None = Field(description="The new delivery group (into=delivery), none for a new order.")
+    edit_no: int = Field(ge=1, description="The source order's edit that took the units out.")
+    split_by: str = Field(description="Staff member who split it.")
+
+
+class OrdersMerged(OrderMessage):
+    """Orders were merged into this new order (`order_id`); each source was cancelled with the reason "merged"."""
+
+    type: Literal["OrdersMerged"] = Field(default="OrdersMerged", description="Contract name.")
+    external_order_no: str = Field(description="The merged order's number.")
+    source_order_ids: list[UUID] = Field(min_length=2, description="The orders merged into it.")
+    merged_by: str = Field(description="Staff member who merged them.")
+
+
 OrdersEvent = Annotated[
-    OrderAccepted | OrderProgressed | OrderCompleted | OrderCancelled | OrderEdited, Field(discriminator="type")
+    OrderAccepted | OrderProgressed | OrderCompleted | OrderCancelled | OrderEdited | OrderSplit | OrdersMerged,
+    Field(discriminator="type"),
 ]
 """Everything on `orders.events.v1`."""
 

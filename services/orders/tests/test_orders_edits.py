@@ -5,7 +5,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from ordermesh_contracts import Charges, DeliveryGroup, EditOrder, LineChange, PaymentMethod, ShopOrderSubmitted, Stage
+from ordermesh_contracts import (
+    Charges,
+    DeliveryGroup,
+    EditOrder,
+    LineChange,
+    PaymentMethod,
+    ShopOrderSubmitted,
+    Stage,
+)
 from ordermesh_orders.domain.edits import (
     balance_of,
     edit_refusals,

@@ -16,18 +16,16 @@ from ordermesh_contracts import (
     EnterOrder,
     HoldOrder,
     ItemResult,
-    OrderAccepted,
-    OrderCancelled,
-    OrderEdited,
+    MergeOrders,
     ReleaseOrder,
     RemoveFromWatchList,
     ResumeAuto,
     SetChildStatus,
     SetOrderStage,
     SetRules,
+    SplitOrder,
     Stage,
     order_id_for,
-    topics,
 )
 from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import (
@@ -37,32 +35,23 @@ from ordermesh_servicekit.consuming import (
 )
 from pydantic import ValidationError
 
-from . import store, store_edits
+from . import store
 from .domain import staff
-from .domain.edits import (
-    balance_of,
-    edit_refusals,
-    flags_after_edit,
-    fully_shipped_deliveries,
-    plan_edit,
-)
 from .domain.progress import OrderState, Progress, advance
 from .domain.rules import RuleSet
 from .domain.statuses import child_status_refusal, complete, status_config_errors
-from .domain.tasks import TASK_KINDS, flag_confirmed_by_closing
+from .domain.tasks import flag_confirmed_by_closing
 from .handlers import publish_progress, run_rules_after_change, settle, take_in
+from .order_changes import (
+    lock_owned_order,
+    on_cancel_order,
+    on_edit_order,
+    on_merge_orders,
+    on_split_order,
+)
 
 SERVICE = "orders"
 SHIPPED_OR_LATER = (Stage.SHIPPED, Stage.COMPLETED, Stage.CANCELLED)
-
-
-async def _lock_owned_order(uow: UnitOfWork, command: Command, order_id) -> store.StoredOrder:
-    order = await store.lock_order(uow.conn, order_id)
-    if order is None:
-        raise CommandRefused(f"no order {order_id}")
-    if order.shop_id != command.shop_id:
-        raise CommandRefused(f"order {order_id} does not belong to shop {command.shop_id}")
-    return order
 
 
 async def _decide(uow: UnitOfWork, command: Command, order: store.StoredOrder, decide: Callable[[OrderState], Progress]) -> Progress:
@@ -83,7 +72,7 @@ async def _decide(uow: UnitOfWork, command: Command, order: store.StoredOrder, d
 def _staff_action(decide: Callable[[Command], Callable[[OrderState], Progress]]):
     async def handle(command, ctx: MessageContext) -> None:
         async with ctx.unit_of_work() as uow:
-            order = await _lock_owned_order(uow, command, command.order_id)
+            order = await lock_owned_order(uow, command, command.order_id)
             await _decide(uow, command, order, decide(command))
 
     return handle
@@ -97,7 +86,7 @@ on_resume_auto = _staff_action(lambda command: staff.resume_auto)
 
 async def _confirm(command: Command, ctx: MessageContext, flag: str, task_kinds: list[str]) -> None:
     async with ctx.unit_of_work() as uow:
-        order = await _lock_owned_order(uow, command, command.order_id)
+        order = await lock_owned_order(uow, command, command.order_id)
         await store.close_tasks_of_kind(uow.conn, order.order_id, task_kinds, closed_by=command.issued_by)
         order = await store.lock_order(uow.conn, order.order_id)
         await _decide(uow, command, order, lambda state: staff.confirm_flag(state, flag))
@@ -116,7 +105,7 @@ async def on_confirm_delivery_date(command: ConfirmDeliveryDate, ctx: MessageCon
 async def on_add_task(command: AddTask, ctx: MessageContext) -> None:
     """Adds a staff task; a blocking one keeps an order in review."""
     async with ctx.unit_of_work() as uow:
-        order = await _lock_owned_order(uow, command, command.order_id)
+        order = await lock_owned_order(uow, command, command.order_id)
         if order.state.stage in (Stage.COMPLETED, Stage.CANCELLED):
             raise CommandRefused(f"a {order.state.stage.value} order takes no tasks")
         [(task_id, _)] = await store.open_tasks(
@@ -132,7 +121,7 @@ async def on_add_task(command: AddTask, ctx: MessageContext) -> None:
 async def on_close_task(command: CloseTask, ctx: MessageContext) -> None:
     """Closes a task; a check task confirms its flag; the order moves on if nothing else holds it."""
     async with ctx.unit_of_work() as uow:
-        order = await _lock_owned_order(uow, command, command.order_id)
+        order = await lock_owned_order(uow, command, command.order_id)
         closed = await store.close_task(uow.conn, order.order_id, command.task_id, closed_by=command.issued_by, note=command.note)
         if closed is None:
             raise CommandRefused(f"order {order.order_id} has no open task {command.task_id}")
@@ -231,7 +220,7 @@ async def on_configure_statuses(command: ConfigureStatuses, ctx: MessageContext)
 async def on_set_child_status(command: SetChildStatus, ctx: MessageContext) -> None:
     """Sets a child status of the order's current stage group; rules that look at the status run after it."""
     async with ctx.unit_of_work() as uow:
-        order = await _lock_owned_order(uow, command, command.order_id)
+        order = await lock_owned_order(uow, command, command.order_id)
         if order.state.stage in (Stage.COMPLETED, Stage.CANCELLED):
             raise CommandRefused(f"a {order.state.stage.value} order can't change")
         refusal = child_status_refusal(await store.status_groups(uow.conn, command.shop_id), order.state.stage, command.status)
@@ -262,88 +251,6 @@ async def on_enter_order(command: EnterOrder, ctx: MessageContext) -> None:
         accept(uow, command, SERVICE, details={"order_id": str(order_id)})
 
 
-async def on_cancel_order(command: CancelOrder, ctx: MessageContext) -> None:
-    """Cancels a whole unshipped order and tells every service which reversals staff chose."""
-    async with ctx.unit_of_work() as uow:
-        order = await _lock_owned_order(uow, command, command.order_id)
-        decide = lambda state: staff.cancel(  # noqa: E731
-            state,
-            restore_stock=command.restore_stock,
-            cancel_payment=command.cancel_payment,
-            notify_customer=command.notify_customer,
-        )
-        await _decide(uow, command, order, decide)
-        await store.close_tasks_of_kind(uow.conn, order.order_id, list(TASK_KINDS), closed_by=command.issued_by)
-        source = await store.order_facts_source(uow.conn, order.order_id)
-        customer_id = OrderAccepted.model_validate_json(source["snapshot"]).customer.customer_id
-        uow.publish(
-            topics.ORDERS_EVENTS,
-            OrderCancelled(
-                order_id=order.order_id,
-                shop_id=order.shop_id,
-                external_order_no=order.external_order_no,
-                customer_id=customer_id,
-                reason=command.reason,
-                restore_stock=command.restore_stock,
-                cancel_payment=command.cancel_payment,
-                notify_customer=command.notify_customer,
-                cancelled_by=command.issued_by,
-                **command.caused(),
-            ),
-        )
-
-
-async def on_edit_order(command: EditOrder, ctx: MessageContext) -> None:
-    """Commits a staff edit as one unit and tells every service (one `OrderEdited` with the diff, the new totals and
-    the balance); a refused edit is answered with every reason and changes nothing."""
-    async with ctx.unit_of_work() as uow:
-        order = await _lock_owned_order(uow, command, command.order_id)
-        if reasons := edit_refusals(order.state.stage, order.state.payment_method, order.state.flags):
-            raise CommandRefused(*reasons)
-        current, paid, edit_count = await store_edits.edit_basis(uow.conn, order.order_id)
-        shipped = await store_edits.shipped_units(uow.conn, order.order_id)
-        try:
-            plan = plan_edit(
-                current.deliveries, current.charges, command, shipped, fully_shipped_deliveries(current.deliveries, shipped)
-            )
-        except staff.Refusal as refusal:
-            raise CommandRefused(*refusal.reasons) from None
-        edited = OrderEdited(
-            order_id=order.order_id,
-            shop_id=order.shop_id,
-            edit_no=edit_count + 1,
-            external_order_no=order.external_order_no,
-            customer=current.customer,
-            currency=current.currency,
-            payment=current.payment,
-            changes=plan.changes,
-            deliveries=plan.deliveries,
-            previous_charges=current.charges,
-            charges=plan.charges,
-            merchandise_total=plan.merchandise_total,
-            paid=paid,
-            balance=balance_of(plan.charges.total, paid),
-            adjust_stock=command.adjust_stock,
-            notify_customer=command.notify_customer,
-            reason=command.reason,
-            edited_by=command.issued_by,
-            **command.caused(),
-        )
-        snapshot = current.model_copy(
-            update={"deliveries": plan.deliveries, "charges": plan.charges, "merchandise_total": plan.merchandise_total}
-        )
-        await store_edits.save_edit(uow.conn, edited, snapshot, command.event_id)
-        summary = {"edit_no": edited.edit_no, "previous_total": current.charges.total, "total": plan.charges.total,
-                   "balance": edited.balance, "changes": [change.model_dump(mode="json") for change in plan.changes]}
-        await store.add_history(uow.conn, order.order_id, [("edited", summary)], actor=command.issued_by, cause_id=command.event_id)
-        flags = flags_after_edit(current.charges, plan.charges, order.state.payment_method, command.notify_customer)
-        hold_reason = await run_rules_after_change(uow, order, {**order.state.flags, **flags}, command.event_id)
-        order, progress = await settle(uow, order.order_id, flags, hold_reason)
-        uow.publish(topics.ORDERS_EVENTS, edited)
-        await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, edited, progress)
-        accept(uow, command, SERVICE, details={k: v for k, v in summary.items() if k != "changes"})
-
-
 COMMAND_HANDLERS = {
     HoldOrder: on_hold_order,
     ReleaseOrder: on_release_order,
@@ -362,5 +269,7 @@ COMMAND_HANDLERS = {
     EnterOrder: on_enter_order,
     CancelOrder: on_cancel_order,
     EditOrder: on_edit_order,
+    SplitOrder: on_split_order,
+    MergeOrders: on_merge_orders,
 }
 """Every staff command the orders service takes."""

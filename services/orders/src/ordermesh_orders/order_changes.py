@@ -1,0 +1,256 @@
+"""Staff commands that change what an order contains — edit, split, merge, cancel — each committed as one unit and
+announced with the events every other service honours."""
+
+from uuid import UUID
+
+from ordermesh_contracts import (
+    CancelOrder,
+    Command,
+    EditOrder,
+    MergeOrders,
+    Message,
+    OrderAccepted,
+    OrderCancelled,
+    OrderEdited,
+    OrdersMerged,
+    OrderSplit,
+    SplitOrder,
+    order_id_for,
+    topics,
+    utc_now,
+)
+from ordermesh_servicekit.commands import CommandRefused, accept
+from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
+
+from . import store, store_edits
+from .domain import staff
+from .domain.edits import (
+    EditPlan,
+    balance_of,
+    edit_refusals,
+    flags_after_edit,
+    fully_shipped_deliveries,
+    plan_edit,
+)
+from .domain.progress import Progress
+from .domain.split_merge import (
+    merge_refusals,
+    merged_order,
+    plan_split,
+    split_off_order,
+)
+from .domain.tasks import TASK_KINDS
+from .handlers import publish_progress, run_rules_after_change, settle, take_in
+
+SERVICE = "orders"
+
+
+async def lock_owned_order(uow: UnitOfWork, command: Command, order_id: UUID) -> store.StoredOrder:
+    """Locks the order the command is about; refuses an unknown order or another shop's."""
+    order = await store.lock_order(uow.conn, order_id)
+    if order is None:
+        raise CommandRefused(f"no order {order_id}")
+    if order.shop_id != command.shop_id:
+        raise CommandRefused(f"order {order_id} does not belong to shop {command.shop_id}")
+    return order
+
+
+async def _editable(uow: UnitOfWork, order: store.StoredOrder):
+    if reasons := edit_refusals(order.state.stage, order.state.payment_method, order.state.flags):
+        raise CommandRefused(*reasons)
+    current, paid, edit_count = await store_edits.edit_basis(uow.conn, order.order_id)
+    shipped = await store_edits.shipped_units(uow.conn, order.order_id)
+    return current, paid, edit_count, shipped, fully_shipped_deliveries(current.deliveries, shipped)
+
+
+def _planned(plan):
+    try:
+        return plan()
+    except staff.Refusal as refusal:
+        raise CommandRefused(*refusal.reasons) from None
+
+
+async def commit_edit(
+    uow: UnitOfWork,
+    order: store.StoredOrder,
+    current: OrderAccepted,
+    paid: int,
+    edit_no: int,
+    plan: EditPlan,
+    command: Command,
+    *,
+    adjust_stock: bool,
+    notify_customer: bool,
+    reason: str,
+) -> OrderEdited:
+    """Saves the edited order and its diff, re-runs the rules, moves it if it can, and announces one `OrderEdited`."""
+    edited = OrderEdited(
+        order_id=order.order_id,
+        shop_id=order.shop_id,
+        edit_no=edit_no,
+        external_order_no=order.external_order_no,
+        customer=current.customer,
+        currency=current.currency,
+        payment=current.payment,
+        changes=plan.changes,
+        deliveries=plan.deliveries,
+        previous_charges=current.charges,
+        charges=plan.charges,
+        merchandise_total=plan.merchandise_total,
+        paid=paid,
+        balance=balance_of(plan.charges.total, paid),
+        adjust_stock=adjust_stock,
+        notify_customer=notify_customer,
+        reason=reason,
+        edited_by=command.issued_by,
+        **command.caused(),
+    )
+    snapshot = current.model_copy(
+        update={"deliveries": plan.deliveries, "charges": plan.charges, "merchandise_total": plan.merchandise_total}
+    )
+    await store_edits.save_edit(uow.conn, edited, snapshot, command.event_id)
+    summary = {"edit_no": edit_no, "previous_total": current.charges.total, "total": plan.charges.total,
+               "balance": edited.balance, "changes": [change.model_dump(mode="json") for change in plan.changes]}
+    await store.add_history(uow.conn, order.order_id, [("edited", summary)], actor=command.issued_by, cause_id=command.event_id)
+    flags = flags_after_edit(current.charges, plan.charges, order.state.payment_method, notify_customer)
+    hold_reason = await run_rules_after_change(uow, order, {**order.state.flags, **flags}, command.event_id)
+    order, progress = await settle(uow, order.order_id, flags, hold_reason)
+    uow.publish(topics.ORDERS_EVENTS, edited)
+    await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, edited, progress)
+    return edited
+
+
+def _edit_details(edited: OrderEdited) -> dict:
+    return {"edit_no": edited.edit_no, "previous_total": edited.previous_charges.total, "total": edited.charges.total,
+            "balance": edited.balance}
+
+
+async def on_edit_order(command: EditOrder, ctx: MessageContext) -> None:
+    """Commits a staff edit as one unit and tells every service (one `OrderEdited` with the diff, the new totals and
+    the balance); a refused edit is answered with every reason and changes nothing."""
+    async with ctx.unit_of_work() as uow:
+        order = await lock_owned_order(uow, command, command.order_id)
+        current, paid, edit_count, shipped, shipped_deliveries = await _editable(uow, order)
+        plan = _planned(lambda: plan_edit(current.deliveries, current.charges, command, shipped, shipped_deliveries))
+        edited = await commit_edit(
+            uow, order, current, paid, edit_count + 1, plan, command,
+            adjust_stock=command.adjust_stock, notify_customer=command.notify_customer, reason=command.reason,
+        )
+        accept(uow, command, SERVICE, details=_edit_details(edited))
+
+
+async def on_split_order(command: SplitOrder, ctx: MessageContext) -> None:
+    """Moves unshipped units into a new delivery group (an edit of the order) or into a new order (an edit of the
+    source plus the new order's intake); refused whole with every reason."""
+    async with ctx.unit_of_work() as uow:
+        order = await lock_owned_order(uow, command, command.order_id)
+        current, paid, edit_count, shipped, shipped_deliveries = await _editable(uow, order)
+        plan, lines = _planned(lambda: plan_split(current.deliveries, current.charges, command, shipped, shipped_deliveries))
+        edit_no = edit_count + 1
+        new_order_id = None
+        if command.into == "order":
+            submitted = split_off_order(current, command, lines, edit_no, utc_now()).model_copy(update=command.caused())
+            new_order_id = order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no)
+            if reasons := await take_in(uow, submitted, ctx):
+                raise CommandRefused(*(f"the new order: {reason}" for reason in reasons))
+        edited = await commit_edit(
+            uow, order, current, paid, edit_no, plan, command,
+            adjust_stock=True, notify_customer=False, reason=f"split into a new {command.into}",
+        )
+        uow.publish(topics.ORDERS_EVENTS, OrderSplit(
+            order_id=order.order_id, shop_id=order.shop_id, into=command.into, new_order_id=new_order_id,
+            new_delivery_index=len(current.deliveries) if command.into == "delivery" else None,
+            edit_no=edit_no, split_by=command.issued_by, **command.caused(),
+        ))
+        details = _edit_details(edited) | {"new_order_id": str(new_order_id) if new_order_id else None}
+        accept(uow, command, SERVICE, details=details)
+
+
+async def on_merge_orders(command: MergeOrders, ctx: MessageContext) -> None:
+    """Merges unshipped orders of one customer and destination into a new order and cancels the sources (stock
+    released, payment reversed, no mail); refused whole with every reason."""
+    if len(set(command.order_ids)) != len(command.order_ids):
+        raise CommandRefused("an order is listed twice")
+    async with ctx.unit_of_work() as uow:
+        sources, reasons = [], []
+        for order_id in sorted(command.order_ids):  # one lock order for every merge, so two merges can't deadlock
+            order = await lock_owned_order(uow, command, order_id)
+            current, paid, _, shipped, _ = await _editable(uow, order)
+            if shipped or order.state.stage.value in ("shipping", "shipped"):
+                reasons.append(f"order {order_id} has started shipping")
+            if paid:
+                reasons.append(f"order {order_id} has money collected ({paid}): refund it first")
+            sources.append((order, current))
+        sources.sort(key=lambda source: command.order_ids.index(source[0].order_id))
+        reasons += merge_refusals([current for _, current in sources])
+        if reasons:
+            raise CommandRefused(*reasons)
+        suffix = f"-M{command.event_id.hex[:6]}"
+        merged = _planned(lambda: merged_order([c for _, c in sources], command.shipping_fee, suffix, utc_now()))
+        merged = merged.model_copy(update=command.caused())
+        merged_id = order_id_for(merged.shop_id, merged.channel.value, merged.external_order_no)
+        if reasons := await take_in(uow, merged, ctx):
+            raise CommandRefused(*(f"the merged order: {reason}" for reason in reasons))
+        for order, current in sources:
+            await cancel_order(
+                uow, order, current, command, reason=f"merged into {merged.external_order_no}",
+                restore_stock=True, cancel_payment=True, notify_customer=False,
+            )
+        uow.publish(topics.ORDERS_EVENTS, OrdersMerged(
+            order_id=merged_id, shop_id=command.shop_id, external_order_no=merged.external_order_no,
+            source_order_ids=[order.order_id for order, _ in sources], merged_by=command.issued_by, **command.caused(),
+        ))
+        accept(uow, command, SERVICE, details={"order_id": str(merged_id), "external_order_no": merged.external_order_no,
+                                               "total": merged.charges.total})
+
+
+async def cancel_order(
+    uow: UnitOfWork,
+    order: store.StoredOrder,
+    current: OrderAccepted,
+    cause: Message,
+    *,
+    reason: str,
+    restore_stock: bool,
+    cancel_payment: bool,
+    notify_customer: bool,
+) -> Progress:
+    """Cancels a whole unshipped order, closes its tasks and tells every service which reversals staff chose."""
+    progress = _planned(lambda: staff.cancel(
+        order.state, restore_stock=restore_stock, cancel_payment=cancel_payment, notify_customer=notify_customer,
+    ))
+    actor = cause.issued_by
+    await store.save_state(uow.conn, order.order_id, progress.state)
+    await store.add_history(uow.conn, order.order_id, [("cancelled", {"reason": reason})], actor=actor, cause_id=cause.event_id)
+    # the stage change itself is automatic in an auto-mode order (as for every staff action but hold and release)
+    mover = "auto" if progress.state.mode == "auto" else actor
+    await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, cause, progress, actor=mover)
+    await store.close_tasks_of_kind(uow.conn, order.order_id, list(TASK_KINDS), closed_by=actor)
+    uow.publish(
+        topics.ORDERS_EVENTS,
+        OrderCancelled(
+            order_id=order.order_id,
+            shop_id=order.shop_id,
+            external_order_no=order.external_order_no,
+            customer_id=current.customer.customer_id,
+            reason=reason,
+            restore_stock=restore_stock,
+            cancel_payment=cancel_payment,
+            notify_customer=notify_customer,
+            cancelled_by=actor,
+            **cause.caused(),
+        ),
+    )
+    return progress
+
+
+async def on_cancel_order(command: CancelOrder, ctx: MessageContext) -> None:
+    """Cancels a whole unshipped order and tells every service which reversals staff chose."""
+    async with ctx.unit_of_work() as uow:
+        order = await lock_owned_order(uow, command, command.order_id)
+        current, _, _ = await store_edits.edit_basis(uow.conn, order.order_id)
+        progress = await cancel_order(
+            uow, order, current, command, reason=command.reason, restore_stock=command.restore_stock,
+            cancel_payment=command.cancel_payment, notify_customer=command.notify_customer,
+        )
+        accept(uow, command, SERVICE, details={"stage": progress.state.stage.value, "mode": progress.state.mode})
