@@ -2,12 +2,13 @@
 
 import asyncio
 import base64
+from datetime import date
 from pathlib import Path
 from uuid import UUID
 
 import typer
 
-from ordermesh_contracts import ExportLabels, ImportStock, ImportTrackingCsv, topics
+from ordermesh_contracts import ExportLabels, ImportStock, ImportTrackingCsv, SetShopShipping, Shipper, topics
 
 from . import client, output
 
@@ -75,3 +76,46 @@ def import_tracking(
     except UnicodeDecodeError:
         text = raw.decode("cp932")
     raise typer.Exit(output.print_reply(_send(ImportTrackingCsv(shop_id=shop, issued_by=issued_by, csv=text, carrier=carrier))))
+
+
+@app.command("set-shop")
+def set_shop(
+    shop: str = typer.Option(..., help="The shop whose shipping settings change."),
+    time_zone: str = typer.Option(None, help="IANA time zone, e.g. Asia/Tokyo."),
+    cutoff: str = typer.Option(None, help="Same-day shipping cutoff, HH:MM local time."),
+    closed_weekday: list[int] = typer.Option(None, help="A weekday the warehouse doesn't ship (Monday = 0); repeat."),
+    no_closed_weekdays: bool = typer.Option(False, help="Ship every weekday (clears the closed weekdays)."),
+    closure: list[str] = typer.Option(None, help="An extra closed day, YYYY-MM-DD; repeat. Replaces the closures."),
+    no_closures: bool = typer.Option(False, help="Clear the extra closed days."),
+    warehouse_prefecture: str = typer.Option(None, help="Prefecture parcels leave from, e.g. 東京都."),
+    shipper_name: str = typer.Option(None, help="Sender name on labels (the shipper block needs name, phone, postal code, address)."),
+    shipper_phone: str = typer.Option(None, help="Sender phone number."),
+    shipper_postal_code: str = typer.Option(None, help="Sender postal code."),
+    shipper_address: str = typer.Option(None, help="Sender address."),
+    shipper_building: str = typer.Option("", help="Sender building, floor, room."),
+    issued_by: str = typer.Option("cli", help="Who runs it."),
+) -> None:
+    """Sets the shop's shipping calendar, warehouse prefecture and shipper block; options left out keep their value."""
+    shipper_fields = (shipper_name, shipper_phone, shipper_postal_code, shipper_address)
+    if any(shipper_fields) and not all(shipper_fields):
+        raise typer.BadParameter("the shipper block needs --shipper-name, --shipper-phone, --shipper-postal-code and --shipper-address")
+    try:
+        closures = [] if no_closures else [date.fromisoformat(day) for day in closure] if closure else None
+    except ValueError as error:
+        raise typer.BadParameter(f"--closure: {error}") from None
+    command = SetShopShipping(
+        shop_id=shop,
+        issued_by=issued_by,
+        time_zone=time_zone,
+        cutoff=cutoff,
+        closed_weekdays=[] if no_closed_weekdays else closed_weekday or None,
+        closures=closures,
+        warehouse_prefecture=warehouse_prefecture,
+        shipper=Shipper(
+            name=shipper_name, phone=shipper_phone, postal_code=shipper_postal_code, address=shipper_address,
+            building=shipper_building,
+        )
+        if all(shipper_fields)
+        else None,
+    )
+    raise typer.Exit(output.print_reply(_send(command)))

@@ -27,7 +27,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import MessageContext, TransientError
-from ordermesh_shipping import store
+from ordermesh_shipping import store, store_shipments, store_stock
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest, WarehouseRejected
 from ordermesh_shipping.commands import ShippingCommands
 from ordermesh_shipping.domain.allocation import shipment_id_for
@@ -126,7 +126,7 @@ async def stock(pool, sku) -> tuple[int, int]:
 
 async def set_stock(pool, **levels: int) -> None:
     async with pool.acquire() as conn:
-        await store.set_stock(conn, [(sku, "main", units) for sku, units in levels.items()])
+        await store_stock.set_stock(conn, [(sku, "main", units) for sku, units in levels.items()])
 
 
 async def handle(pool, handlers, message) -> None:
@@ -165,7 +165,7 @@ async def test_a_requested_shipment_is_cancelled_at_the_warehouse_and_its_stock_
     assert (answer["shipments_cancelled"], answer["stock_released"]) == (1, True)
     assert answer["released"] == [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]
     assert (answer["causation_id"], answer["correlation_id"]) == (str(cancelled.event_id), str(accepted.correlation_id))
-    [row] = await store.shipments_of_order(pool, accepted.order_id)
+    [row] = await store_shipments.shipments_of_order(pool, accepted.order_id)
     assert row["status"] == "cancelled"
     assert (await stock(pool, "A"), await stock(pool, "B")) == ((5, 0), (5, 0))
     released = await pool.fetch("SELECT sku, quantity, released FROM allocations WHERE order_id = $1 ORDER BY sku", accepted.order_id)
@@ -180,7 +180,7 @@ async def test_without_restore_stock_the_warehouse_request_is_cancelled_but_stoc
     [answer] = await published(pool, order_id=accepted.order_id, type="OrderShippingCancelled")
     assert (answer["shipments_cancelled"], answer["stock_released"], answer["released"]) == (1, False, [])
     assert len(warehouse.cancels) == 1
-    [row] = await store.shipments_of_order(pool, accepted.order_id)
+    [row] = await store_shipments.shipments_of_order(pool, accepted.order_id)
     assert row["status"] == "cancelled"
     assert await stock(pool, "A") == (5, 2)
 
@@ -200,7 +200,7 @@ async def test_a_cancelled_waiting_order_is_skipped_by_stock_imports_and_the_nex
     reply = await import_stock(pool, MATCHA=10)
     assert reply["details"]["allocated_orders"] == [{"order_id": str(next_one.order_id), "allocation": "full"}]
     assert await stock(pool, "MATCHA") == (10, 3)
-    assert await store.allocated_to(pool, cancelled_one.order_id) == {"MATCHA": 1}
+    assert await store_stock.allocated_to(pool, cancelled_one.order_id) == {"MATCHA": 1}
     assert len(await published(pool, order_id=cancelled_one.order_id, type="StockAllocated")) == 1
 
 
@@ -230,7 +230,7 @@ async def test_nothing_is_allocated_or_requested_for_an_order_after_it_was_cance
     await handle(pool, handlers, late_request)
     assert await stock(pool, "A") == (5, 0)
     assert warehouse.requests == []
-    assert await store.shipments_of_order(pool, accepted.order_id) == []
+    assert await store_shipments.shipments_of_order(pool, accepted.order_id) == []
     types = [e["type"] for e in await published(pool, order_id=accepted.order_id)]
     assert types == ["DeliveryDateChecked", "OrderShippingCancelled"]
     inbox = await pool.fetchval("SELECT count(*) FROM inbox WHERE message_id = ANY($1::uuid[])", [late_allocation.event_id, late_request.event_id])
@@ -250,7 +250,7 @@ async def test_a_shipment_the_warehouse_already_shipped_fails_to_cancel_and_its_
     assert (failed["shipment_id"], failed["delivery_index"], failed["stock_released"]) == (str(second), 1, True)
     assert "409" in failed["reason"] and "already_shipped" in failed["reason"]
     assert await published(pool, order_id=accepted.order_id, type="OrderShippingCancelled") == []
-    rows = {row["shipment_id"]: row for row in await store.shipments_of_order(pool, accepted.order_id)}
+    rows = {row["shipment_id"]: row for row in await store_shipments.shipments_of_order(pool, accepted.order_id)}
     assert rows[first]["status"] == "cancelled"
     assert (rows[second]["status"], rows[second]["cancel_error"]) == ("requested", failed["reason"])
     assert (await stock(pool, "A"), await stock(pool, "B")) == ((5, 0), (5, 1))
@@ -296,7 +296,7 @@ async def test_a_warehouse_that_stays_down_is_retried_then_the_cancel_fails_for_
     [failed] = await published(pool, order_id=accepted.order_id, causation_id=cancelled.event_id)
     assert failed["type"] == "ShipmentCancelFailed"
     assert failed["reason"] == "TransientError: warehouse answered 503 (after 3 attempts)"
-    [row] = await store.shipments_of_order(pool, accepted.order_id)
+    [row] = await store_shipments.shipments_of_order(pool, accepted.order_id)
     assert (row["status"], row["cancel_attempts"]) == ("requested", 3)
     assert await stock(pool, "A") == (5, 2)
     assert await store.is_cancelled(pool, accepted.order_id)
@@ -327,7 +327,7 @@ async def test_a_cancellation_racing_a_stock_import_never_leaves_stock_allocated
             ShippingCommands().import_stock(command, ctx(pool, command)), handle(pool, handlers, cancelled)
         )
         assert await stock(pool, sku) == (5, 0)
-        assert await store.allocated_to(pool, accepted.order_id) == {sku: 0}
+        assert await store_stock.allocated_to(pool, accepted.order_id) == {sku: 0}
 
 
 async def test_a_ship_report_after_a_cancel_is_flagged_and_stock_on_hand_drops_without_touching_allocations(pool, handlers) -> None:
@@ -343,7 +343,7 @@ async def test_a_ship_report_after_a_cancel_is_flagged_and_stock_on_hand_drops_w
         carrier="yamato", tracking_number="123456789013", shipped_at=datetime.now(timezone.utc), lines=[{"sku": "A", "quantity": 2}],
     )
     await handlers.on_warehouse_shipment_reported(report, ctx(pool, report))
-    [row] = await store.shipments_of_order(pool, accepted.order_id)
+    [row] = await store_shipments.shipments_of_order(pool, accepted.order_id)
     assert (row["status"], row["flagged"]) == ("cancelled", "shipped_after_cancel")
     assert await stock(pool, "A") == (3, 1)
 

@@ -29,7 +29,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import MessageContext, TransientError
-from ordermesh_shipping import store
+from ordermesh_shipping import store, store_shipments, store_stock
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest, WarehouseRejected
 from ordermesh_shipping.commands import ShippingCommands
 from ordermesh_shipping.domain.allocation import shipment_id_for
@@ -129,7 +129,7 @@ async def test_two_orders_for_the_last_unit_allocated_at_the_same_time_exactly_o
     for round_ in range(15):
         sku = f"LAST-{round_}"
         async with pool.acquire() as conn:
-            await store.set_stock(conn, [(sku, "main", 1)])
+            await store_stock.set_stock(conn, [(sku, "main", 1)])
         first, second = order({sku: 1}), order({sku: 1})
         for accepted in (first, second):
             await handlers.on_order_accepted(accepted, ctx(pool, accepted))
@@ -142,7 +142,7 @@ async def test_two_orders_for_the_last_unit_allocated_at_the_same_time_exactly_o
 
 async def test_imported_stock_goes_to_waiting_orders_oldest_first_and_each_gets_stock_allocated(pool, handlers) -> None:
     async with pool.acquire() as conn:
-        await store.set_stock(conn, [("MATCHA", "main", 0)])
+        await store_stock.set_stock(conn, [("MATCHA", "main", 0)])
     older, newer = order({"MATCHA": 2}), order({"MATCHA": 1})
     assert await accept_and_allocate(pool, handlers, older) == "none"
     assert await accept_and_allocate(pool, handlers, newer) == "none"
@@ -165,7 +165,7 @@ async def test_imported_stock_goes_to_waiting_orders_oldest_first_and_each_gets_
 
 async def test_a_partly_allocated_order_is_topped_up_to_full_when_stock_arrives(pool, handlers) -> None:
     async with pool.acquire() as conn:
-        await store.set_stock(conn, [("A", "main", 1), ("B", "main", 5)])
+        await store_stock.set_stock(conn, [("A", "main", 1), ("B", "main", 5)])
     waiting = order({"A": 3, "B": 1})
     assert await accept_and_allocate(pool, handlers, waiting) == "partial"
     command = ImportStock(**STAFF, lines=[StockLevel(sku="A", on_hand=3)])
@@ -178,7 +178,7 @@ async def test_a_partly_allocated_order_is_topped_up_to_full_when_stock_arrives(
 
 async def test_a_partly_bad_stock_csv_changes_nothing_and_names_every_bad_line(pool, handlers) -> None:
     async with pool.acquire() as conn:
-        await store.set_stock(conn, [("MATCHA", "main", 7), ("CHAWAN", "main", 2)])
+        await store_stock.set_stock(conn, [("MATCHA", "main", 7), ("CHAWAN", "main", 2)])
     csv = "sku,warehouse,on_hand\nMATCHA,main,9\nTYPO,main,1\nCHAWAN,main,-4\nMATCHA,main,x\n"
     command = ImportStock(**STAFF, csv=csv)
     with pytest.raises(CommandRefused) as refused:
@@ -230,7 +230,7 @@ async def ready_to_ship(pool, handlers, accepted) -> OrderProgressed:
 
 async def test_a_warehouse_that_keeps_timing_out_is_retried_then_the_shipment_request_fails_for_staff(pool, handlers, warehouse) -> None:
     async with pool.acquire() as conn:
-        await store.set_stock(conn, [("A", "main", 5)])
+        await store_stock.set_stock(conn, [("A", "main", 5)])
     accepted = order({"A": 1})
     assert await accept_and_allocate(pool, handlers, accepted) == "full"
     warehouse.failure = TransientError("warehouse answered 503")
@@ -241,7 +241,7 @@ async def test_a_warehouse_that_keeps_timing_out_is_retried_then_the_shipment_re
     await handlers.on_order_progressed(message, ctx(pool, message))
     [failed] = await published(pool, type="ShipmentRequestFailed", order_id=accepted.order_id)
     assert (failed["attempts"], failed["reason"]) == (3, "TransientError: warehouse answered 503")
-    [row] = await store.shipments_of_order(pool, accepted.order_id)
+    [row] = await store_shipments.shipments_of_order(pool, accepted.order_id)
     assert row["status"] == "request_failed"
 
 
@@ -257,7 +257,7 @@ async def test_a_warehouse_refusal_fails_the_shipment_request_at_once(pool, hand
 
 async def test_b2_export_then_issued_labels_import_ships_each_good_line_and_rejects_the_others(pool, handlers, warehouse) -> None:
     async with pool.acquire() as conn:
-        await store.set_stock(conn, [("A", "main", 5), ("B", "main", 5)])
+        await store_stock.set_stock(conn, [("A", "main", 5), ("B", "main", 5)])
     accepted = order([{"A": 2}, {"B": 1}], carrier="yamato_b2", requested_date=date(2030, 1, 10), time_slot="14-16")
     assert await accept_and_allocate(pool, handlers, accepted) == "full"
     await ready_to_ship(pool, handlers, accepted)
@@ -307,7 +307,7 @@ async def test_a_b2_export_refuses_a_name_cp932_can_not_carry_naming_the_field_a
 
 async def test_a_delivered_cash_on_delivery_shipment_reports_the_cash_collected(pool, handlers) -> None:
     async with pool.acquire() as conn:
-        await store.set_stock(conn, [("A", "main", 5)])
+        await store_stock.set_stock(conn, [("A", "main", 5)])
     accepted = order({"A": 1}, method=PaymentMethod.CASH_ON_DELIVERY)
     await accept_and_allocate(pool, handlers, accepted)
     await ready_to_ship(pool, handlers, accepted)
@@ -328,7 +328,7 @@ async def test_a_delivered_cash_on_delivery_shipment_reports_the_cash_collected(
 
 async def test_a_ship_report_for_a_cancelled_shipment_is_recorded_and_flagged_and_stock_stays_right(pool, handlers) -> None:
     async with pool.acquire() as conn:
-        await store.set_stock(conn, [("A", "main", 5)])
+        await store_stock.set_stock(conn, [("A", "main", 5)])
     accepted = order({"A": 2})
     await accept_and_allocate(pool, handlers, accepted)
     await ready_to_ship(pool, handlers, accepted)
@@ -341,7 +341,7 @@ async def test_a_ship_report_for_a_cancelled_shipment_is_recorded_and_flagged_an
         tracking_number="123456789013", shipped_at=datetime.now(timezone.utc), lines=[{"sku": "A", "quantity": 2}],
     )
     await handlers.on_warehouse_shipment_reported(report, ctx(pool, report))
-    [row] = await store.shipments_of_order(pool, accepted.order_id)
+    [row] = await store_shipments.shipments_of_order(pool, accepted.order_id)
     assert (row["status"], row["flagged"], row["tracking_number"]) == ("cancelled", "shipped_after_cancel", "123456789013")
     assert await stock(pool, "A") == (3, 0)
     assert await published(pool, type="ShipmentShipped", order_id=accepted.order_id) == []

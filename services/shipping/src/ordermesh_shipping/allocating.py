@@ -7,7 +7,7 @@ from uuid import UUID
 from ordermesh_contracts import ShippedLine, StockAllocated, topics
 from ordermesh_servicekit.consuming import PermanentError, UnitOfWork
 
-from . import store
+from . import store, store_stock
 from .domain.allocation import plan_top_up
 
 
@@ -32,17 +32,17 @@ async def allocate_order(
     demand: Counter[str] = Counter()
     for line in lines:
         demand[line["sku"]] += line["quantity"]
-    available = await store.lock_available_stock(uow.conn, sorted(demand))
-    request = await store.lock_allocation_request(uow.conn, order_id)
+    available = await store_stock.lock_available_stock(uow.conn, sorted(demand))
+    request = await store_stock.lock_allocation_request(uow.conn, order_id)
     if await store.is_cancelled(uow.conn, order_id):
         return None
-    already = await store.allocated_to(uow.conn, order_id)
+    already = await store_stock.allocated_to(uow.conn, order_id)
     plan = plan_top_up(dict(demand), already, available)
     if not plan.quantities and not publish_unchanged:
         return None
-    await store.allocate(uow.conn, order_id, plan.quantities)
+    await store_stock.allocate(uow.conn, order_id, plan.quantities)
     shop_id = lines[0]["shop_id"]
-    await store.save_allocation_request(
+    await store_stock.save_allocation_request(
         uow.conn, order_id, shop_id, request["requested_at"] if request else requested_at, plan.coverage, correlation_id
     )
     total = Counter(already) + Counter(plan.quantities)
@@ -63,7 +63,7 @@ async def allocate_order(
 async def allocate_waiting(uow: UnitOfWork, skus: list[str], causation_id: UUID) -> list[tuple[UUID, str]]:
     """Gives newly arrived stock to orders waiting for it, oldest first; returns (order, coverage) of each served."""
     served = []
-    for waiting in await store.waiting_orders(uow.conn, skus):
+    for waiting in await store_stock.waiting_orders(uow.conn, skus):
         coverage = await allocate_order(
             uow,
             waiting["order_id"],

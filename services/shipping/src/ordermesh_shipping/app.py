@@ -15,10 +15,12 @@ from ordermesh_contracts import (
     ImportTrackingCsv,
     OrderAccepted,
     OrderCancelled,
+    OrderEdited,
     OrderProgressed,
     OrdersEvent,
     ShippingCallback,
     ShippingCommand,
+    SetShopShipping,
     ShippingEvent,
     WarehouseDeliveryReported,
     WarehouseShipmentReported,
@@ -31,7 +33,7 @@ from ordermesh_servicekit.outbox import OutgoingMessage
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
-from . import store
+from . import store_shipments, store_stock
 from .adapters.ingress import stock_levels, warehouse_callback
 from .adapters.warehouse import SandboxWarehouse
 from .commands import ShippingCommands
@@ -68,11 +70,11 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
 
         async def set_stock(levels: list[tuple[str, str, int]]) -> None:
             async with runtime.pool.acquire() as conn:
-                await store.set_stock(conn, levels)
+                await store_stock.set_stock(conn, levels)
 
         async def stock(request: Request) -> Response:
             async with runtime.pool.acquire() as conn:
-                rows = await store.stock_levels(conn, request.query_params.get("sku"))
+                rows = await store_stock.stock_levels(conn, request.query_params.get("sku"))
             return JSONResponse([dict(row) for row in rows])
 
         async def shipments(request: Request) -> Response:
@@ -81,7 +83,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
             except ValueError:
                 return JSONResponse({"error": "order_id must be a UUID"}, status_code=400)
             async with runtime.pool.acquire() as conn:
-                rows = await store.shipments_of_order(conn, order_id)
+                rows = await store_shipments.shipments_of_order(conn, order_id)
             return JSONResponse([{k: _json_value(v) for k, v in row.items()} for row in rows])
 
         token = settings.api_token.get_secret_value()
@@ -107,6 +109,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                         OrderAccepted: handlers.on_order_accepted,
                         OrderProgressed: handlers.on_order_progressed,
                         OrderCancelled: handlers.on_order_cancelled,
+                        OrderEdited: handlers.on_order_edited,
                     },
                 ),
                 Subscription(
@@ -124,6 +127,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                         ImportStock: commands.import_stock,
                         ExportLabels: commands.export_labels,
                         ImportTrackingCsv: commands.import_tracking_csv,
+                        SetShopShipping: commands.set_shop_shipping,
                     },
                     on_invalid=reject_invalid_commands("shipping"),
                 ),

@@ -7,7 +7,7 @@ import httpx
 from ordermesh_contracts import OrderCancelled, OrderShippingCancelled, ShipmentCancelFailed, ShippedLine, topics
 from ordermesh_servicekit.consuming import MessageContext, TransientError
 
-from . import store
+from . import store, store_shipments, store_stock
 from .adapters.warehouse import Warehouse, WarehouseRejected
 from .domain.cancellation import ShipmentToCancel, needs_warehouse_cancel, plan_cancellation
 
@@ -27,11 +27,11 @@ async def cancel_order_shipping(
     if await ctx.already_processed():
         return
     async with ctx.intent() as conn:
-        await store.lock_allocation_request(conn, cancelled.order_id)
+        await store_stock.lock_allocation_request(conn, cancelled.order_id)
         await store.record_cancellation(
             conn, cancelled.order_id, cancelled.shop_id, cancelled.restore_stock, cancelled.occurred_at, cancelled.event_id
         )
-        at_warehouse = [row for row in await store.shipments_of_order(conn, cancelled.order_id) if needs_warehouse_cancel(row["status"])]
+        at_warehouse = [row for row in await store_shipments.shipments_of_order(conn, cancelled.order_id) if needs_warehouse_cancel(row["status"])]
     failures: dict[UUID, str | None] = {}
     for row in at_warehouse:
         try:
@@ -42,16 +42,16 @@ async def cancel_order_shipping(
         except (TransientError, httpx.TransportError) as error:
             reason = f"{type(error).__name__}: {error}"[:500]
             async with ctx.intent() as conn:
-                attempts = await store.record_cancel_failure(conn, row["shipment_id"], reason)
+                attempts = await store_shipments.record_cancel_failure(conn, row["shipment_id"], reason)
             if attempts < max_attempts:
                 raise
             failures[row["shipment_id"]] = f"{reason} (after {attempts} attempts)"
 
     async with ctx.unit_of_work() as uow:
-        shipments = await store.lock_shipments_of_order(uow.conn, cancelled.order_id)
+        shipments = await store_shipments.lock_shipments_of_order(uow.conn, cancelled.order_id)
         lines = await store.order_lines(uow.conn, cancelled.order_id)
-        await store.lock_stock_rows(uow.conn, sorted({line["sku"] for line in lines}))
-        allocated = await store.allocated_to(uow.conn, cancelled.order_id)
+        await store_stock.lock_stock_rows(uow.conn, sorted({line["sku"] for line in lines}))
+        allocated = await store_stock.allocated_to(uow.conn, cancelled.order_id)
         plan = plan_cancellation(
             [
                 ShipmentToCancel(
@@ -66,11 +66,11 @@ async def cancel_order_shipping(
             allocated,
             restore_stock=cancelled.restore_stock,
         )
-        await store.mark_cancelled(uow.conn, plan.cancelled)
-        await store.release_allocation(uow.conn, cancelled.order_id, plan.release)
-        await store.close_allocation_request(uow.conn, cancelled.order_id)
+        await store_shipments.mark_cancelled(uow.conn, plan.cancelled)
+        await store_stock.release_allocation(uow.conn, cancelled.order_id, plan.release)
+        await store_stock.close_allocation_request(uow.conn, cancelled.order_id)
         for failed in plan.failed:
-            await store.mark_cancel_failed(uow.conn, failed.shipment_id, failed.reason)
+            await store_shipments.mark_cancel_failed(uow.conn, failed.shipment_id, failed.reason)
             uow.publish(
                 topics.SHIPPING_EVENTS,
                 ShipmentCancelFailed(

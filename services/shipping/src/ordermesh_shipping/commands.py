@@ -1,20 +1,21 @@
-"""Staff commands of the shipping service: stock imports, label exports and tracking imports."""
+"""Staff commands of the shipping service: stock imports, label exports, tracking imports and shop settings."""
 
 import base64
 import json
 from dataclasses import replace
 from uuid import UUID
 
-from ordermesh_contracts import ExportLabels, ImportStock, ImportTrackingCsv, ItemResult, ShippedLine
+from ordermesh_contracts import ExportLabels, ImportStock, ImportTrackingCsv, ItemResult, SetShopShipping, ShippedLine
 from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import MessageContext
 
-from . import store
+from . import store, store_shipments, store_stock
 from .allocating import allocate_waiting
 from .domain.b2_cloud import B2Label, LabelEncodingError, Party, consignee_from, item_name, strictest_cool_type, write_b2_csv
 from .domain.delivery_dates import earliest_ship_date
-from .domain.tracking import TrackingOutcome, parse_issued_labels, plan_tracking
+from .domain.shop_settings import settings_columns, settings_problems
 from .domain.stock_import import StockLine, parse_stock_csv, validate_stock_lines
+from .domain.tracking import TrackingOutcome, parse_issued_labels, plan_tracking
 from .shipping_out import ship
 
 SERVICE = "shipping"
@@ -36,15 +37,15 @@ class ShippingCommands:
             raise CommandRefused("no stock lines to import")
         async with ctx.unit_of_work() as uow:
             skus = sorted({line.sku for line in lines})
-            waiting_skus = await store.demand_skus_of_waiting(uow.conn, skus)
-            allocated = await store.lock_stock_rows(uow.conn, sorted(set(skus) | set(waiting_skus)))
+            waiting_skus = await store_stock.demand_skus_of_waiting(uow.conn, skus)
+            allocated = await store_stock.lock_stock_rows(uow.conn, sorted(set(skus) | set(waiting_skus)))
             known = await store.known_skus(uow.conn, skus)
             errors += validate_stock_lines(
                 lines, known_skus=known, allocated=allocated, allow_new_skus=command.allow_new_skus
             )
             if errors:
                 raise CommandRefused(*[str(error) for error in sorted(errors, key=lambda e: e.line)])
-            await store.set_stock(uow.conn, [(line.sku, line.warehouse, line.on_hand) for line in lines])
+            await store_stock.set_stock(uow.conn, [(line.sku, line.warehouse, line.on_hand) for line in lines])
             await store.set_cool_types(uow.conn, {line.sku: line.cool_type for line in lines if line.cool_type})
             served = await allocate_waiting(uow, skus, command.event_id)
             accept(
@@ -61,7 +62,7 @@ class ShippingCommands:
     async def export_labels(self, command: ExportLabels, ctx: MessageContext) -> None:
         """Writes the Yamato B2 Cloud CSV for the shipments; refuses unknown shipments and characters cp932 lacks."""
         async with ctx.unit_of_work() as uow:
-            rows = await store.shipments_for_labels(uow.conn, command.shop_id, command.shipment_ids)
+            rows = await store_shipments.shipments_for_labels(uow.conn, command.shop_id, command.shipment_ids)
             if command.shipment_ids is not None:
                 missing = {str(i) for i in command.shipment_ids} - {str(row["shipment_id"]) for row in rows}
                 if missing:
@@ -118,8 +119,8 @@ class ShippingCommands:
         """Ships each shipment whose line is good; every other line is answered with its reason."""
         labels, unreadable = parse_issued_labels(command.csv)
         async with ctx.unit_of_work() as uow:
-            known = await store.shop_shipment_ids(uow.conn, command.shop_id, [label.management_number for label in labels])
-            owners = await store.tracking_owners(uow.conn, [label.tracking_number for label in labels])
+            known = await store_shipments.shop_shipment_ids(uow.conn, command.shop_id, [label.management_number for label in labels])
+            owners = await store_shipments.tracking_owners(uow.conn, [label.tracking_number for label in labels])
             outcomes = plan_tracking(labels, known, owners)
             final: list[TrackingOutcome] = list(unreadable)
             for outcome in outcomes:
@@ -139,7 +140,7 @@ class ShippingCommands:
             )
 
     async def _ship_from_file(self, uow, command: ImportTrackingCsv, outcome: TrackingOutcome) -> TrackingOutcome:
-        shipment = await store.lock_shipment(uow.conn, UUID(outcome.management_number))
+        shipment = await store_shipments.lock_shipment(uow.conn, UUID(outcome.management_number))
         if shipment["status"] in ("shipped", "delivered"):
             if shipment["tracking_number"] == outcome.tracking_number:
                 return replace(outcome, reason="already shipped with this number")
@@ -160,3 +161,38 @@ class ShippingCommands:
             causation_id=command.event_id,
         )
         return outcome
+
+    async def set_shop_shipping(self, command: SetShopShipping, ctx: MessageContext) -> None:
+        """Sets the shop's calendar, warehouse prefecture and shipper block; refused with every reason."""
+        async with ctx.unit_of_work() as uow:
+            current = await store.shop_calendar(uow.conn, command.shop_id)
+            problems = settings_problems(
+                time_zone=command.time_zone,
+                closed_weekdays=command.closed_weekdays,
+                current_closed_weekdays=current.closed_weekdays,
+            )
+            if problems:
+                raise CommandRefused(*problems)
+            columns = settings_columns(
+                time_zone=command.time_zone,
+                cutoff=command.cutoff,
+                closed_weekdays=command.closed_weekdays,
+                closures=command.closures,
+                warehouse_prefecture=command.warehouse_prefecture,
+                shipper_json=command.shipper.model_dump_json() if command.shipper is not None else None,
+            )
+            await store.save_shop(uow.conn, command.shop_id, columns)
+            calendar = await store.shop_calendar(uow.conn, command.shop_id)
+            accept(
+                uow,
+                command,
+                SERVICE,
+                details={
+                    "changed": sorted(columns),
+                    "time_zone": calendar.time_zone,
+                    "cutoff": calendar.cutoff.strftime("%H:%M"),
+                    "closed_weekdays": sorted(calendar.closed_weekdays),
+                    "closures": [day.isoformat() for day in sorted(calendar.closures)],
+                    "warehouse_prefecture": calendar.warehouse_prefecture,
+                },
+            )

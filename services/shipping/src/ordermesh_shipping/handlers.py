@@ -3,10 +3,9 @@
 import httpx
 
 from ordermesh_contracts import (
-    DeliveryDateChecked,
-    LabelCheckFailed,
     OrderAccepted,
     OrderCancelled,
+    OrderEdited,
     OrderProgressed,
     PaymentMethod,
     ShipmentDelivered,
@@ -17,22 +16,16 @@ from ordermesh_contracts import (
     WarehouseShipmentReported,
     topics,
 )
-from ordermesh_contracts.shipping import DeliveryDateCheck
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, TransientError
 
-from . import store
-from .adapters.warehouse import ShipmentRequest, Warehouse, WarehouseRejected
+from . import store, store_shipments
+from .adapters.warehouse import CSV_LABEL_CARRIERS, ShipmentRequest, Warehouse, WarehouseRejected
 from .allocating import allocate_order
 from .cancelling import cancel_order_shipping
+from .checks import DEFAULT_CARRIER, publish_checks
 from .domain.allocation import shipment_id_for
-from .domain.carrier_rules import LabelRequest, carrier_family, check_label
-from .domain.delivery_dates import check_order_dates
+from .editing import apply_order_edit
 from .shipping_out import ship
-
-DEFAULT_CARRIER = "yamato"
-CSV_LABEL_CARRIERS = frozenset({"yamato_b2"})
-"""Carriers whose labels and tracking numbers come from a carrier CSV round trip, not from the warehouse."""
-
 
 class ShippingHandlers:
     """Handlers bound to the warehouse they request shipments from."""
@@ -61,57 +54,15 @@ class ShippingHandlers:
         async with ctx.unit_of_work() as uow:
             await store.save_order_lines(uow.conn, [tuple(row) for row in lines.values()])
             await store.save_deliveries(uow.conn, deliveries)
-            calendar = await store.shop_calendar(uow.conn, order.shop_id)
-            dates = check_order_dates(
-                calendar,
-                order.occurred_at,
-                [(d.address.prefecture, d.address.postal_code, d.requested_date) for d in order.deliveries],
+            await publish_checks(
+                uow,
+                order_id=order.order_id,
+                shop_id=order.shop_id,
+                now=order.occurred_at,
+                groups=dict(enumerate(order.deliveries)),
+                cash_on_delivery=cash_on_delivery,
+                cause=order.caused(),
             )
-            uow.publish(
-                topics.SHIPPING_EVENTS,
-                DeliveryDateChecked(
-                    order_id=order.order_id,
-                    shop_id=order.shop_id,
-                    result="ok" if dates.ok else "error",
-                    earliest_ship_date=dates.earliest_ship_date,
-                    earliest_delivery_date=dates.earliest_delivery_date,
-                    reasons=dates.reasons,
-                    deliveries=[
-                        DeliveryDateCheck(
-                            delivery_index=check.delivery_index,
-                            requested_date=check.requested_date,
-                            earliest_delivery_date=check.earliest_delivery_date,
-                            ok=check.ok,
-                        )
-                        for check in dates.deliveries
-                    ],
-                    **order.caused(),
-                ),
-            )
-            cool = await store.cool_types(uow.conn, sorted({sku for _, sku in lines}))
-            for index, delivery in enumerate(order.deliveries):
-                request = LabelRequest(
-                    delivery_index=index,
-                    carrier=delivery.carrier or DEFAULT_CARRIER,
-                    country=delivery.address.country,
-                    postal_code=delivery.address.postal_code,
-                    cash_on_delivery=cash_on_delivery,
-                    cool_types=frozenset(cool.get(line.sku, "normal") for line in delivery.lines),
-                    time_slot=delivery.time_slot,
-                )
-                for violation in check_label(request):
-                    uow.publish(
-                        topics.SHIPPING_EVENTS,
-                        LabelCheckFailed(
-                            order_id=order.order_id,
-                            shop_id=order.shop_id,
-                            delivery_index=index,
-                            carrier=carrier_family(request.carrier),
-                            kind=violation.kind,
-                            reason=violation.reason,
-                            **order.caused(),
-                        ),
-                    )
 
     async def on_order_progressed(self, progressed: OrderProgressed, ctx: MessageContext) -> None:
         """Allocates stock when the order awaits allocation; requests shipments when it is ready to ship."""
@@ -131,6 +82,11 @@ class ShippingHandlers:
         """Cancels the order's unshipped shipments (at the warehouse too) and releases its stock if staff asked."""
         await cancel_order_shipping(self._warehouse, cancelled, ctx, max_attempts=self._max_request_attempts)
 
+    async def on_order_edited(self, edited: OrderEdited, ctx: MessageContext) -> None:
+        """Makes allocation and unshipped warehouse requests follow the edit; answers ShippingEditApplied or
+        ShippingEditRefused per delivery that already left."""
+        await apply_order_edit(self._warehouse, edited, ctx, max_attempts=self._max_request_attempts)
+
     async def _request_shipments(self, progressed: OrderProgressed, ctx: MessageContext) -> None:
         if await ctx.already_processed():
             return
@@ -143,12 +99,19 @@ class ShippingHandlers:
             for line in lines:
                 groups.setdefault(line["delivery_index"], []).append(line)
             for index, group in groups.items():
-                await store.create_shipment(
+                await store_shipments.create_shipment(
                     conn, shipment_id_for(progressed.order_id, index), progressed.order_id, index, group[0]["carrier"]
                 )
             cod = {row["delivery_index"]: row["cod_amount"] for row in await store.deliveries(conn, progressed.order_id)}
+            known = {row["delivery_index"]: row for row in await store_shipments.shipments_of_order(conn, progressed.order_id)}
         requested, failed = [], []
         for index, group in sorted(groups.items()):
+            if known[index]["status"] == "requested":
+                # Already at the warehouse, perhaps with lines an edit changed since: its request stands as it is.
+                requested.append((index, known[index]["shipment_id"], known[index]["warehouse_request_id"]))
+                continue
+            if known[index]["status"] != "requesting":
+                continue
             shipment_id = shipment_id_for(progressed.order_id, index)
             carrier = group[0]["carrier"]
             request = ShipmentRequest(
@@ -173,7 +136,7 @@ class ShippingHandlers:
                 failed.append((index, shipment_id, attempts, reason))
         async with ctx.unit_of_work() as uow:
             for index, shipment_id, request_id in requested:
-                await store.mark_requested(uow.conn, shipment_id, request_id)
+                await store_shipments.mark_requested(uow.conn, shipment_id, request_id)
                 uow.publish(
                     topics.SHIPPING_EVENTS,
                     ShipmentRequested(
@@ -186,7 +149,7 @@ class ShippingHandlers:
                     ),
                 )
             for index, shipment_id, attempts, reason in failed:
-                await store.mark_request_failed(uow.conn, shipment_id)
+                await store_shipments.mark_request_failed(uow.conn, shipment_id)
                 uow.publish(
                     topics.SHIPPING_EVENTS,
                     ShipmentRequestFailed(
@@ -202,12 +165,12 @@ class ShippingHandlers:
 
     async def _count_failure(self, ctx: MessageContext, shipment_id, reason: str) -> int:
         async with ctx.intent() as conn:
-            return await store.record_request_failure(conn, shipment_id, reason)
+            return await store_shipments.record_request_failure(conn, shipment_id, reason)
 
     async def on_warehouse_shipment_reported(self, report: WarehouseShipmentReported, ctx: MessageContext) -> None:
         """Records a shipment that left the warehouse, takes its units out of stock, and tells everyone."""
         async with ctx.unit_of_work() as uow:
-            shipment = await store.lock_shipment(uow.conn, report.shipment_id)
+            shipment = await store_shipments.lock_shipment(uow.conn, report.shipment_id)
             if shipment is None or shipment["order_id"] != report.order_id:
                 raise PermanentError(f"the warehouse reported unknown shipment {report.shipment_id}")
             if shipment["status"] in ("shipped", "delivered") or shipment["flagged"]:
@@ -225,14 +188,14 @@ class ShippingHandlers:
     async def on_delivery_reported(self, report: WarehouseDeliveryReported, ctx: MessageContext) -> None:
         """Records a delivered shipment (with cash collected on delivery) and tells everyone."""
         async with ctx.unit_of_work() as uow:
-            shipment = await store.lock_shipment(uow.conn, report.shipment_id)
+            shipment = await store_shipments.lock_shipment(uow.conn, report.shipment_id)
             if shipment is None or shipment["order_id"] != report.order_id:
                 raise PermanentError(f"the warehouse reported delivery of unknown shipment {report.shipment_id}")
             if shipment["status"] == "delivered":
                 return
             if shipment["status"] != "shipped":
                 raise PermanentError(f"shipment {report.shipment_id} reported delivered while {shipment['status']}")
-            await store.mark_delivered(uow.conn, report.shipment_id, report.delivered_at, report.cash_collected)
+            await store_shipments.mark_delivered(uow.conn, report.shipment_id, report.delivered_at, report.cash_collected)
             lines = await store.order_lines(uow.conn, report.order_id)
             uow.publish(
                 topics.SHIPPING_EVENTS,
@@ -243,7 +206,7 @@ class ShippingHandlers:
                     delivery_index=shipment["delivery_index"],
                     delivered_at=report.delivered_at,
                     cash_collected=report.cash_collected,
-                    all_delivered=await store.undelivered_count(uow.conn, report.order_id) == 0,
+                    all_delivered=await store_shipments.undelivered_count(uow.conn, report.order_id) == 0,
                     **report.caused(),
                 ),
             )

@@ -9,7 +9,8 @@ import asyncpg
 from ordermesh_contracts import ShipmentShipped, ShippedLine, topics
 from ordermesh_servicekit.consuming import UnitOfWork
 
-from . import store
+from . import store, store_shipments, store_stock
+from .domain.allocation import from_allocation
 
 
 async def ship(
@@ -28,16 +29,18 @@ async def ship(
     A shipment cancelled before it left is recorded and flagged (goods left without an order): its
     units leave stock on hand but not the allocation, which the cancel already released; nothing is published.
     """
-    await store.mark_shipped(uow.conn, shipment["shipment_id"], carrier, tracking_number, shipped_at)
+    await store_shipments.mark_shipped(uow.conn, shipment["shipment_id"], carrier, tracking_number, shipped_at)
     shipped: Counter[str] = Counter()
     for line in lines:
         shipped[line.sku] += line.quantity
     if shipment["status"] == "cancelled":
-        await store.flag_shipped_after_cancel(uow.conn, shipment["shipment_id"], dict(shipped))
+        await store_shipments.flag_shipped_after_cancel(uow.conn, shipment["shipment_id"], dict(shipped))
         return
-    await store.consume_stock(uow.conn, dict(shipped))
+    held = await store_stock.allocated_to(uow.conn, shipment["order_id"])
+    before = await store_shipments.shipped_units(uow.conn, shipment["order_id"], shipment["shipment_id"])
+    await store_stock.consume_stock(uow.conn, dict(shipped), from_allocation(dict(shipped), held, before))
     order_lines = await store.order_lines(uow.conn, shipment["order_id"])
-    remaining = await store.unshipped_count(uow.conn, shipment["order_id"])
+    remaining = await store_shipments.unshipped_count(uow.conn, shipment["order_id"])
     uow.publish(
         topics.SHIPPING_EVENTS,
         ShipmentShipped(

@@ -45,15 +45,23 @@ class _ShipmentRequest:
     carrier: str
     callback_url: str
     lines: list[dict[str, Any]]
-    status: str = "accepted"  # accepted | cancelled | shipped | delivered
+    status: str = "accepted"  # accepted | picked | cancelled | shipped | delivered
     report_shipped: bool = True
     cash_on_delivery: int | None = None
 
 
+PICKED_SKU_PREFIX = "PICKED-"
+"""A request with a line whose sku starts with this is picked at once: a cancel is answered 409 already_picked."""
+
+
 def tracking_number(shipment_id: str) -> str:
-    """Return the 12-digit tracking number the warehouse assigns to `shipment_id`."""
+    """Return the 12-digit tracking number the warehouse assigns to `shipment_id`.
+
+    Eleven digits and a Yamato check digit (the eleven as a number, mod 7), like a real issued number.
+    """
     digest = hashlib.sha256(shipment_id.encode("utf-8")).digest()
-    return f"{int.from_bytes(digest[:8], 'big') % 10**12:012d}"
+    body = int.from_bytes(digest[:8], "big") % 10**11
+    return f"{body:011d}{body % 7}"
 
 
 def _text(payload: dict[str, Any], field: str) -> str:
@@ -98,6 +106,9 @@ class Warehouse:
     backoff until the receiver answers 2xx or the app shuts down.
     A request with `"report_shipped": false` is packed but never reported shipped
     (its labels and tracking numbers come from a carrier CSV round trip).
+    A request with a line whose sku starts with `PICKED-` is picked at once:
+    cancelling it is answered 409 `already_picked` (as a real warehouse answers
+    once a parcel is on the packing table), which is how tests ask for that on demand.
     With `deliver_delay_s` set, a second callback of type "delivered" follows the
     shipped one after that delay, with `cash_collected` = the request's
     `cash_on_delivery` amount (null when there is none).
@@ -246,6 +257,8 @@ class Warehouse:
             return JSONResponse({"request_id": request_id, "status": "accepted"}, status_code=202,
                                 headers={"Idempotent-Replayed": "true"})
         self._by_key[key] = (fingerprint, shipment.request_id)
+        if any(line["sku"].startswith(PICKED_SKU_PREFIX) for line in shipment.lines):
+            shipment.status = "picked"
         self._requests[shipment.request_id] = shipment
         if shipment.report_shipped:
             self._spawn(shipment)
@@ -258,8 +271,10 @@ class Warehouse:
         shipment = self._requests.get(request.path_params["request_id"])
         if shipment is None:
             return JSONResponse({"error": "shipment_request_not_found"}, status_code=404)
-        if shipment.status == "shipped":
+        if shipment.status in ("shipped", "delivered"):
             return JSONResponse({"error": "already_shipped"}, status_code=409)
+        if shipment.status == "picked":
+            return JSONResponse({"error": "already_picked"}, status_code=409)
         shipment.status = "cancelled"
         logger.info("cancelled %s", shipment.request_id)
         return JSONResponse({"status": "cancelled"})

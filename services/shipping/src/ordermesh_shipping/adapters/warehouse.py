@@ -25,6 +25,10 @@ class ShipmentRequest:
     cash_on_delivery: int | None = None
 
 
+CSV_LABEL_CARRIERS = frozenset({"yamato_b2"})
+"""Carriers whose labels and tracking numbers come from a carrier CSV round trip, not from the warehouse."""
+
+
 class WarehouseRejected(Exception):
     """The warehouse refused the request (4xx): retrying the same request can't help."""
 

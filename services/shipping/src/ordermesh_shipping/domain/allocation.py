@@ -40,6 +40,12 @@ def release_plan(allocated: dict[str, int], shipped: dict[str, int]) -> dict[str
     return {sku: units for sku, units in release.items() if units > 0}
 
 
+def from_allocation(shipped: dict[str, int], allocated: dict[str, int], shipped_before: dict[str, int]) -> dict[str, int]:
+    """Of the units a shipment takes, how many come out of the order's allocation: what is still set aside for
+    it (allocated, shipped included, less what shipped before); the rest was never allocated."""
+    return {sku: max(0, min(units, allocated.get(sku, 0) - shipped_before.get(sku, 0))) for sku, units in shipped.items()}
+
+
 def shipment_id_for(order_id: UUID, delivery_index: int) -> UUID:
     """The shipment of one delivery group: stable, so a repeated request is the same shipment."""
     return uuid5(NAMESPACE_URL, f"ordermesh-shipment:{order_id}/{delivery_index}")

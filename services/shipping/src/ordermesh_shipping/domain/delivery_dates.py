@@ -1,8 +1,8 @@
 """Delivery-date feasibility: earliest ship date from the shop's working calendar and cutoff, earliest delivery date from lead days."""
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -117,10 +117,18 @@ class OrderDateCheck:
 
 
 def check_order_dates(
-    calendar: ShopCalendar, now: datetime, groups: list[tuple[str, str, date | None]]
+    calendar: ShopCalendar,
+    now: datetime,
+    groups: list[tuple[str, str, date | None]],
+    *,
+    indices: list[int] | None = None,
 ) -> OrderDateCheck:
-    """Checks each delivery group (prefecture, postal code, requested date); the order is ok when every group is."""
-    checks = [check_delivery(calendar, now, index, *group) for index, group in enumerate(groups)]
+    """Checks each delivery group (prefecture, postal code, requested date); the order is ok when every group is.
+
+    `indices` numbers the groups when only some of the order's are checked (after an edit, the unshipped ones).
+    """
+    numbers = indices if indices is not None else list(range(len(groups)))
+    checks = [check_delivery(calendar, now, index, *group) for index, group in zip(numbers, groups, strict=True)]
     return OrderDateCheck(
         ok=all(check.ok for check in checks),
         earliest_ship_date=min(check.earliest_ship_date for check in checks),

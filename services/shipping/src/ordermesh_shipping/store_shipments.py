@@ -1,0 +1,236 @@
+"""SQL of the shipping service about shipments: requests, shipping, delivery, labels, tracking and cancelling."""
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from .store import DEFAULT_WAREHOUSE
+
+
+async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
+    """The order's shipments with their state and tracking."""
+    return await conn.fetch(
+        """
+        SELECT shipment_id, order_id, delivery_index, status, carrier, tracking_number, warehouse_request_id,
+               shipped_at, delivered_at, cash_collected, request_attempts, last_error, flagged,
+               cancel_attempts, cancel_error
+        FROM shipments WHERE order_id = $1 ORDER BY delivery_index
+        """,
+        order_id,
+    )
+
+
+async def create_shipment(
+    conn: asyncpg.Connection, shipment_id: UUID, order_id: UUID, delivery_index: int, carrier: str
+) -> None:
+    """Records the intent to request a shipment (kept as it is if it exists)."""
+    await conn.execute(
+        """
+        INSERT INTO shipments (shipment_id, order_id, delivery_index, status, carrier)
+        VALUES ($1, $2, $3, 'requesting', $4) ON CONFLICT DO NOTHING
+        """,
+        shipment_id,
+        order_id,
+        delivery_index,
+        carrier,
+    )
+
+
+async def mark_requested(conn: asyncpg.Connection, shipment_id: UUID, warehouse_request_id: str) -> None:
+    """The warehouse took the request."""
+    await conn.execute(
+        """
+        UPDATE shipments SET status = 'requested', warehouse_request_id = $2
+        WHERE shipment_id = $1 AND status = 'requesting'
+        """,
+        shipment_id,
+        warehouse_request_id,
+    )
+
+
+async def lock_shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.Record | None:
+    """A shipment, locked for this transaction."""
+    return await conn.fetchrow("SELECT * FROM shipments WHERE shipment_id = $1 FOR UPDATE", shipment_id)
+
+
+async def mark_shipped(
+    conn: asyncpg.Connection, shipment_id: UUID, carrier: str, tracking_number: str, shipped_at: datetime
+) -> None:
+    """The shipment left the warehouse."""
+    await conn.execute(
+        """
+        UPDATE shipments SET status = 'shipped', carrier = $2, tracking_number = $3, shipped_at = $4
+        WHERE shipment_id = $1
+        """,
+        shipment_id,
+        carrier,
+        tracking_number,
+        shipped_at,
+    )
+
+
+async def unshipped_count(conn: asyncpg.Connection, order_id: UUID) -> int:
+    """Shipments of the order not yet shipped (cancelled ones, e.g. a delivery group an edit emptied, don't count)."""
+    return await conn.fetchval(
+        "SELECT count(*) FROM shipments WHERE order_id = $1 AND status NOT IN ('shipped', 'delivered', 'cancelled')", order_id
+    )
+
+
+async def record_request_failure(conn: asyncpg.Connection, shipment_id: UUID, error: str) -> int:
+    """Counts one failed attempt to request the shipment; returns the attempts so far."""
+    return await conn.fetchval(
+        """
+        UPDATE shipments SET request_attempts = request_attempts + 1, last_error = $2
+        WHERE shipment_id = $1 RETURNING request_attempts
+        """,
+        shipment_id,
+        error,
+    )
+
+
+async def mark_request_failed(conn: asyncpg.Connection, shipment_id: UUID) -> None:
+    """The warehouse never took the request: staff must act."""
+    await conn.execute(
+        "UPDATE shipments SET status = 'request_failed' WHERE shipment_id = $1 AND status = 'requesting'", shipment_id
+    )
+
+
+async def shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.Record | None:
+    """One shipment."""
+    return await conn.fetchrow("SELECT * FROM shipments WHERE shipment_id = $1", shipment_id)
+
+
+async def mark_delivered(conn: asyncpg.Connection, shipment_id: UUID, delivered_at: datetime, cash: int | None) -> None:
+    """The carrier delivered the shipment (and collected `cash` on delivery)."""
+    await conn.execute(
+        "UPDATE shipments SET status = 'delivered', delivered_at = $2, cash_collected = $3 WHERE shipment_id = $1",
+        shipment_id,
+        delivered_at,
+        cash,
+    )
+
+
+async def undelivered_count(conn: asyncpg.Connection, order_id: UUID) -> int:
+    """Shipments of the order not yet delivered (cancelled ones don't count)."""
+    return await conn.fetchval(
+        "SELECT count(*) FROM shipments WHERE order_id = $1 AND status NOT IN ('delivered', 'cancelled')", order_id
+    )
+
+
+async def shipments_for_labels(conn: asyncpg.Connection, shop_id: str, shipment_ids: list[UUID] | None) -> list[asyncpg.Record]:
+    """Shipments of the shop with their delivery (address, wishes) and lines: the given ones, or every requested one."""
+    return await conn.fetch(
+        """
+        SELECT s.shipment_id, s.order_id, s.delivery_index, s.status, s.carrier, d.address, d.requested_date,
+               d.time_slot, d.cod_amount, d.accepted_at,
+               (SELECT array_agg(l.name ORDER BY l.sku) FROM order_lines l
+                 WHERE l.order_id = s.order_id AND l.delivery_index = s.delivery_index) AS names,
+               (SELECT array_agg(l.sku ORDER BY l.sku) FROM order_lines l
+                 WHERE l.order_id = s.order_id AND l.delivery_index = s.delivery_index) AS skus
+        FROM shipments s JOIN deliveries d ON d.order_id = s.order_id AND d.delivery_index = s.delivery_index
+        WHERE d.shop_id = $1
+          AND (($2::uuid[] IS NULL AND s.status = 'requested' AND s.carrier LIKE 'yamato%')
+               OR s.shipment_id = ANY($2::uuid[]))
+        ORDER BY d.accepted_at, s.order_id, s.delivery_index
+        """,
+        shop_id,
+        shipment_ids,
+    )
+
+
+async def shop_shipment_ids(conn: asyncpg.Connection, shop_id: str, shipment_ids: list[str]) -> set[str]:
+    """Which of these ids are shipments of the shop."""
+    rows = await conn.fetch(
+        """
+        SELECT s.shipment_id::text AS id FROM shipments s
+        JOIN deliveries d ON d.order_id = s.order_id AND d.delivery_index = s.delivery_index
+        WHERE d.shop_id = $1 AND s.shipment_id::text = ANY($2::text[])
+        """,
+        shop_id,
+        shipment_ids,
+    )
+    return {row["id"] for row in rows}
+
+
+async def tracking_owners(conn: asyncpg.Connection, numbers: list[str]) -> dict[str, str]:
+    """Tracking number → the shipment that already has it."""
+    rows = await conn.fetch(
+        "SELECT tracking_number, shipment_id::text AS id FROM shipments WHERE tracking_number = ANY($1::text[])", numbers
+    )
+    return {row["tracking_number"]: row["id"] for row in rows}
+
+
+async def flag_shipped_after_cancel(conn: asyncpg.Connection, shipment_id: UUID, quantities: dict[str, int]) -> None:
+    """A cancelled shipment left anyway: keep it cancelled and flagged, and take the goods out of stock on hand."""
+    await conn.execute(
+        "UPDATE shipments SET status = 'cancelled', flagged = 'shipped_after_cancel' WHERE shipment_id = $1", shipment_id
+    )
+    await conn.executemany(
+        "UPDATE stock SET on_hand = greatest(on_hand - $2, allocated) WHERE sku = $1 AND warehouse = $3",
+        [(sku, qty, DEFAULT_WAREHOUSE) for sku, qty in sorted(quantities.items())],
+    )
+
+
+async def lock_shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
+    """The order's shipments, locked (before any stock row, as shipping a shipment locks them), by delivery group."""
+    return await conn.fetch(
+        "SELECT * FROM shipments WHERE order_id = $1 ORDER BY delivery_index FOR UPDATE", order_id
+    )
+
+
+async def record_cancel_failure(conn: asyncpg.Connection, shipment_id: UUID, error: str) -> int:
+    """Counts one failed attempt to cancel the shipment at the warehouse; returns the attempts so far."""
+    return await conn.fetchval(
+        """
+        UPDATE shipments SET cancel_attempts = cancel_attempts + 1, cancel_error = $2
+        WHERE shipment_id = $1 RETURNING cancel_attempts
+        """,
+        shipment_id,
+        error,
+    )
+
+
+async def mark_cancelled(conn: asyncpg.Connection, shipment_ids: list[UUID]) -> None:
+    """These shipments are cancelled (at the warehouse too, where it had them)."""
+    await conn.execute(
+        "UPDATE shipments SET status = 'cancelled', cancel_error = NULL WHERE shipment_id = ANY($1::uuid[])", shipment_ids
+    )
+
+
+async def mark_cancel_failed(conn: asyncpg.Connection, shipment_id: UUID, reason: str) -> None:
+    """The shipment could not be cancelled: it keeps its state, with the reason for staff."""
+    await conn.execute("UPDATE shipments SET cancel_error = $2 WHERE shipment_id = $1", shipment_id, reason)
+
+
+
+async def mark_reissued(conn: asyncpg.Connection, shipment_id: UUID, warehouse_request_id: str) -> None:
+    """The shipment's request was cancelled and requested again after an edit: this is its live request now."""
+    await conn.execute(
+        """
+        UPDATE shipments SET status = 'requested', warehouse_request_id = $2, cancel_error = NULL
+        WHERE shipment_id = $1
+        """,
+        shipment_id,
+        warehouse_request_id,
+    )
+
+
+async def shipped_units(conn: asyncpg.Connection, order_id: UUID, except_shipment: UUID) -> dict[str, int]:
+    """Units per sku of the order's other shipments that already left (their delivery groups' lines)."""
+    rows = await conn.fetch(
+        """
+        SELECT l.sku, sum(l.quantity)::bigint AS units FROM shipments s
+        JOIN order_lines l ON l.order_id = s.order_id AND l.delivery_index = s.delivery_index
+        WHERE s.order_id = $1 AND s.shipment_id <> $2 AND s.status IN ('shipped', 'delivered')
+        GROUP BY l.sku
+        """,
+        order_id,
+        except_shipment,
+    )
+    return {row["sku"]: row["units"] for row in rows}
+
+
+async def mark_reissue_failed(conn: asyncpg.Connection, shipment_id: UUID) -> None:
+    """The old request was cancelled after an edit and the warehouse never took the new one: staff must act."""
+    await conn.execute("UPDATE shipments SET status = 'request_failed' WHERE shipment_id = $1", shipment_id)

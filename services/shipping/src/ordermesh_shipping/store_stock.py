@@ -1,0 +1,166 @@
+"""SQL of the shipping service about stock: levels, allocations and orders waiting for stock."""
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from .store import DEFAULT_WAREHOUSE
+
+
+async def lock_stock_rows(conn: asyncpg.Connection, skus: list[str]) -> dict[tuple[str, str], int]:
+    """Locks every stock row of these skus (sku, warehouse order: no deadlock) and returns their allocated units."""
+    rows = await conn.fetch(
+        "SELECT sku, warehouse, allocated FROM stock WHERE sku = ANY($1::text[]) ORDER BY sku, warehouse FOR UPDATE",
+        skus,
+    )
+    return {(row["sku"], row["warehouse"]): row["allocated"] for row in rows}
+
+
+async def lock_available_stock(conn: asyncpg.Connection, skus: list[str]) -> dict[str, int]:
+    """Available units per sku in the default warehouse, rows locked (in sku order, so no deadlock)."""
+    rows = await conn.fetch(
+        """
+        SELECT sku, on_hand - allocated AS available FROM stock
+        WHERE warehouse = $2 AND sku = ANY($1::text[]) ORDER BY sku FOR UPDATE
+        """,
+        skus,
+        DEFAULT_WAREHOUSE,
+    )
+    return {row["sku"]: row["available"] for row in rows}
+
+
+async def allocate(conn: asyncpg.Connection, order_id: UUID, quantities: dict[str, int]) -> None:
+    """Sets (more) stock aside for the order."""
+    rows = [(order_id, sku, DEFAULT_WAREHOUSE, qty) for sku, qty in quantities.items()]
+    await conn.executemany(
+        """
+        INSERT INTO allocations (order_id, sku, warehouse, quantity) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (order_id, sku, warehouse) DO UPDATE SET quantity = allocations.quantity + EXCLUDED.quantity
+        """,
+        rows,
+    )
+    await conn.executemany(
+        "UPDATE stock SET allocated = allocated + $3 WHERE sku = $1 AND warehouse = $2",
+        [(sku, warehouse, qty) for _, sku, warehouse, qty in rows],
+    )
+
+
+async def allocated_to(conn: asyncpg.Connection, order_id: UUID) -> dict[str, int]:
+    """Units set aside for the order, per sku (default warehouse)."""
+    rows = await conn.fetch(
+        "SELECT sku, quantity FROM allocations WHERE order_id = $1 AND warehouse = $2", order_id, DEFAULT_WAREHOUSE
+    )
+    return {row["sku"]: row["quantity"] for row in rows}
+
+
+async def lock_allocation_request(conn: asyncpg.Connection, order_id: UUID) -> asyncpg.Record | None:
+    """The order's allocation request, locked, if it reached allocation before."""
+    return await conn.fetchrow("SELECT * FROM allocation_requests WHERE order_id = $1 FOR UPDATE", order_id)
+
+
+async def save_allocation_request(
+    conn: asyncpg.Connection, order_id: UUID, shop_id: str, requested_at: datetime, coverage: str, correlation_id: UUID
+) -> None:
+    """Records how much of the order is allocated; orders not full wait for stock."""
+    await conn.execute(
+        """
+        INSERT INTO allocation_requests (order_id, shop_id, requested_at, coverage, correlation_id)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (order_id) DO UPDATE SET coverage = EXCLUDED.coverage
+        """,
+        order_id,
+        shop_id,
+        requested_at,
+        coverage,
+        correlation_id,
+    )
+
+
+async def waiting_orders(conn: asyncpg.Connection, skus: list[str]) -> list[asyncpg.Record]:
+    """Orders not fully allocated that need any of these skus, oldest first."""
+    return await conn.fetch(
+        """
+        SELECT r.* FROM allocation_requests r
+        WHERE r.coverage <> 'full'
+          AND NOT EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = r.order_id)
+          AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = r.order_id AND l.sku = ANY($1::text[]))
+        ORDER BY r.requested_at, r.order_id
+        """,
+        skus,
+    )
+
+
+async def demand_skus_of_waiting(conn: asyncpg.Connection, skus: list[str]) -> list[str]:
+    """Every sku that waiting orders needing any of these skus need (to lock them all up front, in order)."""
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT l.sku FROM allocation_requests r JOIN order_lines l ON l.order_id = r.order_id
+        WHERE r.coverage <> 'full'
+          AND NOT EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = r.order_id)
+          AND EXISTS (SELECT 1 FROM order_lines x WHERE x.order_id = r.order_id AND x.sku = ANY($1::text[]))
+        """,
+        skus,
+    )
+    return [row["sku"] for row in rows]
+
+
+async def set_stock(conn: asyncpg.Connection, levels: list[tuple[str, str, int]]) -> None:
+    """Sets on-hand stock (sku, warehouse, units)."""
+    await conn.executemany(
+        """
+        INSERT INTO stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)
+        ON CONFLICT (sku, warehouse) DO UPDATE SET on_hand = EXCLUDED.on_hand
+        """,
+        levels,
+    )
+
+
+async def stock_levels(conn: asyncpg.Connection, sku: str | None) -> list[asyncpg.Record]:
+    """Stock per sku and warehouse: on hand, allocated, available (one sku, or all)."""
+    return await conn.fetch(
+        """
+        SELECT s.sku, s.warehouse, s.on_hand, s.allocated, s.on_hand - s.allocated AS available,
+               coalesce(a.cool_type, 'normal') AS cool_type
+        FROM stock s LEFT JOIN sku_attributes a ON a.sku = s.sku
+        WHERE $1::text IS NULL OR s.sku = $1 ORDER BY s.sku, s.warehouse
+        """,
+        sku,
+    )
+
+
+async def consume_stock(conn: asyncpg.Connection, units: dict[str, int], from_allocation: dict[str, int]) -> None:
+    """Shipped units leave stock on hand; `from_allocation` of them leave the order's allocation too.
+
+    Units shipped beyond what the order had set aside (an edit that staff chose not to adjust stock for) were
+    never allocated; on hand never drops below what other orders hold.
+    """
+    await conn.executemany(
+        """
+        UPDATE stock SET on_hand = greatest(on_hand - $2, allocated - $3), allocated = allocated - $3
+        WHERE sku = $1 AND warehouse = $4
+        """,
+        [(sku, qty, from_allocation.get(sku, 0), DEFAULT_WAREHOUSE) for sku, qty in sorted(units.items())],
+    )
+
+
+async def release_allocation(conn: asyncpg.Connection, order_id: UUID, quantities: dict[str, int]) -> None:
+    """Gives units set aside for the order back to available stock (callers lock the stock rows first)."""
+    rows = [(order_id, sku, DEFAULT_WAREHOUSE, qty) for sku, qty in sorted(quantities.items())]
+    await conn.executemany(
+        """
+        UPDATE allocations SET quantity = quantity - $4, released = released + $4
+        WHERE order_id = $1 AND sku = $2 AND warehouse = $3
+        """,
+        rows,
+    )
+    await conn.executemany(
+        "UPDATE stock SET allocated = allocated - $3 WHERE sku = $1 AND warehouse = $2",
+        [(sku, warehouse, qty) for _, sku, warehouse, qty in rows],
+    )
+
+
+async def close_allocation_request(conn: asyncpg.Connection, order_id: UUID) -> None:
+    """The order no longer waits for stock."""
+    await conn.execute("UPDATE allocation_requests SET coverage = 'cancelled' WHERE order_id = $1", order_id)
+
