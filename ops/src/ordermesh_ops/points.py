@@ -4,6 +4,7 @@ import asyncio
 from datetime import date, datetime
 from typing import Optional
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -18,6 +19,7 @@ SHOP = typer.Option(..., "--shop", help="The shop id.")
 CUSTOMER = typer.Option(..., "--customer", help="The shop's customer id.")
 BY = typer.Option("ops-cli", "--by", help="Who issues the command.")
 JSON = typer.Option(False, "--json", help="Print JSON.")
+SHOP_TIMEZONE = ZoneInfo("Asia/Tokyo")
 
 
 def _send(command) -> None:
@@ -87,7 +89,18 @@ def bulk_confirm(
 
 
 @app.command()
-def expire(shop: str = SHOP, as_of: Optional[str] = typer.Option(None, "--as-of", help="Day (YYYY-MM-DD); today if left out."), by: str = BY) -> None:
-    """Expire the shop's old confirmed points as of a day (oldest first)."""
-    day = date.fromisoformat(as_of) if as_of else date.today()
+def expire(
+    shop: str = SHOP,
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Day (YYYY-MM-DD); the shop's today if left out."),
+    by: str = BY,
+) -> None:
+    """Expire the shop's old confirmed points as of a day (oldest first); the service also does it daily by itself."""
+    day = date.fromisoformat(as_of) if as_of else datetime.now(SHOP_TIMEZONE).date()
     _send(ExpirePoints(shop_id=shop, issued_by=by, as_of=day))
+
+
+@app.command("expiry-runs")
+def expiry_runs(shop: str = SHOP, as_json: bool = JSON) -> None:
+    """The shop's scheduled expiry runs, newest first: day, customers and points expired."""
+    found = get_json(Connection.from_environment(), "points", "/api/points/expiry-runs", shop_id=shop)
+    output.print_rows(found["runs"], title=f"expiry runs of {shop}", as_json=as_json)

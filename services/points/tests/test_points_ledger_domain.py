@@ -26,7 +26,6 @@ from ordermesh_points.domain.ledger import (
     expire,
     grant,
     ledger_sum,
-    recompute,
     reserve,
     settle_debt,
 )
@@ -161,20 +160,6 @@ def test_an_edit_that_lowers_points_used_releases_the_difference_and_one_that_ra
     raised = change_reservation(held, 600, Balance(available=200, reserved=300))
     assert raised.entries == () and raised.notices == (RedemptionFailed(requested=600, available=500),)
     assert raised.order.reserved == 300
-
-
-def test_an_edit_recomputes_provisional_points_up_or_down() -> None:
-    accrued = accrue(new_order(), 96)
-    down = recompute(accrued.order, 40, Balance(provisional=96), allow_negative=False)
-    assert kinds(down.entries) == [("reversed", 56)] and down.notices == (Accrued(40),)
-    up = recompute(accrued.order, 120, Balance(provisional=96), allow_negative=False)
-    assert kinds(up.entries) == [("accrued", 24)]
-
-
-def test_an_edit_after_confirmation_corrects_with_a_deduction() -> None:
-    confirmed = OrderPoints(uuid4(), status="confirmed", points=96)
-    down = recompute(confirmed, 40, Balance(available=20), allow_negative=False)
-    assert kinds(down.entries) == [("deducted", 20), ("debt", 36)]
 
 
 def test_staff_confirm_skips_unpaid_cancelled_unknown_and_already_confirmed_orders_with_the_reason() -> None:

@@ -6,6 +6,7 @@ from uuid import uuid4
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ordermesh_points.domain import edits as E
 from ordermesh_points.domain import ledger as L
 
 ORDERS = 3
@@ -66,9 +67,9 @@ class Customer:
         elif name == "complete" and order:
             self.decide(args[0], L.commit(order))
         elif name == "edit_points" and order:
-            self.decide(args[0], L.recompute(order, args[1], self.balance(), allow_negative=self.allow_negative))
+            self.decide(args[0], E.honour_edit(order, edit_no=order.edit_no + 1, points=args[1], points_used=order.reserved, balance=self.balance()))
         elif name == "edit_used" and order:
-            self.decide(args[0], L.change_reservation(order, args[1], self.balance()))
+            self.decide(args[0], E.honour_edit(order, edit_no=order.edit_no + 1, points=order.points, points_used=args[1], balance=self.balance()))
         elif name == "grant":
             self.book(L.grant(self.balance(), args[0], "goodwill", customer_known=True)[0])
         elif name == "deduct":

@@ -1,8 +1,12 @@
 """Wires the points service: subscriptions, staff commands and endpoints, outputs."""
 
+import asyncio
+import contextlib
+from datetime import datetime, timezone
 from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
+from pydantic import Field
 
 from ordermesh_contracts import (
     BulkConfirmPoints,
@@ -12,6 +16,7 @@ from ordermesh_contracts import (
     OrderAccepted,
     OrderCancelled,
     OrderCompleted,
+    OrderEdited,
     OrdersEvent,
     PaymentCaptured,
     PaymentReceived,
@@ -29,12 +34,18 @@ from ordermesh_servicekit.settings import ServiceSettings
 
 from . import commands, handlers
 from .adapters import staff_api
+from .expiry import run_scheduled_expiry
 
 
 class PointsSettings(ServiceSettings):
     """Settings of the points service."""
 
     http_port: int = 8104
+    points_expiry_interval_seconds: float = Field(
+        default=3600,
+        gt=0,
+        description="How often the scheduled expiry looks for shops whose day has not run yet (each shop runs once a day).",
+    )
 
 
 def staff_routes(runtime: ServiceRuntime, token: str) -> list:
@@ -45,12 +56,34 @@ def staff_routes(runtime: ServiceRuntime, token: str) -> list:
         ("/api/points/ledger", staff_endpoint(token, staff_api.ledger(pool))),
         ("/api/points/order", staff_endpoint(token, staff_api.order(pool))),
         ("/api/points/settings", staff_endpoint(token, staff_api.settings(pool))),
+        ("/api/points/expiry-runs", staff_endpoint(token, staff_api.expiry_runs(pool))),
     ]
 
 
 def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
     """The points service's app."""
     settings = settings or PointsSettings()
+    tasks: list[asyncio.Task] = []
+
+    async def start_expiry(runtime: ServiceRuntime) -> None:
+        async def loop() -> None:
+            while True:
+                try:
+                    expired = await run_scheduled_expiry(runtime.pool, datetime.now(timezone.utc), handlers.SHOP_TIMEZONE)
+                    if expired:
+                        runtime.log.info("scheduled points expiry ran", shops=len(expired), points=sum(expired.values()))
+                except Exception:  # noqa: BLE001 - a failed round is logged and tried again next interval
+                    runtime.log.exception("scheduled points expiry failed")
+                await asyncio.sleep(settings.points_expiry_interval_seconds)
+
+        tasks.append(asyncio.create_task(loop()))
+
+    async def stop_expiry(_runtime: ServiceRuntime) -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     return create_service_app(
         ServiceDefinition(
             name="points",
@@ -63,6 +96,7 @@ def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
                         OrderAccepted: handlers.on_order_accepted,
                         OrderCompleted: handlers.on_order_completed,
                         OrderCancelled: handlers.on_order_cancelled,
+                        OrderEdited: handlers.on_order_edited,
                     },
                 ),
                 Subscription(
@@ -86,6 +120,8 @@ def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
             ],
             publishes={topics.POINTS_EVENTS: PointsEvent},
             http_routes=lambda runtime: staff_routes(runtime, settings.api_token.get_secret_value()),
+            on_start=start_expiry,
+            on_stop=stop_expiry,
         ),
         settings,
     )

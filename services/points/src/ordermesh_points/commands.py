@@ -7,7 +7,6 @@ from ordermesh_contracts import (
     GrantPoints,
     ItemResult,
     PointsDeducted,
-    PointsExpired,
     PointsGranted,
     SetPointsSettings,
     topics,
@@ -18,6 +17,7 @@ from ordermesh_servicekit.consuming import MessageContext
 from . import store
 from .domain import ledger
 from .domain.accrual import Campaign, ShopPointsSettings, validate_settings
+from .expiry import expire_shop
 from .handlers import book
 
 SERVICE = "points"
@@ -118,24 +118,9 @@ async def expire_points(command: ExpirePoints, ctx: MessageContext) -> None:
         settings = await store.shop_settings(uow.conn, command.shop_id)
         if settings.expiry_months is None:
             raise CommandRefused(f"shop {command.shop_id} has no points expiry (set expiry_months first)")
-        results = []
-        for customer_id in await store.customers_with_credits(uow.conn, command.shop_id):
-            await store.lock_customer(uow.conn, command.shop_id, customer_id)
-            entries = await store.entries_of(uow.conn, command.shop_id, customer_id)
-            expired = ledger.expire(entries, as_of=command.as_of, months=settings.expiry_months)
-            if not expired:
-                continue
-            await store.append_entries(
-                uow.conn, command.shop_id, customer_id, expired, cause_id=command.event_id, at=command.occurred_at,
-                reason=f"expired as of {command.as_of}", issued_by=command.issued_by,
-            )
-            points = sum(e.points for e in expired)
-            uow.publish(
-                topics.POINTS_EVENTS,
-                PointsExpired(shop_id=command.shop_id, customer_id=customer_id, points=points, as_of=command.as_of, **command.caused()),
-            )
-            results.append(ItemResult(item=customer_id, ok=True, reason=f"{points} points expired"))
-        accept(uow, command, SERVICE, results=results, details={"customers": len(results), "points": sum(int(r.reason.split()[0]) for r in results)})
+        expired = await expire_shop(uow, command, settings.expiry_months)
+        results = [ItemResult(item=customer_id, ok=True, reason=f"{points} points expired") for customer_id, points in expired.items()]
+        accept(uow, command, SERVICE, results=results, details={"customers": len(expired), "points": sum(expired.values())})
 
 
 async def set_points_settings(command: SetPointsSettings, ctx: MessageContext) -> None:

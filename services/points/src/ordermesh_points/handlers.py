@@ -1,5 +1,6 @@
 """One function per message the points service consumes: lock, ask the ledger domain, book, announce."""
 
+from dataclasses import asdict
 from zoneinfo import ZoneInfo
 
 from ordermesh_contracts import (
@@ -7,20 +8,23 @@ from ordermesh_contracts import (
     OrderAccepted,
     OrderCancelled,
     OrderCompleted,
+    OrderEdited,
     PaymentCaptured,
     PaymentReceived,
     PointsAccrued,
     PointsConfirmed,
+    PointsRecomputed,
     PointsRedeemed,
     PointsRedemptionFailed,
     PointsReversed,
     topics,
 )
+from ordermesh_contracts.orders import DeliveryGroup
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 
 from . import store
-from .domain import ledger
-from .domain.accrual import EarningLine, order_points
+from .domain import edits, ledger
+from .domain.accrual import EarningLine, EarningTerms
 
 SHOP_TIMEZONE = ZoneInfo("Asia/Tokyo")
 
@@ -39,6 +43,8 @@ def _notice_event(notice: ledger.Notice, order: ledger.OrderPoints, shop_id: str
             return PointsRedemptionFailed(requested=requested, available=available, reason=reason, **about)
         case ledger.Reversed(reversed_, deducted, debt, released):
             return PointsReversed(reversed=reversed_, deducted=deducted, debt=debt, released=released, **about)
+        case ledger.Recomputed():
+            return PointsRecomputed(**asdict(notice), **about)
     raise AssertionError(f"unknown notice {notice!r}")
 
 
@@ -63,24 +69,67 @@ async def book(
         uow.publish(topics.POINTS_EVENTS, _notice_event(notice, decision.order, shop_id, customer_id, cause))
 
 
-async def on_order_accepted(order: OrderAccepted, ctx: MessageContext) -> None:
-    """Books provisional points (confirmed at once when 0 or when payment came first) and holds the points used."""
-    customer_id = order.customer.customer_id
-    ordered_on = order.occurred_at.astimezone(SHOP_TIMEZONE).date()
-    lines = [
+def earning_lines(deliveries: list[DeliveryGroup]) -> list[EarningLine]:
+    """The order's lines as the points rules see them: each line's amount after its discount."""
+    return [
         EarningLine(line.sku, line.unit_price * line.quantity - line.line_discount)
-        for delivery in order.deliveries
+        for delivery in deliveries
         for line in delivery.lines
     ]
+
+
+async def on_order_accepted(order: OrderAccepted, ctx: MessageContext) -> None:
+    """Books provisional points (confirmed at once when 0 or when payment came first) and holds the points used;
+    an edit that came first is honoured right after, as if it had come in order."""
+    customer_id = order.customer.customer_id
+    ordered_on = order.occurred_at.astimezone(SHOP_TIMEZONE).date()
     async with ctx.unit_of_work() as uow:
         settings = await store.shop_settings(uow.conn, order.shop_id)
-        points = order_points(lines, ordered_on=ordered_on, member_since=order.customer.member_since, settings=settings)
+        terms = EarningTerms.at_acceptance(ordered_on, order.customer.member_since, settings)
+        points = terms.points_for(earning_lines(order.deliveries))
         state, _ = await store.lock_order(uow.conn, order.order_id, order.shop_id)
         await store.lock_customer(uow.conn, order.shop_id, customer_id)
-        accrued = ledger.accrue(state, points)
+        waiting = await store.pending_edit(uow.conn, order.order_id)
+        edit = OrderEdited.model_validate_json(waiting) if waiting else None
+        accrued = edits.accrue_before_edit(state, points, edit.occurred_at) if edit else ledger.accrue(state, points)
+        await store.keep_terms(uow.conn, order.order_id, terms)
         await book(uow, accrued, order.shop_id, customer_id, order)
         balance = await store.balance(uow.conn, order.shop_id, customer_id)
         await book(uow, ledger.reserve(accrued.order, order.charges.points_used, balance), order.shop_id, customer_id, order)
+        if edit:
+            await honour_edit(uow, edit)
+        state, _ = await store.lock_order(uow.conn, order.order_id, order.shop_id)
+        await book(uow, ledger.confirm_waiting(state), order.shop_id, customer_id, order)
+
+
+async def on_order_edited(edit: OrderEdited, ctx: MessageContext) -> None:
+    """Staff edited the order: provisional points follow the new merchandise, the points held the new points used."""
+    async with ctx.unit_of_work() as uow:
+        await honour_edit(uow, edit)
+
+
+async def honour_edit(uow: UnitOfWork, edit: OrderEdited) -> None:
+    """Recomputes the order's points by the terms it was accepted under (an edit before the acceptance waits for it),
+    books the differences caused by the edit and answers with PointsRecomputed."""
+    customer_id = edit.customer.customer_id
+    state, known_customer = await store.lock_order(uow.conn, edit.order_id, edit.shop_id)
+    customer_id = known_customer or customer_id
+    await store.lock_customer(uow.conn, edit.shop_id, customer_id)
+    terms = await store.earning_terms(uow.conn, edit.order_id) or EarningTerms.at_acceptance(
+        edit.occurred_at.astimezone(SHOP_TIMEZONE).date(),
+        edit.customer.member_since,
+        await store.shop_settings(uow.conn, edit.shop_id),
+    )
+    balance = await store.balance(uow.conn, edit.shop_id, customer_id)
+    decision = edits.honour_edit(
+        state,
+        edit_no=edit.edit_no,
+        points=terms.points_for(earning_lines(edit.deliveries)),
+        points_used=edit.charges.points_used,
+        balance=balance,
+    )
+    await book(uow, decision, edit.shop_id, customer_id, edit)
+    await store.keep_pending_edit(uow.conn, edit.order_id, edit.edit_no, edit.model_dump_json())
 
 
 async def _on_payment_confirmed(event: PaymentCaptured | PaymentReceived, kind: str, ctx: MessageContext) -> None:

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from .domain.accrual import Campaign, ShopPointsSettings
+from .domain.accrual import Campaign, EarningTerms, ShopPointsSettings
 from .domain.ledger import Balance, Entry, Kind, OrderPoints
 
 # --- customers ----------------------------------------------------------------------------------------
@@ -41,6 +41,43 @@ async def customers_with_credits(conn: asyncpg.Connection, shop_id: str) -> list
     return [row["customer_id"] for row in rows]
 
 
+async def shops_with_expiry(conn: asyncpg.Connection) -> list[tuple[str, int]]:
+    """Shops whose confirmed points expire, with their expiry in months."""
+    rows = await conn.fetch("SELECT shop_id, expiry_months FROM shop_settings WHERE expiry_months IS NOT NULL ORDER BY shop_id")
+    return [(row["shop_id"], row["expiry_months"]) for row in rows]
+
+
+async def claim_expiry_run(conn: asyncpg.Connection, shop_id: str, as_of: date, run_id: UUID) -> bool:
+    """Claims the shop's scheduled expiry of `as_of` for this transaction; False when it ran (or is running) already.
+
+    A second claimant waits on the key until the first commits (then gets False) or rolls back (then gets it)."""
+    return bool(
+        await conn.fetchval(
+            "INSERT INTO expiry_runs (shop_id, as_of, run_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+            shop_id,
+            as_of,
+            run_id,
+        )
+    )
+
+
+async def record_expiry_run(conn: asyncpg.Connection, shop_id: str, as_of: date, customers: int, points: int) -> None:
+    """Notes what the shop's scheduled expiry of `as_of` expired."""
+    await conn.execute(
+        "UPDATE expiry_runs SET customers = $3, points = $4 WHERE shop_id = $1 AND as_of = $2", shop_id, as_of, customers, points
+    )
+
+
+
+async def expiry_runs(conn: asyncpg.Connection, shop_id: str, limit: int = 60) -> list[dict[str, Any]]:
+    """The shop's scheduled expiry runs, newest first."""
+    rows = await conn.fetch(
+        "SELECT as_of, ran_at, customers, points, run_id FROM expiry_runs WHERE shop_id = $1 ORDER BY as_of DESC LIMIT $2",
+        shop_id,
+        limit,
+    )
+    return [dict(row) for row in rows]
+
 # --- orders ---------------------------------------------------------------------------------------------
 
 
@@ -53,6 +90,9 @@ def _order_state(row: asyncpg.Record) -> OrderPoints:
         paid=row["paid_at"] is not None,
         reserved=row["reserved"],
         reservation=row["reservation"],
+        paid_at=row["paid_at"],
+        edit_no=row["edit_no"],
+        pending_edit_no=row["pending_edit_no"],
     )
 
 
@@ -80,7 +120,8 @@ async def save_order(conn: asyncpg.Connection, order: OrderPoints, customer_id: 
     await conn.execute(
         """
         UPDATE order_points SET customer_id = COALESCE($2, customer_id), status = $3, points = $4,
-               confirm_requested = $5, reserved = $6, reservation = $7
+               confirm_requested = $5, reserved = $6, reservation = $7, edit_no = $8, pending_edit_no = $9,
+               pending_edit = CASE WHEN $9 = 0 THEN NULL ELSE pending_edit END
         WHERE order_id = $1
         """,
         order.order_id,
@@ -90,7 +131,49 @@ async def save_order(conn: asyncpg.Connection, order: OrderPoints, customer_id: 
         order.confirm_requested,
         order.reserved,
         order.reservation,
+        order.edit_no,
+        order.pending_edit_no,
     )
+
+
+async def keep_terms(conn: asyncpg.Connection, order_id: UUID, terms: EarningTerms) -> None:
+    """Keeps what the order earned by at acceptance; the first acceptance's terms stay."""
+    await conn.execute(
+        """
+        UPDATE order_points SET ordered_on = $2, member_since = $3, rate_percent = $4, campaigns = $5::jsonb
+        WHERE order_id = $1 AND ordered_on IS NULL
+        """,
+        order_id,
+        terms.ordered_on,
+        terms.member_since,
+        terms.rate_percent,
+        json.dumps(_campaigns_json(terms.campaigns)),
+    )
+
+
+async def earning_terms(conn: asyncpg.Connection, order_id: UUID) -> EarningTerms | None:
+    """What the order earned by at acceptance; None before the acceptance (or for orders accepted before they were kept)."""
+    row = await conn.fetchrow(
+        "SELECT ordered_on, member_since, rate_percent, campaigns FROM order_points WHERE order_id = $1", order_id
+    )
+    if row is None or row["ordered_on"] is None:
+        return None
+    return EarningTerms(row["ordered_on"], row["member_since"], row["rate_percent"], _campaigns_of(row["campaigns"]))
+
+
+async def keep_pending_edit(conn: asyncpg.Connection, order_id: UUID, edit_no: int, edit_json: str) -> None:
+    """Keeps an edit that came before the accrual, if it is the one the order now waits for (`pending_edit_no`)."""
+    await conn.execute(
+        "UPDATE order_points SET pending_edit = $3::jsonb WHERE order_id = $1 AND pending_edit_no = $2",
+        order_id,
+        edit_no,
+        edit_json,
+    )
+
+
+async def pending_edit(conn: asyncpg.Connection, order_id: UUID) -> str | None:
+    """The edit (as JSON) waiting for the order's accrual, if any."""
+    return await conn.fetchval("SELECT pending_edit::text FROM order_points WHERE order_id = $1", order_id)
 
 
 async def mark_paid(conn: asyncpg.Connection, order_id: UUID, paid_at: datetime) -> None:
@@ -208,18 +291,9 @@ async def shop_settings(conn: asyncpg.Connection, shop_id: str) -> ShopPointsSet
     row = await conn.fetchrow("SELECT * FROM shop_settings WHERE shop_id = $1", shop_id)
     if row is None:
         return ShopPointsSettings()
-    campaigns = tuple(
-        Campaign(
-            multiplier=c["multiplier"],
-            starts_on=date.fromisoformat(c["starts_on"]) if c.get("starts_on") else None,
-            ends_on=date.fromisoformat(c["ends_on"]) if c.get("ends_on") else None,
-            skus=frozenset(c["skus"]) if c.get("skus") is not None else None,
-        )
-        for c in json.loads(row["campaigns"])
-    )
     return ShopPointsSettings(
         rate_percent=row["rate_percent"],
-        campaigns=campaigns,
+        campaigns=_campaigns_of(row["campaigns"]),
         confirm_on=row["confirm_on"],
         allow_negative=row["allow_negative"],
         expiry_months=row["expiry_months"],
@@ -228,15 +302,7 @@ async def shop_settings(conn: asyncpg.Connection, shop_id: str) -> ShopPointsSet
 
 async def save_shop_settings(conn: asyncpg.Connection, shop_id: str, settings: ShopPointsSettings, updated_by: str) -> None:
     """Replaces the shop's points rules."""
-    campaigns = [
-        {
-            "multiplier": c.multiplier,
-            "starts_on": c.starts_on.isoformat() if c.starts_on else None,
-            "ends_on": c.ends_on.isoformat() if c.ends_on else None,
-            "skus": sorted(c.skus) if c.skus is not None else None,
-        }
-        for c in settings.campaigns
-    ]
+    campaigns = _campaigns_json(settings.campaigns)
     await conn.execute(
         """
         INSERT INTO shop_settings (shop_id, rate_percent, campaigns, confirm_on, allow_negative, expiry_months, updated_by)
@@ -251,4 +317,28 @@ async def save_shop_settings(conn: asyncpg.Connection, shop_id: str, settings: S
         settings.allow_negative,
         settings.expiry_months,
         updated_by,
+    )
+
+
+def _campaigns_json(campaigns: Iterable[Campaign]) -> list[dict[str, Any]]:
+    return [
+        {
+            "multiplier": c.multiplier,
+            "starts_on": c.starts_on.isoformat() if c.starts_on else None,
+            "ends_on": c.ends_on.isoformat() if c.ends_on else None,
+            "skus": sorted(c.skus) if c.skus is not None else None,
+        }
+        for c in campaigns
+    ]
+
+
+def _campaigns_of(stored: str) -> tuple[Campaign, ...]:
+    return tuple(
+        Campaign(
+            multiplier=c["multiplier"],
+            starts_on=date.fromisoformat(c["starts_on"]) if c.get("starts_on") else None,
+            ends_on=date.fromisoformat(c["ends_on"]) if c.get("ends_on") else None,
+            skus=frozenset(c["skus"]) if c.get("skus") is not None else None,
+        )
+        for c in json.loads(stored)
     )

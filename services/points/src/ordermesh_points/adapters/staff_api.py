@@ -1,4 +1,5 @@
-"""Staff JSON endpoints of the points service: a customer's balance and ledger, an order's points, a shop's settings."""
+"""Staff JSON endpoints of the points service: a customer's balance and ledger, an order's points, a shop's settings
+and its scheduled expiry runs."""
 
 import json
 from collections.abc import Callable
@@ -76,5 +77,18 @@ def settings(pool: Callable[[], asyncpg.Pool]):
         async with pool().acquire() as conn:
             found = await store.shop_settings(conn, shop_id)
         return _json({"shop_id": shop_id, **asdict(found)})
+
+    return endpoint
+
+
+def expiry_runs(pool: Callable[[], asyncpg.Pool]):
+    """GET /api/points/expiry-runs?shop_id — the shop's scheduled expiry runs, newest first."""
+
+    async def endpoint(request: Request) -> Response:
+        if not (shop_id := request.query_params.get("shop_id")):
+            return _missing("shop_id")
+        async with pool().acquire() as conn:
+            runs = await store.expiry_runs(conn, shop_id)
+        return _json({"shop_id": shop_id, "runs": runs})
 
     return endpoint

@@ -87,12 +87,42 @@ def order_points(
     if not is_member_when_ordered(member_since, ordered_on):
         return 0
     weighted = 0
-    for line in lines:
-        if line.amount <= 0:
+    for sku, amount in net_by_sku(lines).items():
+        if amount <= 0:
             continue
-        multiplier = max((c.multiplier for c in settings.campaigns if c.applies_to(line.sku, ordered_on)), default=1)
-        weighted += line.amount * multiplier
+        multiplier = max((c.multiplier for c in settings.campaigns if c.applies_to(sku, ordered_on)), default=1)
+        weighted += amount * multiplier
     return weighted * settings.rate_percent // 100
+
+
+def net_by_sku(lines: Iterable[EarningLine]) -> dict[str, int]:
+    """Each sku's amount over all its lines: an edit's negative line (a cancelled quantity kept on record) counts
+    against the sku's other lines."""
+    amounts: dict[str, int] = {}
+    for line in lines:
+        amounts[line.sku] = amounts.get(line.sku, 0) + line.amount
+    return amounts
+
+
+@dataclass(frozen=True)
+class EarningTerms:
+    """What an order earned by at acceptance: the day it was ordered, the customer's membership then, and the shop's
+    rate and campaigns then. Kept with the order so that an edit earns by the same rules."""
+
+    ordered_on: date
+    member_since: date | None
+    rate_percent: int = DEFAULT_RATE_PERCENT
+    campaigns: tuple[Campaign, ...] = ()
+
+    @classmethod
+    def at_acceptance(cls, ordered_on: date, member_since: date | None, settings: ShopPointsSettings) -> "EarningTerms":
+        """The terms of an order accepted under the shop's current settings."""
+        return cls(ordered_on, member_since, settings.rate_percent, settings.campaigns)
+
+    def points_for(self, lines: Iterable[EarningLine]) -> int:
+        """The provisional points these lines earn under these terms."""
+        settings = ShopPointsSettings(rate_percent=self.rate_percent, campaigns=self.campaigns)
+        return order_points(lines, ordered_on=self.ordered_on, member_since=self.member_since, settings=settings)
 
 
 def provisional_points(merchandise_total: int, *, is_member: bool, rate_percent: int = DEFAULT_RATE_PERCENT) -> int:

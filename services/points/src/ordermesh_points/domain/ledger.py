@@ -10,7 +10,7 @@ unless the shop allows it.
 import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 from uuid import UUID
@@ -142,7 +142,19 @@ class Reversed:
     released: int
 
 
-Notice = Accrued | Confirmed | Redeemed | RedemptionFailed | Reversed
+@dataclass(frozen=True)
+class Recomputed:
+    """An edit was honoured: the order's provisional points and the points it holds, before and after."""
+
+    edit_no: int
+    previous_provisional: int
+    provisional: int
+    previous_points_used: int
+    points_used: int
+    confirmed_unchanged: bool
+
+
+Notice = Accrued | Confirmed | Redeemed | RedemptionFailed | Reversed | Recomputed
 
 # --- one order's points --------------------------------------------------------------------------------
 
@@ -152,7 +164,8 @@ Reservation = Literal["none", "reserved", "failed", "committed", "released"]
 
 @dataclass(frozen=True)
 class OrderPoints:
-    """Where one order's points stand: earned (`points`, by `status`) and used (`reserved`, by `reservation`)."""
+    """Where one order's points stand: earned (`points`, by `status`), used (`reserved`, by `reservation`), the last
+    edit honoured (`edit_no`) and an edit waiting for the accrual (`pending_edit_no`, 0 for none)."""
 
     order_id: UUID
     status: Status = "awaiting_accrual"
@@ -161,6 +174,9 @@ class OrderPoints:
     paid: bool = False
     reserved: int = 0
     reservation: Reservation = "none"
+    paid_at: datetime | None = None
+    edit_no: int = 0
+    pending_edit_no: int = 0
 
 
 @dataclass(frozen=True)
@@ -197,6 +213,13 @@ def confirm(order: OrderPoints) -> Decision:
     return Decision(
         replace(order, status="confirmed"), _entry(Kind.CONFIRMED, order.points, order), (Confirmed(order.points),)
     )
+
+
+def confirm_waiting(order: OrderPoints) -> Decision:
+    """Confirms provisional points whose confirmation was asked for before the accrual and held back for an edit."""
+    if order.status != "provisional" or not order.confirm_requested:
+        return Decision(order, skipped="no confirmation waiting")
+    return confirm(order)
 
 
 def confirm_by_staff(order: OrderPoints | None) -> Decision | None:
@@ -293,31 +316,6 @@ def cancel(order: OrderPoints, balance: Balance, *, allow_negative: bool) -> Dec
         released=sum(e.points for e in released),
     )
     return Decision(state, entries, (notice,))
-
-
-def recompute(order: OrderPoints, points: int, balance: Balance, *, allow_negative: bool) -> Decision:
-    """An edit changed what the order earns: provisional points follow it; confirmed ones go up by an accrual
-    confirmed at once, or down by a deduction (never by unconfirming)."""
-    if order.status not in ("provisional", "confirmed"):
-        return Decision(order, skipped=f"points {order.status}")
-    delta = points - order.points
-    if delta == 0:
-        return Decision(order, skipped="points unchanged")
-    state = replace(order, points=points)
-    if order.status == "provisional":
-        kind = Kind.ACCRUED if delta > 0 else Kind.REVERSED
-        return Decision(state, _entry(kind, abs(delta), order), (Accrued(points),))
-    if delta > 0:
-        entries = _entry(Kind.ACCRUED, delta, order) + _entry(Kind.CONFIRMED, delta, order)
-        return Decision(state, entries, (Accrued(points), Confirmed(points)))
-    taken_back = _for_order(deduction(balance, -delta, allow_negative=allow_negative), order)
-    notice = Reversed(
-        reversed=0,
-        deducted=sum(e.points for e in taken_back if e.kind is Kind.DEDUCTED),
-        debt=sum(e.points for e in taken_back if e.kind is Kind.DEBT),
-        released=0,
-    )
-    return Decision(state, taken_back, (notice,))
 
 
 # --- staff adjustments, debt and expiry -----------------------------------------------------------------
