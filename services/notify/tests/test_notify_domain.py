@@ -148,7 +148,7 @@ def test_the_shipped_mail_for_an_unknown_carrier_has_no_tracking_link_line(rende
 def test_order_changed_and_cancelled_mails_render_for_when_those_events_arrive(renderer) -> None:
     changed = render(renderer, MailKind.ORDER_CHANGED, sample_variables(MailKind.ORDER_CHANGED))
     cancelled = render(renderer, MailKind.ORDER_CANCELLED, {**sample_variables(MailKind.ORDER_CANCELLED), "reason": None})
-    assert "- 宇治抹茶 特上 40g: 2 → 1" in changed.text and "変更後のお支払い合計: 4670円" in changed.text
+    assert "- 宇治抹茶 特上 40g: 3 → 2" in changed.text and "変更後のお支払い合計: 4670円" in changed.text
     assert "ご注文をキャンセルいたしました" in cancelled.text and "理由" not in cancelled.text
 
 

@@ -12,6 +12,7 @@ from ordermesh_contracts import (
     NotifyEvent,
     OrderAccepted,
     OrderCancelled,
+    OrderEdited,
     OrderProgressed,
     OrdersEvent,
     PaymentReceived,
@@ -114,6 +115,7 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
                         OrderAccepted: handlers.on_order_accepted,
                         OrderProgressed: handlers.on_order_progressed,
                         OrderCancelled: handlers.on_order_cancelled,
+                        OrderEdited: handlers.on_order_edited,
                     },
                 ),
                 Subscription(

@@ -6,6 +6,7 @@ from ordermesh_contracts import (
     MailKind,
     OrderAccepted,
     OrderCancelled,
+    OrderEdited,
     OrderMessage,
     OrderProgressed,
     PaymentReceived,
@@ -19,6 +20,7 @@ from ordermesh_servicekit.consuming import MessageContext
 
 from . import store
 from .domain.mails import tracking_url
+from .domain.snapshot import order_changed_variables, order_summary
 from .mailing import Mailer, UnknownOrder, contact_missing
 
 
@@ -30,15 +32,10 @@ class NotifyHandlers:
 
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
         """Keeps the order's contact and sends the order confirmation."""
-        lines = [
-            {"name": line.name, "quantity": line.quantity, "amount": line.unit_price * line.quantity - line.line_discount}
-            for delivery in order.deliveries
-            for line in delivery.lines
-        ]
-        summary = {
-            "lines": lines, "total": order.charges.total, "currency": order.currency, "payment_method": order.payment.method.value,
-        }
-        async with ctx.intent() as conn:
+        summary = order_summary(
+            currency=order.currency, payment_method=order.payment.method.value, deliveries=order.deliveries, charges=order.charges
+        )
+        async with ctx.pool.acquire() as conn:
             await store.save_contact(
                 conn,
                 order_id=order.order_id,
@@ -91,12 +88,34 @@ class NotifyHandlers:
             return
         await self._mail(cancelled, MailKind.ORDER_CANCELLED, {"reason": cancelled.reason}, ctx)
 
-    async def _mail(self, cause: OrderMessage, kind: MailKind, variables: dict[str, Any], ctx: MessageContext) -> None:
-        if await ctx.already_processed():
+    async def on_order_edited(self, edited: OrderEdited, ctx: MessageContext) -> None:
+        """Keeps the order's lines and totals as edited (later mails show them); mails the change, with the new lines,
+        totals and any balance, only when staff chose to tell the customer (as for a cancellation)."""
+        summary = order_summary(
+            currency=edited.currency, payment_method=edited.payment.method.value, deliveries=edited.deliveries,
+            charges=edited.charges, edit_no=edited.edit_no,
+        )
+        if not edited.notify_customer:
+            async with ctx.unit_of_work() as uow:
+                await store.apply_edit(uow.conn, edited.order_id, summary)
             return
+        async with ctx.pool.acquire() as conn:
+            kept = await store.apply_edit(conn, edited.order_id, summary)
+        names = {**(kept or {}).get("names", {}), **summary["names"]}
+        variables = order_changed_variables(
+            summary, edited.changes, names, previous_total=edited.previous_charges.total, balance=edited.balance
+        )
+        await self._mail(edited, MailKind.ORDER_CHANGED, variables, ctx)
+
+    async def _mail(self, cause: OrderMessage, kind: MailKind, variables: dict[str, Any], ctx: MessageContext) -> None:
         try:
-            outcome = await self._mailer.deliver(ctx.pool, order_id=cause.order_id, kind=kind, cause_id=cause.event_id, variables=variables)
+            attempt = await self._mailer.attempt(
+                ctx.pool, order_id=cause.order_id, kind=kind, cause_id=cause.event_id, variables=variables, seen_id=ctx.message_id
+            )
         except UnknownOrder:
             raise contact_missing(cause.order_id, cause.occurred_at) from None
+        if attempt is None:
+            return  # the inbox holds the cause: its mail was recorded and announced
         async with ctx.unit_of_work() as uow:
+            outcome = await attempt.record(uow.conn)
             uow.publish(topics.NOTIFY_EVENTS, outcome.event(cause))

@@ -1,14 +1,15 @@
 """Sending one mail once per cause: decide, render, record the intent, send over SMTP, record the result.
 
 The crash window: the SMTP send and the recording of its result are two steps. A crash after the server
-accepted the mail but before `finish_mail` committed leaves the log row in `sending`; the redelivered cause
-then sends the mail once more (same Message-ID, so mail clients may fold the two). That is the only way a
-cause mails twice. Every other replay finds the row `sent` or `failed` and sends nothing.
+accepted the mail but before its result committed (with the cause's inbox row and the MailSent event, in one
+transaction) leaves the log row in `sending`; the redelivered cause then sends the mail once more (same
+Message-ID, so mail clients may fold the two). That is the only way a cause mails twice. Every other replay finds
+the row `sent` or `failed` and sends nothing.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -57,10 +58,44 @@ class MailOutcome:
 
 
 def settings_from(row: Any) -> ShopMailSettings:
-    """A shop's settings from its row, or the defaults."""
-    if row is None:
+    """A shop's settings from its row (or the settings columns of a `mail_setup` row), or the defaults."""
+    if row is None or row["language"] is None:
         return ShopMailSettings()
     return ShopMailSettings(row["language"], row["signature"], row["encoding"], frozenset(MailKind(k) for k in row["disabled_kinds"]))
+
+
+@dataclass(frozen=True)
+class MailSetup:
+    """What rendering and deciding one mail needs: the order's contact, the shop's settings and own template (if any),
+    and whether the cause's message was handled already."""
+
+    contact: dict[str, Any]
+    settings: ShopMailSettings
+    shop_template: MailTemplate | None
+    seen: bool = False
+
+
+@dataclass(frozen=True)
+class MailAttempt:
+    """A mail decided or sent whose outcome is not yet recorded: `record` writes it into the caller's transaction."""
+
+    outcome: MailOutcome
+    cause_id: UUID
+    recipient: str | None
+    step: Literal["unsent", "sent", "known"]  # log the decision / record the SMTP result / the log has it already
+
+    async def record(self, conn: asyncpg.Connection) -> MailOutcome:
+        """Records the outcome in the mail log (the first outcome of a mail wins); returns the outcome as recorded."""
+        outcome = self.outcome
+        if self.step == "unsent":
+            row = await store.log_unsendable(
+                conn, mail_id=outcome.mail_id, order_id=outcome.order_id, kind=outcome.kind.value, cause_id=self.cause_id,
+                status=outcome.status, reason=outcome.reason or "", recipient=self.recipient,
+            )
+            return MailOutcome(outcome.order_id, outcome.shop_id, outcome.kind, outcome.mail_id, row["status"], row["reason"])
+        if self.step == "sent":
+            await store.finish_mail(conn, mail_id=outcome.mail_id, status=outcome.status, reason=outcome.reason)
+        return outcome
 
 
 class Mailer:
@@ -75,20 +110,24 @@ class Mailer:
         self._mail_domain = mail_domain
         self._max_deferrals = max_deferrals
 
-    async def template_for(self, conn: asyncpg.Connection, shop_id: str, kind: MailKind, device: str, language: str) -> MailTemplate:
-        """The shop's own template for the kind and device, else the default in the shop's language."""
-        row = await store.shop_template(conn, shop_id, kind.value, device)
+    async def setup(
+        self, conn: asyncpg.Connection, order_id: UUID, kind: MailKind, *, device: str | None = None, seen_id: UUID | None = None
+    ) -> MailSetup:
+        """Loads contact, shop settings and the shop's template in one query; raises `UnknownOrder` without a contact."""
+        row = await store.mail_setup(conn, order_id, kind.value, device=device, seen_id=seen_id)
         if row is None:
-            return self.renderer.default_template(language, kind)
-        return MailTemplate(row["subject"], row["text_body"], row["html_body"], f"shop:{row['device']}")
+            raise UnknownOrder(str(order_id))
+        template = None
+        if row["template_subject"] is not None:
+            template = MailTemplate(row["template_subject"], row["template_text"], row["template_html"], f"shop:{row['template_device']}")
+        return MailSetup(row, settings_from(row), template, row["seen"])
 
-    async def render_for_order(
-        self, conn: asyncpg.Connection, contact: dict[str, Any], kind: MailKind, variables: dict[str, Any], device: str | None = None
-    ) -> RenderedMail:
-        """Renders the mail of `kind` for an order (raises `TemplateProblem`)."""
-        settings = settings_from(await store.shop_settings(conn, contact["shop_id"]))
+    def render(self, setup: MailSetup, kind: MailKind, variables: dict[str, Any], device: str | None = None) -> RenderedMail:
+        """Renders the mail of `kind` for an order: the shop's template, else the default in the shop's language
+        (raises `TemplateProblem`)."""
+        contact, settings = setup.contact, setup.settings
         device = device or contact["device"]
-        template = await self.template_for(conn, contact["shop_id"], kind, device, settings.language)
+        template = setup.shop_template or self.renderer.default_template(settings.language, kind)
         return self.renderer.render(
             template,
             {**order_variables(contact), "device": device, **variables},
@@ -97,6 +136,67 @@ class Mailer:
             signature=settings.signature,
             inserted_text=contact.get("inserted_text"),
         )
+
+    async def attempt(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        order_id: UUID,
+        kind: MailKind,
+        cause_id: UUID,
+        variables: dict[str, Any],
+        by_staff: bool = False,
+        content: RenderedMail | None = None,
+        seen_id: UUID | None = None,
+    ) -> MailAttempt | None:
+        """Decides the mail of (order, kind, cause) and sends it unless the log says it already ended; the outcome is
+        left for the caller to record with the message's own transaction. None if the inbox holds `seen_id`.
+
+        A mail that does not go out (not applicable, bad address, template problem) costs one query here. Raises
+        `UnknownOrder` without a contact, `TransientError` while the server is unreachable (the row stays `sending`
+        and the next try counts one more attempt).
+        """
+        mail_id = mail_id_for(order_id, kind, cause_id)
+        async with pool.acquire() as conn:
+            setup = await self.setup(conn, order_id, kind, seen_id=seen_id)
+            if setup.seen:
+                return None
+            shop_id, email = setup.contact["shop_id"], setup.contact["email"]
+
+            def unsent(status: str, reason: str) -> MailAttempt:
+                return MailAttempt(MailOutcome(order_id, shop_id, kind, mail_id, status, reason), cause_id, email, "unsent")
+
+            if reason := why_not_applicable(kind, email, setup.settings, by_staff=by_staff):
+                return unsent("not_applicable", reason)
+            if reason := address_problem(email):
+                return unsent("failed", reason)
+            if content is None:
+                try:
+                    content = self.render(setup, kind, variables)
+                except TemplateProblem as problem:
+                    return unsent("failed", str(problem))
+            begun = await store.begin_mail(
+                conn, mail_id=mail_id, order_id=order_id, kind=kind.value, cause_id=cause_id, recipient=email,
+                subject=content.subject, body=content.text, html=content.html, variables=variables,
+                template=content.template,
+            )
+        message_id = f"<{mail_id}@{self._mail_domain}>"
+        if begun["previous"] in ("sent", "failed", "not_applicable"):
+            known = MailOutcome(order_id, shop_id, kind, mail_id, begun["previous"], begun["reason"], message_id)
+            return MailAttempt(known, cause_id, email, "known")
+        outcome = MailOutcome(order_id, shop_id, kind, mail_id, "sent", message_id=message_id)
+        try:
+            await self._transport.send(
+                OutgoingMail(message_id, self._sender, email, content.subject, content.text, content.html, setup.settings.encoding)
+            )
+        except MailRefused as refused:
+            outcome = MailOutcome(order_id, shop_id, kind, mail_id, "failed", str(refused))
+        except MailDeferred as deferred:
+            if not gives_up_on_deferral(begun["attempts"], self._max_deferrals):
+                raise TransientError(f"recipient deferred: {deferred}") from deferred
+            reason = f"deferred {begun['attempts']} times, gave up: {deferred}"
+            outcome = MailOutcome(order_id, shop_id, kind, mail_id, "failed", reason)
+        return MailAttempt(outcome, cause_id, email, "sent")
 
     async def deliver(
         self,
@@ -109,59 +209,14 @@ class Mailer:
         by_staff: bool = False,
         content: RenderedMail | None = None,
     ) -> MailOutcome:
-        """Sends the mail of (order, kind, cause) unless the log says it already ended; returns how it ended.
-
-        Raises `UnknownOrder` without a contact, `TransientError` while the server is unreachable (the row stays
-        `sending` and the next try counts one more attempt).
-        """
-        mail_id = mail_id_for(order_id, kind, cause_id)
+        """`attempt`, then its outcome recorded at once on its own: for staff commands that mail many orders."""
+        attempt = await self.attempt(
+            pool, order_id=order_id, kind=kind, cause_id=cause_id, variables=variables, by_staff=by_staff, content=content
+        )
+        if attempt is None:
+            raise AssertionError("attempt without seen_id never finds the cause handled")
         async with pool.acquire() as conn:
-            contact = await store.contact(conn, order_id)
-            if contact is None:
-                raise UnknownOrder(str(order_id))
-            settings = settings_from(await store.shop_settings(conn, contact["shop_id"]))
-            email = contact["email"]
-
-            async def unsendable(status: str, reason: str) -> MailOutcome:
-                row = await store.log_unsendable(
-                    conn, mail_id=mail_id, order_id=order_id, kind=kind.value, cause_id=cause_id,
-                    status=status, reason=reason, recipient=email,
-                )
-                return MailOutcome(order_id, contact["shop_id"], kind, mail_id, row["status"], row["reason"])
-
-            if reason := why_not_applicable(kind, email, settings, by_staff=by_staff):
-                return await unsendable("not_applicable", reason)
-            if reason := address_problem(email):
-                return await unsendable("failed", reason)
-            if content is None:
-                try:
-                    content = await self.render_for_order(conn, contact, kind, variables)
-                except TemplateProblem as problem:
-                    return await unsendable("failed", str(problem))
-            async with conn.transaction():
-                begun = await store.begin_mail(
-                    conn, mail_id=mail_id, order_id=order_id, kind=kind.value, cause_id=cause_id, recipient=email,
-                    subject=content.subject, body=content.text, html=content.html, variables=variables,
-                    template=content.template,
-                )
-        message_id = f"<{mail_id}@{self._mail_domain}>"
-        outcome = MailOutcome(order_id, contact["shop_id"], kind, mail_id, "sent", message_id=message_id)
-        if begun["previous"] in ("sent", "failed", "not_applicable"):
-            return MailOutcome(order_id, contact["shop_id"], kind, mail_id, begun["previous"], begun["reason"], message_id)
-        try:
-            await self._transport.send(
-                OutgoingMail(message_id, self._sender, email, content.subject, content.text, content.html, settings.encoding)
-            )
-        except MailRefused as refused:
-            outcome = MailOutcome(order_id, contact["shop_id"], kind, mail_id, "failed", str(refused))
-        except MailDeferred as deferred:
-            if not gives_up_on_deferral(begun["attempts"], self._max_deferrals):
-                raise TransientError(f"recipient deferred: {deferred}") from deferred
-            reason = f"deferred {begun['attempts']} times, gave up: {deferred}"
-            outcome = MailOutcome(order_id, contact["shop_id"], kind, mail_id, "failed", reason)
-        async with pool.acquire() as conn:
-            await store.finish_mail(conn, mail_id=mail_id, status=outcome.status, reason=outcome.reason)
-        return outcome
+            return await attempt.record(conn)
 
 
 def contact_missing(order_id: UUID, cause_occurred_at: datetime) -> Exception:

@@ -68,13 +68,18 @@ class StaffCommands:
     async def preview(self, command: PreviewMail, ctx: MessageContext) -> None:
         """Renders a mail for an order without sending; subject, text and HTML go back in the reply's details."""
         async with ctx.pool.acquire() as conn:
-            contact = await _contact_of(conn, command.order_id, command.shop_id)
-            known = await store.last_variables(conn, command.order_id, command.mail_kind.value) or {}
-            sample = {k: v for k, v in sample_variables(command.mail_kind).items() if k in variables_needed(command.mail_kind)}
             try:
-                rendered = await self._mailer.render_for_order(conn, contact, command.mail_kind, {**sample, **known}, command.device)
-            except TemplateProblem as problem:
-                raise CommandRefused(str(problem)) from None
+                setup = await self._mailer.setup(conn, command.order_id, command.mail_kind, device=command.device)
+            except UnknownOrder:
+                setup = None
+            if setup is None or setup.contact["shop_id"] != command.shop_id:
+                raise CommandRefused(f"order {command.order_id} of shop {command.shop_id} is unknown to notify")
+            known = await store.last_variables(conn, command.order_id, command.mail_kind.value) or {}
+        sample = {k: v for k, v in sample_variables(command.mail_kind).items() if k in variables_needed(command.mail_kind)}
+        try:
+            rendered = self._mailer.render(setup, command.mail_kind, {**sample, **known}, command.device)
+        except TemplateProblem as problem:
+            raise CommandRefused(str(problem)) from None
         async with ctx.unit_of_work() as uow:
             accept(uow, command, SERVICE, details={
                 "subject": rendered.subject, "text": rendered.text, "html": rendered.html, "template": rendered.template,

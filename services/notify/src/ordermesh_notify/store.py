@@ -53,9 +53,49 @@ async def set_inserted_text(conn: asyncpg.Connection, order_id: UUID, shop_id: s
     return done.endswith(" 1")
 
 
-async def shop_settings(conn: asyncpg.Connection, shop_id: str) -> asyncpg.Record | None:
-    """A shop's mail settings, if it saved any."""
-    return await conn.fetchrow("SELECT * FROM shop_mail_settings WHERE shop_id = $1", shop_id)
+async def mail_setup(
+    conn: asyncpg.Connection, order_id: UUID, kind: str, *, device: str | None = None, seen_id: UUID | None = None
+) -> dict[str, Any] | None:
+    """Everything one mail needs, in one round trip: the order's contact, the shop's settings (None columns: the
+    defaults), the shop's own template for the kind and device (the contact's device unless given; one for the device
+    before one for 'any'), and whether the inbox holds `seen_id`. None if the order is unknown to notify."""
+    row = await conn.fetchrow(
+        """
+        SELECT c.*, s.language, s.signature, s.encoding, s.disabled_kinds,
+               t.subject AS template_subject, t.text_body AS template_text, t.html_body AS template_html,
+               t.device AS template_device,
+               EXISTS (SELECT 1 FROM inbox WHERE message_id = $4) AS seen
+        FROM contacts c
+        LEFT JOIN shop_mail_settings s ON s.shop_id = c.shop_id
+        LEFT JOIN LATERAL (
+            SELECT subject, text_body, html_body, device FROM mail_templates
+            WHERE shop_id = c.shop_id AND kind = $2 AND device IN (coalesce($3::text, c.device), 'any')
+            ORDER BY device = 'any' LIMIT 1
+        ) t ON true
+        WHERE c.order_id = $1
+        """,
+        order_id, kind, device, seen_id,
+    )
+    if row is None:
+        return None
+    return {**dict(row), "summary": json.loads(row["summary"])}
+
+
+async def apply_edit(conn: asyncpg.Connection, order_id: UUID, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Keeps the order's lines and totals as of an edit, unless a later (or the same) edit is kept already; returns the
+    summary as it now stands, with the names of every sku the order ever had. None if the order is unknown to notify."""
+    raw = await conn.fetchval(
+        """
+        UPDATE contacts SET summary = CASE
+            WHEN coalesce((summary->>'edit_no')::int, 0) < ($2::jsonb->>'edit_no')::int
+            THEN $2::jsonb || jsonb_build_object('names', coalesce(summary->'names', '{}'::jsonb) || ($2::jsonb->'names'))
+            ELSE summary END
+        WHERE order_id = $1
+        RETURNING summary
+        """,
+        order_id, json.dumps(summary),
+    )
+    return json.loads(raw) if raw is not None else None
 
 
 async def save_shop_settings(
@@ -70,17 +110,6 @@ async def save_shop_settings(
             updated_by = $6, updated_at = now()
         """,
         shop_id, language, signature, encoding, disabled_kinds, updated_by,
-    )
-
-
-async def shop_template(conn: asyncpg.Connection, shop_id: str, kind: str, device: str) -> asyncpg.Record | None:
-    """The shop's own template for a kind: the one for the device, else the one for any device."""
-    return await conn.fetchrow(
-        """
-        SELECT * FROM mail_templates WHERE shop_id = $1 AND kind = $2 AND device IN ($3, 'any')
-        ORDER BY device = 'any' LIMIT 1
-        """,
-        shop_id, kind, device,
     )
 
 
@@ -149,14 +178,21 @@ async def log_unsendable(
     recipient: str | None = None,
 ) -> asyncpg.Record:
     """Records a mail that does not go out, with the reason; returns the row as it stands (the first outcome wins)."""
-    await conn.execute(
+    row = await conn.fetchrow(
         """
-        INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, reason, recipient)
-        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
+        WITH inserted AS (
+            INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, reason, recipient)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
+            RETURNING status, reason
+        )
+        SELECT status, reason FROM inserted
+        UNION ALL
+        SELECT status, reason FROM mail_log WHERE mail_id = $1 AND NOT EXISTS (SELECT 1 FROM inserted)
         """,
         mail_id, order_id, kind, cause_id, status, reason, recipient,
     )
-    return await conn.fetchrow("SELECT status, reason FROM mail_log WHERE mail_id = $1", mail_id)
+    # A row another transaction committed while this statement waited is outside the statement's snapshot.
+    return row or await conn.fetchrow("SELECT status, reason FROM mail_log WHERE mail_id = $1", mail_id)
 
 
 async def mail(conn: asyncpg.Connection, mail_id: UUID) -> asyncpg.Record | None:

@@ -75,7 +75,7 @@ def tracking_url(carrier: str, tracking_number: str) -> str | None:
 
 
 def order_variables(contact: dict[str, Any]) -> dict[str, Any]:
-    """Template variables that come from the order (kept from OrderAccepted)."""
+    """Template variables that come from the order (kept from OrderAccepted, then from each OrderEdited)."""
     summary = contact.get("summary") or {}
     return {
         "customer_name": contact["name"],
@@ -85,6 +85,10 @@ def order_variables(contact: dict[str, Any]) -> dict[str, Any]:
         "currency": summary.get("currency", "JPY"),
         "lines": summary.get("lines", []),
         "total": summary.get("total", 0),
+        "shipping_fee": summary.get("shipping_fee", 0),
+        "payment_fee": summary.get("payment_fee", 0),
+        "order_discount": summary.get("order_discount", 0),
+        "points_used": summary.get("points_used", 0),
         "payment_method": summary.get("payment_method", ""),
     }
 

@@ -136,8 +136,14 @@ BASE_SAMPLE: dict[str, Any] = {
     "shop_id": "kyoto-tea",
     "device": "pc",
     "currency": "JPY",
-    "lines": [{"name": "宇治抹茶 特上 40g", "quantity": 2, "amount": 4120}],
+    "lines": [
+        {"sku": "MATCHA-UJI-40G", "name": "宇治抹茶 特上 40g", "quantity": 2, "unit_price": 2160, "amount": 4120, "state": "ordered"},
+    ],
     "total": 4670,
+    "shipping_fee": 550,
+    "payment_fee": 0,
+    "order_discount": 0,
+    "points_used": 0,
     "payment_method": "card",
 }
 KIND_SAMPLES: dict[MailKind, dict[str, Any]] = {
@@ -153,7 +159,7 @@ KIND_SAMPLES: dict[MailKind, dict[str, Any]] = {
         "tracking_url": "https://toi.kuronekoyamato.co.jp/cgi-bin/tneko?number00=1&number01=482917346502",
     },
     MailKind.POINTS_CONFIRMED: {"points": 46},
-    MailKind.ORDER_CHANGED: {"changes": ["宇治抹茶 特上 40g: 2 → 1"]},
+    MailKind.ORDER_CHANGED: {"changes": ["宇治抹茶 特上 40g: 3 → 2"], "previous_total": 6830, "balance": -2160},
     MailKind.ORDER_CANCELLED: {"reason": "お客様のご依頼によるキャンセル"},
     MailKind.MESSAGE_TO_CUSTOMER: {"message_subject": "ご連絡", "message": "お届け日についてご連絡いたします。"},
 }

@@ -1,0 +1,65 @@
+"""The order as notify keeps it for templates (lines, charges, totals), and what the order-changed mail says."""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ordermesh_contracts import Charges, DeliveryGroup, LineDiff
+
+
+def mail_lines(deliveries: Iterable[DeliveryGroup]) -> list[dict[str, Any]]:
+    """The order's lines as templates show them; a negative line is a cancelled quantity, a 0 line a returned one."""
+    return [
+        {
+            "sku": line.sku,
+            "name": line.name,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "amount": line.unit_price * line.quantity - line.line_discount,
+            "state": "cancelled" if line.quantity < 0 else "returned" if line.quantity == 0 else "ordered",
+        }
+        for delivery in deliveries
+        for line in delivery.lines
+    ]
+
+
+def order_summary(
+    *, currency: str, payment_method: str, deliveries: Iterable[DeliveryGroup], charges: Charges, edit_no: int = 0
+) -> dict[str, Any]:
+    """What notify keeps of an order for later mails; `edit_no` says which edit it reflects (0: as accepted)."""
+    lines = mail_lines(deliveries)
+    return {
+        "lines": lines,
+        "total": charges.total,
+        "shipping_fee": charges.shipping_fee,
+        "payment_fee": charges.payment_fee,
+        "order_discount": charges.order_discount,
+        "points_used": charges.points_used,
+        "currency": currency,
+        "payment_method": payment_method,
+        "names": {line["sku"]: line["name"] for line in lines},
+        "edit_no": edit_no,
+    }
+
+
+def change_descriptions(changes: Iterable[LineDiff], names: Mapping[str, str]) -> list[str]:
+    """One line per sku whose quantity an edit changed, e.g. "宇治抹茶 特上 40g: 2 → 1" (discount-only changes show in
+    the lines and totals instead)."""
+    return [
+        f"{names.get(diff.sku, diff.sku)}: {diff.previous_quantity} → {diff.quantity}"
+        for diff in changes
+        if diff.previous_quantity != diff.quantity
+    ]
+
+
+def order_changed_variables(
+    summary: Mapping[str, Any], changes: Iterable[LineDiff], names: Mapping[str, str], *, previous_total: int, balance: int
+) -> dict[str, Any]:
+    """Variables of the order-changed mail: the changes (named from `names`, which still knows removed skus), the
+    lines and totals after the edit, and the balance (positive: still due from the customer; negative: a refund owed)."""
+    kept = ("lines", "total", "shipping_fee", "payment_fee", "order_discount", "points_used")
+    return {
+        **{key: summary[key] for key in kept},
+        "changes": change_descriptions(changes, names),
+        "previous_total": previous_total,
+        "balance": balance,
+    }
