@@ -4,6 +4,7 @@ import json
 
 from ordermesh_contracts import CloseTask, ConfigureStatuses, SetChildStatus, SetRules, StatusGroup, order_id_for, topics
 from ordermesh_devstack.demo import demo_order
+from ordermesh_devstack.sandboxes.smtp_sink import read_mails
 from ordermesh_ops.client import Connection, send_command
 from support import eventually, fetch, publish_raw
 
@@ -72,6 +73,11 @@ async def test_a_rule_fires_at_intake_sets_status_task_free_line_and_label_and_s
     await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderCompleted", order_id=order_id, timeout=90)
     [shipment] = await fetch(stack.service_dsns["shipping"], "SELECT count(*) AS n FROM order_lines WHERE order_id = $1 AND sku = 'GIFT-CARD'", order_id)
     assert shipment["n"] == 1
+    # the rule's text is in the customer's confirmation mail (text and HTML), and only in that kind
+    mails = [mail for mail in read_mails(stack.maildir) if mail["To"] == order.customer.email]
+    confirmation = [mail for mail in mails if order.external_order_no in mail["Subject"] and "ギフト包装いたします。" in mail.get_body(("plain",)).get_content()]
+    assert len(confirmation) == 1 and "ギフト包装いたします。" in confirmation[0].get_body(("html",)).get_content()
+    assert sum("ギフト包装いたします。" in mail.get_body(("plain",)).get_content() for mail in mails) == 1
 
 
 async def test_an_invalid_rule_set_is_refused_with_the_reason_and_the_running_rules_stay(stack, recorder):

@@ -189,3 +189,13 @@ def test_a_valid_address_has_no_problem_and_is_masked_for_staff_lists() -> None:
 def test_a_deferred_recipient_is_given_up_after_the_limit_of_attempts() -> None:
     assert not gives_up_on_deferral(4, 5)
     assert gives_up_on_deferral(5, 5)
+
+
+def test_a_mail_carries_the_rules_text_for_its_kind_then_the_staff_text() -> None:
+    from ordermesh_contracts import MailKind
+    from ordermesh_notify.mailing import inserted_text
+
+    contact = {"mail_texts": {"order_confirmation": "ギフト包装いたします。 "}, "inserted_text": "担当: 佐藤"}
+    assert inserted_text(contact, MailKind.ORDER_CONFIRMATION) == "ギフト包装いたします。\n\n担当: 佐藤"
+    assert inserted_text(contact, MailKind.SHIPPED) == "担当: 佐藤"
+    assert inserted_text({"mail_texts": {}, "inserted_text": None}, MailKind.SHIPPED) is None

@@ -45,6 +45,7 @@ class NotifyHandlers:
                 name=order.customer.name,
                 device=order.customer.device.value,
                 summary=summary,
+                mail_texts=order.mail_texts,
             )
         await self._mail(order, MailKind.ORDER_CONFIRMATION, {}, ctx)
 

@@ -134,7 +134,7 @@ class Mailer:
             device=device,
             language=settings.language,
             signature=settings.signature,
-            inserted_text=contact.get("inserted_text"),
+            inserted_text=inserted_text(contact, kind),
         )
 
     async def attempt(
@@ -224,3 +224,9 @@ def contact_missing(order_id: UUID, cause_occurred_at: datetime) -> Exception:
     if should_wait_for_contact(cause_occurred_at, datetime.now(timezone.utc)):
         return TransientError(f"order {order_id} not known to notify yet")
     return PermanentError(f"no contact for order {order_id}")
+
+
+def inserted_text(contact: dict[str, Any], kind: MailKind) -> str | None:
+    """The per-order text of a mail: what the shop's rules insert for this kind, then what staff set for the order."""
+    parts = [(contact.get("mail_texts") or {}).get(kind.value), contact.get("inserted_text")]
+    return "\n\n".join(part.strip() for part in parts if part and part.strip()) or None

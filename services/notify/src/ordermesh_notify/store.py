@@ -20,12 +20,13 @@ async def save_contact(
     name: str,
     device: str,
     summary: dict[str, Any],
+    mail_texts: dict[str, str] | None = None,
 ) -> None:
-    """Keeps who to mail about an order."""
+    """Keeps who to mail about an order, and the text the shop's rules insert into its mails, by kind."""
     await conn.execute(
         """
-        INSERT INTO contacts (order_id, shop_id, external_order_no, email, name, device, summary)
-        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) ON CONFLICT DO NOTHING
+        INSERT INTO contacts (order_id, shop_id, external_order_no, email, name, device, summary, mail_texts)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb) ON CONFLICT DO NOTHING
         """,
         order_id,
         shop_id,
@@ -34,6 +35,7 @@ async def save_contact(
         name,
         device,
         json.dumps(summary),
+        json.dumps(mail_texts or {}),
     )
 
 
@@ -42,7 +44,7 @@ async def contact(conn: asyncpg.Connection, order_id: UUID) -> dict[str, Any] | 
     row = await conn.fetchrow("SELECT * FROM contacts WHERE order_id = $1", order_id)
     if row is None:
         return None
-    return {**dict(row), "summary": json.loads(row["summary"])}
+    return {**dict(row), "summary": json.loads(row["summary"]), "mail_texts": json.loads(row["mail_texts"])}
 
 
 async def set_inserted_text(conn: asyncpg.Connection, order_id: UUID, shop_id: str, text: str | None) -> bool:
@@ -78,7 +80,7 @@ async def mail_setup(
     )
     if row is None:
         return None
-    return {**dict(row), "summary": json.loads(row["summary"])}
+    return {**dict(row), "summary": json.loads(row["summary"]), "mail_texts": json.loads(row["mail_texts"])}
 
 
 async def apply_edit(conn: asyncpg.Connection, order_id: UUID, summary: dict[str, Any]) -> dict[str, Any] | None:
