@@ -6,7 +6,7 @@ from ordermesh_contracts import CloseTask, ConfigureStatuses, SetChildStatus, Se
 from ordermesh_devstack.demo import demo_order
 from ordermesh_devstack.sandboxes.smtp_sink import read_mails
 from ordermesh_ops.client import Connection, send_command
-from support import eventually, fetch, publish_raw
+from support import fetch, publish_raw
 
 SHOP = "rules-shop"
 GIFT_RULES = {
