@@ -11,6 +11,7 @@ from ordermesh_contracts import (
     Command,
     MarkPaymentReceived,
     RefundPayment,
+    RetryAmountChange,
     RetryCapture,
     VoidPayment,
     topics,
@@ -29,13 +30,20 @@ def _send(command: Command) -> None:
 
 @app.command()
 def show(order_id: UUID, as_json: bool = typer.Option(False, "--json")) -> None:
-    """An order's payment: authorized, captured, refunded, received, balance, and its gateway ledger."""
+    """An order's payment: authorized, captured, refunded, received, balance, credit check, amount changes after
+    edits, and its gateway ledger."""
     view = get_json(Connection.from_environment(), "payments", "/api/payments/order", order_id=str(order_id))
     if as_json:
         output.console.print_json(json.dumps(view, default=str))
         return
     output.print_rows([view["summary"] | {"status": view["payment"]["status"], "method": view["payment"]["method"]}], title="payment")
+    if view.get("after_edits"):
+        output.print_rows([view["after_edits"]], title="credit check and edits")
     output.print_rows(view["ledger"], title="gateway calls")
+    if view.get("credit_checks"):
+        output.print_rows(view["credit_checks"], title="credit checks")
+    if view.get("amount_changes"):
+        output.print_rows(view["amount_changes"], title="amount changes (edits)")
     if view["received"]:
         output.print_rows(view["received"], title="received")
 
@@ -77,3 +85,9 @@ def mark_paid(
 ) -> None:
     """Records money received by hand (publishes PaymentReceived with the balance)."""
     _send(MarkPaymentReceived(shop_id=shop, issued_by=getpass.getuser(), order_id=order_id, reason=reason, amount=amount))
+
+
+@app.command("retry-amount-change")
+def retry_amount_change(order_id: UUID, shop: str = typer.Option(..., help="Shop id."), reason: str = typer.Option(...)) -> None:
+    """Tries again to bring the payment to the order's latest edited total after a failed amount change."""
+    _send(RetryAmountChange(shop_id=shop, issued_by=getpass.getuser(), order_id=order_id, reason=reason))

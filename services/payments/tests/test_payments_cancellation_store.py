@@ -25,10 +25,11 @@ from ordermesh_contracts import (
     topics,
 )
 from ordermesh_devstack.sandboxes import payment_gateway
-from ordermesh_payments import handlers as handlers_module
+from ordermesh_payments.adapters.credit import SandboxCreditProvider
 from ordermesh_payments.adapters.gateway import SandboxGateway
 from ordermesh_payments.app import run_periodic_checks
 from ordermesh_payments.handlers import PaymentHandlers
+from ordermesh_payments.handlers_deferred import DeferredPayments
 from ordermesh_payments.staff import StaffCommands
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
@@ -64,7 +65,7 @@ async def sandbox() -> AsyncIterator[tuple[httpx.AsyncClient, payment_gateway.Pa
 
 @pytest.fixture
 def payments(sandbox) -> PaymentHandlers:
-    return PaymentHandlers(SandboxGateway(sandbox[0]))
+    return PaymentHandlers(SandboxGateway(sandbox[0]), DeferredPayments(SandboxCreditProvider(sandbox[0])))
 
 
 async def deliver(pool, message, handler, topic: str = topics.ORDERS_EVENTS) -> None:

@@ -19,6 +19,7 @@ from ordermesh_contracts import (
     MarkPaymentReceived,
     OrderAccepted,
     OrderCancelled,
+    OrderEdited,
     OrdersEvent,
     PaymentOverdue,
     PaymentsCallback,
@@ -26,6 +27,7 @@ from ordermesh_contracts import (
     PaymentsEvent,
     ProviderPaymentReported,
     RefundPayment,
+    RetryAmountChange,
     RetryCapture,
     SetPaymentSettings,
     ShipmentDelivered,
@@ -41,12 +43,15 @@ from ordermesh_servicekit.outbox import write_outbox
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
-from . import store
+from . import store, store_credit, store_edits
+from .adapters.credit import SandboxCreditProvider
 from .adapters.gateway import SandboxGateway
 from .adapters.ingress import payment_callback
-from .domain.received import balance_after
 from .domain.cancellation import view_balance
+from .domain.received import balance_after
 from .handlers import PaymentHandlers
+from .handlers_deferred import DeferredPayments
+from .handlers_edits import AmountChanges
 from .staff import StaffCommands, flag_expiring_authorizations
 
 
@@ -58,6 +63,9 @@ class PaymentsSettings(ServiceSettings):
     gateway_timeout_seconds: float = Field(default=10.0, description="Longest wait for one gateway call.")
     payment_callback_secret: SecretStr = Field(default=SecretStr(""), description="HMAC secret of provider callbacks.")
     check_interval_seconds: float = Field(default=60.0, gt=0, description="How often overdue and expiring payments are checked.")
+    credit_check_poll_seconds: float = Field(
+        default=3.0, gt=0, description="How often pending deferred-payment credit checks are asked about."
+    )
 
 
 async def run_periodic_checks(runtime: ServiceRuntime, now: datetime) -> int:
@@ -87,7 +95,10 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
     settings = settings or PaymentsSettings()
     client = httpx.AsyncClient(base_url=settings.gateway_url, timeout=settings.gateway_timeout_seconds)
     gateway = SandboxGateway(client)
-    handlers = PaymentHandlers(gateway)
+    credit = SandboxCreditProvider(client)
+    deferred = DeferredPayments(credit)
+    handlers = PaymentHandlers(gateway, deferred)
+    amounts = AmountChanges(gateway, credit)
     staff = StaffCommands(gateway)
     tasks: list[asyncio.Task] = []
 
@@ -100,6 +111,8 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
             view = await store.payment_view(runtime.pool, order_id)
             if view is None:
                 return JSONResponse({"error": "no payment for this order"}, status_code=404)
+            view["amount_changes"] = await store_edits.amount_changes(runtime.pool, order_id)
+            view["credit_checks"] = await store_credit.checks_of(runtime.pool, order_id)
             payment = view["payment"]
             view["summary"] = {
                 "authorized": payment["authorized_amount"] or 0,
@@ -109,8 +122,16 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
                 "balance": view_balance(
                     payment["amount"], payment["cancelled_at"] is not None, captured=payment["captured_amount"],
                     refunded=payment["refunded_amount"], received=payment["received_amount"],
+                    refunded_for_edits=payment["refunded_for_edits"],
                 ),
             }
+            view["after_edits"] = {
+                "balance_due": payment["balance_due"],
+                "refund_owed": payment["refund_owed"],
+                "amount_change_failure": payment["amount_change_failure"],
+                "credit_check": next((c["status"] for c in view["credit_checks"] if c["check_id"] == payment["credit_check_id"]), None),
+            }
+            del view["payment"]["card_token"]
             return Response(json.dumps(view, default=str), media_type="application/json")
 
         return [
@@ -127,7 +148,16 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
                 except Exception:  # noqa: BLE001 - a failed round is logged and tried again next interval
                     runtime.log.exception("periodic payment checks failed")
 
+        async def poll_credit_checks() -> None:
+            while True:
+                await asyncio.sleep(settings.credit_check_poll_seconds)
+                try:
+                    await deferred.poll_pending(runtime.pool)
+                except Exception:  # noqa: BLE001 - a failed round is logged and tried again next interval
+                    runtime.log.exception("polling pending credit checks failed")
+
         tasks.append(asyncio.create_task(loop()))
+        tasks.append(asyncio.create_task(poll_credit_checks()))
 
     async def stop(_runtime: ServiceRuntime) -> None:
         for task in tasks:
@@ -144,7 +174,11 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
                 Subscription(
                     topics.ORDERS_EVENTS,
                     OrdersEvent,
-                    {OrderAccepted: handlers.on_order_accepted, OrderCancelled: handlers.on_order_cancelled},
+                    {
+                        OrderAccepted: handlers.on_order_accepted,
+                        OrderCancelled: handlers.on_order_cancelled,
+                        OrderEdited: amounts.on_order_edited,
+                    },
                 ),
                 Subscription(
                     topics.SHIPPING_EVENTS,
@@ -163,6 +197,7 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
                         MarkPaymentReceived: staff.mark_received,
                         ImportBankStatement: staff.import_bank_statement,
                         CheckAuthorizations: staff.check_authorizations,
+                        RetryAmountChange: amounts.retry,
                     },
                     on_invalid=reject_invalid_commands("payments"),
                 ),

@@ -25,7 +25,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 
-from . import store
+from . import store, store_credit
 from .adapters.gateway import GatewayResult, PaymentGateway
 from .domain.cancellation import (
     Action,
@@ -36,13 +36,15 @@ from .domain.cancellation import (
     captures_on_shipment,
     plan_cancellation,
 )
+from .domain.credit import reports_shipment
+from .domain.edits import capture_amount
 from .domain.payment import Flow, flow_for, idempotency_key
 from .domain.received import balance_after, due_date, payment_reference
+from .handlers_deferred import DeferredPayments
 
 STATUS_BY_FLOW = {
     Flow.NONE: "not_applicable",
     Flow.CASH_ON_DELIVERY: "awaiting_delivery",
-    Flow.DEFERRED: "credit_check_unsupported",
 }
 
 
@@ -87,14 +89,15 @@ def publish_received(
 
 
 class PaymentHandlers:
-    """Handlers bound to the gateway they call."""
+    """Handlers bound to the card gateway and the deferred-payment handling they call."""
 
-    def __init__(self, gateway: PaymentGateway) -> None:
+    def __init__(self, gateway: PaymentGateway, deferred: DeferredPayments) -> None:
         self._gateway = gateway
+        self._deferred = deferred
 
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
-        """Starts the order's payment: card → authorize (and capture if the shop wants it now); prepaid →
-        payment instructions; cash on delivery and points only → nothing at any gateway."""
+        """Starts the order's payment: card → authorize (and capture if the shop wants it now); deferred → credit
+        check; prepaid → payment instructions; cash on delivery and points only → nothing at any gateway."""
         flow = flow_for(order)
         payment = dict(
             order_id=order.order_id,
@@ -102,9 +105,14 @@ class PaymentHandlers:
             method=order.payment.method.value,
             currency=order.currency,
             amount=order.charges.total,
+            customer_id=order.customer.customer_id,
+            card_token=order.payment.card_token,
         )
         if flow is Flow.CARD:
             await self._authorize(order, payment, ctx)
+            return
+        if flow is Flow.DEFERRED:
+            await self._deferred.start(order, payment, ctx)
             return
         async with ctx.unit_of_work() as uow:
             if await store.is_cancelled(uow.conn, order.order_id):
@@ -195,28 +203,48 @@ class PaymentHandlers:
                 await self.record_capture(uow, order.order_id, order.shop_id, order.currency, capture_key, amount, captured, order)
 
     async def on_shipment_shipped(self, shipped: ShipmentShipped, ctx: MessageContext) -> None:
-        """Captures the authorized amount once the whole order has shipped (unless captured already)."""
+        """Captures once the whole order has shipped (unless captured already): a card's amount at stake, or for
+        deferred payment the shipment report (carrier and tracking number) to the provider, which is its capture."""
         if not shipped.all_shipped or await ctx.already_processed():
             return
         key = idempotency_key(shipped.event_id, "capture")
         async with ctx.intent() as conn:
             payment = await store.lock_payment(conn, shipped.order_id)
-            if payment is not None and captures_on_shipment(payment["status"], payment["cancelled_at"] is not None):
-                amount = payment["authorized_amount"]
-                await store.record_intent(conn, key=key, order_id=shipped.order_id, operation="capture", amount=amount)
+            if payment is not None and self._captures(payment):
+                await store.record_intent(
+                    conn, key=key, order_id=shipped.order_id, operation="capture", amount=self._capture_amount(payment),
+                    note=f"shipment report {shipped.carrier} {shipped.tracking_number}" if payment["method"] == "deferred" else None,
+                )
                 await store.set_status(conn, shipped.order_id, "capturing")
             elif payment is None or payment["status"] != "capturing":
                 payment = None
-            else:
-                amount = payment["authorized_amount"]
         if payment is None:
             async with ctx.unit_of_work():
                 return
-        result = await self._gateway.capture(
-            idempotency_key=key, authorization_id=payment["authorization_id"], amount=amount
-        )
+        amount = self._capture_amount(payment)
+        if payment["method"] == "deferred":
+            result = await self._deferred.report_shipment(
+                key=key, check_id=payment["credit_check_id"], carrier=shipped.carrier, tracking_number=shipped.tracking_number
+            )
+        else:
+            result = await self._gateway.capture(
+                idempotency_key=key, authorization_id=payment["authorization_id"], amount=amount
+            )
         async with ctx.unit_of_work() as uow:
             await self.record_capture(uow, shipped.order_id, shipped.shop_id, payment["currency"], key, amount, result, shipped)
+
+    @staticmethod
+    def _captures(payment: asyncpg.Record) -> bool:
+        cancelled = payment["cancelled_at"] is not None
+        return captures_on_shipment(payment["status"], cancelled) or reports_shipment(
+            payment["method"], payment["status"], cancelled, all_shipped=True
+        )
+
+    @staticmethod
+    def _capture_amount(payment: asyncpg.Record) -> int:
+        if payment["method"] == "deferred":
+            return payment["amount"]
+        return capture_amount(payment["amount"], payment["authorized_amount"] or 0)
 
     @staticmethod
     async def record_capture(
@@ -284,7 +312,7 @@ class PaymentHandlers:
                 reason=cancelled.reason, cancelled_by=cancelled.cancelled_by,
             )
             key = idempotency_key(cancelled.event_id, plan.action.value)
-            if plan.action in (Action.VOID, Action.REFUND):
+            if plan.action in (Action.VOID, Action.REFUND, Action.CANCEL_CREDIT):
                 await store.record_intent(
                     conn, key=key, order_id=cancelled.order_id, operation=plan.action.value, amount=plan.amount,
                     note=f"order cancelled by {cancelled.cancelled_by}: {cancelled.reason}",
@@ -293,14 +321,19 @@ class PaymentHandlers:
             result = await self._gateway.void(idempotency_key=key, authorization_id=payment["authorization_id"])
         elif plan.action is Action.REFUND:
             result = await self._gateway.refund(idempotency_key=key, capture_id=payment["capture_id"], amount=plan.amount)
+        elif plan.action is Action.CANCEL_CREDIT:
+            result = await self._deferred.cancel(key=key, check_id=payment["credit_check_id"])
         else:
             result = None
         async with ctx.unit_of_work() as uow:
             if result is not None:
                 await store.record_result(uow.conn, key=key, approved=result.approved, reference=result.reference, reason=result.reason)
+                cancelled_at_provider = plan.action is Action.CANCEL_CREDIT
                 plan = after_gateway(plan, result.approved, result.reason)
                 if result.approved and plan.outcome == "refunded":
                     await store.add_refunded(uow.conn, cancelled.order_id, plan.amount)
+                if result.approved and cancelled_at_provider:
+                    await store_credit.set_check_status(uow.conn, payment["credit_check_id"], "cancelled")
             await self._settle_cancellation(uow, cancelled, payment, plan)
 
     @staticmethod

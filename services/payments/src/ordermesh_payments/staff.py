@@ -32,6 +32,7 @@ from .domain.card import (
     refund_refusals,
     void_refusals,
 )
+from .domain.edits import capture_amount
 from .domain.payment import idempotency_key
 from .domain.received import balance_after, parse_bank_statement
 from .handlers import PaymentHandlers, due_of, publish_received
@@ -162,7 +163,7 @@ class StaffCommands:
         key = idempotency_key(command.event_id, "capture")
         async with ctx.intent() as conn:
             payment = await locked_card_payment(conn, command)
-            amount = command.amount or payment["authorized_amount"]
+            amount = command.amount or capture_amount(payment["amount"], payment["authorized_amount"])
             if reasons := capture_refusals(card_state(payment), amount):
                 raise CommandRefused(*reasons)
             await store.record_intent(conn, key=key, order_id=command.order_id, operation="capture", amount=amount, note=command.reason)

@@ -18,12 +18,15 @@ async def create_payment(
     reference: str | None = None,
     due_date: date | None = None,
     cancelled: bool = False,
+    customer_id: str | None = None,
+    card_token: str | None = None,
 ) -> None:
     """Creates the order's payment row (kept as it is if it exists); `cancelled` for an order cancelled already."""
     await conn.execute(
         """
-        INSERT INTO payments (order_id, shop_id, method, currency, amount, status, reference, due_date, cancelled_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END) ON CONFLICT (order_id) DO NOTHING
+        INSERT INTO payments (order_id, shop_id, method, currency, amount, status, reference, due_date, cancelled_at,
+            customer_id, card_token)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END, $10, $11) ON CONFLICT (order_id) DO NOTHING
         """,
         order_id,
         shop_id,
@@ -34,6 +37,8 @@ async def create_payment(
         reference,
         due_date,
         cancelled,
+        customer_id,
+        card_token,
     )
 
 

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from .credit import cancellable
 from .payment import PREPAID_METHODS
 
 
@@ -12,6 +13,7 @@ class Action(StrEnum):
     SILENT = "silent"
     VOID = "void"
     REFUND = "refund"
+    CANCEL_CREDIT = "cancel_credit"
     RECORD = "record"
     FAIL = "fail"
 
@@ -44,7 +46,7 @@ class CancelPlan:
     status: str | None = None
 
 
-IN_FLIGHT = {"authorizing": "an authorization", "capturing": "a capture"}
+IN_FLIGHT = {"authorizing": "an authorization", "capturing": "a capture", "credit_checking": "a credit check"}
 VOIDABLE = ("authorized", "capture_failed")
 NOTHING = CancelPlan(Action.RECORD, outcome="nothing_to_cancel")
 
@@ -54,7 +56,9 @@ def plan_cancellation(payment: PaymentFacts | None, cancel_payment: bool) -> Can
 
     Without `cancel_payment` nothing about money is done or said (the order is still never charged afterwards).
     A card is voided while uncaptured and refunded once captured; a prepaid request is withdrawn and money
-    already received is owed back by hand; a gateway call still in flight cannot be reversed safely.
+    already received is owed back by hand; a deferred payment's transaction is cancelled at the provider (reported
+    as `voided`: the credit reserved for the order is released); a gateway call still in flight cannot be reversed
+    safely.
     """
     if not cancel_payment:
         return CancelPlan(Action.SILENT)
@@ -71,6 +75,8 @@ def plan_cancellation(payment: PaymentFacts | None, cancel_payment: bool) -> Can
         if payment.status in VOIDABLE:
             return CancelPlan(Action.VOID, outcome="voided", amount=payment.authorized, status="voided")
         return NOTHING
+    if payment.method == "deferred" and cancellable(payment.status):
+        return CancelPlan(Action.CANCEL_CREDIT, outcome="voided", amount=payment.amount, status="cancelled")
     if payment.method in PREPAID_METHODS:
         return CancelPlan(
             Action.RECORD,
@@ -83,10 +89,11 @@ def plan_cancellation(payment: PaymentFacts | None, cancel_payment: bool) -> Can
 
 
 def after_gateway(plan: CancelPlan, approved: bool, reason: str | None) -> CancelPlan:
-    """The plan once the gateway answered its void or refund: the recorded outcome, or a failure for staff."""
+    """The plan once the gateway answered its void, refund or cancel: the recorded outcome, or a failure for staff."""
     if approved:
         return replace(plan, action=Action.RECORD)
-    return CancelPlan(Action.FAIL, reason=f"{plan.action.value} refused by the gateway: {reason or 'no reason given'}")
+    what = "cancel at the provider" if plan.action is Action.CANCEL_CREDIT else plan.action.value
+    return CancelPlan(Action.FAIL, reason=f"{what} refused by the gateway: {reason or 'no reason given'}")
 
 
 def amount_due(amount: int, cancelled: bool) -> int:
@@ -99,11 +106,14 @@ def captures_on_shipment(status: str, cancelled: bool) -> bool:
     return status == "authorized" and not cancelled
 
 
-def view_balance(amount: int, cancelled: bool, *, captured: int, refunded: int, received: int) -> int:
+def view_balance(
+    amount: int, cancelled: bool, *, captured: int, refunded: int, received: int, refunded_for_edits: int = 0
+) -> int:
     """The balance staff see: > 0 still due, < 0 to be paid back, 0 settled.
 
     Of an order still on, refunds are staff decisions rather than money owed, so the order total is compared with
-    what came in; of a cancelled order nothing is due, so everything kept and not refunded is owed back.
+    what came in (less what edits gave back, since the total was lowered with them); of a cancelled order nothing
+    is due, so everything kept and not refunded is owed back.
     """
-    kept = captured + received - (refunded if cancelled else 0)
+    kept = captured + received - (refunded if cancelled else refunded_for_edits)
     return amount_due(amount, cancelled) - kept

@@ -1,0 +1,127 @@
+"""Deferred payment (post-pay): the credit check at acceptance, polling a pending one, the shipment report that is
+the capture, and cancelling at the provider. Each provider call is an intent first, its answer a later transaction."""
+
+from uuid import UUID
+
+import asyncpg
+
+from ordermesh_contracts import (
+    CreditCheckApproved,
+    CreditCheckPending,
+    CreditCheckRejected,
+    Message,
+    OrderAccepted,
+    topics,
+)
+from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
+from ordermesh_servicekit.outbox import write_outbox
+
+from . import store, store_credit
+from .adapters.credit import CreditProvider
+from .domain.credit import PAYMENT_STATUS, CreditAnswer, CreditStatus, applies
+from .domain.payment import idempotency_key
+
+
+def credit_event(order_id: UUID, shop_id: str, answer: CreditAnswer, amount: int, currency: str, cause: dict) -> Message:
+    """The event that tells orders what the provider answered about a credit check."""
+    if answer.status is CreditStatus.APPROVED:
+        return CreditCheckApproved(
+            order_id=order_id, shop_id=shop_id, check_id=answer.check_id, amount=amount, currency=currency, **cause
+        )
+    if answer.status is CreditStatus.PENDING:
+        return CreditCheckPending(
+            order_id=order_id, shop_id=shop_id, check_id=answer.check_id, amount=amount, currency=currency, **cause
+        )
+    return CreditCheckRejected(
+        order_id=order_id, shop_id=shop_id, check_id=answer.check_id, reason=answer.reason or "rejected", **cause
+    )
+
+
+async def record_answer(
+    uow: UnitOfWork, *, key: str, order_id: UUID, shop_id: str, amount: int, currency: str, answer: CreditAnswer,
+    cause: Message, current: bool,
+) -> None:
+    """Records the provider's answer to a credit check and publishes it; `current`: the check becomes the payment's
+    (a rejected re-check for an edit is recorded but leaves the earlier check and amount standing)."""
+    approved = answer.status is not CreditStatus.REJECTED
+    await store.record_result(uow.conn, key=key, approved=approved, reference=answer.check_id, reason=answer.reason)
+    if answer.check_id is not None:
+        await store_credit.record_check(
+            uow.conn, check_id=answer.check_id, order_id=order_id, shop_id=shop_id, amount=amount, currency=currency,
+            status=answer.status.value, reason=answer.reason, cause_id=cause.event_id, correlation_id=cause.correlation_id,
+        )
+    if current:
+        await store_credit.set_current_check(uow.conn, order_id, answer.check_id, PAYMENT_STATUS[answer.status], amount)
+    uow.publish(topics.PAYMENTS_EVENTS, credit_event(order_id, shop_id, answer, amount, currency, cause.caused()))
+
+
+class DeferredPayments:
+    """Deferred-payment handling bound to the provider it calls."""
+
+    def __init__(self, provider: CreditProvider) -> None:
+        self._provider = provider
+
+    async def start(self, order: OrderAccepted, payment: dict, ctx: MessageContext) -> None:
+        """Asks the provider for a credit check of the order's total: CreditCheckApproved, -Pending or -Rejected."""
+        if await ctx.already_processed():
+            return
+        key = idempotency_key(order.event_id, "credit_check")
+        async with ctx.intent() as conn:
+            cancelled = await store.is_cancelled(conn, order.order_id)
+            await store.create_payment(conn, **payment, status="cancelled" if cancelled else "credit_checking", cancelled=cancelled)
+            await store.lock_payment(conn, order.order_id)
+            earlier = await store.call_keys(conn, order.order_id, "credit_check")
+            if not cancelled and (not earlier or earlier == [key]):
+                await store.record_intent(
+                    conn, key=key, order_id=order.order_id, operation="credit_check", amount=payment["amount"]
+                )
+        if cancelled or (earlier and earlier != [key]):
+            async with ctx.unit_of_work():
+                return
+        answer = await self._provider.request_check(
+            idempotency_key=key, order_id=str(order.order_id), customer_id=order.customer.customer_id,
+            amount=payment["amount"], currency=order.currency,
+        )
+        async with ctx.unit_of_work() as uow:
+            await record_answer(
+                uow, key=key, order_id=order.order_id, shop_id=order.shop_id, amount=payment["amount"],
+                currency=order.currency, answer=answer, cause=order, current=True,
+            )
+
+    async def poll_pending(self, pool: asyncpg.Pool) -> int:
+        """Asks the provider about every pending credit check once; publishes each new decision. Returns how many."""
+        decided = 0
+        for row in await store_credit.pending_checks(pool):
+            answer = await self._provider.check_status(row["check_id"])
+            async with pool.acquire() as conn, conn.transaction():
+                check = await store_credit.lock_check(conn, row["check_id"])
+                if check is None or not applies(check["status"], answer):
+                    await store_credit.mark_polled(conn, row["check_id"])
+                    continue
+                await store_credit.decide_check(conn, check["check_id"], answer.status.value, answer.reason)
+                payment = await store.lock_payment(conn, check["order_id"])
+                if payment is None or payment["cancelled_at"] is not None or payment["credit_check_id"] != check["check_id"]:
+                    continue
+                await store.set_status(conn, check["order_id"], PAYMENT_STATUS[answer.status])
+                uow = UnitOfWork(conn)
+                cause = {"correlation_id": check["correlation_id"], "causation_id": check["cause_id"]}
+                uow.publish(
+                    topics.PAYMENTS_EVENTS,
+                    credit_event(
+                        check["order_id"], check["shop_id"], CreditAnswer(answer.status, check["check_id"], answer.reason),
+                        check["amount"], check["currency"], cause,
+                    ),
+                )
+                await write_outbox(conn, uow.outgoing)
+                decided += 1
+        return decided
+
+    async def report_shipment(self, *, key: str, check_id: str, carrier: str, tracking_number: str):
+        """Reports the shipment to the provider (the capture of a deferred payment)."""
+        return await self._provider.report_shipment(
+            idempotency_key=key, check_id=check_id, carrier=carrier, tracking_number=tracking_number
+        )
+
+    async def cancel(self, *, key: str, check_id: str):
+        """Cancels the deferred-payment transaction at the provider."""
+        return await self._provider.cancel(idempotency_key=key, check_id=check_id)

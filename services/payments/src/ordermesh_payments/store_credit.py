@@ -1,0 +1,88 @@
+"""SQL of deferred payment in the payments service: credit checks asked of the provider and their decisions."""
+
+from uuid import UUID
+
+import asyncpg
+
+
+async def record_check(
+    conn: asyncpg.Connection, *, check_id: str, order_id: UUID, shop_id: str, amount: int, currency: str, status: str,
+    reason: str | None, cause_id: UUID, correlation_id: UUID,
+) -> bool:
+    """Records a credit check the provider answered; False if it was recorded before (a redelivery)."""
+    return bool(
+        await conn.fetchval(
+            """
+            INSERT INTO credit_checks (check_id, order_id, shop_id, amount, currency, status, reason, cause_id, correlation_id,
+                decided_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 <> 'pending' THEN now() END)
+            ON CONFLICT (check_id) DO NOTHING RETURNING true
+            """,
+            check_id, order_id, shop_id, amount, currency, status, reason, cause_id, correlation_id,
+        )
+    )
+
+
+async def set_current_check(conn: asyncpg.Connection, order_id: UUID, check_id: str | None, status: str, amount: int) -> None:
+    """Makes `check_id` the payment's credit check, with the payment's status and amount that follow from it."""
+    await conn.execute(
+        """
+        UPDATE payments SET credit_check_id = coalesce($2, credit_check_id), status = $3, amount = $4, updated_at = now()
+        WHERE order_id = $1
+        """,
+        order_id, check_id, status, amount,
+    )
+
+
+async def pending_checks(conn: asyncpg.Pool | asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
+    """Credit checks still pending with the provider, least recently polled first."""
+    return await conn.fetch(
+        """
+        SELECT check_id FROM credit_checks WHERE status = 'pending'
+        ORDER BY polled_at NULLS FIRST, requested_at LIMIT $1
+        """,
+        limit,
+    )
+
+
+async def lock_check(conn: asyncpg.Connection, check_id: str) -> asyncpg.Record | None:
+    """A credit check, locked for this transaction."""
+    return await conn.fetchrow("SELECT * FROM credit_checks WHERE check_id = $1 FOR UPDATE", check_id)
+
+
+async def decide_check(conn: asyncpg.Connection, check_id: str, status: str, reason: str | None) -> None:
+    """Records the provider's decision about a pending check."""
+    await conn.execute(
+        """
+        UPDATE credit_checks SET status = $2, reason = $3, decided_at = now(), polled_at = now()
+        WHERE check_id = $1 AND status = 'pending'
+        """,
+        check_id, status, reason,
+    )
+
+
+async def mark_polled(conn: asyncpg.Connection | asyncpg.Pool, check_id: str) -> None:
+    """Remembers that a check was polled (so the others get their turn)."""
+    await conn.execute("UPDATE credit_checks SET polled_at = now() WHERE check_id = $1", check_id)
+
+
+async def set_check_amount(conn: asyncpg.Connection, check_id: str, amount: int) -> None:
+    """The provider lowered the checked amount."""
+    await conn.execute("UPDATE credit_checks SET amount = $2 WHERE check_id = $1", check_id, amount)
+
+
+async def set_check_status(conn: asyncpg.Connection, check_id: str, status: str) -> None:
+    """A check replaced or cancelled at the provider."""
+    await conn.execute("UPDATE credit_checks SET status = $2 WHERE check_id = $1", check_id, status)
+
+
+async def checks_of(conn: asyncpg.Pool | asyncpg.Connection, order_id: UUID) -> list[dict]:
+    """The order's credit checks for staff, oldest first."""
+    rows = await conn.fetch(
+        """
+        SELECT check_id, amount, currency, status, reason, requested_at, decided_at
+        FROM credit_checks WHERE order_id = $1 ORDER BY requested_at
+        """,
+        order_id,
+    )
+    return [dict(row) for row in rows]
