@@ -105,6 +105,9 @@ class PaymentOverdue(OrderMessage):
     due_date: date = Field(description="The due date that passed.")
     balance: MinorUnits = Field(description="Amount still due.")
     currency: CurrencyCode
+    cancel_order: bool = Field(
+        default=False, description="The shop cancels overdue prepaid orders automatically: orders cancels this one."
+    )
 
 
 class PaymentReauthorizationNeeded(OrderMessage):
@@ -249,6 +252,15 @@ class SetPaymentSettings(Command):
     prepaid_due_days: int = Field(default=7, ge=1, le=60, description="Days a prepaid order has to pay.")
     authorization_valid_days: int = Field(
         default=7, ge=1, le=30, description="Days the card gateway keeps an authorization (Stripe: 7)."
+    )
+    card_gateway: Literal["sandbox", "stripe"] = Field(
+        default="sandbox", description="Which gateway takes the shop's card payments (each payment stays on the one it started on)."
+    )
+    reauthorize_expiring: bool = Field(
+        default=False, description="Re-authorize a card authorization that would expire before shipping instead of only flagging it."
+    )
+    cancel_overdue_prepaid: bool = Field(
+        default=False, description="Cancel a prepaid order automatically when its due date passes unpaid."
     )
 
 
