@@ -3,16 +3,21 @@
 import asyncio
 import getpass
 import json
+from enum import StrEnum
+from pathlib import Path
 from uuid import UUID
 
 import typer
 
 from ordermesh_contracts import (
+    CheckAuthorizations,
     Command,
+    ImportBankStatement,
     MarkPaymentReceived,
     RefundPayment,
     RetryAmountChange,
     RetryCapture,
+    SetPaymentSettings,
     VoidPayment,
     topics,
 )
@@ -91,3 +96,40 @@ def mark_paid(
 def retry_amount_change(order_id: UUID, shop: str = typer.Option(..., help="Shop id."), reason: str = typer.Option(...)) -> None:
     """Tries again to bring the payment to the order's latest edited total after a failed amount change."""
     _send(RetryAmountChange(shop_id=shop, issued_by=getpass.getuser(), order_id=order_id, reason=reason))
+
+
+class CardGateway(StrEnum):
+    """The card gateways a shop can choose."""
+
+    SANDBOX = "sandbox"
+    STRIPE = "stripe"
+
+
+@app.command("set-settings")
+def set_settings(
+    shop: str = typer.Option(..., help="Shop id."),
+    card_gateway: CardGateway = typer.Option(CardGateway.SANDBOX, help="Where the shop's new card payments go."),
+    capture_at_authorization: bool = typer.Option(False, help="Capture right after authorization instead of at shipping."),
+    prepaid_due_days: int = typer.Option(7, help="Days a prepaid order has to pay."),
+    authorization_valid_days: int = typer.Option(7, help="Days the card gateway keeps an authorization (Stripe: 7)."),
+    reauthorize_expiring: bool = typer.Option(False, help="Renew authorizations that would expire before shipping."),
+    cancel_overdue_prepaid: bool = typer.Option(False, help="Cancel prepaid orders whose due date passed unpaid."),
+) -> None:
+    """Replaces the shop's payment settings (a gateway the service has no credentials for is refused)."""
+    _send(SetPaymentSettings(
+        shop_id=shop, issued_by=getpass.getuser(), card_gateway=card_gateway.value, capture_at_authorization=capture_at_authorization,
+        prepaid_due_days=prepaid_due_days, authorization_valid_days=authorization_valid_days,
+        reauthorize_expiring=reauthorize_expiring, cancel_overdue_prepaid=cancel_overdue_prepaid,
+    ))
+
+
+@app.command("import-statement")
+def import_statement(csv_file: Path, shop: str = typer.Option(..., help="Shop id.")) -> None:
+    """Reconciles a bank statement CSV (transaction_id,date,reference,amount) against the shop's prepaid orders."""
+    _send(ImportBankStatement(shop_id=shop, issued_by=getpass.getuser(), csv_text=csv_file.read_text(encoding="utf-8")))
+
+
+@app.command("check-authorizations")
+def check_authorizations(shop: str = typer.Option(..., help="Shop id.")) -> None:
+    """Flags the shop's card authorizations that would expire before shipping."""
+    _send(CheckAuthorizations(shop_id=shop, issued_by=getpass.getuser()))

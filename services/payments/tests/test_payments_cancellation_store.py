@@ -26,7 +26,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_devstack.sandboxes import payment_gateway
 from ordermesh_payments.adapters.credit import SandboxCreditProvider
-from ordermesh_payments.adapters.gateway import SandboxGateway
+from ordermesh_payments.adapters.gateway import Gateways, SandboxGateway
 from ordermesh_payments.app import run_periodic_checks
 from ordermesh_payments.handlers import PaymentHandlers
 from ordermesh_payments.handlers_deferred import DeferredPayments
@@ -65,7 +65,7 @@ async def sandbox() -> AsyncIterator[tuple[httpx.AsyncClient, payment_gateway.Pa
 
 @pytest.fixture
 def payments(sandbox) -> PaymentHandlers:
-    return PaymentHandlers(SandboxGateway(sandbox[0]), DeferredPayments(SandboxCreditProvider(sandbox[0])))
+    return PaymentHandlers(Gateways({"sandbox": SandboxGateway(sandbox[0])}), DeferredPayments(SandboxCreditProvider(sandbox[0])))
 
 
 async def deliver(pool, message, handler, topic: str = topics.ORDERS_EVENTS) -> None:
@@ -135,7 +135,7 @@ async def test_an_authorized_card_is_voided_at_the_gateway_and_a_later_shipment_
 
 async def test_a_card_captured_at_authorization_is_refunded_in_full(pool, payments, sandbox) -> None:
     settings = SetPaymentSettings(shop_id=SHOP, issued_by="staff", capture_at_authorization=True)
-    await StaffCommands(SandboxGateway(sandbox[0])).set_settings(settings, MessageContext(pool, settings.event_id, topics.PAYMENTS_COMMANDS, None))
+    await StaffCommands(Gateways({"sandbox": SandboxGateway(sandbox[0])})).set_settings(settings, MessageContext(pool, settings.event_id, topics.PAYMENTS_COMMANDS, None))
     order = accepted()
     await deliver(pool, order, payments.on_order_accepted)
     await deliver(pool, cancelled(order), payments.on_order_cancelled)
@@ -155,7 +155,7 @@ async def test_without_cancel_payment_nothing_is_published_but_neither_a_shipmen
     await deliver(pool, shipped(order), payments.on_shipment_shipped, topics.SHIPPING_EVENTS)
     retry = RetryCapture(shop_id=SHOP, issued_by="staff", order_id=order.order_id, reason="ship anyway")
     with pytest.raises(CommandRefused) as refused:
-        await StaffCommands(SandboxGateway(sandbox[0])).retry_capture(retry, MessageContext(pool, retry.event_id, topics.PAYMENTS_COMMANDS, None))
+        await StaffCommands(Gateways({"sandbox": SandboxGateway(sandbox[0])})).retry_capture(retry, MessageContext(pool, retry.event_id, topics.PAYMENTS_COMMANDS, None))
 
     assert [e["type"] for e in await published(pool)] == ["PaymentAuthorized"]
     assert refused.value.reasons == ["order is cancelled; a cancelled order is never captured"]

@@ -24,7 +24,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_devstack.sandboxes import payment_gateway
 from ordermesh_payments.adapters.credit import SandboxCreditProvider
-from ordermesh_payments.adapters.gateway import SandboxGateway
+from ordermesh_payments.adapters.gateway import Gateways, SandboxGateway
 from ordermesh_payments.handlers import PaymentHandlers
 from ordermesh_payments.handlers_deferred import DeferredPayments
 from ordermesh_payments.handlers_edits import AmountChanges
@@ -67,12 +67,12 @@ def deferred(sandbox) -> DeferredPayments:
 
 @pytest.fixture
 def payments(sandbox, deferred) -> PaymentHandlers:
-    return PaymentHandlers(SandboxGateway(sandbox), deferred)
+    return PaymentHandlers(Gateways({"sandbox": SandboxGateway(sandbox)}), deferred)
 
 
 @pytest.fixture
 def amounts(sandbox) -> AmountChanges:
-    return AmountChanges(SandboxGateway(sandbox), SandboxCreditProvider(sandbox))
+    return AmountChanges(Gateways({"sandbox": SandboxGateway(sandbox)}), SandboxCreditProvider(sandbox))
 
 
 async def deliver(pool, message, handler, topic: str = topics.ORDERS_EVENTS) -> None:

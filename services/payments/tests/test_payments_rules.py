@@ -139,3 +139,21 @@ def test_a_bank_statement_is_parsed_and_bad_lines_are_named() -> None:
 def test_a_bank_statement_without_the_expected_columns_is_refused_as_a_whole() -> None:
     rows, problems = parse_bank_statement("id,amount\n1,100\n")
     assert rows == [] and problems == ["header lacks column(s) transaction_id, date, reference"]
+
+
+def test_a_renewed_authorization_replaces_the_old_one_only_while_that_one_still_stands() -> None:
+    from ordermesh_payments.domain.card import renewal_outcome
+
+    standing = dict(status="authorized", authorization_id="auth_old", renewed="auth_old", cancelled=False)
+    assert renewal_outcome(approved=True, **standing) == "replace"
+    assert renewal_outcome(approved=False, **standing) == "flag"
+    assert renewal_outcome(approved=True, **{**standing, "status": "captured"}) == "void_renewal"
+    assert renewal_outcome(approved=True, **{**standing, "cancelled": True}) == "void_renewal"
+    assert renewal_outcome(approved=True, **{**standing, "authorization_id": "auth_for_edit"}) == "void_renewal"
+
+
+def test_renewing_is_pointless_when_an_authorization_lives_no_longer_than_the_renewal_margin() -> None:
+    from ordermesh_payments.domain.card import renewal_helps
+
+    assert renewal_helps(7) and renewal_helps(2)
+    assert not renewal_helps(1)

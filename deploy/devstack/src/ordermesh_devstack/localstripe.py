@@ -204,14 +204,28 @@ def create_front(upstream: str) -> Starlette:
 
 
 def main() -> None:
-    """Runs the front: ``python -m ordermesh_devstack.localstripe --port N --upstream URL``."""
+    """Runs the front: ``python -m ordermesh_devstack.localstripe --port N [--host H] [--upstream URL]``; without
+    ``--upstream`` it first starts localstripe itself on a free loopback port (as docker-compose does)."""
     import uvicorn
 
     parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--upstream", help="localstripe's URL; omitted: start one")
     args = parser.parse_args()
-    uvicorn.run(create_front(args.upstream), host="127.0.0.1", port=args.port, log_level="warning")
+    upstream_process = None
+    upstream = args.upstream
+    if upstream is None:
+        upstream_port = free_port()
+        upstream = f"http://127.0.0.1:{upstream_port}"
+        upstream_process = subprocess.Popen([sys.executable, "-c", _SERVE_LOCALSTRIPE, str(upstream_port)], start_new_session=True)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; exiting through SystemExit runs the finally.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(create_front(upstream), host=args.host, port=args.port, log_level="warning")
+    finally:
+        if upstream_process is not None:
+            stop_process_group(upstream_process, first_signal=signal.SIGTERM, timeout=10, what="localstripe")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import httpx
 from ordermesh_contracts.topics import all_topics_with_dead_letters
 
 from .kafka import LocalKafka, ensure_topics, wait_until_ready
+from .localstripe import TEST_API_KEY, LocalStripe
 from .postgres import LocalPostgres, provision_service_databases
 from .processes import free_port, stop_process_group
 
@@ -95,7 +96,9 @@ class LocalStack:
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     shopify_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     payment_callback_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    stripe_api_base: str = ""
     _kafka: LocalKafka | None = None
+    _localstripe: LocalStripe | None = None
     _postgres: LocalPostgres | None = None
 
     async def start(self) -> "LocalStack":
@@ -117,6 +120,8 @@ class LocalStack:
         await ensure_topics(self.bootstrap, all_topics_with_dead_letters(), self.config.partitions)
         log.info("infrastructure ready in %.1f s", time.monotonic() - started)
         self._start_sandboxes()
+        self._localstripe = LocalStripe(run_dir / "localstripe")
+        self.stripe_api_base = await asyncio.to_thread(self._localstripe.start)
         self._start_services()
         await self.wait_ready(SERVICES)
         await self.set_stock({sku: self.config.stock_per_sku for sku in DEMO_SKUS})
@@ -134,6 +139,7 @@ class LocalStack:
         return {
             "kafka_bootstrap_servers": self.bootstrap,
             "services": {n: p.http_port for n, p in self.processes.items() if p.http_port},
+            "stripe_api_base": self.stripe_api_base,
             "maildir": str(self.maildir),
             "pids": {n: p.process.pid for n, p in self.processes.items() if p.process},
             "kafka_pid": self._kafka.pid if self._kafka else None,
@@ -182,6 +188,8 @@ class LocalStack:
         if name == "payments":
             env["ORDERMESH_GATEWAY_URL"] = f"http://127.0.0.1:{self._sandbox_ports['gateway']}"
             env["ORDERMESH_PAYMENT_CALLBACK_SECRET"] = self.payment_callback_secret
+            env["ORDERMESH_STRIPE_API_KEY"] = TEST_API_KEY
+            env["ORDERMESH_STRIPE_API_BASE"] = self.stripe_api_base
         if name == "shipping":
             env["ORDERMESH_WAREHOUSE_URL"] = f"http://127.0.0.1:{self._sandbox_ports['warehouse']}"
             env["ORDERMESH_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
@@ -246,6 +254,8 @@ class LocalStack:
         for name in [*SERVICES, "gateway", "warehouse", "smtp"]:
             if name in self.processes:
                 self.processes[name].stop()
+        if self._localstripe:
+            self._localstripe.stop()
         if self._kafka:
             self._kafka.stop()
         if self._postgres:

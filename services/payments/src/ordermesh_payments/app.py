@@ -43,15 +43,17 @@ from ordermesh_servicekit.outbox import write_outbox
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
-from . import store, store_credit, store_edits
+from . import store, store_credit, store_edits, store_renewals
 from .adapters.credit import SandboxCreditProvider
-from .adapters.gateway import SandboxGateway
+from .adapters.gateway import SANDBOX, Gateways, PaymentGateway, SandboxGateway
 from .adapters.ingress import payment_callback
+from .adapters.stripe_gateway import StripeGateway
 from .domain.cancellation import view_balance
 from .domain.received import balance_after
 from .handlers import PaymentHandlers
 from .handlers_deferred import DeferredPayments
 from .handlers_edits import AmountChanges
+from .renewals import Renewals
 from .staff import StaffCommands, flag_expiring_authorizations
 
 
@@ -66,27 +68,39 @@ class PaymentsSettings(ServiceSettings):
     credit_check_poll_seconds: float = Field(
         default=3.0, gt=0, description="How often pending deferred-payment credit checks are asked about."
     )
+    stripe_api_key: SecretStr = Field(
+        default=SecretStr(""), description="Stripe secret key; without it no shop can take card payments on Stripe."
+    )
+    stripe_api_base: str = Field(default="", description="Stripe API base URL (e.g. localstripe's); empty: Stripe's own.")
 
 
-async def run_periodic_checks(runtime: ServiceRuntime, now: datetime) -> int:
-    """Publishes PaymentOverdue for prepaid orders past due, and flags expiring card authorizations; returns how many."""
+async def run_periodic_checks(runtime: ServiceRuntime, now: datetime, renewals: Renewals | None = None) -> int:
+    """Publishes PaymentOverdue for prepaid orders past due (asking orders to cancel them where the shop wants it),
+    renews expiring card authorizations of shops that ask for it (with `renewals`) and flags the others'; returns
+    how many events were published."""
     published = 0
     async with runtime.pool.acquire() as conn, conn.transaction():
         uow = UnitOfWork(conn)
+        settings: dict[str, dict] = {}
         for payment in await store.overdue_payments(conn, now.date()):
+            shop_id = payment["shop_id"]
+            if shop_id not in settings:
+                settings[shop_id] = await store.payment_settings(conn, shop_id)
             await store.mark_overdue_notified(conn, payment["order_id"])
             uow.publish(
                 topics.PAYMENTS_EVENTS,
                 PaymentOverdue(
-                    order_id=payment["order_id"], shop_id=payment["shop_id"], reference=payment["reference"],
+                    order_id=payment["order_id"], shop_id=shop_id, reference=payment["reference"],
                     due_date=payment["due_date"], balance=balance_after(payment["amount"], payment["received_amount"]),
-                    currency=payment["currency"],
+                    currency=payment["currency"], cancel_order=settings[shop_id]["cancel_overdue_prepaid"],
                 ),
             )
-        for shop_id in await conn.fetchval("SELECT coalesce(array_agg(DISTINCT shop_id), '{}') FROM payments WHERE status = 'authorized'"):
+        for shop_id in await store_renewals.shops_with_authorizations(conn):
             await flag_expiring_authorizations(uow, shop_id, now)
         await write_outbox(conn, uow.outgoing)
         published = len(uow.outgoing)
+    if renewals is not None:
+        published += await renewals.run(runtime.pool, now)
     return published
 
 
@@ -94,12 +108,21 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
     """The payments service's app."""
     settings = settings or PaymentsSettings()
     client = httpx.AsyncClient(base_url=settings.gateway_url, timeout=settings.gateway_timeout_seconds)
-    gateway = SandboxGateway(client)
+    card_gateways: dict[str, PaymentGateway] = {SANDBOX: SandboxGateway(client)}
+    stripe: StripeGateway | None = None
+    if settings.stripe_api_key.get_secret_value():
+        stripe = StripeGateway(
+            settings.stripe_api_key.get_secret_value(), api_base=settings.stripe_api_base or None,
+            timeout_seconds=settings.gateway_timeout_seconds,
+        )
+        card_gateways["stripe"] = stripe
+    gateways = Gateways(card_gateways)
     credit = SandboxCreditProvider(client)
     deferred = DeferredPayments(credit)
-    handlers = PaymentHandlers(gateway, deferred)
-    amounts = AmountChanges(gateway, credit)
-    staff = StaffCommands(gateway)
+    handlers = PaymentHandlers(gateways, deferred)
+    amounts = AmountChanges(gateways, credit)
+    staff = StaffCommands(gateways)
+    renewals = Renewals(gateways)
     tasks: list[asyncio.Task] = []
 
     def routes(runtime: ServiceRuntime) -> list:
@@ -144,7 +167,7 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
             while True:
                 await asyncio.sleep(settings.check_interval_seconds)
                 try:
-                    await run_periodic_checks(runtime, datetime.now(timezone.utc))
+                    await run_periodic_checks(runtime, datetime.now(timezone.utc), renewals)
                 except Exception:  # noqa: BLE001 - a failed round is logged and tried again next interval
                     runtime.log.exception("periodic payment checks failed")
 
@@ -165,6 +188,8 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await client.aclose()
+        if stripe is not None:
+            await stripe.aclose()
 
     return create_service_app(
         ServiceDefinition(

@@ -26,7 +26,7 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 
 from . import store, store_credit
-from .adapters.gateway import GatewayResult, PaymentGateway
+from .adapters.gateway import GatewayResult, Gateways
 from .domain.cancellation import (
     Action,
     CancelPlan,
@@ -89,10 +89,10 @@ def publish_received(
 
 
 class PaymentHandlers:
-    """Handlers bound to the card gateway and the deferred-payment handling they call."""
+    """Handlers bound to the card gateways and the deferred-payment handling they call."""
 
-    def __init__(self, gateway: PaymentGateway, deferred: DeferredPayments) -> None:
-        self._gateway = gateway
+    def __init__(self, gateways: Gateways, deferred: DeferredPayments) -> None:
+        self._gateways = gateways
         self._deferred = deferred
 
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
@@ -146,16 +146,23 @@ class PaymentHandlers:
         key = idempotency_key(order.event_id, "authorize")
         async with ctx.intent() as conn:
             cancelled = await store.is_cancelled(conn, order.order_id)
-            await store.create_payment(conn, **payment, status="cancelled" if cancelled else "authorizing", cancelled=cancelled)
-            await store.lock_payment(conn, order.order_id)
+            settings = await store.payment_settings(conn, order.shop_id)
+            await store.create_payment(
+                conn, **payment, status="cancelled" if cancelled else "authorizing", cancelled=cancelled,
+                gateway=settings["card_gateway"],
+            )
+            row = await store.lock_payment(conn, order.order_id)
             earlier = await store.call_keys(conn, order.order_id, "authorize")
             if not cancelled and (not earlier or earlier == [key]):
-                await store.record_intent(conn, key=key, order_id=order.order_id, operation="authorize", amount=amount)
-            settings = await store.payment_settings(conn, order.shop_id)
+                await store.record_intent(
+                    conn, key=key, order_id=order.order_id, operation="authorize", amount=amount,
+                    note=f"on the {row['gateway']} gateway",
+                )
         if cancelled or (earlier and earlier != [key]):
             async with ctx.unit_of_work():
                 return  # cancelled before it was authorized, or the same order accepted again under a new event id
-        result = await self._gateway.authorize(
+        gateway = self._gateways.of(row)
+        result = await gateway.authorize(
             idempotency_key=key,
             order_id=str(order.order_id),
             amount=amount,
@@ -172,7 +179,7 @@ class PaymentHandlers:
                     conn, key=capture_key, order_id=order.order_id, operation="capture", amount=amount,
                     note="capture at authorization (shop setting)",
                 )
-            captured = await self._gateway.capture(
+            captured = await gateway.capture(
                 idempotency_key=capture_key, authorization_id=result.reference, amount=amount
             )
         async with ctx.unit_of_work() as uow:
@@ -227,7 +234,7 @@ class PaymentHandlers:
                 key=key, check_id=payment["credit_check_id"], carrier=shipped.carrier, tracking_number=shipped.tracking_number
             )
         else:
-            result = await self._gateway.capture(
+            result = await self._gateways.of(payment).capture(
                 idempotency_key=key, authorization_id=payment["authorization_id"], amount=amount
             )
         async with ctx.unit_of_work() as uow:
@@ -318,9 +325,9 @@ class PaymentHandlers:
                     note=f"order cancelled by {cancelled.cancelled_by}: {cancelled.reason}",
                 )
         if plan.action is Action.VOID:
-            result = await self._gateway.void(idempotency_key=key, authorization_id=payment["authorization_id"])
+            result = await self._gateways.of(payment).void(idempotency_key=key, authorization_id=payment["authorization_id"])
         elif plan.action is Action.REFUND:
-            result = await self._gateway.refund(idempotency_key=key, capture_id=payment["capture_id"], amount=plan.amount)
+            result = await self._gateways.of(payment).refund(idempotency_key=key, capture_id=payment["capture_id"], amount=plan.amount)
         elif plan.action is Action.CANCEL_CREDIT:
             result = await self._deferred.cancel(key=key, check_id=payment["credit_check_id"])
         else:

@@ -22,7 +22,7 @@ from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 
 from . import store, store_credit, store_edits
 from .adapters.credit import CreditProvider
-from .adapters.gateway import GatewayResult, PaymentGateway
+from .adapters.gateway import GatewayResult, Gateways
 from .domain.credit import CreditAnswer, CreditStatus
 from .domain.edits import EditAction, EditFacts, EditPlan, after_gateway, plan_edit
 from .domain.payment import idempotency_key
@@ -68,10 +68,10 @@ class Change:
 
 
 class AmountChanges:
-    """Amount changes bound to the card gateway and the deferred-payment provider they call."""
+    """Amount changes bound to the card gateways and the deferred-payment provider they call."""
 
-    def __init__(self, gateway: PaymentGateway, credit: CreditProvider) -> None:
-        self._gateway = gateway
+    def __init__(self, gateways: Gateways, credit: CreditProvider) -> None:
+        self._gateways = gateways
         self._credit = credit
 
     async def on_order_edited(self, edited: OrderEdited, ctx: MessageContext) -> None:
@@ -151,7 +151,7 @@ class AmountChanges:
         cause_id = change.cause.event_id
         if plan.action is EditAction.REAUTHORIZE:
             key = idempotency_key(cause_id, OPERATIONS[EditAction.REAUTHORIZE])
-            result = await self._gateway.authorize(
+            result = await self._gateways.of(payment).authorize(
                 idempotency_key=key, order_id=str(change.order_id), amount=plan.amount, currency=payment["currency"],
                 card_token=change.card_token or payment["card_token"] or "",
             )
@@ -164,12 +164,12 @@ class AmountChanges:
                         conn, key=void_key, order_id=change.order_id, operation="void", amount=payment["authorized_amount"],
                         note=f"replaced by the re-authorization for edit {change.edit_no}",
                     )
-                voided = await self._gateway.void(idempotency_key=void_key, authorization_id=plan.replaces)
+                voided = await self._gateways.of(payment).void(idempotency_key=void_key, authorization_id=plan.replaces)
                 async with ctx.intent() as conn:
                     await store.record_result(conn, key=void_key, approved=voided.approved, reference=voided.reference, reason=voided.reason)
             return result, after_gateway(plan, result.approved, result.reason)
         if plan.action is EditAction.REFUND:
-            result = await self._gateway.refund(
+            result = await self._gateways.of(payment).refund(
                 idempotency_key=idempotency_key(cause_id, "refund"), capture_id=payment["capture_id"], amount=plan.refunded
             )
             return result, after_gateway(plan, result.approved, result.reason)

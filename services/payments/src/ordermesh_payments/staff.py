@@ -22,7 +22,7 @@ from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 
 from . import store
-from .adapters.gateway import PaymentGateway
+from .adapters.gateway import Gateways
 from .domain.card import (
     CardState,
     authorization_expires_at,
@@ -30,6 +30,7 @@ from .domain.card import (
     needs_reauthorization,
     refund_amount,
     refund_refusals,
+    renewal_helps,
     void_refusals,
 )
 from .domain.edits import capture_amount
@@ -62,8 +63,11 @@ async def locked_card_payment(conn: asyncpg.Connection, command: VoidPayment | R
 
 
 async def flag_expiring_authorizations(uow: UnitOfWork, shop_id: str, now: datetime, cause=None) -> list[ItemResult]:
-    """Flags the shop's uncaptured authorizations that expire within a day: PaymentReauthorizationNeeded each."""
+    """Flags the shop's uncaptured authorizations that expire within a day: PaymentReauthorizationNeeded each (none
+    for a shop whose expiring authorizations are renewed automatically)."""
     settings = await store.payment_settings(uow.conn, shop_id)
+    if settings["reauthorize_expiring"] and renewal_helps(settings["authorization_valid_days"]):
+        return []  # the periodic check renews them (and flags only those the gateway refuses to renew)
     results = []
     for payment in await store.uncaptured_authorizations(uow.conn, shop_id):
         valid_days = settings["authorization_valid_days"]
@@ -86,15 +90,20 @@ async def flag_expiring_authorizations(uow: UnitOfWork, shop_id: str, now: datet
 
 
 class StaffCommands:
-    """Handlers of `payments.commands.v1`, bound to the gateway they call."""
+    """Handlers of `payments.commands.v1`, bound to the gateways they call."""
 
-    def __init__(self, gateway: PaymentGateway) -> None:
-        self._gateway = gateway
+    def __init__(self, gateways: Gateways) -> None:
+        self._gateways = gateways
 
     async def set_settings(self, command: SetPaymentSettings, ctx: MessageContext) -> None:
-        """Replaces the shop's payment settings."""
+        """Replaces the shop's payment settings; a card gateway this service has no credentials for is refused."""
+        if not self._gateways.configured(command.card_gateway):
+            raise CommandRefused(
+                f"card gateway {command.card_gateway} is not configured on the payments service"
+                + (" (ORDERMESH_STRIPE_API_KEY is not set)" if command.card_gateway == "stripe" else "")
+            )
         async with ctx.unit_of_work() as uow:
-            values = command.model_dump(include={"capture_at_authorization", "prepaid_due_days", "authorization_valid_days"})
+            values = command.model_dump(include=set(store.SETTINGS))
             await store.save_payment_settings(uow.conn, command.shop_id, **values, updated_by=command.issued_by)
             accept(uow, command, SERVICE, details=values)
 
@@ -110,7 +119,7 @@ class StaffCommands:
             await store.record_intent(
                 conn, key=key, order_id=command.order_id, operation="void", amount=payment["authorized_amount"], note=command.reason
             )
-        result = await self._gateway.void(idempotency_key=key, authorization_id=payment["authorization_id"])
+        result = await self._gateways.of(payment).void(idempotency_key=key, authorization_id=payment["authorization_id"])
         async with ctx.unit_of_work() as uow:
             await store.record_result(uow.conn, key=key, approved=result.approved, reference=result.reference, reason=result.reason)
             if result.approved:
@@ -137,7 +146,7 @@ class StaffCommands:
             if reasons := refund_refusals(state, amount):
                 raise CommandRefused(*reasons)
             await store.record_intent(conn, key=key, order_id=command.order_id, operation="refund", amount=amount, note=command.reason)
-        result = await self._gateway.refund(idempotency_key=key, capture_id=payment["capture_id"], amount=amount)
+        result = await self._gateways.of(payment).refund(idempotency_key=key, capture_id=payment["capture_id"], amount=amount)
         async with ctx.unit_of_work() as uow:
             await store.record_result(uow.conn, key=key, approved=result.approved, reference=result.reference, reason=result.reason)
             if result.approved:
@@ -168,7 +177,7 @@ class StaffCommands:
                 raise CommandRefused(*reasons)
             await store.record_intent(conn, key=key, order_id=command.order_id, operation="capture", amount=amount, note=command.reason)
             await store.set_status(conn, command.order_id, "capturing")
-        result = await self._gateway.capture(idempotency_key=key, authorization_id=payment["authorization_id"], amount=amount)
+        result = await self._gateways.of(payment).capture(idempotency_key=key, authorization_id=payment["authorization_id"], amount=amount)
         async with ctx.unit_of_work() as uow:
             await PaymentHandlers.record_capture(
                 uow, command.order_id, command.shop_id, payment["currency"], key, amount, result, command

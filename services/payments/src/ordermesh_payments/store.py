@@ -20,13 +20,15 @@ async def create_payment(
     cancelled: bool = False,
     customer_id: str | None = None,
     card_token: str | None = None,
+    gateway: str | None = None,
 ) -> None:
-    """Creates the order's payment row (kept as it is if it exists); `cancelled` for an order cancelled already."""
+    """Creates the order's payment row (kept as it is if it exists); `cancelled` for an order cancelled already,
+    `gateway` the card gateway it starts on."""
     await conn.execute(
         """
         INSERT INTO payments (order_id, shop_id, method, currency, amount, status, reference, due_date, cancelled_at,
-            customer_id, card_token)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END, $10, $11) ON CONFLICT (order_id) DO NOTHING
+            customer_id, card_token, gateway)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END, $10, $11, $12) ON CONFLICT (order_id) DO NOTHING
         """,
         order_id,
         shop_id,
@@ -39,6 +41,7 @@ async def create_payment(
         cancelled,
         customer_id,
         card_token,
+        gateway,
     )
 
 
@@ -136,12 +139,20 @@ async def add_refunded(conn: asyncpg.Connection, order_id: UUID, amount: int) ->
     )
 
 
+SETTINGS = ("capture_at_authorization", "prepaid_due_days", "authorization_valid_days", "card_gateway",
+            "reauthorize_expiring", "cancel_overdue_prepaid")
+DEFAULT_SETTINGS = {
+    "capture_at_authorization": False, "prepaid_due_days": 7, "authorization_valid_days": 7, "card_gateway": "sandbox",
+    "reauthorize_expiring": False, "cancel_overdue_prepaid": False,
+}
+
+
 async def payment_settings(conn: asyncpg.Connection | asyncpg.Pool, shop_id: str) -> dict:
     """The shop's payment settings, defaults where the shop set none."""
     row = await conn.fetchrow("SELECT * FROM payment_settings WHERE shop_id = $1", shop_id)
     if row is None:
-        return {"capture_at_authorization": False, "prepaid_due_days": 7, "authorization_valid_days": 7}
-    return {k: row[k] for k in ("capture_at_authorization", "prepaid_due_days", "authorization_valid_days")}
+        return dict(DEFAULT_SETTINGS)
+    return {k: row[k] for k in SETTINGS}
 
 
 async def save_payment_settings(
@@ -151,20 +162,28 @@ async def save_payment_settings(
     capture_at_authorization: bool,
     prepaid_due_days: int,
     authorization_valid_days: int,
+    card_gateway: str,
+    reauthorize_expiring: bool,
+    cancel_overdue_prepaid: bool,
     updated_by: str,
 ) -> None:
     """Replaces the shop's payment settings."""
     await conn.execute(
         """
-        INSERT INTO payment_settings (shop_id, capture_at_authorization, prepaid_due_days, authorization_valid_days, updated_by)
-        VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO payment_settings (shop_id, capture_at_authorization, prepaid_due_days, authorization_valid_days,
+            card_gateway, reauthorize_expiring, cancel_overdue_prepaid, updated_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         ON CONFLICT (shop_id) DO UPDATE SET capture_at_authorization = $2, prepaid_due_days = $3,
-            authorization_valid_days = $4, updated_by = $5, updated_at = now()
+            authorization_valid_days = $4, card_gateway = $5, reauthorize_expiring = $6, cancel_overdue_prepaid = $7,
+            updated_by = $8, updated_at = now()
         """,
         shop_id,
         capture_at_authorization,
         prepaid_due_days,
         authorization_valid_days,
+        card_gateway,
+        reauthorize_expiring,
+        cancel_overdue_prepaid,
         updated_by,
     )
 

@@ -1,11 +1,12 @@
 """The payment gateway port and the adapter for the local sandbox gateway's HTTP API."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
-from ordermesh_servicekit.consuming import TransientError
+from ordermesh_servicekit.consuming import PermanentError, TransientError
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,28 @@ class SandboxGateway:
             if response.status_code < 500:
                 return response.json()
         return {"status": "error", "error": "gateway_error"}
+
+
+SANDBOX = "sandbox"
+
+
+class Gateways:
+    """The card gateways this service is configured with, by name; a payment goes back to the one it started on."""
+
+    def __init__(self, gateways: dict[str, PaymentGateway]) -> None:
+        self._gateways = dict(gateways)
+
+    def configured(self, name: str) -> bool:
+        """Whether the named gateway can be used."""
+        return name in self._gateways
+
+    def named(self, name: str | None) -> PaymentGateway:
+        """The gateway called `name` (a payment with none recorded started on the sandbox)."""
+        name = name or SANDBOX
+        if name not in self._gateways:
+            raise PermanentError(f"card gateway {name} is not configured on the payments service")
+        return self._gateways[name]
+
+    def of(self, payment: Mapping[str, Any]) -> PaymentGateway:
+        """The gateway the payment's authorization was made on."""
+        return self.named(payment["gateway"])

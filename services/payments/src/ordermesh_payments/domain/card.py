@@ -68,3 +68,27 @@ def needs_reauthorization(
 ) -> bool:
     """Whether an uncaptured authorization expires within `margin` from `now` (so it must be renewed or flagged)."""
     return now + margin >= authorization_expires_at(authorized_at, valid_days)
+
+
+RENEWAL_MARGIN = timedelta(days=1)
+
+
+def renewal_helps(valid_days: int, margin: timedelta = RENEWAL_MARGIN) -> bool:
+    """Whether a fresh authorization would outlive the renewal margin (else renewing would only repeat itself)."""
+    return timedelta(days=valid_days) > margin
+
+
+def renewal_outcome(
+    *, approved: bool, status: str, authorization_id: str | None, renewed: str, cancelled: bool
+) -> str:
+    """What a renewed authorization's answer leads to, given the payment as it stands when the answer is recorded.
+
+    `flag` (the gateway refused: staff must act before the old one expires), `replace` (the new authorization
+    takes over and the old one is voided), or `void_renewal` (meanwhile the payment was captured, cancelled or
+    re-authorized for an edit: the new authorization is not needed and is voided).
+    """
+    if not approved:
+        return "flag"
+    if status == "authorized" and authorization_id == renewed and not cancelled:
+        return "replace"
+    return "void_renewal"
