@@ -16,7 +16,7 @@ run: setup  ## the whole suite with demo traffic and a live view (Ctrl-C stops e
 test: setup  ## every test: unit, integration (real PostgreSQL), end-to-end (real Kafka + PostgreSQL)
 	@$(UV) run --frozen pytest $(ARGS)
 
-bench: setup  ## end-to-end throughput and latency, with raw aiokafka/asyncpg baselines
+bench: setup  ## end-to-end throughput and latency, then intake alone, with raw aiokafka/asyncpg baselines
 	@$(UV) run --frozen python -m ordermesh_devstack.bench $(ARGS)
 
 docs: setup  ## AsyncAPI document of each service into asyncapi/

@@ -1,4 +1,5 @@
-"""`make bench`: end-to-end orders/s and latency through the whole suite, beside raw aiokafka and asyncpg baselines."""
+"""`make bench`: end-to-end orders/s and latency through the whole suite, then intake alone (the orders service taking
+shop orders with the rest of the suite stopped), each beside raw aiokafka and asyncpg baselines."""
 
 import argparse
 import asyncio
@@ -111,13 +112,13 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
-async def committed_transactions(admin_dsn: str) -> int:
-    """Transactions committed in the five service databases so far (pg_stat_database)."""
+async def committed_transactions(admin_dsn: str, services: tuple[str, ...] = SERVICES) -> int:
+    """Transactions committed in the services' databases so far (pg_stat_database)."""
     conn = await asyncpg.connect(admin_dsn)
     try:
         return await conn.fetchval(
             "SELECT sum(xact_commit)::bigint FROM pg_stat_database WHERE datname = ANY($1::text[])",
-            [f"ordermesh_{name}" for name in SERVICES],
+            [f"ordermesh_{name}" for name in services],
         )
     finally:
         await conn.close()
@@ -187,6 +188,56 @@ async def end_to_end(stack: LocalStack, count: int, rate: float, timeout: float)
     }
 
 
+async def intake_only(stack: LocalStack, count: int, timeout: float) -> dict:
+    """Stops every service but orders, publishes `count` demo orders at once and measures ShopOrderSubmitted →
+    OrderAccepted from the topics: the orders service's own intake rate at saturation."""
+    for name in SERVICES:
+        if name != "orders":
+            await asyncio.to_thread(stack.processes[name].stop)
+    watcher = Watcher(stack.bootstrap)
+    await watcher.start()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    messages_before = await topic_message_count(stack.bootstrap)
+    transactions_before = await committed_transactions(stack.admin_dsn, ("orders",))
+    sampler = ResourceSampler({"orders": stack.processes["orders"].process.pid})
+    orders = [demo_order(7_000_000 + n) for n in range(count)]
+    started = time.monotonic()
+    sends = []
+    for order in orders:
+        watcher.expect(order)
+        sends.append(await producer.send(
+            "shop.orders.v1", order.model_dump_json().encode(), key=order.external_order_no.encode(),
+            headers=[("type", b"ShopOrderSubmitted")],
+        ))
+    await asyncio.gather(*sends)
+    published_in = time.monotonic() - started
+    deadline = time.monotonic() + timeout
+    while sum(1 for t in watcher.tracks.values() if t.accepted_at) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    cpu = await sampler.stop()
+    # let the relay's last rounds land before counting what one order cost
+    await asyncio.sleep(1)
+    messages = await topic_message_count(stack.bootstrap) - messages_before
+    transactions = await committed_transactions(stack.admin_dsn, ("orders",)) - transactions_before
+    await producer.stop()
+    await watcher.stop()
+    accepted = [t.accepted_at for t in watcher.tracks.values() if t.accepted_at]
+    window = max(accepted, default=started) - started
+    return {
+        "published_in": published_in,
+        "accepted": len(accepted),
+        "rate": len(accepted) / max(window, 1e-9),
+        "latency": [t.accepted_at - t.submitted_at for t in watcher.tracks.values() if t.accepted_at],
+        "cpu": cpu["orders"],
+        "peak_rss": sampler.peak_rss["orders"],
+        "window": window,
+        "dead_letters": watcher.dead_letters,
+        "messages_per_order": messages / max(count, 1),
+        "transactions_per_order": transactions / max(count, 1),
+    }
+
+
 def _ms(values: list[float], pct: float) -> str:
     return f"{percentile(values, pct) * 1000:8.0f}"
 
@@ -208,11 +259,11 @@ async def run(args: argparse.Namespace) -> None:
             stack.admin_dsn, "ordermesh_notify",
             "SELECT count(*) AS n, min(created_at) AS first, max(sent_at) AS last FROM mail_log WHERE status = 'sent'",
         )
+        intake = await intake_only(stack, args.intake_orders, args.timeout)
     finally:
         await asyncio.to_thread(stack.stop)
-    limit = min(
-        kafka_rate / max(result["messages_per_order"], 1e-9), pg_rate / max(result["transactions_per_order"], 1e-9)
-    )
+    limit = raw_limit(kafka_rate, pg_rate, result["messages_per_order"], result["transactions_per_order"])
+    intake_limit = raw_limit(kafka_rate, pg_rate, intake["messages_per_order"], intake["transactions_per_order"])
     lines = [
         f"ordermesh bench — {args.orders} card orders offered at {args.rate:.0f}/s, {psutil.cpu_count()} cores",
         "",
@@ -237,8 +288,24 @@ async def run(args: argparse.Namespace) -> None:
         f"  measured per order: {result['messages_per_order']:.1f} Kafka messages and {result['transactions_per_order']:.1f} committed"
         " transactions across the suite,",
         f"  so the raw limit is ~{limit:.0f} orders/s; the suite reaches {result['e2e_rate'] / max(limit, 1e-9):.1%} of it",
+        "",
+        f"intake alone — {args.intake_orders} orders published at once, only the orders service running",
+        "",
+        f"{'intake (ShopOrderSubmitted → OrderAccepted)':<48}{intake['rate']:10.1f} orders/s   "
+        f"({intake['accepted']}/{args.intake_orders} accepted in {intake['window']:.1f} s, {intake['dead_letters']} dead letters)",
+        f"{'latency to acceptance p50/p95/p99 ms':<48}{_ms(intake['latency'], 50)}{_ms(intake['latency'], 95)}{_ms(intake['latency'], 99)}",
+        f"{'orders service CPU s / CPU % / peak RSS MiB':<48}{intake['cpu']:8.1f}{intake['cpu'] / max(intake['window'], 1e-9) * 100:8.0f}"
+        f"{intake['peak_rss'] / 2**20:8.0f}",
+        f"  raw baselines as above; measured per order: {intake['messages_per_order']:.1f} Kafka messages and"
+        f" {intake['transactions_per_order']:.1f} committed transactions in the orders database,",
+        f"  so the raw limit is ~{intake_limit:.0f} orders/s; intake reaches {intake['rate'] / max(intake_limit, 1e-9):.1%} of it",
     ]
     print("\n".join(lines))
+
+
+def raw_limit(kafka_rate: float, pg_rate: float, messages_per_order: float, transactions_per_order: float) -> float:
+    """Orders/s the raw baselines allow for what one order costs in Kafka messages and committed transactions."""
+    return min(kafka_rate / max(messages_per_order, 1e-9), pg_rate / max(transactions_per_order, 1e-9))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -246,6 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ordermesh-bench", description=__doc__)
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--rate", type=float, default=50.0, help="orders offered per second")
+    parser.add_argument("--intake-orders", type=int, default=1000, help="orders published at once for the intake-only run")
     parser.add_argument("--timeout", type=float, default=300.0)
     asyncio.run(run(parser.parse_args(argv)))
 

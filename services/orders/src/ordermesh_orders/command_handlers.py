@@ -1,6 +1,7 @@
 """One function per staff command on `orders.commands.v1`: check, decide in the domain, store, answer."""
 
 from collections.abc import Callable
+from uuid import UUID
 
 from ordermesh_contracts import (
     AddTask,
@@ -39,9 +40,10 @@ from . import store
 from .domain import staff
 from .domain.progress import OrderState, Progress, advance
 from .domain.rules import RuleSet
+from .domain.staff import FINAL_STAGES
 from .domain.statuses import child_status_refusal, complete, status_config_errors
 from .domain.tasks import flag_confirmed_by_closing
-from .handlers import publish_progress, run_rules_after_change, settle, take_in
+from .handlers import take_in
 from .order_changes import (
     lock_owned_order,
     on_cancel_order,
@@ -49,31 +51,51 @@ from .order_changes import (
     on_merge_orders,
     on_split_order,
 )
+from .settling import Decide, publish_progress, recording, settle
 
 SERVICE = "orders"
 SHIPPED_OR_LATER = (Stage.SHIPPED, Stage.COMPLETED, Stage.CANCELLED)
 
 
-async def _decide(uow: UnitOfWork, command: Command, order: store.StoredOrder, decide: Callable[[OrderState], Progress]) -> Progress:
+async def _change(
+    uow: UnitOfWork,
+    command: Command,
+    order_id: UUID,
+    decide: Decide,
+    *,
+    history: list[tuple[str, dict]] | None = None,
+) -> Progress:
+    """The one path of every staff command that changes an order: its history entry, then `settle` (the shop's rules
+    after the change, progress, a rule's hold, save), then the progress events. A refusal changes nothing."""
+    await store.add_history(
+        uow.conn, order_id, history or [(command.type, {})], actor=command.issued_by, cause_id=command.event_id
+    )
     try:
-        progress = decide(order.state)
+        order, progress = await settle(
+            uow, order_id, decide, cause_id=command.event_id, released_by_staff=isinstance(command, ReleaseOrder)
+        )
     except staff.Refusal as refusal:
         raise CommandRefused(*refusal.reasons) from None
-    await store.save_state(uow.conn, order.order_id, progress.state)
-    await store.add_history(
-        uow.conn, order.order_id, [(command.type, {})], actor=command.issued_by, cause_id=command.event_id
-    )
-    actor = "auto" if progress.state.mode == "auto" and not isinstance(command, (HoldOrder, ReleaseOrder)) else command.issued_by
-    await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, command, progress, actor=actor)
-    accept(uow, command, SERVICE, details={"stage": progress.state.stage.value, "mode": progress.state.mode})
+    by_hand = isinstance(command, (HoldOrder, ReleaseOrder)) or progress.state.mode != "auto"
+    actor = command.issued_by if by_hand else "auto"
+    await publish_progress(uow, order_id, order.shop_id, order.external_order_no, command, progress, actor=actor)
     return progress
 
 
-def _staff_action(decide: Callable[[Command], Callable[[OrderState], Progress]]):
+async def _decide(
+    uow: UnitOfWork, command: Command, order_id: UUID, decide: Decide, *, details: dict | None = None, **kwargs
+) -> Progress:
+    """A staff command on one order, answered with the order's stage and mode."""
+    progress = await _change(uow, command, order_id, decide, **kwargs)
+    accept(uow, command, SERVICE, details={**(details or {}), "stage": progress.state.stage.value, "mode": progress.state.mode})
+    return progress
+
+
+def _staff_action(decide: Callable[[Command], Decide]):
     async def handle(command, ctx: MessageContext) -> None:
         async with ctx.unit_of_work() as uow:
             order = await lock_owned_order(uow, command, command.order_id)
-            await _decide(uow, command, order, decide(command))
+            await _decide(uow, command, order.order_id, decide(command))
 
     return handle
 
@@ -88,8 +110,7 @@ async def _confirm(command: Command, ctx: MessageContext, flag: str, task_kinds:
     async with ctx.unit_of_work() as uow:
         order = await lock_owned_order(uow, command, command.order_id)
         await store.close_tasks_of_kind(uow.conn, order.order_id, task_kinds, closed_by=command.issued_by)
-        order = await store.lock_order(uow.conn, order.order_id)
-        await _decide(uow, command, order, lambda state: staff.confirm_flag(state, flag))
+        await _decide(uow, command, order.order_id, lambda state: staff.confirm_flag(state, flag))
 
 
 async def on_confirm_address(command: ConfirmAddress, ctx: MessageContext) -> None:
@@ -106,16 +127,15 @@ async def on_add_task(command: AddTask, ctx: MessageContext) -> None:
     """Adds a staff task; a blocking one keeps an order in review."""
     async with ctx.unit_of_work() as uow:
         order = await lock_owned_order(uow, command, command.order_id)
-        if order.state.stage in (Stage.COMPLETED, Stage.CANCELLED):
+        if order.state.stage in FINAL_STAGES:
             raise CommandRefused(f"a {order.state.stage.value} order takes no tasks")
         [(task_id, _)] = await store.open_tasks(
             uow.conn, order.order_id, [("staff", command.note, command.blocking)], opened_by=command.issued_by
         )
-        await store.add_history(
-            uow.conn, order.order_id, [("task opened", {"task_id": task_id, "kind": "staff"})],
-            actor=command.issued_by, cause_id=command.event_id,
+        await _decide(
+            uow, command, order.order_id, recording({}),
+            history=[("task opened", {"task_id": task_id, "kind": "staff"})], details={"task_id": task_id},
         )
-        accept(uow, command, SERVICE, details={"task_id": task_id})
 
 
 async def on_close_task(command: CloseTask, ctx: MessageContext) -> None:
@@ -125,15 +145,14 @@ async def on_close_task(command: CloseTask, ctx: MessageContext) -> None:
         closed = await store.close_task(uow.conn, order.order_id, command.task_id, closed_by=command.issued_by, note=command.note)
         if closed is None:
             raise CommandRefused(f"order {order.order_id} has no open task {command.task_id}")
-        order = await store.lock_order(uow.conn, order.order_id)
         flag = flag_confirmed_by_closing(closed["kind"])
 
         def decide(state: OrderState) -> Progress:
-            if flag and state.stage not in (Stage.COMPLETED, Stage.CANCELLED):
+            if flag and state.stage not in FINAL_STAGES:
                 return staff.confirm_flag(state, flag)
-            return advance(state) if state.stage not in (Stage.COMPLETED, Stage.CANCELLED) else Progress(state)
+            return advance(state)
 
-        await _decide(uow, command, order, decide)
+        await _decide(uow, command, order.order_id, decide)
 
 
 async def on_add_to_watch_list(command: AddToWatchList, ctx: MessageContext) -> None:
@@ -174,9 +193,8 @@ async def on_bulk_update_orders(command: BulkUpdateOrders, ctx: MessageContext) 
                 results.append(ItemResult(item=str(order_id), ok=False, reason=reason))
                 continue
             await store.update_staff_fields(uow.conn, order_id, changes)
-            await store.add_history(
-                uow.conn, order_id, [("bulk update", {k: str(v) for k, v in changes.items()})],
-                actor=command.issued_by, cause_id=command.event_id,
+            await _change(
+                uow, command, order_id, recording({}), history=[("bulk update", {k: str(v) for k, v in changes.items()})]
             )
             results.append(ItemResult(item=str(order_id), ok=True))
         updated = sum(r.ok for r in results)
@@ -221,20 +239,16 @@ async def on_set_child_status(command: SetChildStatus, ctx: MessageContext) -> N
     """Sets a child status of the order's current stage group; rules that look at the status run after it."""
     async with ctx.unit_of_work() as uow:
         order = await lock_owned_order(uow, command, command.order_id)
-        if order.state.stage in (Stage.COMPLETED, Stage.CANCELLED):
+        if order.state.stage in FINAL_STAGES:
             raise CommandRefused(f"a {order.state.stage.value} order can't change")
         refusal = child_status_refusal(await store.status_groups(uow.conn, command.shop_id), order.state.stage, command.status)
         if refusal:
             raise CommandRefused(refusal)
         await store.update_staff_fields(uow.conn, order.order_id, {"child_status": command.status})
-        await store.add_history(
-            uow.conn, order.order_id, [("SetChildStatus", {"status": command.status})],
-            actor=command.issued_by, cause_id=command.event_id,
+        await _decide(
+            uow, command, order.order_id, recording({}),
+            history=[("SetChildStatus", {"status": command.status})], details={"child_status": command.status},
         )
-        hold_reason = await run_rules_after_change(uow, order, order.state.flags, command.event_id)
-        order, progress = await settle(uow, order.order_id, {}, hold_reason)
-        await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, command, progress)
-        accept(uow, command, SERVICE, details={"stage": progress.state.stage.value, "child_status": command.status})
 
 
 async def on_enter_order(command: EnterOrder, ctx: MessageContext) -> None:

@@ -9,11 +9,8 @@ from ordermesh_contracts import (
     MailFailed,
     MailNotApplicable,
     MailSent,
-    Message,
     OrderAccepted,
-    OrderCompleted,
     OrderMessage,
-    OrderProgressed,
     OrderRejected,
     OrderShippingCancelled,
     PaymentAmountChanged,
@@ -57,9 +54,8 @@ from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitO
 from . import store, store_edits
 from .adapters.postal import japan_post_lookup
 from .domain.intake import address_flag, merchandise_total, rejection_reasons
-from .domain.progress import OrderState, Progress, initial_flags, record_flags
+from .domain.progress import OrderState, initial_flags
 from .domain.rules import OrderFacts, facts_of
-from .domain.staff import hold_after
 from .domain.tasks import TASK_KINDS, tasks_opened_by
 from .rule_runner import (
     apply_firing,
@@ -67,6 +63,7 @@ from .rule_runner import (
     planned_firing,
     with_intake_actions,
 )
+from .settling import publish_progress, recording, settle
 
 
 async def on_shop_order_submitted(submitted: ShopOrderSubmitted, ctx: MessageContext) -> None:
@@ -106,6 +103,8 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
         task_kinds.append("delivery_date_requested")
     if facts.remote_island:
         task_kinds.append("remote_island")
+    if facts.relay_area:
+        task_kinds.append("relay_area")
     firing = await planned_firing(uow, submitted.shop_id, lambda: _ready(facts))
     accepted = OrderAccepted(
         order_id=order_id,
@@ -131,7 +130,9 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
     hold_reason = await apply_firing(
         uow, order_id, submitted.shop_id, Stage.REVIEW, firing, at_intake=True, cause_id=submitted.event_id
     )
-    _, progress = await settle(uow, order_id, {}, hold_reason)
+    _, progress = await settle(
+        uow, order_id, recording({}), cause_id=submitted.event_id, run_rules=False, hold_reason=hold_reason
+    )
     uow.publish(topics.ORDERS_EVENTS, accepted)
     uow.publish(
         topics.SHOP_UPDATES,
@@ -159,8 +160,7 @@ def _flag_handler(flags_of):
             changes = flags_of(event)
             await _record_money_and_shipments(uow, event)
             await open_tasks(uow, order.order_id, tasks_opened_by(changes), actor=_owner(event), cause_id=event.event_id)
-            hold_reason = await run_rules_after_change(uow, order, {**order.state.flags, **changes}, event.event_id)
-            order, progress = await settle(uow, order.order_id, changes, hold_reason)
+            order, progress = await settle(uow, order.order_id, recording(changes), cause_id=event.event_id)
             await store.add_history(
                 uow.conn, order.order_id, [(event.type, {"flags": changes})], actor=_owner(event), cause_id=event.event_id
             )
@@ -181,19 +181,6 @@ def _flag_handler(flags_of):
     return handle
 
 
-async def settle(
-    uow: UnitOfWork, order_id, changes: dict[str, str], hold_reason: str | None
-) -> tuple[store.StoredOrder, Progress]:
-    """Re-reads the order (tasks and rules may have changed what holds it), records the flag changes, moves it as
-    far as its flags allow, holds it where it stops if a rule asked, and saves it."""
-    order = await store.lock_order(uow.conn, order_id)
-    progress = record_flags(order.state, changes)
-    if hold_reason:
-        progress = hold_after(progress)
-    await store.save_state(uow.conn, order_id, progress.state)
-    return order, progress
-
-
 async def open_tasks(uow: UnitOfWork, order_id, kinds: list[str], *, actor: str, cause_id) -> list[str]:
     """Opens tasks of these kinds (one open task per kind) and records them in the history; returns those opened."""
     if not kinds:
@@ -212,18 +199,6 @@ async def _ready(facts: OrderFacts) -> OrderFacts:
     return facts
 
 
-async def run_rules_after_change(uow: UnitOfWork, order: store.StoredOrder, flags: dict[str, str], cause_id) -> str | None:
-    """Evaluates the shop's rules on a stored order after a change; returns a hold reason if a rule asks for one."""
-
-    async def facts() -> OrderFacts:
-        source = await store.order_facts_source(uow.conn, order.order_id)
-        accepted = OrderAccepted.model_validate_json(source["snapshot"])
-        return facts_of(accepted, customer_flag=flags.get("customer", "normal"), child_status=source["child_status"])
-
-    firing = await planned_firing(uow, order.shop_id, facts, order.order_id)
-    return await apply_firing(uow, order.order_id, order.shop_id, order.state.stage, firing, at_intake=False, cause_id=cause_id)
-
-
 async def _record_money_and_shipments(uow: UnitOfWork, event: OrderMessage) -> None:
     """Keeps what the customer paid and what shipped, which edits are checked against."""
     conn = uow.conn
@@ -240,40 +215,6 @@ async def _record_money_and_shipments(uow: UnitOfWork, event: OrderMessage) -> N
 
 def _owner(event: OrderMessage) -> str:
     return type(event).__module__.rsplit(".", 1)[-1]
-
-
-async def publish_progress(
-    uow: UnitOfWork,
-    order_id,
-    shop_id: str,
-    external_order_no: str,
-    cause: Message,
-    progress: Progress,
-    *,
-    actor: str = "auto",
-) -> None:
-    """Publishes each stage change (and completion) and records it in the order's history."""
-    mode = "manual" if actor != "auto" else "auto"
-    for from_stage, to_stage in progress.transitions:
-        uow.publish(
-            topics.ORDERS_EVENTS,
-            OrderProgressed(
-                order_id=order_id, shop_id=shop_id, from_stage=from_stage, to_stage=to_stage, mode=mode, **cause.caused()
-            ),
-        )
-        if to_stage is Stage.COMPLETED:
-            uow.publish(
-                topics.ORDERS_EVENTS,
-                OrderCompleted(order_id=order_id, shop_id=shop_id, external_order_no=external_order_no, **cause.caused()),
-            )
-    if progress.transitions:
-        await store.add_history(
-            uow.conn,
-            order_id,
-            [("progressed", {"from": f.value, "to": t.value}) for f, t in progress.transitions],
-            actor=actor,
-            cause_id=cause.event_id,
-        )
 
 
 def _mail_flag(event: MailSent | MailFailed | MailNotApplicable) -> dict[str, str]:

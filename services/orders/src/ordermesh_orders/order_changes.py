@@ -40,7 +40,8 @@ from .domain.split_merge import (
     split_off_order,
 )
 from .domain.tasks import TASK_KINDS
-from .handlers import publish_progress, run_rules_after_change, settle, take_in
+from .handlers import take_in
+from .settling import publish_progress, recording, settle
 
 SERVICE = "orders"
 
@@ -113,8 +114,7 @@ async def commit_edit(
                "balance": edited.balance, "changes": [change.model_dump(mode="json") for change in plan.changes]}
     await store.add_history(uow.conn, order.order_id, [("edited", summary)], actor=command.issued_by, cause_id=command.event_id)
     flags = flags_after_edit(current.charges, plan.charges, order.state.payment_method, notify_customer)
-    hold_reason = await run_rules_after_change(uow, order, {**order.state.flags, **flags}, command.event_id)
-    order, progress = await settle(uow, order.order_id, flags, hold_reason)
+    order, progress = await settle(uow, order.order_id, recording(flags), cause_id=command.event_id)
     uow.publish(topics.ORDERS_EVENTS, edited)
     await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, edited, progress)
     return edited

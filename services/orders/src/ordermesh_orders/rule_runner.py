@@ -53,9 +53,18 @@ def with_intake_actions(deliveries: list[DeliveryGroup], firing: Firing) -> list
 
 
 async def apply_firing(
-    uow: UnitOfWork, order_id: UUID, shop_id: str, stage: Stage, firing: Firing, *, at_intake: bool, cause_id: UUID
+    uow: UnitOfWork,
+    order_id: UUID,
+    shop_id: str,
+    stage: Stage,
+    firing: Firing,
+    *,
+    at_intake: bool,
+    cause_id: UUID,
+    holds_allowed: bool = True,
 ) -> str | None:
-    """Stores what fired rules ask for (status, tasks, memo, labels, carrier, mail text); returns a hold reason if one asks."""
+    """Stores what fired rules ask for (status, tasks, memo, labels, carrier, mail text) and marks them fired; returns
+    a hold reason if one asks and holds are allowed (a skipped hold is written to the history)."""
     if not firing.rule_ids:
         return None
     await store.record_firings(uow.conn, order_id, firing.rule_ids)
@@ -87,6 +96,12 @@ async def apply_firing(
     if tasks:
         opened = await store.open_tasks(uow.conn, order_id, tasks, opened_by="rules")
         history += [("task opened", {"task_id": task_id, "kind": kind}) for task_id, kind in opened]
-    await store.add_history(uow.conn, order_id, history, actor="rules", cause_id=cause_id)
     holds = firing.of_type(Hold)
+    if holds and not holds_allowed:
+        history += [
+            ("rule action skipped", {"rule": rule_id, "reason": "staff released the order by hand in this command"})
+            for rule_id, _ in holds
+        ]
+        holds = []
+    await store.add_history(uow.conn, order_id, history, actor="rules", cause_id=cause_id)
     return holds[0][1].reason if holds else None

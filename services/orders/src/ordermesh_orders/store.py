@@ -362,8 +362,10 @@ async def save_status_groups(conn: asyncpg.Connection, shop_id: str, groups: lis
 
 
 async def order_facts_source(conn: asyncpg.Connection, order_id: UUID) -> asyncpg.Record:
-    """What rules look at on a stored order: its accepted snapshot, flags and child status."""
-    return await conn.fetchrow("SELECT snapshot, flags, child_status, total FROM orders WHERE order_id = $1", order_id)
+    """What rules look at on a stored order: its accepted snapshot, flags, child status and labels."""
+    return await conn.fetchrow(
+        "SELECT snapshot, flags, child_status, labels, total FROM orders WHERE order_id = $1", order_id
+    )
 
 
 async def set_mail_texts(conn: asyncpg.Connection, order_id: UUID, mail_texts: dict[str, str]) -> None:

@@ -1,7 +1,7 @@
 """Remote islands and relay areas of Japan by postal code prefix.
 
-An approximation kept as a table (Izu and Ogasawara islands, Sado, Oki, Tsushima, Iki, Goto, Amami,
-Yakushima, Okinawa's outer islands); carriers publish the exact lists, which can replace this table.
+An approximation kept as tables (Izu and Ogasawara islands, Sado, Oki, Tsushima, Iki, Goto, Amami,
+Yakushima, Okinawa's outer islands); carriers publish the exact lists, which can replace these tables.
 """
 
 import unicodedata
@@ -19,7 +19,37 @@ REMOTE_ISLAND_PREFIXES: tuple[str, ...] = (
 )
 
 
+RELAY_AREAS: dict[str, str] = {
+    "10001": "Izu Ōshima", "10002": "Izu Ōshima",  # 東京都大島町
+    "10011": "Miyakejima", "10012": "Miyakejima",  # 東京都三宅島三宅村
+    "10013": "Mikurajima",  # 東京都御蔵島村
+    "10014": "Hachijōjima", "10015": "Hachijōjima", "10016": "Hachijōjima",  # 東京都八丈島八丈町
+    "952": "Sado",  # 新潟県佐渡市
+    "68401": "Oki islands", "68402": "Oki islands", "68403": "Oki islands", "68404": "Oki islands",  # 隠岐郡 (Dōzen)
+    "6850": "Oki islands",  # 隠岐郡隠岐の島町
+    "8170": "Tsushima", "8171": "Tsushima", "8172": "Tsushima",  # 長崎県対馬市
+    "8530": "Gotō islands", "8532": "Gotō islands", "8533": "Gotō islands",  # 五島市, 新上五島町
+    "894": "Amami islands",  # 奄美市 and 大島郡 on Amami Ōshima
+}
+"""Relay areas (中継地域): places the carriers reach only through a partner, for a surcharge and extra days.
+
+The areas of the shipping service's carrier tables, with prefixes checked against Japan Post's data (e.g. 684-0xxx
+is Sakaiminato on the mainland, and only 684-01xx to 684-04xx are the Oki islands)."""
+
+
+def _digits(postal_code: str) -> str:
+    return unicodedata.normalize("NFKC", postal_code).replace("-", "").strip()
+
+
 def is_remote_island(postal_code: str) -> bool:
     """Whether a Japanese postal code lies on a remote island (longer delivery, shipping fee check)."""
-    digits = unicodedata.normalize("NFKC", postal_code).replace("-", "").strip()
-    return digits.startswith(REMOTE_ISLAND_PREFIXES)
+    return _digits(postal_code).startswith(REMOTE_ISLAND_PREFIXES)
+
+
+def relay_area(postal_code: str) -> str | None:
+    """The relay area a Japanese postal code lies in (the carrier's surcharge applies), or None."""
+    digits = _digits(postal_code)
+    for length in range(len(digits), 0, -1):
+        if area := RELAY_AREAS.get(digits[:length]):
+            return area
+    return None

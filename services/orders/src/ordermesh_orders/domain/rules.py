@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .areas import is_remote_island
+from .areas import is_remote_island, relay_area
 
 CONDITION_FIELDS: dict[str, set[str]] = {
     "payment_method": {"eq", "ne", "in"},
@@ -18,10 +18,12 @@ CONDITION_FIELDS: dict[str, set[str]] = {
     "total": {"gte", "lte", "eq"},
     "prefecture": {"eq", "ne", "in"},
     "remote_island": {"eq"},
+    "relay_area": {"eq"},
     "sku": {"contains", "in"},
     "customer": {"eq", "ne"},
     "requested_date": {"present", "absent"},
     "child_status": {"eq", "ne", "absent"},
+    "label": {"contains", "in"},
 }
 """Each condition field and the operators it takes."""
 
@@ -34,8 +36,8 @@ class Condition(_Strict):
     """One test on the order; all conditions of a rule must hold."""
 
     field: Literal[
-        "payment_method", "channel", "remarks", "total", "prefecture", "remote_island", "sku", "customer",
-        "requested_date", "child_status",
+        "payment_method", "channel", "remarks", "total", "prefecture", "remote_island", "relay_area", "sku", "customer",
+        "requested_date", "child_status", "label",
     ]
     op: Literal["eq", "ne", "in", "contains", "present", "absent", "gte", "lte"]
     value: Any = None
@@ -61,6 +63,8 @@ class SetChildStatus(_Strict):
 
 
 class Hold(_Strict):
+    """Holds the order where it stops; not when staff released it by hand in the very command the rule fired on."""
+
     type: Literal["hold"]
     reason: str = "held by a rule"
 
@@ -180,6 +184,8 @@ class OrderFacts:
     customer: str
     requested_date: bool
     child_status: str | None
+    relay_area: bool = False
+    labels: tuple[str, ...] = ()
 
 
 def holds(condition: Condition, facts: OrderFacts) -> bool:
@@ -196,6 +202,9 @@ def holds(condition: Condition, facts: OrderFacts) -> bool:
         case "sku":
             wanted = value if isinstance(value, list) else [value]
             return any(sku in facts.skus for sku in wanted)
+        case "label":
+            wanted = value if isinstance(value, list) else [value]
+            return any(label in facts.labels for label in wanted)
         case "prefecture":
             values = set(facts.prefectures)
             wanted = set(value if isinstance(value, list) else [value])
@@ -232,7 +241,7 @@ class Firing:
 
 
 def evaluate(rule_set: RuleSet, facts: OrderFacts, already_fired: set[str]) -> Firing:
-    """Fires every rule whose conditions hold, once each; a status a rule sets can make later rules fire."""
+    """Fires every rule whose conditions hold, once each; a status or label a rule sets can make later rules fire."""
     fired: list[str] = []
     actions: list[tuple[str, Any]] = []
     seen = set(already_fired)
@@ -247,10 +256,13 @@ def evaluate(rule_set: RuleSet, facts: OrderFacts, already_fired: set[str]) -> F
                 actions.append((rule_id, action))
                 if isinstance(action, SetChildStatus):
                     facts = replace(facts, child_status=action.status)
+                elif isinstance(action, AddLabel) and action.label not in facts.labels:
+                    facts = replace(facts, labels=(*facts.labels, action.label))
 
 
-def facts_of(order: Any, *, customer_flag: str, child_status: str | None) -> OrderFacts:
-    """Facts of a ShopOrderSubmitted or OrderAccepted (both carry the fields rules look at)."""
+def facts_of(order: Any, *, customer_flag: str, child_status: str | None, labels: tuple[str, ...] = ()) -> OrderFacts:
+    """Facts of a ShopOrderSubmitted or OrderAccepted (both carry the fields rules look at), with the order's
+    customer flag, child status and labels."""
     addresses = [delivery.address for delivery in order.deliveries]
     return OrderFacts(
         payment_method=order.payment.method.value,
@@ -259,8 +271,10 @@ def facts_of(order: Any, *, customer_flag: str, child_status: str | None) -> Ord
         total=order.charges.total,
         prefectures=tuple(address.prefecture for address in addresses),
         remote_island=any(a.country == "JP" and is_remote_island(a.postal_code) for a in addresses),
+        relay_area=any(a.country == "JP" and relay_area(a.postal_code) is not None for a in addresses),
         skus=tuple(line.sku for delivery in order.deliveries for line in delivery.lines),
         customer=customer_flag,
         requested_date=any(delivery.requested_date for delivery in order.deliveries),
         child_status=child_status,
+        labels=tuple(labels),
     )

@@ -18,6 +18,7 @@ TASK_KINDS: dict[str, TaskKind] = {
     "delivery_date_error": TaskKind("Requested delivery date is not possible: contact the customer", True, "delivery_date"),
     "delivery_date_requested": TaskKind("Delivery date requested: check", False),
     "remote_island": TaskKind("Remote island: check the shipping fee", False),
+    "relay_area": TaskKind("Relay area: check the surcharge", False),
     "payment_failed": TaskKind("Payment failed: contact the customer", False),
     "capture_failed": TaskKind("Capture failed: retry or fix on the gateway", False),
     "amount_change_failed": TaskKind("Amount change failed: fix the amount on the gateway side", False),

@@ -1,0 +1,117 @@
+"""The one step every change of a stored order ends with: rules, progress, a rule's hold, save — and the progress
+events that announce it."""
+
+from collections.abc import Callable
+from uuid import UUID
+
+from ordermesh_contracts import (
+    Message,
+    OrderAccepted,
+    OrderCompleted,
+    OrderProgressed,
+    Stage,
+    topics,
+)
+from ordermesh_servicekit.consuming import UnitOfWork
+
+from . import store
+from .domain.progress import OrderState, Progress, record_flags
+from .domain.rules import OrderFacts, facts_of
+from .domain.staff import hold_after
+from .rule_runner import apply_firing, planned_firing
+
+Decide = Callable[[OrderState], Progress]
+"""What a change does to the order's progress (a pure domain function; may raise `staff.Refusal`)."""
+
+
+def recording(changes: dict[str, str]) -> Decide:
+    """The change of an event or staff action that only records flags (none for a change of staff fields)."""
+    return lambda state: record_flags(state, changes)
+
+
+async def settle(
+    uow: UnitOfWork,
+    order_id: UUID,
+    decide: Decide,
+    *,
+    cause_id: UUID,
+    run_rules: bool = True,
+    hold_reason: str | None = None,
+    released_by_staff: bool = False,
+) -> tuple[store.StoredOrder, Progress]:
+    """Decides the order's new progress, runs the shop's rules on the order as it is after the change, holds it where
+    it stops if a rule asked, and saves it. Returns the order as read and its progress.
+
+    `decide` runs first on the order as the caller left it (a refusal leaves everything unchanged); when rules
+    fired it runs again on the re-read order, as they may have opened blocking tasks. A hold a rule asks for is
+    dropped (and the drop written to the history) when staff released the order by hand in this very command:
+    the explicit release wins, and the rule, once-only like every rule, does not hold it later either.
+    `run_rules=False` is for intake, whose rules ran before the order existed (their hold comes as `hold_reason`)."""
+    order = await store.lock_order(uow.conn, order_id)
+    progress = decide(order.state)
+    if run_rules:
+        fired, hold_reason = await _run_rules(uow, order, progress.state, cause_id, holds_allowed=not released_by_staff)
+        if fired:
+            order = await store.lock_order(uow.conn, order_id)
+            progress = decide(order.state)
+    if hold_reason:
+        progress = hold_after(progress)
+    await store.save_state(uow.conn, order_id, progress.state)
+    return order, progress
+
+
+async def _run_rules(
+    uow: UnitOfWork, order: store.StoredOrder, after: OrderState, cause_id: UUID, *, holds_allowed: bool
+) -> tuple[bool, str | None]:
+    """Fires the shop's rules that now hold and have not fired for the order yet; (whether any fired, hold reason)."""
+
+    async def facts() -> OrderFacts:
+        source = await store.order_facts_source(uow.conn, order.order_id)
+        accepted = OrderAccepted.model_validate_json(source["snapshot"])
+        return facts_of(
+            accepted,
+            customer_flag=after.flags.get("customer", "normal"),
+            child_status=source["child_status"],
+            labels=tuple(source["labels"]),
+        )
+
+    firing = await planned_firing(uow, order.shop_id, facts, order.order_id)
+    hold_reason = await apply_firing(
+        uow, order.order_id, order.shop_id, after.stage, firing, at_intake=False, cause_id=cause_id,
+        holds_allowed=holds_allowed,
+    )
+    return bool(firing.rule_ids), hold_reason
+
+
+async def publish_progress(
+    uow: UnitOfWork,
+    order_id: UUID,
+    shop_id: str,
+    external_order_no: str,
+    cause: Message,
+    progress: Progress,
+    *,
+    actor: str = "auto",
+) -> None:
+    """Publishes each stage change (and completion) and records it in the order's history."""
+    mode = "manual" if actor != "auto" else "auto"
+    for from_stage, to_stage in progress.transitions:
+        uow.publish(
+            topics.ORDERS_EVENTS,
+            OrderProgressed(
+                order_id=order_id, shop_id=shop_id, from_stage=from_stage, to_stage=to_stage, mode=mode, **cause.caused()
+            ),
+        )
+        if to_stage is Stage.COMPLETED:
+            uow.publish(
+                topics.ORDERS_EVENTS,
+                OrderCompleted(order_id=order_id, shop_id=shop_id, external_order_no=external_order_no, **cause.caused()),
+            )
+    if progress.transitions:
+        await store.add_history(
+            uow.conn,
+            order_id,
+            [("progressed", {"from": f.value, "to": t.value}) for f, t in progress.transitions],
+            actor=actor,
+            cause_id=cause.event_id,
+        )
