@@ -48,7 +48,7 @@ async def fresh_database(admin_dsn: str) -> AsyncIterator[str]:
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalStack]:
     """The whole suite (real Kafka, real PostgreSQL, sandboxes, five services), once per test session."""
     run_dir: Path = tmp_path_factory.mktemp("stack")
-    suite = LocalStack(StackConfig(run_dir=run_dir, ship_delay_seconds=0.2))
+    suite = LocalStack(StackConfig(run_dir=run_dir, ship_delay_seconds=0.2, payments_check_seconds=2.0))
     try:
         await suite.start()
         yield suite

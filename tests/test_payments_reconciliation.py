@@ -139,7 +139,7 @@ async def _flag(stack, order_id, name: str, value: str) -> dict | None:
     return flags if flags.get(name) == value else None
 
 
-async def test_an_expired_prepaid_order_of_a_shop_that_cancels_them_is_announced_overdue_with_cancel_order(stack, recorder):
+async def test_an_expired_prepaid_order_of_a_shop_that_cancels_them_is_announced_overdue_and_orders_cancels_it(stack, recorder):
     shop = f"overdue-{uuid.uuid4().hex[:6]}"
     reply = await send(stack, topics.PAYMENTS_COMMANDS, SetPaymentSettings(
         shop_id=shop, issued_by="staff:e2e", prepaid_due_days=1, cancel_overdue_prepaid=True,
@@ -151,12 +151,20 @@ async def test_an_expired_prepaid_order_of_a_shop_that_cancels_them_is_announced
     # Two days pass: the due date is moved back instead (the periodic check reads the clock).
     await fetch(stack.service_dsns["payments"], "UPDATE payments SET due_date = current_date - 1 WHERE order_id = $1", order_id)
 
-    [overdue] = await recorder.wait_for(topics.PAYMENTS_EVENTS, type="PaymentOverdue", order_id=order_id, timeout=150)
+    [overdue] = await recorder.wait_for(topics.PAYMENTS_EVENTS, type="PaymentOverdue", order_id=order_id, timeout=60)
 
     body = overdue.json()
     assert (body["cancel_order"], body["balance"], body["reference"]) == (True, order.charges.total, requested.json()["reference"])
     assert (await payment(stack, order_id))["overdue_notified"] is True
     await eventually(lambda: _flag(stack, order_id, "prepaid_payment", "overdue"), timeout=30)
+    # orders cancels it as the shop asked: the request withdrawn, the customer told, the stock released
+    [cancelled] = await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderCancelled", order_id=order_id)
+    assert cancelled.json()["causation_id"] == body["event_id"]
+    assert (cancelled.json()["restore_stock"], cancelled.json()["cancel_payment"], cancelled.json()["notify_customer"]) == (True, True, True)
+    [withdrawn] = await recorder.wait_for(topics.PAYMENTS_EVENTS, type="PaymentCancelled", order_id=order_id)
+    assert withdrawn.json()["outcome"] == "request_cancelled"
+    await recorder.wait_for(topics.NOTIFY_EVENTS, type="MailSent", order_id=order_id, mail_kind="order_cancelled")
+    await eventually(lambda: _flag(stack, order_id, "payment_cancellation", "request_cancelled"), timeout=30)
 
 
 async def test_duplicate_shipment_reports_capture_once_at_the_gateway(stack, recorder):

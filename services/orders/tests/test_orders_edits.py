@@ -206,3 +206,11 @@ def test_merchandise_total_counts_negative_lines() -> None:
     group: DeliveryGroup = card_order().deliveries[0]
     booked = group.model_copy(update={"lines": [*group.lines, group.lines[0].model_copy(update={"quantity": -1, "line_discount": 0})]})
     assert merchandise_total_of([booked]) == 2 * 2160 - 200 + 5500 - 2160
+
+
+def test_money_received_outside_a_gateway_beyond_the_new_total_is_a_refund_staff_owe() -> None:
+    before = card_order().charges
+    after = before.model_copy(update={"total": before.total - 1000})
+    assert flags_after_edit(before, after, PaymentMethod.BANK_TRANSFER, False, balance=-1000)["refund"] == "owed"
+    assert "refund" not in flags_after_edit(before, after, PaymentMethod.CARD, False, balance=-1000)
+    assert "refund" not in flags_after_edit(before, after, PaymentMethod.BANK_TRANSFER, False, balance=0)

@@ -78,6 +78,8 @@ class StackConfig:
     run_dir: Path
     partitions: int = int(os.environ.get("ORDERMESH_PARTITIONS", "6"))
     ship_delay_seconds: float = 0.3
+    payments_check_seconds: float | None = None
+    """How often payments looks for overdue and expiring payments (its own default when None)."""
     stock_per_sku: int = 1_000_000
     log_level: str = "INFO"
 
@@ -190,6 +192,8 @@ class LocalStack:
             env["ORDERMESH_PAYMENT_CALLBACK_SECRET"] = self.payment_callback_secret
             env["ORDERMESH_STRIPE_API_KEY"] = TEST_API_KEY
             env["ORDERMESH_STRIPE_API_BASE"] = self.stripe_api_base
+            if self.config.payments_check_seconds is not None:
+                env["ORDERMESH_CHECK_INTERVAL_SECONDS"] = str(self.config.payments_check_seconds)
         if name == "shipping":
             env["ORDERMESH_WAREHOUSE_URL"] = f"http://127.0.0.1:{self._sandbox_ports['warehouse']}"
             env["ORDERMESH_PUBLIC_URL"] = f"http://127.0.0.1:{port}"

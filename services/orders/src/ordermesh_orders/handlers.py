@@ -53,9 +53,11 @@ from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitO
 
 from . import store, store_edits
 from .adapters.postal import japan_post_lookup
+from .cancelling import cancel_order
 from .domain.intake import address_flag, merchandise_total, rejection_reasons
 from .domain.progress import OrderState, initial_flags
 from .domain.rules import OrderFacts, facts_of
+from .domain.staff import Refusal, cancel
 from .domain.tasks import TASK_KINDS, tasks_opened_by
 from .rule_runner import (
     apply_firing,
@@ -149,8 +151,9 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
     return []
 
 
-def _flag_handler(flags_of):
-    """A handler that records the flags `flags_of(event)` returns and advances the order."""
+def _flag_handler(flags_of, then=None):
+    """A handler that records the flags `flags_of(event)` returns and advances the order; `then(uow, event)` runs
+    after, in the same unit of work."""
 
     async def handle(event: OrderMessage, ctx: MessageContext) -> None:
         async with ctx.unit_of_work() as uow:
@@ -177,8 +180,32 @@ def _flag_handler(flags_of):
                     ),
                 )
             await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, event, progress)
+            if then is not None:
+                await then(uow, event)
 
     return handle
+
+
+async def _cancel_when_the_shop_asks(uow: UnitOfWork, overdue: PaymentOverdue) -> None:
+    """An overdue prepaid order of a shop that cancels them automatically is cancelled: stock released, the payment
+    request withdrawn, the customer told (seed 000's choices, made by the shop's setting)."""
+    if not overdue.cancel_order:
+        return
+    order = await store.lock_order(uow.conn, overdue.order_id)
+    try:
+        progress = cancel(order.state, restore_stock=True, cancel_payment=True, notify_customer=True)
+    except Refusal as refusal:
+        await store.add_history(
+            uow.conn, order.order_id, [("automatic cancel skipped", {"reasons": refusal.reasons})],
+            actor="payments", cause_id=overdue.event_id,
+        )
+        return
+    current, _, _ = await store_edits.edit_basis(uow.conn, order.order_id)
+    await cancel_order(
+        uow, order, current, progress, overdue, actor="auto:payment-overdue",
+        reason=f"payment {overdue.reference} not received by {overdue.due_date.isoformat()}",
+        restore_stock=True, cancel_payment=True, notify_customer=True,
+    )
 
 
 async def open_tasks(uow: UnitOfWork, order_id, kinds: list[str], *, actor: str, cause_id) -> list[str]:
@@ -208,6 +235,8 @@ async def _record_money_and_shipments(uow: UnitOfWork, event: OrderMessage) -> N
         await store_edits.record_payment_amounts(conn, event.order_id, received_total=event.received_total)
     elif isinstance(event, PaymentRefunded):
         await store_edits.record_payment_amounts(conn, event.order_id, refunded_total=event.refunded_total)
+    elif isinstance(event, PaymentAmountChanged) and event.refunded:
+        await store_edits.record_payment_amounts(conn, event.order_id, refunded_more=event.refunded)
     elif isinstance(event, ShipmentShipped):
         lines = [(line.sku, line.quantity) for line in event.lines]
         await store_edits.record_shipped(conn, event.order_id, event.shipment_id, event.delivery_index, lines)
@@ -273,7 +302,7 @@ FLAG_HANDLERS = {
     ShipmentShipped: _flag_handler(lambda e: {"shipping": "shipped" if e.all_shipped else "partly_shipped"}),
     PaymentRequested: _flag_handler(lambda e: {"prepaid_payment": "requested"}),
     PaymentReceived: _flag_handler(_payment_received),
-    PaymentOverdue: _flag_handler(lambda e: {"prepaid_payment": "overdue"}),
+    PaymentOverdue: _flag_handler(lambda e: {"prepaid_payment": "overdue"}, then=_cancel_when_the_shop_asks),
     PaymentRefunded: _flag_handler(lambda e: {"refund": "done"}),
     PaymentVoided: _flag_handler(lambda e: {"card_authorization": "cancelled"}),
     PaymentReauthorizationNeeded: _flag_handler(lambda e: {"authorization_expiry": "soon"}),

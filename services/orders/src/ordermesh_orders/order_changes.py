@@ -8,9 +8,7 @@ from ordermesh_contracts import (
     Command,
     EditOrder,
     MergeOrders,
-    Message,
     OrderAccepted,
-    OrderCancelled,
     OrderEdited,
     OrdersMerged,
     OrderSplit,
@@ -23,6 +21,7 @@ from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 
 from . import store, store_edits
+from .cancelling import cancel_order
 from .domain import staff
 from .domain.edits import (
     EditPlan,
@@ -32,14 +31,12 @@ from .domain.edits import (
     fully_shipped_deliveries,
     plan_edit,
 )
-from .domain.progress import Progress
 from .domain.split_merge import (
     merge_refusals,
     merged_order,
     plan_split,
     split_off_order,
 )
-from .domain.tasks import TASK_KINDS
 from .handlers import take_in
 from .settling import publish_progress, recording, settle
 
@@ -113,7 +110,9 @@ async def commit_edit(
     summary = {"edit_no": edit_no, "previous_total": current.charges.total, "total": plan.charges.total,
                "balance": edited.balance, "changes": [change.model_dump(mode="json") for change in plan.changes]}
     await store.add_history(uow.conn, order.order_id, [("edited", summary)], actor=command.issued_by, cause_id=command.event_id)
-    flags = flags_after_edit(current.charges, plan.charges, order.state.payment_method, notify_customer)
+    flags = flags_after_edit(
+        current.charges, plan.charges, order.state.payment_method, notify_customer, balance=edited.balance
+    )
     order, progress = await settle(uow, order.order_id, recording(flags), cause_id=command.event_id)
     uow.publish(topics.ORDERS_EVENTS, edited)
     await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, edited, progress)
@@ -192,9 +191,11 @@ async def on_merge_orders(command: MergeOrders, ctx: MessageContext) -> None:
         if reasons := await take_in(uow, merged, ctx):
             raise CommandRefused(*(f"the merged order: {reason}" for reason in reasons))
         for order, current in sources:
+            progress = _planned(lambda: staff.cancel(order.state, restore_stock=True, cancel_payment=True, notify_customer=False))
             await cancel_order(
-                uow, order, current, command, reason=f"merged into {merged.external_order_no}",
-                restore_stock=True, cancel_payment=True, notify_customer=False,
+                uow, order, current, progress, command, actor=command.issued_by,
+                reason=f"merged into {merged.external_order_no}", restore_stock=True, cancel_payment=True,
+                notify_customer=False,
             )
         uow.publish(topics.ORDERS_EVENTS, OrdersMerged(
             order_id=merged_id, shop_id=command.shop_id, external_order_no=merged.external_order_no,
@@ -204,53 +205,18 @@ async def on_merge_orders(command: MergeOrders, ctx: MessageContext) -> None:
                                                "total": merged.charges.total})
 
 
-async def cancel_order(
-    uow: UnitOfWork,
-    order: store.StoredOrder,
-    current: OrderAccepted,
-    cause: Message,
-    *,
-    reason: str,
-    restore_stock: bool,
-    cancel_payment: bool,
-    notify_customer: bool,
-) -> Progress:
-    """Cancels a whole unshipped order, closes its tasks and tells every service which reversals staff chose."""
-    progress = _planned(lambda: staff.cancel(
-        order.state, restore_stock=restore_stock, cancel_payment=cancel_payment, notify_customer=notify_customer,
-    ))
-    actor = cause.issued_by
-    await store.save_state(uow.conn, order.order_id, progress.state)
-    await store.add_history(uow.conn, order.order_id, [("cancelled", {"reason": reason})], actor=actor, cause_id=cause.event_id)
-    # the stage change itself is automatic in an auto-mode order (as for every staff action but hold and release)
-    mover = "auto" if progress.state.mode == "auto" else actor
-    await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, cause, progress, actor=mover)
-    await store.close_tasks_of_kind(uow.conn, order.order_id, list(TASK_KINDS), closed_by=actor)
-    uow.publish(
-        topics.ORDERS_EVENTS,
-        OrderCancelled(
-            order_id=order.order_id,
-            shop_id=order.shop_id,
-            external_order_no=order.external_order_no,
-            customer_id=current.customer.customer_id,
-            reason=reason,
-            restore_stock=restore_stock,
-            cancel_payment=cancel_payment,
-            notify_customer=notify_customer,
-            cancelled_by=actor,
-            **cause.caused(),
-        ),
-    )
-    return progress
-
-
 async def on_cancel_order(command: CancelOrder, ctx: MessageContext) -> None:
     """Cancels a whole unshipped order and tells every service which reversals staff chose."""
     async with ctx.unit_of_work() as uow:
         order = await lock_owned_order(uow, command, command.order_id)
         current, _, _ = await store_edits.edit_basis(uow.conn, order.order_id)
-        progress = await cancel_order(
-            uow, order, current, command, reason=command.reason, restore_stock=command.restore_stock,
-            cancel_payment=command.cancel_payment, notify_customer=command.notify_customer,
+        progress = _planned(lambda: staff.cancel(
+            order.state, restore_stock=command.restore_stock, cancel_payment=command.cancel_payment,
+            notify_customer=command.notify_customer,
+        ))
+        await cancel_order(
+            uow, order, current, progress, command, actor=command.issued_by, reason=command.reason,
+            restore_stock=command.restore_stock, cancel_payment=command.cancel_payment,
+            notify_customer=command.notify_customer,
         )
         accept(uow, command, SERVICE, details={"stage": progress.state.stage.value, "mode": progress.state.mode})

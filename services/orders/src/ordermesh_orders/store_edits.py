@@ -40,19 +40,22 @@ async def record_payment_amounts(
     captured: int | None = None,
     received_total: int | None = None,
     refunded_total: int | None = None,
+    refunded_more: int | None = None,
 ) -> None:
-    """Keeps what the customer paid: captures add up; received and refunded carry running totals from payments."""
+    """Keeps what the customer paid: captures add up; received and refunded carry running totals from payments (an
+    edit's refund adds to the refunded total, which a later refund's running total then includes)."""
     await conn.execute(
         """
         UPDATE orders SET paid_captured = paid_captured + coalesce($2, 0),
                           paid_received = greatest(paid_received, coalesce($3, 0)),
-                          paid_refunded = greatest(paid_refunded, coalesce($4, 0))
+                          paid_refunded = greatest(paid_refunded + coalesce($5, 0), coalesce($4, 0))
         WHERE order_id = $1
         """,
         order_id,
         captured,
         received_total,
         refunded_total,
+        refunded_more,
     )
 
 

@@ -22,6 +22,9 @@ AUTHORIZATION_PENDING = {
     "credit_check": ("not_yet", "pending"),
 }
 
+HAND_REFUNDED = (PaymentMethod.BANK_TRANSFER, PaymentMethod.CONVENIENCE_STORE, PaymentMethod.CASH_ON_DELIVERY)
+"""Methods whose money is paid back by staff, not by a gateway refund."""
+
 Shipped = dict[tuple[int, str], int]
 """Units shipped so far per (delivery index, sku)."""
 
@@ -244,9 +247,14 @@ def fully_shipped_deliveries(deliveries: list[DeliveryGroup], shipped: Shipped) 
     return done
 
 
-def flags_after_edit(previous: Charges, charges: Charges, payment_method: PaymentMethod, notify_customer: bool) -> dict[str, str]:
-    """Flags an edit sets until the services answer: the payment's amount change and the points used are pending."""
+def flags_after_edit(
+    previous: Charges, charges: Charges, payment_method: PaymentMethod, notify_customer: bool, *, balance: int = 0
+) -> dict[str, str]:
+    """Flags an edit sets until the services answer: the payment's amount change and the points used are pending.
+    Money collected outside a gateway (prepaid, cash on delivery) that now exceeds the total is a refund staff owe."""
     flags: dict[str, str] = {}
+    if balance < 0 and payment_method in HAND_REFUNDED:
+        flags["refund"] = "owed"
     if charges.total != previous.total and payment_method is not PaymentMethod.POINTS_ONLY:
         flags["amount_change"] = "pending"
     if charges.points_used != previous.points_used:
