@@ -109,3 +109,11 @@ def test_a_label_one_rule_adds_makes_a_later_rule_on_that_label_fire() -> None:
 def test_a_label_condition_with_a_comparison_operator_is_refused() -> None:
     with pytest.raises(ValidationError, match="does not apply to 'label'"):
         rules({"name": "x", "conditions": [{"field": "label", "op": "gte", "value": 1}], "actions": [{"type": "hold"}]})
+
+
+@pytest.mark.parametrize(
+    ("postal_code", "remote"),
+    [("891-0115", False), ("891-1105", False), ("891-4205", True), ("891-3101", True), ("853-0001", True), ("896-1101", True)],
+)
+def test_remote_islands_leave_mainland_kagoshima_out_and_take_goto_city_in(postal_code, remote) -> None:
+    assert is_remote_island(postal_code) is remote

@@ -1,7 +1,9 @@
 """Remote islands and relay areas of Japan by postal code prefix.
 
 An approximation kept as tables (Izu and Ogasawara islands, Sado, Oki, Tsushima, Iki, Goto, Amami,
-Yakushima, Okinawa's outer islands); carriers publish the exact lists, which can replace these tables.
+Tanegashima, Yakushima, Tokara, Koshikijima, Okinawa's outer islands), the Kagoshima and Goto prefixes checked
+against Japan Post's data (891-0xxx and 891-1xxx are Kagoshima city on the mainland, 853-0xxx is Goto city);
+carriers publish the exact lists, which can replace these tables.
 """
 
 import unicodedata
@@ -12,8 +14,9 @@ REMOTE_ISLAND_PREFIXES: tuple[str, ...] = (
     "6843", "6844", "6850",  # Oki
     "8170", "8171", "8172", "8173",  # Tsushima
     "8115",  # Iki
-    "8533", "8534", "8535", "8536", "8537", "8538",  # Goto
-    "8910", "8911", "8914", "8916", "8917", "8918", "8919",  # Tokara / Amami / Yakushima area (鹿児島県島しょ部)
+    "8530", "8532", "8533", "8534", "8535", "8536", "8537", "8538",  # Goto (五島市, 新上五島町)
+    "8913", "8914", "8915", "8916", "8917", "8918", "8919",  # Tanegashima, Yakushima, Tokara, Kikai, Tokunoshima, Okinoerabu, Yoron
+    "8961",  # Koshikijima (薩摩川内市 甑島)
     "8941", "8942", "8943", "8944", "8945", "8946", "8947", "8948", "8949",  # Amami
     "906", "907",  # Miyako / Yaeyama
 )
