@@ -32,6 +32,9 @@ class PaymentMethod(StrEnum):
     CONVENIENCE_STORE = "convenience_store"
     CASH_ON_DELIVERY = "cash_on_delivery"
     POINTS_ONLY = "points_only"
+    PLATFORM = "platform"
+    """Paid on the sales platform before the order reached ordermesh (e.g. Shopify Payments, a mall's own
+    checkout): nothing to authorize or capture here; refunds go through the platform."""
 
 
 class Device(StrEnum):
