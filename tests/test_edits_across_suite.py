@@ -16,6 +16,7 @@ from ordermesh_contracts import (
     OrderLine,
     Payment,
     PaymentMethod,
+    SetPaymentSettings,
     order_id_for,
     topics,
 )
@@ -228,3 +229,47 @@ async def test_each_payment_method_follows_an_edit_that_raises_the_total_and_the
             return (await points_by_kind(stack, order_id)).get("committed")
 
         assert await eventually(committed, timeout=30) == 3550
+
+
+async def test_a_captured_card_order_edited_by_every_remaining_kind_is_refunded_the_difference_and_everything_agrees(stack, recorder):
+    shop = f"captured-{uuid.uuid4().hex[:6]}"
+    settings = SetPaymentSettings(shop_id=shop, issued_by="staff:e2e", capture_at_authorization=True)
+    assert (await send(stack, topics.PAYMENTS_COMMANDS, settings))["type"] == "CommandAccepted"
+    a, b = sku("CAP-A"), sku("CAP-B")
+    await stack.set_stock({a: 2, b: 1})
+    order = order_of(993_300, [line(a, 3), line(b, 1)]).model_copy(update={"shop_id": shop})
+    order = order.model_copy(update={"charges": order.charges.model_copy(update={"payment_fee": 330, "total": order.charges.total + 330})})
+    order_id = await place(stack, order)
+    [capture] = await recorder.wait_for(topics.PAYMENTS_EVENTS, type="PaymentCaptured", order_id=order_id, timeout=60)
+    assert capture.json()["amount"] == 4000 + 550 + 330
+    await recorder.wait_for(topics.SHIPPING_EVENTS, type="StockAllocated", order_id=order_id, allocation="partial")
+
+    # B removed, one A booked as cancelled (kept on record), A's manual discount 100, payment fee waived
+    reply = await send(stack, topics.ORDERS_COMMANDS, edit(
+        order_id,
+        LineChange(sku=b, remove=True),
+        LineChange(sku=a, book_cancelled=1, line_discount=100),
+        payment_fee=0,
+    ).model_copy(update={"shop_id": shop}))
+    assert reply["type"] == "CommandAccepted", reply
+    new_total = 2 * 1000 - 100 + 550
+    assert reply["details"]["total"] == new_total and reply["details"]["balance"] == new_total - 4880
+    [edited] = await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderEdited", order_id=order_id)
+    assert sorted((c["sku"], c["change"]) for c in edited.json()["changes"]) == sorted([(b, "removed"), (a, "cancelled_booked")])
+    assert sorted(l["quantity"] for l in edited.json()["deliveries"][0]["lines"]) == [-1, 3]
+    [changed] = await recorder.wait_for(topics.PAYMENTS_EVENTS, type="PaymentAmountChanged", order_id=order_id, timeout=60)
+    assert (changed.json()["outcome"], changed.json()["refunded"]) == ("refunded", 4880 - new_total)
+
+    await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderCompleted", order_id=order_id, timeout=120)
+    state = await order_state(stack, order_id)
+    assert (state["stage"], state["total"], state["refund"]) == ("completed", new_total, "done")
+    [payment] = await fetch(stack.service_dsns["payments"], "SELECT captured_amount, refunded_amount FROM payments WHERE order_id = $1", order_id)
+    assert payment["captured_amount"] - payment["refunded_amount"] == new_total
+    [paid] = await fetch(stack.service_dsns["orders"], "SELECT paid_captured + paid_received - paid_refunded AS paid FROM orders WHERE order_id = $1", order_id)
+    assert paid["paid"] == new_total
+    assert await stock_of(stack, [a, b]) == {a: (0, 0), b: (1, 0)}
+    # captured at authorization, the points were confirmed before the edit: an edit never changes confirmed points
+    [recomputed] = await recorder.wait_for(topics.POINTS_EVENTS, type="PointsRecomputed", order_id=order_id)
+    assert recomputed.json()["confirmed_unchanged"] is True
+    points = await points_by_kind(stack, order_id)
+    assert points == {"accrued": 4000 * POINTS_RATE_PERCENT // 100, "confirmed": 4000 * POINTS_RATE_PERCENT // 100}
