@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from ordermesh_contracts import order_id_for, topics
@@ -44,3 +45,32 @@ async def test_staff_read_an_order_and_a_customers_points_and_a_refused_command_
     refused = _cli(stack, "orders", "hold", str(order_id), "too late", "--shop", DEMO_SHOP)
     assert refused.returncode == 1
     assert "a completed order can't be held" in refused.stdout
+
+
+async def test_staff_set_a_shops_shipping_calendar_and_shipper_from_the_cli_and_bad_values_are_refused(stack, recorder):
+    from support import fetch
+
+    shop = f"cli-ship-{uuid.uuid4().hex[:6]}"
+    done = _cli(
+        stack, "shipping", "set-shop", "--shop", shop, "--time-zone", "Asia/Tokyo", "--cutoff", "11:30",
+        "--closed-weekday", "6", "--closure", "2031-01-02", "--closure", "2031-01-03", "--warehouse-prefecture", "大阪府",
+        "--shipper-name", "CLI商店", "--shipper-phone", "06-0000-0000", "--shipper-postal-code", "530-0001",
+        "--shipper-address", "大阪府大阪市北区梅田1-1",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [row] = await fetch(stack.service_dsns["shipping"], "SELECT * FROM shops WHERE shop_id = $1", shop)
+    assert (str(row["cutoff"]), row["closed_weekdays"], [d.isoformat() for d in row["closures"]]) == ("11:30:00", [6], ["2031-01-02", "2031-01-03"])
+    assert (row["time_zone"], row["warehouse_prefecture"], json.loads(row["shipper"])["name"]) == ("Asia/Tokyo", "大阪府", "CLI商店")
+
+    cleared = _cli(stack, "shipping", "set-shop", "--shop", shop, "--no-closures", "--cutoff", "16:00")
+    assert cleared.returncode == 0, cleared.stdout + cleared.stderr
+    [row] = await fetch(stack.service_dsns["shipping"], "SELECT * FROM shops WHERE shop_id = $1", shop)
+    assert (str(row["cutoff"]), row["closures"], row["closed_weekdays"]) == ("16:00:00", [], [6])
+
+    refused = _cli(stack, "shipping", "set-shop", "--shop", shop, "--time-zone", "Asia/Atlantis")
+    assert refused.returncode == 1
+    assert "unknown time zone 'Asia/Atlantis'" in refused.stdout
+    half_shipper = _cli(stack, "shipping", "set-shop", "--shop", shop, "--shipper-name", "only a name")
+    assert half_shipper.returncode == 2 and "the shipper block needs" in half_shipper.stderr
+    [row] = await fetch(stack.service_dsns["shipping"], "SELECT time_zone FROM shops WHERE shop_id = $1", shop)
+    assert row["time_zone"] == "Asia/Tokyo"

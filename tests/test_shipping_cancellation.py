@@ -4,11 +4,20 @@ shipped answered with ShipmentCancelFailed. OrderCancelled is published here, bu
 
 import uuid
 
+import pytest
+
 from ordermesh_contracts import ImportStock, OrderCancelled, StockLevel, order_id_for, topics
 from ordermesh_devstack.demo import demo_order
 from support import eventually, fetch, publish_raw
+from test_shipping_stock_consistency import stock_disagreements
 
 STAFF = {"shop_id": "demo-shop", "issued_by": "e2e"}
+
+
+@pytest.fixture(autouse=True)
+async def stock_agrees_after_each_test(stack):
+    yield
+    assert await stock_disagreements(stack) == []
 
 
 def with_sku(number: int, sku: str, quantity: int, *, carrier: str = "yamato"):

@@ -6,6 +6,8 @@ from the contract, as the orders service would."""
 import base64
 import uuid
 
+import pytest
+
 from ordermesh_contracts import (
     ExportLabels,
     ImportStock,
@@ -18,8 +20,15 @@ from ordermesh_contracts import (
 )
 from ordermesh_devstack.demo import demo_order
 from support import eventually, fetch, publish_raw
+from test_shipping_stock_consistency import stock_disagreements
 
 STAFF = {"shop_id": "demo-shop", "issued_by": "e2e"}
+
+
+@pytest.fixture(autouse=True)
+async def stock_agrees_after_each_test(stack):
+    yield
+    assert await stock_disagreements(stack) == []
 MIKURAJIMA = {"postal_code": "100-1211", "prefecture": "東京都", "city": "御蔵島村", "line1": "御蔵島1"}
 
 

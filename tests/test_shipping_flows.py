@@ -5,11 +5,20 @@ import base64
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from ordermesh_contracts import ExportLabels, ImportStock, ImportTrackingCsv, StockLevel, order_id_for, topics
 from ordermesh_devstack.demo import demo_order
 from support import fetch, publish_raw
+from test_shipping_stock_consistency import stock_disagreements
 
 STAFF = {"shop_id": "demo-shop", "issued_by": "e2e"}
+
+
+@pytest.fixture(autouse=True)
+async def stock_agrees_after_each_test(stack):
+    yield
+    assert await stock_disagreements(stack) == []
 
 
 async def submit(stack, order) -> uuid.UUID:

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import holidays
+import pytest
 
 from ordermesh_contracts import (
     ExportLabels,
@@ -25,10 +26,17 @@ from ordermesh_contracts import (
 from ordermesh_devstack.demo import demo_order
 from ordermesh_shipping.domain.tracking import yamato_check_digit_ok
 from support import eventually, fetch, publish_raw
+from test_shipping_stock_consistency import stock_disagreements
 
 STAFF = {"shop_id": "demo-shop", "issued_by": "e2e"}
 OGASAWARA = {"postal_code": "100-2101", "prefecture": "東京都", "city": "小笠原村", "line1": "父島"}
 SADO = {"postal_code": "952-0011", "prefecture": "新潟県", "city": "佐渡市", "line1": "両津夷1"}
+
+
+@pytest.fixture(autouse=True)
+async def stock_agrees_after_each_test(stack):
+    yield
+    assert await stock_disagreements(stack) == []
 
 
 def order_of(number: int, groups: list[dict], *, shop_id: str = "demo-shop", payment: Payment | None = None):
@@ -181,6 +189,33 @@ async def test_a_shop_closure_pushes_the_earliest_ship_and_delivery_dates_and_a_
     assert body["earliest_delivery_date"] == (opening + timedelta(days=1)).isoformat()
     assert opening.isoformat() in body["reasons"][0]
     await eventually(lambda: _flag_is(stack, order_id, "delivery_date", "error"))
+
+
+async def test_a_public_holiday_is_skipped_and_a_requested_date_right_after_it_is_a_delivery_date_error(stack, recorder):
+    shop = f"hol-{uuid.uuid4().hex[:6]}"
+    today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    calendar = holidays.country_holidays("JP", years=[today.year, today.year + 1])
+    holiday = min(day for day in calendar if day > today + timedelta(days=1))
+    # The shop ships only on the holiday's weekday, and every such day before it is a closure: the holiday is the
+    # first candidate, so only the holiday calendar can push the ship date past it.
+    closures = [day for day in (today + timedelta(days=n) for n in range((holiday - today).days)) if day.weekday() == holiday.weekday()]
+    closed = [weekday for weekday in range(7) if weekday != holiday.weekday()]
+    reply = await command(stack, recorder, SetShopShipping(shop_id=shop, issued_by="e2e", time_zone="Asia/Tokyo", closed_weekdays=closed, closures=closures))
+    assert reply["type"] == "CommandAccepted", reply
+    expected = holiday + timedelta(days=7)
+    while expected in calendar:
+        expected += timedelta(days=7)
+
+    requested = holiday + timedelta(days=1)
+    order_id = await submit(stack, order_of(990_008, [{"lines": [("SKU-001", 1)], "requested_date": requested}], shop_id=shop))
+    [event] = await recorder.wait_for(topics.SHIPPING_EVENTS, type="DeliveryDateChecked", order_id=order_id, timeout=90)
+    body = event.json()
+    assert (body["result"], body["earliest_ship_date"]) == ("error", expected.isoformat())
+    assert body["earliest_delivery_date"] == (expected + timedelta(days=1)).isoformat()
+    assert body["deliveries"][0]["requested_date"] == requested.isoformat()
+    await eventually(lambda: _flag_is(stack, order_id, "delivery_date", "error"))
+    tasks = await fetch(stack.service_dsns["orders"], "SELECT kind FROM order_tasks WHERE order_id = $1", order_id)
+    assert "delivery_date_error" in {row["kind"] for row in tasks}
 
 
 async def test_shop_settings_with_bad_values_are_rejected_with_every_reason_and_change_nothing(stack, recorder):

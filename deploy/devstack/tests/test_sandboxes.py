@@ -478,3 +478,88 @@ async def test_with_a_deliver_delay_a_delivered_callback_follows_with_the_cash_c
     event = json.loads(delivered)
     assert (event["type"], event["shipment_id"], event["cash_collected"]) == ("delivered", "shp_cod", 4510)
     assert verify_signature(SECRET, delivered, header, now=int(time.time()))
+
+
+def warehouse_request(callback_url: str, shipment_id: str, *lines: tuple[str, int]) -> dict:
+    return {**shipment_request(callback_url, shipment_id), "lines": [{"sku": s, "quantity": q} for s, q in lines]}
+
+
+async def test_a_down_warehouse_answers_503_a_rejecting_one_422_and_neither_ships() -> None:
+    receiver = Receiver()
+    app = warehouse.create_app(secret=SECRET, ship_delay_s=0.1)
+    async with serving(receiver.app) as receiver_url, serving(app) as warehouse_url:
+        async with httpx.AsyncClient(base_url=warehouse_url) as client:
+            callback = f"{receiver_url}/callbacks/warehouse"
+            down = warehouse_request(callback, "shp_down", ("SKU-1", 1), ("DOWN-1", 1))
+            answers = [await client.post("/v1/shipments", json=down) for _ in range(3)]
+            rejected = await client.post("/v1/shipments", json=warehouse_request(callback, "shp_rej", ("REJECT-1", 1)))
+            await asyncio.sleep(0.4)
+    assert [a.status_code for a in answers] == [503, 503, 503]
+    assert (rejected.status_code, rejected.json()["error"]) == (422, "unserviceable")
+    assert receiver.attempts == []
+
+
+async def test_a_flaky_request_fails_twice_then_is_taken_and_ships_once() -> None:
+    receiver = Receiver()
+    app = warehouse.create_app(secret=SECRET, ship_delay_s=0.1)
+    async with serving(receiver.app) as receiver_url, serving(app) as warehouse_url:
+        async with httpx.AsyncClient(base_url=warehouse_url) as client:
+            request = warehouse_request(f"{receiver_url}/callbacks/warehouse", "shp_flaky", ("FLAKY-1", 2))
+            answers = [await client.post("/v1/shipments", json=request) for _ in range(4)]
+            body, _ = await asyncio.wait_for(receiver.delivered.get(), 5)
+            await asyncio.sleep(0.3)
+    assert [a.status_code for a in answers] == [503, 503, 202, 202]
+    assert answers[2].json()["request_id"] == answers[3].json()["request_id"]
+    assert json.loads(body)["shipment_id"] == "shp_flaky"
+    assert len(receiver.attempts) == 1
+
+
+async def test_a_slow_first_try_times_out_and_the_retry_gets_the_same_request_which_ships_once() -> None:
+    receiver = Receiver()
+    app = warehouse.create_app(secret=SECRET, ship_delay_s=0.3, stall_s=2)
+    async with serving(receiver.app) as receiver_url, serving(app) as warehouse_url:
+        async with httpx.AsyncClient(base_url=warehouse_url, timeout=0.5) as client:
+            request = warehouse_request(f"{receiver_url}/callbacks/warehouse", "shp_slow", ("SLOW-1", 1))
+            with pytest.raises(httpx.ReadTimeout):
+                await client.post("/v1/shipments", json=request)
+            retry = await client.post("/v1/shipments", json=request)
+            body, _ = await asyncio.wait_for(receiver.delivered.get(), 5)
+            await asyncio.sleep(0.5)
+    assert (retry.status_code, retry.headers.get("Idempotent-Replayed")) == (202, "true")
+    assert json.loads(body)["request_id"] == retry.json()["request_id"]
+    assert len(receiver.attempts) == 1
+
+
+async def test_a_partial_request_ships_in_two_parcels_with_their_own_tracking_numbers_then_is_delivered() -> None:
+    receiver = Receiver()
+    app = warehouse.create_app(secret=SECRET, ship_delay_s=0.1, deliver_delay_s=0.1)
+    async with serving(receiver.app) as receiver_url, serving(app) as warehouse_url:
+        async with httpx.AsyncClient(base_url=warehouse_url) as client:
+            request = warehouse_request(f"{receiver_url}/callbacks/warehouse", "shp_part", ("PARTIAL-1", 3), ("SKU-2", 1))
+            await client.post("/v1/shipments", json=request)
+            events = [json.loads((await asyncio.wait_for(receiver.delivered.get(), 5))[0]) for _ in range(3)]
+    first, second, delivered = events
+    assert (first["parcel"], first["parcels"], first["lines"]) == (1, 2, [{"sku": "PARTIAL-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}])
+    assert (second["parcel"], second["lines"]) == (2, [{"sku": "PARTIAL-1", "quantity": 1}])
+    assert first["tracking_number"] == warehouse.tracking_number("shp_part")
+    assert second["tracking_number"] == warehouse.tracking_number("shp_part", 2) != first["tracking_number"]
+    assert all(int(n[:11]) % 7 == int(n[11]) for n in (first["tracking_number"], second["tracking_number"]))
+    assert delivered["type"] == "delivered"
+
+
+async def test_a_runaway_request_waits_for_its_cancel_which_is_answered_ok_and_then_ships_anyway() -> None:
+    receiver = Receiver()
+    app = warehouse.create_app(secret=SECRET, ship_delay_s=0.1, deliver_delay_s=0.1)
+    async with serving(receiver.app) as receiver_url, serving(app) as warehouse_url:
+        async with httpx.AsyncClient(base_url=warehouse_url) as client:
+            request = warehouse_request(f"{receiver_url}/callbacks/warehouse", "shp_run", ("RUNAWAY-1", 1))
+            accepted = await client.post("/v1/shipments", json=request)
+            await asyncio.sleep(0.4)
+            held = list(receiver.attempts)
+            cancel = await client.post(f"/v1/shipments/{accepted.json()['request_id']}/cancel")
+            body, _ = await asyncio.wait_for(receiver.delivered.get(), 5)
+            await asyncio.sleep(0.4)
+    assert held == []
+    assert cancel.json() == {"status": "cancelled"}
+    assert (json.loads(body)["type"], json.loads(body)["shipment_id"]) == ("shipped", "shp_run")
+    assert len(receiver.attempts) == 1, "shipped once and never reported delivered"

@@ -33,6 +33,20 @@ def shipments(order_id: UUID, as_json: bool = typer.Option(False, "--json")) -> 
     output.print_rows(rows, title="shipments", as_json=as_json)
 
 
+@app.command("allocations")
+def allocations(
+    order: UUID = typer.Option(None, help="One order's allocations."),
+    sku: str = typer.Option(None, help="Every order holding this sku."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Units set aside per order and sku, with the order's coverage (full, partial, none), oldest first."""
+    rows = client.get_json(
+        client.Connection.from_environment(), "shipping", "/api/shipping/allocations",
+        order_id=str(order) if order else None, sku=sku,
+    )
+    output.print_rows(rows, title="allocations", as_json=as_json)
+
+
 @app.command("import-stock")
 def import_stock(
     csv_file: Path = typer.Argument(..., exists=True, help="CSV with a header: sku,warehouse,on_hand[,cool_type]."),

@@ -346,6 +346,32 @@ async def test_a_ship_report_after_a_cancel_is_flagged_and_stock_on_hand_drops_w
     [row] = await store_shipments.shipments_of_order(pool, accepted.order_id)
     assert (row["status"], row["flagged"]) == ("cancelled", "shipped_after_cancel")
     assert await stock(pool, "A") == (3, 1)
+    [failed] = await published(pool, type="ShipmentCancelFailed", order_id=accepted.order_id)
+    assert (failed["stock_released"], failed["causation_id"]) == (True, str(report.event_id))
+    assert failed["reason"] == row["cancel_error"] == "shipped after the order was cancelled: goods left without an order (yamato 123456789013)"
+    assert await published(pool, type="ShipmentShipped", order_id=accepted.order_id) == []
+
+
+async def test_a_ship_report_after_a_cancel_that_kept_the_stock_takes_the_kept_units_out_of_the_allocation(pool, handlers) -> None:
+    await set_stock(pool, A=5)
+    other = order({"A": 1})
+    await until_requested(pool, handlers, other)
+    accepted = order({"A": 2})
+    await until_requested(pool, handlers, accepted)
+    await handle(pool, handlers, cancellation(accepted, restore_stock=False))
+    assert await stock(pool, "A") == (5, 3)
+    report = WarehouseShipmentReported(
+        shipment_id=shipment_id_for(accepted.order_id, 0), order_id=accepted.order_id, warehouse_request_id="wr",
+        carrier="yamato", tracking_number="123456789013", shipped_at=datetime.now(timezone.utc), lines=[{"sku": "A", "quantity": 2}],
+    )
+    again = report.model_copy(update={"event_id": uuid4()})
+    for message in (report, again):
+        await handlers.on_warehouse_shipment_reported(message, ctx(pool, message))
+    assert await stock(pool, "A") == (3, 1)
+    assert await store_stock.allocated_to(pool, other.order_id) == {"A": 1}
+    [failed] = await published(pool, type="ShipmentCancelFailed", order_id=accepted.order_id, causation_id=report.event_id)
+    assert failed["stock_released"] is False
+    assert await published(pool, type="ShipmentCancelFailed", order_id=accepted.order_id, causation_id=again.event_id) == []
 
 
 async def test_labels_are_refused_for_a_cancelled_shipment(pool, handlers) -> None:

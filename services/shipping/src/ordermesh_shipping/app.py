@@ -86,12 +86,22 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                 rows = await store_shipments.shipments_of_order(conn, order_id)
             return JSONResponse([{k: _json_value(v) for k, v in row.items()} for row in rows])
 
+        async def allocations(request: Request) -> Response:
+            try:
+                order_id = UUID(request.query_params["order_id"]) if request.query_params.get("order_id") else None
+            except ValueError:
+                return JSONResponse({"error": "order_id must be a UUID"}, status_code=400)
+            async with runtime.pool.acquire() as conn:
+                rows = await store_stock.allocations(conn, order_id, request.query_params.get("sku"))
+            return JSONResponse([{k: _json_value(v) for k, v in row.items()} for row in rows])
+
         token = settings.api_token.get_secret_value()
         return [
             ("/callbacks/warehouse", asgi_endpoint(warehouse_callback(settings.warehouse_callback_secret.get_secret_value(), publish))),
             ("/admin/stock", asgi_endpoint(stock_levels(settings.admin_token.get_secret_value(), set_stock))),
             ("/api/shipping/stock", staff_endpoint(token, stock)),
             ("/api/shipping/shipments", staff_endpoint(token, shipments)),
+            ("/api/shipping/allocations", staff_endpoint(token, allocations)),
         ]
 
     async def close_client(_runtime: ServiceRuntime) -> None:

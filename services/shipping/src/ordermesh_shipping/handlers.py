@@ -136,7 +136,9 @@ class ShippingHandlers:
                 failed.append((index, shipment_id, attempts, reason))
         async with ctx.unit_of_work() as uow:
             for index, shipment_id, request_id in requested:
-                await store_shipments.mark_requested(uow.conn, shipment_id, request_id)
+                if not await store_shipments.mark_requested(uow.conn, shipment_id, request_id):
+                    # The parcel left (or was cancelled) while the warehouse was slow to answer: that news is out already.
+                    continue
                 uow.publish(
                     topics.SHIPPING_EVENTS,
                     ShipmentRequested(
@@ -174,6 +176,12 @@ class ShippingHandlers:
             if shipment is None or shipment["order_id"] != report.order_id:
                 raise PermanentError(f"the warehouse reported unknown shipment {report.shipment_id}")
             if shipment["status"] in ("shipped", "delivered") or shipment["flagged"]:
+                if shipment["tracking_number"] not in (None, report.tracking_number):
+                    # A second parcel of one delivery group: its units can't be booked yet, so keep it in the DLQ.
+                    raise PermanentError(
+                        f"shipment {report.shipment_id} already left as {shipment['tracking_number']}; a further parcel "
+                        f"{report.tracking_number} of the same delivery group is not supported"
+                    )
                 return
             await ship(
                 uow,

@@ -116,6 +116,11 @@ async def is_cancelled(conn: asyncpg.Connection, order_id: UUID) -> bool:
     return bool(await conn.fetchval("SELECT true FROM cancelled_orders WHERE order_id = $1", order_id))
 
 
+async def cancellation(conn: asyncpg.Connection, order_id: UUID) -> asyncpg.Record | None:
+    """The order's cancellation (shop, whether stock was restored), if staff cancelled it."""
+    return await conn.fetchrow("SELECT shop_id, restore_stock FROM cancelled_orders WHERE order_id = $1", order_id)
+
+
 
 async def replace_group_lines(
     conn: asyncpg.Connection, order_id: UUID, shop_id: str, delivery_index: int, carrier: str, lines: list[tuple]

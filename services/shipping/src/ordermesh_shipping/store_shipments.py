@@ -5,7 +5,6 @@ from uuid import UUID
 
 import asyncpg
 
-from .store import DEFAULT_WAREHOUSE
 
 
 async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
@@ -37,16 +36,20 @@ async def create_shipment(
     )
 
 
-async def mark_requested(conn: asyncpg.Connection, shipment_id: UUID, warehouse_request_id: str) -> None:
-    """The warehouse took the request."""
-    await conn.execute(
+async def mark_requested(conn: asyncpg.Connection, shipment_id: UUID, warehouse_request_id: str) -> bool:
+    """The warehouse took the request; false when the shipment already moved on (shipped or cancelled meanwhile),
+    in which case only a missing request id is filled in."""
+    status = await conn.fetchval(
         """
-        UPDATE shipments SET status = 'requested', warehouse_request_id = $2
-        WHERE shipment_id = $1 AND status = 'requesting'
+        UPDATE shipments SET status = CASE WHEN status = 'requesting' THEN 'requested' ELSE status END,
+               warehouse_request_id = CASE WHEN status IN ('requesting', 'requested') OR warehouse_request_id IS NULL
+                                           THEN $2 ELSE warehouse_request_id END
+        WHERE shipment_id = $1 RETURNING status
         """,
         shipment_id,
         warehouse_request_id,
     )
+    return status == "requested"
 
 
 async def lock_shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.Record | None:
@@ -161,14 +164,12 @@ async def tracking_owners(conn: asyncpg.Connection, numbers: list[str]) -> dict[
     return {row["tracking_number"]: row["id"] for row in rows}
 
 
-async def flag_shipped_after_cancel(conn: asyncpg.Connection, shipment_id: UUID, quantities: dict[str, int]) -> None:
-    """A cancelled shipment left anyway: keep it cancelled and flagged, and take the goods out of stock on hand."""
+async def flag_shipped_after_cancel(conn: asyncpg.Connection, shipment_id: UUID, reason: str) -> None:
+    """A cancelled shipment left anyway: it stays cancelled, flagged, with the reason for staff."""
     await conn.execute(
-        "UPDATE shipments SET status = 'cancelled', flagged = 'shipped_after_cancel' WHERE shipment_id = $1", shipment_id
-    )
-    await conn.executemany(
-        "UPDATE stock SET on_hand = greatest(on_hand - $2, allocated) WHERE sku = $1 AND warehouse = $3",
-        [(sku, qty, DEFAULT_WAREHOUSE) for sku, qty in sorted(quantities.items())],
+        "UPDATE shipments SET status = 'cancelled', flagged = 'shipped_after_cancel', cancel_error = $2 WHERE shipment_id = $1",
+        shipment_id,
+        reason,
     )
 
 

@@ -129,6 +129,22 @@ async def stock_levels(conn: asyncpg.Connection, sku: str | None) -> list[asyncp
     )
 
 
+async def allocations(conn: asyncpg.Connection, order_id: UUID | None, sku: str | None, limit: int = 500) -> list[asyncpg.Record]:
+    """Units set aside per order and sku (shipped included, released ones apart) with the order's coverage, oldest
+    request first; for one order, one sku, or both."""
+    return await conn.fetch(
+        """
+        SELECT a.order_id, a.sku, a.warehouse, a.quantity AS allocated, a.released, r.coverage, r.requested_at
+        FROM allocations a LEFT JOIN allocation_requests r ON r.order_id = a.order_id
+        WHERE ($1::uuid IS NULL OR a.order_id = $1) AND ($2::text IS NULL OR a.sku = $2)
+        ORDER BY r.requested_at, a.order_id, a.sku LIMIT $3
+        """,
+        order_id,
+        sku,
+        limit,
+    )
+
+
 async def consume_stock(conn: asyncpg.Connection, units: dict[str, int], from_allocation: dict[str, int]) -> None:
     """Shipped units leave stock on hand; `from_allocation` of them leave the order's allocation too.
 

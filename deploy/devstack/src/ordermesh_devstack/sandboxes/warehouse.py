@@ -48,20 +48,59 @@ class _ShipmentRequest:
     status: str = "accepted"  # accepted | picked | cancelled | shipped | delivered
     report_shipped: bool = True
     cash_on_delivery: int | None = None
+    runaway: bool = False
 
 
 PICKED_SKU_PREFIX = "PICKED-"
 """A request with a line whose sku starts with this is picked at once: a cancel is answered 409 already_picked."""
 
+DOWN_SKU_PREFIX = "DOWN-"
+"""A request with a line whose sku starts with this is always answered 503: the warehouse is down for it."""
 
-def tracking_number(shipment_id: str) -> str:
-    """Return the 12-digit tracking number the warehouse assigns to `shipment_id`.
+FLAKY_SKU_PREFIX = "FLAKY-"
+"""The first `FLAKY_FAILURES` tries of such a request (per idempotency key) are answered 503, then it is taken."""
+
+FLAKY_FAILURES = 2
+
+REJECT_SKU_PREFIX = "REJECT-"
+"""A request with such a line is refused with 422 `unserviceable`: retrying can't help."""
+
+SLOW_SKU_PREFIX = "SLOW-"
+"""The first try of such a request is taken at once but answered only after `stall_s`, longer than a client waits;
+a retry with the same idempotency key meanwhile gets the same request id (the parcel still ships once)."""
+
+PARTIAL_SKU_PREFIX = "PARTIAL-"
+"""Such a request ships in two parcels, each with its own tracking number: first half of every line (rounded
+up), then the rest `ship_delay_s` later."""
+
+RUNAWAY_SKU_PREFIX = "RUNAWAY-"
+"""Such a request is held until it is cancelled; the cancel is answered 200, and then the parcel leaves anyway
+(goods that left without an order, as when a cancel reaches the packing table too late)."""
+
+
+def tracking_number(shipment_id: str, parcel: int = 1) -> str:
+    """Return the 12-digit tracking number the warehouse assigns to parcel `parcel` of `shipment_id`.
 
     Eleven digits and a Yamato check digit (the eleven as a number, mod 7), like a real issued number.
     """
-    digest = hashlib.sha256(shipment_id.encode("utf-8")).digest()
+    seed = shipment_id if parcel == 1 else f"{shipment_id}/{parcel}"
+    digest = hashlib.sha256(seed.encode("utf-8")).digest()
     body = int.from_bytes(digest[:8], "big") % 10**11
     return f"{body:011d}{body % 7}"
+
+
+def parcels_of(lines: list[dict[str, Any]], partial: bool) -> list[list[dict[str, Any]]]:
+    """The parcels a request ships in: one, or for a partial shipment the first half of every line (rounded up)
+    and then the rest (when anything is left)."""
+    if not partial:
+        return [lines]
+    first = [{"sku": line["sku"], "quantity": (line["quantity"] + 1) // 2} for line in lines]
+    rest = [{"sku": line["sku"], "quantity": line["quantity"] // 2} for line in lines if line["quantity"] // 2]
+    return [first, rest] if rest else [first]
+
+
+def _has(lines: list[dict[str, Any]], prefix: str) -> bool:
+    return any(line["sku"].startswith(prefix) for line in lines)
 
 
 def _text(payload: dict[str, Any], field: str) -> str:
@@ -112,6 +151,9 @@ class Warehouse:
     With `deliver_delay_s` set, a second callback of type "delivered" follows the
     shipped one after that delay, with `cash_collected` = the request's
     `cash_on_delivery` amount (null when there is none).
+    Failures, delays, partial and runaway shipments are asked for the same way,
+    by sku prefix: `DOWN-`, `FLAKY-`, `REJECT-`, `SLOW-`, `PARTIAL-`, `RUNAWAY-`
+    (see the constants above).
     """
 
     def __init__(
@@ -121,8 +163,11 @@ class Warehouse:
         ship_delay_s: float = 1.0,
         callback_timeout_s: float = 10.0,
         deliver_delay_s: float | None = None,
+        stall_s: float = 15.0,
     ) -> None:
         self.secret = secret
+        self.stall_s = stall_s
+        self._tries: dict[str, int] = {}  # idempotency key -> tries answered 503 (FLAKY-)
         self.ship_delay_s = ship_delay_s
         self.deliver_delay_s = deliver_delay_s
         self.callback_timeout_s = callback_timeout_s
@@ -155,26 +200,31 @@ class Warehouse:
         task.add_done_callback(self._tasks.discard)
 
     async def _ship(self, shipment: _ShipmentRequest) -> None:
-        await asyncio.sleep(self.ship_delay_s)
-        if shipment.status == "cancelled":
-            return
-        shipment.status = "shipped"
-        event = {
-            "event_id": str(uuid.uuid4()),
-            "type": "shipped",
-            "request_id": shipment.request_id,
-            "shipment_id": shipment.shipment_id,
-            "order_id": shipment.order_id,
-            "carrier": shipment.carrier,
-            "tracking_number": tracking_number(shipment.shipment_id),
-            "shipped_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "lines": shipment.lines,
-        }
-        body = json.dumps(event, separators=(",", ":")).encode("utf-8")
-        logger.info("shipped %s (%s), reporting to %s", shipment.request_id, shipment.shipment_id,
-                    shipment.callback_url)
-        await self._deliver(shipment, body)
-        if self.deliver_delay_s is None:
+        parcels = parcels_of(shipment.lines, _has(shipment.lines, PARTIAL_SKU_PREFIX))
+        for number, lines in enumerate(parcels, start=1):
+            await asyncio.sleep(self.ship_delay_s)
+            if shipment.status == "cancelled" and not shipment.runaway:
+                return
+            if not shipment.runaway:
+                shipment.status = "shipped"
+            event = {
+                "event_id": str(uuid.uuid4()),
+                "type": "shipped",
+                "request_id": shipment.request_id,
+                "shipment_id": shipment.shipment_id,
+                "order_id": shipment.order_id,
+                "carrier": shipment.carrier,
+                "tracking_number": tracking_number(shipment.shipment_id, number),
+                "shipped_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "lines": lines,
+                "parcel": number,
+                "parcels": len(parcels),
+            }
+            body = json.dumps(event, separators=(",", ":")).encode("utf-8")
+            logger.info("shipped %s (%s) parcel %d/%d, reporting to %s", shipment.request_id, shipment.shipment_id,
+                        number, len(parcels), shipment.callback_url)
+            await self._deliver(shipment, body)
+        if self.deliver_delay_s is None or shipment.runaway:
             return
         await asyncio.sleep(self.deliver_delay_s)
         shipment.status = "delivered"
@@ -244,6 +294,15 @@ class Warehouse:
         except _BadRequest as exc:
             return JSONResponse({"error": "invalid_request", "reason": str(exc)}, status_code=400)
 
+        if _has(shipment.lines, DOWN_SKU_PREFIX):
+            return JSONResponse({"error": "unavailable", "reason": "warehouse system down"}, status_code=503)
+        if _has(shipment.lines, REJECT_SKU_PREFIX):
+            return JSONResponse({"error": "unserviceable", "reason": "this warehouse does not stock these items"},
+                                status_code=422)
+        if _has(shipment.lines, FLAKY_SKU_PREFIX) and key not in self._by_key:
+            self._tries[key] = self._tries.get(key, 0) + 1
+            if self._tries[key] <= FLAKY_FAILURES:
+                return JSONResponse({"error": "unavailable", "reason": "try again"}, status_code=503)
         fingerprint = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         known = self._by_key.get(key)
         if known is not None:
@@ -257,13 +316,16 @@ class Warehouse:
             return JSONResponse({"request_id": request_id, "status": "accepted"}, status_code=202,
                                 headers={"Idempotent-Replayed": "true"})
         self._by_key[key] = (fingerprint, shipment.request_id)
-        if any(line["sku"].startswith(PICKED_SKU_PREFIX) for line in shipment.lines):
+        if _has(shipment.lines, PICKED_SKU_PREFIX):
             shipment.status = "picked"
+        shipment.runaway = _has(shipment.lines, RUNAWAY_SKU_PREFIX)
         self._requests[shipment.request_id] = shipment
-        if shipment.report_shipped:
+        if shipment.report_shipped and not shipment.runaway:
             self._spawn(shipment)
         logger.info("accepted shipment %s for order %s as %s", shipment.shipment_id,
                     shipment.order_id, shipment.request_id)
+        if _has(shipment.lines, SLOW_SKU_PREFIX):
+            await asyncio.sleep(self.stall_s)
         return JSONResponse({"request_id": shipment.request_id, "status": "accepted"}, status_code=202)
 
     async def cancel_shipment(self, request: Request) -> JSONResponse:
@@ -275,8 +337,10 @@ class Warehouse:
             return JSONResponse({"error": "already_shipped"}, status_code=409)
         if shipment.status == "picked":
             return JSONResponse({"error": "already_picked"}, status_code=409)
-        shipment.status = "cancelled"
+        was_cancelled, shipment.status = shipment.status == "cancelled", "cancelled"
         logger.info("cancelled %s", shipment.request_id)
+        if shipment.runaway and not was_cancelled:
+            self._spawn(shipment)
         return JSONResponse({"status": "cancelled"})
 
     async def healthz(self, request: Request) -> JSONResponse:
@@ -285,7 +349,12 @@ class Warehouse:
 
 
 def create_app(
-    *, secret: str, ship_delay_s: float = 1.0, callback_timeout_s: float = 10.0, deliver_delay_s: float | None = None
+    *,
+    secret: str,
+    ship_delay_s: float = 1.0,
+    callback_timeout_s: float = 10.0,
+    deliver_delay_s: float | None = None,
+    stall_s: float = 15.0,
 ) -> Starlette:
     """Build the warehouse ASGI app; its state lives in `app.state.warehouse`.
 
@@ -294,7 +363,11 @@ def create_app(
     if not secret:
         raise ValueError("the callback signing secret must not be empty")
     warehouse = Warehouse(
-        secret=secret, ship_delay_s=ship_delay_s, callback_timeout_s=callback_timeout_s, deliver_delay_s=deliver_delay_s
+        secret=secret,
+        ship_delay_s=ship_delay_s,
+        callback_timeout_s=callback_timeout_s,
+        deliver_delay_s=deliver_delay_s,
+        stall_s=stall_s,
     )
     app = Starlette(
         routes=[
@@ -319,6 +392,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds between accepting and shipping a request")
     parser.add_argument("--deliver-delay", type=float, default=None,
                         help="seconds between shipped and a 'delivered' callback (default: never delivered)")
+    parser.add_argument("--stall", type=float, default=15.0,
+                        help="seconds a SLOW- request's first try waits before it is answered")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if not args.secret:
@@ -326,7 +401,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(secret=args.secret, ship_delay_s=args.ship_delay, deliver_delay_s=args.deliver_delay)
+    app = create_app(
+        secret=args.secret, ship_delay_s=args.ship_delay, deliver_delay_s=args.deliver_delay, stall_s=args.stall
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
 
 
