@@ -37,7 +37,8 @@ class ShipmentRequested(OrderMessage):
 
 
 class ShipmentShipped(OrderMessage):
-    """The warehouse handed a shipment to the carrier."""
+    """The warehouse handed a parcel of a shipment to the carrier: `lines` are what this parcel carries (a delivery
+    group may leave in several parcels, each with its own tracking number and event)."""
 
     type: Literal["ShipmentShipped"] = Field(default="ShipmentShipped", description="Contract name.")
     shipment_id: UUID = Field(description="ordermesh's id of the shipment.")

@@ -356,3 +356,44 @@ def test_a_staff_confirmed_flag_is_not_overturned_by_a_later_check() -> None:
     state = advance(fresh_state(PaymentMethod.CARD)).state
     confirmed = record_flags(state, {"delivery_date": "confirmed"}).state
     assert record_flags(confirmed, {"delivery_date": "error"}).state.flags["delivery_date"] == "confirmed"
+
+
+# --- paid on the platform, and nothing to pay ------------------------------------------------------
+
+
+def shipped_order(method: PaymentMethod) -> OrderState:
+    state = advance(fresh_state(method)).state
+    for changes in ({"allocation": "full"}, {"shipping": "requested"}, {"shipping": "shipped"}):
+        state = record_flags(state, changes).state
+    return state
+
+
+def test_an_order_paid_on_the_platform_needs_no_authorization_credit_check_or_prepaid_payment() -> None:
+    flags = initial_flags(PaymentMethod.PLATFORM, "ok")
+    assert (flags["card_authorization"], flags["credit_check"], flags["prepaid_payment"], flags["cod_collection"]) == (
+        "not_applicable", "not_applicable", "not_applicable", "not_applicable",
+    )
+    assert flags["capture"] == "not_yet"
+    progress = advance(fresh_state(PaymentMethod.PLATFORM))
+    assert progress.state.stage is Stage.AWAITING_ALLOCATION
+    assert progress.transitions == [(Stage.REVIEW, Stage.AWAITING_PAYMENT), (Stage.AWAITING_PAYMENT, Stage.AWAITING_ALLOCATION)]
+
+
+@pytest.mark.parametrize("method", [PaymentMethod.PLATFORM, PaymentMethod.POINTS_ONLY])
+def test_a_shipped_platform_or_points_only_order_completes_only_once_payments_reports_it_settled(method) -> None:
+    state = shipped_order(method)
+    assert state.stage is Stage.SHIPPED
+    waiting = record_flags(state, {"points": "confirmed", "mail_shipped": "sent"}).state
+    assert waiting.stage is Stage.SHIPPED, "the capture (platform) or settlement with nothing to pay is still missing"
+    assert record_flags(waiting, {"capture": "error"}).state.stage is Stage.SHIPPED
+    progress = record_flags(waiting, {"capture": "done"})
+    assert progress.state.stage is Stage.COMPLETED
+    assert progress.transitions == [(Stage.SHIPPED, Stage.COMPLETED)]
+
+
+def test_a_points_only_order_passes_awaiting_payment_at_once_but_waits_for_its_settlement_to_complete() -> None:
+    flags = initial_flags(PaymentMethod.POINTS_ONLY, "ok", points_used=3000)
+    assert (flags["card_authorization"], flags["capture"], flags["points_redemption"]) == ("not_applicable", "not_yet", "pending")
+    state = advance(OrderState(stage=Stage.REVIEW, payment_method=PaymentMethod.POINTS_ONLY, flags=flags)).state
+    assert state.stage is Stage.REVIEW, "the points used are not reserved yet"
+    assert record_flags(state, {"points_redemption": "reserved"}).state.stage is Stage.AWAITING_ALLOCATION

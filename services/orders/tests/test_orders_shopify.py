@@ -40,7 +40,7 @@ def test_money_strings_become_integer_yen_with_line_discounts_tax_rates_and_ship
 
 def test_addresses_customer_gateway_and_remarks_are_mapped():
     mapped = map_order("kyoto-tea", shopify_order())
-    assert mapped.payment.method is PaymentMethod.CARD
+    assert mapped.payment.method is PaymentMethod.PLATFORM and mapped.payment.card_token is None
     assert mapped.deliveries[0].address.prefecture == "東京都" and mapped.billing_address.postal_code == "604-8005"
     assert mapped.deliveries[0].carrier == "yamato"
     assert str(mapped.customer.member_since) == "2023-06-01"
@@ -48,10 +48,36 @@ def test_addresses_customer_gateway_and_remarks_are_mapped():
     assert mapped.ordered_at.utcoffset().total_seconds() == 9 * 3600
 
 
-def test_cash_on_delivery_gateway_maps_to_cash_on_delivery():
+@pytest.mark.parametrize("gateway", ["shopify_payments", "stripe", "paypal", "PayPal"])
+def test_gateways_whose_money_shopify_took_map_to_paid_on_the_platform_with_nothing_to_authorize(gateway):
     order = shopify_order()
-    order["payment_gateway_names"] = ["Cash on Delivery (COD)"]
-    assert map_order("kyoto-tea", order).payment.method is PaymentMethod.CASH_ON_DELIVERY
+    order["payment_gateway_names"] = [gateway]
+    mapped = map_order("kyoto-tea", order)
+    assert mapped.payment.method is PaymentMethod.PLATFORM and mapped.payment.card_token is None
+    assert rejection_reasons(mapped) == []
+
+
+@pytest.mark.parametrize(
+    ("gateway", "method"),
+    [
+        ("Cash on Delivery (COD)", PaymentMethod.CASH_ON_DELIVERY),
+        ("Bank Deposit", PaymentMethod.BANK_TRANSFER),
+        ("konbini", PaymentMethod.CONVENIENCE_STORE),
+    ],
+)
+def test_manual_gateways_not_yet_paid_keep_their_own_payment_method(gateway, method):
+    order = shopify_order()
+    order["payment_gateway_names"] = [gateway]
+    order["financial_status"] = "pending"
+    assert map_order("kyoto-tea", order).payment.method is method
+
+
+@pytest.mark.parametrize("gateways", [["Bank Deposit"], ["Cash on Delivery (COD)"], ["some-new-wallet"], []])
+def test_an_order_shopify_reports_as_paid_is_paid_on_the_platform_whatever_its_gateway(gateways):
+    order = shopify_order()
+    order["payment_gateway_names"] = gateways
+    order["financial_status"] = "paid"
+    assert map_order("kyoto-tea", order).payment.method is PaymentMethod.PLATFORM
 
 
 def test_an_order_that_cannot_be_mapped_lists_every_reason():

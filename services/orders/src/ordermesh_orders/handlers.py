@@ -239,7 +239,9 @@ async def _record_money_and_shipments(uow: UnitOfWork, event: OrderMessage) -> N
         await store_edits.record_payment_amounts(conn, event.order_id, refunded_more=event.refunded)
     elif isinstance(event, ShipmentShipped):
         lines = [(line.sku, line.quantity) for line in event.lines]
-        await store_edits.record_shipped(conn, event.order_id, event.shipment_id, event.delivery_index, lines)
+        await store_edits.record_shipped(
+            conn, event.order_id, event.shipment_id, event.delivery_index, event.tracking_number, lines
+        )
 
 
 def _owner(event: OrderMessage) -> str:

@@ -10,16 +10,21 @@ from .domain.edits import Shipped
 
 
 async def record_shipped(
-    conn: asyncpg.Connection, order_id: UUID, shipment_id: UUID, delivery_index: int, lines: list[tuple[str, int]]
+    conn: asyncpg.Connection,
+    order_id: UUID,
+    shipment_id: UUID,
+    delivery_index: int,
+    tracking_number: str,
+    lines: list[tuple[str, int]],
 ) -> None:
-    """Remembers what a shipment carried (a repeated report of the same shipment overwrites, never adds)."""
+    """Remembers what one parcel of a shipment carried (a repeated report of the same parcel overwrites, never adds)."""
     await conn.executemany(
         """
-        INSERT INTO order_shipped_units (order_id, shipment_id, delivery_index, sku, quantity)
-        VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (order_id, shipment_id, sku) DO UPDATE SET quantity = EXCLUDED.quantity
+        INSERT INTO order_shipped_units (order_id, shipment_id, delivery_index, tracking_number, sku, quantity)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (order_id, shipment_id, tracking_number, sku) DO UPDATE SET quantity = EXCLUDED.quantity
         """,
-        [(order_id, shipment_id, delivery_index, sku, quantity) for sku, quantity in lines],
+        [(order_id, shipment_id, delivery_index, tracking_number, sku, quantity) for sku, quantity in lines],
     )
 
 

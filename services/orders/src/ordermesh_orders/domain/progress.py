@@ -21,15 +21,19 @@ class OrderState:
 
 
 PREPAID = (PaymentMethod.BANK_TRANSFER, PaymentMethod.CONVENIENCE_STORE)
+SETTLED_BY_CAPTURE = (PaymentMethod.CARD, PaymentMethod.DEFERRED, PaymentMethod.PLATFORM, PaymentMethod.POINTS_ONLY)
+"""Methods whose money is settled when payments reports a capture: a card or deferred payment captured at shipping,
+a platform payment recorded at acceptance, and nothing to pay (points only) settled once the order has shipped."""
 
 
 def initial_flags(
     payment_method: PaymentMethod, address: str, *, requested_date: bool = False, points_used: int = 0
 ) -> dict[str, str]:
     """Flags of a just-accepted order. A requested delivery date waits for shipping's check; points used wait
-    for the points service to reserve them."""
+    for the points service to reserve them. An order paid on the platform needs no authorization, credit check or
+    prepaid payment, but like every method settled by a capture it completes only once payments reports it."""
     card = payment_method is PaymentMethod.CARD
-    captured_later = payment_method in (PaymentMethod.CARD, PaymentMethod.DEFERRED)
+    captured_later = payment_method in SETTLED_BY_CAPTURE
     return {
         "customer": "normal",
         "address": address,
@@ -49,7 +53,8 @@ def initial_flags(
 
 
 def payment_cleared(state: OrderState) -> bool:
-    """Whether the order may leave awaiting_payment."""
+    """Whether the order may leave awaiting_payment: card authorized, credit ok (deferred), prepaid received; cash
+    on delivery, points only and an order paid on the platform at once (nothing to secure before shipping)."""
     method = state.payment_method
     if method is PaymentMethod.CARD:
         return state.flags.get("card_authorization") == "authorized"
@@ -61,7 +66,8 @@ def payment_cleared(state: OrderState) -> bool:
 
 
 def payment_settled(flags: dict[str, str]) -> bool:
-    """Whether the money is in: captured (card, deferred), received (prepaid), collected (cash on delivery)."""
+    """Whether the money is in: captured (card, deferred, platform, and points only's settlement with nothing to pay),
+    received (prepaid), collected (cash on delivery)."""
     return (
         flags.get("capture", "not_applicable") in SETTLED_OR_NOT_APPLICABLE
         and flags.get("prepaid_payment", "not_applicable") in ("received", "not_applicable")

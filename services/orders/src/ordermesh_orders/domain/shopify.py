@@ -11,16 +11,29 @@ from ordermesh_contracts import MINOR_UNITS, PaymentMethod, ShopOrderSubmitted
 from pydantic import ValidationError
 
 GATEWAY_METHODS: dict[str, PaymentMethod] = {
-    "shopify_payments": PaymentMethod.CARD,
-    "stripe": PaymentMethod.CARD,
-    "paypal": PaymentMethod.CARD,
+    "shopify_payments": PaymentMethod.PLATFORM,
+    "stripe": PaymentMethod.PLATFORM,
+    "paypal": PaymentMethod.PLATFORM,
     "cash on delivery (cod)": PaymentMethod.CASH_ON_DELIVERY,
     "cash_on_delivery": PaymentMethod.CASH_ON_DELIVERY,
     "bank deposit": PaymentMethod.BANK_TRANSFER,
     "bank_deposit": PaymentMethod.BANK_TRANSFER,
     "konbini": PaymentMethod.CONVENIENCE_STORE,
 }
-"""Shopify payment gateway names → ordermesh payment methods."""
+"""Shopify payment gateway names → ordermesh payment methods. Shopify takes the money of its online gateways itself
+(ordermesh holds no card token for them): those orders are paid on the platform; manual gateways are collected here."""
+
+PAID_ON_SHOPIFY = "paid"
+"""A `financial_status` meaning Shopify already holds the money, whatever the gateway."""
+
+
+def payment_method(order: dict[str, Any]) -> PaymentMethod | None:
+    """The ordermesh payment method of a Shopify order: `platform` once Shopify has the money, else by its gateway
+    (None for a gateway ordermesh does not know)."""
+    if order.get("financial_status") == PAID_ON_SHOPIFY:
+        return PaymentMethod.PLATFORM
+    gateways = [name.lower() for name in order.get("payment_gateway_names") or []]
+    return next((GATEWAY_METHODS[g] for g in gateways if g in GATEWAY_METHODS), None)
 
 
 class ShopifyMappingError(ValueError):
@@ -80,9 +93,9 @@ def map_order(shop_id: str, order: dict[str, Any]) -> ShopOrderSubmitted:
     currency = order.get("currency") or ""
     if not order.get("taxes_included", False):
         reasons.append("prices must be tax-inclusive (taxes_included is false)")
-    gateways = [name.lower() for name in order.get("payment_gateway_names") or []]
-    method = next((GATEWAY_METHODS[g] for g in gateways if g in GATEWAY_METHODS), None)
+    method = payment_method(order)
     if method is None:
+        gateways = [name.lower() for name in order.get("payment_gateway_names") or []]
         reasons.append(f"unknown payment gateway {gateways!r}")
     lines = []
     for index, item in enumerate(order.get("line_items") or []):
@@ -132,7 +145,7 @@ def map_order(shop_id: str, order: dict[str, Any]) -> ShopOrderSubmitted:
             "order_discount": 0,
             "total": _minor(order.get("total_price"), currency, "total_price", reasons),
         },
-        "payment": {"method": method.value if method else "card"},
+        "payment": {"method": method.value if method else PaymentMethod.PLATFORM.value},
         "remarks": order.get("note") or None,
     }
     if reasons:
