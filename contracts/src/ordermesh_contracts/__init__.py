@@ -28,6 +28,7 @@ from .order_commands import (
     MovedLine,
     SplitOrder,
     MergeOrders,
+    SetShippingFees,
 )
 from .money import MINOR_UNITS, Money, is_known_currency
 from .notify import (
@@ -271,6 +272,7 @@ ALL_MESSAGE_TYPES: tuple[type[Message], ...] = (
     MergeOrders,
     OrderSplit,
     OrdersMerged,
+    SetShippingFees,
 )
 """Every contract, for golden-fixture tests and documentation."""
 

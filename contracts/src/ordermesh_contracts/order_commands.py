@@ -231,14 +231,30 @@ class SplitOrder(_OrderCommand):
     shipping_fee: int = Field(default=0, ge=0, description="Shipping fee of the new order (into=order); the source keeps its own.")
 
 
+class SetShippingFees(Command):
+    """Sets the shop's shipping fee table, used when orders are merged (and wherever ordermesh computes a fee):
+    a flat fee, overridden per prefecture, free from a merchandise total, plus a surcharge for remote islands."""
+
+    type: Literal["SetShippingFees"] = Field(default="SetShippingFees", description="Contract name.")
+    fee: int = Field(ge=0, description="Shipping fee in minor units where no prefecture fee applies.")
+    by_prefecture: dict[str, int] = Field(
+        default_factory=dict, description="Fee per destination prefecture (e.g. 北海道, 沖縄県), replacing `fee` there."
+    )
+    free_from: int | None = Field(default=None, ge=0, description="Merchandise total from which shipping is free; none: never.")
+    remote_island_surcharge: int = Field(default=0, ge=0, description="Added for remote-island destinations (even when free).")
+
+
 class MergeOrders(Command):
     """Merges unshipped orders of one customer, channel, payment method and destination into one new order: the
     sources are cancelled (stock released, payment reversed, no mail) and the merged order goes through intake with
-    one shipping fee — the highest of the sources unless given — and is announced with `OrdersMerged`."""
+    one shipping fee — from the shop's fee table (`SetShippingFees`) for the merged order, else the highest of the
+    sources, unless given — and is announced with `OrdersMerged`."""
 
     type: Literal["MergeOrders"] = Field(default="MergeOrders", description="Contract name.")
     order_ids: list[UUID] = Field(min_length=2, max_length=20, description="The orders to merge, the first one leading.")
-    shipping_fee: int | None = Field(default=None, ge=0, description="Shipping fee of the merged order; none takes the highest.")
+    shipping_fee: int | None = Field(
+        default=None, ge=0, description="Shipping fee of the merged order; none computes it from the shop's fee table."
+    )
 
 
 OrdersCommand = Annotated[
@@ -260,7 +276,8 @@ OrdersCommand = Annotated[
     | CancelOrder
     | EditOrder
     | SplitOrder
-    | MergeOrders,
+    | MergeOrders
+    | SetShippingFees,
     Field(discriminator="type"),
 ]
 """Everything on `orders.commands.v1`."""
