@@ -90,7 +90,7 @@ async def test_a_template_that_does_not_render_is_refused_with_the_reason(stack)
     assert reply["reasons"] == ["template variable missing: 'tracking_number' is undefined"]
 
 
-async def test_a_recipient_the_server_refuses_ends_as_mail_failed_with_the_550_reason_after_one_attempt(stack, recorder):
+async def test_a_recipient_the_server_refuses_ends_as_mail_failed_with_the_550_reason_after_one_attempt_and_a_task_for_staff(stack, recorder):
     order, order_id = _order(910_003, email="reject910003@example.com")
     await _submit(stack, order)
     [failed] = await recorder.wait_for(topics.NOTIFY_EVENTS, type="MailFailed", order_id=order_id, mail_kind="order_confirmation")
@@ -98,6 +98,10 @@ async def test_a_recipient_the_server_refuses_ends_as_mail_failed_with_the_550_r
     rows = await fetch(stack.service_dsns["notify"], "SELECT status, attempts FROM mail_log WHERE order_id = $1 AND kind = 'order_confirmation'", order_id)
     assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 1)]
     assert await eventually(lambda: _flag_is(stack, order_id, "mail_order_confirmation", "failed"))
+    [task] = await eventually(
+        lambda: fetch(stack.service_dsns["orders"], "SELECT kind, status FROM order_tasks WHERE order_id = $1 AND kind = 'mail_failed'", order_id)
+    )
+    assert task["status"] == "open"
     assert _mails_to(stack, order.customer.email) == []
 
 

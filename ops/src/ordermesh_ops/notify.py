@@ -79,14 +79,30 @@ def order_text(shop_id: str, order_id: UUID, text: str, by: str = ISSUED_BY) -> 
 @app.command()
 def settings(
     shop_id: str,
-    signature: str = typer.Option(..., help="Added to the end of every mail."),
-    language: str = typer.Option("ja", help="ja or en."),
-    encoding: str = typer.Option("utf-8", help="utf-8 or iso-2022-jp."),
-    off: list[MailKind] = typer.Option([], "--off", help="A mail kind the shop does not send (repeatable)."),
+    signature: str = typer.Option(None, help="Added to the end of every mail."),
+    language: str = typer.Option(None, help="ja or en."),
+    encoding: str = typer.Option(None, help="utf-8 or iso-2022-jp."),
+    off: list[MailKind] = typer.Option([], "--off", help="Turn a mail kind off (repeatable)."),
+    on: list[MailKind] = typer.Option([], "--on", help="Turn a mail kind on (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     by: str = ISSUED_BY,
 ) -> None:
-    """Sets a shop's mail language, signature, encoding and the kinds it turned off."""
-    _send(SetShopMailSettings(shop_id=shop_id, issued_by=by, language=language, signature=signature, encoding=encoding, disabled_kinds=off))
+    """Shows a shop's mail settings, or changes the ones given: every option left out keeps its value."""
+    connection = client.Connection.from_environment()
+    current = client.get_json(connection, "notify", "/api/notify/settings", shop_id=shop_id)
+    if signature is None and language is None and encoding is None and not off and not on:
+        output.print_rows([current], title=f"mail settings of {shop_id}", as_json=as_json)
+        return
+    if both := set(off) & set(on):
+        raise typer.BadParameter(f"turned both on and off: {', '.join(sorted(k.value for k in both))}")
+    disabled = (set(current["disabled_kinds"]) | {k.value for k in off}) - {k.value for k in on}
+    _send(SetShopMailSettings(
+        shop_id=shop_id, issued_by=by,
+        signature=current["signature"] if signature is None else signature,
+        language=language or current["language"],
+        encoding=encoding or current["encoding"],
+        disabled_kinds=sorted(disabled),
+    ))
 
 
 @app.command()

@@ -42,7 +42,7 @@ from .adapters.smtp import SmtpTransport
 from .domain.templates import MailRenderer
 from .handlers import NotifyHandlers
 from .mailing import Mailer
-from .staff import StaffCommands, mail_log_endpoint
+from .staff import StaffCommands, mail_log_endpoint, shop_settings_endpoint
 
 
 class NotifySettings(ServiceSettings):
@@ -101,7 +101,10 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
 
     def routes(runtime: ServiceRuntime):
         token = settings.api_token.get_secret_value()
-        return [("/api/notify/mails", staff_endpoint(token, mail_log_endpoint(lambda: runtime.pool)))]
+        return [
+            ("/api/notify/mails", staff_endpoint(token, mail_log_endpoint(lambda: runtime.pool))),
+            ("/api/notify/settings", staff_endpoint(token, shop_settings_endpoint(lambda: runtime.pool))),
+        ]
 
     return create_service_app(
         ServiceDefinition(

@@ -23,9 +23,9 @@ from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import MessageContext
 
 from . import store
-from .domain.mails import mask_address
+from .domain.mails import SETTING_FIELDS, ShopMailSettings, mask_address, settings_after
 from .domain.templates import MailTemplate, RenderedMail, TemplateProblem, sample_variables, variables_needed
-from .mailing import Mailer, MailOutcome, UnknownOrder
+from .mailing import Mailer, MailOutcome, UnknownOrder, settings_from
 
 SERVICE = "notify"
 
@@ -49,14 +49,18 @@ class StaffCommands:
             accept(uow, command, SERVICE, details={"mail_kind": command.mail_kind.value, "device": command.device.value})
 
     async def set_settings(self, command: SetShopMailSettings, ctx: MessageContext) -> None:
-        """Replaces the shop's mail settings."""
+        """Sets the fields of the shop's mail settings the command carries; a field left out of the message keeps its
+        value (for a new shop, the default). The reply's details hold the settings as they now stand."""
+        given = {name: getattr(command, name) for name in SETTING_FIELDS if name in command.model_fields_set}
         async with ctx.unit_of_work() as uow:
+            current = settings_from(await store.lock_shop_settings(uow.conn, command.shop_id))
+            settings = settings_after(current, given)
             await store.save_shop_settings(
-                uow.conn, shop_id=command.shop_id, language=command.language, signature=command.signature,
-                encoding=command.encoding, disabled_kinds=sorted(k.value for k in command.disabled_kinds),
+                uow.conn, shop_id=command.shop_id, language=settings.language, signature=settings.signature,
+                encoding=settings.encoding, disabled_kinds=sorted(k.value for k in settings.disabled_kinds),
                 updated_by=command.issued_by,
             )
-            accept(uow, command, SERVICE)
+            accept(uow, command, SERVICE, details=settings_json(settings))
 
     async def set_order_text(self, command: SetOrderMailText, ctx: MessageContext) -> None:
         """Sets the text inserted into the order's later mails."""
@@ -176,3 +180,28 @@ def mail_log_endpoint(pool_provider):
         return Response(json.dumps(body, default=str), media_type="application/json")
 
     return mails
+
+
+def settings_json(settings: ShopMailSettings) -> dict[str, Any]:
+    """A shop's mail settings as staff see them."""
+    return {
+        "language": settings.language, "signature": settings.signature, "encoding": settings.encoding,
+        "disabled_kinds": sorted(kind.value for kind in settings.disabled_kinds),
+    }
+
+
+def shop_settings_endpoint(pool_provider):
+    """GET /api/notify/settings?shop_id=…: the shop's mail settings (the defaults when it set none)."""
+
+    async def shop_settings(request: Request) -> Response:
+        shop_id = request.query_params.get("shop_id")
+        if not shop_id:
+            return JSONResponse({"error": "shop_id required"}, status_code=400)
+        async with pool_provider().acquire() as conn:
+            row = await store.shop_settings(conn, shop_id)
+        body = {"shop_id": shop_id, **settings_json(settings_from(row)), "customised": row is not None}
+        if row is not None:
+            body |= {"updated_by": row["updated_by"], "updated_at": row["updated_at"].isoformat()}
+        return JSONResponse(body)
+
+    return shop_settings

@@ -100,6 +100,21 @@ async def apply_edit(conn: asyncpg.Connection, order_id: UUID, summary: dict[str
     return json.loads(raw) if raw is not None else None
 
 
+async def lock_shop_settings(conn: asyncpg.Connection, shop_id: str) -> asyncpg.Record | None:
+    """The shop's mail settings row, locked until the transaction ends (None: the shop uses the defaults)."""
+    return await conn.fetchrow(
+        "SELECT language, signature, encoding, disabled_kinds FROM shop_mail_settings WHERE shop_id = $1 FOR UPDATE", shop_id
+    )
+
+
+async def shop_settings(conn: asyncpg.Connection, shop_id: str) -> asyncpg.Record | None:
+    """The shop's mail settings row with who set them when (None: the shop uses the defaults)."""
+    return await conn.fetchrow(
+        "SELECT language, signature, encoding, disabled_kinds, updated_by, updated_at FROM shop_mail_settings WHERE shop_id = $1",
+        shop_id,
+    )
+
+
 async def save_shop_settings(
     conn: asyncpg.Connection, *, shop_id: str, language: str, signature: str, encoding: str, disabled_kinds: list[str], updated_by: str
 ) -> None:

@@ -5,6 +5,7 @@ import email.policy
 import logging
 import os
 import signal
+import ssl
 import threading
 import uuid
 from email.message import EmailMessage
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 logger = logging.getLogger(__name__)
 
@@ -58,23 +59,46 @@ class SmtpSink:
     """An SMTP server on 127.0.0.1:`port` storing mail under `maildir` (runs in its own thread).
 
     With `reject_recipients=True`, RCPT TO addresses starting with "reject"
-    are refused with `550 5.1.1 mailbox unavailable`.
+    are refused with `550 5.1.1 mailbox unavailable`. With `auth=(user, password)`
+    every mail needs AUTH (PLAIN or LOGIN) with those credentials; with `tls_cert`
+    and `tls_key` every session must STARTTLS first.
     """
 
     def __init__(self, maildir: Path, port: int, *, hostname: str = "127.0.0.1",
-                 reject_recipients: bool = False) -> None:
+                 reject_recipients: bool = False, auth: tuple[str, str] | None = None,
+                 tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
         self.maildir = Path(maildir)
         self.port = port
         self.hostname = hostname
         self.reject_recipients = reject_recipients
+        self.auth = auth
+        self.tls_cert = tls_cert
+        self.tls_key = tls_key
         self._controller: Controller | None = None
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                      auth_data: object) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword) and self.auth is not None
+              and (auth_data.login.decode(), auth_data.password.decode()) == self.auth)
+        return AuthResult(success=ok, handled=False)
+
+    def _security_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self.tls_cert is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+            options |= {"tls_context": context, "require_starttls": True}
+        if self.auth is not None:
+            options |= {"authenticator": self._authenticate, "auth_required": True,
+                        "auth_require_tls": self.tls_cert is not None}
+        return options
 
     def start(self) -> None:
         """Create the maildir folders and start serving."""
         for sub in ("tmp", "new", "cur"):
             (self.maildir / sub).mkdir(parents=True, exist_ok=True)
         handler = _MaildirHandler(self.maildir, self.reject_recipients)
-        smtp_options: dict[str, Any] = {"enable_SMTPUTF8": True}
+        smtp_options: dict[str, Any] = {"enable_SMTPUTF8": True, **self._security_options()}
         self._controller = Controller(handler, hostname=self.hostname, port=self.port, **smtp_options)
         self._controller.start()
         logger.info("SMTP sink listening on %s:%d, storing mail in %s", self.hostname, self.port,
@@ -119,6 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--maildir", type=Path, required=True)
     parser.add_argument("--reject-recipients", action="store_true",
                         help="answer 550 for recipients whose address starts with 'reject'")
+    parser.add_argument("--auth-user", help="require SMTP AUTH with this user (and --auth-password)")
+    parser.add_argument("--auth-password", help="the password SMTP AUTH requires")
+    parser.add_argument("--tls-cert", type=Path, help="certificate (PEM) offered by STARTTLS, which becomes required")
+    parser.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -129,8 +157,10 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    auth = (args.auth_user, args.auth_password or "") if args.auth_user else None
     sink = SmtpSink(args.maildir, args.port, hostname=args.host,
-                    reject_recipients=args.reject_recipients)
+                    reject_recipients=args.reject_recipients, auth=auth,
+                    tls_cert=args.tls_cert, tls_key=args.tls_key)
     sink.start()
     try:
         # Short waits so the signal handlers get a chance to run in the main thread.

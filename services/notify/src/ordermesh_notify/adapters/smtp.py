@@ -10,6 +10,9 @@ from .mime import OutgoingMail, build_message
 
 __all__ = ["MailDeferred", "MailRefused", "MailTransport", "OutgoingMail", "SmtpTransport"]
 
+AUTH_PROBLEMS = frozenset({530, 535})
+"""Answers about the service's own login (authentication required, credentials invalid), not about a mail."""
+
 
 class MailRefused(Exception):
     """The SMTP server refused the mail for good (a 5xx answer)."""
@@ -65,6 +68,9 @@ class SmtpTransport:
                 raise MailRefused(reason) from error
             raise MailDeferred(reason) from error
         except aiosmtplib.SMTPResponseException as error:
+            if error.code in AUTH_PROBLEMS:
+                # Our credentials, not the customer's address: every mail would fail alike, so they wait for a fix.
+                raise TransientError(f"SMTP authentication failed ({error.code}): check the SMTP user and password") from error
             if 500 <= error.code < 600:
                 raise MailRefused(f"{error.code} {error.message}") from error
             raise TransientError(f"SMTP {error.code}") from error

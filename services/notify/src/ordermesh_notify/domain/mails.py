@@ -1,7 +1,7 @@
 """Which mails go out and to whom: shop settings, not-applicable reasons, addresses, tracking links, retries."""
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -30,6 +30,22 @@ class ShopMailSettings:
     signature: str = DEFAULT_SIGNATURE
     encoding: str = "utf-8"
     disabled_kinds: frozenset[MailKind] = field(default_factory=lambda: DEFAULT_DISABLED_KINDS)
+
+
+SETTING_FIELDS = ("language", "signature", "encoding", "disabled_kinds")
+"""The fields of SetShopMailSettings that set a shop's mail settings."""
+
+
+def settings_after(current: ShopMailSettings, given: dict[str, Any]) -> ShopMailSettings:
+    """The shop's settings once the fields staff gave are set; every field left out keeps its value (for a shop
+    without settings: the default, so kinds that are off by default stay off)."""
+    unknown = set(given) - set(SETTING_FIELDS)
+    if unknown:
+        raise ValueError(f"not a mail setting: {', '.join(sorted(unknown))}")
+    changed = {**given}
+    if "disabled_kinds" in changed:
+        changed["disabled_kinds"] = frozenset(MailKind(kind) for kind in changed["disabled_kinds"])
+    return replace(current, **changed)
 
 
 def mail_id_for(order_id: UUID, kind: MailKind, cause_id: UUID) -> UUID:
