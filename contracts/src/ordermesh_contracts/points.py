@@ -198,6 +198,10 @@ class SetPointsSettings(Command):
         default="either",
         description="Which payment event confirms points automatically (manual: only staff's bulk confirm).",
     )
+    confirm_on_events: list[Literal["card_captured", "deferred_captured", "prepaid_received", "cash_collected", "platform_paid"]] | None = Field(
+        default=None,
+        description="The payment events that confirm points, one by one (seed 004); none uses `confirm_on`.",
+    )
     allow_negative: bool = Field(default=False, description="Whether deductions may take the balance below zero.")
     expiry_months: int | None = Field(default=None, description="Confirmed points expire after this many months.")
 
