@@ -2,13 +2,21 @@
 
 import asyncio
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Optional
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import typer
 
-from ordermesh_contracts import BulkConfirmPoints, DeductPoints, ExpirePoints, GrantPoints, topics
+from ordermesh_contracts import (
+    BulkConfirmPoints,
+    DeductPoints,
+    ExpirePoints,
+    GrantPoints,
+    SetPointsSettings,
+    topics,
+)
 
 from . import output
 from .client import Connection, get_json, send_command
@@ -20,6 +28,25 @@ CUSTOMER = typer.Option(..., "--customer", help="The shop's customer id.")
 BY = typer.Option("ops-cli", "--by", help="Who issues the command.")
 JSON = typer.Option(False, "--json", help="Print JSON.")
 SHOP_TIMEZONE = ZoneInfo("Asia/Tokyo")
+
+
+class ConfirmOn(StrEnum):
+    """Which kind of payment event confirms points (one choice for every payment method)."""
+
+    CAPTURED = "captured"
+    RECEIVED = "received"
+    EITHER = "either"
+    MANUAL = "manual"
+
+
+class ConfirmingEvent(StrEnum):
+    """A payment event that may confirm points, told apart by the order's payment method."""
+
+    CARD_CAPTURED = "card_captured"
+    DEFERRED_CAPTURED = "deferred_captured"
+    PREPAID_RECEIVED = "prepaid_received"
+    CASH_COLLECTED = "cash_collected"
+    PLATFORM_PAID = "platform_paid"
 
 
 def _send(command) -> None:
@@ -104,3 +131,48 @@ def expiry_runs(shop: str = SHOP, as_json: bool = JSON) -> None:
     """The shop's scheduled expiry runs, newest first: day, customers and points expired."""
     found = get_json(Connection.from_environment(), "points", "/api/points/expiry-runs", shop_id=shop)
     output.print_rows(found["runs"], title=f"expiry runs of {shop}", as_json=as_json)
+
+
+@app.command()
+def settings(
+    shop: str = SHOP,
+    rate_percent: Optional[int] = typer.Option(None, "--rate-percent", help="Points per 100 of merchandise."),
+    confirm_on: Optional[ConfirmOn] = typer.Option(
+        None, "--confirm-on", help="One choice for every payment method (drops a list of confirming events)."
+    ),
+    confirm_on_events: Optional[list[ConfirmingEvent]] = typer.Option(
+        None, "--confirm-on-event", help="A payment event that confirms points (repeatable: exactly these confirm)."
+    ),
+    allow_negative: Optional[bool] = typer.Option(
+        None, "--allow-negative/--no-allow-negative", help="Whether deductions may take a balance below zero."
+    ),
+    expiry_months: Optional[int] = typer.Option(None, "--expiry-months", help="Confirmed points expire after this many months."),
+    no_expiry: bool = typer.Option(False, "--no-expiry", help="Confirmed points never expire."),
+    as_json: bool = JSON,
+    by: str = BY,
+) -> None:
+    """Shows a shop's points rules, or changes the ones given: every option left out keeps its value (campaigns too)."""
+    confirm_on_events = confirm_on_events or None
+    connection = Connection.from_environment()
+    current = get_json(connection, "points", "/api/points/settings", shop_id=shop)
+    changes = (rate_percent, confirm_on, confirm_on_events, allow_negative, expiry_months)
+    if all(change is None for change in changes) and not no_expiry:
+        output.print_rows([current], title=f"points settings of {shop}", as_json=as_json)
+        return
+    if confirm_on is not None and confirm_on_events:
+        raise typer.BadParameter("give --confirm-on or --confirm-on-event, not both")
+    if no_expiry and expiry_months is not None:
+        raise typer.BadParameter("give --expiry-months or --no-expiry, not both")
+    if confirm_on_events:
+        events = [event.value for event in confirm_on_events]
+    else:
+        events = None if confirm_on is not None else current["confirm_on_events"]
+    _send(SetPointsSettings(
+        shop_id=shop, issued_by=by,
+        rate_percent=current["rate_percent"] if rate_percent is None else rate_percent,
+        campaigns=current["campaigns"],
+        confirm_on=confirm_on.value if confirm_on is not None else current["confirm_on"],
+        confirm_on_events=events,
+        allow_negative=current["allow_negative"] if allow_negative is None else allow_negative,
+        expiry_months=None if no_expiry else (current["expiry_months"] if expiry_months is None else expiry_months),
+    ))

@@ -17,6 +17,7 @@ from ordermesh_servicekit.consuming import MessageContext
 from . import store
 from .domain import ledger
 from .domain.accrual import Campaign, ShopPointsSettings, validate_settings
+from .domain.confirmation import chosen_events
 from .expiry import expire_shop
 from .handlers import book
 
@@ -124,7 +125,8 @@ async def expire_points(command: ExpirePoints, ctx: MessageContext) -> None:
 
 
 async def set_points_settings(command: SetPointsSettings, ctx: MessageContext) -> None:
-    """Replaces the shop's points rules; refused with every reason when they can't work."""
+    """Replaces the shop's points rules; refused with every reason when they can't work. A list of confirming payment
+    events, when given, decides instead of `confirm_on` (an empty list: staff confirm by hand only)."""
     settings = ShopPointsSettings(
         rate_percent=command.rate_percent,
         campaigns=tuple(
@@ -132,6 +134,7 @@ async def set_points_settings(command: SetPointsSettings, ctx: MessageContext) -
             for c in command.campaigns
         ),
         confirm_on=command.confirm_on,
+        confirm_on_events=chosen_events(command.confirm_on_events),
         allow_negative=command.allow_negative,
         expiry_months=command.expiry_months,
     )
@@ -139,4 +142,6 @@ async def set_points_settings(command: SetPointsSettings, ctx: MessageContext) -
         raise CommandRefused(*problems)
     async with ctx.unit_of_work() as uow:
         await store.save_shop_settings(uow.conn, command.shop_id, settings, command.issued_by)
-        accept(uow, command, SERVICE, details=command.model_dump(mode="json", include={"rate_percent", "confirm_on", "allow_negative", "expiry_months"}))
+        details = command.model_dump(mode="json", include={"rate_percent", "confirm_on", "allow_negative", "expiry_months"})
+        events = settings.confirm_on_events
+        accept(uow, command, SERVICE, details={**details, "confirm_on_events": list(events) if events is not None else None})

@@ -25,6 +25,7 @@ from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 from . import store
 from .domain import edits, ledger
 from .domain.accrual import EarningLine, EarningTerms
+from .domain.confirmation import Payment
 
 SHOP_TIMEZONE = ZoneInfo("Asia/Tokyo")
 
@@ -79,8 +80,8 @@ def earning_lines(deliveries: list[DeliveryGroup]) -> list[EarningLine]:
 
 
 async def on_order_accepted(order: OrderAccepted, ctx: MessageContext) -> None:
-    """Books provisional points (confirmed at once when 0 or when payment came first) and holds the points used;
-    an edit that came first is honoured right after, as if it had come in order."""
+    """Books provisional points (confirmed at once when 0 or when a payment that confirms came first) and holds the
+    points used; an edit that came first is honoured right after, as if it had come in order."""
     customer_id = order.customer.customer_id
     ordered_on = order.occurred_at.astimezone(SHOP_TIMEZONE).date()
     async with ctx.unit_of_work() as uow:
@@ -89,6 +90,11 @@ async def on_order_accepted(order: OrderAccepted, ctx: MessageContext) -> None:
         points = terms.points_for(earning_lines(order.deliveries))
         state, _ = await store.lock_order(uow.conn, order.order_id, order.shop_id)
         await store.lock_customer(uow.conn, order.shop_id, customer_id)
+        await store.keep_payment_method(uow.conn, order.order_id, order.payment.method.value)
+        method = await store.payment_method(uow.conn, order.order_id)
+        payments = [Payment.of_token(token) for token in await store.take_waiting_payments(uow.conn, order.order_id)]
+        if settings.confirms_any(payments, method):
+            state = ledger.confirm_on_accrual(state)
         waiting = await store.pending_edit(uow.conn, order.order_id)
         edit = OrderEdited.model_validate_json(waiting) if waiting else None
         accrued = edits.accrue_before_edit(state, points, edit.occurred_at) if edit else ledger.accrue(state, points)
@@ -115,6 +121,7 @@ async def honour_edit(uow: UnitOfWork, edit: OrderEdited) -> None:
     state, known_customer = await store.lock_order(uow.conn, edit.order_id, edit.shop_id)
     customer_id = known_customer or customer_id
     await store.lock_customer(uow.conn, edit.shop_id, customer_id)
+    await store.keep_payment_method(uow.conn, edit.order_id, edit.payment.method.value, edited=True)
     terms = await store.earning_terms(uow.conn, edit.order_id) or EarningTerms.at_acceptance(
         edit.occurred_at.astimezone(SHOP_TIMEZONE).date(),
         edit.customer.member_since,
@@ -132,12 +139,15 @@ async def honour_edit(uow: UnitOfWork, edit: OrderEdited) -> None:
     await store.keep_pending_edit(uow.conn, edit.order_id, edit.edit_no, edit.model_dump_json())
 
 
-async def _on_payment_confirmed(event: PaymentCaptured | PaymentReceived, kind: str, ctx: MessageContext) -> None:
+async def _on_payment_confirmed(event: PaymentCaptured | PaymentReceived, payment: Payment, ctx: MessageContext) -> None:
     async with ctx.unit_of_work() as uow:
         state, customer_id = await store.lock_order(uow.conn, event.order_id, event.shop_id)
         await store.mark_paid(uow.conn, event.order_id, event.occurred_at)
         settings = await store.shop_settings(uow.conn, event.shop_id)
-        if not settings.confirms_on(kind):  # type: ignore[arg-type]
+        confirms = settings.confirms(payment, await store.payment_method(uow.conn, event.order_id))
+        if confirms is None:
+            await store.keep_waiting_payment(uow.conn, event.order_id, payment.token())
+        if not confirms:
             return
         if customer_id is not None:
             await store.lock_customer(uow.conn, event.shop_id, customer_id)
@@ -145,15 +155,16 @@ async def _on_payment_confirmed(event: PaymentCaptured | PaymentReceived, kind: 
 
 
 async def on_payment_captured(captured: PaymentCaptured, ctx: MessageContext) -> None:
-    """Payment captured (card, deferred): confirms the order's points if the shop confirms on capture."""
-    await _on_payment_confirmed(captured, "captured", ctx)
+    """Payment captured (card, deferred, platform; 0 for an order with nothing to pay): confirms the order's points
+    if the shop confirms on this capture; one that came before the acceptance may wait for the order's method."""
+    await _on_payment_confirmed(captured, Payment("captured", nothing_due=captured.amount == 0), ctx)
 
 
 async def on_payment_received(received: PaymentReceived, ctx: MessageContext) -> None:
-    """Money received (prepaid, cash on delivery): once nothing is due, confirms points if the shop confirms on receipt."""
+    """Money received (prepaid, cash on delivery): once nothing is due, confirms points if the shop confirms on it."""
     if received.balance > 0:
         return
-    await _on_payment_confirmed(received, "received", ctx)
+    await _on_payment_confirmed(received, Payment("received", received.method.value), ctx)
 
 
 async def on_order_completed(completed: OrderCompleted, ctx: MessageContext) -> None:

@@ -181,6 +181,41 @@ async def mark_paid(conn: asyncpg.Connection, order_id: UUID, paid_at: datetime)
     await conn.execute("UPDATE order_points SET paid_at = COALESCE(paid_at, $2) WHERE order_id = $1", order_id, paid_at)
 
 
+async def keep_payment_method(conn: asyncpg.Connection, order_id: UUID, method: str, *, edited: bool = False) -> None:
+    """Keeps how the order is paid: an acceptance names it unless an edit (always the later truth) named it first."""
+    await conn.execute(
+        "UPDATE order_points SET payment_method = CASE WHEN $3 THEN $2 ELSE COALESCE(payment_method, $2) END WHERE order_id = $1",
+        order_id,
+        method,
+        edited,
+    )
+
+
+async def payment_method(conn: asyncpg.Connection, order_id: UUID) -> str | None:
+    """How the order is paid; None before its acceptance (or for orders accepted before it was kept)."""
+    return await conn.fetchval("SELECT payment_method FROM order_points WHERE order_id = $1", order_id)
+
+
+async def keep_waiting_payment(conn: asyncpg.Connection, order_id: UUID, token: str) -> None:
+    """Keeps a payment that can't be told apart until the order's acceptance names its payment method (each once)."""
+    await conn.execute(
+        """
+        UPDATE order_points SET payments_waiting = array_append(payments_waiting, $2)
+        WHERE order_id = $1 AND NOT ($2 = ANY(payments_waiting))
+        """,
+        order_id,
+        token,
+    )
+
+
+async def take_waiting_payments(conn: asyncpg.Connection, order_id: UUID) -> list[str]:
+    """The payments that waited for the order's acceptance, removed from it (its row is locked: the caller decides them)."""
+    waiting = await conn.fetchval("SELECT payments_waiting FROM order_points WHERE order_id = $1", order_id)
+    if waiting:
+        await conn.execute("UPDATE order_points SET payments_waiting = '{}' WHERE order_id = $1", order_id)
+    return list(waiting or [])
+
+
 async def orders_paid_between(conn: asyncpg.Connection, shop_id: str, start: datetime | None, end: datetime | None) -> list[UUID]:
     """The shop's orders whose payment was confirmed in [start, end)."""
     rows = await conn.fetch(
@@ -297,6 +332,7 @@ async def shop_settings(conn: asyncpg.Connection, shop_id: str) -> ShopPointsSet
         confirm_on=row["confirm_on"],
         allow_negative=row["allow_negative"],
         expiry_months=row["expiry_months"],
+        confirm_on_events=tuple(row["confirm_on_events"]) if row["confirm_on_events"] is not None else None,
     )
 
 
@@ -305,10 +341,11 @@ async def save_shop_settings(conn: asyncpg.Connection, shop_id: str, settings: S
     campaigns = _campaigns_json(settings.campaigns)
     await conn.execute(
         """
-        INSERT INTO shop_settings (shop_id, rate_percent, campaigns, confirm_on, allow_negative, expiry_months, updated_by)
-        VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)
+        INSERT INTO shop_settings
+            (shop_id, rate_percent, campaigns, confirm_on, allow_negative, expiry_months, updated_by, confirm_on_events)
+        VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)
         ON CONFLICT (shop_id) DO UPDATE SET rate_percent = $2, campaigns = $3::jsonb, confirm_on = $4,
-            allow_negative = $5, expiry_months = $6, updated_by = $7, updated_at = now()
+            allow_negative = $5, expiry_months = $6, updated_by = $7, confirm_on_events = $8, updated_at = now()
         """,
         shop_id,
         settings.rate_percent,
@@ -317,6 +354,7 @@ async def save_shop_settings(conn: asyncpg.Connection, shop_id: str, settings: S
         settings.allow_negative,
         settings.expiry_months,
         updated_by,
+        list(settings.confirm_on_events) if settings.confirm_on_events is not None else None,
     )
 
 

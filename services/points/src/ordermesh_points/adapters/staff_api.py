@@ -69,14 +69,16 @@ def order(pool: Callable[[], asyncpg.Pool]):
 
 
 def settings(pool: Callable[[], asyncpg.Pool]):
-    """GET /api/points/settings?shop_id — the shop's points rules (the defaults when it has none)."""
+    """GET /api/points/settings?shop_id — the shop's points rules (the defaults when it has none), in the shape
+    SetPointsSettings takes them."""
 
     async def endpoint(request: Request) -> Response:
         if not (shop_id := request.query_params.get("shop_id")):
             return _missing("shop_id")
         async with pool().acquire() as conn:
             found = await store.shop_settings(conn, shop_id)
-        return _json({"shop_id": shop_id, **asdict(found)})
+        campaigns = [{**asdict(c), "skus": sorted(c.skus) if c.skus is not None else None} for c in found.campaigns]
+        return _json({"shop_id": shop_id, **asdict(found), "campaigns": campaigns})
 
     return endpoint
 

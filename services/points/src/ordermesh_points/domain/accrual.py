@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+from .confirmation import NOTHING_DUE, Payment, PaymentEvent
+
 DEFAULT_RATE_PERCENT = 1
 
 ConfirmOn = Literal["captured", "received", "either", "manual"]
@@ -40,10 +42,35 @@ class ShopPointsSettings:
     confirm_on: ConfirmOn = "either"
     allow_negative: bool = False
     expiry_months: int | None = None
+    confirm_on_events: tuple[PaymentEvent, ...] | None = None
+    """The payment events that confirm, one by one (empty: staff confirm by hand only); None: `confirm_on` holds."""
 
     def confirms_on(self, payment_event: Literal["captured", "received"]) -> bool:
-        """Whether a payment event of this kind confirms an order's points automatically."""
+        """Whether a payment event of this kind confirms an order's points automatically, by `confirm_on` alone."""
         return self.confirm_on == "either" or self.confirm_on == payment_event
+
+    @property
+    def manual_only(self) -> bool:
+        """Whether only staff confirm points (no payment event does)."""
+        return self.confirm_on_events == () if self.confirm_on_events is not None else self.confirm_on == "manual"
+
+    def confirms(self, payment: Payment, order_method: str | None) -> bool | None:
+        """Whether `payment` of an order paid by `order_method` confirms its points automatically; None while that
+        depends on the order's payment method and it is not known yet (the payment came before the acceptance)."""
+        if self.manual_only:
+            return False
+        event = payment.event(order_method)
+        if event == NOTHING_DUE:
+            return True
+        if self.confirm_on_events is None and self.confirms_on(payment.kind):
+            return True
+        if event is None:
+            return None
+        return self.confirm_on_events is not None and event in self.confirm_on_events
+
+    def confirms_any(self, payments: Iterable[Payment], order_method: str | None) -> bool:
+        """Whether any of these payments (kept until the order's method was known) confirms its points now."""
+        return any(self.confirms(payment, order_method) for payment in payments)
 
 
 def validate_settings(settings: ShopPointsSettings) -> list[str]:

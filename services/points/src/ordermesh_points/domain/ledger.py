@@ -215,6 +215,11 @@ def confirm(order: OrderPoints) -> Decision:
     )
 
 
+def confirm_on_accrual(order: OrderPoints) -> OrderPoints:
+    """A payment that confirms came before the accrual (and could be told apart only now): the accrual confirms."""
+    return replace(order, confirm_requested=True) if order.status == "awaiting_accrual" else order
+
+
 def confirm_waiting(order: OrderPoints) -> Decision:
     """Confirms provisional points whose confirmation was asked for before the accrual and held back for an edit."""
     if order.status != "provisional" or not order.confirm_requested:
