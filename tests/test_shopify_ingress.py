@@ -48,8 +48,10 @@ async def test_a_signed_shopify_order_is_published_once_and_accepted_even_when_s
     await recorder.wait_for(topics.SHOP_UPDATES, type="ShopOrderAccepted", order_id=order_id, timeout=60)
     intake = [m for m in recorder.on(topics.SHOP_ORDERS) if m.json().get("external_order_no") == str(shopify_id)]
     assert len(intake) == 1
-    [row] = await fetch(stack.service_dsns["orders"], "SELECT channel, total, flags FROM orders WHERE order_id = $1", order_id)
-    assert (row["channel"], row["total"]) == ("shopify", 7910)
+    [row] = await fetch(
+        stack.service_dsns["orders"], "SELECT channel, total, payment_method, flags FROM orders WHERE order_id = $1", order_id
+    )
+    assert (row["channel"], row["total"], row["payment_method"]) == ("shopify", 7910, "platform")
     assert json.loads(row["flags"])["address"] == "ok"
 
 

@@ -46,13 +46,14 @@ def order(method: str, total: int = 9660) -> OrderAccepted:
         ("cash_on_delivery", Flow.CASH_ON_DELIVERY),
         ("deferred", Flow.DEFERRED),
         ("points_only", Flow.NONE),
+        ("platform", Flow.PLATFORM),
     ],
 )
 def test_each_payment_method_takes_its_own_flow(method: str, flow: Flow) -> None:
     assert flow_for(order(method)) is flow
 
 
-@pytest.mark.parametrize("method", ["card", "bank_transfer", "cash_on_delivery"])
+@pytest.mark.parametrize("method", ["card", "bank_transfer", "cash_on_delivery", "platform"])
 def test_an_order_paid_entirely_by_points_sends_nothing_anywhere(method: str) -> None:
     assert flow_for(order(method, total=0)) is Flow.NONE
 

@@ -25,7 +25,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 
-from . import store, store_credit
+from . import settlements, store, store_credit
 from .adapters.gateway import GatewayResult, Gateways
 from .domain.cancellation import (
     Action,
@@ -97,7 +97,8 @@ class PaymentHandlers:
 
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
         """Starts the order's payment: card → authorize (and capture if the shop wants it now); deferred → credit
-        check; prepaid → payment instructions; cash on delivery and points only → nothing at any gateway."""
+        check; prepaid → payment instructions; paid on the platform → recorded as captured; cash on delivery and
+        points only → nothing at any gateway."""
         flow = flow_for(order)
         payment = dict(
             order_id=order.order_id,
@@ -113,6 +114,10 @@ class PaymentHandlers:
             return
         if flow is Flow.DEFERRED:
             await self._deferred.start(order, payment, ctx)
+            return
+        if flow is Flow.PLATFORM:
+            async with ctx.unit_of_work() as uow:
+                await settlements.capture_on_platform(uow, order, payment)
             return
         async with ctx.unit_of_work() as uow:
             if await store.is_cancelled(uow.conn, order.order_id):
@@ -211,7 +216,8 @@ class PaymentHandlers:
 
     async def on_shipment_shipped(self, shipped: ShipmentShipped, ctx: MessageContext) -> None:
         """Captures once the whole order has shipped (unless captured already): a card's amount at stake, or for
-        deferred payment the shipment report (carrier and tracking number) to the provider, which is its capture."""
+        deferred payment the shipment report (carrier and tracking number) to the provider, which is its capture;
+        an order with nothing to pay is settled for 0 without any gateway."""
         if not shipped.all_shipped or await ctx.already_processed():
             return
         key = idempotency_key(shipped.event_id, "capture")
@@ -226,8 +232,9 @@ class PaymentHandlers:
             elif payment is None or payment["status"] != "capturing":
                 payment = None
         if payment is None:
-            async with ctx.unit_of_work():
-                return
+            async with ctx.unit_of_work() as uow:
+                await settlements.settle_nothing_to_pay(uow, shipped)
+            return
         amount = self._capture_amount(payment)
         if payment["method"] == "deferred":
             result = await self._deferred.report_shipment(

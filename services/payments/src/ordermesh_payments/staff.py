@@ -57,6 +57,8 @@ async def locked_card_payment(conn: asyncpg.Connection, command: VoidPayment | R
     payment = await store.lock_payment(conn, command.order_id)
     if payment is None or payment["shop_id"] != command.shop_id:
         raise CommandRefused(f"no payment for order {command.order_id} in shop {command.shop_id}")
+    if payment["method"] == "platform":
+        raise CommandRefused(f"order {command.order_id} was paid on its sales platform: void, refund or capture it there")
     if payment["method"] != "card" or payment["authorization_id"] is None:
         raise CommandRefused(f"order {command.order_id} has no card authorization ({payment['method']}, {payment['status']})")
     return payment

@@ -62,6 +62,26 @@ async def record_intent(
     )
 
 
+async def record_settled_without_gateway(
+    conn: asyncpg.Connection, *, key: str, order_id: UUID, amount: int, reference: str, note: str
+) -> bool:
+    """Writes a capture no gateway was asked for (paid on the platform, or nothing to pay) as done at once; False if
+    it was written before."""
+    return bool(
+        await conn.fetchval(
+            """
+            INSERT INTO gateway_calls (idempotency_key, order_id, operation, amount, status, reference, note, completed_at)
+            VALUES ($1, $2, 'capture', $3, 'succeeded', $4, $5, now()) ON CONFLICT DO NOTHING RETURNING true
+            """,
+            key,
+            order_id,
+            amount,
+            reference,
+            note,
+        )
+    )
+
+
 async def record_result(
     conn: asyncpg.Connection, *, key: str, approved: bool, reference: str | None, reason: str | None
 ) -> None:

@@ -57,8 +57,9 @@ def plan_cancellation(payment: PaymentFacts | None, cancel_payment: bool) -> Can
     Without `cancel_payment` nothing about money is done or said (the order is still never charged afterwards).
     A card is voided while uncaptured and refunded once captured; a prepaid request is withdrawn and money
     already received is owed back by hand; a deferred payment's transaction is cancelled at the provider (reported
-    as `voided`: the credit reserved for the order is released); a gateway call still in flight cannot be reversed
-    safely.
+    as `voided`: the credit reserved for the order is released); money taken on the sales platform is not reversed
+    here (`nothing_to_cancel`) but owed back through the platform by staff; a gateway call still in flight cannot be
+    reversed safely.
     """
     if not cancel_payment:
         return CancelPlan(Action.SILENT)
@@ -69,6 +70,8 @@ def plan_cancellation(payment: PaymentFacts | None, cancel_payment: bool) -> Can
             Action.FAIL,
             reason=f"{IN_FLIGHT[payment.status]} is still in progress at the gateway; check it and void or refund by hand",
         )
+    if payment.method == "platform":
+        return replace(NOTHING, refund_owed=payment.captured - payment.refunded + payment.received)
     if payment.method == "card":
         if payment.captured - payment.refunded > 0:
             return CancelPlan(Action.REFUND, outcome="refunded", amount=payment.captured - payment.refunded)

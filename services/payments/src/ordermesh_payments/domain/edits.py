@@ -81,6 +81,8 @@ def plan_edit(payment: EditFacts | None, edit_no: int, new_total: int, *, retry:
     - Cash on delivery → `request_updated` (the carrier collects the new total).
     - Deferred: down → the provider's amount is lowered (`credit_amount_updated`); up, or after a rejection → a
       fresh credit check (`credit_rechecked`).
+    - Paid on the sales platform (nothing here can move that money): down → `request_updated` with the difference
+      kept as `refund_owed` (staff refund it on the platform); up → `balance_requested` (staff collect it).
     - Points only, or an unchanged total → `nothing_to_change`.
     """
     if payment is None:
@@ -106,6 +108,8 @@ def plan_edit(payment: EditFacts | None, edit_no: int, new_total: int, *, retry:
         return nothing if new_total == previous else replace(nothing, outcome="request_updated")
     if payment.method == "deferred":
         return _deferred(payment, new_total, nothing)
+    if payment.method == "platform":
+        return _platform(payment, new_total, nothing)
     return EditPlan(EditAction.FAIL, previous, new_total, reason=f"payment method {payment.method} cannot follow an edit")
 
 
@@ -165,6 +169,15 @@ def _deferred(payment: EditFacts, new_total: int, nothing: EditPlan) -> EditPlan
     if payment.credit_status is None or payment.credit_status == "rejected" or new_total > payment.amount:
         return replace(nothing, action=EditAction.CREDIT_RECHECK, outcome="credit_rechecked")
     return replace(nothing, action=EditAction.CREDIT_UPDATE, outcome="credit_amount_updated")
+
+
+def _platform(payment: EditFacts, new_total: int, nothing: EditPlan) -> EditPlan:
+    kept = payment.captured - payment.refunded + payment.received
+    if new_total < kept:
+        return replace(nothing, outcome="request_updated", refund_owed=kept - new_total)
+    if new_total > kept:
+        return replace(nothing, outcome="balance_requested", balance_due=new_total - kept)
+    return nothing
 
 
 def after_gateway(plan: EditPlan, approved: bool, reason: str | None) -> EditPlan:

@@ -13,6 +13,7 @@ class Flow(StrEnum):
     PREPAID = "prepaid"
     CASH_ON_DELIVERY = "cash_on_delivery"
     DEFERRED = "deferred"
+    PLATFORM = "platform"
     NONE = "none"
 
 
@@ -33,6 +34,8 @@ def flow_for(order: OrderAccepted) -> Flow:
         return Flow.PREPAID
     if method is PaymentMethod.CASH_ON_DELIVERY:
         return Flow.CASH_ON_DELIVERY
+    if method is PaymentMethod.PLATFORM:
+        return Flow.PLATFORM
     return Flow.DEFERRED
 
 
@@ -44,3 +47,19 @@ def amount_to_authorize(order: OrderAccepted) -> int | None:
 def idempotency_key(cause_event_id: UUID, operation: str) -> str:
     """A gateway idempotency key derived from the event that caused the call, stable across redeliveries."""
     return str(uuid5(NAMESPACE_URL, f"ordermesh-payments:{operation}:{cause_event_id}"))
+
+
+def platform_reference(channel: str, external_order_no: str) -> str:
+    """The capture reference of an order paid on its sales platform: where the money is, for a refund made there."""
+    return f"platform:{channel}:{external_order_no}"
+
+
+NOTHING_TO_PAY = "nothing-to-pay"
+"""The capture reference of an order settled with nothing to pay (points only, or a total of 0)."""
+
+
+def settles_with_nothing_to_pay(status: str, amount: int, cancelled: bool) -> bool:
+    """Whether a fully shipped order is settled with nothing paid: no flow was ever needed (points only, or a total
+    of 0 that no edit raised) and it is not cancelled. Settled once: afterwards its status is no longer
+    `not_applicable`."""
+    return status == "not_applicable" and amount <= 0 and not cancelled
