@@ -22,14 +22,13 @@ from ordermesh_contracts import (
     Payment,
     PaymentMethod,
     Stage,
-    ShippedLine,
     StockLevel,
     WarehouseDeliveryReported,
     WarehouseShipmentReported,
     topics,
 )
 from ordermesh_servicekit.commands import CommandRefused
-from ordermesh_servicekit.consuming import MessageContext, PermanentError, TransientError
+from ordermesh_servicekit.consuming import MessageContext, TransientError
 from ordermesh_shipping import store, store_shipments, store_stock
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest, WarehouseRejected
 from ordermesh_shipping.commands import ShippingCommands
@@ -353,28 +352,6 @@ async def test_a_ship_report_for_a_cancelled_shipment_is_recorded_and_flagged_an
     [failed] = await published(pool, type="ShipmentCancelFailed", order_id=accepted.order_id)
     assert (failed["shipment_id"], failed["stock_released"]) == (str(shipment_id), True)
     assert "goods left without an order" in failed["reason"] and "123456789013" in failed["reason"]
-
-
-async def test_a_second_parcel_of_a_shipment_that_already_left_is_refused_and_changes_nothing(pool, handlers) -> None:
-    async with pool.acquire() as conn:
-        await store_stock.set_stock(conn, [("A", "main", 5)])
-    accepted = order({"A": 3})
-    await accept_and_allocate(pool, handlers, accepted)
-    await ready_to_ship(pool, handlers, accepted)
-    shipment_id = shipment_id_for(accepted.order_id, 0)
-    first = WarehouseShipmentReported(
-        shipment_id=shipment_id, order_id=accepted.order_id, warehouse_request_id="wr", carrier="yamato",
-        tracking_number="123456789013", shipped_at=datetime.now(timezone.utc), lines=[{"sku": "A", "quantity": 2}],
-    )
-    second = first.model_copy(update={"event_id": uuid4(), "tracking_number": "123456789024", "lines": [ShippedLine(sku="A", quantity=1)]})
-    repeat = first.model_copy(update={"event_id": uuid4()})
-    await handlers.on_warehouse_shipment_reported(first, ctx(pool, first))
-    await handlers.on_warehouse_shipment_reported(repeat, ctx(pool, repeat))
-    with pytest.raises(PermanentError, match="further parcel 123456789024"):
-        await handlers.on_warehouse_shipment_reported(second, ctx(pool, second))
-    assert len(await published(pool, type="ShipmentShipped", order_id=accepted.order_id)) == 1
-    [row] = await store_shipments.shipments_of_order(pool, accepted.order_id)
-    assert (row["status"], row["tracking_number"]) == ("shipped", "123456789013")
 
 
 async def test_a_parcel_that_leaves_before_the_slow_warehouse_answers_is_not_announced_as_requested_afterwards(pool, warehouse) -> None:

@@ -13,6 +13,7 @@ from . import store, store_shipments, store_stock
 from .allocating import allocate_waiting
 from .domain.b2_cloud import B2Label, LabelEncodingError, Party, consignee_from, item_name, strictest_cool_type, write_b2_csv
 from .domain.delivery_dates import earliest_ship_date
+from .domain.parcels import ParcelRefused, unshipped
 from .domain.shop_settings import settings_columns, settings_problems
 from .domain.stock_import import StockLine, parse_stock_csv, validate_stock_lines
 from .domain.tracking import TrackingOutcome, parse_issued_labels, plan_tracking
@@ -140,26 +141,31 @@ class ShippingCommands:
             )
 
     async def _ship_from_file(self, uow, command: ImportTrackingCsv, outcome: TrackingOutcome) -> TrackingOutcome:
+        """One line ships what is left of its shipment as one parcel with the line's tracking number."""
         shipment = await store_shipments.lock_shipment(uow.conn, UUID(outcome.management_number))
+        if await store_shipments.parcel_owner(uow.conn, outcome.tracking_number) == shipment["shipment_id"]:
+            return replace(outcome, reason="already shipped with this number")
         if shipment["status"] in ("shipped", "delivered"):
-            if shipment["tracking_number"] == outcome.tracking_number:
-                return replace(outcome, reason="already shipped with this number")
             return replace(outcome, ok=False, reason=f"already shipped with tracking number {shipment['tracking_number']}")
-        lines = [
-            ShippedLine(sku=line["sku"], quantity=line["quantity"])
+        group = {
+            line["sku"]: line["quantity"]
             for line in await store.order_lines(uow.conn, shipment["order_id"])
             if line["delivery_index"] == shipment["delivery_index"]
-        ]
-        await ship(
-            uow,
-            shipment,
-            carrier=command.carrier,
-            tracking_number=outcome.tracking_number,
-            shipped_at=command.occurred_at,
-            lines=lines,
-            correlation_id=command.correlation_id,
-            causation_id=command.event_id,
-        )
+        }
+        left = unshipped(group, await store_shipments.shipment_shipped_units(uow.conn, shipment["shipment_id"]))
+        try:
+            await ship(
+                uow,
+                shipment,
+                carrier=command.carrier,
+                tracking_number=outcome.tracking_number,
+                shipped_at=command.occurred_at,
+                lines=[ShippedLine(sku=sku, quantity=units) for sku, units in sorted(left.items())],
+                correlation_id=command.correlation_id,
+                causation_id=command.event_id,
+            )
+        except ParcelRefused as refused:
+            return replace(outcome, ok=False, reason=str(refused))
         return outcome
 
     async def set_shop_shipping(self, command: SetShopShipping, ctx: MessageContext) -> None:

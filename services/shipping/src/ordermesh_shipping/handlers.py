@@ -24,8 +24,10 @@ from .allocating import allocate_order
 from .cancelling import cancel_order_shipping
 from .checks import DEFAULT_CARRIER, publish_checks
 from .domain.allocation import shipment_id_for
+from .domain.parcels import ParcelRefused
 from .editing import apply_order_edit
 from .shipping_out import ship
+
 
 class ShippingHandlers:
     """Handlers bound to the warehouse they request shipments from."""
@@ -170,28 +172,26 @@ class ShippingHandlers:
             return await store_shipments.record_request_failure(conn, shipment_id, reason)
 
     async def on_warehouse_shipment_reported(self, report: WarehouseShipmentReported, ctx: MessageContext) -> None:
-        """Records a shipment that left the warehouse, takes its units out of stock, and tells everyone."""
+        """Books a parcel that left the warehouse (once per tracking number), takes its units out of stock, and
+        tells everyone; a parcel the shipment can't hold is dead-lettered with the reason."""
         async with ctx.unit_of_work() as uow:
             shipment = await store_shipments.lock_shipment(uow.conn, report.shipment_id)
             if shipment is None or shipment["order_id"] != report.order_id:
                 raise PermanentError(f"the warehouse reported unknown shipment {report.shipment_id}")
-            if shipment["status"] in ("shipped", "delivered") or shipment["flagged"]:
-                if shipment["tracking_number"] not in (None, report.tracking_number):
-                    # A second parcel of one delivery group: its units can't be booked yet, so keep it in the DLQ.
-                    raise PermanentError(
-                        f"shipment {report.shipment_id} already left as {shipment['tracking_number']}; a further parcel "
-                        f"{report.tracking_number} of the same delivery group is not supported"
-                    )
-                return
-            await ship(
-                uow,
-                shipment,
-                carrier=report.carrier,
-                tracking_number=report.tracking_number,
-                shipped_at=report.shipped_at,
-                lines=report.lines,
-                **report.caused(),
-            )
+            try:
+                await ship(
+                    uow,
+                    shipment,
+                    carrier=report.carrier,
+                    tracking_number=report.tracking_number,
+                    shipped_at=report.shipped_at,
+                    lines=report.lines,
+                    **report.caused(),
+                )
+            except ParcelRefused as refused:
+                raise PermanentError(
+                    f"parcel {report.tracking_number} of shipment {report.shipment_id} refused: {refused}"
+                ) from None
 
     async def on_delivery_reported(self, report: WarehouseDeliveryReported, ctx: MessageContext) -> None:
         """Records a delivered shipment (with cash collected on delivery) and tells everyone."""

@@ -1,6 +1,5 @@
-"""Recording that a shipment left: shared by warehouse reports and carrier tracking files."""
+"""Recording that a parcel of a shipment left: shared by warehouse reports and carrier tracking files."""
 
-from collections import Counter
 from datetime import datetime
 from uuid import UUID
 
@@ -11,6 +10,7 @@ from ordermesh_servicekit.consuming import UnitOfWork
 
 from . import store, store_shipments, store_stock
 from .domain.allocation import from_allocation
+from .domain.parcels import ParcelRefused, plan_parcel, units_of
 
 
 async def ship(
@@ -23,25 +23,50 @@ async def ship(
     lines: list[ShippedLine],
     correlation_id: UUID,
     causation_id: UUID,
-) -> None:
-    """Marks a (locked) shipment shipped, takes its units out of stock, and publishes ShipmentShipped.
+) -> bool:
+    """Books one parcel of a (locked) shipment: records it, takes its units out of stock, and publishes
+    ShipmentShipped with what the parcel carries. The shipment is partly shipped until every unit of its delivery
+    group is out, then shipped; `all_shipped` says whether every delivery group of the order now is.
+
+    Returns False for a parcel already booked with this tracking number (a repeat changes nothing). Raises
+    ParcelRefused for a tracking number of another shipment's parcel, a parcel carrying nothing, or more than the
+    shipment has unshipped; nothing is recorded then.
 
     A shipment cancelled before it left is recorded and flagged (goods left without an order) and answered with
     ShipmentCancelFailed, a task for staff; its units leave stock on hand, and the allocation only as far as the
     cancel kept units set aside for the order (it released them when staff chose to restore stock).
     """
-    await store_shipments.mark_shipped(uow.conn, shipment["shipment_id"], carrier, tracking_number, shipped_at)
-    shipped: Counter[str] = Counter()
-    for line in lines:
-        shipped[line.sku] += line.quantity
+    owner = await store_shipments.parcel_owner(uow.conn, tracking_number)
+    if owner == shipment["shipment_id"]:
+        return False
+    if owner is not None:
+        raise ParcelRefused(f"tracking number {tracking_number} is already used by a parcel of shipment {owner}")
+    units = units_of([(line.sku, line.quantity) for line in lines])
+    cancelled = shipment["status"] == "cancelled"
+    if cancelled:
+        if not units:
+            raise ParcelRefused("the parcel carries no units")
+        status = "cancelled"
+    else:
+        group = {
+            line["sku"]: line["quantity"]
+            for line in await store.order_lines(uow.conn, shipment["order_id"])
+            if line["delivery_index"] == shipment["delivery_index"]
+        }
+        before = await store_shipments.shipment_shipped_units(uow.conn, shipment["shipment_id"])
+        status = plan_parcel(group, before, units).status
     held = await store_stock.allocated_to(uow.conn, shipment["order_id"])
-    before = await store_shipments.shipped_units(uow.conn, shipment["order_id"], shipment["shipment_id"])
-    await store_stock.consume_stock(uow.conn, dict(shipped), from_allocation(dict(shipped), held, before))
-    if shipment["status"] == "cancelled":
+    left_before = await store_shipments.order_shipped_units(uow.conn, shipment["order_id"])
+    await store_shipments.record_parcel(
+        uow.conn, shipment["shipment_id"], shipment["order_id"], tracking_number, carrier, shipped_at, units
+    )
+    await store_shipments.mark_shipped(uow.conn, shipment["shipment_id"], status, carrier, tracking_number, shipped_at)
+    await store_stock.consume_stock(uow.conn, units, from_allocation(units, held, left_before))
+    if cancelled:
         await _shipped_after_cancel(
             uow, shipment, carrier, tracking_number, correlation_id=correlation_id, causation_id=causation_id
         )
-        return
+        return True
     order_lines = await store.order_lines(uow.conn, shipment["order_id"])
     remaining = await store_shipments.unshipped_count(uow.conn, shipment["order_id"])
     uow.publish(
@@ -54,12 +79,13 @@ async def ship(
             carrier=carrier,
             tracking_number=tracking_number,
             shipped_at=shipped_at,
-            lines=lines,
+            lines=[ShippedLine(sku=sku, quantity=quantity) for sku, quantity in sorted(units.items())],
             all_shipped=remaining == 0,
             correlation_id=correlation_id,
             causation_id=causation_id,
         ),
     )
+    return True
 
 
 async def _shipped_after_cancel(

@@ -6,7 +6,6 @@ from uuid import UUID
 import asyncpg
 
 
-
 async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
     """The order's shipments with their state and tracking."""
     return await conn.fetch(
@@ -58,23 +57,94 @@ async def lock_shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.
 
 
 async def mark_shipped(
-    conn: asyncpg.Connection, shipment_id: UUID, carrier: str, tracking_number: str, shipped_at: datetime
+    conn: asyncpg.Connection, shipment_id: UUID, status: str, carrier: str, tracking_number: str, shipped_at: datetime
 ) -> None:
-    """The shipment left the warehouse."""
+    """A parcel of the shipment left: its status becomes `status`; the first parcel's tracking number and time stay
+    the shipment's own (every parcel's are in `parcels`)."""
     await conn.execute(
         """
-        UPDATE shipments SET status = 'shipped', carrier = $2, tracking_number = $3, shipped_at = $4
+        UPDATE shipments SET status = $2, carrier = $3, tracking_number = coalesce(tracking_number, $4),
+               shipped_at = coalesce(shipped_at, $5)
         WHERE shipment_id = $1
         """,
         shipment_id,
+        status,
         carrier,
         tracking_number,
         shipped_at,
     )
 
 
+async def parcel_owner(conn: asyncpg.Connection, tracking_number: str) -> UUID | None:
+    """The shipment a parcel with this tracking number belongs to, if one was recorded."""
+    return await conn.fetchval("SELECT shipment_id FROM parcels WHERE tracking_number = $1", tracking_number)
+
+
+async def record_parcel(
+    conn: asyncpg.Connection,
+    shipment_id: UUID,
+    order_id: UUID,
+    tracking_number: str,
+    carrier: str,
+    shipped_at: datetime,
+    units: dict[str, int],
+) -> None:
+    """Records a parcel of the shipment and the units per sku it carries."""
+    await conn.execute(
+        """
+        INSERT INTO parcels (shipment_id, tracking_number, order_id, carrier, shipped_at) VALUES ($1, $2, $3, $4, $5)
+        """,
+        shipment_id,
+        tracking_number,
+        order_id,
+        carrier,
+        shipped_at,
+    )
+    await conn.executemany(
+        "INSERT INTO parcel_lines (shipment_id, tracking_number, sku, quantity) VALUES ($1, $2, $3, $4)",
+        [(shipment_id, tracking_number, sku, quantity) for sku, quantity in sorted(units.items())],
+    )
+
+
+async def shipment_shipped_units(conn: asyncpg.Connection, shipment_id: UUID) -> dict[str, int]:
+    """Units per sku the shipment's parcels carried so far."""
+    rows = await conn.fetch(
+        "SELECT sku, sum(quantity)::bigint AS units FROM parcel_lines WHERE shipment_id = $1 GROUP BY sku", shipment_id
+    )
+    return {row["sku"]: row["units"] for row in rows}
+
+
+async def order_shipped_units(conn: asyncpg.Connection, order_id: UUID) -> dict[str, int]:
+    """Units per sku every parcel of the order carried so far (goods that left after a cancel included)."""
+    rows = await conn.fetch(
+        """
+        SELECT l.sku, sum(l.quantity)::bigint AS units
+        FROM parcels p JOIN parcel_lines l ON l.shipment_id = p.shipment_id AND l.tracking_number = p.tracking_number
+        WHERE p.order_id = $1 GROUP BY l.sku
+        """,
+        order_id,
+    )
+    return {row["sku"]: row["units"] for row in rows}
+
+
+async def parcels_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
+    """The order's parcels in the order they left, each with its lines as {sku: units}."""
+    return await conn.fetch(
+        """
+        SELECT p.shipment_id, p.tracking_number, p.carrier, p.shipped_at,
+               jsonb_object_agg(l.sku, l.quantity) AS lines
+        FROM parcels p JOIN parcel_lines l ON l.shipment_id = p.shipment_id AND l.tracking_number = p.tracking_number
+        WHERE p.order_id = $1
+        GROUP BY p.shipment_id, p.tracking_number, p.carrier, p.shipped_at
+        ORDER BY p.shipped_at, p.tracking_number
+        """,
+        order_id,
+    )
+
+
 async def unshipped_count(conn: asyncpg.Connection, order_id: UUID) -> int:
-    """Shipments of the order not yet shipped (cancelled ones, e.g. a delivery group an edit emptied, don't count)."""
+    """Shipments of the order not yet fully shipped (partly shipped ones count; cancelled ones, e.g. a delivery group
+    an edit emptied, don't)."""
     return await conn.fetchval(
         "SELECT count(*) FROM shipments WHERE order_id = $1 AND status NOT IN ('shipped', 'delivered', 'cancelled')", order_id
     )
@@ -157,9 +227,9 @@ async def shop_shipment_ids(conn: asyncpg.Connection, shop_id: str, shipment_ids
 
 
 async def tracking_owners(conn: asyncpg.Connection, numbers: list[str]) -> dict[str, str]:
-    """Tracking number → the shipment that already has it."""
+    """Tracking number → the shipment a parcel of which already has it."""
     rows = await conn.fetch(
-        "SELECT tracking_number, shipment_id::text AS id FROM shipments WHERE tracking_number = ANY($1::text[])", numbers
+        "SELECT tracking_number, shipment_id::text AS id FROM parcels WHERE tracking_number = ANY($1::text[])", numbers
     )
     return {row["tracking_number"]: row["id"] for row in rows}
 
@@ -215,21 +285,6 @@ async def mark_reissued(conn: asyncpg.Connection, shipment_id: UUID, warehouse_r
         shipment_id,
         warehouse_request_id,
     )
-
-
-async def shipped_units(conn: asyncpg.Connection, order_id: UUID, except_shipment: UUID) -> dict[str, int]:
-    """Units per sku of the order's other shipments that already left (their delivery groups' lines)."""
-    rows = await conn.fetch(
-        """
-        SELECT l.sku, sum(l.quantity)::bigint AS units FROM shipments s
-        JOIN order_lines l ON l.order_id = s.order_id AND l.delivery_index = s.delivery_index
-        WHERE s.order_id = $1 AND s.shipment_id <> $2 AND s.status IN ('shipped', 'delivered')
-        GROUP BY l.sku
-        """,
-        order_id,
-        except_shipment,
-    )
-    return {row["sku"]: row["units"] for row in rows}
 
 
 async def mark_reissue_failed(conn: asyncpg.Connection, shipment_id: UUID) -> None:

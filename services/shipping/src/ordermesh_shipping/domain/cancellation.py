@@ -6,7 +6,8 @@ from uuid import UUID
 
 from .allocation import release_plan
 
-SHIPPED_STATUSES = frozenset({"shipped", "delivered"})
+SHIPPED_STATUSES = frozenset({"partly_shipped", "shipped", "delivered"})
+"""A shipment in these states has (some of) its goods out: it can no longer be changed or cancelled."""
 NEVER_AT_THE_WAREHOUSE = frozenset({"requesting", "request_failed"})
 """A shipment in these states has no warehouse request to cancel: cancelling it is a record change only."""
 
@@ -76,7 +77,7 @@ def plan_cancellation(
 
 def _failure(shipment: ShipmentToCancel, warehouse_failures: dict[UUID, str | None]) -> str | None:
     if shipment.status in SHIPPED_STATUSES:
-        return f"shipment already {shipment.status}"
+        return f"shipment already {shipment.status.replace('_', ' ')}"
     if shipment.status == "cancelled" or shipment.status in NEVER_AT_THE_WAREHOUSE:
         return None
     if shipment.shipment_id not in warehouse_failures:

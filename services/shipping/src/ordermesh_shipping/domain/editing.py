@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 from .allocation import coverage_of, plan_top_up
 
-SHIPPED_STATUSES = frozenset({"shipped", "delivered"})
+SHIPPED_STATUSES = frozenset({"partly_shipped", "shipped", "delivered"})
+"""A shipment in these states has (some of) its goods out: it can no longer be changed or cancelled."""
 LIVE_AT_THE_WAREHOUSE = frozenset({"requested"})
 """A shipment in these states has a warehouse request that must be cancelled before its lines can change."""
 
@@ -58,7 +59,7 @@ def plan_groups(changed: list[int], statuses: dict[int, str], edited: Lines) -> 
     for index in changed:
         status = statuses.get(index)
         if status in SHIPPED_STATUSES:
-            plan.refused[index] = f"delivery {index} already {status}"
+            plan.refused[index] = f"delivery {index} already {status.replace('_', ' ')}"
         elif status in LIVE_AT_THE_WAREHOUSE:
             plan.to_cancel.append(index)
             (plan.to_reissue if group_lines(edited, index) else plan.to_withdraw).append(index)
@@ -74,7 +75,7 @@ def after_warehouse(plan: GroupPlan, cancel_failures: dict[int, str | None], sta
     for index in plan.to_cancel:
         status = statuses.get(index)
         if status in SHIPPED_STATUSES:
-            refused[index] = f"delivery {index} already {status}"
+            refused[index] = f"delivery {index} already {status.replace('_', ' ')}"
         elif (failure := cancel_failures.get(index, "the warehouse was not asked to cancel")) is not None:
             refused[index] = f"delivery {index}: {failure}"
     return GroupPlan(
