@@ -273,3 +273,41 @@ async def test_a_captured_card_order_edited_by_every_remaining_kind_is_refunded_
     assert recomputed.json()["confirmed_unchanged"] is True
     points = await points_by_kind(stack, order_id)
     assert points == {"accrued": 4000 * POINTS_RATE_PERCENT // 100, "confirmed": 4000 * POINTS_RATE_PERCENT // 100}
+
+
+async def test_an_edit_the_warehouse_can_no_longer_follow_is_reversed_with_a_task_and_money_stock_and_points_follow_what_ships(stack, recorder):
+    code = f"PICKED-{uuid.uuid4().hex[:8]}"  # the sandbox warehouse picks it at once: a cancel is answered already_picked
+    await stack.set_stock({code: 10})
+    order = order_of(993_400, [line(code, 2)])
+    order = order.model_copy(update={"deliveries": [order.deliveries[0].model_copy(update={"carrier": "yamato_b2"})]})
+    order_id = await place(stack, order)
+    await recorder.wait_for(topics.SHIPPING_EVENTS, type="ShipmentRequested", order_id=order_id, timeout=90)
+
+    reply = await send(stack, topics.ORDERS_COMMANDS, edit(order_id, LineChange(sku=code, quantity=3)))
+    assert reply["type"] == "CommandAccepted" and reply["details"]["total"] == 3550, reply
+    [refused] = await recorder.wait_for(topics.SHIPPING_EVENTS, type="ShippingEditRefused", order_id=order_id, timeout=60)
+    assert "already_picked" in refused.json()["reason"]
+    [_, reversal] = await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderEdited", order_id=order_id, count=2, timeout=60)
+    body = reversal.json()
+    assert (body["edit_no"], body["causation_id"], body["charges"]["total"]) == (2, refused.json()["event_id"], 2550)
+    assert [(c["sku"], c["change"], c["previous_quantity"], c["quantity"]) for c in body["changes"]] == [(code, "changed", 3, 2)]
+
+    async def money_followed():
+        changes = recorder.on(topics.PAYMENTS_EVENTS, type="PaymentAmountChanged", order_id=order_id)
+        return changes if len(changes) == 2 else None
+
+    first, second = await eventually(money_followed, timeout=60)
+    assert (first.json()["amount"], second.json()["amount"]) == (3550, 2550)
+    await recorder.wait_for(topics.SHIPPING_EVENTS, type="ShippingEditApplied", order_id=order_id, edit_no=2, timeout=30)
+    state = await order_state(stack, order_id)  # shipping followed the reversal; the refusal stays a task for staff
+    assert (state["total"], state["shipping_edit"]) == (2550, "applied")
+    assert [line["quantity"] for line in state["snapshot"]["deliveries"][0]["lines"]] == [2]
+    tasks = await fetch(stack.service_dsns["orders"], "SELECT kind FROM order_tasks WHERE order_id = $1 AND status = 'open'", order_id)
+    assert "shipping_edit_refused" in [task["kind"] for task in tasks]
+    assert await stock_of(stack, [code]) == {code: (10, 2)}
+
+    async def points_followed():
+        points = await points_by_kind(stack, order_id)
+        return points if points.get("accrued", 0) - points.get("reversed", 0) == 2000 * POINTS_RATE_PERCENT // 100 and "reversed" in points else None
+
+    await eventually(points_followed, timeout=30)

@@ -9,6 +9,7 @@ from ordermesh_contracts import (
     MovedLine,
     OrderLine,
     Payment,
+    SetShippingFees,
     SplitOrder,
     order_id_for,
     topics,
@@ -18,9 +19,9 @@ from ordermesh_ops.client import Connection, send_command
 from support import fetch, publish_raw
 
 
-def waiting_order(number: int, quantities: dict[str, int], *, customer_number: int | None = None):
+def waiting_order(number: int, quantities: dict[str, int], *, customer_number: int | None = None, shop_id: str = DEMO_SHOP):
     """A card order of skus nobody stocks (so it waits, authorized, in awaiting_allocation)."""
-    order = demo_order(number)
+    order = demo_order(number, shop_id=shop_id)
     lines = [
         OrderLine(sku=f"{sku}-{uuid.uuid4().hex[:6]}", name=f"在庫なし {sku}", unit_price=1000, quantity=quantity, tax_rate_percent=10)
         for sku, quantity in quantities.items()
@@ -126,3 +127,27 @@ async def test_a_merge_of_other_customers_orders_is_refused_and_nothing_is_cance
     assert twice["reasons"] == ["an order is listed twice"]
     assert [(await snapshot_of(stack, order_id))[0] for order_id in ids] == ["awaiting_allocation"] * 2
     assert all(recorder.on(topics.ORDERS_EVENTS, type="OrderCancelled", order_id=i) == [] for i in ids)
+
+
+async def test_a_merge_in_a_shop_with_a_fee_table_ships_free_once_the_merged_merchandise_passes_free_from(stack, recorder):
+    shop = f"fees-{uuid.uuid4().hex[:8]}"
+    table = SetShippingFees(shop_id=shop, issued_by="staff:test", fee=800, by_prefecture={"北海道": 1320}, free_from=3000,
+                            remote_island_surcharge=1100)
+    assert (await send(stack, table))["type"] == "CommandAccepted"
+    first = waiting_order(992_030, {"A": 1}, customer_number=992_030, shop_id=shop)  # 1000 + 550 shipping
+    second = waiting_order(992_031, {"B": 2}, customer_number=992_030, shop_id=shop)  # 2000 + 550 shipping
+    ids = [await placed_and_authorized(stack, recorder, order) for order in (first, second)]
+
+    reply = await send(stack, MergeOrders(shop_id=shop, issued_by="staff:test", order_ids=ids))
+    assert reply["type"] == "CommandAccepted", reply
+    assert (reply["details"]["shipping_fee"], reply["details"]["total"]) == (0, 3000)
+    merged_id = reply["details"]["order_id"]
+    [accepted] = await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderAccepted", order_id=merged_id)
+    assert (accepted.json()["charges"]["shipping_fee"], accepted.json()["charges"]["total"]) == (0, 3000)
+    [authorized] = await recorder.wait_for(topics.PAYMENTS_EVENTS, type="PaymentAuthorized", order_id=merged_id, timeout=60)
+    assert authorized.json()["amount"] == 3000
+    _, total, snapshot = await snapshot_of(stack, merged_id)
+    assert total == 3000 and snapshot["charges"]["shipping_fee"] == 0
+    for source in ids:
+        [voided] = await recorder.wait_for(topics.PAYMENTS_EVENTS, type="PaymentCancelled", order_id=source, timeout=60)
+        assert voided.json()["outcome"] == "voided"

@@ -23,6 +23,7 @@ from ordermesh_contracts import (
     RemoveFromWatchList,
     ResumeAuto,
     SetOrderStage,
+    SetShippingFees,
     Stage,
     topics,
 )
@@ -211,3 +212,48 @@ def edit(
         shop_id=shop, issued_by=by, order_id=order_id, reason=reason, lines=changes, shipping_fee=shipping_fee,
         payment_fee=payment_fee, points_used=points_used, adjust_stock=adjust_stock, notify_customer=notify_customer,
     ))
+
+
+def _prefecture_fees(values: list[str]) -> dict[str, int]:
+    fees: dict[str, int] = {}
+    for value in values:
+        name, _, amount = value.partition("=")
+        try:
+            fees[name.strip()] = int(amount)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r}: give PREFECTURE=FEE, e.g. 北海道=1320", param_hint="--prefecture") from None
+    return fees
+
+
+@app.command("set-shipping-fees")
+def set_shipping_fees(
+    fee: int = typer.Option(..., help="shipping fee where no prefecture fee applies (minor units)"),
+    prefecture: list[str] = typer.Option([], "--prefecture", help="a prefecture's own fee, e.g. 北海道=1320; repeatable"),
+    free_from: Optional[int] = typer.Option(None, help="merchandise total from which shipping is free"),
+    remote_island_surcharge: int = typer.Option(0, help="added for remote-island destinations, even when free"),
+    shop: str = ShopOption,
+    by: str = StaffOption,
+) -> None:
+    """Sets the shop's shipping fee table (used by merges given no fee); unknown prefectures are refused by name."""
+    try:
+        command = SetShippingFees(
+            shop_id=shop, issued_by=by, fee=fee, by_prefecture=_prefecture_fees(prefecture), free_from=free_from,
+            remote_island_surcharge=remote_island_surcharge,
+        )
+    except ValidationError as error:
+        raise typer.BadParameter(str(error)) from None
+    _send(command)
+
+
+@app.command("shipping-fees")
+def shipping_fees(shop: str = ShopOption, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Shows the shop's shipping fee table."""
+    table = get_json(Connection.from_environment(), "orders", "/api/orders/shipping-fees", shop_id=shop)
+    rows = [{"prefecture": "(elsewhere)", "fee": table["fee"]}]
+    rows += [{"prefecture": name, "fee": fee} for name, fee in table["by_prefecture"].items()]
+    if as_json:
+        print_rows([table], as_json=True)
+        return
+    print_rows(rows, title=f"shipping fees of {shop}")
+    console.print(f"free from: {table['free_from'] if table['free_from'] is not None else 'never'} · "
+                  f"remote-island surcharge: {table['remote_island_surcharge']}")

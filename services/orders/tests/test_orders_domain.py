@@ -397,3 +397,13 @@ def test_a_points_only_order_passes_awaiting_payment_at_once_but_waits_for_its_s
     state = advance(OrderState(stage=Stage.REVIEW, payment_method=PaymentMethod.POINTS_ONLY, flags=flags)).state
     assert state.stage is Stage.REVIEW, "the points used are not reserved yet"
     assert record_flags(state, {"points_redemption": "reserved"}).state.stage is Stage.AWAITING_ALLOCATION
+
+
+@pytest.mark.parametrize("method", [PaymentMethod.CARD, PaymentMethod.DEFERRED, PaymentMethod.BANK_TRANSFER, PaymentMethod.CASH_ON_DELIVERY])
+def test_an_order_with_nothing_to_pay_secures_nothing_whatever_its_method_and_waits_for_its_settlement(method) -> None:
+    flags = initial_flags(method, "ok", nothing_to_pay=True)
+    state = OrderState(stage=Stage.REVIEW, payment_method=method, flags=flags)
+    assert advance(state).state.stage is Stage.AWAITING_ALLOCATION
+    shipped = OrderState(stage=Stage.SHIPPED, payment_method=method, flags={**flags, "points": "confirmed", "mail_shipped": "sent"})
+    assert next_stage(shipped) is None
+    assert next_stage(OrderState(stage=Stage.SHIPPED, payment_method=method, flags={**shipped.flags, "capture": "done"})) is Stage.COMPLETED

@@ -214,3 +214,18 @@ def test_money_received_outside_a_gateway_beyond_the_new_total_is_a_refund_staff
     assert flags_after_edit(before, after, PaymentMethod.BANK_TRANSFER, False, balance=-1000)["refund"] == "owed"
     assert "refund" not in flags_after_edit(before, after, PaymentMethod.CARD, False, balance=-1000)
     assert "refund" not in flags_after_edit(before, after, PaymentMethod.BANK_TRANSFER, False, balance=0)
+
+
+def test_the_reversal_of_a_refused_edit_puts_the_delivery_back_and_recomputes_the_total() -> None:
+    from ordermesh_orders.domain.edits import reversal_of
+
+    order = card_order()
+    edited = plan(edit(LineChange(sku=MATCHA, quantity=3), LineChange(sku="GIFT", quantity=1, name="g", unit_price=330, tax_rate_percent=10)))
+    reversed_ = reversal_of(edited.deliveries, order.deliveries, 0, edited.charges)
+    assert reversed_.deliveries == order.deliveries
+    assert reversed_.charges == order.charges and reversed_.merchandise_total == edited.merchandise_total - 2160 - 330
+    assert sorted((c.sku, c.change, c.previous_quantity, c.quantity) for c in reversed_.changes) == [
+        ("GIFT", "removed", 1, 0), (MATCHA, "changed", 3, 2)
+    ]
+    assert reversal_of(order.deliveries, order.deliveries, 0, order.charges) is None
+    assert reversal_of(edited.deliveries, order.deliveries, 5, edited.charges) is None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from ordermesh_contracts import MovedLine, OrderAccepted, ShopOrderSubmitted, SplitOrder
+from ordermesh_orders.domain.fees import FeeTable
 from ordermesh_orders.domain.intake import merchandise_total, rejection_reasons
 from ordermesh_orders.domain.split_merge import (
     merge_refusals,
@@ -101,3 +102,22 @@ def test_merging_refuses_other_customers_destinations_or_methods_and_different_p
     with pytest.raises(Refusal) as refused:
         merged_order([first, accepted("A-2", deliveries=[pricier])], None, "-M1", NOW)
     assert refused.value.reasons == ["sku MATCHA-UJI-40G has different prices in the orders"]
+
+
+def test_merging_takes_the_fee_from_the_shops_table_for_the_merged_lines_unless_staff_give_one() -> None:
+    first, second = accepted("A-1"), accepted("A-2")  # 東京都, 9620 of merchandise each, 660 shipping each
+    merchandise = 2 * (2 * 2160 - 200 + 5500)
+    below = FeeTable(fee=800, by_prefecture={"北海道": 1320}, free_from=merchandise + 1)
+    merged = merged_order([first, second], None, "-M1", NOW, below)
+    assert merged.charges.shipping_fee == 800
+    assert merged.charges.total == merchandise + 800 - 1000 - 240 and rejection_reasons(merged) == []
+    free = FeeTable(fee=800, free_from=merchandise)
+    assert merged_order([first, second], None, "-M1", NOW, free).charges.shipping_fee == 0
+    assert merged_order([first, second], 550, "-M1", NOW, free).charges.shipping_fee == 550
+
+
+def test_a_merge_to_a_remote_island_pays_the_tables_surcharge_though_its_merchandise_ships_free() -> None:
+    island = accepted("A-1").deliveries[0].address.model_copy(update={"postal_code": "952-0011", "prefecture": "新潟県"})
+    first, second = (accepted(n, deliveries=[accepted().deliveries[0].model_copy(update={"address": island})]) for n in ("A-1", "A-2"))
+    table = FeeTable(fee=800, free_from=10_000, remote_island_surcharge=1100)
+    assert merged_order([first, second], None, "-M1", NOW, table).charges.shipping_fee == 1100

@@ -24,6 +24,7 @@ from ordermesh_contracts import (
     SetChildStatus,
     SetOrderStage,
     SetRules,
+    SetShippingFees,
     SplitOrder,
     Stage,
     order_id_for,
@@ -36,8 +37,9 @@ from ordermesh_servicekit.consuming import (
 )
 from pydantic import ValidationError
 
-from . import store
+from . import store, store_fees
 from .domain import staff
+from .domain.fees import fee_table, fee_table_refusals
 from .domain.progress import OrderState, Progress, advance
 from .domain.rules import RuleSet
 from .domain.staff import FINAL_STAGES
@@ -235,6 +237,17 @@ async def on_configure_statuses(command: ConfigureStatuses, ctx: MessageContext)
         accept(uow, command, SERVICE, details={"groups": completed})
 
 
+async def on_set_shipping_fees(command: SetShippingFees, ctx: MessageContext) -> None:
+    """Replaces the shop's shipping fee table; unknown prefectures or negative prefecture fees refuse it whole and the
+    running table stays."""
+    if reasons := fee_table_refusals(command.by_prefecture):
+        raise CommandRefused(*reasons)
+    table = fee_table(command.fee, command.by_prefecture, command.free_from, command.remote_island_surcharge)
+    async with ctx.unit_of_work() as uow:
+        await store_fees.save_fee_table(uow.conn, command.shop_id, table, command.issued_by)
+        accept(uow, command, SERVICE, details=table.as_json())
+
+
 async def on_set_child_status(command: SetChildStatus, ctx: MessageContext) -> None:
     """Sets a child status of the order's current stage group; rules that look at the status run after it."""
     async with ctx.unit_of_work() as uow:
@@ -285,5 +298,6 @@ COMMAND_HANDLERS = {
     EditOrder: on_edit_order,
     SplitOrder: on_split_order,
     MergeOrders: on_merge_orders,
+    SetShippingFees: on_set_shipping_fees,
 }
 """Every staff command the orders service takes."""

@@ -54,6 +54,7 @@ from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitO
 from . import store, store_edits
 from .adapters.postal import japan_post_lookup
 from .cancelling import cancel_order
+from .domain.edits import reversal_of
 from .domain.intake import address_flag, merchandise_total, rejection_reasons
 from .domain.progress import OrderState, initial_flags
 from .domain.rules import OrderFacts, facts_of
@@ -96,6 +97,7 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
         address_flag(submitted, japan_post_lookup),
         requested_date=any(delivery.requested_date for delivery in submitted.deliveries),
         points_used=submitted.charges.points_used,
+        nothing_to_pay=submitted.charges.total <= 0,
     )
     if await store.is_watch_listed(uow.conn, submitted.shop_id, submitted.customer.customer_id):
         flags["customer"] = "watch_listed"
@@ -184,6 +186,27 @@ def _flag_handler(flags_of, then=None):
                 await then(uow, event)
 
     return handle
+
+
+async def _reverse_what_the_warehouse_refused(uow: UnitOfWork, refused: ShippingEditRefused) -> None:
+    """The warehouse had already picked or shipped the delivery an edit changed: that delivery's part of the edit is
+    reversed by one more `OrderEdited` putting its lines back, so money and points follow what actually ships; the
+    task stays open for staff."""
+    from .order_changes import commit_edit  # order_changes imports this module (intake), so not at the top
+
+    order = await store.lock_order(uow.conn, refused.order_id)
+    if order.state.stage is Stage.CANCELLED:
+        return
+    before = await store_edits.deliveries_before_edit(uow.conn, order.order_id, refused.edit_no)
+    current, paid, edit_count = await store_edits.edit_basis(uow.conn, order.order_id)
+    plan = reversal_of(current.deliveries, before, refused.delivery_index, current.charges) if before else None
+    if plan is None:
+        return
+    await commit_edit(
+        uow, order, current, paid, edit_count + 1, plan, refused, actor="auto:warehouse-refused",
+        adjust_stock=True, notify_customer=False,
+        reason=f"edit {refused.edit_no} reversed for delivery {refused.delivery_index}: {refused.reason}",
+    )
 
 
 async def _cancel_when_the_shop_asks(uow: UnitOfWork, overdue: PaymentOverdue) -> None:
@@ -330,7 +353,7 @@ FLAG_HANDLERS = {
     CreditCheckApproved: _flag_handler(lambda e: {"credit_check": "ok"}),
     CreditCheckRejected: _flag_handler(lambda e: {"credit_check": "error"}),
     ShippingEditApplied: _flag_handler(_shipping_edit_applied),
-    ShippingEditRefused: _flag_handler(lambda e: {"shipping_edit": "refused"}),
+    ShippingEditRefused: _flag_handler(lambda e: {"shipping_edit": "refused"}, then=_reverse_what_the_warehouse_refused),
     PointsRecomputed: _flag_handler(_points_recomputed),
 }
 """Events of the other services, each turned into flag changes on the order."""

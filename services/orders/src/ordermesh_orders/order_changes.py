@@ -8,6 +8,7 @@ from ordermesh_contracts import (
     Command,
     EditOrder,
     MergeOrders,
+    Message,
     OrderAccepted,
     OrderEdited,
     OrdersMerged,
@@ -20,7 +21,7 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 
-from . import store, store_edits
+from . import store, store_edits, store_fees
 from .cancelling import cancel_order
 from .domain import staff
 from .domain.edits import (
@@ -75,13 +76,16 @@ async def commit_edit(
     paid: int,
     edit_no: int,
     plan: EditPlan,
-    command: Command,
+    command: Message,
     *,
+    actor: str | None = None,
     adjust_stock: bool,
     notify_customer: bool,
     reason: str,
 ) -> OrderEdited:
-    """Saves the edited order and its diff, re-runs the rules, moves it if it can, and announces one `OrderEdited`."""
+    """Saves the edited order and its diff, re-runs the rules, moves it if it can, and announces one `OrderEdited`.
+    `command` is the staff command (or the event, for an automatic reversal) that caused it; `actor` defaults to its
+    issuer."""
     edited = OrderEdited(
         order_id=order.order_id,
         shop_id=order.shop_id,
@@ -100,16 +104,16 @@ async def commit_edit(
         adjust_stock=adjust_stock,
         notify_customer=notify_customer,
         reason=reason,
-        edited_by=command.issued_by,
+        edited_by=actor or command.issued_by,
         **command.caused(),
     )
     snapshot = current.model_copy(
         update={"deliveries": plan.deliveries, "charges": plan.charges, "merchandise_total": plan.merchandise_total}
     )
-    await store_edits.save_edit(uow.conn, edited, snapshot, command.event_id)
+    await store_edits.save_edit(uow.conn, edited, snapshot, command.event_id, previous=current.deliveries)
     summary = {"edit_no": edit_no, "previous_total": current.charges.total, "total": plan.charges.total,
                "balance": edited.balance, "changes": [change.model_dump(mode="json") for change in plan.changes]}
-    await store.add_history(uow.conn, order.order_id, [("edited", summary)], actor=command.issued_by, cause_id=command.event_id)
+    await store.add_history(uow.conn, order.order_id, [("edited", summary)], actor=edited.edited_by, cause_id=command.event_id)
     flags = flags_after_edit(
         current.charges, plan.charges, order.state.payment_method, notify_customer, balance=edited.balance
     )
@@ -185,7 +189,8 @@ async def on_merge_orders(command: MergeOrders, ctx: MessageContext) -> None:
         if reasons:
             raise CommandRefused(*reasons)
         suffix = f"-M{command.event_id.hex[:6]}"
-        merged = _planned(lambda: merged_order([c for _, c in sources], command.shipping_fee, suffix, utc_now()))
+        table = await store_fees.fee_table(uow.conn, command.shop_id) if command.shipping_fee is None else None
+        merged = _planned(lambda: merged_order([c for _, c in sources], command.shipping_fee, suffix, utc_now(), table))
         merged = merged.model_copy(update=command.caused())
         merged_id = order_id_for(merged.shop_id, merged.channel.value, merged.external_order_no)
         if reasons := await take_in(uow, merged, ctx):
@@ -202,7 +207,7 @@ async def on_merge_orders(command: MergeOrders, ctx: MessageContext) -> None:
             source_order_ids=[order.order_id for order, _ in sources], merged_by=command.issued_by, **command.caused(),
         ))
         accept(uow, command, SERVICE, details={"order_id": str(merged_id), "external_order_no": merged.external_order_no,
-                                               "total": merged.charges.total})
+                                               "shipping_fee": merged.charges.shipping_fee, "total": merged.charges.total})
 
 
 async def on_cancel_order(command: CancelOrder, ctx: MessageContext) -> None:

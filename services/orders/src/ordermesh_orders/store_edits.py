@@ -4,7 +4,7 @@ import json
 from uuid import UUID
 
 import asyncpg
-from ordermesh_contracts import OrderAccepted, OrderEdited
+from ordermesh_contracts import DeliveryGroup, OrderAccepted, OrderEdited
 
 from .domain.edits import Shipped
 
@@ -73,8 +73,16 @@ async def edit_basis(conn: asyncpg.Connection, order_id: UUID) -> tuple[OrderAcc
     return OrderAccepted.model_validate_json(row["snapshot"]), row["paid"], row["edit_count"]
 
 
-async def save_edit(conn: asyncpg.Connection, edited: OrderEdited, snapshot: OrderAccepted, command_id: UUID) -> None:
-    """Commits an edit: the order's lines and charges become the edited ones, and the edit is kept with its diff."""
+async def save_edit(
+    conn: asyncpg.Connection,
+    edited: OrderEdited,
+    snapshot: OrderAccepted,
+    command_id: UUID,
+    *,
+    previous: list[DeliveryGroup],
+) -> None:
+    """Commits an edit: the order's lines and charges become the edited ones, and the edit is kept with its diff and
+    the delivery groups as they were (to reverse it if the warehouse can't follow)."""
     await conn.execute(
         "UPDATE orders SET snapshot = $2::jsonb, total = $3, edit_count = $4, updated_at = now() WHERE order_id = $1",
         edited.order_id,
@@ -85,8 +93,8 @@ async def save_edit(conn: asyncpg.Connection, edited: OrderEdited, snapshot: Ord
     await conn.execute(
         """
         INSERT INTO order_edits (order_id, edit_no, command_id, edited_by, reason, changes, previous_total, total, paid,
-                                 balance, adjust_stock)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11)
+                                 balance, adjust_stock, previous_deliveries)
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12::jsonb)
         """,
         edited.order_id,
         edited.edit_no,
@@ -99,7 +107,16 @@ async def save_edit(conn: asyncpg.Connection, edited: OrderEdited, snapshot: Ord
         edited.paid,
         edited.balance,
         edited.adjust_stock,
+        json.dumps([group.model_dump(mode="json") for group in previous]),
     )
+
+
+async def deliveries_before_edit(conn: asyncpg.Connection, order_id: UUID, edit_no: int) -> list[DeliveryGroup] | None:
+    """The order's delivery groups as they were before an edit (None for an unknown edit)."""
+    raw = await conn.fetchval(
+        "SELECT previous_deliveries FROM order_edits WHERE order_id = $1 AND edit_no = $2", order_id, edit_no
+    )
+    return [DeliveryGroup.model_validate(group) for group in json.loads(raw)] if raw else None
 
 
 async def edits_of(conn: asyncpg.Connection, order_id: UUID) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Staff JSON endpoints of the orders service: list and filter orders, and show one with flags, tasks and history."""
+"""Staff JSON endpoints of the orders service: list and filter orders, show one with flags, tasks and history, and
+show a shop's shipping fee table."""
 
 import json
 from collections.abc import Callable
@@ -10,7 +11,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import store
+from .. import store, store_fees
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -55,5 +56,21 @@ def show_order(pool: Callable[[], asyncpg.Pool]):
         if view is None:
             return JSONResponse({"error": "not_found"}, status_code=404)
         return _json(view)
+
+    return endpoint
+
+
+def show_shipping_fees(pool: Callable[[], asyncpg.Pool]):
+    """GET /api/orders/shipping-fees?shop_id — the shop's shipping fee table (404 when it has set none)."""
+
+    async def endpoint(request: Request) -> Response:
+        shop_id = request.query_params.get("shop_id")
+        if not shop_id:
+            return JSONResponse({"error": "invalid_query", "reason": "shop_id is required"}, status_code=400)
+        async with pool().acquire() as conn:
+            table = await store_fees.fee_table(conn, shop_id)
+        if table is None:
+            return JSONResponse({"error": "not_found", "reason": f"shop {shop_id} has no shipping fee table"}, status_code=404)
+        return _json({"shop_id": shop_id, **table.as_json()})
 
     return endpoint

@@ -22,8 +22,10 @@ AUTHORIZATION_PENDING = {
     "credit_check": ("not_yet", "pending"),
 }
 
-HAND_REFUNDED = (PaymentMethod.BANK_TRANSFER, PaymentMethod.CONVENIENCE_STORE, PaymentMethod.CASH_ON_DELIVERY)
-"""Methods whose money is paid back by staff, not by a gateway refund."""
+HAND_REFUNDED = (
+    PaymentMethod.BANK_TRANSFER, PaymentMethod.CONVENIENCE_STORE, PaymentMethod.CASH_ON_DELIVERY, PaymentMethod.PLATFORM,
+)
+"""Methods whose money is paid back by staff (or on the platform), not by a gateway refund here."""
 
 Shipped = dict[tuple[int, str], int]
 """Units shipped so far per (delivery index, sku)."""
@@ -262,3 +264,41 @@ def flags_after_edit(
     if notify_customer:
         flags["mail_order_changed"] = "unsent"
     return flags
+
+
+def reversal_of(
+    now: list[DeliveryGroup], before: list[DeliveryGroup], delivery_index: int, charges: Charges
+) -> EditPlan | None:
+    """The edit that puts one delivery group's lines back as they were before an edit the warehouse could not
+    follow (it had already picked or shipped them); None when there is nothing to put back or it can't be."""
+    if delivery_index >= len(before) or delivery_index >= len(now):
+        return None
+    current, restored = now[delivery_index].lines, before[delivery_index].lines
+    if current == restored:
+        return None
+    deliveries = [*now[:delivery_index], now[delivery_index].model_copy(update={"lines": restored}), *now[delivery_index + 1:]]
+    merchandise = merchandise_total_of(deliveries)
+    total = merchandise + charges.shipping_fee + charges.payment_fee - charges.order_discount - charges.points_used
+    if total < 0:
+        return None
+    changes = []
+    for sku in dict.fromkeys(line.sku for line in [*current, *restored]):
+        was, back = _primary_of(current, sku), _primary_of(restored, sku)
+        previous, quantity = net_quantity(current, sku), net_quantity(restored, sku)
+        kind = "added" if was is None else "removed" if back is None else None
+        if kind is None and previous != quantity:
+            kind = "returned" if quantity == 0 else "changed"
+        if kind is None and was.line_discount != back.line_discount:
+            kind = "discount_changed"
+        if kind is None:
+            continue
+        changes.append(LineDiff(
+            delivery_index=delivery_index, sku=sku, change=kind, previous_quantity=max(previous, 0), quantity=max(quantity, 0),
+            unit_price=(back or was).unit_price, previous_line_discount=was.line_discount if was else 0,
+            line_discount=back.line_discount if back else 0,
+        ))
+    return EditPlan(deliveries, charges.model_copy(update={"total": total}), merchandise, changes)
+
+
+def _primary_of(lines: list[OrderLine], sku: str) -> OrderLine | None:
+    return next((line for line in lines if line.sku == sku and line.quantity >= 0), None)

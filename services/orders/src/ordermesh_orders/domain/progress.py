@@ -27,14 +27,20 @@ a platform payment recorded at acceptance, and nothing to pay (points only) sett
 
 
 def initial_flags(
-    payment_method: PaymentMethod, address: str, *, requested_date: bool = False, points_used: int = 0
+    payment_method: PaymentMethod,
+    address: str,
+    *,
+    requested_date: bool = False,
+    points_used: int = 0,
+    nothing_to_pay: bool = False,
 ) -> dict[str, str]:
     """Flags of a just-accepted order. A requested delivery date waits for shipping's check; points used wait
     for the points service to reserve them. An order paid on the platform needs no authorization, credit check or
-    prepaid payment, but like every method settled by a capture it completes only once payments reports it."""
+    prepaid payment, but like every method settled by a capture it completes only once payments reports it. An order
+    with nothing to pay (a total of 0) secures nothing whatever its method, and is settled by payments once shipped."""
     card = payment_method is PaymentMethod.CARD
     captured_later = payment_method in SETTLED_BY_CAPTURE
-    return {
+    flags = {
         "customer": "normal",
         "address": address,
         "delivery_date": "pending" if requested_date else "ok",
@@ -50,6 +56,10 @@ def initial_flags(
         "mail_order_confirmation": "unsent",
         "mail_shipped": "unsent",
     }
+    if nothing_to_pay and payment_method is not PaymentMethod.PLATFORM:
+        flags.update(card_authorization="not_applicable", credit_check="not_applicable",
+                     prepaid_payment="not_applicable", cod_collection="not_applicable", capture="not_yet")
+    return flags
 
 
 def payment_cleared(state: OrderState) -> bool:
@@ -57,11 +67,11 @@ def payment_cleared(state: OrderState) -> bool:
     on delivery, points only and an order paid on the platform at once (nothing to secure before shipping)."""
     method = state.payment_method
     if method is PaymentMethod.CARD:
-        return state.flags.get("card_authorization") == "authorized"
+        return state.flags.get("card_authorization") in ("authorized", "not_applicable")
     if method is PaymentMethod.DEFERRED:
-        return state.flags.get("credit_check") == "ok"
+        return state.flags.get("credit_check") in ("ok", "not_applicable")
     if method in PREPAID:
-        return state.flags.get("prepaid_payment") == "received"
+        return state.flags.get("prepaid_payment") in ("received", "not_applicable")
     return True
 
 

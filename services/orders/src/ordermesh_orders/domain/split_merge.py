@@ -17,6 +17,7 @@ from ordermesh_contracts import (
 )
 
 from .edits import EditPlan, Shipped, merchandise_total_of, net_quantity, plan_edit
+from .fees import FeeTable, shipping_fee
 from .staff import Refusal
 
 MAX_ORDER_NO = 64
@@ -132,8 +133,11 @@ def merge_refusals(sources: list[OrderAccepted]) -> list[str]:
     return list(dict.fromkeys(reasons))
 
 
-def merged_order(sources: list[OrderAccepted], shipping_fee: int | None, suffix: str, now: datetime) -> ShopOrderSubmitted:
-    """One order of every source's lines (same sku and price combined, lines with nothing left dropped), one shipping fee (the highest unless given),
+def merged_order(
+    sources: list[OrderAccepted], given_fee: int | None, suffix: str, now: datetime, fee_table: FeeTable | None = None
+) -> ShopOrderSubmitted:
+    """One order of every source's lines (same sku and price combined, lines with nothing left dropped), one shipping
+    fee (the given one, else the shop's fee table's for the merged lines and destination, else the sources' highest),
     the highest payment fee, the order discounts and points used added up. Raises `Refusal` for a sku sold at
     different prices."""
     first = sources[0]
@@ -154,11 +158,16 @@ def merged_order(sources: list[OrderAccepted], shipping_fee: int | None, suffix:
         raise Refusal(*dict.fromkeys(reasons))
     lines = [line for line in combined.values() if line.quantity > 0]
     charges = [order.charges for order in sources]
-    fee = max(c.shipping_fee for c in charges) if shipping_fee is None else shipping_fee
+    merchandise = sum(line.unit_price * line.quantity - line.line_discount for line in lines)
+    if given_fee is not None:
+        fee = given_fee
+    elif fee_table is not None:
+        fee = shipping_fee(fee_table, first.deliveries[0].address, merchandise)
+    else:
+        fee = max(c.shipping_fee for c in charges)
     payment_fee = max(c.payment_fee for c in charges)
     discount = sum(c.order_discount for c in charges)
     points = sum(c.points_used for c in charges)
-    merchandise = sum(line.unit_price * line.quantity - line.line_discount for line in lines)
     remarks = "\n".join(order.remarks for order in sources if order.remarks) or None
     return ShopOrderSubmitted(
         shop_id=first.shop_id,
