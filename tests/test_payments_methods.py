@@ -10,7 +10,7 @@ import httpx
 from ordermesh_contracts import Payment, PaymentMethod, ShopOrderSubmitted, order_id_for, topics
 from ordermesh_devstack.demo import demo_order
 from ordermesh_servicekit.signing import sign
-from support import eventually, fetch, publish_raw
+from support import fetch, publish_raw
 
 
 async def submit(stack, order: ShopOrderSubmitted) -> uuid.UUID:

@@ -30,7 +30,6 @@ from ordermesh_servicekit.consuming import (
 from ordermesh_servicekit.metrics import Metrics
 from ordermesh_servicekit.migrations import (
     MigrationError,
-    apply_migrations,
     migrate_service,
     read_migrations,
 )
