@@ -59,6 +59,7 @@ async def test_a_split_into_a_delivery_group_moves_units_and_keeps_the_total(sta
     reply = await send(stack, SplitOrder(
         shop_id=DEMO_SHOP, issued_by="staff:test", order_id=order_id, into="delivery",
         lines=[MovedLine(sku=sku, quantity=1)], requested_date=None,
+        address=order.deliveries[0].address.model_copy(update={"postal_code": "952-0011", "prefecture": "新潟県", "city": "佐渡市"}),
     ))
     assert reply["type"] == "CommandAccepted", reply
     assert (reply["details"]["total"], reply["details"]["new_order_id"]) == (3550, None)
@@ -68,6 +69,10 @@ async def test_a_split_into_a_delivery_group_moves_units_and_keeps_the_total(sta
     assert [[(line["sku"], line["quantity"]) for line in group["lines"]] for group in edited.json()["deliveries"]] == [[(sku, 2)], [(sku, 1)]]
     _, total, snapshot = await snapshot_of(stack, order_id)
     assert total == 3550 and len(snapshot["deliveries"]) == 2
+    assert snapshot["deliveries"][1]["address"]["city"] == "佐渡市"
+    # the new address gets the intake checks: Sado is a remote island and a relay area
+    tasks = await fetch(stack.service_dsns["orders"], "SELECT kind FROM order_tasks WHERE order_id = $1 AND status = 'open'", order_id)
+    assert {"remote_island", "relay_area"} <= {task["kind"] for task in tasks}
 
 
 async def test_a_split_into_a_new_order_lowers_the_source_and_the_new_order_is_taken_in_and_authorized(stack, recorder):

@@ -121,3 +121,15 @@ def test_a_merge_to_a_remote_island_pays_the_tables_surcharge_though_its_merchan
     first, second = (accepted(n, deliveries=[accepted().deliveries[0].model_copy(update={"address": island})]) for n in ("A-1", "A-2"))
     table = FeeTable(fee=800, free_from=10_000, remote_island_surcharge=1100)
     assert merged_order([first, second], None, "-M1", NOW, table).charges.shipping_fee == 1100
+
+
+def test_a_new_address_a_split_sends_units_to_gets_the_intake_checks() -> None:
+    from ordermesh_orders.adapters.postal import japan_post_lookup
+    from ordermesh_orders.domain.intake import new_address_checks
+
+    good = accepted().deliveries[0].address
+    assert new_address_checks(good, "delivery 1", japan_post_lookup) == ({}, [])
+    wrong_city = good.model_copy(update={"city": "札幌市"})
+    assert new_address_checks(wrong_city, "delivery 1", japan_post_lookup) == ({"address": "error"}, ["address_may_be_wrong"])
+    sado = good.model_copy(update={"postal_code": "952-0011", "prefecture": "新潟県", "city": "佐渡市"})
+    assert new_address_checks(sado, "delivery 1", japan_post_lookup) == ({}, ["remote_island", "relay_area"])

@@ -22,6 +22,7 @@ from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 
 from . import store, store_edits, store_fees
+from .adapters.postal import japan_post_lookup
 from .cancelling import cancel_order
 from .domain import staff
 from .domain.edits import (
@@ -32,13 +33,14 @@ from .domain.edits import (
     fully_shipped_deliveries,
     plan_edit,
 )
+from .domain.intake import new_address_checks
 from .domain.split_merge import (
     merge_refusals,
     merged_order,
     plan_split,
     split_off_order,
 )
-from .handlers import take_in
+from .handlers import open_tasks, take_in
 from .settling import publish_progress, recording, settle
 
 SERVICE = "orders"
@@ -82,6 +84,7 @@ async def commit_edit(
     adjust_stock: bool,
     notify_customer: bool,
     reason: str,
+    extra_flags: dict[str, str] | None = None,
 ) -> OrderEdited:
     """Saves the edited order and its diff, re-runs the rules, moves it if it can, and announces one `OrderEdited`.
     `command` is the staff command (or the event, for an automatic reversal) that caused it; `actor` defaults to its
@@ -116,7 +119,7 @@ async def commit_edit(
     await store.add_history(uow.conn, order.order_id, [("edited", summary)], actor=edited.edited_by, cause_id=command.event_id)
     flags = flags_after_edit(
         current.charges, plan.charges, order.state.payment_method, notify_customer, balance=edited.balance
-    )
+    ) | (extra_flags or {})
     order, progress = await settle(uow, order.order_id, recording(flags), cause_id=command.event_id)
     uow.publish(topics.ORDERS_EVENTS, edited)
     await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, edited, progress)
@@ -156,9 +159,14 @@ async def on_split_order(command: SplitOrder, ctx: MessageContext) -> None:
             new_order_id = order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no)
             if reasons := await take_in(uow, submitted, ctx):
                 raise CommandRefused(*(f"the new order: {reason}" for reason in reasons))
+        checks, tasks = {}, []
+        if command.into == "delivery" and command.address is not None:
+            label = f"delivery {len(current.deliveries)}"
+            checks, tasks = new_address_checks(command.address, label, japan_post_lookup)
+            await open_tasks(uow, order.order_id, tasks, actor=command.issued_by, cause_id=command.event_id)
         edited = await commit_edit(
             uow, order, current, paid, edit_no, plan, command,
-            adjust_stock=True, notify_customer=False, reason=f"split into a new {command.into}",
+            adjust_stock=True, notify_customer=False, reason=f"split into a new {command.into}", extra_flags=checks,
         )
         uow.publish(topics.ORDERS_EVENTS, OrderSplit(
             order_id=order.order_id, shop_id=order.shop_id, into=command.into, new_order_id=new_order_id,

@@ -4,7 +4,9 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from ordermesh_contracts import ShopOrderSubmitted, is_known_currency
+from ordermesh_contracts import Address, ShopOrderSubmitted, is_known_currency
+
+from .areas import is_remote_island, relay_area
 
 _JAPANESE_POSTAL_CODE = re.compile(r"^\d{3}-?\d{4}$")
 
@@ -58,27 +60,42 @@ PostalLookup = Callable[[str], tuple[str, str] | None]
 def address_errors(order: ShopOrderSubmitted, lookup: PostalLookup) -> list[str]:
     """Why the order's Japanese addresses may be wrong: malformed or unknown postal code, or a code that
     belongs to another prefecture or city. Text is NFKC-normalised first (full-width digits and hyphens)."""
-    errors = []
     addresses = [("billing", order.billing_address)] + [(f"delivery {i}", d.address) for i, d in enumerate(order.deliveries)]
-    for label, address in addresses:
-        if address.country != "JP":
-            continue
-        code = unicodedata.normalize("NFKC", address.postal_code).strip()
-        if not _JAPANESE_POSTAL_CODE.match(code):
-            errors.append(f"{label}: postal code is not NNN-NNNN")
-            continue
-        found = lookup(code.replace("-", ""))
-        if found is None:
-            errors.append(f"{label}: postal code {code} does not exist")
-            continue
-        prefecture, city = found
-        given_prefecture = unicodedata.normalize("NFKC", address.prefecture).strip()
-        given_city = unicodedata.normalize("NFKC", address.city).strip()
-        if given_prefecture != prefecture:
-            errors.append(f"{label}: postal code {code} is in {prefecture}, not {given_prefecture}")
-        elif not (given_city.startswith(city) or city.startswith(given_city)):
-            errors.append(f"{label}: postal code {code} is in {city}, not {given_city}")
-    return errors
+    return [problem for label, address in addresses for problem in address_problems(label, address, lookup)]
+
+
+def address_problems(label: str, address: Address, lookup: PostalLookup) -> list[str]:
+    """Why one Japanese address may be wrong (empty when it matches Japan Post's data or is abroad)."""
+    if address.country != "JP":
+        return []
+    code = unicodedata.normalize("NFKC", address.postal_code).strip()
+    if not _JAPANESE_POSTAL_CODE.match(code):
+        return [f"{label}: postal code is not NNN-NNNN"]
+    found = lookup(code.replace("-", ""))
+    if found is None:
+        return [f"{label}: postal code {code} does not exist"]
+    prefecture, city = found
+    given_prefecture = unicodedata.normalize("NFKC", address.prefecture).strip()
+    given_city = unicodedata.normalize("NFKC", address.city).strip()
+    if given_prefecture != prefecture:
+        return [f"{label}: postal code {code} is in {prefecture}, not {given_prefecture}"]
+    if not (given_city.startswith(city) or city.startswith(given_city)):
+        return [f"{label}: postal code {code} is in {city}, not {given_city}"]
+    return []
+
+
+def new_address_checks(address: Address, label: str, lookup: PostalLookup) -> tuple[dict[str, str], list[str]]:
+    """The checks a delivery address gets when staff send part of an order to it after intake (a split): the
+    address flag if it may be wrong, and the tasks for a wrong address, a remote island or a relay area."""
+    flags, tasks = {}, []
+    if address_problems(label, address, lookup):
+        flags["address"] = "error"
+        tasks.append("address_may_be_wrong")
+    if address.country == "JP" and is_remote_island(address.postal_code):
+        tasks.append("remote_island")
+    if address.country == "JP" and relay_area(address.postal_code):
+        tasks.append("relay_area")
+    return flags, tasks
 
 
 def address_flag(order: ShopOrderSubmitted, lookup: PostalLookup) -> str:
