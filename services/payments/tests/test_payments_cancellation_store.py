@@ -1,20 +1,14 @@
 """Cancellation in the payments handlers and store, on a real PostgreSQL and the real sandbox gateway over HTTP:
 the answer event, the gateway's own record, and no capture or charge of a cancelled order afterwards."""
 
-import asyncio
 import contextlib
 import json
-import socket
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from uuid import uuid4
 
-import asyncpg
-import httpx
 import pytest
-import uvicorn
 from ordermesh_contracts import (
     OrderAccepted,
     OrderCancelled,
@@ -24,7 +18,6 @@ from ordermesh_contracts import (
     ShipmentShipped,
     topics,
 )
-from ordermesh_devstack.sandboxes import payment_gateway
 from ordermesh_payments.adapters.credit import SandboxCreditProvider
 from ordermesh_payments.adapters.gateway import Gateways, SandboxGateway
 from ordermesh_payments.app import run_periodic_checks
@@ -33,34 +26,14 @@ from ordermesh_payments.handlers_deferred import DeferredPayments
 from ordermesh_payments.staff import StaffCommands
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from support import migrated_pool
 
 GOLDEN = Path(__file__).parents[3] / "contracts" / "tests" / "golden"
 SHOP = "kyoto-tea"
 
 
 @pytest.fixture
-async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with migrated_pool(fresh_database, "payments", max_size=6) as created:
-        yield created
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[tuple[httpx.AsyncClient, payment_gateway.PaymentGateway]]:
-    app = payment_gateway.create_app()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
-            yield client, app.state.gateway
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
+def sandbox(sandbox_served):
+    return sandbox_served
 
 
 @pytest.fixture

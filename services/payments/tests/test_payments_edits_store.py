@@ -1,19 +1,13 @@
 """Order edits and deferred payment in the payments handlers and store, on a real PostgreSQL and the real sandbox
 gateway over HTTP: the answer events, the ledger, the payment row and the gateway's own record."""
 
-import asyncio
 import contextlib
 import json
-import socket
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from uuid import uuid4
 
-import asyncpg
-import httpx
 import pytest
-import uvicorn
 from ordermesh_contracts import (
     OrderAccepted,
     OrderCancelled,
@@ -22,7 +16,6 @@ from ordermesh_contracts import (
     ShipmentShipped,
     topics,
 )
-from ordermesh_devstack.sandboxes import payment_gateway
 from ordermesh_payments.adapters.credit import SandboxCreditProvider
 from ordermesh_payments.adapters.gateway import Gateways, SandboxGateway
 from ordermesh_payments.handlers import PaymentHandlers
@@ -30,34 +23,9 @@ from ordermesh_payments.handlers_deferred import DeferredPayments
 from ordermesh_payments.handlers_edits import AmountChanges
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from support import migrated_pool
 
 GOLDEN = Path(__file__).parents[3] / "contracts" / "tests" / "golden"
 SHOP = "kyoto-tea"
-
-
-@pytest.fixture
-async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with migrated_pool(fresh_database, "payments", max_size=6) as created:
-        yield created
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
-    app = payment_gateway.create_app()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
 
 
 @pytest.fixture

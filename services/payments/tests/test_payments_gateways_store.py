@@ -2,10 +2,8 @@
 orders — the handlers and periodic checks on a real PostgreSQL, the real sandbox gateway over HTTP and a real
 localstripe process; "now" is passed in, nothing sleeps."""
 
-import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,10 +13,8 @@ from uuid import uuid4
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from ordermesh_contracts import OrderAccepted, OrderEdited, SetPaymentSettings, ShipmentShipped, topics
 from ordermesh_devstack.localstripe import TEST_API_KEY, LocalStripe
-from ordermesh_devstack.sandboxes import payment_gateway
 from ordermesh_payments.adapters.credit import SandboxCreditProvider
 from ordermesh_payments.adapters.gateway import Gateways, SandboxGateway
 from ordermesh_payments.adapters.stripe_gateway import StripeGateway
@@ -30,34 +26,9 @@ from ordermesh_payments.renewals import Renewals
 from ordermesh_payments.staff import StaffCommands
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from support import migrated_pool
 
 GOLDEN = Path(__file__).parents[3] / "contracts" / "tests" / "golden"
 SHOP = "kyoto-tea"
-
-
-@pytest.fixture
-async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with migrated_pool(fresh_database, "payments", max_size=6) as created:
-        yield created
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
-    app = payment_gateway.create_app()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from ordermesh_payments.handlers_edits import AmountChanges
 from ordermesh_payments.staff import StaffCommands
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from support import migrated_pool
 
 GOLDEN = Path(__file__).parents[3] / "contracts" / "tests" / "golden"
 SHOP = "kyoto-tea"
@@ -32,12 +31,6 @@ class NoGateway:
             raise AssertionError(f"{name} was called at a gateway: {arguments}")
 
         return called
-
-
-@pytest.fixture
-async def pool(fresh_database: str):
-    async with migrated_pool(fresh_database, "payments", max_size=4) as created:
-        yield created
 
 
 @pytest.fixture

@@ -1,33 +1,16 @@
 """The sandbox gateway adapter against the real sandbox over HTTP: declines, errors, and timeouts that must not charge twice."""
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from ordermesh_devstack.sandboxes import payment_gateway
 from ordermesh_payments.adapters.gateway import SandboxGateway
 from ordermesh_servicekit.consuming import TransientError
 
 
-@contextlib.asynccontextmanager
-async def sandbox(**delays: float) -> AsyncIterator[tuple[str, payment_gateway.PaymentGateway]]:
-    app = payment_gateway.create_app(**delays)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", app.state.gateway
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
+sandbox = payment_gateway.served
 
 
 async def authorize(gateway: SandboxGateway, token: str, key: str = "key-1"):

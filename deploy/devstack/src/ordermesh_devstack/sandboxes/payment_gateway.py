@@ -3,11 +3,13 @@ amount or customer id, idempotent by key."""
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -449,6 +451,25 @@ def create_app(*, slow_delay_s: float = 2.0, timeout_delay_s: float = 60.0, cred
     )
     app.state.gateway = gateway
     return app
+
+
+@contextlib.asynccontextmanager
+async def served(**delays: float) -> AsyncIterator[tuple[str, "PaymentGateway"]]:
+    """Serves the sandbox on a free loopback port inside the running event loop (for tests); yields its base URL and
+    its state, to look at what it was asked."""
+    app = create_app(**delays)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", app.state.gateway
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,29 @@
+"""Fixtures of the payments store tests: a migrated payments database and the sandbox gateway served in-process."""
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+from ordermesh_devstack.sandboxes import payment_gateway
+from support import migrated_pool
+
+
+@pytest.fixture
+async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
+    """The payments database, migrated."""
+    async with migrated_pool(fresh_database, "payments", max_size=6) as created:
+        yield created
+
+
+@pytest.fixture
+async def sandbox_served() -> AsyncIterator[tuple[httpx.AsyncClient, payment_gateway.PaymentGateway]]:
+    """A client of the sandbox gateway, and the sandbox's own record of what it was asked."""
+    async with payment_gateway.served() as (url, state), httpx.AsyncClient(base_url=url) as client:
+        yield client, state
+
+
+@pytest.fixture
+def sandbox(sandbox_served) -> httpx.AsyncClient:
+    """A client of the sandbox gateway."""
+    return sandbox_served[0]
