@@ -74,3 +74,36 @@ async def test_staff_set_a_shops_shipping_calendar_and_shipper_from_the_cli_and_
     assert half_shipper.returncode == 2 and "the shipper block needs" in half_shipper.stderr
     [row] = await fetch(stack.service_dsns["shipping"], "SELECT time_zone FROM shops WHERE shop_id = $1", shop)
     assert row["time_zone"] == "Asia/Tokyo"
+
+
+async def test_staff_split_and_merge_orders_from_the_cli_and_a_bad_split_says_why(stack, recorder):
+    from ordermesh_contracts import OrderLine
+
+    customer_id = f"CLI-{uuid.uuid4().hex[:6]}"
+    ids, skus = [], []
+    for number in (980_101, 980_102):
+        base = demo_order(number)
+        sku = f"NOSTOCK-{uuid.uuid4().hex[:6]}"
+        line = OrderLine(sku=sku, name="在庫なし", unit_price=1000, quantity=2, tax_rate_percent=10)
+        order = base.model_copy(update={
+            "customer": base.customer.model_copy(update={"customer_id": customer_id}),
+            "deliveries": [base.deliveries[0].model_copy(update={"lines": [line]})],
+            "charges": base.charges.model_copy(update={"shipping_fee": 550, "total": 2550}),
+        })
+        await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, order.model_dump_json().encode())
+        ids.append(order_id_for(order.shop_id, order.channel.value, order.external_order_no))
+        skus.append(sku)
+        await recorder.wait_for(topics.PAYMENTS_EVENTS, type="PaymentAuthorized", order_id=ids[-1], timeout=60)
+
+    refused = _cli(stack, "orders", "split", str(ids[0]), "--into", "delivery", "--move", "GHOST=1", "--shop", DEMO_SHOP)
+    assert refused.returncode == 1 and "the delivery has no such line" in refused.stdout
+
+    split = _cli(stack, "orders", "split", str(ids[0]), "--into", "delivery", "--move", f"{skus[0]}=1", "--shop", DEMO_SHOP)
+    assert split.returncode == 0, split.stdout + split.stderr
+    await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderSplit", order_id=ids[0])
+
+    merged = _cli(stack, "orders", "merge", str(ids[0]), str(ids[1]), "--shop", DEMO_SHOP)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    [announced] = await recorder.wait_for(topics.ORDERS_EVENTS, type="OrdersMerged", source_order_ids=[str(i) for i in ids])
+    [accepted] = await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderAccepted", order_id=announced.json()["order_id"])
+    assert sorted(line["quantity"] for line in accepted.json()["deliveries"][0]["lines"]) == [2, 2]

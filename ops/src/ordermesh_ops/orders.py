@@ -2,11 +2,12 @@
 
 import asyncio
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Optional
 
 import typer
 from ordermesh_contracts import (
+    Address,
     AddTask,
     AddToWatchList,
     BulkUpdateOrders,
@@ -17,6 +18,8 @@ from ordermesh_contracts import (
     EditOrder,
     HoldOrder,
     LineChange,
+    MergeOrders,
+    MovedLine,
     OrderChanges,
     OrderFilter,
     ReleaseOrder,
@@ -24,6 +27,7 @@ from ordermesh_contracts import (
     ResumeAuto,
     SetOrderStage,
     SetShippingFees,
+    SplitOrder,
     Stage,
     topics,
 )
@@ -257,3 +261,49 @@ def shipping_fees(shop: str = ShopOption, as_json: bool = typer.Option(False, "-
     print_rows(rows, title=f"shipping fees of {shop}")
     console.print(f"free from: {table['free_from'] if table['free_from'] is not None else 'never'} · "
                   f"remote-island surcharge: {table['remote_island_surcharge']}")
+
+
+
+def _moved(text: str) -> MovedLine:
+    """SKU=QTY or SKU=QTY@DELIVERY (delivery group index, 0 when left out)."""
+    try:
+        sku, rest = text.rsplit("=", 1)
+        quantity, _, delivery = rest.partition("@")
+        return MovedLine(sku=sku, quantity=int(quantity), delivery_index=int(delivery or 0))
+    except (ValueError, ValidationError):
+        raise typer.BadParameter(f"{text!r} is not SKU=QTY[@DELIVERY]", param_hint="--move") from None
+
+
+@app.command()
+def split(
+    order_id: uuid.UUID,
+    into: str = typer.Option(..., "--into", help="'delivery' (a new delivery group of this order) or 'order' (a new order)"),
+    move: list[str] = typer.Option(..., "--move", help="units to move as SKU=QTY or SKU=QTY@DELIVERY; repeatable"),
+    address_json: Optional[str] = typer.Option(None, "--address", help="where the moved units go, as JSON (default: the same address)"),
+    requested_date: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="delivery date for the moved units"),
+    shipping_fee: int = typer.Option(0, help="shipping fee of the new order (into=order)"),
+    shop: str = ShopOption,
+    by: str = StaffOption,
+) -> None:
+    """Moves unshipped units into a new delivery group or a new order; answered with the new totals, or every reason."""
+    if into not in ("delivery", "order"):
+        raise typer.BadParameter("use delivery or order", param_hint="--into")
+    try:
+        address = Address.model_validate_json(address_json) if address_json else None
+    except ValidationError as error:
+        raise typer.BadParameter(str(error), param_hint="--address") from None
+    _send(SplitOrder(
+        shop_id=shop, issued_by=by, order_id=order_id, into=into, lines=[_moved(text) for text in move],
+        address=address, requested_date=requested_date.date() if requested_date else None, shipping_fee=shipping_fee,
+    ))
+
+
+@app.command()
+def merge(
+    order_ids: list[uuid.UUID],
+    shipping_fee: Optional[int] = typer.Option(None, help="shipping fee of the merged order (default: the shop's fee table)"),
+    shop: str = ShopOption,
+    by: str = StaffOption,
+) -> None:
+    """Merges unshipped orders of one customer and destination into a new order; the sources are cancelled."""
+    _send(MergeOrders(shop_id=shop, issued_by=by, order_ids=order_ids, shipping_fee=shipping_fee))

@@ -133,3 +133,9 @@ def test_a_new_address_a_split_sends_units_to_gets_the_intake_checks() -> None:
     assert new_address_checks(wrong_city, "delivery 1", japan_post_lookup) == ({"address": "error"}, ["address_may_be_wrong"])
     sado = good.model_copy(update={"postal_code": "952-0011", "prefecture": "新潟県", "city": "佐渡市"})
     assert new_address_checks(sado, "delivery 1", japan_post_lookup) == ({}, ["remote_island", "relay_area"])
+
+
+def test_an_order_split_into_two_deliveries_to_the_same_address_can_still_be_merged() -> None:
+    first = accepted("A-1")
+    two_groups = first.model_copy(update={"deliveries": [*first.deliveries, first.deliveries[0]]})
+    assert merge_refusals([two_groups, accepted("A-2")]) == []

@@ -124,7 +124,7 @@ def merge_refusals(sources: list[OrderAccepted]) -> list[str]:
         ("channel", lambda o: o.channel),
         ("currency", lambda o: o.currency),
         ("payment method", lambda o: o.payment.method),
-        ("destination", lambda o: [d.address for d in o.deliveries]),
+        ("destination", lambda o: {d.address for d in o.deliveries}),
     ):
         if any(key(order) != key(first) for order in sources[1:]):
             reasons.append(f"the orders differ in {label}")
