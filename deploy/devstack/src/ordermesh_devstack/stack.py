@@ -78,6 +78,9 @@ class StackConfig:
     run_dir: Path
     partitions: int = int(os.environ.get("ORDERMESH_PARTITIONS", "6"))
     ship_delay_seconds: float = 0.3
+    gateway_timeout_delay_seconds: float = 15.0
+    """How long the sandbox gateway takes to answer a tok_timeout card: longer than payments' 10 s gateway timeout,
+    so the call times out and is retried with the same key, but short enough not to hold a partition for a minute."""
     payments_check_seconds: float | None = None
     """How often payments looks for overdue and expiring payments (its own default when None)."""
     stock_per_sku: int = 1_000_000
@@ -156,7 +159,10 @@ class LocalStack:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "WAREHOUSE_CALLBACK_SECRET": self._warehouse_secret}
         ports = {name: free_port() for name in ("gateway", "warehouse", "smtp")}
         sandboxes = {
-            "gateway": [python, "-m", "ordermesh_devstack.sandboxes.payment_gateway", "--port", str(ports["gateway"])],
+            "gateway": [
+                python, "-m", "ordermesh_devstack.sandboxes.payment_gateway", "--port", str(ports["gateway"]),
+                "--timeout-delay", str(self.config.gateway_timeout_delay_seconds),
+            ],
             "warehouse": [
                 python, "-m", "ordermesh_devstack.sandboxes.warehouse",
                 "--port", str(ports["warehouse"]), "--ship-delay", str(self.config.ship_delay_seconds),
