@@ -2,11 +2,9 @@
 to tell the customer, its failure is named, and without that choice nothing is mailed or announced."""
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import uuid4
 
-import asyncpg
 import pytest
 from ordermesh_contracts import OrderAccepted, OrderCancelled, topics
 from ordermesh_notify.adapters.smtp import MailRefused, OutgoingMail
@@ -14,7 +12,6 @@ from ordermesh_notify.domain.templates import MailRenderer
 from ordermesh_notify.handlers import NotifyHandlers
 from ordermesh_notify.mailing import Mailer
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from support import migrated_pool
 
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
@@ -30,12 +27,6 @@ class RecordingTransport:
         if self.failure:
             raise self.failure
         self.accepted.append(mail)
-
-
-@pytest.fixture
-async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with migrated_pool(fresh_database, "notify", max_size=4) as created:
-        yield created
 
 
 @pytest.fixture

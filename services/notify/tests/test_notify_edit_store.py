@@ -3,12 +3,10 @@ chose to tell the customer, never for a redelivered edit, nothing at all without
 order as edited."""
 
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from uuid import uuid4
 
-import asyncpg
 import pytest
 from ordermesh_contracts import LineDiff, OrderAccepted, OrderEdited, SaveMailTemplate, ShipmentShipped, topics
 from ordermesh_notify.adapters.smtp import OutgoingMail
@@ -17,7 +15,6 @@ from ordermesh_notify.handlers import NotifyHandlers
 from ordermesh_notify.mailing import Mailer
 from ordermesh_notify.staff import StaffCommands
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext, PermanentError, TransientError
-from support import migrated_pool
 
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
@@ -28,12 +25,6 @@ class RecordingTransport:
 
     async def send(self, mail: OutgoingMail) -> None:
         self.accepted.append(mail)
-
-
-@pytest.fixture
-async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with migrated_pool(fresh_database, "notify", max_size=4) as created:
-        yield created
 
 
 @pytest.fixture

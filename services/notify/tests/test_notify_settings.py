@@ -2,9 +2,7 @@
 pure merge and through the command handler on a real PostgreSQL."""
 
 import json
-from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 from ordermesh_contracts import MailKind, SetShopMailSettings
 from ordermesh_notify.domain.mails import DEFAULT_DISABLED_KINDS, ShopMailSettings, settings_after
@@ -12,7 +10,6 @@ from ordermesh_notify.domain.templates import MailRenderer
 from ordermesh_notify.mailing import Mailer
 from ordermesh_notify.staff import StaffCommands
 from ordermesh_servicekit.consuming import MessageContext
-from support import migrated_pool
 
 
 def test_a_field_left_out_keeps_its_value_and_kinds_off_by_default_stay_off_for_a_new_shop() -> None:
@@ -32,12 +29,6 @@ def test_the_fields_given_replace_their_values_and_an_empty_list_turns_every_kin
 def test_a_name_that_is_no_mail_setting_is_refused() -> None:
     with pytest.raises(ValueError, match="not a mail setting: colour"):
         settings_after(ShopMailSettings(), {"colour": "red"})
-
-
-@pytest.fixture
-async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with migrated_pool(fresh_database, "notify", max_size=4) as created:
-        yield created
 
 
 def received(**fields) -> SetShopMailSettings:

@@ -1,12 +1,10 @@
 """Notify's handlers and store on a real PostgreSQL with a recording mail transport: once per cause, every failure named."""
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
-import asyncpg
 import pytest
 from ordermesh_contracts import (
     Device,
@@ -29,7 +27,6 @@ from ordermesh_notify.mailing import Mailer
 from ordermesh_notify.staff import StaffCommands
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import MessageContext, TransientError
-from support import migrated_pool
 
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
@@ -53,12 +50,6 @@ class RecordingTransport:
         if self.crash_after_send:
             self.crash_after_send = False
             raise CrashAfterSend()
-
-
-@pytest.fixture
-async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with migrated_pool(fresh_database, "notify", max_size=4) as created:
-        yield created
 
 
 @pytest.fixture

@@ -4,20 +4,12 @@ import json
 from pathlib import Path
 from uuid import uuid4
 
-import pytest
 from ordermesh_contracts import OrderAccepted, ShopOrderSubmitted, Stage, order_id_for
 from ordermesh_orders import store, store_edits
 from ordermesh_orders.domain.intake import merchandise_total
 from ordermesh_orders.domain.progress import OrderState, initial_flags
-from support import migrated_pool
 
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture
-async def pool(fresh_database: str):
-    async with migrated_pool(fresh_database, "orders") as created:
-        yield created
 
 
 async def _order(conn) -> OrderAccepted:

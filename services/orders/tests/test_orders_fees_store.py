@@ -17,17 +17,10 @@ from ordermesh_orders import command_handlers, handlers, store_fees
 from ordermesh_orders.domain.fees import FeeTable
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import MessageContext
-from support import migrated_pool
 
 DATA = Path(__file__).parent / "data"
 SHOP = "osaka-knives"
 MERCHANDISE = 14300 + 2 * 3080 - 308  # of one shop_order_cash_on_delivery.json, to 大阪府 with no shipping fee
-
-
-@pytest.fixture
-async def pool(fresh_database: str):
-    async with migrated_pool(fresh_database, "orders") as created:
-        yield created
 
 
 async def run(pool, message, handler, topic=topics.ORDERS_COMMANDS) -> None:

@@ -28,16 +28,9 @@ from ordermesh_contracts import (
 from ordermesh_orders import command_handlers, handlers
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import MessageContext
-from support import migrated_pool
 
 DATA = Path(__file__).parent / "data"
 SHOP = "kyoto-tea"
-
-
-@pytest.fixture
-async def pool(fresh_database: str):
-    async with migrated_pool(fresh_database, "orders") as created:
-        yield created
 
 
 async def run(pool, message, handler, topic=topics.ORDERS_COMMANDS) -> None:

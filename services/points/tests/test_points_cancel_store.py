@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 from uuid import uuid4
 
-import pytest
 from ordermesh_contracts import (
     GrantPoints,
     OrderAccepted,
@@ -18,16 +17,9 @@ from ordermesh_contracts import (
 from ordermesh_points import commands, handlers, store
 from ordermesh_points.domain.ledger import balance_of
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from support import migrated_pool
 
 GOLDEN = Path(__file__).parents[3] / "contracts" / "tests" / "golden"
 SHOP = "kyoto-tea"
-
-
-@pytest.fixture
-async def pool(fresh_database: str):
-    async with migrated_pool(fresh_database, "points", max_size=4) as created:
-        yield created
 
 
 async def deliver(pool, message, handler) -> None:

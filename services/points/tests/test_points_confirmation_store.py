@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 from uuid import uuid4
 
-import pytest
 from ordermesh_contracts import (
     OrderAccepted,
     OrderEdited,
@@ -17,16 +16,9 @@ from ordermesh_contracts import (
 from ordermesh_points import commands, handlers, store
 from ordermesh_points.domain.accrual import ShopPointsSettings
 from ordermesh_servicekit.consuming import MessageContext
-from support import migrated_pool
 
 GOLDEN = Path(__file__).parents[3] / "contracts" / "tests" / "golden"
 SHOP = "uji-matcha"
-
-
-@pytest.fixture
-async def pool(fresh_database: str):
-    async with migrated_pool(fresh_database, "points") as created:
-        yield created
 
 
 def ctx(pool, message) -> MessageContext:

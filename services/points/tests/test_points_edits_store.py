@@ -8,7 +8,6 @@ from pathlib import Path
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
-import pytest
 from ordermesh_contracts import (
     GrantPoints,
     OrderAccepted,
@@ -22,17 +21,10 @@ from ordermesh_points import commands, handlers, store
 from ordermesh_points.domain.ledger import balance_of
 from ordermesh_points.expiry import run_scheduled_expiry
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from support import migrated_pool
 
 GOLDEN = Path(__file__).parents[3] / "contracts" / "tests" / "golden"
 SHOP = "kyoto-tea"
 TOKYO = ZoneInfo("Asia/Tokyo")
-
-
-@pytest.fixture
-async def pool(fresh_database: str):
-    async with migrated_pool(fresh_database, "points", max_size=12) as created:
-        yield created
 
 
 async def deliver(pool, message, handler) -> None:

@@ -23,16 +23,9 @@ from ordermesh_points import commands, handlers, store
 from ordermesh_points.domain.ledger import balance_of
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from support import migrated_pool
 
 GOLDEN = Path(__file__).parents[3] / "contracts" / "tests" / "golden"
 SHOP = "kyoto-tea"
-
-
-@pytest.fixture
-async def pool(fresh_database: str):
-    async with migrated_pool(fresh_database, "points", max_size=12) as created:
-        yield created
 
 
 def ctx(pool, message) -> MessageContext:

@@ -3,12 +3,10 @@ staff chose, nothing allocated or requested afterwards, and the failure cases (a
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from uuid import uuid4
 
-import asyncpg
 import pytest
 from ordermesh_contracts import (
     DeliveryGroup,
@@ -32,7 +30,6 @@ from ordermesh_shipping.adapters.warehouse import ShipmentRequest, WarehouseReje
 from ordermesh_shipping.commands import ShippingCommands
 from ordermesh_shipping.domain.allocation import shipment_id_for
 from ordermesh_shipping.handlers import ShippingHandlers
-from support import migrated_pool
 
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 STAFF = {"shop_id": "kyoto-tea", "issued_by": "staff:test"}
@@ -54,12 +51,6 @@ class CancellingWarehouse:
         self.cancels.append(request_id)
         if failure := self.cancel_failures.get(request_id):
             raise failure
-
-
-@pytest.fixture
-async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with migrated_pool(fresh_database, "shipping", max_size=8) as created:
-        yield created
 
 
 @pytest.fixture

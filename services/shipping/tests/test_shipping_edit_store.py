@@ -2,13 +2,10 @@
 changes nothing), stock follows an edit after it, and shop settings left out keep their value."""
 
 import json
-from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 from uuid import uuid4
 
-import asyncpg
-import pytest
 from ordermesh_contracts import (
     LineDiff,
     OrderAccepted,
@@ -24,7 +21,6 @@ from ordermesh_servicekit.consuming import MessageContext
 from ordermesh_shipping import store, store_stock
 from ordermesh_shipping.commands import ShippingCommands
 from ordermesh_shipping.handlers import ShippingHandlers
-from support import migrated_pool
 
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
@@ -63,12 +59,6 @@ async def published(pool, **match) -> list[dict]:
     rows = await pool.fetch("SELECT payload FROM outbox WHERE topic = $1 ORDER BY id", topics.SHIPPING_EVENTS)
     events = [json.loads(row["payload"]) for row in rows]
     return [e for e in events if all(str(e.get(k)) == str(v) for k, v in match.items())]
-
-
-@pytest.fixture
-async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with migrated_pool(fresh_database, "shipping", max_size=6) as created:
-        yield created
 
 
 def edited(accepted, lines: dict[str, int], *, adjust_stock: bool = True) -> OrderEdited:

@@ -5,7 +5,6 @@ cancelled at the warehouse nor edited; the tracking CSV ships what is left; ship
 kept become one parcel."""
 
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from uuid import uuid4
@@ -36,7 +35,6 @@ from ordermesh_shipping.adapters.warehouse import ShipmentRequest
 from ordermesh_shipping.commands import ShippingCommands
 from ordermesh_shipping.domain.allocation import shipment_id_for
 from ordermesh_shipping.handlers import ShippingHandlers
-from support import migrated_pool
 
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
@@ -52,12 +50,6 @@ class Warehouse:
 
     async def cancel_shipment(self, request_id: str) -> None:
         self.cancels.append(request_id)
-
-
-@pytest.fixture
-async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with migrated_pool(fresh_database, "shipping", max_size=6) as created:
-        yield created
 
 
 @pytest.fixture

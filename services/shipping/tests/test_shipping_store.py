@@ -4,12 +4,10 @@ dates and label checks, warehouse failures, label export and tracking import, de
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timezone
 from pathlib import Path
 from uuid import uuid4
 
-import asyncpg
 import pytest
 from ordermesh_contracts import (
     DeliveryGroup,
@@ -34,7 +32,6 @@ from ordermesh_shipping.adapters.warehouse import ShipmentRequest, WarehouseReje
 from ordermesh_shipping.commands import ShippingCommands
 from ordermesh_shipping.domain.allocation import shipment_id_for
 from ordermesh_shipping.handlers import ShippingHandlers
-from support import migrated_pool
 
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 STAFF = {"shop_id": "kyoto-tea", "issued_by": "staff:test"}
@@ -52,12 +49,6 @@ class FakeWarehouse:
             raise self.failure
         self.requests.append(request)
         return f"wr_{request.shipment_id[:8]}"
-
-
-@pytest.fixture
-async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
-    async with migrated_pool(fresh_database, "shipping", max_size=6) as created:
-        yield created
 
 
 @pytest.fixture
