@@ -1,10 +1,11 @@
 """Cancelling a whole order, by staff, by a merge or by an overdue prepaid payment the shop cancels automatically."""
 
-from ordermesh_contracts import Message, OrderAccepted, OrderCancelled, topics
+from ordermesh_contracts import Message, OrderCancelled, topics
 from ordermesh_servicekit.consuming import UnitOfWork
 
-from . import store
+from . import store, store_edits
 from .domain.progress import Progress
+from .domain.staff import cancel
 from .domain.tasks import TASK_KINDS
 from .settling import publish_progress
 
@@ -12,8 +13,6 @@ from .settling import publish_progress
 async def cancel_order(
     uow: UnitOfWork,
     order: store.StoredOrder,
-    current: OrderAccepted,
-    progress: Progress,
     cause: Message,
     *,
     actor: str,
@@ -21,9 +20,11 @@ async def cancel_order(
     restore_stock: bool,
     cancel_payment: bool,
     notify_customer: bool,
-) -> None:
-    """Saves a decided cancellation (`staff.cancel`), closes the order's tasks and tells every service which
-    reversals were chosen."""
+) -> Progress:
+    """Cancels the locked order with these choices (raises `staff.Refusal` when it can't be cancelled), closes its
+    tasks and tells every service which reversals were chosen."""
+    progress = cancel(order.state, restore_stock=restore_stock, cancel_payment=cancel_payment, notify_customer=notify_customer)
+    current, _, _ = await store_edits.edit_basis(uow.conn, order.order_id)
     await store.save_state(uow.conn, order.order_id, progress.state)
     await store.add_history(uow.conn, order.order_id, [("cancelled", {"reason": reason})], actor=actor, cause_id=cause.event_id)
     # the stage change itself is automatic in an auto-mode order (as for every staff action but hold and release)
@@ -45,3 +46,4 @@ async def cancel_order(
             **cause.caused(),
         ),
     )
+    return progress

@@ -58,8 +58,9 @@ from .domain.edits import reversal_of
 from .domain.intake import address_flag, merchandise_total, rejection_reasons
 from .domain.progress import OrderState, initial_flags
 from .domain.rules import OrderFacts, facts_of
-from .domain.staff import Refusal, cancel
+from .domain.staff import Refusal
 from .domain.tasks import TASK_KINDS, tasks_opened_by
+from .editing import commit_edit
 from .rule_runner import (
     apply_firing,
     mail_texts_of,
@@ -154,8 +155,8 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
 
 
 def _flag_handler(flags_of, then=None):
-    """A handler that records the flags `flags_of(event)` returns and advances the order; `then(uow, event)` runs
-    after, in the same unit of work."""
+    """A handler that records the flags `flags_of(event)` returns and advances the order; `then(uow, event, order)`
+    runs after, in the same unit of work."""
 
     async def handle(event: OrderMessage, ctx: MessageContext) -> None:
         async with ctx.unit_of_work() as uow:
@@ -163,37 +164,22 @@ def _flag_handler(flags_of, then=None):
             if order is None:
                 raise PermanentError(f"no order {event.order_id}")
             changes = flags_of(event)
-            await _record_money_and_shipments(uow, event)
             await open_tasks(uow, order.order_id, tasks_opened_by(changes), actor=_owner(event), cause_id=event.event_id)
             order, progress = await settle(uow, order.order_id, recording(changes), cause_id=event.event_id)
             await store.add_history(
                 uow.conn, order.order_id, [(event.type, {"flags": changes})], actor=_owner(event), cause_id=event.event_id
             )
-            if isinstance(event, ShipmentShipped):
-                uow.publish(
-                    topics.SHOP_UPDATES,
-                    ShopOrderShipped(
-                        order_id=order.order_id,
-                        shop_id=order.shop_id,
-                        external_order_no=order.external_order_no,
-                        carrier=event.carrier,
-                        tracking_number=event.tracking_number,
-                        **event.caused(),
-                    ),
-                )
             await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, event, progress)
             if then is not None:
-                await then(uow, event)
+                await then(uow, event, order)
 
     return handle
 
 
-async def _reverse_what_the_warehouse_refused(uow: UnitOfWork, refused: ShippingEditRefused) -> None:
+async def _reverse_what_the_warehouse_refused(uow: UnitOfWork, refused: ShippingEditRefused, _: store.StoredOrder) -> None:
     """The warehouse had already picked or shipped the delivery an edit changed: that delivery's part of the edit is
     reversed by one more `OrderEdited` putting its lines back, so money and points follow what actually ships; the
     task stays open for staff."""
-    from .order_changes import commit_edit  # order_changes imports this module (intake), so not at the top
-
     order = await store.lock_order(uow.conn, refused.order_id)
     if order.state.stage is Stage.CANCELLED:
         return
@@ -209,26 +195,23 @@ async def _reverse_what_the_warehouse_refused(uow: UnitOfWork, refused: Shipping
     )
 
 
-async def _cancel_when_the_shop_asks(uow: UnitOfWork, overdue: PaymentOverdue) -> None:
+async def _cancel_when_the_shop_asks(uow: UnitOfWork, overdue: PaymentOverdue, _: store.StoredOrder) -> None:
     """An overdue prepaid order of a shop that cancels them automatically is cancelled: stock released, the payment
     request withdrawn, the customer told (seed 000's choices, made by the shop's setting)."""
     if not overdue.cancel_order:
         return
     order = await store.lock_order(uow.conn, overdue.order_id)
     try:
-        progress = cancel(order.state, restore_stock=True, cancel_payment=True, notify_customer=True)
+        await cancel_order(
+            uow, order, overdue, actor="auto:payment-overdue",
+            reason=f"payment {overdue.reference} not received by {overdue.due_date.isoformat()}",
+            restore_stock=True, cancel_payment=True, notify_customer=True,
+        )
     except Refusal as refusal:
         await store.add_history(
             uow.conn, order.order_id, [("automatic cancel skipped", {"reasons": refusal.reasons})],
             actor="payments", cause_id=overdue.event_id,
         )
-        return
-    current, _, _ = await store_edits.edit_basis(uow.conn, order.order_id)
-    await cancel_order(
-        uow, order, current, progress, overdue, actor="auto:payment-overdue",
-        reason=f"payment {overdue.reference} not received by {overdue.due_date.isoformat()}",
-        restore_stock=True, cancel_payment=True, notify_customer=True,
-    )
 
 
 async def open_tasks(uow: UnitOfWork, order_id, kinds: list[str], *, actor: str, cause_id) -> list[str]:
@@ -249,22 +232,34 @@ async def _ready(facts: OrderFacts) -> OrderFacts:
     return facts
 
 
-async def _record_money_and_shipments(uow: UnitOfWork, event: OrderMessage) -> None:
-    """Keeps what the customer paid and what shipped, which edits are checked against."""
-    conn = uow.conn
-    if isinstance(event, PaymentCaptured):
-        await store_edits.record_payment_amounts(conn, event.order_id, captured=event.amount)
-    elif isinstance(event, PaymentReceived):
-        await store_edits.record_payment_amounts(conn, event.order_id, received_total=event.received_total)
-    elif isinstance(event, PaymentRefunded):
-        await store_edits.record_payment_amounts(conn, event.order_id, refunded_total=event.refunded_total)
-    elif isinstance(event, PaymentAmountChanged) and event.refunded:
-        await store_edits.record_payment_amounts(conn, event.order_id, refunded_more=event.refunded)
-    elif isinstance(event, ShipmentShipped):
-        lines = [(line.sku, line.quantity) for line in event.lines]
-        await store_edits.record_shipped(
-            conn, event.order_id, event.shipment_id, event.delivery_index, event.tracking_number, lines
+async def _record_shipped(uow: UnitOfWork, shipped: ShipmentShipped, order: store.StoredOrder) -> None:
+    """Keeps what the parcel carried (edits are checked against it) and tells the shop its tracking number."""
+    lines = [(line.sku, line.quantity) for line in shipped.lines]
+    await store_edits.record_shipped(
+        uow.conn, shipped.order_id, shipped.shipment_id, shipped.delivery_index, shipped.tracking_number, lines
+    )
+    uow.publish(
+        topics.SHOP_UPDATES,
+        ShopOrderShipped(
+            order_id=order.order_id,
+            shop_id=order.shop_id,
+            external_order_no=order.external_order_no,
+            carrier=shipped.carrier,
+            tracking_number=shipped.tracking_number,
+            **shipped.caused(),
+        ),
+    )
+
+
+def _paid(**amounts_of):
+    """A `then` step keeping what the customer paid (edits compute the balance from it), from the event's amounts."""
+
+    async def record(uow: UnitOfWork, event: OrderMessage, _order: store.StoredOrder) -> None:
+        await store_edits.record_payment_amounts(
+            uow.conn, event.order_id, **{name: amount(event) for name, amount in amounts_of.items()}
         )
+
+    return record
 
 
 def _owner(event: OrderMessage) -> str:
@@ -320,15 +315,17 @@ def _points_recomputed(event: PointsRecomputed) -> dict[str, str]:
 FLAG_HANDLERS = {
     PaymentAuthorized: _flag_handler(lambda e: {"card_authorization": "authorized"}),
     PaymentAuthorizationFailed: _flag_handler(lambda e: {"card_authorization": "error"}),
-    PaymentCaptured: _flag_handler(lambda e: {"capture": "done"}),
+    PaymentCaptured: _flag_handler(lambda e: {"capture": "done"}, then=_paid(captured=lambda e: e.amount)),
     PaymentCaptureFailed: _flag_handler(lambda e: {"capture": "error"}),
     StockAllocated: _flag_handler(lambda e: {"allocation": e.allocation}),
     ShipmentRequested: _flag_handler(lambda e: {"shipping": "requested"}),
-    ShipmentShipped: _flag_handler(lambda e: {"shipping": "shipped" if e.all_shipped else "partly_shipped"}),
+    ShipmentShipped: _flag_handler(
+        lambda e: {"shipping": "shipped" if e.all_shipped else "partly_shipped"}, then=_record_shipped
+    ),
     PaymentRequested: _flag_handler(lambda e: {"prepaid_payment": "requested"}),
-    PaymentReceived: _flag_handler(_payment_received),
+    PaymentReceived: _flag_handler(_payment_received, then=_paid(received_total=lambda e: e.received_total)),
     PaymentOverdue: _flag_handler(lambda e: {"prepaid_payment": "overdue"}, then=_cancel_when_the_shop_asks),
-    PaymentRefunded: _flag_handler(lambda e: {"refund": "done"}),
+    PaymentRefunded: _flag_handler(lambda e: {"refund": "done"}, then=_paid(refunded_total=lambda e: e.refunded_total)),
     PaymentVoided: _flag_handler(lambda e: {"card_authorization": "cancelled"}),
     PaymentReauthorizationNeeded: _flag_handler(lambda e: {"authorization_expiry": "soon"}),
     DeliveryDateChecked: _flag_handler(lambda e: {"delivery_date": e.result}),
@@ -347,7 +344,7 @@ FLAG_HANDLERS = {
     MailSent: _flag_handler(_mail_flag),
     MailFailed: _flag_handler(_mail_flag),
     MailNotApplicable: _flag_handler(_mail_flag),
-    PaymentAmountChanged: _flag_handler(_amount_changed),
+    PaymentAmountChanged: _flag_handler(_amount_changed, then=_paid(refunded_more=lambda e: e.refunded or None)),
     PaymentAmountChangeFailed: _flag_handler(lambda e: {"amount_change": "failed"}),
     CreditCheckPending: _flag_handler(lambda e: {"credit_check": "pending"}),
     CreditCheckApproved: _flag_handler(lambda e: {"credit_check": "ok"}),

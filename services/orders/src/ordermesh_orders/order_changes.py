@@ -8,8 +8,6 @@ from ordermesh_contracts import (
     Command,
     EditOrder,
     MergeOrders,
-    Message,
-    OrderAccepted,
     OrderEdited,
     OrdersMerged,
     OrderSplit,
@@ -26,10 +24,7 @@ from .adapters.postal import japan_post_lookup
 from .cancelling import cancel_order
 from .domain import staff
 from .domain.edits import (
-    EditPlan,
-    balance_of,
     edit_refusals,
-    flags_after_edit,
     fully_shipped_deliveries,
     plan_edit,
 )
@@ -40,8 +35,8 @@ from .domain.split_merge import (
     plan_split,
     split_off_order,
 )
+from .editing import commit_edit
 from .handlers import open_tasks, take_in
-from .settling import publish_progress, recording, settle
 
 SERVICE = "orders"
 
@@ -64,66 +59,18 @@ async def _editable(uow: UnitOfWork, order: store.StoredOrder):
     return current, paid, edit_count, shipped, fully_shipped_deliveries(current.deliveries, shipped)
 
 
+async def _planned_async(step):
+    try:
+        return await step
+    except staff.Refusal as refusal:
+        raise CommandRefused(*refusal.reasons) from None
+
+
 def _planned(plan):
     try:
         return plan()
     except staff.Refusal as refusal:
         raise CommandRefused(*refusal.reasons) from None
-
-
-async def commit_edit(
-    uow: UnitOfWork,
-    order: store.StoredOrder,
-    current: OrderAccepted,
-    paid: int,
-    edit_no: int,
-    plan: EditPlan,
-    command: Message,
-    *,
-    actor: str | None = None,
-    adjust_stock: bool,
-    notify_customer: bool,
-    reason: str,
-    extra_flags: dict[str, str] | None = None,
-) -> OrderEdited:
-    """Saves the edited order and its diff, re-runs the rules, moves it if it can, and announces one `OrderEdited`.
-    `command` is the staff command (or the event, for an automatic reversal) that caused it; `actor` defaults to its
-    issuer."""
-    edited = OrderEdited(
-        order_id=order.order_id,
-        shop_id=order.shop_id,
-        edit_no=edit_no,
-        external_order_no=order.external_order_no,
-        customer=current.customer,
-        currency=current.currency,
-        payment=current.payment,
-        changes=plan.changes,
-        deliveries=plan.deliveries,
-        previous_charges=current.charges,
-        charges=plan.charges,
-        merchandise_total=plan.merchandise_total,
-        paid=paid,
-        balance=balance_of(plan.charges.total, paid),
-        adjust_stock=adjust_stock,
-        notify_customer=notify_customer,
-        reason=reason,
-        edited_by=actor or command.issued_by,
-        **command.caused(),
-    )
-    snapshot = current.model_copy(
-        update={"deliveries": plan.deliveries, "charges": plan.charges, "merchandise_total": plan.merchandise_total}
-    )
-    await store_edits.save_edit(uow.conn, edited, snapshot, command.event_id, previous=current.deliveries)
-    summary = {"edit_no": edit_no, "previous_total": current.charges.total, "total": plan.charges.total,
-               "balance": edited.balance, "changes": [change.model_dump(mode="json") for change in plan.changes]}
-    await store.add_history(uow.conn, order.order_id, [("edited", summary)], actor=edited.edited_by, cause_id=command.event_id)
-    flags = flags_after_edit(
-        current.charges, plan.charges, order.state.payment_method, notify_customer, balance=edited.balance
-    ) | (extra_flags or {})
-    order, progress = await settle(uow, order.order_id, recording(flags), cause_id=command.event_id)
-    uow.publish(topics.ORDERS_EVENTS, edited)
-    await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, edited, progress)
-    return edited
 
 
 def _edit_details(edited: OrderEdited) -> dict:
@@ -203,13 +150,11 @@ async def on_merge_orders(command: MergeOrders, ctx: MessageContext) -> None:
         merged_id = order_id_for(merged.shop_id, merged.channel.value, merged.external_order_no)
         if reasons := await take_in(uow, merged, ctx):
             raise CommandRefused(*(f"the merged order: {reason}" for reason in reasons))
-        for order, current in sources:
-            progress = _planned(lambda: staff.cancel(order.state, restore_stock=True, cancel_payment=True, notify_customer=False))
-            await cancel_order(
-                uow, order, current, progress, command, actor=command.issued_by,
-                reason=f"merged into {merged.external_order_no}", restore_stock=True, cancel_payment=True,
-                notify_customer=False,
-            )
+        for order, _ in sources:
+            await _planned_async(cancel_order(
+                uow, order, command, actor=command.issued_by, reason=f"merged into {merged.external_order_no}",
+                restore_stock=True, cancel_payment=True, notify_customer=False,
+            ))
         uow.publish(topics.ORDERS_EVENTS, OrdersMerged(
             order_id=merged_id, shop_id=command.shop_id, external_order_no=merged.external_order_no,
             source_order_ids=[order.order_id for order, _ in sources], merged_by=command.issued_by, **command.caused(),
@@ -222,14 +167,8 @@ async def on_cancel_order(command: CancelOrder, ctx: MessageContext) -> None:
     """Cancels a whole unshipped order and tells every service which reversals staff chose."""
     async with ctx.unit_of_work() as uow:
         order = await lock_owned_order(uow, command, command.order_id)
-        current, _, _ = await store_edits.edit_basis(uow.conn, order.order_id)
-        progress = _planned(lambda: staff.cancel(
-            order.state, restore_stock=command.restore_stock, cancel_payment=command.cancel_payment,
-            notify_customer=command.notify_customer,
+        progress = await _planned_async(cancel_order(
+            uow, order, command, actor=command.issued_by, reason=command.reason, restore_stock=command.restore_stock,
+            cancel_payment=command.cancel_payment, notify_customer=command.notify_customer,
         ))
-        await cancel_order(
-            uow, order, current, progress, command, actor=command.issued_by, reason=command.reason,
-            restore_stock=command.restore_stock, cancel_payment=command.cancel_payment,
-            notify_customer=command.notify_customer,
-        )
         accept(uow, command, SERVICE, details={"stage": progress.state.stage.value, "mode": progress.state.mode})
