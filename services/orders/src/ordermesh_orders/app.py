@@ -95,6 +95,7 @@ def staff_routes(runtime: ServiceRuntime, token: str) -> list:
     return [
         ("/api/orders", staff_endpoint(token, staff_api.list_orders(pool))),
         ("/api/orders/order", staff_endpoint(token, staff_api.show_order(pool))),
+        ("/api/orders/tasks", staff_endpoint(token, staff_api.open_tasks(pool))),
         ("/api/orders/shipping-fees", staff_endpoint(token, staff_api.show_shipping_fees(pool))),
     ]
 

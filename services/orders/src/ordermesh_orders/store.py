@@ -240,11 +240,13 @@ async def update_staff_fields(conn: asyncpg.Connection, order_id: UUID, changes:
 
 
 async def order_view(conn: asyncpg.Connection, order_id: UUID, shop_id: str | None) -> dict[str, Any] | None:
-    """One order for staff: stage, mode, flags, what was paid, staff fields, tasks, edits and full history."""
+    """One order for staff: stage, mode, flags, what was paid, staff fields, its contents (customer, deliveries with
+    their addresses and lines, charges, remarks — never the card token), tasks, edits and full history."""
     row = await conn.fetchrow(
         """
         SELECT order_id, shop_id, channel, external_order_no, stage, mode, held_from, payment_method, currency, total,
                flags, child_status, labels, memo, carrier, ship_date, created_at, updated_at,
+               snapshot #- '{payment,card_token}' AS contents,
                paid_captured + paid_received - paid_refunded AS paid, edit_count
         FROM orders WHERE order_id = $1 AND ($2::text IS NULL OR shop_id = $2)
         """,
@@ -263,37 +265,11 @@ async def order_view(conn: asyncpg.Connection, order_id: UUID, shop_id: str | No
     )
     view = dict(row)
     view["flags"] = json.loads(row["flags"])
+    view["contents"] = json.loads(row["contents"])
     view["tasks"] = [dict(t) for t in tasks]
     view["history"] = [{**dict(h), "details": json.loads(h["details"])} for h in history]
     view["edits"] = await edits_of(conn, order_id)
     return view
-
-
-async def list_orders(conn: asyncpg.Connection, *, shop_id: str | None, stage: str | None, child_status: str | None,
-                      channel: str | None, flag: str | None, flag_value: str | None, open_task: str | None,
-                      created_from, created_to, limit: int) -> list[dict[str, Any]]:
-    """Orders matching staff filters, newest first."""
-    rows = await conn.fetch(
-        """
-        SELECT o.order_id, o.shop_id, o.channel, o.external_order_no, o.stage, o.mode, o.child_status, o.total,
-               o.currency, o.created_at,
-               (SELECT count(*) FROM order_tasks t WHERE t.order_id = o.order_id AND t.status = 'open') AS open_tasks
-        FROM orders o
-        WHERE ($1::text IS NULL OR o.shop_id = $1)
-          AND ($2::text IS NULL OR o.stage = $2)
-          AND ($3::text IS NULL OR o.child_status = $3)
-          AND ($4::text IS NULL OR o.channel = $4)
-          AND ($5::text IS NULL OR o.flags ->> $5 = $6)
-          AND ($7::text IS NULL OR EXISTS (
-                SELECT 1 FROM order_tasks t WHERE t.order_id = o.order_id AND t.status = 'open' AND t.kind = $7))
-          AND ($8::date IS NULL OR o.created_at >= $8::date)
-          AND ($9::date IS NULL OR o.created_at < $9::date + 1)
-        ORDER BY o.created_at DESC
-        LIMIT $10
-        """,
-        shop_id, stage, child_status, channel, flag, flag_value, open_task, created_from, created_to, limit,
-    )
-    return [dict(row) for row in rows]
 
 
 async def webhook_seen(conn: asyncpg.Connection, webhook_id: str) -> bool:

@@ -6,12 +6,14 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import store, store_fees
+from .. import store, store_fees, store_search
+from ..store_search import OrderSearch
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -22,23 +24,65 @@ def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
+def _search(q) -> OrderSearch:
+    if any("\x00" in value for value in q.values()):
+        raise ValueError("NUL characters are not allowed")
+    timezone = q.get("tz") or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {timezone!r}") from error
+    return OrderSearch(
+        shop_id=q.get("shop_id") or None, stage=q.get("stage") or None, child_status=q.get("child_status") or None,
+        channel=q.get("channel") or None, payment_method=q.get("payment_method") or None, flag=q.get("flag") or None,
+        flag_value=q.get("flag_value") or None, open_task=q.get("open_task") or None,
+        created_from=_date(q.get("created_from")), created_to=_date(q.get("created_to")),
+        text=(q.get("q") or "").strip() or None, label=q.get("label") or None, timezone=timezone,
+    )
+
+
+def _page(q, default_limit: int) -> tuple[int, int]:
+    offset, limit = int(q.get("offset", "0")), int(q.get("limit", str(default_limit)))
+    if offset < 0 or limit < 1:
+        raise ValueError("offset must be 0 or more and limit 1 or more")
+    return offset, min(limit, 1000)
+
+
+def _refuse(error: Exception) -> Response:
+    return JSONResponse({"error": "invalid_query", "reason": str(error)}, status_code=400)
+
+
 def list_orders(pool: Callable[[], asyncpg.Pool]):
-    """GET /api/orders?shop_id&stage&child_status&channel&flag&flag_value&open_task&created_from&created_to&limit"""
+    """GET /api/orders?shop_id&stage&child_status&channel&payment_method&flag&flag_value&open_task&label&q
+    &created_from&created_to&tz&offset&limit — one page of orders (newest first, every flag) and the total."""
 
     async def endpoint(request: Request) -> Response:
         q = request.query_params
         try:
-            limit = min(int(q.get("limit", "100")), 1000)
-            created_from, created_to = _date(q.get("created_from")), _date(q.get("created_to"))
+            search, (offset, limit) = _search(q), _page(q, 100)
         except ValueError as error:
-            return JSONResponse({"error": "invalid_query", "reason": str(error)}, status_code=400)
+            return _refuse(error)
         async with pool().acquire() as conn:
-            rows = await store.list_orders(
-                conn, shop_id=q.get("shop_id"), stage=q.get("stage"), child_status=q.get("child_status"),
-                channel=q.get("channel"), flag=q.get("flag"), flag_value=q.get("flag_value"),
-                open_task=q.get("open_task"), created_from=created_from, created_to=created_to, limit=limit,
+            rows, total = await store_search.search_orders(conn, search, offset=offset, limit=limit)
+        return _json({"orders": rows, "total": total, "offset": offset, "limit": limit})
+
+    return endpoint
+
+
+def open_tasks(pool: Callable[[], asyncpg.Pool]):
+    """GET /api/orders/tasks?shop_id&kind&offset&limit — open tasks of every order, oldest first, and how many."""
+
+    async def endpoint(request: Request) -> Response:
+        q = request.query_params
+        try:
+            offset, limit = _page(q, 100)
+        except ValueError as error:
+            return _refuse(error)
+        async with pool().acquire() as conn:
+            rows, total = await store_search.open_task_queue(
+                conn, q.get("shop_id") or None, q.get("kind") or None, offset=offset, limit=limit
             )
-        return _json({"orders": rows})
+        return _json({"tasks": rows, "total": total, "offset": offset, "limit": limit})
 
     return endpoint
 
