@@ -7,6 +7,8 @@ from ordermesh_orders.domain.rules import OrderFacts, RuleSet, SetChildStatus, e
 from ordermesh_orders.domain.statuses import (
     child_status_refusal,
     complete,
+    due_waiting,
+    stage_to_wait_for,
     status_config_errors,
 )
 from pydantic import ValidationError
@@ -118,6 +120,22 @@ def test_a_child_status_must_belong_to_the_group_of_the_orders_stage():
     assert "belongs to the 新規 group" in child_status_refusal(groups, Stage.SHIPPED, "要確認")
     assert "no child status" in child_status_refusal(groups, Stage.REVIEW, "謎")
     assert child_status_refusal([], Stage.REVIEW, "anything") is None
+
+
+def test_a_status_of_a_later_stage_waits_for_it_and_one_of_a_passed_or_unknown_stage_does_not():
+    groups = complete([{"stage": "awaiting_payment", "name": "入金待ち", "children": ["銀行振込待ち"]}])
+    assert stage_to_wait_for(groups, Stage.REVIEW, "銀行振込待ち") is Stage.AWAITING_PAYMENT
+    assert stage_to_wait_for(groups, Stage.ON_HOLD, "銀行振込待ち", held_from=Stage.REVIEW) is Stage.AWAITING_PAYMENT
+    assert stage_to_wait_for(groups, Stage.AWAITING_PAYMENT, "銀行振込待ち") is None
+    assert stage_to_wait_for(groups, Stage.SHIPPED, "銀行振込待ち") is None
+    assert stage_to_wait_for(groups, Stage.REVIEW, "謎") is None
+
+
+def test_a_waiting_status_applies_at_its_stage_and_is_dropped_once_the_order_went_past_it():
+    waiting = [("g/a", "a", Stage.AWAITING_PAYMENT), ("g/b", "b", Stage.READY_TO_SHIP)]
+    assert due_waiting(waiting, Stage.AWAITING_PAYMENT) == ([("g/a", "a")], [])
+    assert due_waiting(waiting, Stage.AWAITING_ALLOCATION) == ([], [("g/a", "a", Stage.AWAITING_PAYMENT)])
+    assert due_waiting(waiting, Stage.ON_HOLD) == ([], [])
 
 
 @pytest.mark.parametrize(("code", "remote"), [("100-0001", False), ("100-0101", True), ("100-2101", True), ("907-0001", True), ("150-0041", False)])

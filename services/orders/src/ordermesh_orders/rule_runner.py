@@ -21,7 +21,7 @@ from .domain.rules import (
     SetChildStatus,
     evaluate,
 )
-from .domain.statuses import child_status_refusal
+from .domain.statuses import child_status_refusal, due_waiting, stage_to_wait_for
 
 
 async def planned_firing(
@@ -62,21 +62,28 @@ async def apply_firing(
     at_intake: bool,
     cause_id: UUID,
     holds_allowed: bool = True,
+    held_from: Stage | None = None,
 ) -> str | None:
     """Stores what fired rules ask for (status, tasks, memo, labels, carrier, mail text) and marks them fired; returns
-    a hold reason if one asks and holds are allowed (a skipped hold is written to the history)."""
+    a hold reason if one asks and holds are allowed (a skipped hold is written to the history). A child status of a
+    later stage's group waits for the order to reach that stage (`apply_waiting_statuses`)."""
     if not firing.rule_ids:
         return None
     await store.record_firings(uow.conn, order_id, firing.rule_ids)
     history = [("rule fired", {"rule": rule_id}) for rule_id in firing.rule_ids]
     changes: dict = {}
     groups = await store.status_groups(uow.conn, shop_id)
+    waiting: list[tuple[str, str, str]] = []
     for rule_id, action in firing.of_type(SetChildStatus):
         refusal = child_status_refusal(groups, stage, action.status)
-        if refusal:
-            history.append(("rule action skipped", {"rule": rule_id, "reason": refusal}))
-        else:
+        if refusal is None:
             changes["child_status"] = action.status
+        elif (later := stage_to_wait_for(groups, stage, action.status, held_from=held_from)) is not None:
+            waiting.append((rule_id, action.status, later.value))
+            history.append(("rule action waiting", {"rule": rule_id, "status": action.status, "until": later.value}))
+        else:
+            history.append(("rule action skipped", {"rule": rule_id, "reason": refusal}))
+    await store.wait_for_stage(uow.conn, order_id, waiting)
     if memos := [a.text for _, a in firing.of_type(AddMemo)]:
         changes["memo"] = "\n".join(memos)
     if labels := [a.label for _, a in firing.of_type(AddLabel)]:
@@ -105,3 +112,25 @@ async def apply_firing(
         holds = []
     await store.add_history(uow.conn, order_id, history, actor="rules", cause_id=cause_id)
     return holds[0][1].reason if holds else None
+
+
+async def apply_waiting_statuses(uow: UnitOfWork, order_id: UUID, stage: Stage, cause_id: UUID) -> bool:
+    """Sets the child statuses that fired rules left waiting for `stage`, now the order is there; drops (with a history
+    entry) those of a stage the order went past without stopping. Returns whether a status was set."""
+    rows = await store.waiting_statuses(uow.conn, order_id)
+    if not rows:
+        return False
+    due, passed = due_waiting([(r["rule_id"], r["waiting_status"], Stage(r["waiting_stage"])) for r in rows], stage)
+    history = [("rule action applied", {"rule": rule_id, "status": status}) for rule_id, status in due]
+    history += [
+        ("rule action skipped", {"rule": rule_id, "reason": f"the order passed {target.value} without stopping there"})
+        for rule_id, _, target in passed
+    ]
+    if due:
+        await store.update_staff_fields(uow.conn, order_id, {"child_status": due[-1][1]})
+        await store.stop_waiting(uow.conn, order_id, [rule_id for rule_id, _ in due], applied=True)
+    if passed:
+        await store.stop_waiting(uow.conn, order_id, [rule_id for rule_id, _, _ in passed], applied=False)
+    if history:
+        await store.add_history(uow.conn, order_id, history, actor="rules", cause_id=cause_id)
+    return bool(due)

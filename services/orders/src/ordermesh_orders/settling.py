@@ -18,7 +18,7 @@ from . import store
 from .domain.progress import OrderState, Progress, record_flags
 from .domain.rules import OrderFacts, facts_of
 from .domain.staff import hold_after
-from .rule_runner import apply_firing, planned_firing
+from .rule_runner import apply_firing, apply_waiting_statuses, planned_firing
 
 Decide = Callable[[OrderState], Progress]
 """What a change does to the order's progress (a pure domain function; may raise `staff.Refusal`)."""
@@ -46,14 +46,19 @@ async def settle(
     fired it runs again on the re-read order, as they may have opened blocking tasks. A hold a rule asks for is
     dropped (and the drop written to the history) when staff released the order by hand in this very command:
     the explicit release wins, and the rule, once-only like every rule, does not hold it later either.
-    `run_rules=False` is for intake, whose rules ran before the order existed (their hold comes as `hold_reason`)."""
+    `run_rules=False` is for intake, whose rules ran before the order existed (their hold comes as `hold_reason`).
+    A rule's child status waiting for a stage is set when the order reaches it, before the rules run."""
     order = await store.lock_order(uow.conn, order_id)
     progress = decide(order.state)
+    await apply_waiting_statuses(uow, order_id, progress.state.stage, cause_id)
     if run_rules:
         fired, hold_reason = await _run_rules(uow, order, progress.state, cause_id, holds_allowed=not released_by_staff)
         if fired:
             order = await store.lock_order(uow.conn, order_id)
+            stage = progress.state.stage
             progress = decide(order.state)
+            if progress.state.stage is not stage:
+                await apply_waiting_statuses(uow, order_id, progress.state.stage, cause_id)
     if hold_reason:
         progress = hold_after(progress)
     await store.save_state(uow.conn, order_id, progress.state)
@@ -78,7 +83,7 @@ async def _run_rules(
     firing = await planned_firing(uow, order.shop_id, facts, order.order_id)
     hold_reason = await apply_firing(
         uow, order.order_id, order.shop_id, after.stage, firing, at_intake=False, cause_id=cause_id,
-        holds_allowed=holds_allowed,
+        holds_allowed=holds_allowed, held_from=after.held_from,
     )
     return bool(firing.rule_ids), hold_reason
 

@@ -318,6 +318,37 @@ async def record_firings(conn: asyncpg.Connection, order_id: UUID, rule_ids: lis
     )
 
 
+async def wait_for_stage(conn: asyncpg.Connection, order_id: UUID, waiting: list[tuple[str, str, str]]) -> None:
+    """Keeps fired rules' child statuses (rule, status, stage) until the order reaches their stage."""
+    await conn.executemany(
+        "UPDATE order_rule_firings SET waiting_status = $3, waiting_stage = $4 WHERE order_id = $1 AND rule_id = $2",
+        [(order_id, rule_id, status, stage) for rule_id, status, stage in waiting],
+    )
+
+
+async def waiting_statuses(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
+    """The fired rules' child statuses still waiting for their stage, in firing order."""
+    return await conn.fetch(
+        """
+        SELECT rule_id, waiting_status, waiting_stage FROM order_rule_firings
+        WHERE order_id = $1 AND waiting_status IS NOT NULL ORDER BY fired_at, rule_id
+        """,
+        order_id,
+    )
+
+
+async def stop_waiting(conn: asyncpg.Connection, order_id: UUID, rule_ids: list[str], *, applied: bool) -> None:
+    """The rules' waiting statuses were applied (or can no longer be)."""
+    await conn.execute(
+        """
+        UPDATE order_rule_firings SET waiting_status = NULL, waiting_stage = NULL,
+               applied_at = CASE WHEN $3 THEN now() ELSE applied_at END
+        WHERE order_id = $1 AND rule_id = ANY($2::text[])
+        """,
+        order_id, rule_ids, applied,
+    )
+
+
 async def status_groups(conn: asyncpg.Connection, shop_id: str) -> list[dict[str, Any]]:
     """The shop's status groups (stage, name, children) in display order; empty when never configured."""
     raw = await conn.fetchval("SELECT groups FROM shop_statuses WHERE shop_id = $1", shop_id)

@@ -33,3 +33,35 @@ def child_status_refusal(groups: list[dict[str, Any]], stage: Stage, status: str
     if owner["stage"] != stage.value:
         return f"{status!r} belongs to the {owner['name']} group ({owner['stage']}), not to {stage.value}"
     return None
+
+
+PROGRESS_ORDER = (
+    Stage.REVIEW, Stage.AWAITING_PAYMENT, Stage.AWAITING_ALLOCATION, Stage.READY_TO_SHIP, Stage.SHIPPING, Stage.SHIPPED,
+    Stage.COMPLETED,
+)
+"""The stages an order passes through in order (on hold and cancelled are not on the way)."""
+
+
+def stage_to_wait_for(groups: list[dict[str, Any]], stage: Stage, status: str, *, held_from: Stage | None = None) -> Stage | None:
+    """The later stage whose group owns `status`, when an order now at `stage` (or held from `held_from`) will still
+    reach it: a rule's status action waits for that stage instead of being dropped. None when it can't wait (the
+    status is unknown, belongs to the stage now, or to a stage the order has passed)."""
+    owner = next((g for g in groups if status in g["children"]), None)
+    if owner is None:
+        return None
+    target = Stage(owner["stage"])
+    now = held_from if stage is Stage.ON_HOLD and held_from is not None else stage
+    if target not in PROGRESS_ORDER or now not in PROGRESS_ORDER:
+        return None
+    return target if PROGRESS_ORDER.index(target) > PROGRESS_ORDER.index(now) else None
+
+
+def due_waiting(waiting: list[tuple[str, str, Stage]], stage: Stage) -> tuple[list[tuple[str, str]], list[tuple[str, str, Stage]]]:
+    """Of the waiting (rule, status, stage) actions, those that apply now the order is at `stage`, and those it
+    passed without stopping (they can never apply); the others keep waiting."""
+    if stage not in PROGRESS_ORDER:
+        return [], []
+    now = PROGRESS_ORDER.index(stage)
+    due = [(rule_id, status) for rule_id, status, target in waiting if target is stage]
+    passed = [(rule_id, status, target) for rule_id, status, target in waiting if PROGRESS_ORDER.index(target) < now]
+    return due, passed
