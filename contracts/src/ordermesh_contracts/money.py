@@ -4,20 +4,23 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+_ZERO_DECIMALS = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF"
+_THREE_DECIMALS = "BHD IQD JOD KWD LYD OMR TND"
+_TWO_DECIMALS = (
+    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN "
+    "BWP BYN BZD CAD CDF CHF CNY COP CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD "
+    "FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR "
+    "KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN "
+    "MYR MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD "
+    "SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD "
+    "TZS UAH USD UYU UZS VES WST XCD YER ZAR ZMW ZWL"
+)
 MINOR_UNITS: dict[str, int] = {
-    "JPY": 0,
-    "KRW": 0,
-    "USD": 2,
-    "EUR": 2,
-    "GBP": 2,
-    "CNY": 2,
-    "TWD": 2,
-    "HKD": 2,
-    "AUD": 2,
-    "CAD": 2,
-    "SGD": 2,
+    **{code: 2 for code in _TWO_DECIMALS.split()},
+    **{code: 0 for code in _ZERO_DECIMALS.split()},
+    **{code: 3 for code in _THREE_DECIMALS.split()},
 }
-"""The currencies ordermesh accepts, with the number of decimals of their minor unit."""
+"""The currencies ordermesh accepts (ISO 4217's active codes), with the number of decimals of their minor unit."""
 
 CurrencyCode = Annotated[
     str,

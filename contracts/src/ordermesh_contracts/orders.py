@@ -93,7 +93,12 @@ class OrderLine(_Part):
     name: str = Field(min_length=1, max_length=256, description="Product name as shown to the customer.")
     unit_price: MinorUnits = Field(ge=0, description="Tax-inclusive unit price in minor units.")
     quantity: int = Field(description="Units ordered; must be positive at intake.")
-    tax_rate_percent: Literal[0, 8, 10] = Field(description="Consumption tax rate in percent (10 standard, 8 reduced).")
+    tax_rate_percent: int = Field(
+        ge=0,
+        le=100,
+        description="Tax rate in whole percent included in the price: in Japan 10 (standard) or 8 (reduced, food); "
+        "another rate for an order taxed abroad.",
+    )
     line_discount: MinorUnits = Field(default=0, ge=0, description="Discount on this line, in minor units.")
 
 
@@ -144,6 +149,13 @@ class ShopOrderSubmitted(Message):
     charges: Charges = Field(description="Fees, discounts, points and the total.")
     payment: Payment = Field(description="Payment method and token.")
     remarks: str | None = Field(default=None, max_length=2000, description="The customer's remarks.")
+    checks_for_staff: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="What the sender could not express exactly and staff must check (e.g. the webhook ingress: an "
+        "unknown payment gateway, a platform total that does not add up); the order is taken in held for staff "
+        "by a blocking task listing them.",
+    )
 
 
 class OrderAccepted(OrderMessage):

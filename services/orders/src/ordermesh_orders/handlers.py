@@ -132,6 +132,9 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
         return []
     await store.add_history(uow.conn, order_id, [("accepted", {})], actor="intake", cause_id=submitted.event_id)
     await open_tasks(uow, order_id, task_kinds, actor="intake", cause_id=submitted.event_id)
+    if submitted.checks_for_staff:
+        note = f"{TASK_KINDS['intake_check'].title}: " + "; ".join(submitted.checks_for_staff)
+        await open_tasks(uow, order_id, ["intake_check"], actor="intake", cause_id=submitted.event_id, notes={"intake_check": note})
     hold_reason = await apply_firing(
         uow, order_id, submitted.shop_id, Stage.REVIEW, firing, at_intake=True, cause_id=submitted.event_id
     )
@@ -214,12 +217,19 @@ async def _cancel_when_the_shop_asks(uow: UnitOfWork, overdue: PaymentOverdue, _
         )
 
 
-async def open_tasks(uow: UnitOfWork, order_id, kinds: list[str], *, actor: str, cause_id) -> list[str]:
-    """Opens tasks of these kinds (one open task per kind) and records them in the history; returns those opened."""
+async def open_tasks(
+    uow: UnitOfWork, order_id, kinds: list[str], *, actor: str, cause_id, notes: dict[str, str] | None = None
+) -> list[str]:
+    """Opens tasks of these kinds (one open task per kind) and records them in the history; returns those opened.
+    A task's note is its kind's title unless `notes` gives one."""
     if not kinds:
         return []
+    notes = notes or {}
     opened = await store.open_tasks(
-        uow.conn, order_id, [(kind, TASK_KINDS[kind].title, TASK_KINDS[kind].blocking) for kind in kinds], opened_by=actor
+        uow.conn,
+        order_id,
+        [(kind, notes.get(kind, TASK_KINDS[kind].title), TASK_KINDS[kind].blocking) for kind in kinds],
+        opened_by=actor,
     )
     if opened:
         await store.add_history(

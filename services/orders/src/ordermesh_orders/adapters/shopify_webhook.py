@@ -32,7 +32,8 @@ def shopify_orders_webhook(
     remember: Callable[[str, str], Awaitable[None]],
 ) -> Callable[[Request], Awaitable[Response]]:
     """POST /webhooks/shopify/orders-create: 401 for an unknown shop or a bad signature, 200 for a repeat,
-    422 with every reason for an order that can't be mapped, 200 once the order is on the intake topic."""
+    422 with every reason for a body that is not an order, 200 once the order is on the intake topic (what the mapping
+    could not express exactly travels with it as checks for staff)."""
 
     async def endpoint(request: Request) -> Response:
         if request.method != "POST":
@@ -52,9 +53,11 @@ def shopify_orders_webhook(
         except json.JSONDecodeError as error:
             return JSONResponse({"error": "invalid_json", "reasons": [error.msg]}, status_code=400)
         except ShopifyMappingError as error:
-            return JSONResponse({"error": "unmappable_order", "reasons": error.reasons}, status_code=422)
+            return JSONResponse({"error": "not_an_order", "reasons": error.reasons}, status_code=422)
         await publish(order)
         await remember(webhook_id, domain)
-        return JSONResponse({"status": "accepted", "external_order_no": order.external_order_no})
+        return JSONResponse(
+            {"status": "accepted", "external_order_no": order.external_order_no, "checks_for_staff": order.checks_for_staff}
+        )
 
     return endpoint

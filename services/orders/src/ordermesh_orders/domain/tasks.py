@@ -34,6 +34,7 @@ TASK_KINDS: dict[str, TaskKind] = {
     "payment_cancellation_failed": TaskKind("Cancelling the payment failed: fix it on the payment side", False),
     "shipping_cancellation_failed": TaskKind("A shipment could not be cancelled: stop it at the warehouse", False),
     "shipping_edit_refused": TaskKind("The warehouse could not follow an edit: reverse it or stop the parcel", False),
+    "intake_check": TaskKind("Check what the shop's platform sent", True),
     "staff": TaskKind("Task added by staff or a rule", False),
 }
 """Every task kind ordermesh opens on its own; rules and staff add `staff` tasks with their own note."""
