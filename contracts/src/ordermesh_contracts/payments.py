@@ -311,6 +311,19 @@ class CheckAuthorizations(Command):
     type: Literal["CheckAuthorizations"] = Field(default="CheckAuthorizations", description="Contract name.")
 
 
+class CheckOverduePayments(Command):
+    """Runs the overdue check of the shop's prepaid orders as of a given time, as the periodic check does with the
+    clock: each order whose due date passed unpaid is announced with `PaymentOverdue` (once), and cancelled where the
+    shop cancels overdue orders automatically. For staff catching up after downtime, and for rehearsing the rule."""
+
+    type: Literal["CheckOverduePayments"] = Field(default="CheckOverduePayments", description="Contract name.")
+    as_of: AwareDatetime | None = Field(
+        default=None,
+        description="The time to check as of, with its offset (a due date passes at the end of that day in the "
+        "offset given); none: now.",
+    )
+
+
 class RetryAmountChange(_PaymentCommand):
     """Tries again to bring the payment to the order's latest edited total after `PaymentAmountChangeFailed`."""
 
@@ -325,6 +338,7 @@ PaymentsCommand = Annotated[
     | MarkPaymentReceived
     | ImportBankStatement
     | CheckAuthorizations
+    | CheckOverduePayments
     | RetryAmountChange,
     Field(discriminator="type"),
 ]

@@ -3,14 +3,18 @@
 import asyncio
 import getpass
 import json
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Optional
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import typer
 
 from ordermesh_contracts import (
     CheckAuthorizations,
+    CheckOverduePayments,
     Command,
     ImportBankStatement,
     MarkPaymentReceived,
@@ -133,3 +137,32 @@ def import_statement(csv_file: Path, shop: str = typer.Option(..., help="Shop id
 def check_authorizations(shop: str = typer.Option(..., help="Shop id.")) -> None:
     """Flags the shop's card authorizations that would expire before shipping."""
     _send(CheckAuthorizations(shop_id=shop, issued_by=getpass.getuser()))
+
+
+SHOP_TIMEZONE = ZoneInfo("Asia/Tokyo")
+
+
+def as_of_time(text: str) -> datetime:
+    """An ISO 8601 time with its offset, or a plain date (the start of that day in Japan)."""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), SHOP_TIMEZONE)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time (2026-12-02T09:00:00+09:00) or date (2026-12-02)") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"{text!r} has no offset: add one, e.g. +09:00")
+    return moment
+
+
+@app.command("check-overdue")
+def check_overdue(
+    shop: str = typer.Option(..., help="Shop id."),
+    as_of: Optional[str] = typer.Option(
+        None, "--as-of", help="ISO time with offset (2026-12-02T09:00:00+09:00) or a date; now if left out."
+    ),
+) -> None:
+    """Runs the overdue check of the shop's prepaid orders as of a time: each order past its due date unpaid is
+    flagged overdue, and cancelled if the shop cancels overdue orders automatically."""
+    moment = as_of_time(as_of) if as_of else None
+    _send(CheckOverduePayments(shop_id=shop, issued_by=getpass.getuser(), as_of=moment))

@@ -68,11 +68,13 @@ class NotifyHandlers:
             await self._mail(progressed, MailKind.PREPARING_SHIPMENT, {}, ctx)
 
     async def on_shipment_shipped(self, shipped: ShipmentShipped, ctx: MessageContext) -> None:
-        """Sends the shipped mail with carrier, tracking number and tracking link."""
+        """Sends the shipped mail with carrier, tracking number and tracking link, and which delivery (recipient and
+        address) it is for when the order has several."""
         variables = {
             "carrier": shipped.carrier,
             "tracking_number": shipped.tracking_number,
             "tracking_url": tracking_url(shipped.carrier, shipped.tracking_number),
+            "delivery_index": shipped.delivery_index,
         }
         await self._mail(shipped, MailKind.SHIPPED, variables, ctx)
 

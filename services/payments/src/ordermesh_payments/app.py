@@ -15,13 +15,13 @@ from starlette.responses import JSONResponse, Response
 
 from ordermesh_contracts import (
     CheckAuthorizations,
+    CheckOverduePayments,
     ImportBankStatement,
     MarkPaymentReceived,
     OrderAccepted,
     OrderCancelled,
     OrderEdited,
     OrdersEvent,
-    PaymentOverdue,
     PaymentsCallback,
     PaymentsCommand,
     PaymentsEvent,
@@ -49,12 +49,11 @@ from .adapters.gateway import SANDBOX, Gateways, PaymentGateway, SandboxGateway
 from .adapters.ingress import payment_callback
 from .adapters.stripe_gateway import StripeGateway
 from .domain.cancellation import view_balance
-from .domain.received import balance_after
 from .handlers import PaymentHandlers
 from .handlers_deferred import DeferredPayments
 from .handlers_edits import AmountChanges
 from .renewals import Renewals
-from .staff import StaffCommands, flag_expiring_authorizations
+from .staff import StaffCommands, announce_overdue, flag_expiring_authorizations
 
 
 class PaymentsSettings(ServiceSettings):
@@ -81,20 +80,7 @@ async def run_periodic_checks(runtime: ServiceRuntime, now: datetime, renewals: 
     published = 0
     async with runtime.pool.acquire() as conn, conn.transaction():
         uow = UnitOfWork(conn)
-        settings: dict[str, dict] = {}
-        for payment in await store.overdue_payments(conn, now.date()):
-            shop_id = payment["shop_id"]
-            if shop_id not in settings:
-                settings[shop_id] = await store.payment_settings(conn, shop_id)
-            await store.mark_overdue_notified(conn, payment["order_id"])
-            uow.publish(
-                topics.PAYMENTS_EVENTS,
-                PaymentOverdue(
-                    order_id=payment["order_id"], shop_id=shop_id, reference=payment["reference"],
-                    due_date=payment["due_date"], balance=balance_after(payment["amount"], payment["received_amount"]),
-                    currency=payment["currency"], cancel_order=settings[shop_id]["cancel_overdue_prepaid"],
-                ),
-            )
+        await announce_overdue(uow, now.date())
         for shop_id in await store_renewals.shops_with_authorizations(conn):
             await flag_expiring_authorizations(uow, shop_id, now)
         await write_outbox(conn, uow.outgoing)
@@ -222,6 +208,7 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
                         MarkPaymentReceived: staff.mark_received,
                         ImportBankStatement: staff.import_bank_statement,
                         CheckAuthorizations: staff.check_authorizations,
+                        CheckOverduePayments: staff.check_overdue,
                         RetryAmountChange: amounts.retry,
                     },
                     on_invalid=reject_invalid_commands("payments"),

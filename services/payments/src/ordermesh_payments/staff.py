@@ -1,14 +1,16 @@
 """Staff commands of the payments service: settings, void, refund, retry capture, mark paid, bank statements, checks."""
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import asyncpg
 
 from ordermesh_contracts import (
     CheckAuthorizations,
+    CheckOverduePayments,
     ImportBankStatement,
     ItemResult,
     MarkPaymentReceived,
+    PaymentOverdue,
     PaymentReauthorizationNeeded,
     PaymentRefunded,
     PaymentVoided,
@@ -88,6 +90,30 @@ async def flag_expiring_authorizations(uow: UnitOfWork, shop_id: str, now: datet
             ),
         )
         results.append(ItemResult(item=str(payment["order_id"]), ok=False, reason="reauthorization_needed"))
+    return results
+
+
+async def announce_overdue(uow: UnitOfWork, today: date, *, shop_id: str | None = None, cause=None) -> list[ItemResult]:
+    """Publishes PaymentOverdue once for each prepaid payment (of the shop, or every shop) whose due date is before
+    `today` with money still due, asking orders to cancel it where the shop wants that; one result per order."""
+    settings: dict[str, dict] = {}
+    results = []
+    for payment in await store.overdue_payments(uow.conn, today, shop_id):
+        owner = payment["shop_id"]
+        if owner not in settings:
+            settings[owner] = await store.payment_settings(uow.conn, owner)
+        await store.mark_overdue_notified(uow.conn, payment["order_id"])
+        cancel = settings[owner]["cancel_overdue_prepaid"]
+        uow.publish(
+            topics.PAYMENTS_EVENTS,
+            PaymentOverdue(
+                order_id=payment["order_id"], shop_id=owner, reference=payment["reference"], due_date=payment["due_date"],
+                balance=balance_after(payment["amount"], payment["received_amount"]), currency=payment["currency"],
+                cancel_order=cancel, **(cause.caused() if cause else {}),
+            ),
+        )
+        reason = f"due {payment['due_date'].isoformat()}: " + ("cancelled by the shop's rule" if cancel else "flagged")
+        results.append(ItemResult(item=str(payment["order_id"]), ok=True, reason=reason))
     return results
 
 
@@ -234,3 +260,10 @@ class StaffCommands:
         async with ctx.unit_of_work() as uow:
             results = await flag_expiring_authorizations(uow, command.shop_id, datetime.now(timezone.utc), command)
             accept(uow, command, SERVICE, results=results)
+
+    async def check_overdue(self, command: CheckOverduePayments, ctx: MessageContext) -> None:
+        """Runs the shop's overdue check as of the given time (its day in the offset given), answered per order."""
+        as_of = command.as_of or datetime.now(timezone.utc)
+        async with ctx.unit_of_work() as uow:
+            results = await announce_overdue(uow, as_of.date(), shop_id=command.shop_id, cause=command)
+            accept(uow, command, SERVICE, results=results, details={"as_of": as_of.isoformat(), "overdue": len(results)})

@@ -261,15 +261,17 @@ async def claim_callback(conn: asyncpg.Connection, provider_event_id: str) -> bo
     )
 
 
-async def overdue_payments(conn: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
-    """Prepaid payments past their due date with money due and no overdue notice yet, locked."""
+async def overdue_payments(conn: asyncpg.Connection, today: date, shop_id: str | None = None) -> list[asyncpg.Record]:
+    """Prepaid payments past their due date with money due and no overdue notice yet (of one shop, or all), locked."""
     return await conn.fetch(
         """
         SELECT * FROM payments
         WHERE due_date < $1 AND received_amount < amount AND NOT overdue_notified AND cancelled_at IS NULL
+          AND ($2::text IS NULL OR shop_id = $2)
         ORDER BY due_date LIMIT 500 FOR UPDATE SKIP LOCKED
         """,
         today,
+        shop_id,
     )
 
 

@@ -100,6 +100,7 @@ def order_variables(contact: dict[str, Any]) -> dict[str, Any]:
         "device": contact["device"],
         "currency": summary.get("currency", "JPY"),
         "lines": summary.get("lines", []),
+        "deliveries": summary.get("deliveries", []),
         "total": summary.get("total", 0),
         "shipping_fee": summary.get("shipping_fee", 0),
         "payment_fee": summary.get("payment_fee", 0),

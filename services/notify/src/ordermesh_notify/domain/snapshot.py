@@ -22,13 +22,30 @@ def mail_lines(deliveries: Iterable[DeliveryGroup]) -> list[dict[str, Any]]:
     ]
 
 
+def mail_deliveries(deliveries: Iterable[DeliveryGroup]) -> list[dict[str, Any]]:
+    """Each delivery group's recipient and address, in order (a mail about one delivery says which it is)."""
+    return [
+        {
+            "name": delivery.address.name,
+            "postal_code": delivery.address.postal_code,
+            "prefecture": delivery.address.prefecture,
+            "city": delivery.address.city,
+            "line1": delivery.address.line1,
+            "line2": delivery.address.line2 or "",
+        }
+        for delivery in deliveries
+    ]
+
+
 def order_summary(
     *, currency: str, payment_method: str, deliveries: Iterable[DeliveryGroup], charges: Charges, edit_no: int = 0
 ) -> dict[str, Any]:
     """What notify keeps of an order for later mails; `edit_no` says which edit it reflects (0: as accepted)."""
+    deliveries = list(deliveries)
     lines = mail_lines(deliveries)
     return {
         "lines": lines,
+        "deliveries": mail_deliveries(deliveries),
         "total": charges.total,
         "shipping_fee": charges.shipping_fee,
         "payment_fee": charges.payment_fee,

@@ -139,6 +139,9 @@ BASE_SAMPLE: dict[str, Any] = {
     "lines": [
         {"sku": "MATCHA-UJI-40G", "name": "宇治抹茶 特上 40g", "quantity": 2, "unit_price": 2160, "amount": 4120, "state": "ordered"},
     ],
+    "deliveries": [
+        {"name": "山田 花子", "postal_code": "604-8005", "prefecture": "京都府", "city": "京都市中京区", "line1": "河原町通1-1", "line2": ""},
+    ],
     "total": 4670,
     "shipping_fee": 550,
     "payment_fee": 0,
@@ -157,6 +160,7 @@ KIND_SAMPLES: dict[MailKind, dict[str, Any]] = {
         "carrier": "yamato",
         "tracking_number": "482917346502",
         "tracking_url": "https://toi.kuronekoyamato.co.jp/cgi-bin/tneko?number00=1&number01=482917346502",
+        "delivery_index": 0,
     },
     MailKind.POINTS_CONFIRMED: {"points": 46},
     MailKind.ORDER_CHANGED: {"changes": ["宇治抹茶 特上 40g: 3 → 2"], "previous_total": 6830, "balance": -2160},
