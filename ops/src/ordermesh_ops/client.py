@@ -4,7 +4,7 @@ import asyncio
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from dotenv import dotenv_values
 
 from ordermesh_contracts import Command, topics
+from ordermesh_servicekit.kafka_clients import KafkaClientSettings, aiokafka_options
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Connection:
     bootstrap: str
     service_urls: dict[str, str]
     token: str
+    kafka_security: dict[str, Any] = field(default_factory=dict)
+    """aiokafka TLS/SASL keyword arguments (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_CA_FILE)."""
 
     @classmethod
     def from_environment(cls, env_file: Path | None = None) -> "Connection":
@@ -32,10 +35,12 @@ class Connection:
             values.update(dotenv_values(env_file))
         values.update(os.environ)
         services = ("orders", "payments", "shipping", "points", "notify")
+        kafka = aiokafka_options(KafkaClientSettings(_env_file=env_file if env_file.exists() else None))
         return cls(
-            bootstrap=values.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            bootstrap=kafka.pop("bootstrap_servers"),
             service_urls={s: values.get(f"ORDERMESH_{s.upper()}_URL", "") for s in services},
             token=values.get("ORDERMESH_API_TOKEN", ""),
+            kafka_security=kafka,
         )
 
 
@@ -44,6 +49,7 @@ async def send_command(connection: Connection, topic: str, command: Command, tim
     consumer = AIOKafkaConsumer(
         topics.OPS_REPLIES,
         bootstrap_servers=connection.bootstrap,
+        **connection.kafka_security,
         group_id=f"ordermesh-cli-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="latest",
         enable_auto_commit=False,
@@ -54,7 +60,9 @@ async def send_command(connection: Connection, topic: str, command: Command, tim
             await consumer.getmany(timeout_ms=100)
         for partition in consumer.assignment():
             await consumer.position(partition)
-        producer = AIOKafkaProducer(bootstrap_servers=connection.bootstrap, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=connection.bootstrap, acks="all", enable_idempotence=True, **connection.kafka_security
+        )
         await producer.start()
         try:
             await producer.send_and_wait(

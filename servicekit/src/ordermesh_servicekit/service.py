@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import sys
 from functools import partial
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from faststream.kafka.annotations import KafkaMessage
 from .consuming import Consumer, Subscription
 from .database import backoff_delays, create_pool_when_ready
 from .http import ASGIApp, health_routes
+from .kafka_clients import KafkaAccessRefused, aiokafka_options, check_access, faststream_security
 from .logging import configure_logging
 from .metrics import Metrics
 from .migrations import migrate_service
@@ -77,9 +79,10 @@ class ServiceRuntime:
         async with self._pool.acquire() as conn:
             applied = await migrate_service(conn, self.definition.name, self.definition.migrations)
         self.log.info("migrations applied", applied=[f"{m.component}:{m.version:04d}" for m in applied])
-        await wait_for_kafka(self.settings.kafka_bootstrap_servers, self.settings.startup_retry_max_seconds, self.log)
+        kafka_options = aiokafka_options(self.settings)
+        await wait_for_kafka(kafka_options, self.settings.startup_retry_max_seconds, self.log)
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **kafka_options,
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
@@ -120,13 +123,18 @@ class ServiceRuntime:
         return {"database": database, "kafka": self.broker_connected and self.producer is not None}
 
 
-async def wait_for_kafka(bootstrap: str, max_wait_seconds: float, log: Any) -> None:
-    """Returns once a metadata request to Kafka succeeds, logging one line per failed attempt."""
+async def wait_for_kafka(options: dict[str, Any], max_wait_seconds: float, log: Any) -> None:
+    """Returns once a metadata request to Kafka succeeds, logging one line per failed attempt.
+
+    `options` are aiokafka's connection arguments (`aiokafka_options`). Raises `KafkaAccessRefused` at once
+    when Kafka refuses the credentials or the TLS set-up, since waiting would not help.
+    """
     attempt = 0
     async for delay in backoff_delays(max_wait_seconds):
         attempt += 1
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(**options, request_timeout_ms=5000)
         try:
+            await check_access(options)
             await admin.start()
             await admin.list_topics()
             return
@@ -144,6 +152,7 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
     runtime = ServiceRuntime(definition, settings)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=faststream_security(settings),
         enable_idempotence=True,
         acks="all",
         client_id=runtime.group_id,
@@ -217,4 +226,10 @@ def run_service(create_app: Callable[[], AsgiFastStream]) -> None:
     """Runs a service until SIGINT/SIGTERM: uvicorn serves the HTTP routes and drives the lifespan."""
     app = create_app()
     settings: ServiceSettings = app.runtime.settings  # type: ignore[attr-defined]
+    log = app.runtime.log  # type: ignore[attr-defined]
+    try:
+        asyncio.run(wait_for_kafka(aiokafka_options(settings), settings.startup_retry_max_seconds, log))
+    except KafkaAccessRefused as refused:
+        log.error("cannot start: Kafka refused the connection", reason=str(refused), kafka=settings.describe())
+        sys.exit(2)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="on")

@@ -1,19 +1,20 @@
 """Service settings read from the environment (pydantic-settings); subclass per service."""
 
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from .kafka_clients import KafkaClientSettings
 
 
-class ServiceSettings(BaseSettings):
-    """What every service needs to run: where Kafka and its database are, and how to behave."""
+class ServiceSettings(KafkaClientSettings):
+    """What every service needs to run: where Kafka and its database are, and how to behave.
+
+    Kafka's address and credentials come from `KafkaClientSettings`; any setting may also be read from a
+    mounted file (`<VARIABLE>_FILE`, or `ORDERMESH_SECRETS_DIR`; see `setting_files`).
+    """
 
     model_config = SettingsConfigDict(env_prefix="ORDERMESH_", extra="ignore")
 
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092",
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "ORDERMESH_KAFKA_BOOTSTRAP_SERVERS"),
-        description="Comma-separated Kafka bootstrap servers.",
-    )
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://localhost/ordermesh"),
         validation_alias=AliasChoices("DATABASE_URL", "ORDERMESH_DATABASE_URL"),

@@ -25,15 +25,15 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
 
 
-async def kafka_baseline(bootstrap: str, count: int, size: int) -> float:
+async def kafka_baseline(bootstrap: str, count: int, size: int, **security) -> float:
     """Plain aiokafka: produce `count` messages (acks=all, idempotent) and consume them back; messages/s."""
     topic = f"bench.baseline.{uuid.uuid4().hex[:6]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
     await admin.start()
     await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
     await admin.close()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=topic, auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=topic, auto_offset_reset="earliest", **security)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, **security)
     await consumer.start()
     await producer.start()
     payload = b"x" * size
@@ -90,11 +90,11 @@ class ResourceSampler:
         return {name: self._cpu(p) - self._cpu_start[name] for name, p in self._processes.items()}
 
 
-async def topic_message_count(bootstrap: str) -> int:
+async def topic_message_count(bootstrap: str, **security) -> int:
     """Messages on every ordermesh topic so far (sum of end offsets)."""
     from ordermesh_contracts.topics import all_topics_with_dead_letters
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **security)
     await consumer.start()
     try:
         partitions = [
@@ -138,11 +138,11 @@ async def service_rate(admin_dsn: str, database: str, query: str) -> tuple[int, 
 
 async def end_to_end(stack: LocalStack, count: int, rate: float, timeout: float) -> dict:
     """Publishes `count` demo orders at `rate`/s and measures acceptance and completion from the topics."""
-    watcher = Watcher(stack.bootstrap)
+    watcher = Watcher(stack.bootstrap, security=stack.kafka_security)
     await watcher.start()
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(**stack.kafka_options, acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
-    messages_before = await topic_message_count(stack.bootstrap)
+    messages_before = await topic_message_count(stack.bootstrap, **stack.kafka_security)
     transactions_before = await committed_transactions(stack.admin_dsn)
     sampler = ResourceSampler({name: stack.processes[name].process.pid for name in SERVICES})
     started = time.monotonic()
@@ -162,7 +162,7 @@ async def end_to_end(stack: LocalStack, count: int, rate: float, timeout: float)
     while watcher.completed() < count and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     cpu = await sampler.stop()
-    messages = await topic_message_count(stack.bootstrap) - messages_before
+    messages = await topic_message_count(stack.bootstrap, **stack.kafka_security) - messages_before
     transactions = await committed_transactions(stack.admin_dsn) - transactions_before
     await producer.stop()
     await watcher.stop()
@@ -194,11 +194,11 @@ async def intake_only(stack: LocalStack, count: int, timeout: float) -> dict:
     for name in SERVICES:
         if name != "orders":
             await asyncio.to_thread(stack.processes[name].stop)
-    watcher = Watcher(stack.bootstrap)
+    watcher = Watcher(stack.bootstrap, security=stack.kafka_security)
     await watcher.start()
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(**stack.kafka_options, acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
-    messages_before = await topic_message_count(stack.bootstrap)
+    messages_before = await topic_message_count(stack.bootstrap, **stack.kafka_security)
     transactions_before = await committed_transactions(stack.admin_dsn, ("orders",))
     sampler = ResourceSampler({"orders": stack.processes["orders"].process.pid})
     orders = [demo_order(7_000_000 + n) for n in range(count)]
@@ -218,7 +218,7 @@ async def intake_only(stack: LocalStack, count: int, timeout: float) -> dict:
     cpu = await sampler.stop()
     # let the relay's last rounds land before counting what one order cost
     await asyncio.sleep(1)
-    messages = await topic_message_count(stack.bootstrap) - messages_before
+    messages = await topic_message_count(stack.bootstrap, **stack.kafka_security) - messages_before
     transactions = await committed_transactions(stack.admin_dsn, ("orders",)) - transactions_before
     await producer.stop()
     await watcher.stop()
@@ -247,7 +247,7 @@ async def run(args: argparse.Namespace) -> None:
     stack = LocalStack(StackConfig(run_dir=run_dir, ship_delay_seconds=0.0, log_level="WARNING"))
     try:
         await stack.start()
-        kafka_rate = await kafka_baseline(stack.bootstrap, args.orders * 10, 1024)
+        kafka_rate = await kafka_baseline(stack.bootstrap, args.orders * 10, 1024, **stack.kafka_security)
         pg_rate = await postgres_baseline(stack.admin_dsn, args.orders * 10)
         result = await end_to_end(stack, args.orders, args.rate, args.timeout)
         result["gateway_calls"] = await service_rate(

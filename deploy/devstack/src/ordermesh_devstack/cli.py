@@ -55,9 +55,11 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"suite ready; logs in {args.run_dir / 'logs'}")
         if args.command == "up":
             await asyncio.Event().wait()
-        watcher = Watcher(stack.bootstrap)
+        watcher = Watcher(stack.bootstrap, security=stack.kafka_security)
         await watcher.start()
-        publishing = asyncio.create_task(publish_orders(stack.bootstrap, watcher, args.orders, args.rate))
+        publishing = asyncio.create_task(
+            publish_orders(stack.bootstrap, watcher, args.orders, args.rate, **stack.kafka_security)
+        )
         started = time.monotonic()
         last_progress = started
         last_completed = 0

@@ -84,6 +84,8 @@ class Watcher:
     """Follows orders through `orders.events.v1`, rejections on `shop.updates.v1`, and every dead-letter topic."""
 
     bootstrap: str
+    security: dict = field(default_factory=dict)
+    """aiokafka TLS/SASL keyword arguments (`LocalStack.kafka_security`)."""
     tracks: dict[UUID, OrderTrack] = field(default_factory=dict)
     rejected: int = 0
     dead_letters: int = 0
@@ -97,6 +99,7 @@ class Watcher:
             topics.SHOP_UPDATES,
             *[dead_letter_topic(t) for t in ALL_TOPICS],
             bootstrap_servers=self.bootstrap,
+            **self.security,
             group_id=f"ordermesh-demo-watcher-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="latest",
             enable_auto_commit=False,
@@ -161,10 +164,10 @@ class Watcher:
 
 
 async def publish_orders(
-    bootstrap: str, watcher: Watcher, count: int | None, rate_per_second: float, start_number: int = 1
+    bootstrap: str, watcher: Watcher, count: int | None, rate_per_second: float, start_number: int = 1, **security
 ) -> int:
     """Publishes demo orders at a steady rate (forever when `count` is None); returns how many."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5, **security)
     await producer.start()
     published = 0
     started = time.monotonic()

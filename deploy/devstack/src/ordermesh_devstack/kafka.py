@@ -17,10 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from ordermesh_servicekit.provision import create_topics
+
+from .kafka_tls import SaslSslListener, TlsMaterial, listener_properties, make_tls_material, scram_format_arguments
 from .processes import free_port, log_tail, run_blocking, stop_process_group
 
 logger = logging.getLogger(__name__)
@@ -29,7 +33,6 @@ DEFAULT_KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.25.2"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.7.1"
 
-_TOPIC_ALREADY_EXISTS = 36
 _POM = """\
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -131,11 +134,11 @@ async def _port_accepts(bootstrap: str) -> bool:
     return True
 
 
-async def _probe(bootstrap: str) -> list[str]:
+async def _probe(bootstrap: str, **security: Any) -> list[str]:
     # A plain connect first, so the admin client does not log a connection error per attempt.
     if not await _port_accepts(bootstrap):
         raise ConnectionRefusedError(f"nothing listens on {bootstrap} yet")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **security)
     try:
         await asyncio.wait_for(admin.start(), 10)
         return await asyncio.wait_for(admin.list_topics(), 10)
@@ -144,12 +147,15 @@ async def _probe(bootstrap: str) -> list[str]:
             await admin.close()
 
 
-async def wait_until_ready(bootstrap: str, timeout: float = 60) -> None:
-    """Wait until the broker at ``bootstrap`` answers a metadata request; raise TimeoutError otherwise."""
+async def wait_until_ready(bootstrap: str, timeout: float = 60, **security: Any) -> None:
+    """Wait until the broker at ``bootstrap`` answers a metadata request; raise TimeoutError otherwise.
+
+    ``security``: aiokafka's TLS/SASL keyword arguments (see ``ordermesh_servicekit.kafka_clients``).
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
-            await _probe(bootstrap)
+            await _probe(bootstrap, **security)
             return
         except (TimeoutError, KafkaError, OSError) as exc:
             if time.monotonic() >= deadline:
@@ -157,38 +163,34 @@ async def wait_until_ready(bootstrap: str, timeout: float = 60) -> None:
         await asyncio.sleep(0.5)
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
+async def ensure_topics(bootstrap: str, topics: list[str], partitions: int, **security: Any) -> None:
     """Create those of ``topics`` that do not exist yet, with ``partitions`` partitions and replication 1."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [name for name in dict.fromkeys(topics) if name not in existing]
-        if not missing:
-            return
-        response = await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in missing]
-        )
-        failures = [
-            f"{err[0]}: error {err[1]} {err[2] if len(err) > 2 else ''}".strip()
-            for err in response.topic_errors
-            if err[1] not in (0, _TOPIC_ALREADY_EXISTS)
-        ]
-        if failures:
-            raise RuntimeError("could not create Kafka topics: " + "; ".join(failures))
-        logger.info("created Kafka topics %s with %d partitions", missing, partitions)
-    finally:
-        await admin.close()
+    created = await create_topics({"bootstrap_servers": bootstrap, **security}, topics, partitions, 1)
+    if created:
+        logger.info("created Kafka topics %s with %d partitions", created, partitions)
 
 
 class LocalKafka:
-    """A single-node KRaft Kafka broker running as a child process, with its data in ``data_dir``."""
+    """A single-node KRaft Kafka broker running as a child process, with its data in ``data_dir``.
 
-    def __init__(self, data_dir: Path, partitions: int = 6, version: str = DEFAULT_KAFKA_VERSION) -> None:
+    With ``sasl_ssl``, the broker also has a SASL_SSL listener (``secure_bootstrap``) with a CA and
+    certificate made at start (``tls``); the PLAINTEXT listener stays for the broker itself.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        partitions: int = 6,
+        version: str = DEFAULT_KAFKA_VERSION,
+        sasl_ssl: SaslSslListener | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.partitions = partitions
         self.version = version
+        self.sasl_ssl = sasl_ssl
         self.bootstrap: str | None = None
+        self.secure_bootstrap: str | None = None
+        self.tls: TlsMaterial | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -210,9 +212,11 @@ class LocalKafka:
         libs = ensure_kafka_jars(self.version)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_dir = self.data_dir / "kraft-logs"
-        port, controller_port = self._ports(formatted=(log_dir / "meta.properties").exists())
+        port, controller_port, secure_port = self._ports(formatted=(log_dir / "meta.properties").exists())
+        if self.sasl_ssl is not None:
+            self.tls = make_tls_material(self.data_dir / "tls")
         properties = self.data_dir / "server.properties"
-        properties.write_text(self._server_properties(port, controller_port, log_dir))
+        properties.write_text(self._server_properties(port, controller_port, secure_port, log_dir))
         log4j = self.data_dir / "log4j2.properties"
         log4j.write_text(_LOG4J2)
         java = self._java()
@@ -222,7 +226,8 @@ class LocalKafka:
         if not (log_dir / "meta.properties").exists():
             fmt = subprocess.run(
                 [*common, "kafka.tools.StorageTool", "format", "--standalone",
-                 "-t", _random_cluster_id(), "-c", str(properties)],
+                 "-t", _random_cluster_id(), "-c", str(properties),
+                 *(scram_format_arguments(self.sasl_ssl) if self.sasl_ssl else [])],
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -247,13 +252,15 @@ class LocalKafka:
             self.stop()
             raise
         self.bootstrap = bootstrap
+        if self.sasl_ssl is not None:
+            self.secure_bootstrap = f"127.0.0.1:{secure_port}"
         logger.info("Kafka ready at %s (pid %s) in %.1fs", bootstrap, self._proc.pid, time.monotonic() - started)
         return bootstrap
 
     def stop(self, timeout: float = 20) -> None:
         """Stop the broker: SIGTERM to its process group, then SIGKILL after ``timeout`` seconds. Idempotent."""
         proc, self._proc = self._proc, None
-        self.bootstrap = None
+        self.bootstrap = self.secure_bootstrap = None
         if proc is None:
             return
         stop_process_group(proc, first_signal=signal.SIGTERM, timeout=timeout, what="Kafka")
@@ -287,33 +294,37 @@ class LocalKafka:
                     ) from exc
             await asyncio.sleep(0.5)
 
-    def _ports(self, formatted: bool) -> tuple[int, int]:
+    def _ports(self, formatted: bool) -> tuple[int, int, int]:
         # The controller endpoint is recorded in the quorum's voter set at format time, so a restart
         # of formatted storage reuses the ports it was started with.
         saved = self.data_dir / "ports.json"
         if formatted and saved.exists():
             ports = json.loads(saved.read_text())
             port, controller_port = int(ports["broker"]), int(ports["controller"])
-            if _port_is_free(port) and _port_is_free(controller_port):
-                return port, controller_port
-            raise RuntimeError(f"Kafka ports {port}/{controller_port} recorded in {saved} are in use")
-        port = free_port()
-        controller_port = free_port()
-        while controller_port == port:
-            controller_port = free_port()
-        saved.write_text(json.dumps({"broker": port, "controller": controller_port}))
-        return port, controller_port
+            secure_port = int(ports.get("sasl_ssl") or free_port())
+            if all(_port_is_free(p) for p in (port, controller_port, secure_port)):
+                return port, controller_port, secure_port
+            raise RuntimeError(f"Kafka ports {port}/{controller_port}/{secure_port} recorded in {saved} are in use")
+        ports: set[int] = set()
+        while len(ports) < 3:
+            ports.add(free_port())
+        port, controller_port, secure_port = sorted(ports)
+        saved.write_text(json.dumps({"broker": port, "controller": controller_port, "sasl_ssl": secure_port}))
+        return port, controller_port, secure_port
 
-    def _server_properties(self, port: int, controller_port: int, log_dir: Path) -> str:
+    def _server_properties(self, port: int, controller_port: int, secure_port: int, log_dir: Path) -> str:
+        listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+        if self.sasl_ssl is not None:
+            listeners += f",SASL_SSL://127.0.0.1:{secure_port}"
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            "listeners": listeners,
+            "advertised.listeners": listeners,
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
             "log.dirs": str(log_dir),
             "num.partitions": str(self.partitions),
             "default.replication.factor": "1",
@@ -326,6 +337,9 @@ class LocalKafka:
             "auto.create.topics.enable": "false",
             "log.cleaner.dedupe.buffer.size": "33554432",
         }
+        if self.sasl_ssl is not None:
+            assert self.tls is not None
+            settings.update(listener_properties(self.sasl_ssl, self.tls))
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
     @staticmethod

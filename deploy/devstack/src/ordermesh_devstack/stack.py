@@ -15,8 +15,10 @@ from pathlib import Path
 import httpx
 
 from ordermesh_contracts.topics import all_topics_with_dead_letters
+from ordermesh_servicekit.kafka_clients import KafkaClientSettings, aiokafka_options
 
 from .kafka import LocalKafka, ensure_topics, wait_until_ready
+from .kafka_tls import SaslSslListener
 from .localstripe import TEST_API_KEY, LocalStripe
 from .postgres import LocalPostgres, provision_service_databases
 from .processes import free_port, stop_process_group
@@ -85,6 +87,9 @@ class StackConfig:
     """How often payments looks for overdue and expiring payments (its own default when None)."""
     stock_per_sku: int = 1_000_000
     log_level: str = "INFO"
+    kafka_sasl_ssl: str | None = None
+    """Run the local broker with a SASL_SSL listener and connect every client through it with this
+    SASL mechanism ("SCRAM-SHA-512" or "PLAIN"); None: plain connections."""
 
 
 @dataclass
@@ -102,6 +107,10 @@ class LocalStack:
     shopify_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     payment_callback_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     stripe_api_base: str = ""
+    kafka_env: dict[str, str] = field(default_factory=dict)
+    """Kafka security variables given to every service and tool (empty for a plain local broker)."""
+    kafka_security: dict = field(default_factory=dict)
+    """The same as aiokafka keyword arguments (TLS context, SASL), for clients made in this process."""
     _kafka: LocalKafka | None = None
     _localstripe: LocalStripe | None = None
     _postgres: LocalPostgres | None = None
@@ -112,17 +121,18 @@ class LocalStack:
         run_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         self.bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
-        if not self.bootstrap:
-            self._kafka = LocalKafka(run_dir / "kafka", partitions=self.config.partitions)
-            self.bootstrap = await asyncio.to_thread(self._kafka.start)
-        await wait_until_ready(self.bootstrap, timeout=60)
+        if self.bootstrap:
+            self.kafka_security = _security_only(aiokafka_options(KafkaClientSettings()))
+        else:
+            await self._start_kafka()
+        await wait_until_ready(self.bootstrap, timeout=60, **self.kafka_security)
         self.admin_dsn = os.environ.get("DATABASE_URL", "")
         if not self.admin_dsn:
             self._postgres = LocalPostgres(run_dir / "postgres")
             self.admin_dsn = await asyncio.to_thread(self._postgres.start)
         passwords = {name: secrets.token_urlsafe(18) for name in SERVICES}
         self.service_dsns = await provision_service_databases(self.admin_dsn, passwords)
-        await ensure_topics(self.bootstrap, all_topics_with_dead_letters(), self.config.partitions)
+        await ensure_topics(self.bootstrap, all_topics_with_dead_letters(), self.config.partitions, **self.kafka_security)
         log.info("infrastructure ready in %.1f s", time.monotonic() - started)
         self._start_sandboxes()
         self._localstripe = LocalStripe(run_dir / "localstripe")
@@ -133,11 +143,51 @@ class LocalStack:
         (run_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2))
         (run_dir / "ops.env").write_text(
             f"KAFKA_BOOTSTRAP_SERVERS={self.bootstrap}\nORDERMESH_API_TOKEN={self.api_token}\n"
+            + "".join(f"{name}={value}\n" for name, value in self.kafka_env.items())
             + "".join(f"ORDERMESH_{n.upper()}_URL=http://127.0.0.1:{self.processes[n].http_port}\n" for n in SERVICES)
         )
         (run_dir / "ops.env").chmod(0o600)
         log.info("suite ready in %.1f s", time.monotonic() - started)
         return self
+
+    async def _start_kafka(self) -> None:
+        mechanism = self.config.kafka_sasl_ssl
+        listener = SaslSslListener() if mechanism else None
+        self._kafka = LocalKafka(self.config.run_dir / "kafka", partitions=self.config.partitions, sasl_ssl=listener)
+        self.bootstrap = await asyncio.to_thread(self._kafka.start)
+        if listener is None:
+            return
+        assert self._kafka.secure_bootstrap and self._kafka.tls
+        users = listener.plain_users if mechanism == "PLAIN" else listener.scram_users
+        (user, password), *_ = users.items()
+        secrets_dir = self.config.run_dir / "secrets"
+        secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        (secrets_dir / "KAFKA_SASL_PASSWORD").write_text(password + "\n")
+        self.bootstrap = self._kafka.secure_bootstrap
+        self.kafka_env = {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": mechanism,
+            "KAFKA_SASL_USERNAME": user,
+            "KAFKA_SASL_PASSWORD_FILE": str(secrets_dir / "KAFKA_SASL_PASSWORD"),
+            "KAFKA_SSL_CA_FILE": str(self._kafka.tls.ca_file),
+        }
+        self.kafka_security = _security_only(
+            aiokafka_options(
+                KafkaClientSettings(
+                    kafka_bootstrap_servers=self.bootstrap,
+                    kafka_security_protocol="SASL_SSL",
+                    kafka_sasl_mechanism=mechanism,
+                    kafka_sasl_username=user,
+                    kafka_sasl_password=password,
+                    kafka_ssl_ca_file=str(self._kafka.tls.ca_file),
+                )
+            )
+        )
+
+    @property
+    def kafka_options(self) -> dict:
+        """aiokafka keyword arguments to reach the suite's Kafka (bootstrap servers, TLS, SASL)."""
+        return {"bootstrap_servers": self.bootstrap, **self.kafka_security}
 
     def describe(self) -> dict:
         """Where things are (no secrets)."""
@@ -184,6 +234,7 @@ class LocalStack:
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            **self.kafka_env,
             "DATABASE_URL": self.service_dsns[name],
             "ORDERMESH_HTTP_PORT": str(port),
             "ORDERMESH_LOG_LEVEL": self.config.log_level,
@@ -270,3 +321,7 @@ class LocalStack:
             self._kafka.stop()
         if self._postgres:
             self._postgres.stop()
+
+
+def _security_only(options: dict) -> dict:
+    return {key: value for key, value in options.items() if key != "bootstrap_servers"}
