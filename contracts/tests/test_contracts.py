@@ -10,7 +10,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ordermesh_contracts import (
     ALL_MESSAGE_TYPES,
     TOPIC_CONTRACTS,
+    Command,
     Money,
+    OrderAccepted,
     PaymentAuthorized,
     ShopOrderSubmitted,
     members_of,
@@ -63,24 +65,58 @@ def test_every_field_of_every_contract_and_of_its_nested_models_has_a_descriptio
     assert undocumented == []
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_unknown_fields_are_rejected_with_an_error_naming_the_field(name: str) -> None:
+STRICT = sorted(name for name, model in MODELS.items() if model.model_config.get("extra") == "forbid")
+TOLERANT = sorted(name for name, model in MODELS.items() if model.model_config.get("extra") != "forbid")
+
+
+def test_shop_orders_and_staff_commands_are_read_strictly_and_events_between_services_tolerantly() -> None:
+    assert "ShopOrderSubmitted" in STRICT and "EditOrder" in STRICT and "SetRules" in STRICT
+    assert all(issubclass(MODELS[name], Command) for name in STRICT if name != "ShopOrderSubmitted")
+    assert not any(issubclass(MODELS[name], Command) for name in TOLERANT)
+    assert "OrderAccepted" in TOLERANT and "PaymentCaptured" in TOLERANT
+
+
+@pytest.mark.parametrize("name", STRICT)
+def test_an_unknown_field_from_a_shop_or_staff_is_refused_with_an_error_naming_the_field(name: str) -> None:
     raw = {**golden(name), "gift_wrapping": True}
     with pytest.raises(ValidationError) as error:
-        MODELS[name].model_validate(raw)
+        MODELS[name].read(raw)
     [problem] = error.value.errors()
     assert problem["type"] == "extra_forbidden"
     assert problem["loc"] == ("gift_wrapping",)
 
 
-def test_an_unknown_field_inside_a_nested_model_is_rejected_too() -> None:
+@pytest.mark.parametrize("name", TOLERANT)
+def test_an_unknown_field_in_an_event_between_services_is_ignored(name: str) -> None:
+    raw = {**golden(name), "gift_wrapping": True}
+    message = MODELS[name].read(raw)
+    assert message.model_dump(mode="json") == golden(name)
+
+
+def test_an_unknown_field_inside_a_nested_model_of_a_shop_order_is_refused_too() -> None:
     raw = golden("ShopOrderSubmitted")
     raw["deliveries"][0]["lines"][0]["colour"] = "緑"
     with pytest.raises(ValidationError) as error:
-        ShopOrderSubmitted.model_validate(raw)
+        ShopOrderSubmitted.read(raw)
     [problem] = error.value.errors()
     assert problem["type"] == "extra_forbidden"
     assert problem["loc"] == ("deliveries", 0, "lines", 0, "colour")
+
+
+def test_an_unknown_field_inside_a_nested_model_of_an_event_is_ignored() -> None:
+    raw = golden("OrderAccepted")
+    raw["deliveries"][0]["lines"][0]["colour"] = "緑"
+    raw["customer"]["loyalty_tier"] = "gold"
+    message = OrderAccepted.read(raw)
+    assert message.model_dump(mode="json") == golden("OrderAccepted")
+
+
+def test_a_field_an_event_requires_is_still_required_when_reading_tolerantly() -> None:
+    raw = golden("PaymentAuthorized")
+    raw.pop("amount")
+    with pytest.raises(ValidationError) as error:
+        PaymentAuthorized.read(raw)
+    assert [problem["loc"] for problem in error.value.errors()] == [("amount",)]
 
 
 @pytest.mark.parametrize("amount", [9660.5, 9660.0, "9660"])

@@ -13,7 +13,10 @@ class Command(Message):
 
     `event_id` is the command's id and its deduplication key: the same command delivered twice acts once.
     Every command is answered by `CommandAccepted` or `CommandRejected` on `ops.replies.v1`.
+    Commands are read strictly: an unknown field is refused with a reason, never silently dropped.
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     shop_id: str = Field(min_length=1, max_length=64, description="The shop the command acts for.")
     issued_by: str = Field(min_length=1, max_length=128, description="Staff member or tool that sent it.")

@@ -1,7 +1,7 @@
 """The envelope every ordermesh message carries: identity, type, version, time and causality."""
 
 from datetime import datetime, timezone
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -17,9 +17,13 @@ class Message(BaseModel):
 
     `event_id` is the deduplication key: a consumer that sees the same id twice applies it once.
     Subclasses fix `type` to their own name with a `Literal`, which is the discriminator.
+
+    Events between services are read tolerantly: unknown fields are ignored, so an additive change
+    (allowed within a topic version) never fails at an older consumer. Messages from outside the
+    suite's services (shop orders, staff commands) set `extra="forbid"` and are read strictly.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     SCHEMA_VERSION: ClassVar[int] = 1
 
@@ -31,6 +35,11 @@ class Message(BaseModel):
         default_factory=uuid4, description="Id shared by every message that stems from one shop order."
     )
     causation_id: UUID | None = Field(default=None, description="event_id of the message that caused this one.")
+
+    @classmethod
+    def read(cls, data: Any) -> Self:
+        """Validates `data` as this contract, applying its reading policy (tolerant or strict) at every depth."""
+        return cls.model_validate(data, extra=cls.model_config.get("extra"))
 
     def caused(self) -> dict[str, UUID]:
         """Envelope fields for a message caused by this one (same correlation, this as the cause)."""

@@ -135,7 +135,10 @@ class ShopOrderSubmitted(Message):
     """A shop's order, published by the shop (or the webhook ingress) to `shop.orders.v1`.
 
     `(shop_id, channel, external_order_no)` identifies the order: a re-sent order is a no-op.
+    Read strictly: an unknown field from a shop is refused with a reason, never silently dropped.
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["ShopOrderSubmitted"] = Field(default="ShopOrderSubmitted", description="Contract name.")
     shop_id: str = Field(min_length=1, max_length=64, description="The shop that publishes the order.")
