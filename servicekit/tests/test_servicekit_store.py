@@ -73,6 +73,7 @@ async def test_migrations_are_applied_in_number_order_after_the_kits_own(conn, t
     applied = await migrate_service(conn, "orders", directory)
     assert [(m.component, m.version, m.name) for m in applied] == [
         ("servicekit", 1, "inbox_outbox"),
+        ("servicekit", 2, "outbox_failed_and_dead_letter_originals"),
         ("orders", 1, "orders"),
         ("orders", 2, "order_notes"),
         ("orders", 3, "order_history"),
@@ -149,29 +150,14 @@ async def test_two_replicas_migrating_at_once_apply_each_migration_exactly_once(
             migrate_service(first, "orders", directory), migrate_service(second, "orders", directory)
         )
         applied = sorted((m.component, m.version) for result in results for m in result)
-        assert applied == [("orders", 1), ("orders", 2), ("orders", 3), ("servicekit", 1)]
-        assert await first.fetchval("SELECT count(*) FROM schema_migrations") == 4
+        assert applied == [("orders", 1), ("orders", 2), ("orders", 3), ("servicekit", 1), ("servicekit", 2)]
+        assert await first.fetchval("SELECT count(*) FROM schema_migrations") == 5
     finally:
         await first.close()
         await second.close()
 
 
 # --- outbox and inbox -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def pool(fresh_database: str, tmp_path: Path) -> AsyncIterator[asyncpg.Pool]:
-    directory = write_migrations(tmp_path / "test_migrations", {"0001_changes.sql": "CREATE TABLE changes (what text);"})
-    connection = await asyncpg.connect(fresh_database)
-    try:
-        await migrate_service(connection, "test", directory)
-    finally:
-        await connection.close()
-    database_pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=4)
-    try:
-        yield database_pool
-    finally:
-        await database_pool.close()
 
 
 async def outbox_rows(pool: asyncpg.Pool) -> list[dict[str, Any]]:
@@ -416,7 +402,7 @@ async def test_a_record_that_breaks_the_contract_is_dead_lettered_with_readable_
     assert_dead_letter_headers(letter, "ContractViolation")
     message = letter["headers"]["dlq.error_message"]
     assert "amount:" in message
-    assert "customer_email:" in message
+    assert "customer_email" not in message  # an unknown field of an event is ignored (tolerant reader)
     assert "9660 yen" not in message
     assert handler.calls == 0
 
@@ -430,16 +416,16 @@ async def test_an_unknown_message_type_is_dead_lettered(pool) -> None:
     assert "'PaymentTeleported'" in letter["headers"]["dlq.error_message"]
 
 
-async def test_a_handler_that_raises_is_dead_lettered_without_its_change_and_without_the_email_in_the_reason(
+async def test_a_handler_that_keeps_raising_is_dead_lettered_after_its_attempts_without_its_change_or_the_email(
     pool,
 ) -> None:
-    handler = Recorder(fail_with=[ValueError(f"customer {EMAIL} has no card on file")])
+    handler = Recorder(fail_with=[ValueError(f"customer {EMAIL} has no card on file")] * 3)
     await consumer(pool, handler, Metrics("test")).process([record(encoded(payload("payment_authorized")))])
     [letter] = await dead_letters(pool)
     assert_dead_letter_headers(letter, "ValueError")
     assert letter["headers"]["dlq.error_message"] == "customer [redacted] has no card on file"
     assert await pool.fetchval("SELECT count(*) FROM changes") == 0
-    assert handler.calls == 1
+    assert handler.calls == 3
 
 
 async def test_a_permanent_error_is_dead_lettered_under_its_own_class(pool) -> None:

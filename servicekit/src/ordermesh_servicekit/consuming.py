@@ -1,27 +1,45 @@
-"""How a service consumes: decode, dedupe through the inbox, handle in one transaction, dead-letter what can never succeed."""
+"""How a service consumes: decode, dedupe through the inbox, handle in one transaction, dead-letter what can never succeed.
+
+Every record ends in exactly one outcome — processed, duplicate, skipped, refused or dead-lettered —
+whatever raises and wherever. What cannot be given an outcome (the database refusing even a
+sanitized dead letter) escapes `Consumer.process`, and the caller gives the batch back to Kafka.
+"""
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from functools import partial
-from typing import Any, AsyncIterator, Protocol
-from uuid import NAMESPACE_URL, UUID, uuid5
+from typing import Any, AsyncIterator
+from uuid import UUID
 
 import asyncpg
 import httpx
 import structlog
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from pydantic import BaseModel, TypeAdapter
 
 from ordermesh_contracts import CommandRejected, Message, topics
-from ordermesh_contracts.topics import dead_letter_topic
 
-from .database import TRANSIENT_DB_ERRORS, backoff_delays
-from .logging import redact_text
+from .database import TRANSIENT_DB_ERRORS, backoff_delays, is_transient_db_error
+from .dead_letters import DEFAULT_MAX_BYTES, dead_letter, fits, safe_text, sanitized_dead_letter, write_dead_letter
+from .decoding import DeadLetter, Record, decode, describe_validation_error
 from .metrics import Metrics
 from .outbox import OutgoingMessage, write_outbox
+
+__all__ = [
+    "CommandRefusedError",
+    "Consumer",
+    "DeadLetter",
+    "DuplicateMessage",
+    "MessageContext",
+    "PermanentError",
+    "Record",
+    "Subscription",
+    "TransientError",
+    "UnitOfWork",
+    "describe_validation_error",
+]
 
 
 class TransientError(Exception):
@@ -45,19 +63,15 @@ class DuplicateMessage(Exception):
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TransientError,
     httpx.TransportError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
     *TRANSIENT_DB_ERRORS,
 )
 
 
-class Record(Protocol):
-    """The parts of a Kafka consumer record the pipeline reads (aiokafka's ConsumerRecord has them)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Any
+def is_transient(error: BaseException) -> bool:
+    """Whether `error` passes with time (a dependency unreachable or timing out): retried without limit."""
+    return isinstance(error, TRANSIENT_ERRORS) or is_transient_db_error(error)
 
 
 class UnitOfWork:
@@ -143,16 +157,6 @@ def _type_names(contract: Any) -> Iterable[str]:
             yield const
 
 
-class DeadLetter(Exception):
-    """Internal: the record goes to the dead-letter topic with this error class and reason."""
-
-    def __init__(self, error_class: str, reason: str, raw: Mapping[str, Any] | None = None) -> None:
-        super().__init__(reason)
-        self.error_class = error_class
-        self.reason = reason
-        self.raw = raw
-
-
 class Consumer:
     """Processes records of one subscription in order; never lets one bad record stop the stream."""
 
@@ -165,6 +169,8 @@ class Consumer:
         metrics: Metrics,
         retry_max_seconds: float,
         concurrency: int = 1,
+        handler_attempts: int = 3,
+        dead_letter_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.subscription = subscription
         self._concurrency = asyncio.Semaphore(concurrency)
@@ -173,18 +179,23 @@ class Consumer:
         self._pool = pool_provider
         self._metrics = metrics
         self._retry_max_seconds = retry_max_seconds
+        self._handler_attempts = max(1, handler_attempts)
+        self._dead_letter_max_bytes = dead_letter_max_bytes
         self._log = structlog.get_logger("consumer")
 
     async def process(self, records: Iterable[Record]) -> None:
-        """Handles a batch; returns once every record is committed to the database or dead-lettered.
+        """Handles a batch; returns once every record has its outcome in the database.
 
         Records with the same partition and key (one order) are handled one after another, in order;
-        different keys are handled concurrently, up to the consumer's concurrency.
+        different keys are handled concurrently, up to the consumer's concurrency. If a record cannot
+        be given an outcome, the error propagates (the other lanes are cancelled): commit nothing.
         """
         lanes: dict[tuple[int, bytes | None], list[Record]] = {}
         for record in records:
             lanes.setdefault((record.partition, record.key), []).append(record)
-        await asyncio.gather(*(self._process_lane(lane) for lane in lanes.values()))
+        async with asyncio.TaskGroup() as lanes_running:
+            for lane in lanes.values():
+                lanes_running.create_task(self._process_lane(lane))
 
     async def _process_lane(self, lane: list[Record]) -> None:
         async with self._concurrency:
@@ -198,10 +209,9 @@ class Consumer:
 
     async def _process_one(self, record: Record) -> str:
         try:
-            message, handler = self._decode(record)
+            message = decode(record, self.subscription)
         except DeadLetter as invalid:
-            await self._retrying(partial(self._dead_letter, record, invalid))
-            return "dead_lettered"
+            return await self._dead_letter(record, invalid)
         if message is None:
             return "skipped"
         bound = {"event_id": str(message.event_id), "correlation_id": str(message.correlation_id)}
@@ -209,54 +219,68 @@ class Consumer:
             bound["order_id"] = str(order_id)
         with structlog.contextvars.bound_contextvars(**bound):
             context = MessageContext(self._pool(), message.event_id, record.topic, self._log)
+            handler = self.subscription.handlers[type(message)]
             try:
                 with self._metrics.handle_seconds.time():
-                    await self._retrying(partial(handler, message, context))
+                    await self._handle(handler, message, context)
             except DuplicateMessage:
                 return "duplicate"
             except CommandRefusedError as refused:
-                await self._retrying(partial(self._answer_refusal, message, refused))
-                return "refused"
-            except (PermanentError, Exception) as error:  # noqa: BLE001 - anything else can never succeed
+                return await self._refuse(record, message, refused)
+            except Exception as error:  # noqa: BLE001 - retries are spent: it can never succeed
                 self._log.exception("message failed, dead-lettering", error=type(error).__name__)
-                failed = DeadLetter(type(error).__name__, redact_text(str(error)) or type(error).__name__)
-                await self._retrying(partial(self._dead_letter, record, failed))
-                return "dead_lettered"
+                return await self._dead_letter(record, DeadLetter(type(error).__name__, str(error) or type(error).__name__))
         return "processed"
 
-    def _decode(self, record: Record) -> tuple[Message | None, Handler | None]:
-        try:
-            raw = json.loads(record.value or b"")
-        except json.JSONDecodeError as error:
-            raise DeadLetter("InvalidJson", f"not JSON: {error.msg} at position {error.pos}") from None
-        except UnicodeDecodeError as error:
-            raise DeadLetter("InvalidJson", f"not JSON: {error.reason} at position {error.start}") from None
-        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
-            raise DeadLetter("MissingType", "not a JSON object with a string 'type'", raw if isinstance(raw, dict) else None)
-        message_type = raw["type"]
-        model = self.subscription.model_for(message_type)
-        if model is None:
-            if message_type in self.subscription.known_types:
-                return None, None
-            raise DeadLetter("UnknownMessageType", f"type {message_type!r} is not a contract of {record.topic}", raw)
-        try:
-            message = model.model_validate(raw)
-        except ValidationError as error:
-            raise DeadLetter("ContractViolation", "; ".join(describe_validation_error(error)), raw) from None
-        return message, self.subscription.handlers[model]
+    async def _handle(self, handler: Handler, message: Message, context: MessageContext) -> None:
+        """Runs the handler; transient failures are retried without limit, others a bounded number of times."""
+        failures = 0
+        transient_delays = backoff_delays(self._retry_max_seconds)
+        while True:
+            try:
+                return await handler(message, context)
+            except (DuplicateMessage, CommandRefusedError, PermanentError):
+                raise
+            except Exception as error:
+                if is_transient(error):
+                    delay = await anext(transient_delays)
+                    self._metrics.retries.inc()
+                    self._log.warning("transient failure, retrying", error=type(error).__name__, retry_in_s=delay)
+                else:
+                    failures += 1
+                    if failures >= self._handler_attempts:
+                        raise
+                    delay = min(0.2 * 2 ** (failures - 1), self._retry_max_seconds)
+                    self._metrics.handler_retries.inc()
+                    self._log.warning(
+                        "handler failed, retrying", error=type(error).__name__, attempt=failures, retry_in_s=delay
+                    )
+                await asyncio.sleep(delay)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        """Runs a write of the consumer's own, retrying only transient failures (without limit)."""
         delays = backoff_delays(self._retry_max_seconds)
         while True:
             try:
                 return await attempt()
-            except TRANSIENT_ERRORS as error:
+            except Exception as error:
+                if not is_transient(error):
+                    raise
                 delay = await anext(delays)
                 self._metrics.retries.inc()
                 self._log.warning("transient failure, retrying", error=type(error).__name__, retry_in_s=delay)
                 await asyncio.sleep(delay)
 
-    async def _answer_refusal(self, command: Message, refused: "CommandRefusedError") -> None:
+    async def _refuse(self, record: Record, command: Message, refused: CommandRefusedError) -> str:
+        try:
+            await self._retrying(partial(self._answer_refusal, command, refused))
+        except Exception as error:  # noqa: BLE001 - an answer that cannot be written: dead-letter the command
+            self._log.exception("refusal could not be answered, dead-lettering", error=type(error).__name__)
+            reasons = "; ".join(getattr(refused, "reasons", []) or [str(refused)])
+            return await self._dead_letter(record, DeadLetter("CommandRefused", reasons))
+        return "refused"
+
+    async def _answer_refusal(self, command: Message, refused: CommandRefusedError) -> None:
         reply = CommandRejected(
             command_id=command.event_id,
             command_type=command.type,
@@ -273,35 +297,39 @@ class Consumer:
             if first_time:
                 await write_outbox(conn, [OutgoingMessage.of(topics.OPS_REPLIES, reply)])
 
-    async def _dead_letter(self, record: Record, dead: DeadLetter) -> None:
-        reasons = dead.reason.split("; ")
-        extra = self.subscription.on_invalid(dead.raw, reasons) if self.subscription.on_invalid else []
-        headers = [
-            *[(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq.")],
-            ("dlq.original_topic", record.topic.encode()),
-            ("dlq.original_partition", str(record.partition).encode()),
-            ("dlq.original_offset", str(record.offset).encode()),
-            ("dlq.consumer_group", self.group_id.encode()),
-            ("dlq.error_class", dead.error_class.encode()),
-            ("dlq.error_message", redact_text(dead.reason)[:2000].encode()),
-            ("dlq.failed_at", datetime.now(timezone.utc).isoformat().encode()),
-        ]
-        letter = OutgoingMessage(dead_letter_topic(record.topic), record.key, record.value or b"", headers)
-        position_id = uuid5(NAMESPACE_URL, f"dlq:{self.group_id}:{record.topic}:{record.partition}:{record.offset}")
+    async def _dead_letter(self, record: Record, dead: DeadLetter) -> str:
+        """Writes the record's dead letter: as it is if possible, else in sanitized form with the original kept."""
+        letter = dead_letter(record, dead, self.group_id)
+        why = f"larger than {self._dead_letter_max_bytes} bytes"
+        if fits(letter, self._dead_letter_max_bytes):
+            extra = self._messages_about_invalid(dead)
+            for messages in ([letter, *extra], [letter]) if extra else ([letter],):
+                try:
+                    await self._retrying(partial(self._write_letter, record, dead, messages, None))
+                    return "dead_lettered"
+                except Exception as error:  # noqa: BLE001 - fall back to a simpler letter
+                    why = f"{type(error).__name__} writing it as it is"
+                    self._log.warning("dead letter refused, simplifying", error=type(error).__name__, detail=safe_text(str(error), 300))
+        sanitized = sanitized_dead_letter(record, dead, self.group_id, why, self._dead_letter_max_bytes)
+        await self._retrying(partial(self._write_letter, record, dead, [sanitized], why))
+        self._metrics.dead_letters_sanitized.inc()
+        return "dead_lettered"
+
+    def _messages_about_invalid(self, dead: DeadLetter) -> list[OutgoingMessage]:
+        if self.subscription.on_invalid is None:
+            return []
+        try:
+            return list(self.subscription.on_invalid(dead.raw, dead.reason.split("; ")))
+        except Exception as error:  # noqa: BLE001 - the letter goes without the hook's messages
+            self._log.warning("on_invalid hook failed; dead-lettering without its messages", error=type(error).__name__)
+            return []
+
+    async def _write_letter(
+        self, record: Record, dead: DeadLetter, messages: list[OutgoingMessage], keep_original_because: str | None
+    ) -> None:
         async with self._pool().acquire() as conn, conn.transaction():
-            first_time = await conn.fetchval(
-                "INSERT INTO inbox (message_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-                position_id,
-                record.topic,
-            )
-            if first_time:
-                await write_outbox(conn, [letter, *extra])
-        self._log.warning("dead-lettered", error_class=dead.error_class, reason=redact_text(dead.reason)[:500])
-
-
-def describe_validation_error(error: ValidationError) -> list[str]:
-    """Readable reasons from a pydantic error, without the offending input values (they may be personal)."""
-    return [
-        f"{'.'.join(str(part) for part in item['loc']) or '(message)'}: {item['msg']}"
-        for item in error.errors(include_input=False, include_url=False)
-    ]
+            await write_dead_letter(conn, record, self.group_id, messages, keep_original_because=keep_original_because)
+        self._log.warning(
+            "dead-lettered", error_class=safe_text(dead.error_class, 200), reason=safe_text(dead.reason, 500),
+            sanitized=keep_original_because is not None,
+        )

@@ -1,6 +1,7 @@
 """asyncpg pool creation that waits for PostgreSQL, and the errors that mean 'try again'."""
 
 import asyncio
+import errno
 import socket
 from typing import Any
 
@@ -17,10 +18,37 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     ConnectionError,
     socket.gaierror,
-    OSError,
     asyncio.TimeoutError,
 )
 """Database errors that pass with time: retried with backoff, never dead-lettered."""
+
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ENETRESET,
+        errno.EHOSTUNREACH,
+        errno.EHOSTDOWN,
+    }
+)
+
+
+def is_transient_db_error(error: BaseException) -> bool:
+    """Whether `error` means the database (or the network to it) is away for now, not that the work is wrong.
+
+    Only connection-level OS errors count: a file not found or a permission denied is not transient.
+    """
+    if isinstance(error, TRANSIENT_DB_ERRORS):
+        return True
+    if not isinstance(error, OSError):
+        return False
+    # asyncio reports failed attempts at several addresses of one host as one errno-less OSError
+    return error.errno in _NETWORK_ERRNOS or (error.errno is None and str(error).startswith("Multiple exceptions"))
 
 
 async def backoff_delays(max_seconds: float):
@@ -41,7 +69,9 @@ async def create_pool_when_ready(
         attempt += 1
         try:
             return await asyncpg.create_pool(dsn, min_size=1, max_size=size, timeout=5, **kwargs)
-        except TRANSIENT_DB_ERRORS + (asyncpg.InvalidCatalogNameError,) as error:
+        except Exception as error:
+            if not (is_transient_db_error(error) or isinstance(error, asyncpg.InvalidCatalogNameError)):
+                raise
             log.warning(
                 "postgres not reachable yet, retrying",
                 attempt=attempt,

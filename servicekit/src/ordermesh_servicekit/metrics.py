@@ -1,17 +1,17 @@
 """Prometheus metrics of one service process, in a registry of its own."""
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
-    """The counters every service exposes on /metrics."""
+    """The counters and gauges every service exposes on /metrics."""
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
         labels = {"service": service}
         self.messages = Counter(
             "ordermesh_messages_total",
-            "Messages consumed, by topic and outcome (processed, duplicate, skipped, dead_lettered).",
+            "Messages consumed, by topic and outcome (processed, duplicate, skipped, refused, dead_lettered).",
             ["topic", "outcome"],
             registry=self.registry,
         ).labels
@@ -20,9 +20,47 @@ class Metrics:
             "Retries after a transient error (database or network down).",
             registry=self.registry,
         )
+        self.handler_retries = Counter(
+            "ordermesh_handler_retries_total",
+            "Retries after an unexpected handler error; the message is dead-lettered when they run out.",
+            registry=self.registry,
+        )
+        self.dead_letters_sanitized = Counter(
+            "ordermesh_dead_letters_sanitized_total",
+            "Dead letters written in sanitized form (the original kept in dead_letter_originals).",
+            registry=self.registry,
+        )
+        self.batches_sought_back = Counter(
+            "ordermesh_consumer_batches_sought_back_total",
+            "Batches given back to Kafka uncommitted because something escaped the consumer.",
+            ["topic"],
+            registry=self.registry,
+        ).labels
         self.outbox_published = Counter(
             "ordermesh_outbox_published_total", "Outbox rows published to Kafka.", registry=self.registry
         )
+        self.outbox_failed = Counter(
+            "ordermesh_outbox_failed_total",
+            "Outbox rows Kafka will never accept, moved to outbox_failed.",
+            registry=self.registry,
+        )
+        self.relay_restarts = Counter(
+            "ordermesh_outbox_relay_restarts_total", "Times the outbox relay failed and was restarted.", registry=self.registry
+        )
+        self.outbox_backlog = Gauge(
+            "ordermesh_outbox_backlog", "Outbox rows not yet published (checked periodically).", registry=self.registry
+        )
+        self.outbox_oldest_age = Gauge(
+            "ordermesh_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished outbox row; 0 when the outbox is empty (checked periodically).",
+            registry=self.registry,
+        )
+        self.dependency_up = Gauge(
+            "ordermesh_dependency_up",
+            "1 while a dependency (database, kafka, relay, consumers) is ready, else 0.",
+            ["dependency"],
+            registry=self.registry,
+        ).labels
         self.handle_seconds = Histogram(
             "ordermesh_handle_seconds", "Time to handle one message, commit included.", registry=self.registry
         )

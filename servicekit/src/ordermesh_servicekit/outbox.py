@@ -1,7 +1,9 @@
 """The transactional outbox: rows written with the change that caused them, published in order by one relay."""
 
 import asyncio
+import base64
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,11 +11,23 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    BrokerResponseError,
+    ClusterAuthorizationFailedError,
+    DuplicateSequenceNumber,
+    InvalidProducerEpoch,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 
 from ordermesh_contracts import Message
 
-from .database import TRANSIENT_DB_ERRORS, backoff_delays
+from .database import backoff_delays
 from .metrics import Metrics
 
 _RELAY_LOCK_KEY = 0x6F6D7279  # one relay per service database publishes at a time
@@ -26,7 +40,7 @@ class OutgoingMessage:
     topic: str
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
 
     @classmethod
     def of(cls, topic: str, message: Message, key: str | None = None) -> "OutgoingMessage":
@@ -47,17 +61,63 @@ def traceparent_for(message: Message) -> str:
     return f"00-{message.correlation_id.hex}-{message.event_id.hex[:16]}-01"
 
 
+def encode_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
+    """Headers as the outbox's JSON: text as latin-1, a value with a NUL byte as base64, a null value as null.
+
+    (PostgreSQL's jsonb holds no NUL character; latin-1 maps every other byte to one character.)
+    """
+    return json.dumps([[k, _encode_header_value(v)] for k, v in headers])
+
+
+def _encode_header_value(value: bytes | None) -> str | dict[str, str] | None:
+    if value is None:
+        return None
+    if b"\x00" in value:
+        return {"base64": base64.b64encode(value).decode()}
+    return value.decode("latin-1")
+
+
+def decode_headers(stored: str) -> list[tuple[str, bytes | None]]:
+    """The headers `encode_headers` stored, as Kafka takes them."""
+    return [(k, _decode_header_value(v)) for k, v in json.loads(stored)]
+
+
+def _decode_header_value(value: str | dict[str, str] | None) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return base64.b64decode(value["base64"])
+    return value.encode("latin-1")
+
+
 async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -> None:
     """Inserts messages into the outbox inside the caller's transaction, in the given order."""
     if not messages:
         return
     await conn.executemany(
         "INSERT INTO outbox (topic, key, headers, payload) VALUES ($1, $2, $3::jsonb, $4)",
-        [
-            (m.topic, m.key, json.dumps([[k, v.decode("latin-1")] for k, v in m.headers]), m.value)
-            for m in messages
-        ],
+        [(m.topic, m.key, encode_headers(m.headers), m.value) for m in messages],
     )
+
+
+_PRODUCER_STATE_ERRORS = (
+    OutOfOrderSequenceNumber,
+    DuplicateSequenceNumber,
+    InvalidProducerEpoch,
+    ProducerFenced,
+    ClusterAuthorizationFailedError,
+)
+
+
+def never_accepted(error: BaseException) -> bool:
+    """Whether Kafka will refuse this row however often it is sent (as opposed to Kafka being down or busy)."""
+    if isinstance(error, (MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError)):
+        return True
+    if isinstance(error, (UnknownTopicOrPartitionError, TopicAuthorizationFailedError)):
+        return True  # aiokafka raises these only after waiting for the topic's metadata
+    if isinstance(error, BrokerResponseError):
+        return not error.retriable and not isinstance(error, _PRODUCER_STATE_ERRORS)
+    return isinstance(error, (TypeError, ValueError, UnicodeError))  # a row that cannot even be encoded
 
 
 class OutboxRelay:
@@ -65,7 +125,10 @@ class OutboxRelay:
 
     One relay per database holds an advisory lock and publishes; replicas wait on standby. It wakes
     on NOTIFY from the outbox trigger and also polls, so nothing waits forever. A publish that
-    fails leaves its rows in place: they go again (consumers' inboxes absorb the repeat).
+    fails for a passing reason leaves its rows in place: they go again (consumers' inboxes absorb
+    the repeat). A row Kafka will never accept is moved to `outbox_failed` with the error, and the
+    rows after it go on. Any other failure restarts the loop after a backoff; `healthy` says
+    whether the last round went through.
     """
 
     def __init__(
@@ -88,9 +151,19 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._log = structlog.get_logger("outbox_relay")
         self.is_leader = False
+        self._last_round = 0.0
+        self._failing = False
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the relay is running and its last round (publish, or wait for leadership) went through."""
+        if self._task is None or self._task.done() or self._failing:
+            return False
+        return time.monotonic() - self._last_round < max(30.0, self._poll_seconds * 8)
 
     def start(self) -> None:
         """Starts the relay loop in the background."""
+        self._last_round = time.monotonic()
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
@@ -104,21 +177,33 @@ class OutboxRelay:
         while True:
             try:
                 await self._lead_and_publish()
-            except (KafkaError, *TRANSIENT_DB_ERRORS) as error:
+            except Exception as error:  # noqa: BLE001 - the relay is restarted whatever failed
+                self._failing = True
                 self.is_leader = False
                 delay = await anext(delays)
-                self._log.warning("outbox relay interrupted, retrying", error=type(error).__name__, retry_in_s=delay)
+                self._metrics.relay_restarts.inc()
+                self._log.warning(
+                    "outbox relay failed, restarting", error=type(error).__name__, detail=str(error)[:300], retry_in_s=delay
+                )
                 await asyncio.sleep(delay)
+            else:
+                delays = backoff_delays(self._retry_max_seconds)
+
+    def _round_done(self) -> None:
+        self._last_round = time.monotonic()
+        self._failing = False
 
     async def _lead_and_publish(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=5)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK_KEY):
+                self._round_done()
                 await asyncio.sleep(self._poll_seconds * 4)
             self.is_leader = True
             await conn.add_listener("outbox", self._on_notify)
             while True:
                 published = await self._publish_batch(conn)
+                self._round_done()
                 if published < self._batch_size:
                     await self._wait_for_work()
         finally:
@@ -141,13 +226,74 @@ class OutboxRelay:
         )
         if not rows:
             return 0
-        deliveries = []
-        for row in rows:
-            headers = [(k, v.encode("latin-1")) for k, v in json.loads(row["headers"])]
-            deliveries.append(
-                await self._producer.send(row["topic"], value=row["payload"], key=row["key"], headers=headers)
-            )
-        await asyncio.gather(*deliveries)
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
-        self._metrics.outbox_published.inc(len(rows))
+        queued = await self._enqueue(rows)
+        outcomes = await asyncio.gather(*[self._delivered(item) for item in queued], return_exceptions=True)
+        sent = [row["id"] for row, outcome in zip(rows, outcomes) if not isinstance(outcome, BaseException)]
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
+        self._metrics.outbox_published.inc(len(sent))
+        for row, item, outcome in zip(rows, queued, outcomes):
+            if not isinstance(outcome, BaseException):
+                continue
+            if not never_accepted(outcome):
+                raise outcome
+            if isinstance(item, BaseException):
+                await self._move_aside(conn, row, outcome)
+            else:
+                await self._publish_alone(conn, row)  # the whole producer batch failed: find the row to blame
         return len(rows)
+
+    async def _enqueue(self, rows: Sequence[asyncpg.Record]) -> list[Any]:
+        """Hands every row to the producer in id order; a row refused at once carries its error instead."""
+        queued: list[Any] = []
+        for row in rows:
+            try:
+                queued.append(await self._producer.send(**_send_arguments(row)))
+            except Exception as error:  # noqa: BLE001 - sorted out per row by the caller
+                queued.append(error)
+        return queued
+
+    @staticmethod
+    async def _delivered(item: Any) -> Any:
+        if isinstance(item, BaseException):
+            raise item
+        return await item
+
+    async def _publish_alone(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+        """Sends a row that failed within a batch on its own; moves it aside if Kafka refuses it for good."""
+        try:
+            await (await self._producer.send(**_send_arguments(row)))
+        except Exception as error:
+            if not never_accepted(error):
+                raise
+            await self._move_aside(conn, row, error)
+        else:
+            await conn.execute("DELETE FROM outbox WHERE id = $1", row["id"])
+            self._metrics.outbox_published.inc()
+
+    async def _move_aside(self, conn: asyncpg.Connection, row: asyncpg.Record, error: BaseException) -> None:
+        reason = f"{type(error).__name__}: {error}".replace("\x00", "")[:2000]
+        async with conn.transaction():
+            await conn.execute(
+                """
+                INSERT INTO outbox_failed (id, topic, key, headers, payload, created_at, error)
+                SELECT id, topic, key, headers, payload, created_at, $2 FROM outbox WHERE id = $1
+                ON CONFLICT (id) DO NOTHING
+                """,
+                row["id"],
+                reason,
+            )
+            await conn.execute("DELETE FROM outbox WHERE id = $1", row["id"])
+        self._metrics.outbox_failed.inc()
+        self._log.error("outbox row Kafka will never accept moved to outbox_failed", outbox_id=row["id"], topic=row["topic"], error=type(error).__name__)
+
+
+def _send_arguments(row: asyncpg.Record) -> dict[str, Any]:
+    return {"topic": row["topic"], "value": row["payload"], "key": row["key"], "headers": decode_headers(row["headers"])}
+
+
+async def outbox_backlog(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[int, float]:
+    """Unpublished outbox rows and the age in seconds of the oldest (0 when there is none)."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS age FROM outbox"
+    )
+    return int(row["n"]), float(row["age"])

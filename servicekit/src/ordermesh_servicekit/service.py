@@ -28,7 +28,7 @@ from .kafka_clients import KafkaAccessRefused, aiokafka_options, check_access, f
 from .logging import configure_logging
 from .metrics import Metrics
 from .migrations import migrate_service
-from .outbox import OutboxRelay
+from .outbox import OutboxRelay, outbox_backlog
 from .settings import ServiceSettings
 
 
@@ -59,6 +59,9 @@ class ServiceRuntime:
         self.producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
         self.broker_connected = False
+        self.kafka_reachable = False
+        self.stalled_topics: set[str] = set()
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -98,6 +101,8 @@ class ServiceRuntime:
             retry_max_seconds=self.settings.startup_retry_max_seconds,
         )
         self.relay.start()
+        self.kafka_reachable = True
+        self._watcher = asyncio.create_task(self._watch(), name="health-watch")
         if self.definition.on_start:
             await self.definition.on_start(self)
 
@@ -105,6 +110,9 @@ class ServiceRuntime:
         """Stops the relay, the producer and the pool, in that order."""
         if self.definition.on_stop:
             await self.definition.on_stop(self)
+        if self._watcher:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         if self.relay:
             await self.relay.stop()
         if self.producer:
@@ -113,14 +121,45 @@ class ServiceRuntime:
             await self._pool.close()
 
     async def readiness(self) -> dict[str, bool]:
-        """Per-dependency readiness for /readyz."""
+        """Per-dependency readiness for /readyz: database, Kafka, the outbox relay and every consumer."""
         database = False
         if self._pool is not None:
             try:
                 database = await self._pool.fetchval("SELECT true", timeout=2) is True
             except Exception:  # noqa: BLE001 - any failure means not ready
                 database = False
-        return {"database": database, "kafka": self.broker_connected and self.producer is not None}
+        checks = {
+            "database": database,
+            "kafka": self.broker_connected and self.producer is not None and self.kafka_reachable,
+            "outbox_relay": self.relay is not None and self.relay.healthy,
+            "consumers": self.broker_connected and not self.stalled_topics,
+        }
+        for dependency, up in checks.items():
+            self.metrics.dependency_up(dependency).set(1 if up else 0)
+        return checks
+
+    async def _watch(self) -> None:
+        """Checks Kafka's metadata and measures the outbox backlog, every `health_check_seconds`."""
+        while True:
+            self.kafka_reachable = await self._kafka_answers()
+            try:
+                backlog, oldest_age = await outbox_backlog(self.pool)
+                self.metrics.outbox_backlog.set(backlog)
+                self.metrics.outbox_oldest_age.set(oldest_age)
+            except Exception as error:  # noqa: BLE001 - the database check of /readyz reports it
+                self.log.warning("outbox backlog not measured", error=type(error).__name__)
+            await asyncio.sleep(self.settings.health_check_seconds)
+
+    async def _kafka_answers(self) -> bool:
+        if self.producer is None:
+            return False
+        try:
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=max(5.0, self.settings.health_check_seconds))
+            return True
+        except Exception as error:  # noqa: BLE001 - whatever it is, Kafka did not answer
+            if self.kafka_reachable:
+                self.log.warning("kafka not answering", error=type(error).__name__)
+            return False
 
 
 async def wait_for_kafka(options: dict[str, Any], max_wait_seconds: float, log: Any) -> None:
@@ -198,11 +237,26 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, subscription: Subsc
         metrics=runtime.metrics,
         retry_max_seconds=runtime.settings.startup_retry_max_seconds,
         concurrency=runtime.settings.consumer_concurrency,
+        handler_attempts=runtime.settings.handler_attempts,
+        dead_letter_max_bytes=runtime.settings.dead_letter_max_bytes,
     )
+    failures = 0
 
     async def consume(message: KafkaMessage) -> None:
+        nonlocal failures
         records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
-        await consumer.process(records)
+        try:
+            await consumer.process(records)
+        except Exception:  # noqa: BLE001 - a record without an outcome: commit nothing, read the batch again
+            failures += 1
+            runtime.stalled_topics.add(subscription.topic)
+            runtime.metrics.batches_sought_back(subscription.topic).inc()
+            runtime.log.exception("batch not finished; sought back to its first records", topic=subscription.topic, failures=failures)
+            await message.nack()
+            await asyncio.sleep(min(0.5 * 2 ** min(failures, 8), runtime.settings.startup_retry_max_seconds))
+            return
+        failures = 0
+        runtime.stalled_topics.discard(subscription.topic)
         try:
             await message.ack()
         except CommitFailedError:

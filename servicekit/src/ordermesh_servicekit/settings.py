@@ -27,6 +27,20 @@ class ServiceSettings(KafkaClientSettings):
     consumer_concurrency: int = Field(
         default=8, ge=1, description="Orders (Kafka keys) of one batch handled at the same time; one order stays in order."
     )
+    handler_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Times a handler is tried after an unexpected error before the message is dead-lettered with "
+        "the error's class (transient errors — database, Kafka or a gateway unreachable — are retried without limit).",
+    )
+    dead_letter_max_bytes: int = Field(
+        default=900_000,
+        ge=1024,
+        description="Largest dead letter written as it is; a larger one is cut (the original kept in dead_letter_originals).",
+    )
+    health_check_seconds: float = Field(
+        default=5.0, gt=0, description="Interval of the Kafka metadata check and the outbox backlog gauges."
+    )
     relay_batch_size: int = Field(default=500, ge=1, description="Most outbox rows published per round trip.")
     relay_poll_seconds: float = Field(default=0.5, gt=0, description="Outbox poll interval besides LISTEN/NOTIFY.")
     db_pool_size: int = Field(default=10, ge=1, description="Connections in this service's pool.")

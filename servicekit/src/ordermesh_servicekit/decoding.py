@@ -1,0 +1,146 @@
+"""Turning a Kafka record's bytes into a contract message, or into the reason it can never be one."""
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+MAX_DEPTH = 64
+"""Deepest nesting of objects and arrays a message may have; no contract comes near it."""
+
+_INT64 = 2**63 - 1
+
+
+class Record(Protocol):
+    """The parts of a Kafka consumer record the pipeline reads (aiokafka's ConsumerRecord has them)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+
+
+class DeadLetter(Exception):
+    """The record goes to the dead-letter topic with this error class and reason.
+
+    `raw` is the decoded JSON object when there was one, for `on_invalid` hooks.
+    """
+
+    def __init__(self, error_class: str, reason: str, raw: Mapping[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.error_class = error_class
+        self.reason = reason
+        self.raw = raw
+
+
+class TopicContracts(Protocol):
+    """What decoding needs to know of a subscription."""
+
+    known_types: frozenset[str]
+
+    def model_for(self, message_type: str) -> type[BaseModel] | None: ...
+
+
+def decode(record: Record, contracts: TopicContracts) -> BaseModel | None:
+    """The record's message, or None for a contract of the topic this service does not handle.
+
+    Raises `DeadLetter` for anything else, whatever went wrong: no exception of another kind leaves.
+    """
+    try:
+        return _decode(record, contracts)
+    except DeadLetter:
+        raise
+    except Exception as error:  # noqa: BLE001 - a record's bytes must never crash the consumer
+        raise DeadLetter(type(error).__name__, f"undecodable: {type(error).__name__}") from None
+
+
+def _decode(record: Record, contracts: TopicContracts) -> BaseModel | None:
+    raw = parse_json(record.value)
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise DeadLetter("MissingType", "not a JSON object with a string 'type'", raw if isinstance(raw, dict) else None)
+    message_type = raw["type"]
+    model = contracts.model_for(message_type)
+    if model is None:
+        if message_type in contracts.known_types:
+            return None
+        raise DeadLetter("UnknownMessageType", f"type {_printable(message_type)!r} is not a contract of {record.topic}", raw)
+    try:
+        return model.read(raw) if hasattr(model, "read") else model.model_validate(raw)
+    except ValidationError as error:
+        raise DeadLetter("ContractViolation", "; ".join(describe_validation_error(error)), raw) from None
+
+
+def parse_json(value: bytes | None) -> Any:
+    """Strict JSON from UTF-8 bytes: finite numbers within 64 bits, no NUL or lone surrogate, bounded depth."""
+    if value is None:
+        raise DeadLetter("EmptyValue", "the record has no value (a tombstone)")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DeadLetter("InvalidJson", f"not UTF-8: {error.reason} at byte {error.start}") from None
+    try:
+        raw = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except json.JSONDecodeError as error:
+        raise DeadLetter("InvalidJson", f"not JSON: {error.msg} at position {error.pos}") from None
+    except RecursionError:
+        raise DeadLetter("TooDeep", f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as error:
+        raise DeadLetter("InvalidJson", f"not JSON: {str(error)[:200]}") from None
+    _check_tree(raw)
+    return raw
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return number
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def _check_tree(raw: Any) -> None:
+    """Walks the JSON without recursion and refuses what no contract or database could hold."""
+    stack: list[tuple[Any, int]] = [(raw, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Iterable[Any] = [*node.keys(), *node.values()]
+        elif isinstance(node, list):
+            children = node
+        else:
+            _check_scalar(node)
+            continue
+        if depth > MAX_DEPTH:
+            raise DeadLetter("TooDeep", f"nested deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _check_scalar(node: Any) -> None:
+    if isinstance(node, str):
+        if "\x00" in node:
+            raise DeadLetter("InvalidText", "a string holds a NUL character")
+        try:
+            node.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DeadLetter("InvalidText", "a string holds a lone surrogate (not valid Unicode)") from None
+    elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > _INT64:
+        raise DeadLetter("NumberOutOfRange", "an integer beyond 64 bits")
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:200]
+
+
+def describe_validation_error(error: ValidationError) -> list[str]:
+    """Readable reasons from a pydantic error, without the offending input values (they may be personal)."""
+    return [
+        f"{'.'.join(_printable(str(part)) for part in item['loc']) or '(message)'}: {item['msg']}"
+        for item in error.errors(include_input=False, include_url=False)
+    ]
