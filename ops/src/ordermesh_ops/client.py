@@ -3,7 +3,6 @@
 import asyncio
 import json
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,46 +43,96 @@ class Connection:
         )
 
 
-async def send_command(connection: Connection, topic: str, command: Command, timeout: float = 30) -> dict[str, Any]:
-    """Publishes a command and returns its reply (CommandAccepted or CommandRejected) as JSON."""
-    consumer = AIOKafkaConsumer(
-        topics.OPS_REPLIES,
-        bootstrap_servers=connection.bootstrap,
-        **connection.kafka_security,
-        group_id=f"ordermesh-cli-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="latest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        while not consumer.assignment():
-            await consumer.getmany(timeout_ms=100)
-        for partition in consumer.assignment():
-            await consumer.position(partition)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=connection.bootstrap, acks="all", enable_idempotence=True, **connection.kafka_security
+class CommandChannel:
+    """Publishes staff commands and waits for each one's reply on `ops.replies.v1`.
+
+    A long-running tool (the web console) keeps one open; the CLI opens one per command. Replies are read from
+    every partition without a consumer group, from the end as it was at start, so no rebalance delays a command.
+    """
+
+    def __init__(self, bootstrap: str, *, security: dict[str, Any] | None = None, client_id: str = "ordermesh-ops") -> None:
+        self._bootstrap = bootstrap
+        self._security = security or {}
+        self._client_id = client_id
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._reader: asyncio.Task | None = None
+        self._waiting: dict[str, asyncio.Future] = {}
+
+    async def start(self) -> None:
+        """Connects, positions the reply reader at the end of every partition, and starts reading."""
+        self._consumer = AIOKafkaConsumer(
+            topics.OPS_REPLIES, bootstrap_servers=self._bootstrap, client_id=self._client_id, group_id=None,
+            enable_auto_commit=False, auto_offset_reset="latest", **self._security,
         )
-        await producer.start()
+        await self._consumer.start()
+        deadline = asyncio.get_running_loop().time() + 60
+        while not self._consumer.assignment():  # without a group, every partition is assigned once metadata is in
+            if asyncio.get_running_loop().time() > deadline:
+                await self._consumer.stop()
+                raise RuntimeError(f"no partitions of {topics.OPS_REPLIES} within 60 s")
+            await self._consumer.getmany(timeout_ms=100)
+        for partition in self._consumer.assignment():
+            await self._consumer.position(partition)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap, client_id=self._client_id, acks="all", enable_idempotence=True,
+            **self._security,
+        )
+        await self._producer.start()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        reply = json.loads(record.value)
+                    except ValueError:
+                        continue
+                    waiter = self._waiting.pop(str(reply.get("command_id")), None) if isinstance(reply, dict) else None
+                    if waiter and not waiter.done():
+                        waiter.set_result(reply)
+
+    async def send(self, topic: str, command: Command, timeout: float = 30) -> dict[str, Any]:
+        """Publishes a command and returns its reply (CommandAccepted or CommandRejected) as JSON."""
+        if self._producer is None:
+            raise RuntimeError("the command channel has not started")
+        key = str(command.event_id)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[key] = waiter
         try:
-            await producer.send_and_wait(
+            await self._producer.send_and_wait(
                 topic,
                 command.model_dump_json().encode(),
                 key=command.kafka_key().encode(),
                 headers=[("type", command.type.encode())],
             )
+            return await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no reply to {command.type} {command.event_id} within {timeout} s") from None
         finally:
-            await producer.stop()
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    reply = json.loads(record.value)
-                    if reply.get("command_id") == str(command.event_id):
-                        return reply
-        raise TimeoutError(f"no reply to {command.type} {command.event_id} within {timeout} s")
+            self._waiting.pop(key, None)
+
+    async def stop(self) -> None:
+        """Stops reading and disconnects."""
+        if self._reader:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self._producer:
+            await self._producer.stop()
+        if self._consumer:
+            await self._consumer.stop()
+
+
+async def send_command(connection: Connection, topic: str, command: Command, timeout: float = 30) -> dict[str, Any]:
+    """Publishes a command and returns its reply (CommandAccepted or CommandRejected) as JSON."""
+    channel = CommandChannel(connection.bootstrap, security=connection.kafka_security, client_id="ordermesh-cli")
+    await channel.start()
+    try:
+        return await channel.send(topic, command, timeout)
     finally:
-        await consumer.stop()
+        await channel.stop()
 
 
 def get_json(connection: Connection, service: str, path: str, **params: Any) -> Any:

@@ -53,6 +53,10 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
         console.print("starting Kafka, PostgreSQL, sandboxes and the five services…")
         await stack.start()
         console.print(f"suite ready; logs in {args.run_dir / 'logs'}")
+        console.print(
+            f"operations console: [bold]{stack.console_url}[/bold] — log in as [bold]admin[/bold] with the password in "
+            f"{args.run_dir / 'console-admin-password'}"
+        )
         if args.command == "up":
             await asyncio.Event().wait()
         watcher = Watcher(stack.bootstrap, security=stack.kafka_security)

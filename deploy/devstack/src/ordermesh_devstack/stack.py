@@ -24,6 +24,7 @@ from .postgres import LocalPostgres, provision_service_databases
 from .processes import free_port, stop_process_group
 
 SERVICES = ("orders", "payments", "shipping", "points", "notify")
+CONSOLE = "console"
 SHOPIFY_DEMO_DOMAIN = "ordermesh-demo.myshopify.com"
 DEMO_SKUS = tuple(f"SKU-{n:03d}" for n in range(1, 21))
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class LocalStack:
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     shopify_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     payment_callback_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    console_admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     stripe_api_base: str = ""
     kafka_env: dict[str, str] = field(default_factory=dict)
     """Kafka security variables given to every service and tool (empty for a plain local broker)."""
@@ -130,7 +132,7 @@ class LocalStack:
         if not self.admin_dsn:
             self._postgres = LocalPostgres(run_dir / "postgres")
             self.admin_dsn = await asyncio.to_thread(self._postgres.start)
-        passwords = {name: secrets.token_urlsafe(18) for name in SERVICES}
+        passwords = {name: secrets.token_urlsafe(18) for name in (*SERVICES, CONSOLE)}
         self.service_dsns = await provision_service_databases(self.admin_dsn, passwords)
         await ensure_topics(self.bootstrap, all_topics_with_dead_letters(), self.config.partitions, **self.kafka_security)
         log.info("infrastructure ready in %.1f s", time.monotonic() - started)
@@ -138,15 +140,19 @@ class LocalStack:
         self._localstripe = LocalStripe(run_dir / "localstripe")
         self.stripe_api_base = await asyncio.to_thread(self._localstripe.start)
         self._start_services()
-        await self.wait_ready(SERVICES)
+        self._start_console()
+        await self.wait_ready((*SERVICES, CONSOLE))
         await self.set_stock({sku: self.config.stock_per_sku for sku in DEMO_SKUS})
         (run_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2))
         (run_dir / "ops.env").write_text(
             f"KAFKA_BOOTSTRAP_SERVERS={self.bootstrap}\nORDERMESH_API_TOKEN={self.api_token}\n"
             + "".join(f"{name}={value}\n" for name, value in self.kafka_env.items())
-            + "".join(f"ORDERMESH_{n.upper()}_URL=http://127.0.0.1:{self.processes[n].http_port}\n" for n in SERVICES)
+            + "".join(f"ORDERMESH_{n.upper()}_URL=http://127.0.0.1:{self.processes[n].http_port}\n" for n in (*SERVICES, CONSOLE))
         )
         (run_dir / "ops.env").chmod(0o600)
+        admin_password = os.open(run_dir / "console-admin-password", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(admin_password, "w") as out:
+            out.write(self.console_admin_password + "\n")
         log.info("suite ready in %.1f s", time.monotonic() - started)
         return self
 
@@ -271,6 +277,30 @@ class LocalStack:
             process.start()
             self.processes[name] = process
 
+    @property
+    def console_url(self) -> str:
+        """Where the web console answers (log in as `admin` with `console_admin_password`)."""
+        return f"http://127.0.0.1:{self.processes[CONSOLE].http_port}"
+
+    def _start_console(self) -> None:
+        port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            **self.kafka_env,
+            "DATABASE_URL": self.service_dsns[CONSOLE],
+            "ORDERMESH_HTTP_PORT": str(port),
+            "ORDERMESH_LOG_LEVEL": self.config.log_level,
+            "ORDERMESH_API_TOKEN": self.api_token,
+            "ORDERMESH_CONSOLE_ADMIN_PASSWORD": self.console_admin_password,
+            **{f"ORDERMESH_{n.upper()}_URL": f"http://127.0.0.1:{self.processes[n].http_port}" for n in SERVICES},
+        }
+        argv = [sys.executable, "-m", "ordermesh_console"]
+        process = ManagedProcess(CONSOLE, argv, env, self.config.run_dir / "logs" / f"{CONSOLE}.log", port)
+        process.start()
+        self.processes[CONSOLE] = process
+
     async def wait_ready(self, names, timeout: float = 90) -> None:
         """Waits until each named service answers /readyz with 200."""
         deadline = time.monotonic() + timeout
@@ -312,7 +342,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stops services, sandboxes, Kafka and PostgreSQL; leaves no process behind."""
-        for name in [*SERVICES, "gateway", "warehouse", "smtp"]:
+        for name in [CONSOLE, *SERVICES, "gateway", "warehouse", "smtp"]:
             if name in self.processes:
                 self.processes[name].stop()
         if self._localstripe:

@@ -1,0 +1,78 @@
+"""Reads from the services' staff JSON endpoints (bearer token), each answer or a clear reason it is missing."""
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+SERVICES = ("orders", "payments", "shipping", "points", "notify")
+
+
+class ServiceUnavailable(RuntimeError):
+    """A service did not answer, or answered with an error; the message says which and why."""
+
+
+@dataclass
+class ServiceReader:
+    """An HTTP client for the five services' read endpoints."""
+
+    urls: dict[str, str]
+    token: str
+    client: httpx.AsyncClient
+
+    async def get(self, service: str, path: str, **params: Any) -> Any:
+        """GET a staff endpoint; raises ServiceUnavailable with the reason when it fails."""
+        base = self.urls.get(service)
+        if not base:
+            raise ServiceUnavailable(f"{service}: no address configured")
+        try:
+            response = await self.client.get(
+                f"{base}{path}",
+                params={k: str(v) for k, v in params.items() if v not in (None, "")},
+                headers={"Authorization": f"Bearer {self.token}"},
+            )
+        except httpx.HTTPError as error:
+            raise ServiceUnavailable(f"{service}: {type(error).__name__}") from error
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise ServiceUnavailable(f"{service} answered {response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    async def orders_page(self, filters: dict[str, Any], offset: int, limit: int) -> dict[str, Any]:
+        """One page of the order list with its total."""
+        return await self.get("orders", "/api/orders", **filters, offset=offset, limit=limit)
+
+    async def order(self, order_id: UUID) -> dict[str, Any] | None:
+        """One order with flags, contents, tasks and history (None if unknown)."""
+        return await self.get("orders", "/api/orders/order", order_id=order_id)
+
+    async def order_around(self, order_id: UUID) -> dict[str, Any]:
+        """What the other services know of an order; each part is the answer or {'error': reason}."""
+        parts = {
+            "payments": self.get("payments", "/api/payments/order", order_id=order_id),
+            "shipments": self.get("shipping", "/api/shipping/shipments", order_id=order_id),
+            "allocations": self.get("shipping", "/api/shipping/allocations", order_id=order_id),
+            "points": self.get("points", "/api/points/order", order_id=order_id),
+            "mails": self.get("notify", "/api/notify/mails", order_id=order_id),
+        }
+        answers = await asyncio.gather(*parts.values(), return_exceptions=True)
+        return {
+            name: ({"error": str(answer)} if isinstance(answer, Exception) else answer)
+            for name, answer in zip(parts, answers)
+        }
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Each service's /readyz answer (or why there is none)."""
+
+        async def ready(service: str) -> dict[str, Any]:
+            try:
+                response = await self.client.get(f"{self.urls[service]}/readyz", timeout=3)
+                return {"ready": response.status_code == 200, **response.json()}
+            except (httpx.HTTPError, ValueError, KeyError) as error:
+                return {"ready": False, "error": type(error).__name__}
+
+        answers = await asyncio.gather(*(ready(s) for s in SERVICES))
+        return dict(zip(SERVICES, answers))

@@ -1,0 +1,192 @@
+"""Wires the console: settings, database and migrations, the bootstrap admin, service reads, the command channel, pages."""
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+import structlog
+import uvicorn
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from ordermesh_ops.client import CommandChannel
+from ordermesh_servicekit.database import create_pool_when_ready
+from ordermesh_servicekit.kafka_clients import aiokafka_options
+from ordermesh_servicekit.logging import configure_logging
+from ordermesh_servicekit.metrics import Metrics
+from ordermesh_servicekit.migrations import apply_migrations, read_migrations
+from ordermesh_servicekit.service import wait_for_kafka
+from ordermesh_servicekit.settings import ServiceSettings
+from pydantic import Field, SecretStr
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.staticfiles import StaticFiles
+from starlette.routing import Mount
+
+from . import store
+from .adapters.commands import CommandSender
+from .adapters.services import SERVICES, ServiceReader
+from .domain.passwords import check_policy, hash_password
+from .domain.roles import Role
+from .pages import accounts, auth, bulk, operations, order, orders, settings as settings_pages
+from .pages.common import Console, LoginRequired, Refused, current_session, login_redirect, redirect, render
+
+HERE = Path(__file__).parent
+
+
+class ConsoleSettings(ServiceSettings):
+    """Settings of the console (ORDERMESH_ prefix, like every service)."""
+
+    http_port: int = 8106
+    orders_url: str = Field(default="http://127.0.0.1:8101", description="The orders service's HTTP address.")
+    payments_url: str = Field(default="http://127.0.0.1:8102", description="The payments service's HTTP address.")
+    shipping_url: str = Field(default="http://127.0.0.1:8103", description="The shipping service's HTTP address.")
+    points_url: str = Field(default="http://127.0.0.1:8104", description="The points service's HTTP address.")
+    notify_url: str = Field(default="http://127.0.0.1:8105", description="The notify service's HTTP address.")
+    console_admin_username: str = Field(default="admin", description="The bootstrap admin's user name.")
+    console_admin_password: SecretStr = Field(
+        default=SecretStr(""), description="The bootstrap admin's password (or use the _FILE setting); empty: no bootstrap."
+    )
+    console_admin_password_file: Path | None = Field(
+        default=None, description="A mounted file holding the bootstrap admin's password."
+    )
+    console_timezone: str = Field(default="Asia/Tokyo", description="Time zone dates are shown and filtered in.")
+    console_session_hours: float = Field(default=12.0, gt=0, description="How long a login lasts.")
+    console_secure_cookies: bool = Field(default=False, description="Send cookies over HTTPS only (set behind TLS).")
+    console_command_timeout_seconds: float = Field(default=30.0, gt=0, description="How long to wait for a command's reply.")
+
+    def admin_password(self) -> str:
+        """The bootstrap admin's password, from the file when one is given."""
+        if self.console_admin_password_file:
+            return self.console_admin_password_file.read_text(encoding="utf-8").strip()
+        return self.console_admin_password.get_secret_value()
+
+
+async def bootstrap_admin(pool: Any, settings: ConsoleSettings, log: Any) -> None:
+    """Creates the admin account from the secret when it does not exist yet (an existing one is left as it is)."""
+    password = settings.admin_password()
+    if not password:
+        return
+    check_policy(password)
+    password_hash = await asyncio.to_thread(hash_password, password)
+    async with pool.acquire() as conn:
+        created = await store.create_account(
+            conn, settings.console_admin_username, settings.console_admin_username, Role.ADMIN, password_hash, "bootstrap"
+        )
+    if created:
+        log.info("bootstrap admin created", username=settings.console_admin_username)
+
+
+def _templates() -> Environment:
+    return Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), auto_reload=False)
+
+
+def create_app(settings: ConsoleSettings | None = None) -> Starlette:
+    """The console's ASGI app; everything it needs is made in its lifespan."""
+    settings = settings or ConsoleSettings()
+    configure_logging("console", settings.log_level)
+    log = structlog.get_logger("console")
+    metrics = Metrics("console")
+    ready = {"database": False, "kafka": False}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = await create_pool_when_ready(
+            settings.database_url.get_secret_value(), size=settings.db_pool_size,
+            max_wait_seconds=settings.startup_retry_max_seconds, log=log,
+        )
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, read_migrations("console", HERE / "migrations"))
+        await bootstrap_admin(pool, settings, log)
+        kafka = aiokafka_options(settings)
+        await wait_for_kafka(kafka, settings.startup_retry_max_seconds, log)
+        bootstrap = kafka.pop("bootstrap_servers")
+        channel = CommandChannel(bootstrap, security=kafka, client_id="ordermesh-console")
+        await channel.start()
+        client = httpx.AsyncClient(timeout=10)
+        urls = {name: getattr(settings, f"{name}_url") for name in SERVICES}
+        app.state.console = Console(
+            pool=pool,
+            reader=ServiceReader(urls, settings.api_token.get_secret_value(), client),
+            sender=CommandSender(channel, pool, settings.console_command_timeout_seconds),
+            templates=_templates(),
+            timezone=settings.console_timezone,
+            secure_cookies=settings.console_secure_cookies,
+            session_hours=settings.console_session_hours,
+        )
+        ready.update(database=True, kafka=True)
+        log.info("console started", port=settings.http_port)
+        try:
+            yield
+        finally:
+            ready.update(database=False, kafka=False)
+            await channel.stop()
+            await client.aclose()
+            await pool.close()
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        checks = dict(ready)
+        console = getattr(request.app.state, "console", None)
+        if console is not None:
+            try:
+                checks["database"] = await console.pool.fetchval("SELECT true", timeout=2) is True
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                checks["database"] = False
+        ok = all(checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    async def prometheus(_request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def home(request: Request) -> Response:
+        return redirect("/orders" if await current_session(request) else "/login")
+
+    async def login_required(request: Request, _exc: Exception) -> Response:
+        return login_redirect(request)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        session = await current_session(request) if hasattr(request.app.state, "console") else None
+        return render(request, "error.html", session, status=exc.status, reasons=exc.reasons, status_code=exc.status)
+
+    routes = [
+        Route("/", home),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", prometheus),
+        Route("/login", auth.login_page, methods=["GET"]),
+        Route("/login", auth.login, methods=["POST"]),
+        Route("/logout", auth.logout, methods=["POST"]),
+        Route("/language", auth.choose_language),
+        Route("/orders", orders.order_list),
+        Route("/orders.csv", orders.order_csv),
+        Route("/orders/bulk", bulk.bulk_action, methods=["POST"]),
+        Route("/orders/{order_id}", order.order_page),
+        Route("/orders/{order_id}/{action}", order.order_action, methods=["POST"]),
+        Route("/tasks", operations.task_queue),
+        Route("/operations/health", operations.health),
+        Route("/accounts", accounts.account_list, methods=["GET"]),
+        Route("/accounts", accounts.create_account, methods=["POST"]),
+        Route("/accounts/{username}", accounts.change_account, methods=["POST"]),
+        Route("/settings", settings_pages.settings_page, methods=["GET"]),
+        Route("/settings/{kind}", settings_pages.save_settings, methods=["POST"]),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={LoginRequired: login_required, Refused: refused}
+    )
+
+
+def main() -> None:
+    """Runs the console until SIGINT/SIGTERM."""
+    settings = ConsoleSettings()
+    uvicorn.run(
+        create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
+        lifespan="on",
+    )

@@ -1,0 +1,232 @@
+"""The console in a real browser against the running suite: staff log in, find, hold, release, cancel and edit orders,
+run a bulk status change on 50 orders, and a viewer is refused an edit — each effect checked on the page and in the
+services' databases. Screenshots of the main pages go to `.artifacts/console/`."""
+
+import asyncio
+import json
+import uuid
+
+import httpx
+from ordermesh_contracts import Payment, PaymentMethod, order_id_for, topics
+from ordermesh_devstack.demo import demo_order
+from support import eventually, fetch, publish_raw
+
+RUN = uuid.uuid4().hex[:6]
+
+
+async def _submit(stack, number: int, *, customer_name: str = "山田 太郎"):
+    """A bank-transfer order (it waits for payment, so staff have time to act) with a customer name tests search by."""
+    order = demo_order(number).model_copy(update={"payment": Payment(method=PaymentMethod.BANK_TRANSFER)})
+    order = order.model_copy(update={"customer": order.customer.model_copy(update={"name": customer_name})})
+    await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, order.model_dump_json().encode())
+    return order, order_id_for(order.shop_id, order.channel.value, order.external_order_no)
+
+
+async def _stage(stack, order_id) -> str | None:
+    rows = await fetch(stack.service_dsns["orders"], "SELECT stage FROM orders WHERE order_id = $1", order_id)
+    return rows[0]["stage"] if rows else None
+
+
+async def _waiting_for_payment(stack, order_id) -> None:
+    await eventually(lambda: _is(stack, order_id, "awaiting_payment"), timeout=120)
+
+
+async def _is(stack, order_id, stage: str) -> bool:
+    return await _stage(stack, order_id) == stage
+
+
+async def _login(page, stack, username: str = "admin", password: str | None = None) -> None:
+    await page.goto(f"{stack.console_url}/orders")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", password or stack.console_admin_password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/orders")
+
+
+async def _history(stack, order_id) -> list[dict]:
+    rows = await fetch(stack.service_dsns["orders"], "SELECT actor, what FROM order_history WHERE order_id = $1 ORDER BY id", order_id)
+    return [dict(row) for row in rows]
+
+
+async def test_staff_log_in_find_an_order_by_its_shop_number_and_hold_and_release_it(stack, new_page, screenshots):
+    order, order_id = await _submit(stack, 960_001)
+    await _waiting_for_payment(stack, order_id)
+    page = await new_page()
+    await _login(page, stack)
+    await page.screenshot(path=screenshots / "orders.png", full_page=True)
+
+    await page.fill("input[name=q]", order.external_order_no)
+    await page.click("form.filters button[type=submit]")
+    await page.wait_for_selector(f"tr[data-order='{order.external_order_no}']")
+    assert (await page.text_content("[data-testid=total]")).startswith("1 ")
+    await page.click(f"a:text('{order.external_order_no}')")
+    await page.wait_for_selector("[data-testid=order-no]")
+    assert await page.get_attribute("[data-testid=stage]", "data-stage") == "awaiting_payment"
+    await page.screenshot(path=screenshots / "order-detail.png", full_page=True)
+
+    await page.fill("form[action$='/hold'] input[name=reason]", "お客様に確認中")
+    await page.click("button[data-action=hold]")
+    await page.wait_for_selector("#reply[data-reply=accepted]")
+    assert await page.get_attribute("[data-testid=stage]", "data-stage") == "on_hold"
+    assert await _stage(stack, order_id) == "on_hold"
+    await page.screenshot(path=screenshots / "order-held-reply.png", full_page=True)
+
+    await page.click("button[data-action=release]")
+    await page.wait_for_selector("#reply[data-reply=accepted]")
+    assert await page.get_attribute("[data-testid=stage]", "data-stage") == "awaiting_payment"
+    assert await _stage(stack, order_id) == "awaiting_payment"
+    history = await _history(stack, order_id)
+    assert {"actor": "admin", "what": "HoldOrder"} in history and {"actor": "admin", "what": "ReleaseOrder"} in history
+    assert "HoldOrder" in await page.text_content("[data-testid=history]")
+
+
+async def test_a_cancellation_needs_each_of_its_three_choices_and_then_cancels_the_order(stack, new_page):
+    order, order_id = await _submit(stack, 960_002)
+    await _waiting_for_payment(stack, order_id)
+    page = await new_page()
+    await _login(page, stack)
+    await page.goto(f"{stack.console_url}/orders/{order_id}")
+
+    await page.fill("#cancel-form input[name=reason]", "お客様都合")
+    await page.click("button[data-action=cancel]")
+    errors = await page.text_content("#form-errors")
+    assert all(choice in errors for choice in ("restore_stock", "cancel_payment", "notify_customer"))
+    assert await _stage(stack, order_id) == "awaiting_payment"
+
+    await page.check("#cancel-form input[name=restore_stock][value=yes]")
+    await page.check("#cancel-form input[name=cancel_payment][value=yes]")
+    await page.check("#cancel-form input[name=notify_customer][value=no]")
+    await page.fill("#cancel-form input[name=reason]", "お客様都合")
+    await page.click("button[data-action=cancel]")
+    await page.wait_for_selector("#reply[data-reply=accepted]")
+    assert await page.get_attribute("[data-testid=stage]", "data-stage") == "cancelled"
+    assert await _stage(stack, order_id) == "cancelled"
+    assert {"actor": "admin", "what": "cancelled"} in await _history(stack, order_id)
+
+
+async def test_an_editor_changes_a_quantity_and_the_order_and_its_total_follow(stack, new_page, screenshots):
+    order, order_id = await _submit(stack, 960_003)
+    await _waiting_for_payment(stack, order_id)
+    line = order.deliveries[0].lines[0]
+    page = await new_page()
+    await _login(page, stack)
+    await page.goto(f"{stack.console_url}/orders/{order_id}")
+
+    await page.fill(f"#edit-form input[name='qty:0:{line.sku}']", str(line.quantity + 2))
+    await page.check("#edit-form input[name=adjust_stock][value=yes]")
+    await page.fill("#edit-form input[name=reason]", "数量変更のご依頼")
+    await page.click("button[data-action=edit]")
+    await page.wait_for_selector("#reply[data-reply=accepted]")
+    shown = await page.text_content(f"[data-testid=lines-0] tr[data-sku='{line.sku}'] [data-testid=qty]")
+    assert shown.strip() == str(line.quantity + 2)
+    [row] = await fetch(stack.service_dsns["orders"], "SELECT snapshot, total FROM orders WHERE order_id = $1", order_id)
+    stored = {l["sku"]: l["quantity"] for l in json.loads(row["snapshot"])["deliveries"][0]["lines"]}
+    assert stored[line.sku] == line.quantity + 2
+    assert row["total"] == order.charges.total + 2 * line.unit_price
+    assert {"actor": "admin", "what": "edited"} in await _history(stack, order_id)
+    await page.screenshot(path=screenshots / "order-edited.png", full_page=True)
+
+
+async def test_a_bulk_status_change_on_50_orders_reports_each_and_changes_every_one(stack, new_page, screenshots):
+    name = f"一括 {RUN}"
+    submitted = await asyncio.gather(*(_submit(stack, 961_000 + n, customer_name=name) for n in range(50)))
+    for _, order_id in submitted:
+        await _waiting_for_payment(stack, order_id)
+    page = await new_page()
+    await _login(page, stack)
+    await page.goto(f"{stack.console_url}/orders?q={name}")
+    assert (await page.text_content("[data-testid=total]")).startswith("50 ")
+
+    await page.select_option("select[name=action]", "status")
+    await page.fill("#bulk input[name=value]", "出荷準備中")
+    await page.select_option("select[name=scope]", "filter")
+    await page.click("#bulk button[name=run]")
+    await page.wait_for_selector("[data-testid=bulk-summary]")
+    assert await page.locator("tr[data-result=ok]").count() == 50
+    await page.screenshot(path=screenshots / "bulk-results.png", full_page=True)
+    rows = await fetch(
+        stack.service_dsns["orders"], "SELECT child_status FROM orders WHERE order_id = ANY($1::uuid[])",
+        [order_id for _, order_id in submitted],
+    )
+    assert [row["child_status"] for row in rows] == ["出荷準備中"] * 50
+
+
+async def test_a_viewer_sees_orders_but_is_refused_an_edit(stack, new_page, screenshots):
+    order, order_id = await _submit(stack, 960_004)
+    await _waiting_for_payment(stack, order_id)
+    admin = await new_page()
+    await _login(admin, stack)
+    await admin.goto(f"{stack.console_url}/accounts")
+    viewer_name = f"viewer-{RUN}"
+    await admin.fill("form[action='/accounts'] input[name=username]", viewer_name)
+    await admin.select_option("form[action='/accounts'] select[name=role]", "viewer")
+    await admin.fill("form[action='/accounts'] input[name=password]", "view-only-password")
+    await admin.click("form[action='/accounts'] button[type=submit]")
+    await admin.wait_for_selector(f"tr[data-username='{viewer_name}']")
+    await admin.screenshot(path=screenshots / "accounts.png", full_page=True)
+
+    viewer = await new_page()
+    await _login(viewer, stack, viewer_name, "view-only-password")
+    await viewer.goto(f"{stack.console_url}/orders/{order_id}")
+    assert await viewer.locator("#edit-form").count() == 0
+    assert await viewer.locator("button[data-action=hold]").count() == 0
+    csrf = await viewer.get_attribute("form[action='/logout'] input[name=csrf]", "value")
+    line = order.deliveries[0].lines[0]
+    refused = await viewer.request.post(
+        f"{stack.console_url}/orders/{order_id}/edit",
+        form={"csrf": csrf, f"qty:0:{line.sku}": "9", f"was:0:{line.sku}": str(line.quantity), "adjust_stock": "no", "reason": "x"},
+    )
+    assert refused.status == 403
+    assert "viewer" in await refused.text()
+    without_token = await viewer.request.post(f"{stack.console_url}/orders/{order_id}/hold", form={"reason": "x"})
+    assert without_token.status == 403
+    [row] = await fetch(stack.service_dsns["orders"], "SELECT snapshot FROM orders WHERE order_id = $1", order_id)
+    assert json.loads(row["snapshot"])["deliveries"][0]["lines"][0]["quantity"] == line.quantity
+
+
+async def test_the_order_list_downloads_as_utf8_with_a_bom_and_as_shift_jis(stack, new_page):
+    name = f"髙橋 {RUN}"
+    order, order_id = await _submit(stack, 960_005, customer_name=name)
+    await _waiting_for_payment(stack, order_id)
+    page = await new_page()
+    await _login(page, stack)
+    for encoding, codec in (("utf-8", "utf-8-sig"), ("shift_jis", "cp932")):
+        answer = await page.request.get(f"{stack.console_url}/orders.csv", params={"q": order.external_order_no, "encoding": encoding})
+        assert answer.status == 200
+        body = await answer.body()
+        assert body.startswith(b"\xef\xbb\xbf") == (encoding == "utf-8")
+        text = body.decode(codec)
+        header, row = text.splitlines()[:2]
+        assert header.startswith("受注番号,") and "入金" in header
+        assert row.startswith(order.external_order_no) and name in row and "入金待ち" in row
+
+
+async def test_bad_input_gets_a_4xx_with_a_reason_and_never_a_5xx(stack):
+    async with httpx.AsyncClient(base_url=stack.console_url, follow_redirects=False, timeout=30) as client:
+        assert (await client.get("/orders")).status_code == 303
+        login_form = await client.get("/login")
+        csrf = login_form.cookies.get("om_login_csrf") or client.cookies.get("om_login_csrf")
+        wrong = await client.post("/login", data={"csrf": csrf, "username": "admin", "password": "wrong-password"})
+        assert wrong.status_code == 401
+        assert (await client.post("/login", data={"username": "admin", "password": "x"})).status_code == 403
+        nul = await client.post("/login", data={"csrf": csrf, "username": "ad\x00min", "password": "x"})
+        assert nul.status_code == 400
+        ok = await client.post("/login", data={"csrf": csrf, "username": "admin", "password": stack.console_admin_password})
+        assert ok.status_code == 303
+        for path in ("/orders?q=%00", "/orders?page=x", "/orders?created_from=2026-13-01", "/orders.csv?encoding=latin-1",
+                     "/orders/not-a-uuid", f"/orders/{uuid.uuid4()}", "/tasks?page=%F0%9F", "/orders?q=" + "x" * 500):
+            answer = await client.get(path)
+            assert 400 <= answer.status_code < 500, (path, answer.status_code)
+        page = await client.get("/orders")
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        any_order = page.text.split('href="/orders/', 1)[1].split('"', 1)[0]
+        for form in (
+            {"csrf": csrf, "qty:0:SKU-001": "99999999999999999999", "was:0:SKU-001": "1", "adjust_stock": "no", "reason": "x"},
+            {"csrf": csrf, "adjust_stock": "maybe", "reason": "x"},
+            {"csrf": csrf, "qty:0:SKU-001": "-1", "adjust_stock": "no", "reason": ""},
+        ):
+            answer = await client.post(f"/orders/{any_order}/edit", data=form)
+            assert answer.status_code == 422, answer.text[:500]
+        assert (await client.post(f"/orders/{any_order}/hold", data={"csrf": csrf, "reason": "a\x00b"})).status_code == 400
+        assert (await client.post(f"/orders/{any_order}/teleport", data={"csrf": csrf})).status_code == 404
+        assert (await client.post("/orders/bulk", data={"csrf": csrf, "action": "status", "order": "nonsense"})).status_code == 422

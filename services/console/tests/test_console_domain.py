@@ -1,0 +1,130 @@
+"""The console's pure parts: roles, password hashing, money and Tokyo time, flags, CSV encodings, forms to commands."""
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from ordermesh_contracts import BulkUpdateOrders, CancelOrder, EditOrder, HoldOrder, SendBulkMail, topics
+from ordermesh_console.domain import bulk, csv_export, flags, formatting, i18n
+from ordermesh_console.domain.actions import ORDER_ACTIONS, FormError, Target, build_command
+from ordermesh_console.domain.passwords import PasswordPolicyError, check_policy, hash_password, verify_password
+from ordermesh_console.domain.roles import Permission, Role, allows
+
+TEMPLATES = Path(__file__).parents[1] / "src" / "ordermesh_console" / "templates"
+
+
+def test_each_role_may_do_what_the_roles_below_it_may_and_no_more() -> None:
+    assert allows(Role.VIEWER, Permission.VIEW) and not allows(Role.VIEWER, Permission.OPERATE)
+    assert allows(Role.OPERATOR, Permission.OPERATE) and not allows(Role.OPERATOR, Permission.EDIT)
+    assert allows(Role.EDITOR, Permission.EDIT) and not allows(Role.EDITOR, Permission.ADMINISTER)
+    assert allows(Role.ADMIN, Permission.ADMINISTER)
+    assert ORDER_ACTIONS["edit"].permission is Permission.EDIT and ORDER_ACTIONS["cancel"].permission is Permission.EDIT
+    assert ORDER_ACTIONS["hold"].permission is Permission.OPERATE
+
+
+def test_a_password_hash_is_salted_scrypt_and_only_the_right_password_matches() -> None:
+    first, second = hash_password("correct horse battery"), hash_password("correct horse battery")
+    assert first.startswith("scrypt$16384$8$1$") and first != second
+    assert verify_password("correct horse battery", first)
+    assert not verify_password("correct horse batterx", first)
+    assert not verify_password("anything", "not-a-hash") and not verify_password("x" * 5000, first)
+    with pytest.raises(PasswordPolicyError):
+        check_policy("short")
+    with pytest.raises(PasswordPolicyError):
+        check_policy("long enough\x00but NUL")
+
+
+def test_yen_has_no_decimals_and_times_are_shown_in_tokyo() -> None:
+    assert formatting.money(12800, "JPY") == "¥12,800"
+    assert formatting.money(-500, "JPY") == "-¥500"
+    assert formatting.money(1250, "USD") == "$12.50"
+    assert formatting.money(5, "XYZ") == "0.05 XYZ"
+    assert formatting.local_time("2026-03-01T14:30:00+00:00") == "2026/03/01 23:30"
+    assert formatting.local_time(datetime(2026, 3, 1, 15, 30, tzinfo=timezone.utc)) == "2026/03/02 00:30"
+    assert formatting.local_time("garbage") == "garbage"
+
+
+def test_flags_are_shown_in_the_usual_order_with_a_tone_and_unknown_ones_by_name() -> None:
+    shown = flags.badges({"zz_new": "odd", "address": "error", "customer": "normal", "capture": "not_applicable"}, "ja")
+    assert [b.name for b in shown] == ["customer", "address", "capture", "zz_new"]
+    assert [b.tone for b in shown] == ["good", "bad", "off", "wait"]
+    assert shown[1].label == "住所" and shown[1].value_label == "エラー"
+    assert flags.badges({"address": "error"}, "en")[0].label == "Address"
+
+
+def test_csv_is_utf8_with_a_bom_or_windows_31j_and_formulas_stay_text() -> None:
+    rows = [["A-1", "髙橋 ①", "=HYPERLINK(\"x\")", -5, "😀"]]
+    utf8 = csv_export.encode_rows(["番号", "名前", "メモ", "数", "絵"], rows, "utf-8")
+    assert utf8.startswith(b"\xef\xbb\xbf") and utf8.decode("utf-8-sig").splitlines()[1] == "A-1,髙橋 ①,\"'=HYPERLINK(\"\"x\"\")\",-5,😀"
+    sjis = csv_export.encode_rows(["番号", "名前", "メモ", "数", "絵"], rows, "shift_jis")
+    assert sjis.decode("cp932").splitlines()[1] == "A-1,髙橋 ①,\"'=HYPERLINK(\"\"x\"\")\",-5,〓"
+    assert sjis.endswith(b"\r\n")
+    with pytest.raises(ValueError):
+        csv_export.encode_rows(["a"], [], "latin-1")
+
+
+def _target() -> Target:
+    return Target(uuid4(), "demo-shop", "hanako")
+
+
+def test_a_cancellation_needs_three_explicit_choices() -> None:
+    with pytest.raises(FormError) as refused:
+        build_command(ORDER_ACTIONS["cancel"], {"reason": "x", "restore_stock": "yes"}, _target())
+    assert len(refused.value.reasons) == 2
+    command = build_command(
+        ORDER_ACTIONS["cancel"],
+        {"reason": "customer asked", "restore_stock": "yes", "cancel_payment": "no", "notify_customer": "yes"},
+        _target(),
+    )
+    assert isinstance(command, CancelOrder) and command.issued_by == "hanako"
+    assert (command.restore_stock, command.cancel_payment, command.notify_customer) == (True, False, True)
+
+
+def test_an_edit_sends_only_what_changed_and_refuses_bad_numbers_with_every_reason() -> None:
+    form = {"qty:0:SKU-1": "3", "was:0:SKU-1": "1", "qty:0:SKU-2": "2", "was:0:SKU-2": "2", "shipping_fee": "0",
+            "was:shipping_fee": "550", "payment_fee": "0", "was:payment_fee": "0", "adjust_stock": "no", "reason": "r"}
+    command = build_command(ORDER_ACTIONS["edit"], form, _target())
+    assert isinstance(command, EditOrder)
+    assert [(l.sku, l.quantity) for l in command.lines] == [("SKU-1", 3)]
+    assert command.shipping_fee == 0 and command.payment_fee is None and command.adjust_stock is False
+    with pytest.raises(FormError) as refused:
+        build_command(ORDER_ACTIONS["edit"], {"qty:0:SKU-1": "-1", "shipping_fee": "1e99", "reason": "r"}, _target())
+    assert len(refused.value.reasons) == 3
+    with pytest.raises(FormError):
+        build_command(ORDER_ACTIONS["hold"], {"reason": ""}, _target())
+    assert isinstance(build_command(ORDER_ACTIONS["hold"], {"reason": "check"}, _target()), HoldOrder)
+
+
+def test_a_bulk_action_is_one_command_per_shop_or_per_order_and_every_order_gets_a_result() -> None:
+    items = [bulk.Item(uuid4(), "shop-a", "A-1"), bulk.Item(uuid4(), "shop-a", "A-2"), bulk.Item(uuid4(), "shop-b", "B-1")]
+    sends = bulk.commands_for("status", {"value": "出荷準備中"}, items, "hanako")
+    assert [type(c) for _, c in sends] == [BulkUpdateOrders, BulkUpdateOrders]
+    assert sends[0][1].changes.child_status == "出荷準備中" and len(sends[0][1].order_ids) == 2
+    assert len(bulk.commands_for("hold", {"value": "確認"}, items, "hanako")) == 3
+    mail = bulk.commands_for("mail", {"value": "shipped"}, items, "hanako")
+    assert mail[0][0] == topics.NOTIFY_COMMANDS and isinstance(mail[0][1], SendBulkMail)
+    with pytest.raises(FormError):
+        bulk.commands_for("mail", {"value": "no_such_kind"}, items, "hanako")
+    with pytest.raises(FormError):
+        bulk.commands_for("status", {"value": ""}, items, "hanako")
+    replies = [
+        {"type": "CommandAccepted", "results": [{"item": str(items[0].order_id), "ok": True}, {"item": str(items[1].order_id), "ok": False, "reason": "completed"}]},
+        {"type": "CommandRejected", "reasons": ["shop unknown"]},
+    ]
+    results = bulk.results(items, sends, replies)
+    assert [(r["number"], r["ok"], r["reason"]) for r in results] == [
+        ("A-1", True, None), ("A-2", False, "completed"), ("B-1", False, "shop unknown")
+    ]
+    with pytest.raises(FormError):
+        bulk.parse_item("not|enough")
+
+
+def test_every_word_the_templates_use_exists_in_japanese_and_english() -> None:
+    used = set()
+    for template in TEMPLATES.glob("*.html"):
+        used |= set(re.findall(r"t\('([a-z_]+)'\)", template.read_text(encoding="utf-8")))
+    used |= {f"action_{a}" for a in bulk.BULK_ACTIONS}
+    assert used - set(i18n.WORDS) == set()
+    assert all(len(words) == 2 and all(words) for words in i18n.WORDS.values())
