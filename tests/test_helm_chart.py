@@ -86,10 +86,10 @@ def _settings_from(manifests, service: str, secrets_dir: Path, monkeypatch, extr
 def test_the_chart_with_default_values_renders_only_valid_manifests_a_deployment_per_service(tmp_path, monkeypatch):
     manifests = _render()
     validated, custom = _validate(manifests)
-    assert custom == [] and validated == len(manifests) == 30
+    assert custom == [] and validated == len(manifests) == 36
     deployments = _by_kind(manifests, "Deployment")
     jobs = _by_kind(manifests, "Job")
-    assert len(_by_kind(manifests, "PodDisruptionBudget")) == len(_by_kind(manifests, "Service")) == 5
+    assert len(_by_kind(manifests, "PodDisruptionBudget")) == len(_by_kind(manifests, "Service")) == 6
     for service in SERVICES:
         name = f"shop-ordermesh-{service}"
         spec = deployments[name]["spec"]
@@ -119,9 +119,9 @@ def test_the_chart_with_default_values_renders_only_valid_manifests_a_deployment
 def test_the_chart_for_a_managed_kafka_with_sasl_ssl_and_a_private_ca_renders_valid_manifests(ca_file, tmp_path, monkeypatch):
     manifests = _render("-f", str(EXTERNAL), "--set-file", f"kafka.caCert={ca_file}")
     validated, monitors = _validate(manifests)
-    assert validated == 31  # 30 as by default, plus the CA's Secret
+    assert validated == 37  # 36 as by default, plus the CA's Secret
     services = _by_kind(manifests, "Service")
-    assert len(monitors) == 5
+    assert len(monitors) == 6
     for monitor in monitors:
         assert monitor["kind"] == "ServiceMonitor" and monitor["metadata"]["labels"]["release"] == "prometheus"
         selected = [s for s in services.values() if monitor["spec"]["selector"]["matchLabels"].items() <= s["spec"]["selector"].items()]

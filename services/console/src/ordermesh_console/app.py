@@ -14,7 +14,7 @@ from ordermesh_servicekit.database import create_pool_when_ready
 from ordermesh_servicekit.kafka_clients import aiokafka_options
 from ordermesh_servicekit.logging import configure_logging
 from ordermesh_servicekit.metrics import Metrics
-from ordermesh_servicekit.migrations import apply_migrations, read_migrations
+from ordermesh_servicekit.migrations import migrate_service
 from ordermesh_servicekit.service import wait_for_kafka
 from ordermesh_servicekit.settings import ServiceSettings
 from pydantic import Field, SecretStr
@@ -48,26 +48,18 @@ class ConsoleSettings(ServiceSettings):
     notify_url: str = Field(default="http://127.0.0.1:8105", description="The notify service's HTTP address.")
     console_admin_username: str = Field(default="admin", description="The bootstrap admin's user name.")
     console_admin_password: SecretStr = Field(
-        default=SecretStr(""), description="The bootstrap admin's password (or use the _FILE setting); empty: no bootstrap."
-    )
-    console_admin_password_file: Path | None = Field(
-        default=None, description="A mounted file holding the bootstrap admin's password."
+        default=SecretStr(""),
+        description="The bootstrap admin's password (at least 10 characters; a mounted file through _FILE); empty: no bootstrap.",
     )
     console_timezone: str = Field(default="Asia/Tokyo", description="Time zone dates are shown and filtered in.")
     console_session_hours: float = Field(default=12.0, gt=0, description="How long a login lasts.")
     console_secure_cookies: bool = Field(default=False, description="Send cookies over HTTPS only (set behind TLS).")
     console_command_timeout_seconds: float = Field(default=30.0, gt=0, description="How long to wait for a command's reply.")
 
-    def admin_password(self) -> str:
-        """The bootstrap admin's password, from the file when one is given."""
-        if self.console_admin_password_file:
-            return self.console_admin_password_file.read_text(encoding="utf-8").strip()
-        return self.console_admin_password.get_secret_value()
-
 
 async def bootstrap_admin(pool: Any, settings: ConsoleSettings, log: Any) -> None:
     """Creates the admin account from the secret when it does not exist yet (an existing one is left as it is)."""
-    password = settings.admin_password()
+    password = settings.console_admin_password.get_secret_value()
     if not password:
         return
     check_policy(password)
@@ -99,7 +91,7 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
             max_wait_seconds=settings.startup_retry_max_seconds, log=log,
         )
         async with pool.acquire() as conn:
-            await apply_migrations(conn, read_migrations("console", HERE / "migrations"))
+            await migrate_service(conn, "console", HERE / "migrations")
         await bootstrap_admin(pool, settings, log)
         kafka = aiokafka_options(settings)
         await wait_for_kafka(kafka, settings.startup_retry_max_seconds, log)
