@@ -74,6 +74,7 @@ async def test_migrations_are_applied_in_number_order_after_the_kits_own(conn, t
     assert [(m.component, m.version, m.name) for m in applied] == [
         ("servicekit", 1, "inbox_outbox"),
         ("servicekit", 2, "outbox_failed_and_dead_letter_originals"),
+        ("servicekit", 3, "parked_and_job_runs"),
         ("orders", 1, "orders"),
         ("orders", 2, "order_notes"),
         ("orders", 3, "order_history"),
@@ -150,8 +151,8 @@ async def test_two_replicas_migrating_at_once_apply_each_migration_exactly_once(
             migrate_service(first, "orders", directory), migrate_service(second, "orders", directory)
         )
         applied = sorted((m.component, m.version) for result in results for m in result)
-        assert applied == [("orders", 1), ("orders", 2), ("orders", 3), ("servicekit", 1), ("servicekit", 2)]
-        assert await first.fetchval("SELECT count(*) FROM schema_migrations") == 5
+        assert applied == [("orders", 1), ("orders", 2), ("orders", 3), ("servicekit", 1), ("servicekit", 2), ("servicekit", 3)]
+        assert await first.fetchval("SELECT count(*) FROM schema_migrations") == 6
     finally:
         await first.close()
         await second.close()

@@ -26,6 +26,7 @@ from .dead_letters import DEFAULT_MAX_BYTES, dead_letter, fits, safe_text, sanit
 from .decoding import DeadLetter, Record, decode, describe_validation_error
 from .metrics import Metrics
 from .outbox import OutgoingMessage, write_outbox
+from .parking import DependencyMissing, Parking
 
 __all__ = [
     "CommandRefusedError",
@@ -171,6 +172,7 @@ class Consumer:
         concurrency: int = 1,
         handler_attempts: int = 3,
         dead_letter_max_bytes: int = DEFAULT_MAX_BYTES,
+        parking: Parking | None = None,
     ) -> None:
         self.subscription = subscription
         self._concurrency = asyncio.Semaphore(concurrency)
@@ -182,6 +184,9 @@ class Consumer:
         self._handler_attempts = max(1, handler_attempts)
         self._dead_letter_max_bytes = dead_letter_max_bytes
         self._log = structlog.get_logger("consumer")
+        self._parking = parking
+        if parking is not None:
+            parking.register(subscription.topic, self.rehandle, self._dead_letter_parked)
 
     async def process(self, records: Iterable[Record]) -> None:
         """Handles a batch; returns once every record has its outcome in the database.
@@ -193,19 +198,45 @@ class Consumer:
         lanes: dict[tuple[int, bytes | None], list[Record]] = {}
         for record in records:
             lanes.setdefault((record.partition, record.key), []).append(record)
+        parked: dict[bytes, str] = {}
+        if self._parking is not None:
+            parked = await self._retrying(
+                partial(self._parking.parked_keys, self.subscription.topic, [key for _, key in lanes])
+            )
         async with asyncio.TaskGroup() as lanes_running:
-            for lane in lanes.values():
-                lanes_running.create_task(self._process_lane(lane))
+            for (_, key), lane in lanes.items():
+                lanes_running.create_task(self._process_lane(lane, parked.get(key)))
 
-    async def _process_lane(self, lane: list[Record]) -> None:
+    async def _process_lane(self, lane: list[Record], parked_for: str | None = None) -> None:
+        """`parked_for`: the lane's order has parked messages (waiting for that), so these wait behind them."""
         async with self._concurrency:
             for record in lane:
                 with structlog.contextvars.bound_contextvars(
                     topic=record.topic, partition=record.partition, offset=record.offset
                 ):
-                    outcome = await self._process_one(record)
+                    if parked_for is not None and self._parking is not None:
+                        await self._retrying(
+                            partial(self._parking.park, record, parked_for, "behind an earlier parked message of its key")
+                        )
+                        outcome = "parked"
+                    else:
+                        outcome = await self._process_one(record)
+                    if outcome == "parked" and record.key is not None:
+                        parked_for = parked_for or record.key.decode(errors="replace")
                     self._metrics.messages(record.topic, outcome).inc()
                     self._log.debug("message handled", outcome=outcome)
+
+    async def rehandle(self, record: Record) -> str:
+        """Handles a parked record again, as if Kafka delivered it once more; returns its outcome."""
+        with structlog.contextvars.bound_contextvars(
+            topic=record.topic, partition=record.partition, offset=record.offset, parked=True
+        ):
+            outcome = await self._process_one(record)
+            self._metrics.messages(record.topic, outcome).inc()
+            return outcome
+
+    async def _dead_letter_parked(self, record: Record, reason: str) -> None:
+        await self._dead_letter(record, DeadLetter("DependencyMissing", reason))
 
     async def _process_one(self, record: Record) -> str:
         try:
@@ -225,11 +256,18 @@ class Consumer:
                     await self._handle(handler, message, context)
             except DuplicateMessage:
                 return "duplicate"
+            except DependencyMissing as missing:
+                if self._parking is None:
+                    return await self._dead_letter(record, DeadLetter("DependencyMissing", missing.reason))
+                await self._retrying(partial(self._parking.park, record, missing.waiting_for, missing.reason))
+                return "parked"
             except CommandRefusedError as refused:
                 return await self._refuse(record, message, refused)
             except Exception as error:  # noqa: BLE001 - retries are spent: it can never succeed
                 self._log.exception("message failed, dead-lettering", error=type(error).__name__)
                 return await self._dead_letter(record, DeadLetter(type(error).__name__, str(error) or type(error).__name__))
+        if self._parking is not None and order_id:
+            self._parking.applied(order_id)
         return "processed"
 
     async def _handle(self, handler: Handler, message: Message, context: MessageContext) -> None:
@@ -239,7 +277,7 @@ class Consumer:
         while True:
             try:
                 return await handler(message, context)
-            except (DuplicateMessage, CommandRefusedError, PermanentError):
+            except (DuplicateMessage, CommandRefusedError, PermanentError, DependencyMissing):
                 raise
             except Exception as error:
                 if is_transient(error):
@@ -257,7 +295,7 @@ class Consumer:
                     )
                 await asyncio.sleep(delay)
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
+    async def _retrying(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
         """Runs a write of the consumer's own, retrying only transient failures (without limit)."""
         delays = backoff_delays(self._retry_max_seconds)
         while True:

@@ -64,4 +64,10 @@ class Metrics:
         self.handle_seconds = Histogram(
             "ordermesh_handle_seconds", "Time to handle one message, commit included.", registry=self.registry
         )
+        self.rebalances = Counter(
+            "ordermesh_consumer_rebalances_total",
+            "Partition assignments this process's consumers received (one per rebalance), by topic.",
+            ["topic"],
+            registry=self.registry,
+        ).labels
         self.service = labels["service"]

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 import asyncpg
 import structlog
 import uvicorn
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, KafkaError
 from faststream import AckPolicy
@@ -23,12 +23,15 @@ from faststream.kafka.annotations import KafkaMessage
 
 from .consuming import Consumer, Subscription
 from .database import backoff_delays, create_pool_when_ready
+from .fencing import PartitionFence
 from .http import ASGIApp, health_routes
+from .jobs import Job, run_every
 from .kafka_clients import KafkaAccessRefused, aiokafka_options, check_access, faststream_security
 from .logging import configure_logging
 from .metrics import Metrics
 from .migrations import migrate_service
 from .outbox import OutboxRelay, outbox_backlog
+from .parking import Parking
 from .settings import ServiceSettings
 
 
@@ -62,6 +65,17 @@ class ServiceRuntime:
         self.kafka_reachable = False
         self.stalled_topics: set[str] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self.parking = Parking(
+            lambda: self.pool,
+            retry_seconds=settings.parked_retry_seconds,
+            max_seconds=settings.parked_max_seconds,
+        )
+        self.fences: list[PartitionFence] = []
+        self._tasks: list[asyncio.Task] = []
+
+    def every(self, name: str, period_seconds: float, job: Job) -> None:
+        """Runs `job` once per `period_seconds` across all replicas (one `job_runs` row per period), until stop."""
+        self._tasks.append(asyncio.create_task(run_every(f"{self.definition.name}:{name}", period_seconds, job, lambda: self.pool)))
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -103,13 +117,19 @@ class ServiceRuntime:
         self.relay.start()
         self.kafka_reachable = True
         self._watcher = asyncio.create_task(self._watch(), name="health-watch")
+        self._tasks.append(asyncio.create_task(self.parking.run_sweeps(), name="parked-sweeps"))
         if self.definition.on_start:
             await self.definition.on_start(self)
 
     async def stop(self) -> None:
-        """Stops the relay, the producer and the pool, in that order."""
+        """Stops the periodic jobs and sweeps, the service's own resources, the relay, the producer and the pool."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.definition.on_stop:
             await self.definition.on_stop(self)
+        for fence in self.fences:
+            await fence.close()
         if self._watcher:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
@@ -229,6 +249,21 @@ async def _mark_connected(runtime: ServiceRuntime) -> None:
     runtime.log.info("service started", group_id=runtime.group_id)
 
 
+class _RebalanceCounter(ConsumerRebalanceListener):
+    """Counts rebalances (each ends with an assignment) and logs what this consumer was given."""
+
+    def __init__(self, runtime: ServiceRuntime, topic: str) -> None:
+        self._runtime = runtime
+        self._topic = topic
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._runtime.metrics.rebalances(self._topic).inc()
+        self._runtime.log.info("partitions assigned", topic=self._topic, partitions=sorted(tp.partition for tp in assigned))
+
+
 def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, subscription: Subscription) -> None:
     consumer = Consumer(
         subscription,
@@ -239,28 +274,38 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, subscription: Subsc
         concurrency=runtime.settings.consumer_concurrency,
         handler_attempts=runtime.settings.handler_attempts,
         dead_letter_max_bytes=runtime.settings.dead_letter_max_bytes,
+        parking=runtime.parking,
     )
+    settings = runtime.settings
+    fence = PartitionFence(settings.database_url.get_secret_value(), settings.startup_retry_max_seconds)
+    runtime.fences.append(fence)
     failures = 0
 
     async def consume(message: KafkaMessage) -> None:
         nonlocal failures
         records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        # Held until the offsets are committed: a replica given these partitions by a rebalance meanwhile waits.
+        async with fence.holding(subscription.topic, (record.partition for record in records)):
+            try:
+                await consumer.process(records)
+            except Exception:  # noqa: BLE001 - a record without an outcome: commit nothing, read the batch again
+                failures += 1
+                runtime.stalled_topics.add(subscription.topic)
+                runtime.metrics.batches_sought_back(subscription.topic).inc()
+                runtime.log.exception("batch not finished; sought back to its first records", topic=subscription.topic, failures=failures)
+                await message.nack()
+                await asyncio.sleep(min(0.5 * 2 ** min(failures, 8), runtime.settings.startup_retry_max_seconds))
+                return
+            failures = 0
+            runtime.stalled_topics.discard(subscription.topic)
+            try:
+                await message.ack()
+            except CommitFailedError:
+                runtime.log.warning("offset commit failed during a rebalance; the batch will be redelivered")
         try:
-            await consumer.process(records)
-        except Exception:  # noqa: BLE001 - a record without an outcome: commit nothing, read the batch again
-            failures += 1
-            runtime.stalled_topics.add(subscription.topic)
-            runtime.metrics.batches_sought_back(subscription.topic).inc()
-            runtime.log.exception("batch not finished; sought back to its first records", topic=subscription.topic, failures=failures)
-            await message.nack()
-            await asyncio.sleep(min(0.5 * 2 ** min(failures, 8), runtime.settings.startup_retry_max_seconds))
-            return
-        failures = 0
-        runtime.stalled_topics.discard(subscription.topic)
-        try:
-            await message.ack()
-        except CommitFailedError:
-            runtime.log.warning("offset commit failed during a rebalance; the batch will be redelivered")
+            await runtime.parking.release()
+        except Exception:  # noqa: BLE001 - parked messages stay parked; the next sweep tries them again
+            runtime.log.exception("re-handling parked messages failed")
 
     consume.__name__ = f"consume_{subscription.topic.replace('.', '_')}"
     broker.subscriber(
@@ -271,6 +316,12 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, subscription: Subsc
         batch_timeout_ms=50,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
+        group_instance_id=f"{settings.instance_id}:{subscription.topic}" if settings.instance_id else None,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
+        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        listener=_RebalanceCounter(runtime, subscription.topic),
         title=f"{runtime.definition.name}:{subscription.topic}",
         description=subscription.description or f"{runtime.definition.name} consumes {subscription.topic}.",
     )(consume)

@@ -47,4 +47,44 @@ class ServiceSettings(KafkaClientSettings):
     api_token: SecretStr = Field(
         default=SecretStr(""), description="Bearer token of the staff JSON endpoints; empty refuses every call."
     )
+    instance_id: str = Field(
+        default="",
+        description="Stable name of this replica (e.g. the pod name of a StatefulSet, 'payments-0'). When set, the "
+        "service's Kafka consumers use static group membership (group.instance.id = '<instance_id>:<topic>'): a "
+        "replica restarted under the same name within the session timeout gets its partitions back at once, without "
+        "a rebalance. Leave empty for replicas without stable names (dynamic membership). Two running replicas must "
+        "never share a name: the broker fences the older one.",
+    )
+    kafka_session_timeout_ms: int = Field(
+        default=6000, ge=1000,
+        description="Consumer group session timeout: how long a replica that stopped heartbeating (killed, frozen) "
+        "keeps its partitions before the broker gives them to another replica. Must lie within the broker's "
+        "group.min.session.timeout.ms (default 6000) and group.max.session.timeout.ms. Lower means faster takeover "
+        "after a crash, but more spurious rebalances on a loaded host.",
+    )
+    kafka_heartbeat_interval_ms: int = Field(
+        default=1000, ge=100,
+        description="How often consumers heartbeat; members learn of a rebalance on their next heartbeat, so this "
+        "bounds how long each rebalance round waits. At most a third of the session timeout.",
+    )
+    kafka_rebalance_timeout_ms: int = Field(
+        default=10000, ge=1000,
+        description="How long the broker waits for every member to rejoin during a rebalance before dropping the "
+        "late ones (aiokafka rejoins in the background, so this need not cover a batch's handling time).",
+    )
+    kafka_max_poll_interval_ms: int = Field(
+        default=300000, ge=1000,
+        description="Longest time between two fetches before a consumer is deemed stuck and its partitions are "
+        "given away; covers the slowest batch (a gateway that times out and is retried).",
+    )
+    parked_retry_seconds: float = Field(
+        default=5.0, gt=0,
+        description="How often parked messages (arrived before what they depend on) are tried again, besides right "
+        "after their dependency is applied.",
+    )
+    parked_max_seconds: float = Field(
+        default=86400.0, gt=0,
+        description="How long a parked message may wait for its dependency before it is dead-lettered "
+        "(error class DependencyMissing).",
+    )
     startup_retry_max_seconds: float = Field(default=5.0, gt=0, description="Longest wait between start-up retries.")

@@ -91,6 +91,13 @@ class StackConfig:
     kafka_sasl_ssl: str | None = None
     """Run the local broker with a SASL_SSL listener and connect every client through it with this
     SASL mechanism ("SCRAM-SHA-512" or "PLAIN"); None: plain connections."""
+    replicas: int = 1
+    """Replicas of every service. The first of a service is named like the service ('payments'), the others
+    'payments-2', 'payments-3'...; each has its own HTTP port and a stable instance id ('payments-1', 'payments-2')."""
+    static_membership: bool = True
+    """Give each replica its instance id as ORDERMESH_INSTANCE_ID (Kafka static group membership)."""
+    service_env: dict[str, str] = field(default_factory=dict)
+    """Extra environment for every service (e.g. consumer timings for a measurement)."""
 
 
 @dataclass
@@ -141,7 +148,7 @@ class LocalStack:
         self.stripe_api_base = await asyncio.to_thread(self._localstripe.start)
         self._start_services()
         self._start_console()
-        await self.wait_ready((*SERVICES, CONSOLE))
+        await self.wait_ready((*self.service_processes(), CONSOLE))
         await self.set_stock({sku: self.config.stock_per_sku for sku in DEMO_SKUS})
         (run_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2))
         (run_dir / "ops.env").write_text(
@@ -235,9 +242,10 @@ class LocalStack:
             self.processes[name] = process
         self._sandbox_ports = ports
 
-    def _service_env(self, name: str, port: int) -> dict[str, str]:
+    def _service_env(self, name: str, port: int, instance_id: str) -> dict[str, str]:
         env = {
             **os.environ,
+            **self.config.service_env,
             "PYTHONUNBUFFERED": "1",
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             **self.kafka_env,
@@ -246,6 +254,8 @@ class LocalStack:
             "ORDERMESH_LOG_LEVEL": self.config.log_level,
             "ORDERMESH_API_TOKEN": self.api_token,
         }
+        if self.config.static_membership:
+            env["ORDERMESH_INSTANCE_ID"] = instance_id
         if name == "orders":
             env["ORDERMESH_SHOPIFY_SHOPS"] = json.dumps(
                 {SHOPIFY_DEMO_DOMAIN: {"shop_id": "demo-shop", "secret": self.shopify_secret}}
@@ -269,13 +279,28 @@ class LocalStack:
 
     def _start_services(self) -> None:
         for name in SERVICES:
-            port = free_port()
-            argv = [sys.executable, "-m", f"ordermesh_{name}"]
-            process = ManagedProcess(
-                name, argv, self._service_env(name, port), self.config.run_dir / "logs" / f"{name}.log", port
-            )
-            process.start()
-            self.processes[name] = process
+            for _ in range(self.config.replicas):
+                self.add_replica(name)
+
+    def add_replica(self, service: str) -> str:
+        """Starts one more replica of `service` (not waiting for it); returns its process name."""
+        number = len(self.replica_names(service)) + 1
+        process_name = service if number == 1 else f"{service}-{number}"
+        port = free_port()
+        argv = [sys.executable, "-m", f"ordermesh_{service}"]
+        env = self._service_env(service, port, f"{service}-{number}")
+        process = ManagedProcess(process_name, argv, env, self.config.run_dir / "logs" / f"{process_name}.log", port)
+        process.start()
+        self.processes[process_name] = process
+        return process_name
+
+    def replica_names(self, service: str) -> list[str]:
+        """The process names of every replica of `service` started so far, the first one first."""
+        return [n for n in self.processes if n == service or (n.startswith(f"{service}-") and n[len(service) + 1:].isdigit())]
+
+    def service_processes(self) -> list[str]:
+        """The process names of every service replica."""
+        return [n for service in SERVICES for n in self.replica_names(service)]
 
     @property
     def console_url(self) -> str:
@@ -332,7 +357,7 @@ class LocalStack:
             response.raise_for_status()
 
     def kill_service(self, name: str) -> None:
-        """SIGKILLs a service, as a crash would."""
+        """SIGKILLs a service (or one replica, by its process name), as a crash would."""
         self.processes[name].kill()
 
     async def restart_service(self, name: str) -> None:
@@ -342,7 +367,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stops services, sandboxes, Kafka and PostgreSQL; leaves no process behind."""
-        for name in [CONSOLE, *SERVICES, "gateway", "warehouse", "smtp"]:
+        for name in [CONSOLE, *self.service_processes(), "gateway", "warehouse", "smtp"]:
             if name in self.processes:
                 self.processes[name].stop()
         if self._localstripe:

@@ -57,6 +57,11 @@ containers:
     envFrom:
       - configMapRef:
           name: {{ $fullname }}-{{ .service }}
+    {{- if not .command }}
+    env:
+      - name: ORDERMESH_INSTANCE_ID
+        valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    {{- end }}
     securityContext: {{ toYaml $root.Values.securityContext | nindent 6 }}
     volumeMounts:
       - {name: secrets, mountPath: /etc/ordermesh/secrets, readOnly: true}

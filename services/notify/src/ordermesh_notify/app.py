@@ -1,6 +1,5 @@
 """Wires the notify service: settings, templates, the SMTP transport, subscriptions, staff routes and the body purge."""
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -81,23 +80,15 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
     )
     handlers = NotifyHandlers(mailer)
     staff = StaffCommands(mailer)
-    purge_task: dict[str, asyncio.Task] = {}
 
-    async def purge_old_bodies(runtime: ServiceRuntime) -> None:
-        while True:
+    async def start_purge(runtime: ServiceRuntime) -> None:
+        async def purge_old_bodies() -> None:
             async with runtime.pool.acquire() as conn:
                 purged = await store.purge_bodies(conn, timedelta(days=settings.mail_body_retention_days))
             if purged:
                 runtime.log.info("old mail bodies purged", mails=purged)
-            await asyncio.sleep(settings.mail_purge_interval_seconds)
 
-    async def start_purge(runtime: ServiceRuntime) -> None:
-        purge_task["task"] = asyncio.create_task(purge_old_bodies(runtime))
-
-    async def stop_purge(_runtime: ServiceRuntime) -> None:
-        if task := purge_task.pop("task", None):
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        runtime.every("mail-body-purge", settings.mail_purge_interval_seconds, purge_old_bodies)
 
     def routes(runtime: ServiceRuntime):
         token = settings.api_token.get_secret_value()
@@ -146,7 +137,6 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
             publishes={topics.NOTIFY_EVENTS: NotifyEvent},
             http_routes=routes,
             on_start=start_purge,
-            on_stop=stop_purge,
         ),
         settings,
     )

@@ -16,6 +16,7 @@ import asyncpg
 
 from ordermesh_contracts import MailFailed, MailKind, MailNotApplicable, MailSent, Message
 from ordermesh_servicekit.consuming import PermanentError, TransientError
+from ordermesh_servicekit.parking import DependencyMissing
 
 from . import store
 from .adapters.smtp import MailDeferred, MailRefused, MailTransport, OutgoingMail
@@ -222,7 +223,7 @@ class Mailer:
 def contact_missing(order_id: UUID, cause_occurred_at: datetime) -> Exception:
     """What to raise when a mail's cause arrives before (or without) the order's OrderAccepted."""
     if should_wait_for_contact(cause_occurred_at, datetime.now(timezone.utc)):
-        return TransientError(f"order {order_id} not known to notify yet")
+        return DependencyMissing(order_id, f"order {order_id} not known to notify yet (its OrderAccepted has not arrived)")
     return PermanentError(f"no contact for order {order_id}")
 
 

@@ -1,7 +1,5 @@
 """Wires the payments service: settings, the gateway client, subscriptions, HTTP routes, periodic checks."""
 
-import asyncio
-import contextlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,7 +107,6 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
     amounts = AmountChanges(gateways, credit)
     staff = StaffCommands(gateways)
     renewals = Renewals(gateways)
-    tasks: list[asyncio.Task] = []
 
     def routes(runtime: ServiceRuntime) -> list:
         async def payment_of_order(request: Request) -> Response:
@@ -149,30 +146,13 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
         ]
 
     async def start_checks(runtime: ServiceRuntime) -> None:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(settings.check_interval_seconds)
-                try:
-                    await run_periodic_checks(runtime, datetime.now(timezone.utc), renewals)
-                except Exception:  # noqa: BLE001 - a failed round is logged and tried again next interval
-                    runtime.log.exception("periodic payment checks failed")
-
-        async def poll_credit_checks() -> None:
-            while True:
-                await asyncio.sleep(settings.credit_check_poll_seconds)
-                try:
-                    await deferred.poll_pending(runtime.pool)
-                except Exception:  # noqa: BLE001 - a failed round is logged and tried again next interval
-                    runtime.log.exception("polling pending credit checks failed")
-
-        tasks.append(asyncio.create_task(loop()))
-        tasks.append(asyncio.create_task(poll_credit_checks()))
+        runtime.every(
+            "payment-checks", settings.check_interval_seconds,
+            lambda: run_periodic_checks(runtime, datetime.now(timezone.utc), renewals),
+        )
+        runtime.every("credit-check-poll", settings.credit_check_poll_seconds, lambda: deferred.poll_pending(runtime.pool))
 
     async def stop(_runtime: ServiceRuntime) -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         await client.aclose()
         if stripe is not None:
             await stripe.aclose()

@@ -24,6 +24,7 @@ from ordermesh_contracts import (
     topics,
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
+from ordermesh_servicekit.parking import DependencyMissing
 
 from . import settlements, store, store_credit
 from .adapters.gateway import GatewayResult, Gateways
@@ -287,7 +288,11 @@ class PaymentHandlers:
             if not delivered.cash_collected:
                 return
             payment = await store.lock_payment(uow.conn, delivered.order_id)
-            if payment is None or payment["method"] != PaymentMethod.CASH_ON_DELIVERY.value:
+            if payment is None:
+                raise DependencyMissing(
+                    delivered.order_id, f"cash collected for order {delivered.order_id} before its OrderAccepted reached payments"
+                )
+            if payment["method"] != PaymentMethod.CASH_ON_DELIVERY.value:
                 return
             total = await store.record_received(
                 uow.conn, source_id=f"cod:{delivered.shipment_id}", order_id=delivered.order_id,

@@ -5,6 +5,7 @@ import asyncpg
 
 from ordermesh_contracts import Message, OrderAccepted, PaymentCaptured, ShipmentShipped, topics
 from ordermesh_servicekit.consuming import UnitOfWork
+from ordermesh_servicekit.parking import DependencyMissing
 
 from . import store
 from .domain.payment import NOTHING_TO_PAY, idempotency_key, platform_reference, settles_with_nothing_to_pay
@@ -48,10 +49,13 @@ async def capture_on_platform(uow: UnitOfWork, order: OrderAccepted, payment: di
 
 async def settle_nothing_to_pay(uow: UnitOfWork, shipped: ShipmentShipped) -> None:
     """Settles an order with nothing to pay (points only, or a total of 0) once it has shipped in full:
-    PaymentCaptured for 0 (capture_id "nothing-to-pay"), once, with no gateway call. Other payments are left alone."""
-    payment = await store.lock_payment(uow.conn, shipped.order_id)
-    if payment is None or not shipped.all_shipped:
+    PaymentCaptured for 0 (capture_id "nothing-to-pay"), once, with no gateway call. Other payments are left alone; a
+    shipment of an order payments has not seen yet waits (parked) for its OrderAccepted."""
+    if not shipped.all_shipped:
         return
+    payment = await store.lock_payment(uow.conn, shipped.order_id)
+    if payment is None:
+        raise DependencyMissing(shipped.order_id, f"order {shipped.order_id} shipped before its OrderAccepted reached payments")
     if not settles_with_nothing_to_pay(payment["status"], payment["amount"], payment["cancelled_at"] is not None):
         return
     await _record_capture(

@@ -1,7 +1,5 @@
 """Wires the points service: subscriptions, staff commands and endpoints, outputs."""
 
-import asyncio
-import contextlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -63,26 +61,14 @@ def staff_routes(runtime: ServiceRuntime, token: str) -> list:
 def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
     """The points service's app."""
     settings = settings or PointsSettings()
-    tasks: list[asyncio.Task] = []
 
     async def start_expiry(runtime: ServiceRuntime) -> None:
-        async def loop() -> None:
-            while True:
-                try:
-                    expired = await run_scheduled_expiry(runtime.pool, datetime.now(timezone.utc), handlers.SHOP_TIMEZONE)
-                    if expired:
-                        runtime.log.info("scheduled points expiry ran", shops=len(expired), points=sum(expired.values()))
-                except Exception:  # noqa: BLE001 - a failed round is logged and tried again next interval
-                    runtime.log.exception("scheduled points expiry failed")
-                await asyncio.sleep(settings.points_expiry_interval_seconds)
+        async def expire() -> None:
+            expired = await run_scheduled_expiry(runtime.pool, datetime.now(timezone.utc), handlers.SHOP_TIMEZONE)
+            if expired:
+                runtime.log.info("scheduled points expiry ran", shops=len(expired), points=sum(expired.values()))
 
-        tasks.append(asyncio.create_task(loop()))
-
-    async def stop_expiry(_runtime: ServiceRuntime) -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        runtime.every("points-expiry", settings.points_expiry_interval_seconds, expire)
 
     return create_service_app(
         ServiceDefinition(
@@ -121,7 +107,6 @@ def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
             publishes={topics.POINTS_EVENTS: PointsEvent},
             http_routes=lambda runtime: staff_routes(runtime, settings.api_token.get_secret_value()),
             on_start=start_expiry,
-            on_stop=stop_expiry,
         ),
         settings,
     )

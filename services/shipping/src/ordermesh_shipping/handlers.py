@@ -17,6 +17,7 @@ from ordermesh_contracts import (
     topics,
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, TransientError
+from ordermesh_servicekit.parking import DependencyMissing
 
 from . import store, store_shipments
 from .adapters.warehouse import CSV_LABEL_CARRIERS, ShipmentRequest, Warehouse, WarehouseRejected
@@ -201,6 +202,9 @@ class ShippingHandlers:
                 raise PermanentError(f"the warehouse reported delivery of unknown shipment {report.shipment_id}")
             if shipment["status"] == "delivered":
                 return
+            if shipment["status"] in ("requesting", "requested"):
+                # Two callbacks taken by two replicas reach the topic in either order: wait for the shipment report.
+                raise DependencyMissing(report.order_id, f"shipment {report.shipment_id} reported delivered before shipped")
             if shipment["status"] != "shipped":
                 raise PermanentError(f"shipment {report.shipment_id} reported delivered while {shipment['status']}")
             await store_shipments.mark_delivered(uow.conn, report.shipment_id, report.delivered_at, report.cash_collected)
