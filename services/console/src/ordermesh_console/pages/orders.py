@@ -60,7 +60,7 @@ async def order_list(request: Request) -> Response:
     pages = max(1, -(-total // PAGE_SIZE))
     return render(
         request, "orders.html", session, orders=answer["orders"], total=total, page=page, pages=pages,
-        filters=filters, query=urlencode(filters), flag_names=list(FLAG_NAMES),
+        filters=filters, query=urlencode(filters), flag_names=FLAG_NAMES,
         stages=list(i18n.STAGES), payment_methods=list(i18n.PAYMENT_METHODS), channels=list(i18n.CHANNELS),
     )
 
