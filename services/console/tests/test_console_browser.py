@@ -230,3 +230,31 @@ async def test_bad_input_gets_a_4xx_with_a_reason_and_never_a_5xx(stack):
         assert (await client.post(f"/orders/{any_order}/hold", data={"csrf": csrf, "reason": "a\x00b"})).status_code == 400
         assert (await client.post(f"/orders/{any_order}/teleport", data={"csrf": csrf})).status_code == 404
         assert (await client.post("/orders/bulk", data={"csrf": csrf, "action": "status", "order": "nonsense"})).status_code == 422
+
+
+async def test_an_admin_sets_shipping_fees_and_sees_every_reason_a_rule_set_is_refused(stack, new_page, screenshots):
+    page = await new_page()
+    await _login(page, stack)
+    shop = f"console-shop-{RUN}"
+    await page.goto(f"{stack.console_url}/settings?shop_id={shop}")
+    await page.fill("form[action='/settings/shipping_fees'] input[name=fee]", "770")
+    await page.fill("form[action='/settings/shipping_fees'] textarea[name=by_prefecture]", "北海道=1320\n沖縄県=1650")
+    await page.click("form[action='/settings/shipping_fees'] button[type=submit]")
+    await page.wait_for_selector("#reply[data-reply=accepted]")
+    rows = await fetch(stack.service_dsns["orders"], "SELECT shop_id FROM shop_shipping_fees WHERE shop_id = $1", shop)
+    assert len(rows) == 1
+
+    await page.fill("form[action='/settings/rules'] textarea[name=rule_set]", '{"groups": [{"name": "g", "rules": [{"name": "r", "conditions": [{"field": "no_such_field", "op": "eq", "value": 1}], "actions": [{"type": "explode"}]}]}]}')
+    await page.click("form[action='/settings/rules'] button[type=submit]")
+    await page.wait_for_selector("#reply[data-reply=rejected]")
+    reasons = await page.locator("#reply li").all_text_contents()
+    assert len(reasons) == 2 and "conditions.0.field" in reasons[0] and "actions.0" in reasons[1]
+    await page.screenshot(path=screenshots / "settings-rules-refused.png", full_page=True)
+
+    await page.goto(f"{stack.console_url}/tasks")
+    await page.screenshot(path=screenshots / "tasks.png", full_page=True)
+    await page.goto(f"{stack.console_url}/operations/health")
+    assert await page.locator("[data-testid=health] .tone-good").count() == 5
+    await page.click("a:text('English')")
+    await page.wait_for_selector("text=Health")
+    await page.screenshot(path=screenshots / "health-en.png", full_page=True)
