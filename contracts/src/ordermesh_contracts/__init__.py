@@ -31,6 +31,7 @@ from .order_commands import (
     SetShippingFees,
 )
 from .money import MINOR_UNITS, Money, is_known_currency
+from .tax import RateTotal, tax_breakdown
 from .notify import (
     MailDevice,
     MailFailed,

@@ -2,6 +2,7 @@
 
 import typer
 
+from . import exports  # noqa: F401 - adds `orders export` to the orders group
 from . import notify, orders, payments, points, shipping
 
 app = typer.Typer(help="ordermesh staff CLI: commands go over Kafka, reads come from each service's JSON endpoint.")

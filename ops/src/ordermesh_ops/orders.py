@@ -71,13 +71,18 @@ def list_orders(
 
 @app.command()
 def show(order_id: uuid.UUID, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Shows one order: every flag, task and its full history."""
+    """Shows one order: every flag, its amount and tax per rate, every task and its full history."""
     view = get_json(Connection.from_environment(), "orders", "/api/orders/order", order_id=str(order_id))
     if as_json:
         print_rows([view], as_json=True)
         return
     console.print(f"[bold]{view['external_order_no']}[/bold] {view['order_id']} · {view['stage']} ({view['mode']}) · {view['total']} {view['currency']}")
     print_rows([{"flag": k, "value": v} for k, v in view["flags"].items()], title="flags")
+    if view.get("tax_breakdown"):
+        print_rows(
+            [{"rate": f"{r['rate_percent']}%", "amount (tax incl.)": r["subtotal"], "tax": r["tax"]} for r in view["tax_breakdown"]],
+            title=f"tax per rate ({view['currency']})",
+        )
     if view["tasks"]:
         print_rows(view["tasks"], title="tasks")
     print_rows([{k: h[k] for k in ("at", "actor", "what", "details")} for h in view["history"]], title="history")

@@ -33,7 +33,7 @@ from ordermesh_servicekit.settings import ServiceSettings
 from pydantic import Field, SecretStr
 
 from . import command_handlers, handlers, store
-from .adapters import staff_api
+from .adapters import exports, staff_api
 from .adapters.shopify_webhook import parse_shops, shopify_orders_webhook
 
 
@@ -97,6 +97,7 @@ def staff_routes(runtime: ServiceRuntime, token: str) -> list:
         ("/api/orders/order", staff_endpoint(token, staff_api.show_order(pool))),
         ("/api/orders/tasks", staff_endpoint(token, staff_api.open_tasks(pool))),
         ("/api/orders/shipping-fees", staff_endpoint(token, staff_api.show_shipping_fees(pool))),
+        ("/api/orders/export.csv", staff_endpoint(token, exports.orders_csv(pool))),
     ]
 
 

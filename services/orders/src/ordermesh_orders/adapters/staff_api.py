@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .. import store, store_fees, store_search
+from ..domain.taxes import tax_of
 from ..store_search import OrderSearch
 
 
@@ -88,7 +89,8 @@ def open_tasks(pool: Callable[[], asyncpg.Pool]):
 
 
 def show_order(pool: Callable[[], asyncpg.Pool]):
-    """GET /api/orders/order?order_id&shop_id — one order with every flag, task and its history."""
+    """GET /api/orders/order?order_id&shop_id — one order with every flag, task and its history, and its amount and
+    tax per rate (`tax_breakdown`)."""
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -99,7 +101,7 @@ def show_order(pool: Callable[[], asyncpg.Pool]):
             view = await store.order_view(conn, order_id, request.query_params.get("shop_id"))
         if view is None:
             return JSONResponse({"error": "not_found"}, status_code=404)
-        return _json(view)
+        return _json({**view, "tax_breakdown": tax_of(view["contents"])})
 
     return endpoint
 
