@@ -77,6 +77,12 @@ class PaymentRequested(OrderMessage):
     amount: MinorUnits = Field(description="Amount to pay.")
     currency: CurrencyCode
     due_date: date = Field(description="Last day to pay (in the shop's calendar).")
+    pay_to: str | None = Field(
+        default=None, description="Where to pay, from the shop's payment settings (bank transfer: bank, branch, account type, number, holder)."
+    )
+    cancels_when_overdue: bool = Field(
+        default=False, description="Whether the order is cancelled automatically once the due date passes unpaid (the shop's setting)."
+    )
 
 
 class PaymentReceived(OrderMessage):
@@ -261,6 +267,12 @@ class SetPaymentSettings(Command):
     )
     cancel_overdue_prepaid: bool = Field(
         default=False, description="Cancel a prepaid order automatically when its due date passes unpaid."
+    )
+    bank_account: str | None = Field(
+        default=None,
+        max_length=300,
+        description="The account customers pay bank transfers to, as the payment instructions show it "
+        "(e.g. 京都中央銀行 本店営業部 普通 1234567 カ）キョウトチャホ); none leaves it out of the mail.",
     )
 
 

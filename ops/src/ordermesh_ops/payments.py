@@ -118,12 +118,15 @@ def set_settings(
     authorization_valid_days: int = typer.Option(7, help="Days the card gateway keeps an authorization (Stripe: 7)."),
     reauthorize_expiring: bool = typer.Option(False, help="Renew authorizations that would expire before shipping."),
     cancel_overdue_prepaid: bool = typer.Option(False, help="Cancel prepaid orders whose due date passed unpaid."),
+    bank_account: Optional[str] = typer.Option(
+        None, help="Account bank transfers go to, as the payment mail shows it, e.g. '京都中央銀行 本店営業部 普通 1234567 カ）キョウトチャホ'."
+    ),
 ) -> None:
     """Replaces the shop's payment settings (a gateway the service has no credentials for is refused)."""
     _send(SetPaymentSettings(
         shop_id=shop, issued_by=getpass.getuser(), card_gateway=card_gateway.value, capture_at_authorization=capture_at_authorization,
         prepaid_due_days=prepaid_due_days, authorization_valid_days=authorization_valid_days,
-        reauthorize_expiring=reauthorize_expiring, cancel_overdue_prepaid=cancel_overdue_prepaid,
+        reauthorize_expiring=reauthorize_expiring, cancel_overdue_prepaid=cancel_overdue_prepaid, bank_account=bank_account,
     ))
 
 

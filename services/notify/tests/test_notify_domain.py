@@ -46,15 +46,15 @@ def test_the_order_confirmation_names_the_customer_the_order_number_every_line_a
     mail = render(renderer, MailKind.ORDER_CONFIRMATION, CONFIRMATION)
     assert mail.subject == "【ご注文確認】ご注文番号 RK-20250312-000481"
     assert mail.text.startswith("山田 花子 様")
-    assert "- 宇治抹茶 特上 40g × 2  4120円" in mail.text
-    assert "- 清水焼 抹茶碗 × 1  5500円" in mail.text
-    assert "お支払い合計: 9660円" in mail.text
+    assert "- 宇治抹茶 特上 40g × 2  4,120円" in mail.text
+    assert "- 清水焼 抹茶碗 × 1  5,500円" in mail.text
+    assert "お支払い合計: 9,660円" in mail.text
     assert mail.template == "default:ja"
 
 
 def test_the_shop_signature_and_the_per_order_text_end_both_parts_in_that_order(renderer) -> None:
     mail = render(renderer, MailKind.ORDER_CONFIRMATION, CONFIRMATION, inserted_text="のし紙をお付けしました。")
-    assert mail.text.endswith("お支払い合計: 9660円\n\nのし紙をお付けしました。\n\n京都茶舗\n")
+    assert mail.text.endswith("内消費税 305円）\n\nのし紙をお付けしました。\n\n京都茶舗\n")
     assert mail.html.index("のし紙をお付けしました。") < mail.html.index("京都茶舗")
 
 
@@ -127,11 +127,11 @@ def test_a_shop_template_cannot_reach_python_internals(renderer) -> None:
 
 def test_the_payment_instructions_carry_reference_amount_and_due_date(renderer) -> None:
     mail = render(renderer, MailKind.PAYMENT_INSTRUCTIONS, sample_variables(MailKind.PAYMENT_INSTRUCTIONS))
-    assert "お支払い金額: 4670円" in mail.text and "お支払い番号: PAY-7Q4K2M" in mail.text
+    assert "お支払い金額: 4,670円" in mail.text and "お支払い番号: PAY-7Q4K2M" in mail.text
     assert "お支払い期限: 2025-03-19" in mail.text
 
 
-@pytest.mark.parametrize(("balance", "expected", "absent"), [(0, None, "残り"), (1200, "残りのお支払い: 1200円", "過入金"), (-300, "過入金: 300円", "残り")])
+@pytest.mark.parametrize(("balance", "expected", "absent"), [(0, None, "残り"), (1200, "残りのお支払い: 1,200円", "過入金"), (-300, "過入金: 300円", "残り")])
 def test_the_payment_received_mail_names_a_balance_due_or_overpaid(renderer, balance, expected, absent) -> None:
     mail = render(renderer, MailKind.PAYMENT_RECEIVED, {**sample_variables(MailKind.PAYMENT_RECEIVED), "balance": balance})
     assert absent not in mail.text
@@ -148,7 +148,7 @@ def test_the_shipped_mail_for_an_unknown_carrier_has_no_tracking_link_line(rende
 def test_order_changed_and_cancelled_mails_render_for_when_those_events_arrive(renderer) -> None:
     changed = render(renderer, MailKind.ORDER_CHANGED, sample_variables(MailKind.ORDER_CHANGED))
     cancelled = render(renderer, MailKind.ORDER_CANCELLED, {**sample_variables(MailKind.ORDER_CANCELLED), "reason": None})
-    assert "- 宇治抹茶 特上 40g: 3 → 2" in changed.text and "変更後のお支払い合計: 4670円" in changed.text
+    assert "- 宇治抹茶 特上 40g: 3 → 2" in changed.text and "変更後のお支払い合計: 4,670円" in changed.text
     assert "ご注文をキャンセルいたしました" in cancelled.text and "理由" not in cancelled.text
 
 

@@ -94,13 +94,13 @@ def test_change_lines_name_each_sku_even_a_removed_one_and_skip_discount_only_ch
 def test_the_japanese_change_mail_shows_cancelled_and_returned_lines_the_new_totals_and_a_balance_due(renderer) -> None:
     mail = render(renderer, variables_of(edit_with_cancelled_and_returned_lines(balance=700), {"CHASEN-80": "茶筅 80本立"}))
     assert "- 宇治抹茶 特上 40g: 3 → 2\n- 清水焼 抹茶碗: 1 → 0\n- 茶筅 80本立: 1 → 0\n" in mail.text
-    assert "- 宇治抹茶 特上 40g × 3  6280円\n- 宇治抹茶 特上 40g × 1  キャンセル  -2160円\n- 清水焼 抹茶碗  返品\n" in mail.text
-    assert "送料: 660円\n決済手数料: 330円\n割引: -500円\nポイント利用: -120円\n変更後のお支払い合計: 4080円\n" in mail.text
+    assert "- 宇治抹茶 特上 40g × 3  6,280円\n- 宇治抹茶 特上 40g × 1  キャンセル  -2,160円\n- 清水焼 抹茶碗  返品\n" in mail.text
+    assert "送料: 660円\n決済手数料: 330円\n割引: -500円\nポイント利用: -120円\n変更後のお支払い合計: 4,080円\n" in mail.text
     assert "追加のお支払い: 700円" in mail.text and "ご返金" not in mail.text
     assert mail.subject == "【ご注文内容変更】ご注文番号 RK-20250312-000481"
 
 
-@pytest.mark.parametrize(("balance", "shown"), [(-1500, "ご返金予定額: 1500円"), (0, None)])
+@pytest.mark.parametrize(("balance", "shown"), [(-1500, "ご返金予定額: 1,500円"), (0, None)])
 def test_a_refund_owed_is_named_and_a_settled_order_names_no_balance(renderer, balance, shown) -> None:
     text = render(renderer, variables_of(edit_with_cancelled_and_returned_lines(balance=balance), {})).text
     assert "追加のお支払い" not in text
@@ -113,6 +113,6 @@ def test_a_refund_owed_is_named_and_a_settled_order_names_no_balance(renderer, b
 def test_the_english_change_mail_on_a_phone_has_the_same_lines_in_the_mobile_layout(renderer) -> None:
     mail = render(renderer, variables_of(edit_with_cancelled_and_returned_lines(balance=-1500), {}), language="en", device="mobile")
     assert mail.subject == "Your order RK-20250312-000481 was changed"
-    assert "- 宇治抹茶 特上 40g x 1  cancelled  -2160 JPY\n- 清水焼 抹茶碗  returned\n" in mail.text
-    assert "New total: 4080 JPY\nTo be refunded: 1500 JPY" in mail.text
+    assert "- 宇治抹茶 特上 40g x 1  cancelled  -2,160 JPY\n- 清水焼 抹茶碗  returned\n" in mail.text
+    assert "New total: 4,080 JPY\nTo be refunded: 1,500 JPY" in mail.text
     assert 'content="mobile"' in mail.html and "清水焼 抹茶碗  returned" in mail.html

@@ -95,9 +95,9 @@ async def test_each_edit_staff_chose_to_tell_the_customer_about_is_mailed_once_a
 
     one, two = changed_mails(transport)
     assert one.recipient == order.customer.email and one.message_id != two.message_id
-    assert "- 宇治抹茶 特上 40g: 2 → 3" in one.text and "- 宇治抹茶 特上 40g × 3  6280円" in one.text
-    assert f"変更後のお支払い合計: {first.charges.total}円" in one.text and "追加のお支払い: 2160円" in one.text
-    assert "- 宇治抹茶 特上 40g × 1  1960円" in two.text and "ご返金予定額: 2160円" in two.text
+    assert "- 宇治抹茶 特上 40g: 2 → 3" in one.text and "- 宇治抹茶 特上 40g × 3  6,280円" in one.text
+    assert f"変更後のお支払い合計: {first.charges.total:,}円" in one.text and "追加のお支払い: 2,160円" in one.text
+    assert "- 宇治抹茶 特上 40g × 1  1,960円" in two.text and "ご返金予定額: 2,160円" in two.text
     events = await notify_events(pool, order.order_id, "order_changed")
     assert [(e["type"], e["causation_id"]) for e in events] == [("MailSent", str(first.event_id)), ("MailSent", str(second.event_id))]
     rows = await pool.fetch(

@@ -211,7 +211,7 @@ async def test_payment_instructions_carry_the_reference_amount_and_due_date(pool
     await handlers.on_payment_requested(requested, ctx(pool, requested))
     mail = transport.accepted[-1]
     assert mail.subject.startswith("【お支払いのご案内】")
-    assert requested.reference in mail.text and f"{requested.amount}円" in mail.text and requested.due_date.isoformat() in mail.text
+    assert requested.reference in mail.text and f"{requested.amount:,}円" in mail.text and requested.due_date.isoformat() in mail.text
 
 
 async def test_points_confirmed_with_zero_points_sends_nothing_and_with_points_follows_the_shop_setting(pool, mailer, transport) -> None:

@@ -50,10 +50,12 @@ class NotifyHandlers:
         await self._mail(order, MailKind.ORDER_CONFIRMATION, {}, ctx)
 
     async def on_payment_requested(self, requested: PaymentRequested, ctx: MessageContext) -> None:
-        """Sends the prepaid payment instructions: reference, amount and due date."""
+        """Sends the prepaid payment instructions: reference, amount, due date, where to pay, and whether an unpaid
+        order is cancelled automatically (only then does the mail say so)."""
         variables = {
             "method": requested.method.value, "reference": requested.reference,
             "amount": requested.amount, "due_date": requested.due_date.isoformat(),
+            "pay_to": requested.pay_to, "cancels_when_overdue": requested.cancels_when_overdue,
         }
         await self._mail(requested, MailKind.PAYMENT_INSTRUCTIONS, variables, ctx)
 

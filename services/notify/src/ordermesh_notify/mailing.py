@@ -28,6 +28,7 @@ from .domain.mails import (
     order_variables,
     should_wait_for_contact,
     why_not_applicable,
+    with_names,
 )
 from .domain.templates import MailRenderer, MailTemplate, RenderedMail, TemplateProblem
 
@@ -131,7 +132,7 @@ class Mailer:
         template = setup.shop_template or self.renderer.default_template(settings.language, kind)
         return self.renderer.render(
             template,
-            {**order_variables(contact), "device": device, **variables},
+            with_names({**order_variables(contact), "device": device, **variables}, settings.language),
             device=device,
             language=settings.language,
             signature=settings.signature,

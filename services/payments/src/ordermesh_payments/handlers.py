@@ -39,7 +39,7 @@ from .domain.cancellation import (
 )
 from .domain.credit import reports_shipment
 from .domain.edits import capture_amount
-from .domain.payment import Flow, flow_for, idempotency_key
+from .domain.payment import Flow, flow_for, idempotency_key, instructions_of
 from .domain.received import balance_after, due_date, payment_reference
 from .handlers_deferred import DeferredPayments
 
@@ -141,6 +141,7 @@ class PaymentHandlers:
                     amount=order.charges.total,
                     currency=order.currency,
                     due_date=due,
+                    **instructions_of(settings),
                     **order.caused(),
                 ),
             )

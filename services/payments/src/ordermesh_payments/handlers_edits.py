@@ -25,7 +25,7 @@ from .adapters.credit import CreditProvider
 from .adapters.gateway import GatewayResult, Gateways
 from .domain.credit import CreditAnswer, CreditStatus
 from .domain.edits import EditAction, EditFacts, EditPlan, after_gateway, plan_edit
-from .domain.payment import idempotency_key
+from .domain.payment import idempotency_key, instructions_of
 from .handlers_deferred import record_answer
 
 SERVICE = "payments"
@@ -239,6 +239,7 @@ class AmountChanges:
                 PaymentRequested(
                     order_id=order_id, shop_id=change.shop_id, method=PaymentMethod(payment["method"]),
                     reference=payment["reference"], amount=settled.request, currency=currency,
-                    due_date=payment["due_date"], **cause.caused(),
+                    due_date=payment["due_date"],
+                    **instructions_of(await store.payment_settings(uow.conn, change.shop_id)), **cause.caused(),
                 ),
             )

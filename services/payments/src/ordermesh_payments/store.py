@@ -160,10 +160,10 @@ async def add_refunded(conn: asyncpg.Connection, order_id: UUID, amount: int) ->
 
 
 SETTINGS = ("capture_at_authorization", "prepaid_due_days", "authorization_valid_days", "card_gateway",
-            "reauthorize_expiring", "cancel_overdue_prepaid")
+            "reauthorize_expiring", "cancel_overdue_prepaid", "bank_account")
 DEFAULT_SETTINGS = {
     "capture_at_authorization": False, "prepaid_due_days": 7, "authorization_valid_days": 7, "card_gateway": "sandbox",
-    "reauthorize_expiring": False, "cancel_overdue_prepaid": False,
+    "reauthorize_expiring": False, "cancel_overdue_prepaid": False, "bank_account": None,
 }
 
 
@@ -185,17 +185,18 @@ async def save_payment_settings(
     card_gateway: str,
     reauthorize_expiring: bool,
     cancel_overdue_prepaid: bool,
+    bank_account: str | None = None,
     updated_by: str,
 ) -> None:
     """Replaces the shop's payment settings."""
     await conn.execute(
         """
         INSERT INTO payment_settings (shop_id, capture_at_authorization, prepaid_due_days, authorization_valid_days,
-            card_gateway, reauthorize_expiring, cancel_overdue_prepaid, updated_by)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            card_gateway, reauthorize_expiring, cancel_overdue_prepaid, updated_by, bank_account)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (shop_id) DO UPDATE SET capture_at_authorization = $2, prepaid_due_days = $3,
             authorization_valid_days = $4, card_gateway = $5, reauthorize_expiring = $6, cancel_overdue_prepaid = $7,
-            updated_by = $8, updated_at = now()
+            updated_by = $8, bank_account = $9, updated_at = now()
         """,
         shop_id,
         capture_at_authorization,
@@ -205,6 +206,7 @@ async def save_payment_settings(
         reauthorize_expiring,
         cancel_overdue_prepaid,
         updated_by,
+        bank_account,
     )
 
 

@@ -86,7 +86,7 @@ def mask_address(email: str | None) -> str | None:
 
 def tracking_url(carrier: str, tracking_number: str) -> str | None:
     """The carrier's tracking page for a parcel, if ordermesh knows the carrier."""
-    template = TRACKING_URLS.get(carrier)
+    template = TRACKING_URLS.get(carrier.split("_", 1)[0].lower())
     return template.format(tracking_number=tracking_number) if template else None
 
 
@@ -106,8 +106,32 @@ def order_variables(contact: dict[str, Any]) -> dict[str, Any]:
         "payment_fee": summary.get("payment_fee", 0),
         "order_discount": summary.get("order_discount", 0),
         "points_used": summary.get("points_used", 0),
+        "tax_breakdown": summary.get("tax_breakdown", []),
         "payment_method": summary.get("payment_method", ""),
     }
+
+
+CARRIER_NAMES: dict[str, dict[str, str]] = {
+    "yamato": {"ja": "ヤマト運輸", "en": "Yamato Transport"},
+    "sagawa": {"ja": "佐川急便", "en": "Sagawa Express"},
+    "japanpost": {"ja": "日本郵便", "en": "Japan Post"},
+    "seino": {"ja": "西濃運輸", "en": "Seino Transportation"},
+    "fukuyama": {"ja": "福山通運", "en": "Fukuyama Transporting"},
+}
+"""Carriers as customers know them, per mail language (`yamato_b2` is Yamato too: only the label route differs)."""
+
+
+def with_names(variables: dict[str, Any], language: str) -> dict[str, Any]:
+    """The variables with what depends on the mail's language: the carrier's name as customers know it."""
+    if isinstance(variables.get("carrier"), str) and "carrier_name" not in variables:
+        return {**variables, "carrier_name": carrier_name(variables["carrier"], language)}
+    return variables
+
+
+def carrier_name(carrier: str, language: str) -> str:
+    """The carrier's name in the mail's language (the code itself for a carrier ordermesh does not know)."""
+    names = CARRIER_NAMES.get(carrier.split("_", 1)[0].lower())
+    return names.get(language, names["en"]) if names else carrier
 
 
 def should_wait_for_contact(cause_occurred_at: datetime, now: datetime) -> bool:

@@ -3,7 +3,7 @@
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ordermesh_contracts import Charges, DeliveryGroup, LineDiff
+from ordermesh_contracts import Charges, DeliveryGroup, LineDiff, tax_breakdown
 
 
 def mail_lines(deliveries: Iterable[DeliveryGroup]) -> list[dict[str, Any]]:
@@ -15,6 +15,7 @@ def mail_lines(deliveries: Iterable[DeliveryGroup]) -> list[dict[str, Any]]:
             "quantity": line.quantity,
             "unit_price": line.unit_price,
             "amount": line.unit_price * line.quantity - line.line_discount,
+            "tax_rate_percent": line.tax_rate_percent,
             "state": "cancelled" if line.quantity < 0 else "returned" if line.quantity == 0 else "ordered",
         }
         for delivery in deliveries
@@ -51,6 +52,7 @@ def order_summary(
         "payment_fee": charges.payment_fee,
         "order_discount": charges.order_discount,
         "points_used": charges.points_used,
+        "tax_breakdown": [rate.model_dump() for rate in tax_breakdown(deliveries, charges, currency)],
         "currency": currency,
         "payment_method": payment_method,
         "names": {line["sku"]: line["name"] for line in lines},
@@ -76,6 +78,7 @@ def order_changed_variables(
     kept = ("lines", "total", "shipping_fee", "payment_fee", "order_discount", "points_used")
     return {
         **{key: summary[key] for key in kept},
+        "tax_breakdown": summary.get("tax_breakdown", []),
         "changes": change_descriptions(changes, names),
         "previous_total": previous_total,
         "balance": balance,

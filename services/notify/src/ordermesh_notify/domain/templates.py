@@ -2,6 +2,7 @@
 
 import tomllib
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib.resources import files
 from typing import Any
 
@@ -9,7 +10,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
-from ordermesh_contracts import MailKind
+from ordermesh_contracts import MINOR_UNITS, MailKind
 
 LANGUAGES = ("ja", "en")
 
@@ -38,14 +39,32 @@ class TemplateProblem(Exception):
     """A template could not be rendered: a syntax error, an unknown variable, or a forbidden operation."""
 
 
+def format_amount(minor: int, currency: str = "JPY") -> str:
+    """An amount in minor units as customers read it: thousands separated, the currency's decimals (3,500 for
+    3500 JPY; 1,234.50 for 123450 USD)."""
+    if isinstance(minor, bool) or not isinstance(minor, int):
+        raise TypeError(f"amount must be a whole number of minor units, not {type(minor).__name__}")
+    digits = MINOR_UNITS.get(currency, 2)
+    return f"{Decimal(minor).scaleb(-digits):,.{digits}f}"
+
+
+@jinja2.pass_context
+def _amount(context: jinja2.runtime.Context, minor: int) -> str:
+    if isinstance(minor, jinja2.Undefined):
+        str(minor)  # raises UndefinedError naming the variable, like any other use of it
+    return format_amount(minor, context.get("currency") or "JPY")
+
+
 def _environment(autoescape: bool) -> SandboxedEnvironment:
     # Sandboxed: shops write these templates; undefined variables are errors, not blanks.
-    return SandboxedEnvironment(
+    environment = SandboxedEnvironment(
         loader=jinja2.PackageLoader("ordermesh_notify", "templates"),
         undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
         keep_trailing_newline=True,
     )
+    environment.filters["amount"] = _amount  # {{ total|amount }} → 3,500 (in the order's currency)
+    return environment
 
 
 class MailRenderer:
@@ -137,7 +156,8 @@ BASE_SAMPLE: dict[str, Any] = {
     "device": "pc",
     "currency": "JPY",
     "lines": [
-        {"sku": "MATCHA-UJI-40G", "name": "宇治抹茶 特上 40g", "quantity": 2, "unit_price": 2160, "amount": 4120, "state": "ordered"},
+        {"sku": "MATCHA-UJI-40G", "name": "宇治抹茶 特上 40g", "quantity": 2, "unit_price": 2160, "amount": 4120,
+         "tax_rate_percent": 8, "state": "ordered"},
     ],
     "deliveries": [
         {"name": "山田 花子", "postal_code": "604-8005", "prefecture": "京都府", "city": "京都市中京区", "line1": "河原町通1-1", "line2": ""},
@@ -147,17 +167,20 @@ BASE_SAMPLE: dict[str, Any] = {
     "payment_fee": 0,
     "order_discount": 0,
     "points_used": 0,
+    "tax_breakdown": [{"rate_percent": 10, "subtotal": 550, "tax": 50}, {"rate_percent": 8, "subtotal": 4120, "tax": 305}],
     "payment_method": "card",
 }
 KIND_SAMPLES: dict[MailKind, dict[str, Any]] = {
     MailKind.ORDER_CONFIRMATION: {},
     MailKind.PAYMENT_INSTRUCTIONS: {
         "method": "bank_transfer", "reference": "PAY-7Q4K2M", "amount": 4670, "due_date": "2025-03-19",
+        "pay_to": "京都中央銀行 本店営業部 普通 1234567 カ）キョウトチャホ", "cancels_when_overdue": True,
     },
     MailKind.PAYMENT_RECEIVED: {"method": "bank_transfer", "amount": 4670, "balance": 0},
     MailKind.PREPARING_SHIPMENT: {},
     MailKind.SHIPPED: {
         "carrier": "yamato",
+        "carrier_name": "ヤマト運輸",
         "tracking_number": "482917346502",
         "tracking_url": "https://toi.kuronekoyamato.co.jp/cgi-bin/tneko?number00=1&number01=482917346502",
         "delivery_index": 0,

@@ -63,3 +63,9 @@ def settles_with_nothing_to_pay(status: str, amount: int, cancelled: bool) -> bo
     of 0 that no edit raised) and it is not cancelled. Settled once: afterwards its status is no longer
     `not_applicable`."""
     return status == "not_applicable" and amount <= 0 and not cancelled
+
+
+def instructions_of(settings: dict) -> dict:
+    """What a payment request tells the customer from the shop's settings: where to pay, and whether an unpaid
+    order is cancelled automatically."""
+    return {"pay_to": settings["bank_account"], "cancels_when_overdue": settings["cancel_overdue_prepaid"]}
