@@ -3,7 +3,6 @@
 import base64
 import json
 from dataclasses import replace
-from uuid import UUID
 
 from ordermesh_contracts import ExportLabels, ImportStock, ImportTrackingCsv, ItemResult, SetShopShipping, ShippedLine
 from ordermesh_servicekit.commands import CommandRefused, accept
@@ -79,7 +78,7 @@ class ShippingCommands:
             ship_date = earliest_ship_date(calendar, command.occurred_at)
             labels = [
                 B2Label(
-                    management_number=str(row["shipment_id"]),
+                    management_number=str(row["label_no"]),
                     ship_date=ship_date,
                     consignee=consignee_from(json.loads(row["address"])),
                     shipper=shipper,
@@ -120,7 +119,9 @@ class ShippingCommands:
         """Ships each shipment whose line is good; every other line is answered with its reason."""
         labels, unreadable = parse_issued_labels(command.csv)
         async with ctx.unit_of_work() as uow:
-            known = await store_shipments.shop_shipment_ids(uow.conn, command.shop_id, [label.management_number for label in labels])
+            numbers = await store_shipments.shop_label_numbers(uow.conn, command.shop_id, [label.management_number for label in labels])
+            labels = [replace(label, management_number=numbers.get(label.management_number, label.management_number)) for label in labels]
+            known = set(numbers.values())
             owners = await store_shipments.tracking_owners(uow.conn, [label.tracking_number for label in labels])
             outcomes = plan_tracking(labels, known, owners)
             final: list[TrackingOutcome] = list(unreadable)
@@ -142,7 +143,7 @@ class ShippingCommands:
 
     async def _ship_from_file(self, uow, command: ImportTrackingCsv, outcome: TrackingOutcome) -> TrackingOutcome:
         """One line ships what is left of its shipment as one parcel with the line's tracking number."""
-        shipment = await store_shipments.lock_shipment(uow.conn, UUID(outcome.management_number))
+        shipment = await store_shipments.lock_shipment_by_label_no(uow.conn, int(outcome.management_number))
         if await store_shipments.parcel_owner(uow.conn, outcome.tracking_number) == shipment["shipment_id"]:
             return replace(outcome, reason="already shipped with this number")
         if shipment["status"] in ("shipped", "delivered"):

@@ -195,7 +195,7 @@ async def shipments_for_labels(conn: asyncpg.Connection, shop_id: str, shipment_
     """Shipments of the shop with their delivery (address, wishes) and lines: the given ones, or every requested one."""
     return await conn.fetch(
         """
-        SELECT s.shipment_id, s.order_id, s.delivery_index, s.status, s.carrier, d.address, d.requested_date,
+        SELECT s.shipment_id, s.label_no, s.order_id, s.delivery_index, s.status, s.carrier, d.address, d.requested_date,
                d.time_slot, d.cod_amount, d.accepted_at,
                (SELECT array_agg(l.name ORDER BY l.sku) FROM order_lines l
                  WHERE l.order_id = s.order_id AND l.delivery_index = s.delivery_index) AS names,
@@ -212,26 +212,37 @@ async def shipments_for_labels(conn: asyncpg.Connection, shop_id: str, shipment_
     )
 
 
-async def shop_shipment_ids(conn: asyncpg.Connection, shop_id: str, shipment_ids: list[str]) -> set[str]:
-    """Which of these ids are shipments of the shop."""
+async def shop_label_numbers(conn: asyncpg.Connection, shop_id: str, numbers: list[str]) -> dict[str, str]:
+    """Which of these management numbers are shipments of the shop, each mapped to the shipment's label number: the
+    number itself, or a shipment id (as label files written before label numbers carried)."""
     rows = await conn.fetch(
         """
-        SELECT s.shipment_id::text AS id FROM shipments s
+        SELECT given, s.label_no::text AS label_no FROM unnest($2::text[]) AS given
+        JOIN shipments s ON s.label_no::text = given OR s.shipment_id::text = given
         JOIN deliveries d ON d.order_id = s.order_id AND d.delivery_index = s.delivery_index
-        WHERE d.shop_id = $1 AND s.shipment_id::text = ANY($2::text[])
+        WHERE d.shop_id = $1
         """,
         shop_id,
-        shipment_ids,
+        numbers,
     )
-    return {row["id"] for row in rows}
+    return {row["given"]: row["label_no"] for row in rows}
+
+
+async def lock_shipment_by_label_no(conn: asyncpg.Connection, label_no: int) -> asyncpg.Record | None:
+    """A shipment by its label number, locked for this transaction."""
+    return await conn.fetchrow("SELECT * FROM shipments WHERE label_no = $1 FOR UPDATE", label_no)
 
 
 async def tracking_owners(conn: asyncpg.Connection, numbers: list[str]) -> dict[str, str]:
-    """Tracking number → the shipment a parcel of which already has it."""
+    """Tracking number → the label number of the shipment a parcel of which already has it."""
     rows = await conn.fetch(
-        "SELECT tracking_number, shipment_id::text AS id FROM parcels WHERE tracking_number = ANY($1::text[])", numbers
+        """
+        SELECT p.tracking_number, s.label_no::text AS label_no FROM parcels p JOIN shipments s USING (shipment_id)
+        WHERE p.tracking_number = ANY($1::text[])
+        """,
+        numbers,
     )
-    return {row["tracking_number"]: row["id"] for row in rows}
+    return {row["tracking_number"]: row["label_no"] for row in rows}
 
 
 async def flag_shipped_after_cancel(conn: asyncpg.Connection, shipment_id: UUID, reason: str) -> None:

@@ -1,7 +1,8 @@
 """Yamato B2 Cloud label data: the external-data CSV (cp932, CRLF, header row) written from shipments.
 
 The columns follow the first 40 columns of B2 Cloud's standard import layout (お客様管理番号 … 発行枚数);
-the remaining optional columns (notification mail, billing codes) are left off, which B2 accepts.
+the remaining optional columns (notification mail, billing codes) are left off, which B2 accepts. お客様管理番号 is
+at most 20 half-width alphanumerics in that layout ("半角英数字 20文字"): shipments carry a short label number for it.
 """
 
 import csv
@@ -20,6 +21,7 @@ HEADER = (
     "ｺﾚｸﾄ代金引換額（税込)", "内消費税額等", "止置き", "営業所コード", "発行枚数", "個数口表示フラグ",
     "請求先顧客コード",
 )
+MANAGEMENT_NUMBER_LENGTH = 20
 SLIP_PREPAID = "0"
 SLIP_COLLECT = "2"
 COOL_CODES = {"normal": "0", "frozen": "1", "chilled": "2"}
@@ -113,8 +115,12 @@ def label_row(label: B2Label) -> list[str]:
 
 
 def unencodable(label: B2Label) -> list[str]:
-    """Every field of the label holding a character cp932 can't carry, named with the character."""
+    """Every field of the label B2 Cloud can't take: a management number beyond its limit, a character cp932 can't
+    carry (named with the character)."""
     problems = []
+    number = label.management_number
+    if not (number.isascii() and number.isalnum() and len(number) <= MANAGEMENT_NUMBER_LENGTH):
+        problems.append(f"shipment {number}: お客様管理番号 must be at most {MANAGEMENT_NUMBER_LENGTH} half-width letters or digits")
     for name, value in zip(HEADER, label_row(label), strict=True):
         for char in value:
             try:
