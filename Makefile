@@ -19,9 +19,9 @@ test: setup  ## every test: unit, integration (real PostgreSQL), end-to-end (rea
 bench: setup  ## end-to-end throughput and latency, then intake alone, with raw aiokafka/asyncpg baselines
 	@$(UV) run --frozen python -m ordermesh_devstack.bench $(ARGS)
 
-docs: setup  ## AsyncAPI document of each service into asyncapi/
+docs: setup  ## AsyncAPI document of each service into asyncapi/ (every channel it reads and writes, deterministic)
 	@mkdir -p asyncapi
-	@for s in $(SERVICES); do $(UV) run --frozen faststream docs gen ordermesh_$$s.app:create_app --factory --out asyncapi/$$s.json >/dev/null || exit 1; done
+	@for s in $(SERVICES); do $(UV) run --frozen python -m ordermesh_servicekit.asyncapi ordermesh_$$s.app:create_app --out asyncapi/$$s.json || exit 1; done
 	@echo "AsyncAPI documents in asyncapi/"
 
 docs-check: docs  ## fails if the checked-in AsyncAPI documents are stale

@@ -42,6 +42,8 @@ class ServiceDefinition:
     name: str
     migrations: Path
     subscriptions: Sequence[Subscription]
+    description: str = ""
+    """What the service does, for its AsyncAPI document."""
     publishes: dict[str, Any] = field(default_factory=dict)
     """Topic → contract (union) this service publishes; for the AsyncAPI document."""
     http_routes: Callable[["ServiceRuntime"], list[tuple[str, ASGIApp]]] = lambda _runtime: []

@@ -100,6 +100,12 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
     return create_service_app(
         ServiceDefinition(
             name="notify",
+            description=(
+                "Customer mails: templates per shop, mail kind and device, sent over SMTP once per cause, with a mail "
+                "log. Reads order, payment, shipping and points events and staff commands; publishes whether each "
+                "mail was sent on `notify.events.v1`. Every command is answered on `ops.replies.v1`; what can never "
+                "be processed goes to the topic's `.dlq` with dlq.* headers."
+            ),
             migrations=Path(__file__).parent / "migrations",
             subscriptions=[
                 Subscription(

@@ -60,6 +60,13 @@ def definition(settings: "OrdersSettings") -> ServiceDefinition:
 
     return ServiceDefinition(
         name="orders",
+        description=(
+            "The OMS core. Reads shop orders (`shop.orders.v1`, also fed by its Shopify webhook ingress), staff "
+            "commands and every other service's events; keeps each order's stage, flags, tasks and history; "
+            "publishes the order's life on `orders.events.v1` and acceptance, rejection and shipping updates for "
+            "shops on `shop.updates.v1`. Every command is answered on `ops.replies.v1`; what can never be "
+            "processed goes to the topic's `.dlq` with dlq.* headers."
+        ),
         migrations=Path(__file__).parent / "migrations",
         subscriptions=[
             Subscription(
@@ -81,7 +88,7 @@ def definition(settings: "OrdersSettings") -> ServiceDefinition:
             Subscription(topics.POINTS_EVENTS, PointsEvent, handled(PointsEvent)),
             Subscription(topics.NOTIFY_EVENTS, NotifyEvent, handled(NotifyEvent)),
         ],
-        publishes={topics.ORDERS_EVENTS: OrdersEvent, topics.SHOP_UPDATES: ShopUpdate},
+        publishes={topics.ORDERS_EVENTS: OrdersEvent, topics.SHOP_UPDATES: ShopUpdate, topics.SHOP_ORDERS: ShopOrder},
         http_routes=lambda runtime: [
             *staff_routes(runtime, settings.api_token.get_secret_value()),
             *shopify_routes(runtime, settings.shopify_shops.get_secret_value()),

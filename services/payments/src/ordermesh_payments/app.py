@@ -160,6 +160,13 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
     return create_service_app(
         ServiceDefinition(
             name="payments",
+            description=(
+                "Payment state per order and a ledger of gateway calls: authorizes, captures, voids and refunds "
+                "cards, runs credit checks, requests and reconciles prepaid payments. Reads order and shipping "
+                "events, its verified provider callbacks (`payments.callbacks.v1`, written by its own HTTP ingress) "
+                "and staff commands; publishes `payments.events.v1`. Every command is answered on `ops.replies.v1`; "
+                "what can never be processed goes to the topic's `.dlq` with dlq.* headers."
+            ),
             migrations=Path(__file__).parent / "migrations",
             subscriptions=[
                 Subscription(
@@ -194,7 +201,7 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
                     on_invalid=reject_invalid_commands("payments"),
                 ),
             ],
-            publishes={topics.PAYMENTS_EVENTS: PaymentsEvent},
+            publishes={topics.PAYMENTS_EVENTS: PaymentsEvent, topics.PAYMENTS_CALLBACKS: PaymentsCallback},
             http_routes=routes,
             on_start=start_checks,
             on_stop=stop,

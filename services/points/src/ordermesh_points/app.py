@@ -73,6 +73,12 @@ def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
     return create_service_app(
         ServiceDefinition(
             name="points",
+            description=(
+                "The per-shop, per-customer points ledger: accrues, confirms, reverses, redeems, grants and deducts. "
+                "Reads order and payment events and staff commands; publishes `points.events.v1` (keyed "
+                "shop_id:customer_id). Every command is answered on `ops.replies.v1`; what can never be processed "
+                "goes to the topic's `.dlq` with dlq.* headers."
+            ),
             migrations=Path(__file__).parent / "migrations",
             subscriptions=[
                 Subscription(

@@ -110,6 +110,13 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
     return create_service_app(
         ServiceDefinition(
             name="shipping",
+            description=(
+                "Stock, allocation, delivery-date and carrier label checks, shipment requests to the warehouse, B2 "
+                "Cloud labels and tracking. Reads order and payment events, carrier/warehouse reports "
+                "(`shipping.callbacks.v1`, written by its own HTTP ingress) and staff commands; publishes "
+                "`shipping.events.v1`. Every command is answered on `ops.replies.v1`; what can never be processed "
+                "goes to the topic's `.dlq` with dlq.* headers."
+            ),
             migrations=Path(__file__).parent / "migrations",
             subscriptions=[
                 Subscription(
@@ -142,7 +149,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                     on_invalid=reject_invalid_commands("shipping"),
                 ),
             ],
-            publishes={topics.SHIPPING_EVENTS: ShippingEvent},
+            publishes={topics.SHIPPING_EVENTS: ShippingEvent, topics.SHIPPING_CALLBACKS: ShippingCallback},
             http_routes=routes,
             on_stop=close_client,
         ),
