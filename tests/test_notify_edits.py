@@ -143,11 +143,11 @@ async def test_each_edit_staff_chose_to_mail_arrives_once_with_the_new_lines_and
     text = first.get_body(("plain",)).get_content()
     assert first["Subject"] == f"【ご注文内容変更】ご注文番号 {order.external_order_no}"
     assert f"- {line.name}: {line.quantity} → {line.quantity + 2}" in text
-    assert f"- {line.name} × {line.quantity + 2}  {line.unit_price * (line.quantity + 2)}円" in text
-    assert f"変更後のお支払い合計: {more.charges.total}円" in text and f"追加のお支払い: {2 * line.unit_price}円" in text
-    assert f"送料: {order.charges.shipping_fee}円" in text
+    assert f"- {line.name} × {line.quantity + 2}  {line.unit_price * (line.quantity + 2):,}円" in text
+    assert f"変更後のお支払い合計: {more.charges.total:,}円" in text and f"追加のお支払い: {2 * line.unit_price:,}円" in text
+    assert f"送料: {order.charges.shipping_fee:,}円" in text
     second_text = second.get_body(("plain",)).get_content()
-    assert f"- {line.name}  返品" in second_text and f"ご返金予定額: {line.unit_price * line.quantity}円" in second_text
+    assert f"- {line.name}  返品" in second_text and f"ご返金予定額: {line.unit_price * line.quantity:,}円" in second_text
     assert second.get_body(("html",)) is not None
 
     sent = recorder.on(topics.NOTIFY_EVENTS, type="MailSent", order_id=order_id, mail_kind="order_changed")

@@ -81,9 +81,9 @@ async def test_every_mail_of_a_prepaid_order_arrives_once_with_both_parts_and_se
     by_kind = {_kind_of(m): m.get_body(("plain",)).get_content() for m in mails}
     [requested] = recorder.on(topics.PAYMENTS_EVENTS, type="PaymentRequested", order_id=order_id)
     request = requested.json()
-    for value in (request["reference"], f"{request['amount']}円", request["due_date"]):
+    for value in (request["reference"], f"{request['amount']:,}円", request["due_date"]):
         assert value in by_kind["payment_instructions"]
-    assert f"{order.charges.total}円" in by_kind["payment_received"]
+    assert f"{order.charges.total:,}円" in by_kind["payment_received"]
     [confirmed] = recorder.on(topics.POINTS_EVENTS, type="PointsConfirmed", order_id=order_id)
     assert f"{confirmed.json()['points']}ポイント" in by_kind["points_confirmed"]
     [shipment] = await fetch(stack.service_dsns["shipping"], "SELECT tracking_number FROM shipments WHERE order_id = $1", order_id)

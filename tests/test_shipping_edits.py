@@ -128,8 +128,8 @@ async def test_a_requested_shipment_follows_a_quantity_increase_and_ships_the_ne
     shipment_id = str(row["shipment_id"])
     reply = await command(stack, recorder, ExportLabels(**STAFF, shipment_ids=[row["shipment_id"]]))
     header, label, *_ = base64.b64decode(reply["details"]["content_base64"]).decode("cp932").split("\r\n")
-    number = valid_tracking_number(uuid.UUID(shipment_id).int)
-    issued = f"{header}\r\n{label.replace(f'{shipment_id},0,0,,', f'{shipment_id},0,0,{number},', 1)}\r\n"
+    number, label_no = valid_tracking_number(uuid.UUID(shipment_id).int), label.split(",")[0]
+    issued = f"{header}\r\n{label.replace(f'{label_no},0,0,,', f'{label_no},0,0,{number},', 1)}\r\n"
     assert [r["ok"] for r in (await command(stack, recorder, ImportTrackingCsv(**STAFF, csv=issued)))["results"]] == [True]
     [shipped] = await recorder.wait_for(topics.SHIPPING_EVENTS, type="ShipmentShipped", order_id=order_id, timeout=60)
     assert shipped.json()["lines"] == [{"sku": sku, "quantity": 3}]

@@ -101,10 +101,11 @@ async def test_b2_labels_exported_and_the_issued_labels_file_imported_ship_the_o
     assert reply["type"] == "CommandAccepted", reply
     text = base64.b64decode(reply["details"]["content_base64"]).decode("cp932")
     header, label, *_ = text.split("\r\n")
-    assert label.startswith(f"{shipment_id},0,0,,")
+    label_no = label.split(",")[0]  # お客様管理番号: the shipment's short label number (B2 allows 20 characters)
+    assert label.startswith(f"{label_no},0,0,,") and label_no.isdigit() and len(label_no) <= 20
 
     number = valid_tracking_number(uuid.UUID(shipment_id).int)
-    issued = f"{header}\r\n{label.replace(f'{shipment_id},0,0,,', f'{shipment_id},0,0,{number},', 1)}\r\n"
+    issued = f"{header}\r\n{label.replace(f'{label_no},0,0,,', f'{label_no},0,0,{number},', 1)}\r\n"
     reply = await command(stack, recorder, ImportTrackingCsv(**STAFF, csv=issued))
     assert [r["ok"] for r in reply["results"]] == [True], reply
 
