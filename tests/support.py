@@ -72,7 +72,9 @@ class TopicRecorder:
                 continue
             try:
                 body = message.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # poison published by reliability tests
+                continue
+            if not isinstance(body, dict):
                 continue
             if all(str(body.get(k)) == str(v) for k, v in match.items()):
                 found.append(message)

@@ -324,9 +324,38 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, subscription: Subsc
         rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
         listener=_RebalanceCounter(runtime, subscription.topic),
+        parser=parse_without_headers,
+        decoder=decode_nothing,
         title=f"{runtime.definition.name}:{subscription.topic}",
         description=subscription.description or f"{runtime.definition.name} consumes {subscription.topic}.",
     )(consume)
+
+
+class _WithoutHeaders:
+    """A record as FastStream's parser sees it: the same, with no headers (it decodes them as UTF-8 and fails on nulls)."""
+
+    headers: tuple[()] = ()
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._record, name)
+
+
+async def parse_without_headers(records: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's batch parser, kept away from the records' headers; the message carries the records untouched.
+
+    The records' bytes and headers are read by `Consumer` alone, which gives every record an outcome.
+    """
+    parsed = await original_parser(tuple(_WithoutHeaders(record) for record in records))
+    parsed.raw_message = tuple(records)
+    return parsed
+
+
+async def decode_nothing(_message: Any) -> None:
+    """No decoding by FastStream (it would raise on deep nesting or huge numbers before `Consumer` sees the record)."""
+    return None
 
 
 def run_service(create_app: Callable[[], AsgiFastStream]) -> None:
