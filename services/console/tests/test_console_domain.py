@@ -89,6 +89,12 @@ def test_an_edit_sends_only_what_changed_and_refuses_bad_numbers_with_every_reas
     assert isinstance(command, EditOrder)
     assert [(l.sku, l.quantity) for l in command.lines] == [("SKU-1", 3)]
     assert command.shipping_fee == 0 and command.payment_fee is None and command.adjust_stock is False
+    discounted = build_command(
+        ORDER_ACTIONS["edit"],
+        {"qty:0:SKU-1": "1", "was:0:SKU-1": "1", "disc:0:SKU-1": "100", "was_disc:0:SKU-1": "0", "adjust_stock": "no", "reason": "r"},
+        _target(),
+    )
+    assert [(l.sku, l.quantity, l.line_discount) for l in discounted.lines] == [("SKU-1", None, 100)]
     with pytest.raises(FormError) as refused:
         build_command(ORDER_ACTIONS["edit"], {"qty:0:SKU-1": "-1", "shipping_fee": "1e99", "reason": "r"}, _target())
     assert len(refused.value.reasons) == 3

@@ -106,7 +106,8 @@ def _cancel(form: Form, target: Target) -> Command:
 
 
 def _edit(form: Form, target: Target) -> Command:
-    """Quantities come as `qty:<delivery index>:<sku>` (only changed ones count: `was:<…>` holds the old value)."""
+    """Quantities come as `qty:<delivery index>:<sku>`, line discounts as `disc:<…>` (only changed ones count:
+    `was:<…>` and `was_disc:<…>` hold the old values)."""
     reasons: list[str] = []
     lines = []
     for key in form:
@@ -115,8 +116,14 @@ def _edit(form: Form, target: Target) -> Command:
         _, index, sku = key.split(":", 2)
         quantity = _int(form, key, reasons)
         previous = _int(form, f"was:{index}:{sku}", reasons)
-        if quantity is not None and quantity != previous and index.isdigit():
-            lines.append(LineChange(delivery_index=int(index), sku=sku, quantity=quantity))
+        discount = _int(form, f"disc:{index}:{sku}", reasons)
+        previous_discount = _int(form, f"was_disc:{index}:{sku}", reasons)
+        change = {
+            "quantity": quantity if quantity is not None and quantity != previous else None,
+            "line_discount": discount if discount is not None and discount != previous_discount else None,
+        }
+        if any(v is not None for v in change.values()) and index.isdigit():
+            lines.append(LineChange(delivery_index=int(index), sku=sku, **change))
     if _text(form, "add_sku"):
         lines.append(_added_line(form, reasons))
     fees = {name: _int(form, name, reasons) for name in ("shipping_fee", "payment_fee", "points_used")}
