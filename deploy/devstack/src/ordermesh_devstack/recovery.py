@@ -1,8 +1,8 @@
 """Measures recovery on the local suite: a killed service's restart, a killed replica's takeover, a replica joining.
 
 `python -m ordermesh_devstack.recovery [--baseline]` starts a suite with two replicas of every service and prints
-the figures as JSON; `--baseline` runs it with the consumer timings ordermesh used before (aiokafka's defaults:
-10 s session, 3 s heartbeat, dynamic membership) for a before/after comparison. The tests use the same functions.
+the figures as JSON; `--baseline` runs it with the consumer timings ordermesh used before (aiokafka's 10 s
+session and 3 s heartbeat, dynamic membership) for a before/after comparison. The tests use the same functions.
 """
 
 import argparse
@@ -28,7 +28,7 @@ BASELINE_ENV = {
     "ORDERMESH_KAFKA_HEARTBEAT_INTERVAL_MS": "3000",
     "ORDERMESH_KAFKA_REBALANCE_TIMEOUT_MS": "10000",
 }
-_REBALANCES = re.compile(r'^ordermesh_consumer_rebalances_total\{topic="[^"]+"\} (\S+)$', re.M)
+_REBALANCES = re.compile(r'^ordermesh_consumer_rebalances_total\{topic="([^"]+)"\} (\S+)$', re.M)
 
 
 @dataclass
@@ -71,11 +71,11 @@ async def _ready(port: int) -> bool:
         return False
 
 
-async def rebalances(port: int) -> float:
-    """Partition assignments a service process has received so far (all its consumers)."""
+async def rebalances(port: int) -> dict[str, float]:
+    """Partition assignments a service process's consumers have received so far (one per rebalance), by topic."""
     async with httpx.AsyncClient(timeout=2) as client:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    return sum(float(v) for v in _REBALANCES.findall(text))
+    return {topic: float(value) for topic, value in _REBALANCES.findall(text)}
 
 
 async def measure_restart(stack: LocalStack, service: str, *, first_number: int, backlog: int = 6) -> Figures:
@@ -138,10 +138,11 @@ async def measure_join(stack: LocalStack, service: str) -> Figures:
             seen, last_change = now, time.monotonic()
         await asyncio.sleep(0.1)
     settled = last_change - started
-    per_replica = [after - b for after, b in zip(seen, before)]
+    # A rebalance gives each consumer of the group one assignment: the most any one consumer got is the count.
+    per_consumer = [after[topic] - b.get(topic, 0) for after, b in zip(seen, before) for topic in after]
     return Figures(
         f"join of {name}",
-        {"to_ready_s": round(ready, 2), "to_settled_s": round(settled, 2), "rebalances_at_a_running_replica": max(per_replica)},
+        {"to_ready_s": round(ready, 2), "to_settled_s": round(settled, 2), "rebalances_at_a_running_replica": max(per_consumer)},
     )
 
 
