@@ -148,7 +148,7 @@ class LocalStack:
         self.stripe_api_base = await asyncio.to_thread(self._localstripe.start)
         self._start_services()
         self._start_console()
-        await self.wait_ready((*self.service_processes(), CONSOLE))
+        await self.wait_ready((*self.service_processes(), CONSOLE), timeout=180)
         await self.set_stock({sku: self.config.stock_per_sku for sku in DEMO_SKUS})
         (run_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2))
         (run_dir / "ops.env").write_text(
