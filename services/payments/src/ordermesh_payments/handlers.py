@@ -154,6 +154,12 @@ class PaymentHandlers:
         async with ctx.intent() as conn:
             cancelled = await store.is_cancelled(conn, order.order_id)
             settings = await store.payment_settings(conn, order.shop_id)
+            if not cancelled and not self._gateways.configured(settings["card_gateway"]):
+                # Nothing is recorded: once staff point the shop at a configured gateway, a replay authorizes there.
+                raise PermanentError(
+                    f"shop {order.shop_id} takes card payments on the {settings['card_gateway']} gateway, "
+                    "which is not configured on the payments service"
+                )
             await store.create_payment(
                 conn, **payment, status="cancelled" if cancelled else "authorizing", cancelled=cancelled,
                 gateway=settings["card_gateway"],
