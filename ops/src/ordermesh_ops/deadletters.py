@@ -18,6 +18,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from ordermesh_contracts.topics import ALL_TOPICS, dead_letter_topic
 from ordermesh_servicekit.logging import redact
 
+from .client import Connection
 from .kafka import admin_client, producer, read_topics_to_end
 
 DECISIONS_TOPIC = "ops.dlq-decisions.v1"
@@ -136,10 +137,10 @@ def from_record(record: Any) -> DeadLetter:
     )
 
 
-async def decisions(bootstrap: str) -> dict[str, Decision]:
+async def decisions(connection: Connection) -> dict[str, Decision]:
     """The latest decision per dead letter id."""
     latest: dict[str, Decision] = {}
-    for record in await read_topics_to_end(bootstrap, [DECISIONS_TOPIC]):
+    for record in await read_topics_to_end(connection, [DECISIONS_TOPIC]):
         if record.key is None:
             continue
         if record.value is None:
@@ -150,7 +151,7 @@ async def decisions(bootstrap: str) -> dict[str, Decision]:
 
 
 async def list_dead_letters(
-    bootstrap: str,
+    connection: Connection,
     *,
     topic: str | None = None,
     since: datetime | None = None,
@@ -164,8 +165,8 @@ async def list_dead_letters(
         names = [dead_letter_topic(original)]
     else:
         names = list(DEAD_LETTER_TOPICS)
-    letters = [from_record(r) for r in await read_topics_to_end(bootstrap, names)]
-    known = await decisions(bootstrap)
+    letters = [from_record(r) for r in await read_topics_to_end(connection, names)]
+    known = await decisions(connection)
     for letter in letters:
         letter.decision = known.get(letter.id)
     if since is not None:
@@ -175,7 +176,7 @@ async def list_dead_letters(
     return sorted(letters, key=lambda x: (x.failed_at or datetime.min.replace(tzinfo=timezone.utc), x.id))
 
 
-async def find(bootstrap: str, dead_letter_id: str) -> DeadLetter:
+async def find(connection: Connection, dead_letter_id: str) -> DeadLetter:
     """One dead letter by its id (`<dlq topic>:<partition>:<offset>`); LookupError when there is none."""
     try:
         topic, partition, offset = dead_letter_id.rsplit(":", 2)
@@ -184,7 +185,7 @@ async def find(bootstrap: str, dead_letter_id: str) -> DeadLetter:
         raise LookupError(f"{dead_letter_id!r} is not a dead letter id (<topic>.dlq:<partition>:<offset>)") from None
     if topic not in DEAD_LETTER_TOPICS:
         raise LookupError(f"{topic!r} is not a dead-letter topic")
-    for letter in await list_dead_letters(bootstrap, topic=topic):
+    for letter in await list_dead_letters(connection, topic=topic):
         if letter.id == f"{position[0]}:{position[1]}:{position[2]}":
             return letter
     raise LookupError(f"no dead letter {dead_letter_id}")
@@ -195,9 +196,9 @@ def _replay_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     return [*kept, (REPLAYED_FROM_HEADER, letter.id.encode())]
 
 
-async def ensure_decisions_topic(bootstrap: str) -> None:
+async def ensure_decisions_topic(connection: Connection) -> None:
     """Creates the compacted decisions topic when it does not exist yet."""
-    admin = admin_client(bootstrap)
+    admin = admin_client(connection)
     await admin.start()
     try:
         if DECISIONS_TOPIC in await admin.list_topics():
@@ -221,7 +222,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-async def replay(bootstrap: str, letters: list[DeadLetter], *, by: str, reason: str = "") -> list[DeadLetter]:
+async def replay(connection: Connection, letters: list[DeadLetter], *, by: str, reason: str = "") -> list[DeadLetter]:
     """Publishes each dead letter again to its original topic, as it was (same key, value and event id; the dead-letter
     headers dropped, `ordermesh.replayed_from` added), and records the replay. Every consumer group of that topic
     sees it again: those that had handled it find it in their inbox and skip it. Returns the letters replayed."""
@@ -230,8 +231,8 @@ async def replay(bootstrap: str, letters: list[DeadLetter], *, by: str, reason: 
     unknown = sorted({x.original_topic for x in letters if x.original_topic not in ALL_TOPICS})
     if unknown:
         raise ValueError(f"dead letters name unknown original topics: {', '.join(unknown)}")
-    await ensure_decisions_topic(bootstrap)
-    publisher = producer(bootstrap)
+    await ensure_decisions_topic(connection)
+    publisher = producer(connection)
     await publisher.start()
     try:
         for letter in letters:
@@ -242,12 +243,12 @@ async def replay(bootstrap: str, letters: list[DeadLetter], *, by: str, reason: 
     return letters
 
 
-async def discard(bootstrap: str, letters: list[DeadLetter], *, by: str, reason: str) -> list[DeadLetter]:
+async def discard(connection: Connection, letters: list[DeadLetter], *, by: str, reason: str) -> list[DeadLetter]:
     """Records that staff looked at these dead letters and decided they need nothing more, with why."""
     if not reason.strip():
         raise ValueError("a discard needs a reason")
-    await ensure_decisions_topic(bootstrap)
-    publisher = producer(bootstrap)
+    await ensure_decisions_topic(connection)
+    publisher = producer(connection)
     await publisher.start()
     try:
         for letter in letters:

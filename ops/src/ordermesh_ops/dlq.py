@@ -28,17 +28,17 @@ def _select(
     error_class: Optional[str], order_id: Optional[str], every: bool,
 ) -> list[deadletters.DeadLetter]:
     """The dead letters named by id, or the pending ones a filter selects (a filter or --all is required)."""
-    bootstrap = Connection.from_environment().bootstrap
+    connection = Connection.from_environment()
     if ids:
         try:
-            return [asyncio.run(deadletters.find(bootstrap, x)) for x in ids]
+            return [asyncio.run(deadletters.find(connection, x)) for x in ids]
         except LookupError as error:
             console.print(f"[red]{error}[/red]")
             raise typer.Exit(1) from None
     if not (topic or since or message_type or error_class or order_id or every):
         raise typer.BadParameter("name dead letters by id, or select them with --topic/--since/--type/--error-class/--order, or --all")
     try:
-        letters = asyncio.run(deadletters.list_dead_letters(bootstrap, topic=topic, since=_since(since), status="pending"))
+        letters = asyncio.run(deadletters.list_dead_letters(connection, topic=topic, since=_since(since), status="pending"))
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--topic") from None
     summaries = [(x, x.summary()) for x in letters]
@@ -60,7 +60,7 @@ def list_letters(
     """Lists dead letters, oldest first, with their reason and what staff did about them."""
     try:
         letters = asyncio.run(
-            deadletters.list_dead_letters(Connection.from_environment().bootstrap, topic=topic, since=_since(since), status=status)
+            deadletters.list_dead_letters(Connection.from_environment(), topic=topic, since=_since(since), status=status)
         )
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--topic") from None
@@ -75,7 +75,7 @@ def list_letters(
 def show(dead_letter_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Shows one dead letter: headers, reason, and its payload with personal data redacted."""
     try:
-        letter = asyncio.run(deadletters.find(Connection.from_environment().bootstrap, dead_letter_id))
+        letter = asyncio.run(deadletters.find(Connection.from_environment(), dead_letter_id))
     except LookupError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
@@ -104,7 +104,7 @@ def replay(
     """Publishes dead letters again to their original topic, unchanged (same event id: inboxes absorb duplicates)."""
     letters = _select(ids or [], topic, since, message_type, error_class, order_id, every)
     done = asyncio.run(
-        deadletters.replay(Connection.from_environment().bootstrap, letters, by=by or getpass.getuser(), reason=reason)
+        deadletters.replay(Connection.from_environment(), letters, by=by or getpass.getuser(), reason=reason)
     )
     console.print(f"replayed {len(done)} dead letters")
     if done:
@@ -127,7 +127,7 @@ def discard(
     letters = _select(ids or [], topic, since, message_type, error_class, order_id, every)
     try:
         done = asyncio.run(
-            deadletters.discard(Connection.from_environment().bootstrap, letters, by=by or getpass.getuser(), reason=reason)
+            deadletters.discard(Connection.from_environment(), letters, by=by or getpass.getuser(), reason=reason)
         )
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--reason") from None

@@ -1,4 +1,5 @@
-"""Kafka clients of the staff tools, built in one place, and reading topics from the beginning without a group."""
+"""Kafka clients of the staff tools, built in one place from the connection (TLS/SASL included), and reading topics
+from the beginning without a consumer group."""
 
 from collections.abc import Iterable
 from typing import Any
@@ -6,20 +7,22 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from .client import Connection
 
-def admin_client(bootstrap: str) -> AIOKafkaAdminClient:
+
+def admin_client(connection: Connection) -> AIOKafkaAdminClient:
     """An admin client (not started)."""
-    return AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    return AIOKafkaAdminClient(bootstrap_servers=connection.bootstrap, request_timeout_ms=30000, **connection.kafka_security)
 
 
-def producer(bootstrap: str) -> AIOKafkaProducer:
+def producer(connection: Connection) -> AIOKafkaProducer:
     """An idempotent producer waiting for every replica (not started)."""
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    return AIOKafkaProducer(bootstrap_servers=connection.bootstrap, acks="all", enable_idempotence=True, **connection.kafka_security)
 
 
-def reader(bootstrap: str) -> AIOKafkaConsumer:
+def reader(connection: Connection) -> AIOKafkaConsumer:
     """A consumer without a group: it commits nothing and is assigned partitions by hand (not started)."""
-    return AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    return AIOKafkaConsumer(bootstrap_servers=connection.bootstrap, enable_auto_commit=False, group_id=None, **connection.kafka_security)
 
 
 async def topic_partitions(admin: AIOKafkaAdminClient, names: Iterable[str]) -> list[TopicPartition]:
@@ -35,9 +38,9 @@ async def topic_partitions(admin: AIOKafkaAdminClient, names: Iterable[str]) -> 
     ]
 
 
-async def read_topics_to_end(bootstrap: str, topic_names: Iterable[str]) -> list[Any]:
+async def read_topics_to_end(connection: Connection, topic_names: Iterable[str]) -> list[Any]:
     """Every record of the named topics (those that exist), from the beginning to the end they have now."""
-    admin = admin_client(bootstrap)
+    admin = admin_client(connection)
     await admin.start()
     try:
         partitions = await topic_partitions(admin, topic_names)
@@ -45,7 +48,7 @@ async def read_topics_to_end(bootstrap: str, topic_names: Iterable[str]) -> list
         await admin.close()
     if not partitions:
         return []
-    consumer = reader(bootstrap)
+    consumer = reader(connection)
     await consumer.start()
     try:
         consumer.assign(partitions)
