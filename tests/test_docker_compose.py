@@ -46,7 +46,7 @@ def _check_settings(compose: dict, name: str, reads: set[str]) -> None:
     settings = settings_classes()
     cls = settings["init job"] if name.endswith("-init") else settings[name]
     missing = [s.variable for s in settings_of(cls) if not ({s.variable, *s.aliases} & given)]
-    assert not missing, f"{name} lacks {missing} in docker-compose.yml"
+    assert not missing, f"{name} lacks {missing} in docker-compose.yml (add each with its default; secrets as *_FILE)"
 
 
 def test_compose_runs_kafka_in_kraft_mode_and_postgres_from_the_official_images():

@@ -79,7 +79,7 @@ def _settings_from(manifests, service: str, secrets_dir: Path, monkeypatch, extr
     known = {n for s in settings_of(cls) for n in (s.variable, *s.aliases)}
     assert provided - known - CHART_ONLY == set(), f"{service}: the chart sets what the service does not read"
     missing = [s.variable for s in settings_of(cls) if not ({s.variable, *s.aliases} & provided)]
-    assert missing == [], f"{service}: the chart lacks {missing}"
+    assert missing == [], f"{service}: the chart lacks {missing}: add them to deploy/helm/ordermesh/values.yaml (settings, or secrets when secret)"
     return cls, config, secret
 
 

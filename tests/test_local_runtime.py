@@ -1,13 +1,18 @@
-"""The local runtime stops cleanly: SIGTERM to `ordermesh-dev up` leaves no java, postgres or service process behind."""
+"""The local runtime stops cleanly: SIGTERM to `ordermesh-dev up`, or closing its terminal (SIGHUP), leaves no
+java, postgres or service process behind."""
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import termios
+import threading
 import time
 
 import psutil
+import pytest
 
 
 def _processes_mentioning(text: str) -> list[psutil.Process]:
@@ -21,16 +26,41 @@ def _processes_mentioning(text: str) -> list[psutil.Process]:
     return found
 
 
-def test_sigterm_to_the_local_suite_stops_kafka_postgres_and_every_service(tmp_path):
+def _in_a_terminal_of_its_own(terminal: int):
+    def become_session_leader_with_controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+
+    return become_session_leader_with_controlling_terminal
+
+
+def _drain(fd: int) -> None:
+    while True:
+        try:
+            if not os.read(fd, 65536):
+                return
+        except OSError:
+            return
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "closed terminal"])
+def test_stopping_the_local_suite_stops_kafka_postgres_and_every_service(tmp_path, stop):
     run_dir = tmp_path / "suite"
-    suite = subprocess.Popen(
-        [sys.executable, "-m", "ordermesh_devstack", "--run-dir", str(run_dir), "up"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")},
-    )
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    argv = [sys.executable, "-m", "ordermesh_devstack", "--run-dir", str(run_dir), "up"]
+    terminal = None
+    if stop == "closed terminal":
+        terminal, child_side = os.openpty()
+        suite = subprocess.Popen(
+            argv, stdin=child_side, stdout=child_side, stderr=child_side, env=env,
+            preexec_fn=_in_a_terminal_of_its_own(child_side),
+        )
+        os.close(child_side)
+        threading.Thread(target=_drain, args=(terminal,), daemon=True).start()
+    else:
+        suite = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while not (run_dir / "stack.json").exists():
             assert suite.poll() is None, "the suite exited before it was ready"
             assert time.monotonic() < deadline, "the suite was not ready in time"
@@ -41,12 +71,18 @@ def test_sigterm_to_the_local_suite_stops_kafka_postgres_and_every_service(tmp_p
         java = [p for p in _processes_mentioning(str(run_dir)) if "java" in (p.name() or "")]
         assert java, "the broker should be a java process using the run directory"
 
-        suite.send_signal(signal.SIGTERM)
-        assert suite.wait(timeout=90) == 0
+        if terminal is not None:
+            os.close(terminal)  # the terminal window closes: the kernel hangs up its session
+            terminal = None
+        else:
+            suite.send_signal(signal.SIGTERM)
+        assert suite.wait(timeout=120) == 0
         time.sleep(1)
         survivors = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
         assert survivors == []
         assert _processes_mentioning(str(run_dir)) == []
     finally:
+        if terminal is not None:
+            os.close(terminal)
         if suite.poll() is None:
             suite.kill()

@@ -1,8 +1,9 @@
-"""`ordermesh-dev`: run the whole suite locally with demo traffic, or just the suite, until Ctrl-C."""
+"""`ordermesh-dev`: run the whole suite locally with demo traffic, or just the suite, until Ctrl-C (or SIGTERM, or the terminal closes)."""
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import time
@@ -88,6 +89,15 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
         await asyncio.to_thread(stack.stop)
 
 
+def _hang_up(task: asyncio.Task) -> None:
+    """The terminal was closed: stop everything as Ctrl-C would, writing nowhere (the terminal is gone)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (1, 2):
+        os.dup2(devnull, stream)
+    os.close(devnull)
+    task.cancel()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `ordermesh-dev`."""
     args = _parser().parse_args(argv)
@@ -97,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     main_task = loop.create_task(_run(args, console))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, main_task.cancel)
+    loop.add_signal_handler(signal.SIGHUP, _hang_up, main_task)
     try:
         code = loop.run_until_complete(main_task)
     except asyncio.CancelledError:
