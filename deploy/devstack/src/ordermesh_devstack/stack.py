@@ -326,7 +326,7 @@ class LocalStack:
         process.start()
         self.processes[CONSOLE] = process
 
-    async def wait_ready(self, names, timeout: float = 90) -> None:
+    async def wait_ready(self, names, timeout: float = 240) -> None:
         """Waits until each named service answers /readyz with 200."""
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2) as client:
