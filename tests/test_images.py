@@ -103,7 +103,9 @@ def _replay_build(stage: Stage, workdir: Path, venv: Path) -> None:
                 assert re.fullmatch(r"pip install --no-cache-dir uv==[\d.]+", rest), rest
                 continue
             assert rest.startswith("uv "), f"unexpected build step: {rest}"
-            done = subprocess.run(shlex.split(rest), cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+            uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` names itself in $UV
+            assert uv, "uv is needed to replay the build"
+            done = subprocess.run([uv, *shlex.split(rest)[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
             assert done.returncode == 0, f"{rest} failed in the copied context:\n{done.stdout}{done.stderr}"
 
 

@@ -11,6 +11,8 @@ import termios
 import threading
 import time
 
+import select
+
 import psutil
 import pytest
 
@@ -26,21 +28,34 @@ def _processes_mentioning(text: str) -> list[psutil.Process]:
     return found
 
 
-def _in_a_terminal_of_its_own(terminal: int):
-    def become_session_leader_with_controlling_terminal() -> None:
-        os.setsid()
-        fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
-
-    return become_session_leader_with_controlling_terminal
+def _become_session_leader_with_its_stdin_as_controlling_terminal() -> None:
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
-def _drain(fd: int) -> None:
-    while True:
-        try:
-            if not os.read(fd, 65536):
-                return
-        except OSError:
-            return
+class Terminal:
+    """The terminal side of a pseudo-terminal: read (so the suite never blocks writing) until it is closed."""
+
+    def __init__(self) -> None:
+        self.fd, self.child_side = os.openpty()
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        while not self._closing.is_set():
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    os.read(self.fd, 65536)
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        """Closes the window: the reader stops first, so that the last reference to the terminal goes."""
+        self._closing.set()
+        self._reader.join()
+        os.close(self.fd)
 
 
 @pytest.mark.parametrize("stop", ["sigterm", "closed terminal"])
@@ -50,13 +65,12 @@ def test_stopping_the_local_suite_stops_kafka_postgres_and_every_service(tmp_pat
     argv = [sys.executable, "-m", "ordermesh_devstack", "--run-dir", str(run_dir), "up"]
     terminal = None
     if stop == "closed terminal":
-        terminal, child_side = os.openpty()
+        terminal = Terminal()
         suite = subprocess.Popen(
-            argv, stdin=child_side, stdout=child_side, stderr=child_side, env=env,
-            preexec_fn=_in_a_terminal_of_its_own(child_side),
+            argv, stdin=terminal.child_side, stdout=terminal.child_side, stderr=terminal.child_side, env=env,
+            preexec_fn=_become_session_leader_with_its_stdin_as_controlling_terminal,
         )
-        os.close(child_side)
-        threading.Thread(target=_drain, args=(terminal,), daemon=True).start()
+        os.close(terminal.child_side)
     else:
         suite = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
@@ -72,7 +86,7 @@ def test_stopping_the_local_suite_stops_kafka_postgres_and_every_service(tmp_pat
         assert java, "the broker should be a java process using the run directory"
 
         if terminal is not None:
-            os.close(terminal)  # the terminal window closes: the kernel hangs up its session
+            terminal.close()  # the terminal window closes: the kernel hangs up its session
             terminal = None
         else:
             suite.send_signal(signal.SIGTERM)
@@ -83,6 +97,6 @@ def test_stopping_the_local_suite_stops_kafka_postgres_and_every_service(tmp_pat
         assert _processes_mentioning(str(run_dir)) == []
     finally:
         if terminal is not None:
-            os.close(terminal)
+            terminal.close()
         if suite.poll() is None:
             suite.kill()
