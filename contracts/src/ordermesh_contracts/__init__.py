@@ -3,6 +3,8 @@
 from .commands import Command, CommandAccepted, CommandRejected, ItemResult, OpsReply
 from .envelope import Message, OrderMessage, utc_now
 from .order_commands import (
+    ReturnItems,
+    ReturnLine,
     AddTask,
     AddToWatchList,
     BulkUpdateOrders,
@@ -49,6 +51,9 @@ from .notify import (
     SetShopMailSettings,
 )
 from .orders import (
+    OrderReturned,
+    ReturnedLine,
+    DeliveryChecksConfirmed,
     Address,
     Channel,
     Charges,
@@ -128,6 +133,7 @@ from .points import (
     PointsRecomputed,
 )
 from .shipping import (
+    ChangeDeliveryMethod,
     ShipmentRequested,
     ShipmentShipped,
     ShippedLine,
@@ -139,6 +145,8 @@ from .shipping import (
     DeliveryDateChecked,
     LabelCheckFailed,
     ShipmentDelivered,
+    ShipmentHeld,
+    ShipmentHoldReleased,
     ShipmentRequestFailed,
     OrderShippingCancelled,
     ShipmentCancelFailed,
@@ -209,6 +217,12 @@ ALL_MESSAGE_TYPES: tuple[type[Message], ...] = (
     WarehouseShipmentReported,
     DeliveryDateChecked,
     LabelCheckFailed,
+    ShipmentHeld,
+    ShipmentHoldReleased,
+    ChangeDeliveryMethod,
+    DeliveryChecksConfirmed,
+    OrderReturned,
+    ReturnItems,
     ShipmentDelivered,
     ShipmentRequestFailed,
     OrderShippingCancelled,

@@ -207,6 +207,29 @@ class EditOrder(_OrderCommand):
     reason: str = Field(min_length=1, max_length=500, description="Why.")
 
 
+class ReturnLine(BaseModel):
+    """Units of one shipped line that came back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delivery_index: int = Field(default=0, ge=0, description="Which delivery group of the order.")
+    sku: str = Field(min_length=1, max_length=64, description="The line's sku.")
+    quantity: int = Field(ge=1, le=1_000_000, description="Units returned (at most those shipped and not returned yet).")
+
+
+class ReturnItems(_OrderCommand):
+    """Books goods that came back after shipping, whole or part of a line, on a shipped or completed order: the total
+    goes down by what they are worth and every service follows (`OrderReturned`). Refused with every reason (nothing
+    changes) for an order nothing of which has shipped, a cancelled order, or more units than shipped and not yet
+    returned."""
+
+    type: Literal["ReturnItems"] = Field(default="ReturnItems", description="Contract name.")
+    lines: list[ReturnLine] = Field(min_length=1, max_length=500, description="What came back.")
+    restock: bool = Field(description="Whether the units go back into stock (an explicit choice: they may be damaged).")
+    notify_customer: bool = Field(default=False, description="Mail the customer the changed order.")
+    reason: str = Field(min_length=1, max_length=500, description="Why they came back.")
+
+
 class MovedLine(BaseModel):
     """Units of one sku moved out of a delivery group by a split."""
 
@@ -275,6 +298,7 @@ OrdersCommand = Annotated[
     | EnterOrder
     | CancelOrder
     | EditOrder
+    | ReturnItems
     | SplitOrder
     | MergeOrders
     | SetShippingFees,

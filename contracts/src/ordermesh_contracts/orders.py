@@ -215,6 +215,15 @@ class OrderProgressed(OrderMessage):
     mode: Literal["auto", "manual"] = Field(default="auto", description="Whether the move was automatic.")
 
 
+class DeliveryChecksConfirmed(OrderMessage):
+    """Staff confirmed a failed delivery-date or carrier label check of the order (they settled it with the customer or
+    the carrier): shipping stops holding the order's delivery groups for those checks."""
+
+    type: Literal["DeliveryChecksConfirmed"] = Field(default="DeliveryChecksConfirmed", description="Contract name.")
+    checks: list[Literal["delivery_date", "label"]] = Field(min_length=1, description="Which kinds of check staff confirmed.")
+    confirmed_by: str = Field(description="Staff member who confirmed them.")
+
+
 class OrderCompleted(OrderMessage):
     """Payment settled, points confirmed and the shipped mail sent (or not applicable): the order is done."""
 
@@ -286,6 +295,55 @@ class OrderEdited(OrderMessage):
     edited_by: str = Field(description="Staff member who edited it.")
 
 
+class ReturnedLine(_Part):
+    """Units of one sku of one delivery group that came back after shipping."""
+
+    delivery_index: int = Field(ge=0, description="Which delivery group of the order.")
+    sku: str = Field(description="The sku.")
+    name: str = Field(description="Product name as shown to the customer.")
+    quantity: int = Field(ge=1, description="Units returned now.")
+    unit_price: MinorUnits = Field(ge=0, description="Tax-inclusive unit price.")
+    tax_rate_percent: int = Field(ge=0, le=100, description="Consumption tax rate in percent.")
+    amount: MinorUnits = Field(ge=0, description="What the units are worth back: price less their share of the line discount.")
+
+
+class OrderReturned(OrderMessage):
+    """Goods came back after shipping (seed 000's return, whole or part of a line): the order's total goes down by
+    `amount`, and every service follows it — payments refunds the part (card) or keeps it as a refund owed
+    (prepaid, cash on delivery, platform), points takes back the points of what came back (provisional ones
+    recomputed, confirmed ones deducted), shipping puts the units back in stock only when `restock`, notify mails the
+    customer only when `notify_customer`.
+
+    A return is numbered in the same sequence as the order's edits (`edit_no`), so a service that follows the order's
+    total honours edits and returns in the order they were made. It is a separate event rather than an `OrderEdited`
+    because shipped delivery groups can't be edited: a consumer that predates returns skips it instead of refusing it.
+    """
+
+    type: Literal["OrderReturned"] = Field(default="OrderReturned", description="Contract name.")
+    edit_no: int = Field(ge=1, description="The order's edits and returns counted from 1.")
+    return_no: int = Field(ge=1, description="The order's returns counted from 1.")
+    external_order_no: str = Field(description="The shop's order number.")
+    customer: Customer = Field(description="Who ordered (points and mails need them).")
+    currency: CurrencyCode
+    payment: Payment = Field(description="Payment method and token.")
+    lines: list[ReturnedLine] = Field(min_length=1, description="What came back.")
+    amount: MinorUnits = Field(ge=0, description="What the returned units are worth: the order's total goes down by it.")
+    deliveries: list[DeliveryGroup] = Field(
+        description="Delivery groups after the return: each returned quantity booked as a negative line beside its line."
+    )
+    previous_charges: Charges = Field(description="Fees, discounts, points and total before the return.")
+    charges: Charges = Field(description="Fees, discounts, points and total after the return.")
+    merchandise_total: MinorUnits = Field(description="Sum of lines after line discounts, after the return.")
+    paid: MinorUnits = Field(ge=0, description="What the customer has paid so far (captured or received, less refunds).")
+    balance: MinorUnits = Field(
+        description="New total minus what was paid: negative is what is owed back to the customer."
+    )
+    restock: bool = Field(description="Whether the returned units go back into stock (staff's explicit choice).")
+    notify_customer: bool = Field(description="Send the customer the 'your order was changed' mail about the return.")
+    reason: str = Field(description="Why the goods came back.")
+    returned_by: str = Field(description="Staff member who booked the return.")
+
+
 class OrderSplit(OrderMessage):
     """Part of the order moved to a new delivery group or to a new order; the money and stock follow through the
     source's `OrderEdited` and the new order's `OrderAccepted`. For the shop and staff to see what happened."""
@@ -308,7 +366,15 @@ class OrdersMerged(OrderMessage):
 
 
 OrdersEvent = Annotated[
-    OrderAccepted | OrderProgressed | OrderCompleted | OrderCancelled | OrderEdited | OrderSplit | OrdersMerged,
+    OrderAccepted
+    | OrderProgressed
+    | OrderCompleted
+    | OrderCancelled
+    | OrderEdited
+    | OrderSplit
+    | OrdersMerged
+    | DeliveryChecksConfirmed
+    | OrderReturned,
     Field(discriminator="type"),
 ]
 """Everything on `orders.events.v1`."""

@@ -101,9 +101,10 @@ class PointsExpired(_CustomerKeyed, Message):
 
 
 class PointsRecomputed(_CustomerKeyed, OrderMessage):
-    """Points honoured an order edit: provisional points follow the new merchandise total, and the points held for
-    the order follow the new points used (more held, or some given back). Confirmed points are never changed by
-    an edit; if more points are asked than the customer has, `PointsRedemptionFailed` follows instead."""
+    """Points honoured an order edit or return: provisional points follow the new merchandise total, and the points
+    held for the order follow the new points used (more held, or some given back). Confirmed points are never changed
+    by an edit; a return takes back the confirmed points of what came back (a deduction, debt where the balance can't
+    carry it). If more points are asked than the customer has, `PointsRedemptionFailed` follows instead."""
 
     type: Literal["PointsRecomputed"] = Field(default="PointsRecomputed", description="Contract name.")
     customer_id: str = Field(description="The shop's id of the customer.")
@@ -114,6 +115,12 @@ class PointsRecomputed(_CustomerKeyed, OrderMessage):
     points_used: int = Field(ge=0, description="Points the order holds now.")
     confirmed_unchanged: bool = Field(
         description="True when the order's points were already confirmed, so only the points used could change."
+    )
+    confirmed_deducted: int = Field(
+        default=0, ge=0, description="Confirmed points taken back for goods returned (`OrderReturned`); 0 for an edit."
+    )
+    debt: int = Field(
+        default=0, ge=0, description="Of the confirmed points taken back, those the balance could not carry (debt)."
     )
 
 

@@ -97,6 +97,31 @@ class LabelCheckFailed(OrderMessage):
     reason: str = Field(description="What is wrong, for the staff task.")
 
 
+class ShipmentHeld(OrderMessage):
+    """Shipping will not request a delivery group from the warehouse while a delivery-date or carrier label check of it
+    fails (seed 002's checks hold the order): until staff change its carrier or time slot (`ChangeDeliveryMethod`) or
+    confirm the check on the order (`DeliveryChecksConfirmed`). A group already at the warehouse when an edit made it
+    fail is withdrawn there first."""
+
+    type: Literal["ShipmentHeld"] = Field(default="ShipmentHeld", description="Contract name.")
+    delivery_index: int = Field(ge=0, description="The delivery group held back.")
+    checks: list[str] = Field(description="The failing checks: 'delivery_date' or a label-check kind.")
+    reasons: list[str] = Field(description="What is wrong, for staff.")
+
+
+class ShipmentHoldReleased(OrderMessage):
+    """A delivery group held back by a failed check may go to the warehouse again (and is requested there if the order
+    is ready to ship)."""
+
+    type: Literal["ShipmentHoldReleased"] = Field(default="ShipmentHoldReleased", description="Contract name.")
+    delivery_index: int = Field(ge=0, description="The delivery group released.")
+    how: Literal["method_changed", "confirmed", "rechecked"] = Field(
+        description="Staff changed the carrier or time slot, confirmed the check, or an edit's recheck passed."
+    )
+    carrier: str = Field(description="The carrier the group ships with now.")
+    still_held: int = Field(ge=0, description="Delivery groups of the order still held after this one.")
+
+
 class ShipmentDelivered(OrderMessage):
     """The carrier delivered a shipment; for cash on delivery, with the amount it collected."""
 
@@ -182,7 +207,9 @@ ShippingEvent = Annotated[
     | OrderShippingCancelled
     | ShipmentCancelFailed
     | ShippingEditApplied
-    | ShippingEditRefused,
+    | ShippingEditRefused
+    | ShipmentHeld
+    | ShipmentHoldReleased,
     Field(discriminator="type"),
 ]
 """Everything on `shipping.events.v1`."""
@@ -306,7 +333,21 @@ class SetShopShipping(Command):
     shipper: Shipper | None = Field(default=None, description="Sender block for labels.")
 
 
+class ChangeDeliveryMethod(Command):
+    """Changes how one delivery group of an order ships — its carrier and/or time slot — while it has not left, and
+    checks it again: a group held by a failed label check goes to the warehouse once the new method passes. Refused
+    with the reasons (and nothing changes) when the new method fails too, or the group already left."""
+
+    type: Literal["ChangeDeliveryMethod"] = Field(default="ChangeDeliveryMethod", description="Contract name.")
+    order_id: UUID = Field(description="The order; it must belong to `shop_id`.")
+    delivery_index: int = Field(default=0, ge=0, description="Which delivery group.")
+    carrier: str | None = Field(default=None, min_length=1, max_length=32, description="New carrier; none keeps it.")
+    time_slot: str | None = Field(
+        default=None, pattern=r"^(\d{2}-\d{2}|any)$", description="New time slot, or 'any' for none; none keeps it."
+    )
+
+
 ShippingCommand = Annotated[
-    ImportStock | ExportLabels | ImportTrackingCsv | SetShopShipping, Field(discriminator="type")
+    ImportStock | ExportLabels | ImportTrackingCsv | SetShopShipping | ChangeDeliveryMethod, Field(discriminator="type")
 ]
 """Everything on `shipping.commands.v1`."""

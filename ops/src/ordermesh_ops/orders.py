@@ -18,6 +18,8 @@ from ordermesh_contracts import (
     EditOrder,
     HoldOrder,
     LineChange,
+    ReturnItems,
+    ReturnLine,
     MergeOrders,
     MovedLine,
     OrderChanges,
@@ -220,6 +222,34 @@ def edit(
     _send(EditOrder(
         shop_id=shop, issued_by=by, order_id=order_id, reason=reason, lines=changes, shipping_fee=shipping_fee,
         payment_fee=payment_fee, points_used=points_used, adjust_stock=adjust_stock, notify_customer=notify_customer,
+    ))
+
+
+@app.command("return")
+def return_items(
+    order_id: uuid.UUID,
+    reason: str,
+    item: list[str] = typer.Option(
+        ..., "--item", help="SKU=UNITS (delivery 0) or DELIVERY:SKU=UNITS, e.g. SKU-001=1 or 1:SKU-002=2; repeatable"
+    ),
+    restock: bool = typer.Option(..., "--restock/--no-restock", help="whether the units go back into stock"),
+    notify_customer: bool = typer.Option(False, "--notify/--no-notify", help="mail the customer the changed order"),
+    shop: str = ShopOption,
+    by: str = StaffOption,
+) -> None:
+    """Books goods that came back after shipping: the total goes down by what they are worth, the payment is refunded
+    (card) or a refund owed is flagged, points are taken back; refused when more comes back than shipped."""
+    lines = []
+    for value in item:
+        where, _, units = value.rpartition("=")
+        delivery, _, code = where.rpartition(":")
+        try:
+            lines.append(ReturnLine(delivery_index=int(delivery or 0), sku=code, quantity=int(units)))
+        except (ValueError, ValidationError):
+            raise typer.BadParameter(f"{value!r}: give SKU=UNITS or DELIVERY:SKU=UNITS", param_hint="--item") from None
+    _send(ReturnItems(
+        shop_id=shop, issued_by=by, order_id=order_id, reason=reason, lines=lines, restock=restock,
+        notify_customer=notify_customer,
     ))
 
 

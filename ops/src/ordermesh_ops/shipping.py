@@ -8,7 +8,15 @@ from uuid import UUID
 
 import typer
 
-from ordermesh_contracts import ExportLabels, ImportStock, ImportTrackingCsv, SetShopShipping, Shipper, topics
+from ordermesh_contracts import (
+    ChangeDeliveryMethod,
+    ExportLabels,
+    ImportStock,
+    ImportTrackingCsv,
+    SetShopShipping,
+    Shipper,
+    topics,
+)
 
 from . import client, output
 
@@ -57,6 +65,24 @@ def import_stock(
     """Sets stock levels from a CSV file, all or nothing; orders waiting for the stock are allocated."""
     command = ImportStock(
         shop_id=shop, issued_by=issued_by, csv=csv_file.read_text(encoding="utf-8-sig"), allow_new_skus=allow_new_skus
+    )
+    raise typer.Exit(output.print_reply(_send(command)))
+
+
+@app.command("change-method")
+def change_method(
+    order_id: UUID,
+    shop: str = typer.Option(..., help="Shop id."),
+    delivery: int = typer.Option(0, help="Which delivery group of the order."),
+    carrier: str = typer.Option(None, help="New carrier, e.g. sagawa; kept when left out."),
+    time_slot: str = typer.Option(None, help="New time slot, e.g. 14-16, or 'any' for none; kept when left out."),
+    issued_by: str = typer.Option("cli", help="Who runs it."),
+) -> None:
+    """Changes a delivery group's carrier or time slot before it reaches the warehouse; a group held by a failed label
+    check is requested once the new method passes (refused with the reasons when it fails too). To ship as it is,
+    confirm the check instead: 'ordermesh orders close-task' on its label-check task."""
+    command = ChangeDeliveryMethod(
+        shop_id=shop, issued_by=issued_by, order_id=order_id, delivery_index=delivery, carrier=carrier, time_slot=time_slot
     )
     raise typer.Exit(output.print_reply(_send(command)))
 

@@ -138,3 +138,11 @@ def test_cancelling_a_checked_deferred_payment_cancels_it_at_the_provider(status
 def test_cancelling_a_rejected_deferred_payment_has_nothing_to_cancel_and_one_being_checked_waits() -> None:
     assert plan_cancellation(deferred_facts("credit_rejected"), cancel_payment=True).outcome == "nothing_to_cancel"
     assert plan_cancellation(deferred_facts("credit_checking"), cancel_payment=True).action is Action.FAIL
+
+
+def test_a_return_on_a_collected_cash_on_delivery_order_is_a_refund_owed_and_before_collection_the_carrier_collects_less() -> None:
+    collected = replace(CARD, method="cash_on_delivery", status="paid", authorized=0, authorization_id=None, received=10_000)
+    plan = plan_edit(collected, 2, 7_000)
+    assert (plan.action, plan.outcome, plan.refund_owed, plan.refunded) == (EditAction.RECORD, "request_updated", 3_000, 0)
+    uncollected = replace(collected, status="awaiting_delivery", received=0)
+    assert plan_edit(uncollected, 2, 7_000).outcome == "request_updated" and plan_edit(uncollected, 2, 7_000).refund_owed == 0

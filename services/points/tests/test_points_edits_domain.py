@@ -107,3 +107,22 @@ def test_edited_points_use_the_terms_at_order_time_and_a_negative_line_counts_ag
     assert terms.points_for(lines) == (2000 * 2 + 5500) // 100
     joined_after = EarningTerms.at_acceptance(ordered_on, date(2025, 3, 13), ShopPointsSettings())
     assert joined_after.points_for(lines) == 0
+
+
+def test_a_return_recomputes_provisional_points_and_deducts_confirmed_ones_with_debt_beyond_the_balance() -> None:
+    from ordermesh_points.domain.edits import honour_return
+
+    order_id = uuid4()
+    provisional = OrderPoints(order_id, status="provisional", points=40)
+    decision = honour_return(provisional, edit_no=1, points=30, balance=Balance(available=100), allow_negative=False)
+    assert kinds(decision.entries) == [("reversed", 10)] and decision.order.points == 30
+    [notice] = decision.notices
+    assert (notice.previous_provisional, notice.provisional, notice.confirmed_deducted) == (40, 30, 0)
+
+    confirmed = OrderPoints(order_id, status="confirmed", points=40)
+    decision = honour_return(confirmed, edit_no=1, points=10, balance=Balance(available=20), allow_negative=False)
+    assert kinds(decision.entries) == [("deducted", 20), ("debt", 10)]
+    [notice] = decision.notices
+    assert (notice.confirmed_deducted, notice.debt, notice.confirmed_unchanged) == (20, 10, False)
+    assert decision.order.points == 10 and decision.order.edit_no == 1
+    assert honour_return(decision.order, edit_no=1, points=0, balance=Balance(), allow_negative=False).skipped

@@ -12,6 +12,7 @@ from ordermesh_contracts import (
     OrderAccepted,
     OrderCancelled,
     OrderEdited,
+    OrderReturned,
     OrderProgressed,
     OrdersEvent,
     PaymentReceived,
@@ -116,6 +117,7 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
                         OrderProgressed: handlers.on_order_progressed,
                         OrderCancelled: handlers.on_order_cancelled,
                         OrderEdited: handlers.on_order_edited,
+                        OrderReturned: handlers.on_order_returned,
                     },
                 ),
                 Subscription(

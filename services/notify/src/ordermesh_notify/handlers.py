@@ -9,6 +9,7 @@ from ordermesh_contracts import (
     OrderEdited,
     OrderMessage,
     OrderProgressed,
+    OrderReturned,
     PaymentReceived,
     PaymentRequested,
     PointsConfirmed,
@@ -111,6 +112,26 @@ class NotifyHandlers:
             summary, edited.changes, names, previous_total=edited.previous_charges.total, balance=edited.balance
         )
         await self._mail(edited, MailKind.ORDER_CHANGED, variables, ctx)
+
+    async def on_order_returned(self, returned: OrderReturned, ctx: MessageContext) -> None:
+        """Keeps the order as the return left it; mails the change (what came back, the new total and the refund owed)
+        with the order-changed mail only when staff chose to tell the customer."""
+        summary = order_summary(
+            currency=returned.currency, payment_method=returned.payment.method.value, deliveries=returned.deliveries,
+            charges=returned.charges, edit_no=returned.edit_no,
+        )
+        if not returned.notify_customer:
+            async with ctx.unit_of_work() as uow:
+                await store.apply_edit(uow.conn, returned.order_id, summary)
+            return
+        async with ctx.pool.acquire() as conn:
+            kept = await store.apply_edit(conn, returned.order_id, summary)
+        names = {**(kept or {}).get("names", {}), **summary["names"]}
+        variables = order_changed_variables(
+            summary, [], names, previous_total=returned.previous_charges.total, balance=returned.balance
+        )
+        variables["changes"] = [f"{line.name}: -{line.quantity}" for line in returned.lines]
+        await self._mail(returned, MailKind.ORDER_CHANGED, variables, ctx)
 
     async def _mail(self, cause: OrderMessage, kind: MailKind, variables: dict[str, Any], ctx: MessageContext) -> None:
         try:

@@ -13,6 +13,7 @@ from ordermesh_contracts import (
     ConfigureStatuses,
     ConfirmAddress,
     ConfirmDeliveryDate,
+    DeliveryChecksConfirmed,
     EditOrder,
     EnterOrder,
     HoldOrder,
@@ -21,6 +22,7 @@ from ordermesh_contracts import (
     ReleaseOrder,
     RemoveFromWatchList,
     ResumeAuto,
+    ReturnItems,
     SetChildStatus,
     SetOrderStage,
     SetRules,
@@ -28,6 +30,7 @@ from ordermesh_contracts import (
     SplitOrder,
     Stage,
     order_id_for,
+    topics,
 )
 from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import (
@@ -53,6 +56,7 @@ from .order_changes import (
     on_merge_orders,
     on_split_order,
 )
+from .returning import on_return_items
 from .settling import Decide, publish_progress, recording, settle
 
 SERVICE = "orders"
@@ -108,11 +112,23 @@ on_set_order_stage = _staff_action(lambda command: lambda state: staff.set_stage
 on_resume_auto = _staff_action(lambda command: staff.resume_auto)
 
 
-async def _confirm(command: Command, ctx: MessageContext, flag: str, task_kinds: list[str]) -> None:
+CONFIRMED_CHECKS = {"delivery_date_error": "delivery_date", "label_check_failed": "label"}
+"""Task kinds whose closing tells shipping that staff confirmed a failed check (it stops holding the order for it)."""
+
+
+def _checks_confirmed(uow: UnitOfWork, command: Command, order: store.StoredOrder, checks: list[str]) -> None:
+    uow.publish(topics.ORDERS_EVENTS, DeliveryChecksConfirmed(
+        order_id=order.order_id, shop_id=order.shop_id, checks=checks, confirmed_by=command.issued_by, **command.caused(),
+    ))
+
+
+async def _confirm(command: Command, ctx: MessageContext, flag: str, task_kinds: list[str], checks: list[str] = ()) -> None:
     async with ctx.unit_of_work() as uow:
         order = await lock_owned_order(uow, command, command.order_id)
         await store.close_tasks_of_kind(uow.conn, order.order_id, task_kinds, closed_by=command.issued_by)
         await _decide(uow, command, order.order_id, lambda state: staff.confirm_flag(state, flag))
+        if checks:
+            _checks_confirmed(uow, command, order, list(checks))
 
 
 async def on_confirm_address(command: ConfirmAddress, ctx: MessageContext) -> None:
@@ -122,7 +138,7 @@ async def on_confirm_address(command: ConfirmAddress, ctx: MessageContext) -> No
 
 async def on_confirm_delivery_date(command: ConfirmDeliveryDate, ctx: MessageContext) -> None:
     """Staff confirmed the delivery date: flag confirmed, date tasks closed, the order moves on if it can."""
-    await _confirm(command, ctx, "delivery_date", ["delivery_date_error", "delivery_date_requested"])
+    await _confirm(command, ctx, "delivery_date", ["delivery_date_error", "delivery_date_requested"], ["delivery_date"])
 
 
 async def on_add_task(command: AddTask, ctx: MessageContext) -> None:
@@ -141,7 +157,8 @@ async def on_add_task(command: AddTask, ctx: MessageContext) -> None:
 
 
 async def on_close_task(command: CloseTask, ctx: MessageContext) -> None:
-    """Closes a task; a check task confirms its flag; the order moves on if nothing else holds it."""
+    """Closes a task; a check task confirms its flag (and a failed date or label check is confirmed to shipping, which
+    stops holding the order for it); the order moves on if nothing else holds it."""
     async with ctx.unit_of_work() as uow:
         order = await lock_owned_order(uow, command, command.order_id)
         closed = await store.close_task(uow.conn, order.order_id, command.task_id, closed_by=command.issued_by, note=command.note)
@@ -155,6 +172,8 @@ async def on_close_task(command: CloseTask, ctx: MessageContext) -> None:
             return advance(state)
 
         await _decide(uow, command, order.order_id, decide)
+        if closed["kind"] in CONFIRMED_CHECKS:
+            _checks_confirmed(uow, command, order, [CONFIRMED_CHECKS[closed["kind"]]])
 
 
 async def on_add_to_watch_list(command: AddToWatchList, ctx: MessageContext) -> None:
@@ -296,6 +315,7 @@ COMMAND_HANDLERS = {
     EnterOrder: on_enter_order,
     CancelOrder: on_cancel_order,
     EditOrder: on_edit_order,
+    ReturnItems: on_return_items,
     SplitOrder: on_split_order,
     MergeOrders: on_merge_orders,
     SetShippingFees: on_set_shipping_fees,

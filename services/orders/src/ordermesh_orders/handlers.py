@@ -39,6 +39,8 @@ from ordermesh_contracts import (
     ShipmentRequested,
     ShipmentRequestFailed,
     ShipmentShipped,
+    ShipmentHeld,
+    ShipmentHoldReleased,
     ShippingEditApplied,
     ShippingEditRefused,
     ShopOrderAccepted,
@@ -318,8 +320,24 @@ def _shipping_edit_applied(event: ShippingEditApplied) -> dict[str, str]:
     return {"shipping_edit": "applied", **({"allocation": event.allocation} if event.stock_adjusted else {})}
 
 
+def _hold_released(event: ShipmentHoldReleased) -> dict[str, str]:
+    flags = {"shipment_hold": "held" if event.still_held else "released"}
+    return flags | ({"label_check": "resolved"} if event.how == "method_changed" else {})
+
+
+async def _close_label_tasks(uow: UnitOfWork, released: ShipmentHoldReleased, order: store.StoredOrder) -> None:
+    """A new carrier or time slot passed the label check: the check's task is done, and the order moves on if the
+    task was all that kept it in review."""
+    if released.how != "method_changed":
+        return
+    await store.close_tasks_of_kind(uow.conn, order.order_id, ["label_check_failed"], closed_by="shipping")
+    order, progress = await settle(uow, order.order_id, recording({}), cause_id=released.event_id)
+    await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, released, progress)
+
+
 def _points_recomputed(event: PointsRecomputed) -> dict[str, str]:
-    return {"points_redemption": "reserved" if event.points_used > 0 else "not_applicable"}
+    flags = {"points_redemption": "reserved" if event.points_used > 0 else "not_applicable"}
+    return flags | ({"points_debt": "owed"} if event.debt > 0 else {})
 
 
 FLAG_HANDLERS = {
@@ -362,5 +380,7 @@ FLAG_HANDLERS = {
     ShippingEditApplied: _flag_handler(_shipping_edit_applied),
     ShippingEditRefused: _flag_handler(lambda e: {"shipping_edit": "refused"}, then=_reverse_what_the_warehouse_refused),
     PointsRecomputed: _flag_handler(_points_recomputed),
+    ShipmentHeld: _flag_handler(lambda e: {"shipment_hold": "held"}),
+    ShipmentHoldReleased: _flag_handler(_hold_released, then=_close_label_tasks),
 }
 """Events of the other services, each turned into flag changes on the order."""

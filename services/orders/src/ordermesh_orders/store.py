@@ -10,6 +10,7 @@ from ordermesh_contracts import OrderAccepted, PaymentMethod, Stage
 
 from .domain.progress import OrderState
 from .store_edits import edits_of
+from .store_returns import returns_of
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,8 @@ async def order_view(conn: asyncpg.Connection, order_id: UUID, shop_id: str | No
     view["tasks"] = [dict(t) for t in tasks]
     view["history"] = [{**dict(h), "details": json.loads(h["details"])} for h in history]
     view["edits"] = await edits_of(conn, order_id)
+    view["returns"] = await returns_of(conn, order_id)
+    view["returned_total"] = sum(entry["amount"] for entry in view["returns"])
     return view
 
 

@@ -19,6 +19,7 @@ from ordermesh_contracts import (
     OrderAccepted,
     OrderCancelled,
     OrderEdited,
+    OrderReturned,
     OrdersEvent,
     PaymentsCallback,
     PaymentsCommand,
@@ -176,6 +177,7 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
                         OrderAccepted: handlers.on_order_accepted,
                         OrderCancelled: handlers.on_order_cancelled,
                         OrderEdited: amounts.on_order_edited,
+                        OrderReturned: amounts.on_order_returned,
                     },
                 ),
                 Subscription(

@@ -1,5 +1,5 @@
-"""Order edits in the payments service: bring the payment to the edited total (OrderEdited), or try again after a
-failure (RetryAmountChange). One answer per edit: PaymentAmountChanged or PaymentAmountChangeFailed."""
+"""Order edits and returns in the payments service: bring the payment to the edited total (OrderEdited, OrderReturned),
+or try again after a failure (RetryAmountChange). One answer per edit: PaymentAmountChanged or PaymentAmountChangeFailed."""
 
 from dataclasses import dataclass
 from uuid import UUID
@@ -10,6 +10,7 @@ from ordermesh_contracts import (
     ItemResult,
     Message,
     OrderEdited,
+    OrderReturned,
     PaymentAmountChanged,
     PaymentAmountChangeFailed,
     PaymentMethod,
@@ -79,6 +80,15 @@ class AmountChanges:
         change = Change(
             edited, edited.order_id, edited.shop_id, edited.edit_no, edited.charges.total, edited.currency,
             edited.payment.card_token, edited.customer.customer_id,
+        )
+        await self._run(change, ctx)
+
+    async def on_order_returned(self, returned: OrderReturned, ctx: MessageContext) -> None:
+        """Goods came back: the payment follows the lowered total like an edit's (numbered in the same sequence) — a
+        card refund of the part, or a refund owed where the money came in outside a gateway."""
+        change = Change(
+            returned, returned.order_id, returned.shop_id, returned.edit_no, returned.charges.total, returned.currency,
+            returned.payment.card_token, returned.customer.customer_id,
         )
         await self._run(change, ctx)
 

@@ -15,6 +15,7 @@ from ordermesh_contracts import (
     OrderCancelled,
     OrderCompleted,
     OrderEdited,
+    OrderReturned,
     OrdersEvent,
     PaymentCaptured,
     PaymentReceived,
@@ -89,6 +90,7 @@ def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
                         OrderCompleted: handlers.on_order_completed,
                         OrderCancelled: handlers.on_order_cancelled,
                         OrderEdited: handlers.on_order_edited,
+                        OrderReturned: handlers.on_order_returned,
                     },
                 ),
                 Subscription(

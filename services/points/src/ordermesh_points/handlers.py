@@ -9,6 +9,7 @@ from ordermesh_contracts import (
     OrderCancelled,
     OrderCompleted,
     OrderEdited,
+    OrderReturned,
     PaymentCaptured,
     PaymentReceived,
     PointsAccrued,
@@ -137,6 +138,27 @@ async def honour_edit(uow: UnitOfWork, edit: OrderEdited) -> None:
     )
     await book(uow, decision, edit.shop_id, customer_id, edit)
     await store.keep_pending_edit(uow.conn, edit.order_id, edit.edit_no, edit.model_dump_json())
+
+
+async def on_order_returned(returned: OrderReturned, ctx: MessageContext) -> None:
+    """Goods came back: the order earns points on what it kept — provisional points recomputed, confirmed ones of
+    what came back deducted (with the shop's debt rule) — answered with PointsRecomputed."""
+    async with ctx.unit_of_work() as uow:
+        state, known_customer = await store.lock_order(uow.conn, returned.order_id, returned.shop_id)
+        customer_id = known_customer or returned.customer.customer_id
+        await store.lock_customer(uow.conn, returned.shop_id, customer_id)
+        settings = await store.shop_settings(uow.conn, returned.shop_id)
+        terms = await store.earning_terms(uow.conn, returned.order_id) or EarningTerms.at_acceptance(
+            returned.occurred_at.astimezone(SHOP_TIMEZONE).date(), returned.customer.member_since, settings,
+        )
+        decision = edits.honour_return(
+            state,
+            edit_no=returned.edit_no,
+            points=terms.points_for(earning_lines(returned.deliveries)),
+            balance=await store.balance(uow.conn, returned.shop_id, customer_id),
+            allow_negative=settings.allow_negative,
+        )
+        await book(uow, decision, returned.shop_id, customer_id, returned)
 
 
 async def _on_payment_confirmed(event: PaymentCaptured | PaymentReceived, payment: Payment, ctx: MessageContext) -> None:

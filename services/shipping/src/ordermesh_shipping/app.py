@@ -10,6 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ordermesh_contracts import (
+    ChangeDeliveryMethod,
+    DeliveryChecksConfirmed,
+    OrderReturned,
     ExportLabels,
     ImportStock,
     ImportTrackingCsv,
@@ -127,6 +130,8 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                         OrderProgressed: handlers.on_order_progressed,
                         OrderCancelled: handlers.on_order_cancelled,
                         OrderEdited: handlers.on_order_edited,
+                        DeliveryChecksConfirmed: handlers.on_checks_confirmed,
+                        OrderReturned: handlers.on_order_returned,
                     },
                 ),
                 Subscription(
@@ -145,6 +150,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                         ExportLabels: commands.export_labels,
                         ImportTrackingCsv: commands.import_tracking_csv,
                         SetShopShipping: commands.set_shop_shipping,
+                        ChangeDeliveryMethod: handlers.on_change_delivery_method,
                     },
                     on_invalid=reject_invalid_commands("shipping"),
                 ),

@@ -1,17 +1,75 @@
-"""The delivery-date and carrier label checks of an order's delivery groups, at acceptance and after an edit."""
+"""The delivery-date and carrier label checks of an order's delivery groups, at acceptance, after an edit and after
+staff change a group's carrier or time slot; a group that fails one is held back from the warehouse."""
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from ordermesh_contracts import DeliveryDateChecked, DeliveryGroup, LabelCheckFailed, topics
+import asyncpg
+
+from ordermesh_contracts import DeliveryDateChecked, DeliveryGroup, LabelCheckFailed, ShipmentHeld, topics
 from ordermesh_contracts.shipping import DeliveryDateCheck
 from ordermesh_servicekit.consuming import UnitOfWork
 
-from . import store
-from .domain.carrier_rules import LabelRequest, carrier_family, check_label
-from .domain.delivery_dates import check_order_dates
+from . import store, store_holds
+from .domain.carrier_rules import LabelRequest, Violation, carrier_family, check_label
+from .domain.delivery_dates import OrderDateCheck, check_order_dates
+from .domain.holds import Failure, holding
 
 DEFAULT_CARRIER = "yamato"
+
+
+@dataclass(frozen=True)
+class CheckResults:
+    """What the checks found for some delivery groups of an order."""
+
+    dates: OrderDateCheck
+    violations: list[tuple[str, Violation]] = field(default_factory=list)
+    """(carrier family, violation) of each label-check failure."""
+
+    def failures(self) -> dict[int, list[Failure]]:
+        """Every failed check per checked delivery group (an empty list for a group that passed)."""
+        found: dict[int, list[Failure]] = {check.delivery_index: [] for check in self.dates.deliveries}
+        for check in self.dates.deliveries:
+            found[check.delivery_index] += [("delivery_date", reason) for reason in check.reasons]
+        for _, violation in self.violations:
+            found.setdefault(violation.delivery_index, []).append((violation.kind, violation.reason))
+        return found
+
+
+async def run_checks(
+    conn: asyncpg.Connection, *, shop_id: str, now: datetime, groups: dict[int, DeliveryGroup], cash_on_delivery: bool
+) -> CheckResults:
+    """Checks the given delivery groups (by index) as of `now`; nothing is stored or published."""
+    indices = sorted(groups)
+    calendar = await store.shop_calendar(conn, shop_id)
+    dates = check_order_dates(
+        calendar,
+        now,
+        [(groups[i].address.prefecture, groups[i].address.postal_code, groups[i].requested_date) for i in indices],
+        indices=indices,
+    )
+    cool = await store.cool_types(conn, sorted({line.sku for group in groups.values() for line in group.lines}))
+    violations = []
+    for index in indices:
+        delivery = groups[index]
+        request = LabelRequest(
+            delivery_index=index,
+            carrier=delivery.carrier or DEFAULT_CARRIER,
+            country=delivery.address.country,
+            postal_code=delivery.address.postal_code,
+            cash_on_delivery=cash_on_delivery,
+            cool_types=frozenset(cool.get(sku, "normal") for sku, units in _net(delivery).items() if units > 0),
+            time_slot=delivery.time_slot,
+        )
+        violations += [(carrier_family(request.carrier), violation) for violation in check_label(request)]
+    return CheckResults(dates, violations)
+
+
+async def holds_of(conn: asyncpg.Connection, order_id: UUID, results: CheckResults) -> dict[int, list[Failure]]:
+    """The failures that would hold each checked group, given what staff confirmed for the order."""
+    confirmed = await store_holds.confirmed_checks(conn, order_id)
+    return {index: holding(failures, confirmed) for index, failures in results.failures().items()}
 
 
 async def publish_checks(
@@ -23,17 +81,19 @@ async def publish_checks(
     groups: dict[int, DeliveryGroup],
     cash_on_delivery: bool,
     cause: dict[str, UUID],
-) -> None:
-    """Checks the given delivery groups (by index) as of `now`: publishes DeliveryDateChecked, and one
-    LabelCheckFailed per carrier-rule violation."""
-    indices = sorted(groups)
-    calendar = await store.shop_calendar(uow.conn, shop_id)
-    dates = check_order_dates(
-        calendar,
-        now,
-        [(groups[i].address.prefecture, groups[i].address.postal_code, groups[i].requested_date) for i in indices],
-        indices=indices,
-    )
+) -> dict[int, list[Failure]]:
+    """Checks the given delivery groups (by index) as of `now`: publishes DeliveryDateChecked and one LabelCheckFailed
+    per carrier-rule violation, and records which groups are held back by a failure. Returns the holds per group."""
+    results = await run_checks(uow.conn, shop_id=shop_id, now=now, groups=groups, cash_on_delivery=cash_on_delivery)
+    announce(uow, results, order_id=order_id, shop_id=shop_id, cause=cause)
+    holds = await holds_of(uow.conn, order_id, results)
+    await store_holds.set_holds(uow.conn, order_id, holds)
+    return holds
+
+
+def announce(uow: UnitOfWork, results: CheckResults, *, order_id: UUID, shop_id: str, cause: dict[str, UUID]) -> None:
+    """Publishes what the checks found: DeliveryDateChecked, then one LabelCheckFailed per violation."""
+    dates = results.dates
     uow.publish(
         topics.SHIPPING_EVENTS,
         DeliveryDateChecked(
@@ -55,31 +115,30 @@ async def publish_checks(
             **cause,
         ),
     )
-    cool = await store.cool_types(uow.conn, sorted({line.sku for group in groups.values() for line in group.lines}))
-    for index in indices:
-        delivery = groups[index]
-        request = LabelRequest(
-            delivery_index=index,
-            carrier=delivery.carrier or DEFAULT_CARRIER,
-            country=delivery.address.country,
-            postal_code=delivery.address.postal_code,
-            cash_on_delivery=cash_on_delivery,
-            cool_types=frozenset(cool.get(sku, "normal") for sku, units in _net(delivery).items() if units > 0),
-            time_slot=delivery.time_slot,
+    for carrier, violation in results.violations:
+        uow.publish(
+            topics.SHIPPING_EVENTS,
+            LabelCheckFailed(
+                order_id=order_id,
+                shop_id=shop_id,
+                delivery_index=violation.delivery_index,
+                carrier=carrier,
+                kind=violation.kind,
+                reason=violation.reason,
+                **cause,
+            ),
         )
-        for violation in check_label(request):
-            uow.publish(
-                topics.SHIPPING_EVENTS,
-                LabelCheckFailed(
-                    order_id=order_id,
-                    shop_id=shop_id,
-                    delivery_index=index,
-                    carrier=carrier_family(request.carrier),
-                    kind=violation.kind,
-                    reason=violation.reason,
-                    **cause,
-                ),
-            )
+
+
+def publish_held(uow: UnitOfWork, order_id: UUID, shop_id: str, index: int, failures: list[Failure], cause: dict) -> None:
+    """Announces that a delivery group is held back from the warehouse, and why."""
+    uow.publish(
+        topics.SHIPPING_EVENTS,
+        ShipmentHeld(
+            order_id=order_id, shop_id=shop_id, delivery_index=index, checks=[check for check, _ in failures],
+            reasons=[reason for _, reason in failures], **cause,
+        ),
+    )
 
 
 def _net(delivery: DeliveryGroup) -> dict[str, int]:

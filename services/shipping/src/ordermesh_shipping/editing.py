@@ -8,6 +8,7 @@ import httpx
 from ordermesh_contracts import (
     OrderEdited,
     PaymentMethod,
+    ShipmentHoldReleased,
     ShipmentRequestFailed,
     ShippedLine,
     ShippingEditApplied,
@@ -16,14 +17,15 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, TransientError, UnitOfWork
 
-from . import store, store_shipments, store_stock
+from . import store, store_holds, store_shipments, store_stock
 from .adapters.warehouse import CSV_LABEL_CARRIERS, ShipmentRequest, Warehouse, WarehouseRejected
-from .checks import DEFAULT_CARRIER, publish_checks
+from .checks import DEFAULT_CARRIER, holds_of, publish_checks, publish_held, run_checks
 from .domain.editing import (
     SHIPPED_STATUSES,
     GroupPlan,
     after_warehouse,
     changed_groups,
+    held_back,
     demand_of,
     effective_lines,
     group_lines,
@@ -59,7 +61,8 @@ async def apply_order_edit(warehouse: Warehouse, edited: OrderEdited, ctx: Messa
     new_cod = _cod_amounts(edited)
     changed = sorted(set(changed_groups(current, edited_lines)) | {i for i in new_cod if i in cod and cod[i] != new_cod[i]})
     statuses = {index: row["status"] for index, row in shipments.items()}
-    plan = plan_groups(changed, statuses, edited_lines)
+    holds = await _holds_after_edit(ctx, edited, changed, statuses)
+    plan, to_hold, unheld = held_back(plan_groups(changed, statuses, edited_lines), holds, statuses, edited_lines)
 
     failures = await _cancel_at_warehouse(warehouse, ctx, plan, shipments, max_attempts)
     request_ids, request_failures = {}, {}
@@ -110,14 +113,50 @@ async def apply_order_edit(warehouse: Warehouse, edited: OrderEdited, ctx: Messa
                 uow.conn, order_id, edited.shop_id, allocation_request["requested_at"], stock.coverage,
                 allocation_request["correlation_id"],
             )
-        await store_shipments.mark_cancelled(uow.conn, [locked[i]["shipment_id"] for i in final.to_withdraw])
+        emptied_held = [i for i in changed if statuses.get(i) == "held" and not group_lines(edited_lines, i)]
+        await store_shipments.mark_cancelled(uow.conn, [locked[i]["shipment_id"] for i in [*final.to_withdraw, *emptied_held]])
         for index, request_id in request_ids.items():
             if index not in refused:
                 await store_shipments.mark_reissued(uow.conn, locked[index]["shipment_id"], request_id)
         await _record_request_failures(uow, edited, locked, request_failures, refused)
+        for index in to_hold:
+            if index not in refused:
+                await store_holds.hold_shipment(uow.conn, locked[index]["shipment_id"])
+                publish_held(uow, order_id, edited.shop_id, index, holds[index], edited.caused())
+        _publish_released(uow, edited, [i for i in unheld if i in request_ids and i not in refused], locked)
         applied = [i for i in changed if i not in refused]
         _publish_answers(uow, edited, final, stock, applied=bool(applied) or not refused, reissued=len([i for i in request_ids if i not in refused]))
         await _recheck(uow, edited, locked, applied=applied)
+
+
+async def _holds_after_edit(ctx: MessageContext, edited: OrderEdited, changed: list[int], statuses: dict[int, str]) -> dict:
+    """What would hold each changed, unshipped delivery group once edited (checked before the warehouse is asked)."""
+    groups = {
+        index: edited.deliveries[index]
+        for index in changed
+        if index < len(edited.deliveries)
+        and statuses.get(index) not in SHIPPED_STATUSES | {"cancelled"}
+        and any(line.quantity > 0 for line in edited.deliveries[index].lines)
+    }
+    if not groups:
+        return {}
+    async with ctx.intent() as conn:
+        results = await run_checks(
+            conn, shop_id=edited.shop_id, now=edited.occurred_at, groups=groups,
+            cash_on_delivery=edited.payment.method is PaymentMethod.CASH_ON_DELIVERY,
+        )
+        return await holds_of(conn, edited.order_id, results)
+
+
+def _publish_released(uow: UnitOfWork, edited: OrderEdited, indices: list[int], locked: dict) -> None:
+    for index in indices:
+        uow.publish(
+            topics.SHIPPING_EVENTS,
+            ShipmentHoldReleased(
+                order_id=edited.order_id, shop_id=edited.shop_id, delivery_index=index, how="rechecked",
+                carrier=locked[index]["carrier"], still_held=0, **edited.caused(),
+            ),
+        )
 
 
 async def _cancel_at_warehouse(

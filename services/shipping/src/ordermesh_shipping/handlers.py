@@ -1,32 +1,33 @@
 """One function per message the shipping service consumes from orders and from the warehouse."""
 
-import httpx
-
 from ordermesh_contracts import (
+    ChangeDeliveryMethod,
+    DeliveryChecksConfirmed,
     OrderAccepted,
     OrderCancelled,
     OrderEdited,
     OrderProgressed,
+    OrderReturned,
     PaymentMethod,
     ShipmentDelivered,
-    ShipmentRequested,
-    ShipmentRequestFailed,
     Stage,
     WarehouseDeliveryReported,
     WarehouseShipmentReported,
     topics,
 )
-from ordermesh_servicekit.consuming import MessageContext, PermanentError, TransientError
+from ordermesh_servicekit.consuming import MessageContext, PermanentError
 from ordermesh_servicekit.parking import DependencyMissing
 
-from . import store, store_shipments
-from .adapters.warehouse import CSV_LABEL_CARRIERS, ShipmentRequest, Warehouse, WarehouseRejected
-from .allocating import allocate_order
+from . import store, store_holds, store_shipments, store_stock
+from .adapters.warehouse import Warehouse
+from .allocating import allocate_order, allocate_waiting
 from .cancelling import cancel_order_shipping
 from .checks import DEFAULT_CARRIER, publish_checks
-from .domain.allocation import shipment_id_for
+from .delivery_methods import change_delivery_method
+from .domain.holds import holding
 from .domain.parcels import ParcelRefused
 from .editing import apply_order_edit
+from .requesting import release_and_request, request_shipments
 from .shipping_out import ship
 
 
@@ -79,7 +80,43 @@ class ShippingHandlers:
                     causation_id=progressed.event_id,
                 )
         elif progressed.to_stage is Stage.READY_TO_SHIP:
-            await self._request_shipments(progressed, ctx)
+            await request_shipments(
+                self._warehouse, ctx, order_id=progressed.order_id, shop_id=progressed.shop_id, cause=progressed,
+                max_attempts=self._max_request_attempts, announce_held=True,
+            )
+
+    async def on_checks_confirmed(self, confirmed: DeliveryChecksConfirmed, ctx: MessageContext) -> None:
+        """Staff confirmed failed checks of the order: the groups they held go to the warehouse (if it is time)."""
+        if await ctx.already_processed():
+            return
+        async with ctx.intent() as conn:
+            await store_holds.confirm_checks(conn, confirmed.order_id, list(confirmed.checks), confirmed.confirmed_by)
+            held = await store_holds.held_deliveries(conn, confirmed.order_id)
+            still = {index: holding(failures, set(confirmed.checks)) for index, failures in held.items()}
+            await store_holds.set_holds(conn, confirmed.order_id, still)
+            carriers = {row["delivery_index"]: row["carrier"] for row in await store.deliveries(conn, confirmed.order_id)}
+        await release_and_request(
+            self._warehouse, ctx, order_id=confirmed.order_id, shop_id=confirmed.shop_id, cause=confirmed,
+            released={index: carriers[index] for index, failures in still.items() if not failures}, how="confirmed",
+            max_attempts=self._max_request_attempts,
+        )
+
+    async def on_change_delivery_method(self, command: ChangeDeliveryMethod, ctx: MessageContext) -> None:
+        """Staff change a delivery group's carrier or time slot (checked again; a held group is released)."""
+        await change_delivery_method(self._warehouse, command, ctx, max_attempts=self._max_request_attempts)
+
+    async def on_order_returned(self, returned: OrderReturned, ctx: MessageContext) -> None:
+        """Goods came back after shipping: back on hand only when staff chose to restock them (orders waiting for
+        those skus are served from them); shipments and the order's lines stay as they shipped."""
+        async with ctx.unit_of_work() as uow:
+            if not returned.restock:
+                return
+            units: dict[str, int] = {}
+            for line in returned.lines:
+                units[line.sku] = units.get(line.sku, 0) + line.quantity
+            await store_stock.lock_stock_rows(uow.conn, sorted(units))
+            await store_stock.restock(uow.conn, units)
+            await allocate_waiting(uow, sorted(units), returned.event_id)
 
     async def on_order_cancelled(self, cancelled: OrderCancelled, ctx: MessageContext) -> None:
         """Cancels the order's unshipped shipments (at the warehouse too) and releases its stock if staff asked."""
@@ -89,88 +126,6 @@ class ShippingHandlers:
         """Makes allocation and unshipped warehouse requests follow the edit; answers ShippingEditApplied or
         ShippingEditRefused per delivery that already left."""
         await apply_order_edit(self._warehouse, edited, ctx, max_attempts=self._max_request_attempts)
-
-    async def _request_shipments(self, progressed: OrderProgressed, ctx: MessageContext) -> None:
-        if await ctx.already_processed():
-            return
-        if await store.is_cancelled(ctx.pool, progressed.order_id):
-            async with ctx.unit_of_work():
-                return
-        async with ctx.intent() as conn:
-            lines = await store.order_lines(conn, progressed.order_id)
-            groups: dict[int, list] = {}
-            for line in lines:
-                groups.setdefault(line["delivery_index"], []).append(line)
-            for index, group in groups.items():
-                await store_shipments.create_shipment(
-                    conn, shipment_id_for(progressed.order_id, index), progressed.order_id, index, group[0]["carrier"]
-                )
-            cod = {row["delivery_index"]: row["cod_amount"] for row in await store.deliveries(conn, progressed.order_id)}
-            known = {row["delivery_index"]: row for row in await store_shipments.shipments_of_order(conn, progressed.order_id)}
-        requested, failed = [], []
-        for index, group in sorted(groups.items()):
-            if known[index]["status"] == "requested":
-                # Already at the warehouse, perhaps with lines an edit changed since: its request stands as it is.
-                requested.append((index, known[index]["shipment_id"], known[index]["warehouse_request_id"]))
-                continue
-            if known[index]["status"] != "requesting":
-                continue
-            shipment_id = shipment_id_for(progressed.order_id, index)
-            carrier = group[0]["carrier"]
-            request = ShipmentRequest(
-                idempotency_key=str(shipment_id),
-                shipment_id=str(shipment_id),
-                order_id=str(progressed.order_id),
-                carrier=carrier,
-                lines=[{"sku": line["sku"], "quantity": line["quantity"]} for line in group],
-                report_shipped=carrier not in CSV_LABEL_CARRIERS,
-                cash_on_delivery=cod.get(index),
-            )
-            try:
-                requested.append((index, shipment_id, await self._warehouse.request_shipment(request)))
-            except WarehouseRejected as rejected:
-                attempts = await self._count_failure(ctx, shipment_id, str(rejected))
-                failed.append((index, shipment_id, attempts, str(rejected)))
-            except (TransientError, httpx.TransportError) as error:
-                reason = f"{type(error).__name__}: {error}"[:500]
-                attempts = await self._count_failure(ctx, shipment_id, reason)
-                if attempts < self._max_request_attempts:
-                    raise
-                failed.append((index, shipment_id, attempts, reason))
-        async with ctx.unit_of_work() as uow:
-            for index, shipment_id, request_id in requested:
-                if not await store_shipments.mark_requested(uow.conn, shipment_id, request_id):
-                    # The parcel left (or was cancelled) while the warehouse was slow to answer: that news is out already.
-                    continue
-                uow.publish(
-                    topics.SHIPPING_EVENTS,
-                    ShipmentRequested(
-                        order_id=progressed.order_id,
-                        shop_id=progressed.shop_id,
-                        shipment_id=shipment_id,
-                        delivery_index=index,
-                        warehouse_request_id=request_id,
-                        **progressed.caused(),
-                    ),
-                )
-            for index, shipment_id, attempts, reason in failed:
-                await store_shipments.mark_request_failed(uow.conn, shipment_id)
-                uow.publish(
-                    topics.SHIPPING_EVENTS,
-                    ShipmentRequestFailed(
-                        order_id=progressed.order_id,
-                        shop_id=progressed.shop_id,
-                        shipment_id=shipment_id,
-                        delivery_index=index,
-                        attempts=attempts,
-                        reason=reason,
-                        **progressed.caused(),
-                    ),
-                )
-
-    async def _count_failure(self, ctx: MessageContext, shipment_id, reason: str) -> int:
-        async with ctx.intent() as conn:
-            return await store_shipments.record_request_failure(conn, shipment_id, reason)
 
     async def on_warehouse_shipment_reported(self, report: WarehouseShipmentReported, ctx: MessageContext) -> None:
         """Books a parcel that left the warehouse (once per tracking number), takes its units out of stock, and

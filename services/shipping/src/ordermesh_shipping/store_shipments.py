@@ -20,19 +20,21 @@ async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[a
 
 
 async def create_shipment(
-    conn: asyncpg.Connection, shipment_id: UUID, order_id: UUID, delivery_index: int, carrier: str
-) -> None:
-    """Records the intent to request a shipment (kept as it is if it exists)."""
-    await conn.execute(
+    conn: asyncpg.Connection, shipment_id: UUID, order_id: UUID, delivery_index: int, carrier: str, *, held: bool = False
+) -> bool:
+    """Records the intent to request a shipment, or a shipment held back by a failed check (kept as it is if it
+    exists); returns whether it was created."""
+    return bool(await conn.fetchval(
         """
         INSERT INTO shipments (shipment_id, order_id, delivery_index, status, carrier)
-        VALUES ($1, $2, $3, 'requesting', $4) ON CONFLICT DO NOTHING
+        VALUES ($1, $2, $3, CASE WHEN $5 THEN 'held' ELSE 'requesting' END, $4) ON CONFLICT DO NOTHING RETURNING true
         """,
         shipment_id,
         order_id,
         delivery_index,
         carrier,
-    )
+        held,
+    ))
 
 
 async def mark_requested(conn: asyncpg.Connection, shipment_id: UUID, warehouse_request_id: str) -> bool:

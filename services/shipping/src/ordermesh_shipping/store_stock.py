@@ -116,6 +116,17 @@ async def set_stock(conn: asyncpg.Connection, levels: list[tuple[str, str, int]]
     )
 
 
+async def restock(conn: asyncpg.Connection, units: dict[str, int]) -> None:
+    """Returned units go back on hand in the default warehouse (callers lock the stock rows first)."""
+    await conn.executemany(
+        """
+        INSERT INTO stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)
+        ON CONFLICT (sku, warehouse) DO UPDATE SET on_hand = stock.on_hand + EXCLUDED.on_hand
+        """,
+        [(sku, DEFAULT_WAREHOUSE, qty) for sku, qty in sorted(units.items())],
+    )
+
+
 async def stock_levels(conn: asyncpg.Connection, sku: str | None) -> list[asyncpg.Record]:
     """Stock per sku and warehouse: on hand, allocated, available (one sku, or all)."""
     return await conn.fetch(

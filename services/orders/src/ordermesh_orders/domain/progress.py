@@ -142,7 +142,7 @@ def applicable_changes(state: OrderState, changes: dict[str, str]) -> dict[str, 
     return {flag: value for flag, value in changes.items() if flag not in UNSHIPPED_ONLY_FLAGS}
 
 
-STAFF_CONFIRMABLE = frozenset({"address", "delivery_date", "customer"})
+STAFF_CONFIRMABLE = frozenset({"address", "delivery_date", "customer", "label_check"})
 
 
 def record_flags(state: OrderState, changes: dict[str, str]) -> Progress:

@@ -7,7 +7,7 @@ from ordermesh_contracts import Stage
 from .progress import OrderState, Progress, advance
 
 FINAL_STAGES = (Stage.COMPLETED, Stage.CANCELLED)
-CONFIRMABLE_FLAGS = ("address", "delivery_date", "customer")
+CONFIRMABLE_FLAGS = ("address", "delivery_date", "customer", "label_check")
 
 
 class Refusal(Exception):

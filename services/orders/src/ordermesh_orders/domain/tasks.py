@@ -24,7 +24,7 @@ TASK_KINDS: dict[str, TaskKind] = {
     "amount_change_failed": TaskKind("Amount change failed: fix the amount on the gateway side", False),
     "mail_failed": TaskKind("A customer mail could not be sent", False),
     "points_redemption_failed": TaskKind("Points used exceed the customer's balance", True),
-    "label_check_failed": TaskKind("Carrier label check failed", True),
+    "label_check_failed": TaskKind("Carrier label check failed: change the carrier or time slot, or confirm with the carrier", True, "label_check"),
     "shipment_request_failed": TaskKind("The warehouse did not take the shipment request", False),
     "payment_balance_due": TaskKind("Customer paid less than the amount due", False),
     "refund_owed": TaskKind("Customer paid more than the amount due: refund", False),

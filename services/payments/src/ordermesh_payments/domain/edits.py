@@ -78,7 +78,8 @@ def plan_edit(payment: EditFacts | None, edit_no: int, new_total: int, *, retry:
       still short → `balance_requested` (a fresh request for the balance); covered → `request_updated`, and any
       over-payment is kept as `refund_owed` for staff to pay back by hand (money received outside a gateway is
       never refunded through one, so `refunded` stays 0).
-    - Cash on delivery → `request_updated` (the carrier collects the new total).
+    - Cash on delivery → `request_updated` (the carrier collects the new total); once collected, a lower total (a
+      return) is kept as `refund_owed`.
     - Deferred: down → the provider's amount is lowered (`credit_amount_updated`); up, or after a rejection → a
       fresh credit check (`credit_rechecked`).
     - Paid on the sales platform (nothing here can move that money): down → `request_updated` with the difference
@@ -105,6 +106,8 @@ def plan_edit(payment: EditFacts | None, edit_no: int, new_total: int, *, retry:
     if payment.method in PREPAID_METHODS:
         return _prepaid(payment, new_total, nothing)
     if payment.method == "cash_on_delivery":
+        if payment.received > 0:  # collected on delivery: only a return can lower it now, and staff pay that back
+            return _platform(payment, new_total, nothing)
         return nothing if new_total == previous else replace(nothing, outcome="request_updated")
     if payment.method == "deferred":
         return _deferred(payment, new_total, nothing)

@@ -14,6 +14,7 @@ from .ledger import (
     RedemptionFailed,
     accrue,
     change_reservation,
+    deduction,
 )
 
 
@@ -65,3 +66,37 @@ def accrue_before_edit(order: OrderPoints, points: int, edited_at: datetime) -> 
         return accrue(order, points)
     decision = accrue(replace(order, confirm_requested=False), points)
     return replace(decision, order=replace(decision.order, confirm_requested=True))
+
+
+def honour_return(order: OrderPoints, *, edit_no: int, points: int, balance: Balance, allow_negative: bool) -> Decision:
+    """Honours a return (numbered `edit_no` in the order's edit sequence), after which the order earns `points`.
+
+    Provisional points follow the lower merchandise (a reversal of the difference); confirmed points of what came
+    back are deducted (debt where the balance can't carry them, unless the shop allows negative balances). Points
+    used stay. A return already honoured, or of a cancelled order, changes nothing.
+    """
+    if edit_no <= order.edit_no:
+        return Decision(order, skipped=f"edit {edit_no} already honoured")
+    if order.status in ("reversed", "awaiting_accrual"):
+        return Decision(replace(order, edit_no=edit_no), skipped=f"no points to take back ({order.status})")
+    if order.status == "provisional":
+        state, entries = _follow_merchandise(order, points)
+        taken: tuple[Entry, ...] = ()
+    else:
+        taken = tuple(
+            replace(entry, order_id=order.order_id)
+            for entry in deduction(balance, max(order.points - points, 0), allow_negative=allow_negative)
+        )
+        state, entries = replace(order, points=min(points, order.points)), ()
+    state = replace(state, edit_no=edit_no, pending_edit_no=0)
+    notice = Recomputed(
+        edit_no=edit_no,
+        previous_provisional=_provisional(order),
+        provisional=_provisional(state),
+        previous_points_used=order.reserved,
+        points_used=state.reserved,
+        confirmed_unchanged=order.status != "confirmed" or not taken,
+        confirmed_deducted=sum(e.points for e in taken if e.kind is Kind.DEDUCTED),
+        debt=sum(e.points for e in taken if e.kind is Kind.DEBT),
+    )
+    return Decision(state, entries + taken, (notice,))

@@ -152,6 +152,8 @@ class Recomputed:
     previous_points_used: int
     points_used: int
     confirmed_unchanged: bool
+    confirmed_deducted: int = 0
+    debt: int = 0
 
 
 Notice = Accrued | Confirmed | Redeemed | RedemptionFailed | Reversed | Recomputed

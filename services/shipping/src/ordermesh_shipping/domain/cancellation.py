@@ -8,7 +8,7 @@ from .allocation import release_plan
 
 SHIPPED_STATUSES = frozenset({"partly_shipped", "shipped", "delivered"})
 """A shipment in these states has (some of) its goods out: it can no longer be changed or cancelled."""
-NEVER_AT_THE_WAREHOUSE = frozenset({"requesting", "request_failed"})
+NEVER_AT_THE_WAREHOUSE = frozenset({"requesting", "request_failed", "held"})
 """A shipment in these states has no warehouse request to cancel: cancelling it is a record change only."""
 
 

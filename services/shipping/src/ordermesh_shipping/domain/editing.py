@@ -1,7 +1,7 @@
 """Honouring an order edit: which delivery groups changed, what each needs at the warehouse, and how stock follows."""
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .allocation import coverage_of, plan_top_up
 
@@ -64,6 +64,20 @@ def plan_groups(changed: list[int], statuses: dict[int, str], edited: Lines) -> 
             plan.to_cancel.append(index)
             (plan.to_reissue if group_lines(edited, index) else plan.to_withdraw).append(index)
     return plan
+
+
+def held_back(
+    plan: GroupPlan, holds: dict[int, list], statuses: dict[int, str], edited: Lines
+) -> tuple[GroupPlan, list[int], list[int]]:
+    """The plan with failed checks applied: a live group that now fails one is cancelled at the warehouse and held
+    instead of requested again; a held group the edit made pass is requested. Returns (plan, to hold, released)."""
+    to_hold = [index for index in plan.to_reissue if holds.get(index)]
+    released = [
+        index for index, status in sorted(statuses.items())
+        if status == "held" and index in holds and not holds[index] and group_lines(edited, index)
+    ]
+    reissue = [index for index in plan.to_reissue if index not in to_hold] + released
+    return replace(plan, to_reissue=reissue), to_hold, released
 
 
 def after_warehouse(plan: GroupPlan, cancel_failures: dict[int, str | None], statuses: dict[int, str]) -> GroupPlan:
