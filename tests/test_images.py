@@ -111,7 +111,7 @@ def _replay_build(stage: Stage, workdir: Path, venv: Path) -> None:
 
 def _venv_python(venv: Path, code: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run([venv / "bin" / "python", "-c", code], env=clean, capture_output=True, text=True, timeout=120, cwd="/")
+    return subprocess.run([venv / "bin" / "python", "-c", code], env=clean, capture_output=True, text=True, timeout=300, cwd="/")
 
 
 def _size(path: Path) -> int:
