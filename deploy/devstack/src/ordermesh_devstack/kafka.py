@@ -203,7 +203,7 @@ class LocalKafka:
         """The file that receives the broker's stdout/stderr (its log4j console output)."""
         return self.data_dir / "kafka.log"
 
-    def start(self, timeout: float = 180) -> str:
+    def start(self, timeout: float = 300) -> str:
         """Format the storage if needed, start the broker, wait until it serves metadata; return bootstrap servers."""
         if self.pid is not None:
             assert self.bootstrap is not None
