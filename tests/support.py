@@ -72,7 +72,7 @@ class TopicRecorder:
                 continue
             try:
                 body = message.json()
-            except (ValueError, RecursionError):  # poison published by reliability tests
+            except (TypeError, ValueError, RecursionError):  # poison (tombstones, deep nesting) from reliability tests
                 continue
             if not isinstance(body, dict):
                 continue
