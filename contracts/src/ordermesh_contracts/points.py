@@ -154,9 +154,15 @@ class _Adjust(Command):
 
 
 class GrantPoints(_Adjust):
-    """Grant points to a customer by hand, e.g. bonus points for a customer who registered after buying."""
+    """Grant points to a customer by hand, e.g. bonus points for a customer who registered after buying, or a
+    sign-up bonus for one who has not ordered yet (`new_customer`)."""
 
     type: Literal["GrantPoints"] = Field(default="GrantPoints", description="Contract name.")
+    new_customer: bool = Field(
+        default=False,
+        description="The customer has no order or points in this shop yet (e.g. a sign-up bonus): open their account "
+        "with this grant. Without it an unknown customer is refused, so a mistyped id is not credited.",
+    )
 
 
 class DeductPoints(_Adjust):

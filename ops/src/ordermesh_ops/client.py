@@ -27,20 +27,34 @@ class Connection:
 
     @classmethod
     def from_environment(cls, env_file: Path | None = None) -> "Connection":
-        """From the environment, completed by `.run/ops.env` (written by `make run`) when present."""
+        """From the environment, completed by the ops env file (see `find_ops_env`) when there is one."""
         values: dict[str, Any] = {}
-        env_file = env_file or Path(".run/ops.env")
-        if env_file.exists():
+        env_file = env_file or find_ops_env()
+        if env_file is not None and env_file.is_file():
             values.update(dotenv_values(env_file))
         values.update(os.environ)
         services = ("orders", "payments", "shipping", "points", "notify")
-        kafka = aiokafka_options(KafkaClientSettings(_env_file=env_file if env_file.exists() else None))
+        kafka = aiokafka_options(KafkaClientSettings(_env_file=env_file if env_file is not None and env_file.is_file() else None))
         return cls(
             bootstrap=kafka.pop("bootstrap_servers"),
             service_urls={s: values.get(f"ORDERMESH_{s.upper()}_URL", "") for s in services},
             token=values.get("ORDERMESH_API_TOKEN", ""),
             kafka_security=kafka,
         )
+
+
+def find_ops_env(start: Path | None = None) -> Path | None:
+    """The file naming where ordermesh runs: `ORDERMESH_OPS_ENV` if set, else the nearest `.run/ops.env` (written by
+    `make run`) in the current directory or any parent, else `~/.config/ordermesh/ops.env`; None without any."""
+    if os.environ.get("ORDERMESH_OPS_ENV"):
+        return Path(os.environ["ORDERMESH_OPS_ENV"]).expanduser()
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / ".run" / "ops.env"
+        if candidate.is_file():
+            return candidate
+    user_file = Path.home() / ".config" / "ordermesh" / "ops.env"
+    return user_file if user_file.is_file() else None
 
 
 class CommandChannel:

@@ -8,6 +8,7 @@ from typing import Optional
 import httpx
 import typer
 
+from . import when
 from .client import Connection
 from .orders import app
 
@@ -15,22 +16,21 @@ from .orders import app
 @app.command("export")
 def export_orders(
     shop: str = typer.Option(..., "--shop", help="The shop whose orders to export."),
-    created_from: Optional[str] = typer.Option(None, "--from", help="First day (YYYY-MM-DD, Tokyo), included."),
-    created_to: Optional[str] = typer.Option(None, "--to", help="Last day (YYYY-MM-DD, Tokyo), included."),
+    created_from: Optional[date] = typer.Option(
+        None, "--from", parser=when.day, metavar="DAY", help=f"First day (Tokyo), included: {when.FORMATS}."
+    ),
+    created_to: Optional[date] = typer.Option(
+        None, "--to", parser=when.day, metavar="DAY", help=f"Last day (Tokyo), included: {when.FORMATS}."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="File to write (default: standard output)."),
 ) -> None:
     """Exports the shop's orders as CSV: charges, then subtotal_<rate> and tax_<rate> per tax rate (10%, 8%, …)."""
-    for value in (created_from, created_to):
-        if value is not None:
-            try:
-                date.fromisoformat(value)
-            except ValueError:
-                raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
     connection = Connection.from_environment()
     base = connection.service_urls.get("orders")
     if not base:
         raise SystemExit("no address for orders: set ORDERMESH_ORDERS_URL or run `make run`")
-    params = {k: v for k, v in {"shop_id": shop, "created_from": created_from, "created_to": created_to}.items() if v}
+    days = {"created_from": created_from, "created_to": created_to}
+    params = {"shop_id": shop, **{key: day.isoformat() for key, day in days.items() if day is not None}}
     response = httpx.get(
         f"{base}/api/orders/export.csv", params=params, headers={"Authorization": f"Bearer {connection.token}"}, timeout=60
     )

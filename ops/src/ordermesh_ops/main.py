@@ -2,10 +2,23 @@
 
 import typer
 
-from . import exports  # noqa: F401 - adds `orders export` to the orders group
-from . import dlq, notify, orders, payments, points, shipping
+from . import exports, order_setup  # noqa: F401 - add `orders export`, `set-rules`, `set-statuses`, `set-status`, `enter`
+from . import dlq, notify, orders, output, payments, points, shipping
 
 app = typer.Typer(help="ordermesh staff CLI: commands go over Kafka, reads come from each service's JSON endpoint.")
+
+
+@app.callback()
+def main(
+    as_json: bool = typer.Option(
+        False, "--json", help="Print command replies as JSON (CommandAccepted / CommandRejected), e.g. `ordermesh --json orders hold …`."
+    ),
+) -> None:
+    """Where ordermesh runs comes from the environment, completed by the nearest `.run/ops.env` (searched from the
+    current directory upwards), `ORDERMESH_OPS_ENV`, or `~/.config/ordermesh/ops.env`."""
+    output.REPLIES_AS_JSON["on"] = as_json
+
+
 app.add_typer(orders.app, name="orders")
 app.add_typer(payments.app, name="payments")
 app.add_typer(shipping.app, name="shipping")

@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Optional
 
 import typer
@@ -36,6 +36,7 @@ from ordermesh_contracts import (
 from pydantic import ValidationError
 
 from .client import Connection, get_json, send_command
+from . import when
 from .output import console, print_reply, print_rows
 
 app = typer.Typer(help="The orders service: list, show and act on orders.", no_args_is_help=True)
@@ -57,8 +58,12 @@ def list_orders(
     flag: Optional[str] = typer.Option(None, help="flag name, with --flag-value"),
     flag_value: Optional[str] = typer.Option(None),
     open_task: Optional[str] = typer.Option(None, help="orders with an open task of this kind"),
-    created_from: Optional[str] = typer.Option(None, "--from", help="YYYY-MM-DD"),
-    created_to: Optional[str] = typer.Option(None, "--to", help="YYYY-MM-DD"),
+    created_from: Optional[date] = typer.Option(
+        None, "--from", parser=when.day, metavar="DAY", help=f"Created on or after this day: {when.FORMATS}."
+    ),
+    created_to: Optional[date] = typer.Option(
+        None, "--to", parser=when.day, metavar="DAY", help=f"Created on or before this day: {when.FORMATS}."
+    ),
     limit: int = typer.Option(100),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -66,7 +71,8 @@ def list_orders(
     rows = get_json(
         Connection.from_environment(), "orders", "/api/orders", shop_id=shop, stage=stage.value if stage else None,
         child_status=child_status, channel=channel, flag=flag, flag_value=flag_value, open_task=open_task,
-        created_from=created_from, created_to=created_to, limit=limit,
+        created_from=created_from.isoformat() if created_from else None,
+        created_to=created_to.isoformat() if created_to else None, limit=limit,
     )["orders"]
     print_rows(rows, title="orders", as_json=as_json)
 
@@ -154,14 +160,18 @@ def unwatch(customer_id: str, shop: str = ShopOption, by: str = StaffOption) -> 
 def bulk_update(
     order_ids: list[uuid.UUID] = typer.Argument(None),
     stage: Optional[Stage] = typer.Option(None, help="or all orders at this stage"),
-    created_from: Optional[str] = typer.Option(None, "--from"),
-    created_to: Optional[str] = typer.Option(None, "--to"),
+    created_from: Optional[date] = typer.Option(
+        None, "--from", parser=when.day, metavar="DAY", help=f"Orders created on or after: {when.FORMATS}."
+    ),
+    created_to: Optional[date] = typer.Option(
+        None, "--to", parser=when.day, metavar="DAY", help=f"Orders created on or before: {when.FORMATS}."
+    ),
     status: Optional[str] = typer.Option(None, help="child status to set"),
     memo: Optional[str] = typer.Option(None),
     label: list[str] = typer.Option([], help="label to add"),
     unlabel: list[str] = typer.Option([], help="label to remove"),
     carrier: Optional[str] = typer.Option(None),
-    ship_date: Optional[str] = typer.Option(None, help="YYYY-MM-DD"),
+    ship_date: Optional[date] = typer.Option(None, parser=when.day, metavar="DAY", help=f"Ship date to set: {when.FORMATS}."),
     shop: str = ShopOption,
     by: str = StaffOption,
 ) -> None:
@@ -170,12 +180,12 @@ def bulk_update(
     if stage or created_from or created_to:
         order_filter = OrderFilter(
             stage=stage,
-            created_from=date.fromisoformat(created_from) if created_from else None,
-            created_to=date.fromisoformat(created_to) if created_to else None,
+            created_from=created_from,
+            created_to=created_to,
         )
     changes = OrderChanges(
         child_status=status, memo=memo, add_labels=label, remove_labels=unlabel, carrier=carrier,
-        ship_date=date.fromisoformat(ship_date) if ship_date else None,
+        ship_date=ship_date,
     )
     _send(BulkUpdateOrders(shop_id=shop, issued_by=by, order_ids=order_ids or [], filter=order_filter, changes=changes))
 
@@ -315,7 +325,9 @@ def split(
     into: str = typer.Option(..., "--into", help="'delivery' (a new delivery group of this order) or 'order' (a new order)"),
     move: list[str] = typer.Option(..., "--move", help="units to move as SKU=QTY or SKU=QTY@DELIVERY; repeatable"),
     address_json: Optional[str] = typer.Option(None, "--address", help="where the moved units go, as JSON (default: the same address)"),
-    requested_date: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="delivery date for the moved units"),
+    requested_date: Optional[date] = typer.Option(
+        None, parser=when.day, metavar="DAY", help=f"Delivery date for the moved units: {when.FORMATS}."
+    ),
     shipping_fee: int = typer.Option(0, help="shipping fee of the new order (into=order)"),
     shop: str = ShopOption,
     by: str = StaffOption,
@@ -329,7 +341,7 @@ def split(
         raise typer.BadParameter(str(error), param_hint="--address") from None
     _send(SplitOrder(
         shop_id=shop, issued_by=by, order_id=order_id, into=into, lines=[_moved(text) for text in move],
-        address=address, requested_date=requested_date.date() if requested_date else None, shipping_fee=shipping_fee,
+        address=address, requested_date=requested_date, shipping_fee=shipping_fee,
     ))
 
 

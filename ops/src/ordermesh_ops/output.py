@@ -7,10 +7,15 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+REPLIES_AS_JSON = {"on": False}
+"""Set by `ordermesh --json`: command replies are printed as their JSON, for scripts."""
 
 
 def print_reply(reply: dict[str, Any]) -> int:
-    """Prints a command's reply; returns the exit code (0 accepted, 1 rejected)."""
+    """Prints a command's reply (as JSON after `ordermesh --json`); returns the exit code (0 accepted, 1 rejected)."""
+    if REPLIES_AS_JSON["on"]:
+        print(json.dumps(reply, ensure_ascii=False, default=str))
+        return 1 if reply["type"] == "CommandRejected" else 0
     if reply["type"] == "CommandRejected":
         console.print(f"[red]rejected[/red] {reply.get('command_type')}: " + "; ".join(reply["reasons"]))
         return 1

@@ -3,12 +3,11 @@
 import asyncio
 import getpass
 import json
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Optional
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 import typer
 
@@ -26,7 +25,7 @@ from ordermesh_contracts import (
     topics,
 )
 
-from . import output
+from . import output, when
 from .client import Connection, get_json, send_command
 
 app = typer.Typer(help="The payments service.", no_args_is_help=True)
@@ -142,30 +141,13 @@ def check_authorizations(shop: str = typer.Option(..., help="Shop id.")) -> None
     _send(CheckAuthorizations(shop_id=shop, issued_by=getpass.getuser()))
 
 
-SHOP_TIMEZONE = ZoneInfo("Asia/Tokyo")
-
-
-def as_of_time(text: str) -> datetime:
-    """An ISO 8601 time with its offset, or a plain date (the start of that day in Japan)."""
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), SHOP_TIMEZONE)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time (2026-12-02T09:00:00+09:00) or date (2026-12-02)") from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter(f"{text!r} has no offset: add one, e.g. +09:00")
-    return moment
-
-
 @app.command("check-overdue")
 def check_overdue(
     shop: str = typer.Option(..., help="Shop id."),
-    as_of: Optional[str] = typer.Option(
-        None, "--as-of", help="ISO time with offset (2026-12-02T09:00:00+09:00) or a date; now if left out."
+    as_of: Optional[datetime] = typer.Option(
+        None, "--as-of", parser=when.moment, metavar="TIME", help=f"The time: {when.FORMATS}; now if left out."
     ),
 ) -> None:
     """Runs the overdue check of the shop's prepaid orders as of a time: each order past its due date unpaid is
     flagged overdue, and cancelled if the shop cancels overdue orders automatically."""
-    moment = as_of_time(as_of) if as_of else None
-    _send(CheckOverduePayments(shop_id=shop, issued_by=getpass.getuser(), as_of=moment))
+    _send(CheckOverduePayments(shop_id=shop, issued_by=getpass.getuser(), as_of=as_of))

@@ -18,7 +18,7 @@ from ordermesh_contracts import (
     topics,
 )
 
-from . import output
+from . import output, when
 from .client import Connection, get_json, send_command
 
 app = typer.Typer(help="The points service.", no_args_is_help=True)
@@ -84,10 +84,15 @@ def grant(
     customer: str = CUSTOMER,
     reason: Optional[str] = typer.Option(None, "--reason", help="Why (required)."),
     order_id: Optional[UUID] = typer.Option(None, "--order", help="The order it is about."),
+    new_customer: bool = typer.Option(
+        False, "--new-customer", help="The customer has no order yet (e.g. a sign-up bonus): open their account."
+    ),
     by: str = BY,
 ) -> None:
-    """Grant points to a customer by hand, with a reason."""
-    _send(GrantPoints(shop_id=shop, issued_by=by, customer_id=customer, points=points, reason=reason, order_id=order_id))
+    """Grant points to a customer by hand, with a reason (--new-customer for one who has not ordered yet)."""
+    _send(GrantPoints(
+        shop_id=shop, issued_by=by, customer_id=customer, points=points, reason=reason, order_id=order_id, new_customer=new_customer
+    ))
 
 
 @app.command()
@@ -107,8 +112,12 @@ def deduct(
 def bulk_confirm(
     shop: str = SHOP,
     order_ids: Optional[list[UUID]] = typer.Option(None, "--order", help="An order to confirm (repeatable)."),
-    paid_from: Optional[datetime] = typer.Option(None, "--paid-from", help="Orders paid at or after (ISO, with offset)."),
-    paid_until: Optional[datetime] = typer.Option(None, "--paid-until", help="Orders paid before (ISO, with offset)."),
+    paid_from: Optional[datetime] = typer.Option(
+        None, "--paid-from", parser=when.moment, metavar="TIME", help=f"Orders paid at or after: {when.FORMATS}."
+    ),
+    paid_until: Optional[datetime] = typer.Option(
+        None, "--paid-until", parser=when.moment, metavar="TIME", help=f"Orders paid before: {when.FORMATS}."
+    ),
     by: str = BY,
 ) -> None:
     """Confirm provisional points of listed orders or of every order paid in a period; one result per order."""
@@ -118,12 +127,13 @@ def bulk_confirm(
 @app.command()
 def expire(
     shop: str = SHOP,
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Day (YYYY-MM-DD); the shop's today if left out."),
+    as_of: Optional[date] = typer.Option(
+        None, "--as-of", parser=when.day, metavar="DAY", help=f"The day: {when.FORMATS}; the shop's today if left out."
+    ),
     by: str = BY,
 ) -> None:
     """Expire the shop's old confirmed points as of a day (oldest first); the service also does it daily by itself."""
-    day = date.fromisoformat(as_of) if as_of else datetime.now(SHOP_TIMEZONE).date()
-    _send(ExpirePoints(shop_id=shop, issued_by=by, as_of=day))
+    _send(ExpirePoints(shop_id=shop, issued_by=by, as_of=as_of or datetime.now(SHOP_TIMEZONE).date()))
 
 
 @app.command("expiry-runs")

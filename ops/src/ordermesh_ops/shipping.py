@@ -18,7 +18,7 @@ from ordermesh_contracts import (
     topics,
 )
 
-from . import client, output
+from . import client, output, when
 
 app = typer.Typer(help="The shipping service.", no_args_is_help=True)
 
@@ -125,7 +125,9 @@ def set_shop(
     cutoff: str = typer.Option(None, help="Same-day shipping cutoff, HH:MM local time."),
     closed_weekday: list[int] = typer.Option(None, help="A weekday the warehouse doesn't ship (Monday = 0); repeat."),
     no_closed_weekdays: bool = typer.Option(False, help="Ship every weekday (clears the closed weekdays)."),
-    closure: list[str] = typer.Option(None, help="An extra closed day, YYYY-MM-DD; repeat. Replaces the closures."),
+    closure: list[date] = typer.Option(
+        None, parser=when.day, metavar="DAY", help=f"An extra closed day ({when.FORMATS}); repeat. Replaces the closures."
+    ),
     no_closures: bool = typer.Option(False, help="Clear the extra closed days."),
     warehouse_prefecture: str = typer.Option(None, help="Prefecture parcels leave from, e.g. 東京都."),
     shipper_name: str = typer.Option(None, help="Sender name on labels (the shipper block needs name, phone, postal code, address)."),
@@ -139,10 +141,7 @@ def set_shop(
     shipper_fields = (shipper_name, shipper_phone, shipper_postal_code, shipper_address)
     if any(shipper_fields) and not all(shipper_fields):
         raise typer.BadParameter("the shipper block needs --shipper-name, --shipper-phone, --shipper-postal-code and --shipper-address")
-    try:
-        closures = [] if no_closures else [date.fromisoformat(day) for day in closure] if closure else None
-    except ValueError as error:
-        raise typer.BadParameter(f"--closure: {error}") from None
+    closures = [] if no_closures else list(closure) if closure else None
     command = SetShopShipping(
         shop_id=shop,
         issued_by=issued_by,

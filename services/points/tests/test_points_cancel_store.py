@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from uuid import uuid4
 
+import pytest
+
 from ordermesh_contracts import (
     GrantPoints,
     OrderAccepted,
@@ -164,3 +166,16 @@ async def test_a_cancellation_of_an_order_points_never_saw_answers_on_the_named_
     await deliver(pool, order, handlers.on_order_accepted)
     assert await order_entries(pool, order.order_id) == []
     assert (await balance(pool, "C-9")).available == 100
+
+
+async def test_a_sign_up_bonus_opens_the_account_of_a_customer_with_no_order_and_an_unmarked_unknown_customer_is_refused(pool) -> None:
+    from ordermesh_servicekit.commands import CommandRefused
+
+    with pytest.raises(CommandRefused) as refused:
+        await staff(pool, GrantPoints(shop_id=SHOP, issued_by="t", customer_id="NEW-1", points=500, reason="入会特典"), commands.grant_points)
+    assert any("unknown customer" in reason for reason in refused.value.reasons)
+    bonus = GrantPoints(shop_id=SHOP, issued_by="t", customer_id="NEW-1", points=500, reason="入会特典", new_customer=True)
+    await staff(pool, bonus, commands.grant_points)
+    assert (await balance(pool, "NEW-1")).available == 500
+    await staff(pool, bonus.model_copy(update={"event_id": uuid4(), "points": 100}), commands.grant_points)
+    assert (await balance(pool, "NEW-1")).available == 600

@@ -25,13 +25,16 @@ SERVICE = "points"
 
 
 async def grant_points(command: GrantPoints, ctx: MessageContext) -> None:
-    """Grants points by hand; refused with every reason for a bad amount, an unknown customer or no reason."""
+    """Grants points by hand; refused with every reason for a bad amount, an unknown customer (unless staff say it is a
+    new one, whose account the grant opens) or no reason."""
     async with ctx.unit_of_work() as uow:
         known = await store.lock_known_customer(uow.conn, command.shop_id, command.customer_id)
         current = await store.balance(uow.conn, command.shop_id, command.customer_id)
-        entries, problems = ledger.grant(current, command.points, command.reason, customer_known=known)
+        entries, problems = ledger.grant(current, command.points, command.reason, customer_known=known or command.new_customer)
         if problems:
             raise CommandRefused(*problems)
+        if not known:
+            await store.lock_customer(uow.conn, command.shop_id, command.customer_id)
         await _adjust(uow, command, entries, current)
         uow.publish(topics.POINTS_EVENTS, PointsGranted(**_adjusted(command)))
         accept(uow, command, SERVICE, details={"balance": _balance_json(await store.balance(uow.conn, command.shop_id, command.customer_id))})
