@@ -257,4 +257,5 @@ async def test_an_admin_sets_shipping_fees_and_sees_every_reason_a_rule_set_is_r
     assert await page.locator("[data-testid=health] .tone-good").count() == 5
     await page.click("a:text('English')")
     await page.wait_for_selector("text=Health")
+    assert await page.locator("[data-testid=health] .tone-good").count() == 5
     await page.screenshot(path=screenshots / "health-en.png", full_page=True)

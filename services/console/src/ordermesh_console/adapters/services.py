@@ -28,7 +28,7 @@ class ServiceReader:
         if not base:
             raise ServiceUnavailable(f"{service}: no address configured")
         try:
-            response = await self.client.get(
+            response = await self._get(
                 f"{base}{path}",
                 params={k: str(v) for k, v in params.items() if v not in (None, "")},
                 headers={"Authorization": f"Bearer {self.token}"},
@@ -40,6 +40,14 @@ class ServiceReader:
         if response.status_code >= 400:
             raise ServiceUnavailable(f"{service} answered {response.status_code}: {response.text[:300]}")
         return response.json()
+
+    async def _get(self, url: str, **kwargs: Any) -> httpx.Response:
+        # A pooled keep-alive connection the service has just closed fails once with a transport error; a GET is safe
+        # to send again on a new connection.
+        try:
+            return await self.client.get(url, **kwargs)
+        except httpx.TransportError:
+            return await self.client.get(url, **kwargs)
 
     async def orders_page(self, filters: dict[str, Any], offset: int, limit: int) -> dict[str, Any]:
         """One page of the order list with its total."""
@@ -69,7 +77,7 @@ class ServiceReader:
 
         async def ready(service: str) -> dict[str, Any]:
             try:
-                response = await self.client.get(f"{self.urls[service]}/readyz", timeout=3)
+                response = await self._get(f"{self.urls[service]}/readyz", timeout=3)
                 return {"ready": response.status_code == 200, **response.json()}
             except (httpx.HTTPError, ValueError, KeyError) as error:
                 return {"ready": False, "error": type(error).__name__}
