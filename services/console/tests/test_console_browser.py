@@ -259,3 +259,48 @@ async def test_an_admin_sets_shipping_fees_and_sees_every_reason_a_rule_set_is_r
     await page.wait_for_selector("text=Health")
     assert await page.locator("[data-testid=health] .tone-good").count() == 5
     await page.screenshot(path=screenshots / "health-en.png", full_page=True)
+
+
+async def test_an_operator_replays_a_dead_letter_and_its_decision_and_the_replayed_record_show(stack, new_page, screenshots):
+    marker = f"not json {RUN}".encode()
+    await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, marker, key=RUN.encode())
+    page = await new_page()
+    await _login(page, stack)
+
+    async def listed() -> bool:
+        await page.goto(f"{stack.console_url}/operations/dead-letters?topic=shop.orders.v1&status=pending")
+        return await page.locator("tr[data-letter]", has_text=RUN).count() > 0
+
+    await eventually(listed, timeout=120, interval=2)
+    await page.screenshot(path=screenshots / "dead-letters.png", full_page=True)
+    letter_id = await page.locator("tr[data-letter]", has_text=RUN).first.get_attribute("data-letter")
+    await page.goto(f"{stack.console_url}/operations/dead-letters/{letter_id}")
+    await page.fill("form[action$='/replay'] input[name=reason]", "再投入テスト")
+    await page.click("button[data-action=replay]")
+    await page.wait_for_selector("[data-testid=status][data-status=replayed]")
+    await page.screenshot(path=screenshots / "dead-letter-replayed.png", full_page=True)
+
+    async def published_twice() -> bool:
+        records = await read_topic(stack.bootstrap, topics.SHOP_ORDERS)
+        return sum(1 for r in records if r.value == marker) == 2
+
+    await eventually(published_twice, timeout=120, interval=2)
+
+
+async def read_topic(bootstrap: str, topic: str) -> list:
+    """Every record of a topic, from the beginning to its end now."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        records = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()

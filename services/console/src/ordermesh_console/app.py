@@ -9,7 +9,7 @@ import httpx
 import structlog
 import uvicorn
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from ordermesh_ops.client import CommandChannel
+from ordermesh_ops.client import CommandChannel, Connection
 from ordermesh_servicekit.database import create_pool_when_ready
 from ordermesh_servicekit.kafka_clients import aiokafka_options
 from ordermesh_servicekit.logging import configure_logging
@@ -31,7 +31,7 @@ from .adapters.commands import CommandSender
 from .adapters.services import SERVICES, ServiceReader
 from .domain.passwords import check_policy, hash_password
 from .domain.roles import Role
-from .pages import accounts, auth, bulk, operations, order, orders, settings as settings_pages
+from .pages import accounts, auth, bulk, deadletters, operations, order, orders, settings as settings_pages
 from .pages.common import Console, LoginRequired, Refused, current_session, login_redirect, redirect, render
 
 HERE = Path(__file__).parent
@@ -108,6 +108,7 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
             timezone=settings.console_timezone,
             secure_cookies=settings.console_secure_cookies,
             session_hours=settings.console_session_hours,
+            connection=Connection(bootstrap, urls, settings.api_token.get_secret_value(), kafka),
         )
         ready.update(database=True, kafka=True)
         log.info("console started", port=settings.http_port)
@@ -163,6 +164,9 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
         Route("/orders/{order_id}/{action}", order.order_action, methods=["POST"]),
         Route("/tasks", operations.task_queue),
         Route("/operations/health", operations.health),
+        Route("/operations/dead-letters", deadletters.dead_letter_list),
+        Route("/operations/dead-letters/{letter_id}", deadletters.dead_letter_page),
+        Route("/operations/dead-letters/{letter_id}/{action}", deadletters.dead_letter_action, methods=["POST"]),
         Route("/accounts", accounts.account_list, methods=["GET"]),
         Route("/accounts", accounts.create_account, methods=["POST"]),
         Route("/accounts/{username}", accounts.change_account, methods=["POST"]),

@@ -35,8 +35,8 @@ class Console:
     timezone: str
     secure_cookies: bool
     session_hours: float
-    operations: Any = None
-    """The ops package's dead-letter, stuck-order and lag functions, bound to this deployment (None when absent)."""
+    connection: Any = None
+    """The ops package's Connection (Kafka with its security, the services' URLs, the token) for its dead-letter tools."""
 
 
 class LoginRequired(Exception):
