@@ -32,7 +32,7 @@ from .order_commands import (
     MergeOrders,
     SetShippingFees,
 )
-from .money import MINOR_UNITS, Money, is_known_currency
+from .money import MAX_MINOR_UNITS, MINOR_UNITS, Money, MinorUnits, is_known_currency
 from .tax import RateTotal, tax_breakdown
 from .notify import (
     MailDevice,

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 _ZERO_DECIMALS = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF"
 _THREE_DECIMALS = "BHD IQD JOD KWD LYD OMR TND"
@@ -31,10 +31,24 @@ CurrencyCode = Annotated[
     ),
 ]
 
+MAX_MINOR_UNITS = 10**12
+"""The largest amount (in either direction) any ordermesh message carries: a trillion yen, ten billion dollars.
+Ingresses refuse larger amounts at once (422) rather than letting them fail later in a service."""
+
+
+
+def _not_below_minimum(amount: int) -> int:
+    if amount < -MAX_MINOR_UNITS:
+        raise ValueError(f"amount must not be below -{MAX_MINOR_UNITS}")
+    return amount
+
+
 MinorUnits = Annotated[
     int,
     # strict: 9660.0 or "9660" is refused, not quietly converted (money is never a float)
-    Field(strict=True, description="An amount in the currency's minor unit (yen for JPY, cents for USD)."),
+    Field(strict=True, le=MAX_MINOR_UNITS, description="An amount in the currency's minor unit (yen for JPY, cents for USD)."),
+    # a validator, not ge=: a field's own ge=0 would replace an annotated ge and lose one of the two bounds
+    AfterValidator(_not_below_minimum),
 ]
 
 

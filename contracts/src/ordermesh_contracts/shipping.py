@@ -8,6 +8,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .commands import Command
 from .envelope import Message, OrderMessage
+from .money import MinorUnits
+
+MAX_UNITS = 10**9
+"""The most units of one sku a shipment, allocation or stock level can hold; more is refused as a typo or an attack."""
 
 
 class ShippedLine(BaseModel):
@@ -16,7 +20,7 @@ class ShippedLine(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sku: str = Field(description="Stock-keeping unit.")
-    quantity: int = Field(ge=0, description="Units.")
+    quantity: int = Field(ge=0, le=MAX_UNITS, description="Units.")
 
 
 class StockAllocated(OrderMessage):
@@ -129,7 +133,7 @@ class ShipmentDelivered(OrderMessage):
     shipment_id: UUID = Field(description="ordermesh's id of the shipment.")
     delivery_index: int = Field(ge=0, description="Which delivery group was delivered.")
     delivered_at: AwareDatetime = Field(description="When the carrier delivered it.")
-    cash_collected: int | None = Field(
+    cash_collected: MinorUnits | None = Field(
         default=None, ge=0, description="Cash on delivery collected, in minor units of the order's currency; none otherwise."
     )
     all_delivered: bool = Field(description="Whether every delivery group of the order is now delivered.")
@@ -244,7 +248,7 @@ class WarehouseDeliveryReported(Message):
     order_id: UUID = Field(description="The order.")
     warehouse_request_id: str = Field(description="The warehouse's id of the request.")
     delivered_at: AwareDatetime = Field(description="When the parcel was delivered.")
-    cash_collected: int | None = Field(default=None, ge=0, description="Cash on delivery collected, minor units.")
+    cash_collected: MinorUnits | None = Field(default=None, ge=0, description="Cash on delivery collected, minor units.")
 
     def kafka_key(self) -> str:
         """The Kafka key: the order id."""
