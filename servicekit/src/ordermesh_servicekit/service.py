@@ -25,6 +25,7 @@ from .consuming import Consumer, Subscription
 from .database import backoff_delays, create_pool_when_ready
 from .fencing import PartitionFence
 from .http import ASGIApp, health_routes
+from .http_input import limit_body
 from .jobs import Job, run_every
 from .kafka_clients import KafkaAccessRefused, aiokafka_options, check_access, faststream_security
 from .logging import configure_logging
@@ -235,9 +236,10 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
             runtime.broker_connected = False
             await runtime.stop()
 
+    routes = [*health_routes(runtime.readiness, runtime.metrics.registry), *definition.http_routes(runtime)]
     app = AsgiFastStream(
         broker,
-        asgi_routes=[*health_routes(runtime.readiness, runtime.metrics.registry), *definition.http_routes(runtime)],
+        asgi_routes=[(path, limit_body(route, settings.http_max_body_bytes)) for path, route in routes],
         lifespan=lifespan,
         after_startup=[partial(_mark_connected, runtime)],
         logger=faststream_logger,

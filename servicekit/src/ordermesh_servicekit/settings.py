@@ -22,6 +22,9 @@ class ServiceSettings(KafkaClientSettings):
     )
     http_host: str = Field(default="127.0.0.1", description="Address of the health/metrics/ingress HTTP server.")
     http_port: int = Field(default=8000, description="Port of the health/metrics/ingress HTTP server.")
+    http_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body any HTTP endpoint reads; larger ones get a 413."
+    )
     log_level: str = Field(default="INFO", description="Log level.")
     consumer_batch_size: int = Field(default=100, ge=1, description="Most records taken from Kafka at once.")
     consumer_concurrency: int = Field(

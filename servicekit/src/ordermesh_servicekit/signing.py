@@ -30,7 +30,8 @@ def verify_signature(
         if not sep:
             return False
         if name == "t":
-            if timestamp is not None or not value.isdigit():
+            # ASCII digits only: str.isdigit() also passes '²' and '٣', which int() then refuses or reads
+            if timestamp is not None or not value.isascii() or not value.isdigit() or len(value) > 12:
                 return False
             timestamp = int(value)
         elif name == "v1":
