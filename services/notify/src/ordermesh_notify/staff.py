@@ -2,7 +2,6 @@
 
 import json
 from typing import Any
-from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,6 +20,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import MessageContext
+from ordermesh_servicekit.http_input import query_text, query_uuid
 
 from . import store
 from .domain.mails import SETTING_FIELDS, ShopMailSettings, mask_address, settings_after
@@ -167,10 +167,7 @@ def mail_log_endpoint(pool_provider):
     """GET /api/notify/mails?order_id=…: the order's mail log with masked recipients."""
 
     async def mails(request: Request) -> Response:
-        try:
-            order_id = UUID(request.query_params.get("order_id", ""))
-        except ValueError:
-            return JSONResponse({"error": "order_id must be a UUID"}, status_code=400)
+        order_id = query_uuid(request, "order_id")
         async with pool_provider().acquire() as conn:
             rows = await store.mails_of_order(conn, order_id)
         body = [
@@ -194,9 +191,7 @@ def shop_settings_endpoint(pool_provider):
     """GET /api/notify/settings?shop_id=…: the shop's mail settings (the defaults when it set none)."""
 
     async def shop_settings(request: Request) -> Response:
-        shop_id = request.query_params.get("shop_id")
-        if not shop_id:
-            return JSONResponse({"error": "shop_id required"}, status_code=400)
+        shop_id = query_text(request, "shop_id", required=True, max_length=64)
         async with pool_provider().acquire() as conn:
             row = await store.shop_settings(conn, shop_id)
         body = {"shop_id": shop_id, **settings_json(settings_from(row)), "customised": row is not None}

@@ -124,7 +124,7 @@ def shopify_routes(runtime: ServiceRuntime, shops_config: str) -> list:
             await store.remember_webhook(conn, webhook_id, domain)
 
     webhook = shopify_orders_webhook(parse_shops(shops_config), publish, seen, remember)
-    return [("/webhooks/shopify/orders-create", asgi_endpoint(webhook))]
+    return [("/webhooks/shopify/orders-create", asgi_endpoint(webhook, methods=("POST",)))]
 
 
 class OrdersSettings(ServiceSettings):

@@ -3,7 +3,6 @@
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from uuid import UUID
 
 import httpx
 from faststream.asgi import AsgiFastStream
@@ -38,6 +37,7 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription, UnitOfWork
 from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
+from ordermesh_servicekit.http_input import query_uuid
 from ordermesh_servicekit.outbox import write_outbox
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
@@ -111,13 +111,10 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
 
     def routes(runtime: ServiceRuntime) -> list:
         async def payment_of_order(request: Request) -> Response:
-            try:
-                order_id = UUID(request.query_params.get("order_id", ""))
-            except ValueError:
-                return JSONResponse({"error": "order_id must be a UUID"}, status_code=400)
+            order_id = query_uuid(request, "order_id")
             view = await store.payment_view(runtime.pool, order_id)
             if view is None:
-                return JSONResponse({"error": "no payment for this order"}, status_code=404)
+                return JSONResponse({"error": "not_found", "reason": "no payment for this order"}, status_code=404)
             view["amount_changes"] = await store_edits.amount_changes(runtime.pool, order_id)
             view["credit_checks"] = await store_credit.checks_of(runtime.pool, order_id)
             payment = view["payment"]
@@ -142,7 +139,9 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
             return Response(json.dumps(view, default=str), media_type="application/json")
 
         return [
-            ("/callbacks/payments", asgi_endpoint(payment_callback(settings.payment_callback_secret.get_secret_value(), lambda: runtime.pool))),
+            ("/callbacks/payments", asgi_endpoint(
+                payment_callback(settings.payment_callback_secret.get_secret_value(), lambda: runtime.pool), methods=("POST",)
+            )),
             ("/api/payments/order", staff_endpoint(settings.api_token.get_secret_value(), payment_of_order)),
         ]
 

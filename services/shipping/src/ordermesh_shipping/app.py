@@ -32,7 +32,7 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription
 from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
-from ordermesh_servicekit.outbox import OutgoingMessage
+from ordermesh_servicekit.http_input import query_text, query_uuid
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
@@ -68,40 +68,33 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
     commands = ShippingCommands()
 
     def routes(runtime: ServiceRuntime) -> list:
-        async def publish(message: OutgoingMessage) -> None:
-            await runtime.producer.send_and_wait(message.topic, message.value, key=message.key, headers=message.headers)
-
         async def set_stock(levels: list[tuple[str, str, int]]) -> None:
             async with runtime.pool.acquire() as conn:
                 await store_stock.set_stock(conn, levels)
 
         async def stock(request: Request) -> Response:
+            sku = query_text(request, "sku")
             async with runtime.pool.acquire() as conn:
-                rows = await store_stock.stock_levels(conn, request.query_params.get("sku"))
+                rows = await store_stock.stock_levels(conn, sku)
             return JSONResponse([dict(row) for row in rows])
 
         async def shipments(request: Request) -> Response:
-            try:
-                order_id = UUID(request.query_params.get("order_id", ""))
-            except ValueError:
-                return JSONResponse({"error": "order_id must be a UUID"}, status_code=400)
+            order_id = query_uuid(request, "order_id")
             async with runtime.pool.acquire() as conn:
                 rows = await store_shipments.shipments_of_order(conn, order_id)
             return JSONResponse([{k: _json_value(v) for k, v in row.items()} for row in rows])
 
         async def allocations(request: Request) -> Response:
-            try:
-                order_id = UUID(request.query_params["order_id"]) if request.query_params.get("order_id") else None
-            except ValueError:
-                return JSONResponse({"error": "order_id must be a UUID"}, status_code=400)
+            order_id, sku = query_uuid(request, "order_id", required=False), query_text(request, "sku")
             async with runtime.pool.acquire() as conn:
-                rows = await store_stock.allocations(conn, order_id, request.query_params.get("sku"))
+                rows = await store_stock.allocations(conn, order_id, sku)
             return JSONResponse([{k: _json_value(v) for k, v in row.items()} for row in rows])
 
         token = settings.api_token.get_secret_value()
+        callback = warehouse_callback(settings.warehouse_callback_secret.get_secret_value(), lambda: runtime.pool)
         return [
-            ("/callbacks/warehouse", asgi_endpoint(warehouse_callback(settings.warehouse_callback_secret.get_secret_value(), publish))),
-            ("/admin/stock", asgi_endpoint(stock_levels(settings.admin_token.get_secret_value(), set_stock))),
+            ("/callbacks/warehouse", asgi_endpoint(callback, methods=("POST",))),
+            ("/admin/stock", staff_endpoint(settings.admin_token.get_secret_value(), stock_levels(set_stock), methods=("PUT",))),
             ("/api/shipping/stock", staff_endpoint(token, stock)),
             ("/api/shipping/shipments", staff_endpoint(token, shipments)),
             ("/api/shipping/allocations", staff_endpoint(token, allocations)),

@@ -303,3 +303,20 @@ async def mark_reissued(conn: asyncpg.Connection, shipment_id: UUID, warehouse_r
 async def mark_reissue_failed(conn: asyncpg.Connection, shipment_id: UUID) -> None:
     """The old request was cancelled after an edit and the warehouse never took the new one: staff must act."""
     await conn.execute("UPDATE shipments SET status = 'request_failed' WHERE shipment_id = $1", shipment_id)
+
+
+async def claim_warehouse_callback(conn: asyncpg.Connection, event_id: UUID) -> bool:
+    """Records a warehouse callback's event id; False if it was accepted before."""
+    return bool(
+        await conn.fetchval(
+            "INSERT INTO warehouse_callback_receipts (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
+            event_id,
+        )
+    )
+
+
+async def is_shipment_of(conn: asyncpg.Connection, shipment_id: UUID, order_id: UUID) -> bool:
+    """Whether the shipment exists and belongs to the order."""
+    return bool(
+        await conn.fetchval("SELECT true FROM shipments WHERE shipment_id = $1 AND order_id = $2", shipment_id, order_id)
+    )

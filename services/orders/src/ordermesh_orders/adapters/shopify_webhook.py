@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ordermesh_contracts import ShopOrderSubmitted
+from ordermesh_servicekit.http_input import HttpRefusal, header_text, parse_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -31,29 +32,26 @@ def shopify_orders_webhook(
     seen: Callable[[str], Awaitable[bool]],
     remember: Callable[[str, str], Awaitable[None]],
 ) -> Callable[[Request], Awaitable[Response]]:
-    """POST /webhooks/shopify/orders-create: 401 for an unknown shop or a bad signature, 200 for a repeat,
-    422 with every reason for a body that is not an order, 200 once the order is on the intake topic (what the mapping
-    could not express exactly travels with it as checks for staff)."""
+    """POST /webhooks/shopify/orders-create: 401 for an unknown shop or a bad signature, 200 for a repeat, 400 for a
+    body that is not safe JSON (servicekit.http_input), 422 with every reason for a body that is not an order, 200 once
+    the order is on the intake topic (what the mapping could not express exactly travels with it as checks for staff)."""
 
     async def endpoint(request: Request) -> Response:
-        if request.method != "POST":
-            return JSONResponse({"error": "method_not_allowed"}, status_code=405)
         body = await request.body()
-        domain = request.headers.get("X-Shopify-Shop-Domain", "")
+        domain = header_text(request, "X-Shopify-Shop-Domain")
         shop = shops.get(domain)
-        if shop is None or not signature_is_valid(shop.secret, body, request.headers.get("X-Shopify-Hmac-Sha256", "")):
-            return JSONResponse({"error": "invalid_signature"}, status_code=401)
-        webhook_id = request.headers.get("X-Shopify-Webhook-Id", "")
+        if shop is None or not signature_is_valid(shop.secret, body, header_text(request, "X-Shopify-Hmac-Sha256")):
+            raise HttpRefusal(401, "invalid_signature", "unknown shop domain, or X-Shopify-Hmac-Sha256 does not match the body")
+        webhook_id = header_text(request, "X-Shopify-Webhook-Id", max_length=128)
         if not webhook_id:
-            return JSONResponse({"error": "missing X-Shopify-Webhook-Id"}, status_code=400)
+            raise HttpRefusal(400, "invalid_header", "X-Shopify-Webhook-Id is required")
         if await seen(webhook_id):
             return JSONResponse({"status": "duplicate"})
+        raw = parse_json(body)
         try:
-            order = map_order(shop.shop_id, json.loads(body))
-        except json.JSONDecodeError as error:
-            return JSONResponse({"error": "invalid_json", "reasons": [error.msg]}, status_code=400)
+            order = map_order(shop.shop_id, raw)
         except ShopifyMappingError as error:
-            return JSONResponse({"error": "not_an_order", "reasons": error.reasons}, status_code=422)
+            raise HttpRefusal(422, "not_an_order", "; ".join(error.reasons)[:1000], reasons=error.reasons) from None
         await publish(order)
         await remember(webhook_id, domain)
         return JSONResponse(

@@ -3,12 +3,11 @@ show a shop's shipping fee table."""
 
 import json
 from collections.abc import Callable
-from datetime import date
 from typing import Any
-from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
+from ordermesh_servicekit.http_input import HttpRefusal, query_date, query_int, query_text, query_uuid
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -16,41 +15,32 @@ from .. import store, store_fees, store_search
 from ..domain.taxes import tax_of
 from ..store_search import OrderSearch
 
+MAX_OFFSET = 10_000_000
+"""Deepest page offset a search may ask for."""
+
 
 def _json(payload: Any, status: int = 200) -> Response:
     return Response(json.dumps(payload, default=str, ensure_ascii=False), status_code=status, media_type="application/json")
 
 
-def _date(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
-
-
-def _search(q) -> OrderSearch:
-    if any("\x00" in value for value in q.values()):
-        raise ValueError("NUL characters are not allowed")
-    timezone = q.get("tz") or "UTC"
+def _search(request: Request) -> OrderSearch:
+    text = lambda name: query_text(request, name)  # noqa: E731
+    timezone = text("tz") or "UTC"
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"unknown time zone {timezone!r}") from error
+    except (ZoneInfoNotFoundError, ValueError):
+        raise HttpRefusal(400, "invalid_query", f"unknown time zone {timezone!r}") from None
     return OrderSearch(
-        shop_id=q.get("shop_id") or None, stage=q.get("stage") or None, child_status=q.get("child_status") or None,
-        channel=q.get("channel") or None, payment_method=q.get("payment_method") or None, flag=q.get("flag") or None,
-        flag_value=q.get("flag_value") or None, open_task=q.get("open_task") or None,
-        created_from=_date(q.get("created_from")), created_to=_date(q.get("created_to")),
-        text=(q.get("q") or "").strip() or None, label=q.get("label") or None, timezone=timezone,
+        shop_id=text("shop_id"), stage=text("stage"), child_status=text("child_status"), channel=text("channel"),
+        payment_method=text("payment_method"), flag=text("flag"), flag_value=text("flag_value"), open_task=text("open_task"),
+        created_from=query_date(request, "created_from"), created_to=query_date(request, "created_to"),
+        text=(text("q") or "").strip() or None, label=text("label"), timezone=timezone,
     )
 
 
-def _page(q, default_limit: int) -> tuple[int, int]:
-    offset, limit = int(q.get("offset", "0")), int(q.get("limit", str(default_limit)))
-    if offset < 0 or limit < 1:
-        raise ValueError("offset must be 0 or more and limit 1 or more")
-    return offset, min(limit, 1000)
-
-
-def _refuse(error: Exception) -> Response:
-    return JSONResponse({"error": "invalid_query", "reason": str(error)}, status_code=400)
+def _page(request: Request, default_limit: int) -> tuple[int, int]:
+    offset = query_int(request, "offset", default=0, minimum=0, maximum=MAX_OFFSET)
+    return offset, query_int(request, "limit", default=default_limit, minimum=1, maximum=1000)
 
 
 def list_orders(pool: Callable[[], asyncpg.Pool]):
@@ -58,11 +48,7 @@ def list_orders(pool: Callable[[], asyncpg.Pool]):
     &created_from&created_to&tz&offset&limit — one page of orders (newest first, every flag) and the total."""
 
     async def endpoint(request: Request) -> Response:
-        q = request.query_params
-        try:
-            search, (offset, limit) = _search(q), _page(q, 100)
-        except ValueError as error:
-            return _refuse(error)
+        search, (offset, limit) = _search(request), _page(request, 100)
         async with pool().acquire() as conn:
             rows, total = await store_search.search_orders(conn, search, offset=offset, limit=limit)
         return _json({"orders": rows, "total": total, "offset": offset, "limit": limit})
@@ -74,15 +60,10 @@ def open_tasks(pool: Callable[[], asyncpg.Pool]):
     """GET /api/orders/tasks?shop_id&kind&offset&limit — open tasks of every order, oldest first, and how many."""
 
     async def endpoint(request: Request) -> Response:
-        q = request.query_params
-        try:
-            offset, limit = _page(q, 100)
-        except ValueError as error:
-            return _refuse(error)
+        offset, limit = _page(request, 100)
+        shop_id, kind = query_text(request, "shop_id"), query_text(request, "kind")
         async with pool().acquire() as conn:
-            rows, total = await store_search.open_task_queue(
-                conn, q.get("shop_id") or None, q.get("kind") or None, offset=offset, limit=limit
-            )
+            rows, total = await store_search.open_task_queue(conn, shop_id, kind, offset=offset, limit=limit)
         return _json({"tasks": rows, "total": total, "offset": offset, "limit": limit})
 
     return endpoint
@@ -93,14 +74,11 @@ def show_order(pool: Callable[[], asyncpg.Pool]):
     tax per rate (`tax_breakdown`)."""
 
     async def endpoint(request: Request) -> Response:
-        try:
-            order_id = UUID(request.query_params.get("order_id", ""))
-        except ValueError:
-            return JSONResponse({"error": "invalid_query", "reason": "order_id must be a UUID"}, status_code=400)
+        order_id, shop_id = query_uuid(request, "order_id"), query_text(request, "shop_id")
         async with pool().acquire() as conn:
-            view = await store.order_view(conn, order_id, request.query_params.get("shop_id"))
+            view = await store.order_view(conn, order_id, shop_id)
         if view is None:
-            return JSONResponse({"error": "not_found"}, status_code=404)
+            return JSONResponse({"error": "not_found", "reason": "no such order"}, status_code=404)
         return _json({**view, "tax_breakdown": tax_of(view["contents"])})
 
     return endpoint
@@ -110,9 +88,7 @@ def show_shipping_fees(pool: Callable[[], asyncpg.Pool]):
     """GET /api/orders/shipping-fees?shop_id — the shop's shipping fee table (404 when it has set none)."""
 
     async def endpoint(request: Request) -> Response:
-        shop_id = request.query_params.get("shop_id")
-        if not shop_id:
-            return JSONResponse({"error": "invalid_query", "reason": "shop_id is required"}, status_code=400)
+        shop_id = query_text(request, "shop_id", required=True)
         async with pool().acquire() as conn:
             table = await store_fees.fee_table(conn, shop_id)
         if table is None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from ordermesh_contracts import MINOR_UNITS, PaymentMethod, ShopOrderSubmitted
+from ordermesh_contracts import MAX_MINOR_UNITS, MINOR_UNITS, PaymentMethod, ShopOrderSubmitted
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
 GATEWAY_METHODS: dict[str, PaymentMethod] = {
@@ -35,9 +35,14 @@ NOT_COLLECTED = frozenset({"voided", "refunded", "expired"})
 def payment_method(order: dict[str, Any]) -> PaymentMethod | None:
     """The ordermesh payment method of a Shopify order: `platform` once Shopify holds the money, else by its gateway
     (None for a gateway ordermesh does not know whose money Shopify does not hold)."""
-    if order.get("financial_status") in HELD_BY_SHOPIFY:
+    if _financial_status(order) in HELD_BY_SHOPIFY:
         return PaymentMethod.PLATFORM
     return next((GATEWAY_METHODS[g] for g in _gateways(order) if g in GATEWAY_METHODS), None)
+
+
+def _financial_status(order: dict[str, Any]) -> str | None:
+    status = order.get("financial_status")
+    return status if isinstance(status, str) else None
 
 
 def _gateways(order: dict[str, Any]) -> list[str]:
@@ -62,11 +67,14 @@ def signature_is_valid(secret: str, raw_body: bytes, header_value: str) -> bool:
 def _minor(amount: Any, currency: str, what: str, reasons: list[str]) -> int:
     try:
         value = Decimal(str(amount if amount is not None else 0)) * (10 ** MINOR_UNITS.get(currency, 2))
-    except InvalidOperation:
+    except ArithmeticError:  # InvalidOperation, or Overflow for 1e999999999
+        reasons.append(f"{what}: {str(amount)[:40]!r} is not an amount")
+        return 0
+    if not value.is_finite():
         reasons.append(f"{what}: {amount!r} is not an amount")
         return 0
-    if not value.is_finite() or abs(value) >= 10**15:
-        reasons.append(f"{what}: {amount!r} is not an amount")
+    if abs(value) > MAX_MINOR_UNITS:
+        reasons.append(f"{what}: {str(amount)[:40]} is beyond the largest amount ordermesh accepts")
         return 0
     if value != value.to_integral_value():
         reasons.append(f"{what}: {amount} has more decimals than {currency} allows")
@@ -88,7 +96,7 @@ def _text(value: Any, limit: int) -> str:
 def _tax_percent(tax_lines: list[dict[str, Any]], what: str, checks: list[str]) -> int:
     try:
         rate = max((Decimal(str(line.get("rate", 0))) for line in tax_lines), default=Decimal(0)) * 100
-    except InvalidOperation:
+    except ArithmeticError:  # InvalidOperation, or Overflow for 1e999999999
         checks.append(f"{what}: tax rate unreadable, recorded as 0%")
         return 0
     if not rate.is_finite() or not 0 <= rate <= 100:
@@ -107,7 +115,7 @@ def _taxes(tax_lines: list[dict[str, Any]], currency: str, what: str, reasons: l
 def _address(raw: Any, what: str, checks: list[str]) -> dict[str, Any] | None:
     if not isinstance(raw, dict) or not raw:
         return None
-    name = raw.get("name") or " ".join(p for p in (raw.get("last_name"), raw.get("first_name")) if p)
+    name = raw.get("name") or " ".join(str(p) for p in (raw.get("last_name"), raw.get("first_name")) if p)
     country = raw.get("country_code") if isinstance(raw.get("country_code"), str) else None
     address = {
         "name": _text(name, 200),
@@ -239,7 +247,7 @@ def _line(index: int, item: dict[str, Any], currency: str, taxes_included: bool,
 
 
 def _payment(order: dict[str, Any], checks: list[str]) -> PaymentMethod:
-    status = order.get("financial_status")
+    status = _financial_status(order)
     method = payment_method(order)
     if method is None:
         checks.append(

@@ -1,85 +1,82 @@
-"""HTTP ingress of the shipping service: signed warehouse callbacks onto the callback topic, and stock levels."""
+"""HTTP ingress of the shipping service: signed warehouse callbacks onto the callback topic (once each), and stock levels."""
 
-import hmac
-import json
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from pydantic import ValidationError
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ordermesh_contracts import WarehouseDeliveryReported, WarehouseShipmentReported, topics
-from ordermesh_servicekit.outbox import OutgoingMessage
+from ordermesh_contracts.shipping import MAX_UNITS
+from ordermesh_servicekit.http_input import HttpRefusal, header_text, invalid_fields, parse_json_array, parse_json_object
+from ordermesh_servicekit.outbox import OutgoingMessage, write_outbox
 from ordermesh_servicekit.signing import verify_signature
+
+from .. import store_shipments
 
 SIGNATURE_HEADER = "X-Ordermesh-Signature"
 
 
-def warehouse_callback(
-    secret: str, publish: Callable[[OutgoingMessage], Awaitable[None]]
-) -> Callable[[Request], Awaitable[Response]]:
-    """Verifies a warehouse report's (shipped or delivered) signature, then publishes it to `shipping.callbacks.v1` before answering 202."""
+def warehouse_report(raw: dict[str, Any]) -> WarehouseShipmentReported | WarehouseDeliveryReported:
+    """The warehouse's JSON (type "shipped" or "delivered") as the callback contract; 422 with reasons otherwise."""
+    renamed = {("warehouse_request_id" if k == "request_id" else k): v for k, v in raw.items()}
+    try:
+        if raw.get("type") == "delivered":
+            fields = ("event_id", "shipment_id", "order_id", "warehouse_request_id", "delivered_at", "cash_collected")
+            return WarehouseDeliveryReported(**{k: renamed[k] for k in fields if k in renamed})
+        fields = ("event_id", "shipment_id", "order_id", "warehouse_request_id", "carrier", "tracking_number", "shipped_at", "lines")
+        return WarehouseShipmentReported(**{k: renamed[k] for k in fields if k in renamed})
+    except ValidationError as error:
+        raise invalid_fields(error, "invalid_report") from None
+
+
+def warehouse_callback(secret: str, pool: Callable[[], asyncpg.Pool]) -> Callable[[Request], Awaitable[Response]]:
+    """POST /callbacks/warehouse: verifies a warehouse report's (shipped or delivered) signature, refuses a report out
+    of contract (422), for a shipment ordermesh never requested (404) or with an event id accepted before (409), and
+    queues the report for `shipping.callbacks.v1` in the same transaction as its receipt before answering 202."""
 
     async def endpoint(request: Request) -> Response:
-        if request.method != "POST":
-            return JSONResponse({"error": "method_not_allowed"}, status_code=405)
         body = await request.body()
-        header = request.headers.get(SIGNATURE_HEADER, "")
-        if not verify_signature(secret, body, header, now=int(time.time())):
-            return JSONResponse({"error": "invalid_signature"}, status_code=401)
-        try:
-            raw = json.loads(body)
-            report: WarehouseShipmentReported | WarehouseDeliveryReported
-            if raw.get("type") == "delivered":
-                report = WarehouseDeliveryReported(
-                    event_id=raw["event_id"],
-                    shipment_id=raw["shipment_id"],
-                    order_id=raw["order_id"],
-                    warehouse_request_id=raw["request_id"],
-                    delivered_at=raw["delivered_at"],
-                    cash_collected=raw.get("cash_collected"),
-                )
-            else:
-                report = WarehouseShipmentReported(
-                    event_id=raw["event_id"],
-                    shipment_id=raw["shipment_id"],
-                    order_id=raw["order_id"],
-                    warehouse_request_id=raw["request_id"],
-                    carrier=raw["carrier"],
-                    tracking_number=raw["tracking_number"],
-                    shipped_at=raw["shipped_at"],
-                    lines=raw["lines"],
-                )
-        except (ValueError, KeyError, TypeError, ValidationError) as error:
-            return JSONResponse({"error": "invalid_report", "reason": str(error)[:500]}, status_code=400)
-        await publish(OutgoingMessage.of(topics.SHIPPING_CALLBACKS, report))
+        if not secret or not verify_signature(secret, body, header_text(request, SIGNATURE_HEADER, max_length=1024), now=int(time.time())):
+            raise HttpRefusal(401, "invalid_signature", f"{SIGNATURE_HEADER} is missing, stale or does not match the body")
+        report = warehouse_report(parse_json_object(body))
+        async with pool().acquire() as conn, conn.transaction():
+            if not await store_shipments.is_shipment_of(conn, report.shipment_id, report.order_id):
+                raise HttpRefusal(404, "unknown_shipment", "no shipment with this shipment_id belongs to this order_id")
+            if not await store_shipments.claim_warehouse_callback(conn, report.event_id):
+                raise HttpRefusal(409, "replayed_event", "this callback was accepted before", event_id=str(report.event_id))
+            await write_outbox(conn, [OutgoingMessage.of(topics.SHIPPING_CALLBACKS, report)])
         return JSONResponse({"status": "accepted"}, status_code=202)
 
     return endpoint
 
 
-def stock_levels(
-    admin_token: str, set_stock: Callable[[list[tuple[str, str, int]]], Awaitable[None]]
-) -> Callable[[Request], Awaitable[Response]]:
-    """PUT a JSON list of {sku, warehouse, on_hand} to set stock levels (bearer token required)."""
+class StockLevelSet(BaseModel):
+    """One line of PUT /admin/stock."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str = Field(min_length=1, max_length=64, description="Stock-keeping unit.")
+    warehouse: str = Field(default="main", min_length=1, max_length=64, description="Warehouse holding it.")
+    on_hand: int = Field(strict=True, ge=0, le=MAX_UNITS, description="Units on hand.")
+
+
+_STOCK_LEVELS = TypeAdapter(list[StockLevelSet])
+
+
+def stock_levels(set_stock: Callable[[list[tuple[str, str, int]]], Awaitable[None]]) -> Callable[[Request], Awaitable[Response]]:
+    """PUT a JSON list of {sku, warehouse, on_hand} to set stock levels (behind the admin token)."""
 
     async def endpoint(request: Request) -> Response:
-        if request.method != "PUT":
-            return JSONResponse({"error": "method_not_allowed"}, status_code=405)
-        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if not admin_token or not hmac.compare_digest(supplied.encode(), admin_token.encode()):
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        items = parse_json_array(await request.body())
         try:
-            levels = [
-                (str(item["sku"]), str(item.get("warehouse", "main")), int(item["on_hand"]))
-                for item in json.loads(await request.body())
-            ]
-        except (ValueError, KeyError, TypeError) as error:
-            return JSONResponse({"error": "invalid_stock", "reason": str(error)[:200]}, status_code=400)
-        if any(units < 0 for _, _, units in levels):
-            return JSONResponse({"error": "invalid_stock", "reason": "on_hand must not be negative"}, status_code=400)
-        await set_stock(levels)
+            levels = _STOCK_LEVELS.validate_python(items)
+        except ValidationError as error:
+            raise invalid_fields(error, "invalid_stock") from None
+        await set_stock([(level.sku, level.warehouse, level.on_hand) for level in levels])
         return JSONResponse({"updated": len(levels)})
 
     return endpoint
