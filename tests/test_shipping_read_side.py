@@ -98,7 +98,7 @@ async def test_the_shipping_json_endpoints_refuse_calls_without_the_staff_token_
             assert (await client.get(path, headers={"Authorization": "Bearer wrong"})).status_code == 401
         staff = {"Authorization": f"Bearer {stack.api_token}"}
         bad = await client.get("/api/shipping/shipments", params={"order_id": "not-a-uuid"}, headers=staff)
-        assert (bad.status_code, bad.json()) == (400, {"error": "order_id must be a UUID"})
+        assert (bad.status_code, bad.json()) == (400, {"error": "invalid_query", "reason": "order_id must be a UUID"})
         bad = await client.get("/api/shipping/allocations", params={"order_id": "nope"}, headers=staff)
         assert bad.status_code == 400
         stock = await client.get("/api/shipping/stock", params={"sku": "SKU-001"}, headers=staff)

@@ -115,6 +115,7 @@ class LocalStack:
     shopify_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     payment_callback_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     console_admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    warehouse_callback_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     stripe_api_base: str = ""
     kafka_env: dict[str, str] = field(default_factory=dict)
     """Kafka security variables given to every service and tool (empty for a plain local broker)."""
@@ -217,9 +218,8 @@ class LocalStack:
     def _start_sandboxes(self) -> None:
         run_dir = self.config.run_dir
         self.maildir = run_dir / "maildir"
-        self._warehouse_secret = secrets.token_urlsafe(24)
         python = sys.executable
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "WAREHOUSE_CALLBACK_SECRET": self._warehouse_secret}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "WAREHOUSE_CALLBACK_SECRET": self.warehouse_callback_secret}
         ports = {name: free_port() for name in ("gateway", "warehouse", "smtp")}
         sandboxes = {
             "gateway": [
@@ -270,7 +270,7 @@ class LocalStack:
         if name == "shipping":
             env["ORDERMESH_WAREHOUSE_URL"] = f"http://127.0.0.1:{self._sandbox_ports['warehouse']}"
             env["ORDERMESH_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
-            env["ORDERMESH_WAREHOUSE_CALLBACK_SECRET"] = self._warehouse_secret
+            env["ORDERMESH_WAREHOUSE_CALLBACK_SECRET"] = self.warehouse_callback_secret
             env["ORDERMESH_ADMIN_TOKEN"] = self.admin_token
         if name == "notify":
             env["ORDERMESH_SMTP_HOST"] = "127.0.0.1"

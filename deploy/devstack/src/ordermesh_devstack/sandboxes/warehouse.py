@@ -259,6 +259,9 @@ class Warehouse:
                 if response.is_success:
                     logger.info("callback for %s delivered on attempt %d", shipment.request_id, attempt)
                     return
+                if response.status_code == 409:  # accepted by an earlier attempt whose answer was lost
+                    logger.info("callback for %s was already accepted (attempt %d)", shipment.request_id, attempt)
+                    return
                 logger.warning("callback for %s attempt %d got HTTP %d; retrying in %.1fs",
                                shipment.request_id, attempt, response.status_code, backoff)
             await asyncio.sleep(backoff)

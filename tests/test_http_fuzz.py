@@ -1,0 +1,155 @@
+"""Every HTTP endpoint of every running service under hostile input (a hand-written corpus and hypothesis): never a
+5xx, and every 4xx says why in JSON."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from http_hostile import (
+    ALL_METHODS,
+    CONTENT_TYPES,
+    ENDPOINTS,
+    HOSTILE_BODIES,
+    HOSTILE_QUERIES,
+    HOSTILE_QUERY_VALUES,
+    HOSTILE_SIGNATURES,
+    WORST_QUERY_VALUES,
+    Caller,
+    Endpoint,
+    Tally,
+    encode_query,
+)
+
+FUZZ = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+_ROUTES = """
+import json, importlib
+print(json.dumps({s: [p for p, _ in importlib.import_module(f"ordermesh_{s}.app").create_app().routes]
+                  for s in ("orders", "payments", "shipping", "points", "notify")}))
+"""
+
+
+@pytest.fixture(scope="module")
+def tally():
+    counts = Tally()
+    yield counts
+    print("\nhostile HTTP requests per endpoint\n" + counts.summary())
+
+
+@pytest.fixture(scope="module")
+def caller(stack):
+    calling = Caller(stack)
+    yield calling
+    calling.close()
+
+
+def test_the_fuzzed_endpoints_are_every_http_route_of_every_service():
+    routes = json.loads(subprocess.run([sys.executable, "-c", _ROUTES], check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    assert {(s, p) for s, paths in routes.items() for p in paths} == {(e.service, e.path) for e in ENDPOINTS}
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
+def test_hand_written_hostile_requests_get_a_reasoned_4xx_or_a_success_never_a_5xx(caller, tally, endpoint: Endpoint):
+    for method in ALL_METHODS:
+        if method not in endpoint.methods:
+            answer = tally.check(endpoint, caller.send(endpoint, method=method, body=b"{}"), f"method {method}")
+            assert answer.status_code == 405
+    tally.check(endpoint, caller.send(endpoint, headers={"X-Junk": "a" * 8000}, body=b"{}" if endpoint.takes_body else None), "8 kB header")
+    tally.check(endpoint, caller.send(endpoint, headers=[("X-Junk", "1")] * 50, body=b"{}" if endpoint.takes_body else None), "50 headers")
+    if endpoint.caller in ("staff", "admin"):
+        _hostile_credentials(caller, tally, endpoint)
+    if endpoint.takes_body:
+        _hostile_bodies(caller, tally, endpoint)
+    else:
+        _hostile_queries(caller, tally, endpoint)
+
+
+def _hostile_credentials(caller: Caller, tally: Tally, endpoint: Endpoint) -> None:
+    token = caller.stack.api_token if endpoint.caller == "staff" else caller.stack.admin_token
+    for authorization in (None, token, f"Basic {token}", "Bearer", "Bearer wrong", f"Bearer {token}x",
+                          f"Token {token}", "Bearer " + "x" * 8000, f"Bearer  {token} extra"):
+        headers = {"Authorization": authorization} if authorization is not None else {}
+        answer = tally.check(endpoint, caller.send(endpoint, authorized=False, headers=headers, body=b"[]" if endpoint.takes_body else None), f"Authorization {str(authorization)[:40]}")
+        assert answer.status_code == 401, (authorization, answer.text)
+    duplicate = [("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")]
+    tally.check(endpoint, caller.send(endpoint, authorized=False, headers=duplicate, body=b"[]" if endpoint.takes_body else None), "two Authorization headers")
+    latin1 = caller.client.request(endpoint.methods[0], caller.url(endpoint), headers=[(b"Authorization", b"Bearer \xff\xfe\xe9")])
+    tally.check(endpoint, latin1, "non-ASCII Authorization")
+
+
+def _hostile_queries(caller: Caller, tally: Tally, endpoint: Endpoint) -> None:
+    # every hostile value in some parameter, the worst few in every parameter (each parameter has its own parser)
+    pairs = [(endpoint.params[i % len(endpoint.params)], value) for i, value in enumerate(HOSTILE_QUERY_VALUES)] if endpoint.params else []
+    pairs += [(name, value) for name in endpoint.params for value in WORST_QUERY_VALUES]
+    for name, value in pairs:
+        tally.check(endpoint, caller.send(endpoint, query=f"{name}={value}", content_type=""), f"{name}={value}")
+    for name in endpoint.params:
+        tally.check(endpoint, caller.send(endpoint, query=f"{name}=a&{name}=b", content_type=""), f"duplicate {name}")
+    for query in HOSTILE_QUERIES:
+        tally.check(endpoint, caller.send(endpoint, query=query, content_type=""), query)
+    for body in (b"\xff" * 100, b"[" * 10_000):
+        tally.check(endpoint, caller.send(endpoint, body=body), "a body on a GET")
+
+
+def _hostile_bodies(caller: Caller, tally: Tally, endpoint: Endpoint) -> None:
+    for body in HOSTILE_BODIES:
+        for content_type in CONTENT_TYPES[:2]:
+            answer = tally.check(endpoint, caller.send(endpoint, body=body, content_type=content_type), body[:200].decode("latin-1"))
+            assert answer.status_code >= 400 or endpoint.caller == "admin", (body[:200], answer.text)
+    for content_type in CONTENT_TYPES[2:]:
+        tally.check(endpoint, caller.send(endpoint, body=b"a=1&b=2", content_type=content_type), f"content type {content_type}")
+    if endpoint.caller in ("payments-provider", "warehouse"):
+        for signature in HOSTILE_SIGNATURES:
+            answer = tally.check(endpoint, caller.send(endpoint, body=b"{}", headers={"X-Ordermesh-Signature": signature.encode()}), signature)
+            assert answer.status_code in (400, 401), (signature[:40], answer.text)
+        twice = [("X-Ordermesh-Signature", "t=1,v1=00"), ("X-Ordermesh-Signature", "t=2,v1=00")]
+        tally.check(endpoint, caller.send(endpoint, body=b"{}", headers=twice), "two signature headers")
+    if endpoint.caller == "shopify":
+        for header in ("X-Shopify-Hmac-Sha256", "X-Shopify-Shop-Domain", "X-Shopify-Webhook-Id"):
+            for value in ("", "x" * 4000, "\u00ff\u00fe"):
+                answer = tally.check(endpoint, caller.send(endpoint, body=b"{}", headers={header: value.encode("latin-1")}), f"{header}: {value[:20]}")
+                assert answer.status_code in (400, 401, 422)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=25,
+)
+field_names = st.sampled_from(["event_id", "reference", "amount", "currency", "paid_at", "type", "shipment_id", "order_id",
+                               "request_id", "carrier", "tracking_number", "shipped_at", "lines", "delivered_at",
+                               "cash_collected", "sku", "warehouse", "on_hand", "id", "line_items", "customer",
+                               "total_price", "currency", "billing_address"]) | st.text(max_size=10)
+bodies = (
+    st.binary(max_size=400)
+    | json_values.map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    | st.dictionaries(field_names, json_values, max_size=8).map(lambda v: json.dumps(v).encode())
+    | st.lists(st.dictionaries(field_names, json_values, max_size=4), max_size=3).map(lambda v: json.dumps(v).encode())
+)
+queries = st.lists(st.tuples(st.text(max_size=12), st.text(max_size=40)), max_size=5)
+
+
+@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.caller != "anyone"], ids=lambda e: e.name)
+def test_hypothesis_generated_requests_never_get_a_5xx(caller, tally, endpoint: Endpoint):
+    if endpoint.takes_body:
+
+        @FUZZ
+        @given(body=bodies)
+        def send_body(body: bytes) -> None:
+            answer = tally.check(endpoint, caller.send(endpoint, body=body), body[:300].decode("latin-1"))
+            assert answer.status_code >= 400 or endpoint.caller == "admin"
+
+        send_body()
+        return
+
+    @FUZZ
+    @given(pairs=queries, known=st.lists(st.tuples(st.sampled_from(endpoint.params or ("x",)), st.text(max_size=40)), max_size=4))
+    def send_query(pairs: list[tuple[str, str]], known: list[tuple[str, str]]) -> None:
+        query = encode_query([*known, *pairs])
+        tally.check(endpoint, caller.send(endpoint, query=query, content_type=""), query)
+
+    send_query()
