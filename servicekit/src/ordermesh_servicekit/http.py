@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .database import TRANSIENT_DB_ERRORS
+from .database import is_transient_db_error
 from .http_input import ASGIApp, HttpRefusal, require_bearer
 
 RETRY_AFTER_SECONDS = 5
@@ -59,7 +59,7 @@ def _last_resort(request: Request, error: Exception) -> Response:
     if isinstance(error, MessageSizeTooLargeError):
         log.warning("message too large for Kafka")
         return JSONResponse({"error": "body_too_large", "reason": "the message is too large to be queued"}, status_code=413)
-    if isinstance(error, (*TRANSIENT_DB_ERRORS, KafkaError)):
+    if is_transient_db_error(error) or isinstance(error, KafkaError):
         log.warning("dependency unavailable, answered 503")
         return JSONResponse(
             {"error": "unavailable", "reason": "a dependency is unavailable; try again later"},
