@@ -38,7 +38,7 @@ async def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 
 def _service_with(stack: LocalStack, service: str, **changes: str | None) -> subprocess.CompletedProcess:
-    env = stack._service_env(service, 0)
+    env = stack._service_env(service, 0, f"{service}-refused")
     for name, value in changes.items():
         if value is None:
             env.pop(name, None)
