@@ -2,28 +2,12 @@
 the shop's settings and the order completes, discard another with a recorded reason; bad selections are refused."""
 
 import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 from ordermesh_contracts import order_id_for, topics
 from ordermesh_devstack.demo import demo_order
-from ordermesh_devstack.stack import SERVICES
+from ops_cli import cli
 from support import eventually, fetch, publish_raw
-
-
-def cli(stack, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
-        "ORDERMESH_API_TOKEN": stack.api_token,
-        **{f"ORDERMESH_{name.upper()}_URL": f"http://127.0.0.1:{stack.processes[name].http_port}" for name in SERVICES},
-        "COLUMNS": "200",
-    }
-    ordermesh = Path(sys.executable).with_name("ordermesh")
-    return subprocess.run([str(ordermesh), *args], env=env, capture_output=True, text=True, timeout=90, cwd="/")
 
 
 async def restart_payments(stack, *, stripe_key: str | None) -> None:

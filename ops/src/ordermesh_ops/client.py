@@ -149,17 +149,31 @@ async def send_command(connection: Connection, topic: str, command: Command, tim
         await channel.stop()
 
 
-def get_json(connection: Connection, service: str, path: str, **params: Any) -> Any:
-    """GETs a staff JSON endpoint of a service."""
+def _get(connection: Connection, service: str, path: str, params: dict[str, Any]) -> httpx.Response:
     base = connection.service_urls.get(service)
     if not base:
         raise SystemExit(f"no address for {service}: set ORDERMESH_{service.upper()}_URL or run `make run`")
-    response = httpx.get(
+    return httpx.get(
         f"{base}{path}",
         params={k: v for k, v in params.items() if v is not None},
         headers={"Authorization": f"Bearer {connection.token}"},
         timeout=10,
     )
+
+
+def get_json(connection: Connection, service: str, path: str, **params: Any) -> Any:
+    """GETs a staff JSON endpoint of a service."""
+    response = _get(connection, service, path, params)
+    if response.status_code >= 400:
+        raise SystemExit(f"{service} answered {response.status_code}: {response.text}")
+    return response.json()
+
+
+def get_json_or_none(connection: Connection, service: str, path: str, **params: Any) -> Any:
+    """GETs a staff JSON endpoint of a service; None when it answers 404 (the service has no record)."""
+    response = _get(connection, service, path, params)
+    if response.status_code == 404:
+        return None
     if response.status_code >= 400:
         raise SystemExit(f"{service} answered {response.status_code}: {response.text}")
     return response.json()

@@ -37,7 +37,9 @@ from pydantic import ValidationError
 
 from .client import Connection, get_json, send_command
 from . import when
+from .order_contents import print_contents
 from .output import console, print_reply, print_rows
+from .trace import resolve_order
 
 app = typer.Typer(help="The orders service: list, show and act on orders.", no_args_is_help=True)
 ShopOption = typer.Option(..., "--shop", help="The shop acting.")
@@ -78,13 +80,24 @@ def list_orders(
 
 
 @app.command()
-def show(order_id: uuid.UUID, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Shows one order: every flag, its amount and tax per rate, every task and its full history."""
-    view = get_json(Connection.from_environment(), "orders", "/api/orders/order", order_id=str(order_id))
+def show(
+    order: str = typer.Argument(..., help="order id or the shop's order number"),
+    shop: Optional[str] = typer.Option(None, "--shop", help="the shop, when several use the order number"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Shows one order: customer, addresses, lines and charges, every flag, its amount and tax per rate, every task and its full history."""
+    connection = Connection.from_environment()
+    try:
+        order_id = resolve_order(connection, order, shop)
+    except LookupError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    view = get_json(connection, "orders", "/api/orders/order", order_id=str(order_id))
     if as_json:
         print_rows([view], as_json=True)
         return
     console.print(f"[bold]{view['external_order_no']}[/bold] {view['order_id']} · {view['stage']} ({view['mode']}) · {view['total']} {view['currency']}")
+    print_contents(view)
     print_rows([{"flag": k, "value": v} for k, v in view["flags"].items()], title="flags")
     if view.get("tax_breakdown"):
         print_rows(

@@ -20,6 +20,7 @@ from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from ordermesh_contracts.topics import dead_letter_topic
 
 from .consuming import Consumer, Subscription
 from .database import backoff_delays, create_pool_when_ready
@@ -28,6 +29,7 @@ from .http import ASGIApp, health_routes
 from .http_input import limit_body
 from .jobs import Job, run_every
 from .kafka_clients import KafkaAccessRefused, aiokafka_options, check_access, faststream_security
+from .lag import KafkaGauges
 from .logging import configure_logging
 from .metrics import Metrics
 from .migrations import migrate_service
@@ -50,6 +52,8 @@ class ServiceDefinition:
     http_routes: Callable[["ServiceRuntime"], list[tuple[str, ASGIApp]]] = lambda _runtime: []
     on_start: Callable[["ServiceRuntime"], Awaitable[None]] | None = None
     on_stop: Callable[["ServiceRuntime"], Awaitable[None]] | None = None
+    collectors: Sequence[Any] = ()
+    """Extra Prometheus collectors of the service (made before its registry exists, e.g. outside-call metrics)."""
 
 
 class ServiceRuntime:
@@ -59,11 +63,14 @@ class ServiceRuntime:
         self.definition = definition
         self.settings = settings
         self.metrics = Metrics(definition.name)
+        for collector in definition.collectors:
+            self.metrics.registry.register(collector)
         self.log = structlog.get_logger(definition.name)
         self.group_id = f"ordermesh-{definition.name}"
         self._pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
+        self.kafka_gauges: KafkaGauges | None = None
         self.broker_connected = False
         self.kafka_reachable = False
         self.stalled_topics: set[str] = set()
@@ -121,6 +128,14 @@ class ServiceRuntime:
         self.kafka_reachable = True
         self._watcher = asyncio.create_task(self._watch(), name="health-watch")
         self._tasks.append(asyncio.create_task(self.parking.run_sweeps(), name="parked-sweeps"))
+        self.kafka_gauges = KafkaGauges(
+            self.metrics.registry,
+            kafka_options=kafka_options,
+            group=self.group_id,
+            dead_letter_topics=[dead_letter_topic(s.topic) for s in self.definition.subscriptions],
+            interval=self.settings.lag_interval_seconds,
+        )
+        self.kafka_gauges.start()
         if self.definition.on_start:
             await self.definition.on_start(self)
 
@@ -136,6 +151,8 @@ class ServiceRuntime:
         if self._watcher:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
+        if self.kafka_gauges:
+            await self.kafka_gauges.stop()
         if self.relay:
             await self.relay.stop()
         if self.producer:

@@ -91,3 +91,4 @@ class ServiceSettings(KafkaClientSettings):
         "(error class DependencyMissing).",
     )
     startup_retry_max_seconds: float = Field(default=5.0, gt=0, description="Longest wait between start-up retries.")
+    lag_interval_seconds: float = Field(default=15.0, gt=0, description="How often the consumer-lag and dead-letter gauges are read from Kafka.")

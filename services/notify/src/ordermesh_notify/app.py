@@ -34,6 +34,7 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription
 from ordermesh_servicekit.http import staff_endpoint
+from ordermesh_servicekit.outside import OutsideCalls
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
@@ -67,6 +68,7 @@ class NotifySettings(ServiceSettings):
 def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
     """The notify service's app."""
     settings = settings or NotifySettings()
+    outside_calls = OutsideCalls()
     transport = SmtpTransport(
         settings.smtp_host,
         settings.smtp_port,
@@ -74,6 +76,7 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
         password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
         starttls=settings.smtp_starttls,
         timeout=settings.smtp_timeout_seconds,
+        calls=outside_calls,
     )
     mailer = Mailer(
         MailRenderer(), transport, sender=settings.mail_from, mail_domain=settings.mail_domain,
@@ -107,6 +110,7 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
                 "mail was sent on `notify.events.v1`. Every command is answered on `ops.replies.v1`; what can never "
                 "be processed goes to the topic's `.dlq` with dlq.* headers."
             ),
+            collectors=outside_calls.collectors(),
             migrations=Path(__file__).parent / "migrations",
             subscriptions=[
                 Subscription(

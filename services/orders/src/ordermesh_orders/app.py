@@ -1,6 +1,8 @@
 """Wires the orders service: its subscriptions, what it publishes, and its settings."""
 
 from collections.abc import Mapping
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,8 @@ from ordermesh_servicekit.settings import ServiceSettings
 from pydantic import Field, SecretStr
 
 from . import command_handlers, handlers, store
-from .adapters import exports, staff_api
+from .adapters import exports, ops_api, staff_api
+from .ops_metrics import OrderGauges
 from .adapters.shopify_webhook import parse_shops, shopify_orders_webhook
 
 
@@ -53,6 +56,8 @@ def reject_unreadable_order(raw: Mapping[str, Any] | None, reasons: list[str]) -
 
 def definition(settings: "OrdersSettings") -> ServiceDefinition:
     """The orders service: intake from shops, and every other service's events as flags."""
+
+    gauges: dict[str, OrderGauges] = {}
 
     def handled(contract_union: Any) -> dict:
         members = members_of(contract_union)
@@ -91,9 +96,39 @@ def definition(settings: "OrdersSettings") -> ServiceDefinition:
         publishes={topics.ORDERS_EVENTS: OrdersEvent, topics.SHOP_UPDATES: ShopUpdate, topics.SHOP_ORDERS: ShopOrder},
         http_routes=lambda runtime: [
             *staff_routes(runtime, settings.api_token.get_secret_value()),
+            *ops_routes(runtime, settings.api_token.get_secret_value()),
             *shopify_routes(runtime, settings.shopify_shops.get_secret_value()),
         ],
+        on_start=partial(start_gauges, settings, gauges),
+        on_stop=partial(stop_gauges, gauges),
     )
+
+
+async def start_gauges(settings: "OrdersSettings", gauges: dict, runtime: ServiceRuntime) -> None:
+    """Starts refreshing the per-stage and not-progressing gauges."""
+    order_gauges = OrderGauges(
+        runtime.metrics.registry,
+        lambda: runtime.pool,
+        stuck_after=timedelta(seconds=settings.stuck_after_seconds),
+        interval=settings.gauges_interval_seconds,
+    )
+    order_gauges.start()
+    gauges["orders"] = order_gauges
+
+
+async def stop_gauges(gauges: dict, runtime: ServiceRuntime) -> None:
+    """Stops the gauges."""
+    if order_gauges := gauges.pop("orders", None):
+        await order_gauges.stop()
+
+
+def ops_routes(runtime: ServiceRuntime, token: str) -> list:
+    """Operations' JSON endpoints, behind the API token."""
+    pool = lambda: runtime.pool  # noqa: E731 - the pool exists only once the service has started
+    return [
+        ("/api/orders/stuck", staff_endpoint(token, ops_api.stuck_orders(pool))),
+        ("/api/orders/by-number", staff_endpoint(token, ops_api.find_by_number(pool))),
+    ]
 
 
 def staff_routes(runtime: ServiceRuntime, token: str) -> list:
@@ -135,6 +170,10 @@ class OrdersSettings(ServiceSettings):
         default=SecretStr("{}"),
         description='Connected Shopify stores: {"<shop>.myshopify.com": {"shop_id": "...", "secret": "..."}}.',
     )
+    stuck_after_seconds: int = Field(
+        default=1800, ge=1, description="An unfinished order that has not moved for this long counts as not progressing (metric)."
+    )
+    gauges_interval_seconds: float = Field(default=15.0, gt=0, description="How often the per-stage gauges are read from the database.")
 
 
 def create_app(settings: OrdersSettings | None = None) -> AsgiFastStream:

@@ -38,6 +38,7 @@ from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription, UnitOfWork
 from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
 from ordermesh_servicekit.http_input import query_uuid
+from ordermesh_servicekit.outside import ObservedTransport, OutsideCalls
 from ordermesh_servicekit.outbox import write_outbox
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
@@ -92,7 +93,11 @@ async def run_periodic_checks(runtime: ServiceRuntime, now: datetime, renewals: 
 def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
     """The payments service's app."""
     settings = settings or PaymentsSettings()
-    client = httpx.AsyncClient(base_url=settings.gateway_url, timeout=settings.gateway_timeout_seconds)
+    outside_calls = OutsideCalls()
+    client = httpx.AsyncClient(
+        base_url=settings.gateway_url, timeout=settings.gateway_timeout_seconds,
+        transport=ObservedTransport(outside_calls, "gateway"),
+    )
     card_gateways: dict[str, PaymentGateway] = {SANDBOX: SandboxGateway(client)}
     stripe: StripeGateway | None = None
     if settings.stripe_api_key.get_secret_value():
@@ -167,6 +172,7 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
                 "and staff commands; publishes `payments.events.v1`. Every command is answered on `ops.replies.v1`; "
                 "what can never be processed goes to the topic's `.dlq` with dlq.* headers."
             ),
+            collectors=outside_calls.collectors(),
             migrations=Path(__file__).parent / "migrations",
             subscriptions=[
                 Subscription(

@@ -33,6 +33,8 @@ from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription
 from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
 from ordermesh_servicekit.http_input import query_text, query_uuid
+from ordermesh_servicekit.outside import ObservedTransport, OutsideCalls
+from ordermesh_servicekit.outbox import OutgoingMessage
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
@@ -60,7 +62,11 @@ class ShippingSettings(ServiceSettings):
 def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
     """The shipping service's app."""
     settings = settings or ShippingSettings()
-    client = httpx.AsyncClient(base_url=settings.warehouse_url, timeout=settings.warehouse_timeout_seconds)
+    outside_calls = OutsideCalls()
+    client = httpx.AsyncClient(
+        base_url=settings.warehouse_url, timeout=settings.warehouse_timeout_seconds,
+        transport=ObservedTransport(outside_calls, "warehouse"),
+    )
     handlers = ShippingHandlers(
         SandboxWarehouse(client, f"{settings.public_url}/callbacks/warehouse"),
         max_request_attempts=settings.warehouse_max_attempts,
@@ -113,6 +119,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                 "`shipping.events.v1`. Every command is answered on `ops.replies.v1`; what can never be processed "
                 "goes to the topic's `.dlq` with dlq.* headers."
             ),
+            collectors=outside_calls.collectors(),
             migrations=Path(__file__).parent / "migrations",
             subscriptions=[
                 Subscription(

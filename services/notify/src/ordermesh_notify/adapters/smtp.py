@@ -5,6 +5,7 @@ from typing import Protocol
 import aiosmtplib
 
 from ordermesh_servicekit.consuming import TransientError
+from ordermesh_servicekit.outside import OutsideCalls
 
 from .mime import OutgoingMail, build_message
 
@@ -42,6 +43,7 @@ class SmtpTransport:
         password: str | None = None,
         starttls: bool = False,
         timeout: float = 10,
+        calls: OutsideCalls | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -49,9 +51,20 @@ class SmtpTransport:
         self._password = password
         self._starttls = starttls
         self._timeout = timeout
+        self._calls = calls or OutsideCalls()
 
     async def send(self, mail: OutgoingMail) -> None:
-        """Sends one mail; classifies the server's answer."""
+        """Sends one mail; classifies the server's answer (one outside call: sent, refused or deferred)."""
+        async with self._calls.observe("smtp", "send") as call:
+            try:
+                await self._send(mail)
+            except (MailRefused, MailDeferred) as answer:
+                call.outcome = "refused" if isinstance(answer, MailRefused) else "deferred"
+                call.fields["reason"] = str(answer)[:200]
+                raise
+            call.outcome = "sent"
+
+    async def _send(self, mail: OutgoingMail) -> None:
         try:
             await aiosmtplib.send(
                 build_message(mail),

@@ -1,0 +1,96 @@
+"""Calls to the outside world (gateway, warehouse, SMTP): one log line each with its result, latency and error metrics.
+
+Adapters are wired before the service's metrics registry exists, so `OutsideCalls` keeps its metrics unregistered
+until the service registers them (`ServiceDefinition.collectors`).
+"""
+
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+from prometheus_client import Counter, Histogram
+
+_ID_SEGMENT = re.compile(r"/(?=[^/]*\d)[^/]{6,}")
+
+
+def operation_of(request: httpx.Request) -> str:
+    """`METHOD /path` with id-like path segments replaced by `:id`, so labels stay few."""
+    return f"{request.method} {_ID_SEGMENT.sub('/:id', request.url.path)}"
+
+
+@dataclass
+class Call:
+    """One call in progress: the adapter sets its outcome (e.g. approved, refused, 2xx) and extra log fields."""
+
+    target: str
+    operation: str
+    outcome: str = "ok"
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class OutsideCalls:
+    """Latency histogram and error counter of one service's outside calls, and their log lines."""
+
+    def __init__(self) -> None:
+        self.seconds = Histogram(
+            "ordermesh_outside_call_seconds", "Time of a call to the outside world (gateway, warehouse, SMTP) by outcome.",
+            ["target", "operation", "outcome"], registry=None,
+        )
+        self.errors = Counter(
+            "ordermesh_outside_call_errors_total", "Calls to the outside world that failed (no answer, 5xx, refused connection).",
+            ["target", "operation", "error"], registry=None,
+        )
+        self._log = structlog.get_logger("outside")
+
+    def collectors(self) -> list[Any]:
+        """The metrics to register on the service's registry."""
+        return [self.seconds, self.errors]
+
+    @asynccontextmanager
+    async def observe(self, target: str, operation: str, **fields: Any) -> AsyncIterator[Call]:
+        """Times the block as one call; an exception is an error (logged, counted, re-raised)."""
+        call = Call(target, operation, fields=dict(fields))
+        started = time.perf_counter()
+        try:
+            yield call
+        except Exception as error:
+            call.outcome = "error"
+            self.errors.labels(target, operation, type(error).__name__).inc()
+            self._log.warning(
+                "outside call failed", target=target, operation=operation, error=type(error).__name__,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1), **call.fields,
+            )
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self.seconds.labels(target, operation, call.outcome).observe(elapsed)
+        if call.outcome.startswith("5"):
+            self.errors.labels(target, operation, call.outcome).inc()
+        self._log.info(
+            "outside call", target=target, operation=operation, outcome=call.outcome,
+            duration_ms=round(elapsed * 1000, 1), **call.fields,
+        )
+
+
+class ObservedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that observes every request as an outside call to `target` (outcome: the status class)."""
+
+    def __init__(self, calls: OutsideCalls, target: str, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self._calls = calls
+        self._target = target
+        self._inner = inner or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async with self._calls.observe(self._target, operation_of(request)) as call:
+            response = await self._inner.handle_async_request(request)
+            call.outcome = f"{response.status_code // 100}xx"
+            call.fields["status"] = response.status_code
+            return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
