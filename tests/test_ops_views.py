@@ -68,7 +68,7 @@ async def test_a_bank_transfer_order_that_stopped_moving_is_listed_as_waiting_fo
     [stuck] = await eventually(listed_as_stuck, timeout=60, interval=1)
     assert stuck["stage"] == "awaiting_payment" and stuck["idle_seconds"] >= 2
     assert stuck["waiting_for"] == [
-        {"flag": "prepaid_payment", "value": "none", "owner": "customer", "what": "the customer's prepaid payment (payments reconciles)"}
+        {"flag": "prepaid_payment", "value": "requested", "owner": "customer", "what": "the customer's prepaid payment (payments reconciles)"}
     ]
     table = cli(stack, "orders", "stuck", "--older-than", "2s", "--shop", order.shop_id)
     assert order.external_order_no in table.stdout

@@ -61,6 +61,11 @@ class DeadLetter:
         return self.decision.action if self.decision else "pending"
 
     @property
+    def sanitized(self) -> bool:
+        """Whether the letter holds a cut or header-less copy (the consumer kept the original in its database)."""
+        return any(k == "dlq.sanitized" for k, _v in self.headers)
+
+    @property
     def body(self) -> Any:
         """The message as JSON, or None when it is not JSON."""
         try:
@@ -231,6 +236,12 @@ async def replay(connection: Connection, letters: list[DeadLetter], *, by: str, 
     unknown = sorted({x.original_topic for x in letters if x.original_topic not in ALL_TOPICS})
     if unknown:
         raise ValueError(f"dead letters name unknown original topics: {', '.join(unknown)}")
+    sanitized = [x.id for x in letters if x.sanitized]
+    if sanitized:
+        raise ValueError(
+            f"{', '.join(sanitized)} hold a sanitized copy, not the message: its original is kept in the consumer's "
+            "dead_letter_originals table; discard the letter and republish the original from there"
+        )
     await ensure_decisions_topic(connection)
     publisher = producer(connection)
     await publisher.start()

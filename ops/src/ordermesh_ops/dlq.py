@@ -103,9 +103,13 @@ def replay(
 ) -> None:
     """Publishes dead letters again to their original topic, unchanged (same event id: inboxes absorb duplicates)."""
     letters = _select(ids or [], topic, since, message_type, error_class, order_id, every)
-    done = asyncio.run(
-        deadletters.replay(Connection.from_environment(), letters, by=by or getpass.getuser(), reason=reason)
-    )
+    try:
+        done = asyncio.run(
+            deadletters.replay(Connection.from_environment(), letters, by=by or getpass.getuser(), reason=reason)
+        )
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
     console.print(f"replayed {len(done)} dead letters")
     if done:
         print_rows([{k: x.summary()[k] for k in ("id", "original_topic", "type", "order_id")} for x in done])

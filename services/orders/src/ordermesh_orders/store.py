@@ -6,11 +6,14 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import structlog
 from ordermesh_contracts import OrderAccepted, PaymentMethod, Stage
 
 from .domain.progress import OrderState
 from .store_edits import edits_of
 from .store_returns import returns_of
+
+_story = structlog.get_logger("order_story")
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,25 @@ async def add_history(
     actor: str,
     cause_id: UUID | None,
 ) -> None:
-    """Appends what happened to the order's history."""
-    await conn.executemany(
-        "INSERT INTO order_history (order_id, actor, cause_id, what, details) VALUES ($1, $2, $3, $4, $5::jsonb)",
-        [(order_id, actor, cause_id, what, json.dumps(details)) for what, details in entries],
+    """Appends what happened to the order's history, and logs each entry: every stage and flag change and every staff
+    action passes through here, so the log tells the order's story (personal data is redacted by the log processor)."""
+    if not entries:
+        return
+    external_order_no = await conn.fetchval(
+        """
+        INSERT INTO order_history (order_id, actor, cause_id, what, details)
+        SELECT $1, $2, $3, e.what, e.details::jsonb
+        FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS e(what, details, n) ORDER BY e.n
+        RETURNING (SELECT external_order_no FROM orders o WHERE o.order_id = order_history.order_id)
+        """,
+        order_id,
+        actor,
+        cause_id,
+        [what for what, _details in entries],
+        [json.dumps(details) for _what, details in entries],
     )
+    for what, details in entries:
+        _story.info("order changed", what=what, actor=actor, order_id=str(order_id), shop_order_no=external_order_no, details=details)
 
 
 async def open_tasks(
