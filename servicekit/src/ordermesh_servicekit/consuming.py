@@ -6,6 +6,7 @@ sanitized dead letter) escapes `Consumer.process`, and the caller gives the batc
 """
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from .decoding import DeadLetter, Record, decode, describe_validation_error
 from .metrics import Metrics
 from .outbox import OutgoingMessage, write_outbox
 from .parking import DependencyMissing, Parking
+from .tracing import consumer_span
 
 __all__ = [
     "CommandRefusedError",
@@ -224,7 +226,6 @@ class Consumer:
                     if outcome == "parked" and record.key is not None:
                         parked_for = parked_for or record.key.decode(errors="replace")
                     self._metrics.messages(record.topic, outcome).inc()
-                    self._log.debug("message handled", outcome=outcome)
 
     async def rehandle(self, record: Record) -> str:
         """Handles a parked record again, as if Kafka delivered it once more; returns its outcome."""
@@ -239,35 +240,52 @@ class Consumer:
         await self._dead_letter(record, DeadLetter("DependencyMissing", reason))
 
     async def _process_one(self, record: Record) -> str:
+        """Gives the record its outcome and logs one line about it (at INFO: the order's story in this service)."""
+        started = time.perf_counter()
         try:
             message = decode(record, self.subscription)
         except DeadLetter as invalid:
-            return await self._dead_letter(record, invalid)
+            outcome = await self._dead_letter(record, invalid)
+            self._log.info("message handled", outcome=outcome, error_class=invalid.error_class, duration_ms=_ms_since(started))
+            return outcome
         if message is None:
+            self._log.debug("message handled", outcome="skipped")
             return "skipped"
-        bound = {"event_id": str(message.event_id), "correlation_id": str(message.correlation_id)}
+        bound = {"event_id": str(message.event_id), "correlation_id": str(message.correlation_id), "type": message.type}
         if order_id := getattr(message, "order_id", None):
             bound["order_id"] = str(order_id)
-        with structlog.contextvars.bound_contextvars(**bound):
-            context = MessageContext(self._pool(), message.event_id, record.topic, self._log)
-            handler = self.subscription.handlers[type(message)]
-            try:
-                with self._metrics.handle_seconds.time():
-                    await self._handle(handler, message, context)
-            except DuplicateMessage:
-                return "duplicate"
-            except DependencyMissing as missing:
-                if self._parking is None:
-                    return await self._dead_letter(record, DeadLetter("DependencyMissing", missing.reason))
-                await self._retrying(partial(self._parking.park, record, missing.waiting_for, missing.reason))
-                return "parked"
-            except CommandRefusedError as refused:
-                return await self._refuse(record, message, refused)
-            except Exception as error:  # noqa: BLE001 - retries are spent: it can never succeed
-                self._log.exception("message failed, dead-lettering", error=type(error).__name__)
-                return await self._dead_letter(record, DeadLetter(type(error).__name__, str(error) or type(error).__name__))
-        if self._parking is not None and order_id:
+        if shop_order_no := getattr(message, "external_order_no", None):
+            bound["shop_order_no"] = str(shop_order_no)
+        with structlog.contextvars.bound_contextvars(**bound), consumer_span(
+            record, message.type, {"ordermesh.order_id": bound.get("order_id"), "ordermesh.event_id": bound["event_id"]}
+        ) as span:
+            outcome = await self._handle_message(record, message)
+            span.set_attribute("ordermesh.outcome", outcome)
+            elapsed = time.perf_counter() - started
+            self._metrics.handle_seconds(message.type).observe(elapsed)
+            actor = {"actor": str(message.issued_by)} if getattr(message, "issued_by", None) else {}
+            self._log.info("message handled", outcome=outcome, duration_ms=round(elapsed * 1000, 1), **actor)
+        if outcome == "processed" and self._parking is not None and order_id:
             self._parking.applied(order_id)
+        return outcome
+
+    async def _handle_message(self, record: Record, message: Message) -> str:
+        context = MessageContext(self._pool(), message.event_id, record.topic, self._log)
+        handler = self.subscription.handlers[type(message)]
+        try:
+            await self._handle(handler, message, context)
+        except DuplicateMessage:
+            return "duplicate"
+        except DependencyMissing as missing:
+            if self._parking is None:
+                return await self._dead_letter(record, DeadLetter("DependencyMissing", missing.reason))
+            await self._retrying(partial(self._parking.park, record, missing.waiting_for, missing.reason))
+            return "parked"
+        except CommandRefusedError as refused:
+            return await self._refuse(record, message, refused)
+        except Exception as error:  # noqa: BLE001 - retries are spent: it can never succeed
+            self._log.exception("message failed, dead-lettering", error=type(error).__name__)
+            return await self._dead_letter(record, DeadLetter(type(error).__name__, str(error) or type(error).__name__))
         return "processed"
 
     async def _handle(self, handler: Handler, message: Message, context: MessageContext) -> None:
@@ -371,3 +389,7 @@ class Consumer:
             "dead-lettered", error_class=safe_text(dead.error_class, 200), reason=safe_text(dead.reason, 500),
             sanitized=keep_original_because is not None,
         )
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

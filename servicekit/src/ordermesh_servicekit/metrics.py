@@ -62,8 +62,9 @@ class Metrics:
             registry=self.registry,
         ).labels
         self.handle_seconds = Histogram(
-            "ordermesh_handle_seconds", "Time to handle one message, commit included.", registry=self.registry
-        )
+            "ordermesh_handle_seconds", "Time to handle one message, commit included, by message type.", ["type"],
+            registry=self.registry,
+        ).labels
         self.rebalances = Counter(
             "ordermesh_consumer_rebalances_total",
             "Partition assignments this process's consumers received (one per rebalance), by topic.",

@@ -27,6 +27,7 @@ from aiokafka.errors import (
 
 from ordermesh_contracts import Message
 
+from .tracing import current_traceparent, producer_span
 from .database import backoff_delays
 from .metrics import Metrics
 
@@ -51,13 +52,14 @@ class OutgoingMessage:
             ("type", message.type.encode()),
             ("schema_version", str(message.schema_version).encode()),
             ("correlation_id", str(message.correlation_id).encode()),
-            ("traceparent", traceparent_for(message).encode()),
+            ("traceparent", (current_traceparent() or traceparent_for(message)).encode()),
         ]
         return cls(topic, key.encode() if key else None, message.model_dump_json().encode(), headers)
 
 
 def traceparent_for(message: Message) -> str:
-    """A W3C traceparent whose trace id is the correlation id and span id comes from the event id."""
+    """A W3C traceparent whose trace id is the correlation id and span id comes from the event id (used while tracing
+    is off; with tracing on, messages carry the span that published them)."""
     return f"00-{message.correlation_id.hex}-{message.event_id.hex[:16]}-01"
 
 
@@ -246,8 +248,10 @@ class OutboxRelay:
         """Hands every row to the producer in id order; a row refused at once carries its error instead."""
         queued: list[Any] = []
         for row in rows:
+            arguments = _send_arguments(row)
             try:
-                queued.append(await self._producer.send(**_send_arguments(row)))
+                with producer_span(arguments["topic"], arguments["headers"]) as headers:
+                    queued.append(await self._producer.send(**{**arguments, "headers": headers}))
             except Exception as error:  # noqa: BLE001 - sorted out per row by the caller
                 queued.append(error)
         return queued

@@ -15,6 +15,8 @@ import httpx
 import structlog
 from prometheus_client import Counter, Histogram
 
+from .tracing import client_span, mark_error
+
 _ID_SEGMENT = re.compile(r"/(?=[^/]*\d)[^/]{6,}")
 
 
@@ -53,22 +55,27 @@ class OutsideCalls:
 
     @asynccontextmanager
     async def observe(self, target: str, operation: str, **fields: Any) -> AsyncIterator[Call]:
-        """Times the block as one call; an exception is an error (logged, counted, re-raised)."""
+        """Times the block as one call (a client span while tracing); an exception is an error (logged, counted,
+        re-raised)."""
         call = Call(target, operation, fields=dict(fields))
         started = time.perf_counter()
-        try:
-            yield call
-        except Exception as error:
-            call.outcome = "error"
-            self.errors.labels(target, operation, type(error).__name__).inc()
-            self._log.warning(
-                "outside call failed", target=target, operation=operation, error=type(error).__name__,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1), **call.fields,
-            )
-            raise
-        finally:
-            elapsed = time.perf_counter() - started
-            self.seconds.labels(target, operation, call.outcome).observe(elapsed)
+        with client_span(target, operation) as span:
+            try:
+                yield call
+            except Exception as error:
+                call.outcome = "error"
+                self.errors.labels(target, operation, type(error).__name__).inc()
+                self._log.warning(
+                    "outside call failed", target=target, operation=operation, error=type(error).__name__,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1), **call.fields,
+                )
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                self.seconds.labels(target, operation, call.outcome).observe(elapsed)
+                span.set_attribute("ordermesh.outcome", call.outcome)
+                if call.outcome.startswith("5") or call.outcome == "error":
+                    mark_error(span, call.outcome)
         if call.outcome.startswith("5"):
             self.errors.labels(target, operation, call.outcome).inc()
         self._log.info(

@@ -30,6 +30,7 @@ from .http_input import limit_body
 from .jobs import Job, run_every
 from .kafka_clients import KafkaAccessRefused, aiokafka_options, check_access, faststream_security
 from .lag import KafkaGauges
+from .tracing import configure_tracing
 from .logging import configure_logging
 from .metrics import Metrics
 from .migrations import migrate_service
@@ -227,6 +228,7 @@ async def wait_for_kafka(options: dict[str, Any], max_wait_seconds: float, log: 
 def create_service_app(definition: ServiceDefinition, settings: ServiceSettings) -> AsgiFastStream:
     """The service's ASGI + FastStream app: subscribers with a manual ack after commit, health routes, lifespan."""
     configure_logging(definition.name, settings.log_level)
+    tracer_provider = configure_tracing(definition.name)
     faststream_logger = logging.getLogger(f"ordermesh.{definition.name}.faststream")
     runtime = ServiceRuntime(definition, settings)
     broker = KafkaBroker(
@@ -252,6 +254,8 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
         finally:
             runtime.broker_connected = False
             await runtime.stop()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()
 
     routes = [*health_routes(runtime.readiness, runtime.metrics.registry), *definition.http_routes(runtime)]
     app = AsgiFastStream(

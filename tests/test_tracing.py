@@ -1,0 +1,157 @@
+"""Tracing end to end: with the standard OTEL_* variables set, the five services export spans over OTLP/HTTP to a
+receiver started here, and one order is one trace whose parent/child links cross the services (consumer spans under
+the publishing service's producer span, outside calls under the consumer span that made them)."""
+
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
+
+from ordermesh_contracts import order_id_for, topics
+from ordermesh_devstack.demo import demo_order
+from ordermesh_devstack.processes import free_port
+from ordermesh_devstack.stack import SERVICES
+from ordermesh_servicekit.tracing import tracing_requested
+from support import eventually, publish_raw
+
+KINDS = {SpanProto.SPAN_KIND_CONSUMER: "consumer", SpanProto.SPAN_KIND_PRODUCER: "producer", SpanProto.SPAN_KIND_CLIENT: "client"}
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str
+    trace_id: str
+    span_id: str
+    parent_id: str
+    name: str
+    kind: str
+    attributes: dict
+
+
+class OtlpReceiver:
+    """A minimal OTLP/HTTP trace receiver: decodes each ExportTraceServiceRequest and keeps its spans."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReceivedSpan] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                request = ExportTraceServiceRequest.FromString(body)
+                for resource_spans in request.resource_spans:
+                    attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                    for scope in resource_spans.scope_spans:
+                        for span in scope.spans:
+                            receiver.spans.append(ReceivedSpan(
+                                attributes.get("service.name", ""), span.trace_id.hex(), span.span_id.hex(),
+                                span.parent_span_id.hex(), span.name, KINDS.get(span.kind, "other"),
+                                {a.key: a.value.string_value or a.value.int_value for a in span.attributes},
+                            ))
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_args) -> None:
+                pass
+
+        self.port = free_port()
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "OtlpReceiver":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def span_tree(spans: list[ReceivedSpan]) -> str:
+    """The spans of one trace as an indented tree (service: name), for reading."""
+    children: dict[str, list[ReceivedSpan]] = {}
+    ids = {s.span_id for s in spans}
+    for span in spans:
+        children.setdefault(span.parent_id if span.parent_id in ids else "", []).append(span)
+    lines: list[str] = []
+
+    def walk(parent: str, depth: int) -> None:
+        for span in children.get(parent, []):
+            lines.append(f"{'  ' * depth}{span.service}: {span.name} [{span.kind}]")
+            walk(span.span_id, depth + 1)
+
+    walk("", 0)
+    return "\n".join(lines)
+
+
+async def restart_all(stack, env_changes: dict[str, str | None]) -> None:
+    for name in SERVICES:
+        process = stack.processes[name]
+        process.stop()
+        for key, value in env_changes.items():
+            if value is None:
+                process.env.pop(key, None)
+            else:
+                process.env[key] = value
+        await stack.restart_service(name)
+
+
+def test_tracing_is_off_unless_the_otel_variables_ask_for_it():
+    assert not tracing_requested({})
+    assert tracing_requested({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    assert tracing_requested({"OTEL_TRACES_EXPORTER": "otlp"})
+    assert not tracing_requested({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    assert not tracing_requested({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"})
+
+
+async def test_one_order_is_one_trace_across_the_five_services_exported_over_otlp(stack, recorder):
+    with OtlpReceiver() as receiver:
+        otel = {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
+        await restart_all(stack, otel)
+        try:
+            order = demo_order(990_401)
+            order_id = order_id_for(order.shop_id, order.channel.value, order.external_order_no)
+            await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, order.model_dump_json().encode(), order.external_order_no.encode())
+            await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderCompleted", order_id=order_id, timeout=180)
+
+            def consumer_spans_of_order():
+                found = [s for s in receiver.spans if s.kind == "consumer" and s.attributes.get("ordermesh.order_id") == str(order_id)]
+                return found if {s.service for s in found} == {f"ordermesh-{n}" for n in SERVICES} else None
+
+            about_order = await eventually(consumer_spans_of_order, timeout=60, interval=0.5)
+            [trace_id] = {s.trace_id for s in about_order}
+            await eventually(
+                lambda: any(s.trace_id == trace_id and s.name.startswith("smtp") for s in receiver.spans), timeout=30
+            )
+            spans = [s for s in receiver.spans if s.trace_id == trace_id]
+            by_id = {s.span_id: s for s in spans}
+            [root] = [s for s in spans if s.parent_id not in by_id]
+            assert (root.service, root.kind, root.name) == ("ordermesh-orders", "consumer", f"{topics.SHOP_ORDERS} process ShopOrderSubmitted")
+
+            crossing = [
+                (by_id[s.parent_id].service, s.service)
+                for s in spans
+                if s.kind == "consumer" and s.parent_id in by_id and by_id[s.parent_id].service != s.service
+            ]
+            assert {("ordermesh-orders", f"ordermesh-{n}") for n in ("payments", "shipping", "points", "notify")} <= set(crossing)
+            assert {("ordermesh-payments", "ordermesh-orders"), ("ordermesh-shipping", "ordermesh-orders")} <= set(crossing)
+            for s in spans:
+                if s.kind == "consumer" and s.parent_id in by_id:
+                    assert by_id[s.parent_id].kind == "producer", f"{s.name} hangs under {by_id[s.parent_id].name}"
+            for target, service in (("gateway", "ordermesh-payments"), ("warehouse", "ordermesh-shipping"), ("smtp", "ordermesh-notify")):
+                calls = [s for s in spans if s.kind == "client" and s.name.startswith(target)]
+                assert calls, f"no {target} call in the order's trace"
+                assert all(by_id[c.parent_id].service == service and by_id[c.parent_id].kind == "consumer" for c in calls)
+            print(f"\nspan tree of order {order_id} (trace {trace_id}, {len(spans)} spans):\n{span_tree(spans)}")
+        finally:
+            await restart_all(stack, {key: None for key in otel})
