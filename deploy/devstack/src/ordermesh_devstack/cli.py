@@ -10,13 +10,16 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.columns import Columns
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
 from ordermesh_contracts import Stage
 
-from .demo import Watcher, publish_orders
-from .stack import LocalStack, StackConfig
+from .demo import Watcher, completing, publish_orders
+from .live import Monitor
+from .stack import SERVICES, LocalStack, StackConfig
 
 STAGE_ORDER = ["submitted", *[stage.value for stage in Stage]]
 
@@ -30,22 +33,37 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rate", type=float, default=10.0, help="orders per second (default 10)")
     run.add_argument("--exit-when-done", action="store_true", help="exit once every order completed or got stuck")
     run.add_argument("--timeout", type=float, default=300.0, help="seconds an order may take before it counts as stuck")
+    run.add_argument(
+        "--cards-only", action="store_true",
+        help="card orders only, all expected to complete (default: a mix of methods, some stopping for staff)",
+    )
     commands.add_parser("up", help="the suite only, until Ctrl-C")
     return parser
 
 
-def _view(watcher: Watcher, started: float, published: int) -> Table:
+def _view(watcher: Watcher, monitor: Monitor, started: float, published: int) -> Group:
     stages = watcher.stages()
-    table = Table(title=f"ordermesh demo — {published} orders published")
+    orders = Table(title=f"ordermesh — {len(watcher.tracks)} orders in the system ({published} from the demo shop)")
     for stage in STAGE_ORDER:
-        table.add_column(stage.replace("_", " "), justify="right")
-    table.add_row(*[str(stages.get(stage, 0)) for stage in STAGE_ORDER])
+        orders.add_column(stage.replace("_", " "), justify="right")
+    orders.add_row(*[str(stages.get(stage, 0)) for stage in STAGE_ORDER])
     elapsed = max(time.monotonic() - started, 1e-6)
-    table.caption = (
-        f"completed {watcher.completed()} · {watcher.completed() / elapsed:.1f} orders/s · "
-        f"rejected {watcher.rejected} · dead letters {watcher.dead_letters}"
+    orders.caption = (
+        f"completed {watcher.completed()} · {watcher.completed() / elapsed:.1f} orders/s · rejected {watcher.rejected} · "
+        "orders waiting for staff: `ordermesh orders stuck --older-than 1m`"
     )
-    return table
+    services = Table(title="services")
+    for column in ("service", "health", "consumer lag"):
+        services.add_column(column)
+    for name in monitor.service_ports:
+        health = monitor.health.get(name, "…")
+        services.add_row(name, health if health == "ready" else f"[red]{health}[/red]", str(monitor.lag.get(name, "…")))
+    letters = Table(title=f"dead letters: {watcher.dead_letters}")
+    letters.add_column("topic")
+    letters.add_column("count", justify="right")
+    for topic, count in sorted(watcher.dead_letters_by_topic.items()):
+        letters.add_row(topic, f"[red]{count}[/red]")
+    return Group(orders, Columns([services, letters]))
 
 
 async def _run(args: argparse.Namespace, console: Console) -> int:
@@ -62,29 +80,36 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
             await asyncio.Event().wait()
         watcher = Watcher(stack.bootstrap, security=stack.kafka_security)
         await watcher.start()
-        publishing = asyncio.create_task(
-            publish_orders(stack.bootstrap, watcher, args.orders, args.rate, **stack.kafka_security)
+        monitor = Monitor(
+            stack.bootstrap, {name: stack.processes[name].http_port for name in SERVICES}, security=stack.kafka_security
         )
+        monitor.start()
+        publishing = asyncio.create_task(
+            publish_orders(stack.bootstrap, watcher, args.orders, args.rate, mixed=not args.cards_only, **stack.kafka_security)
+        )
+        expected = (args.orders if args.cards_only else completing(args.orders)) if args.orders else 0
         started = time.monotonic()
         last_progress = started
         last_completed = 0
-        with Live(_view(watcher, started, 0), console=console, refresh_per_second=2, transient=False) as live:
+        with Live(_view(watcher, monitor, started, 0), console=console, refresh_per_second=2, transient=False) as live:
             while True:
                 await asyncio.sleep(0.5)
-                live.update(_view(watcher, started, len(watcher.tracks)))
+                live.update(_view(watcher, monitor, started, watcher.published))
                 if watcher.completed() != last_completed:
                     last_completed, last_progress = watcher.completed(), time.monotonic()
                 if args.exit_when_done and publishing.done():
-                    total = args.orders
-                    if watcher.completed() >= total or time.monotonic() - last_progress > args.timeout:
+                    if watcher.completed() >= expected or time.monotonic() - last_progress > args.timeout:
                         break
-        await publishing
+        published = await publishing
+        await monitor.stop()
         await watcher.stop()
-        total = len(watcher.tracks)
         completed = watcher.completed()
         print()
-        print(f"demo: {total} orders, {completed} completed, {total - completed} stuck, {watcher.dead_letters} dead-lettered")
-        return 0 if completed == args.orders and watcher.dead_letters == 0 else 1
+        print(
+            f"demo: {published} orders published, {len(watcher.tracks)} in the system, {completed} completed "
+            f"(of {expected} expected to), {watcher.dead_letters} dead-lettered"
+        )
+        return 0 if completed == expected and watcher.dead_letters == 0 else 1
     finally:
         await asyncio.to_thread(stack.stop)
 

@@ -13,6 +13,7 @@ from uuid import UUID
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from ordermesh_contracts import (
+    AddToWatchList,
     Address,
     Channel,
     Charges,
@@ -69,6 +70,45 @@ def demo_order(number: int, *, shop_id: str = DEMO_SHOP, card_token: str = "tok_
     )
 
 
+WATCHED_CUSTOMER = "C-WATCHED"
+"""A demo customer the demo shop has watch-listed: their orders stop in review for staff."""
+
+
+def mixed_demo_order(number: int) -> tuple[ShopOrderSubmitted, str]:
+    """A demo order of a realistic mix, and what happens to it: most pay by card, some cash on delivery or convenience
+    store; some stop for staff or the customer (bank transfer awaiting payment, an address whose postal code does not
+    match, a watch-listed customer)."""
+    order = demo_order(number)
+    kind = number % 20
+    if kind in (13, 14):
+        return order.model_copy(update={"payment": Payment(method=PaymentMethod.CASH_ON_DELIVERY)}), "cash on delivery"
+    if kind in (15, 16):
+        return order.model_copy(update={"payment": Payment(method=PaymentMethod.BANK_TRANSFER)}), "awaits a bank transfer"
+    if kind == 17:
+        return order.model_copy(update={"payment": Payment(method=PaymentMethod.CONVENIENCE_STORE)}), "awaits payment at a store"
+    if kind == 18:
+        wrong = Address(name="山田 太郎", postal_code="530-0001", prefecture="東京都", city="千代田区", line1="千代田1-1")
+        delivery = order.deliveries[0].model_copy(update={"address": wrong})
+        return order.model_copy(update={"deliveries": [delivery]}), "address check for staff"
+    if kind == 19:
+        customer = order.customer.model_copy(update={"customer_id": WATCHED_CUSTOMER})
+        return order.model_copy(update={"customer": customer}), "watch-listed customer"
+    return order, "card"
+
+
+COMPLETING_KINDS = ("card", "cash on delivery")
+
+
+def completing(count: int, start_number: int = 1) -> int:
+    """How many of `count` mixed demo orders complete without staff or the customer acting."""
+    return sum(1 for n in range(start_number, start_number + count) if mixed_demo_order(n)[1] in COMPLETING_KINDS)
+
+
+def watch_list_command() -> AddToWatchList:
+    """Watch-lists the demo's watched customer (sent once when the demo starts)."""
+    return AddToWatchList(shop_id=DEMO_SHOP, issued_by="demo", customer_id=WATCHED_CUSTOMER, reason="demo: chargebacks before")
+
+
 @dataclass
 class OrderTrack:
     """What the watcher knows of one order."""
@@ -81,7 +121,8 @@ class OrderTrack:
 
 @dataclass
 class Watcher:
-    """Follows orders through `orders.events.v1`, rejections on `shop.updates.v1`, and every dead-letter topic."""
+    """Follows every order through `orders.events.v1` (the demo's and any other shop's), rejections on
+    `shop.updates.v1`, and every dead-letter topic."""
 
     bootstrap: str
     security: dict = field(default_factory=dict)
@@ -89,6 +130,8 @@ class Watcher:
     tracks: dict[UUID, OrderTrack] = field(default_factory=dict)
     rejected: int = 0
     dead_letters: int = 0
+    dead_letters_by_topic: Counter = field(default_factory=Counter)
+    published: int = 0
     _consumer: AIOKafkaConsumer | None = None
     _task: asyncio.Task | None = None
 
@@ -115,6 +158,7 @@ class Watcher:
         """Registers an order about to be published."""
         order_id = order_id_for(order.shop_id, order.channel.value, order.external_order_no)
         self.tracks[order_id] = OrderTrack(submitted_at=time.monotonic())
+        self.published += 1
 
     async def _run(self) -> None:
         while True:
@@ -127,6 +171,7 @@ class Watcher:
     def _see(self, record, now: float) -> None:
         if record.topic.endswith(".dlq"):
             self.dead_letters += 1
+            self.dead_letters_by_topic[record.topic.removesuffix(".dlq")] += 1
             return
         message = json.loads(record.value)
         kind = message.get("type")
@@ -134,6 +179,8 @@ class Watcher:
             self.rejected += 1
             return
         order_id = message.get("order_id")
+        if order_id and kind == "OrderAccepted" and UUID(order_id) not in self.tracks:
+            self.tracks[UUID(order_id)] = OrderTrack(submitted_at=now)
         track = self.tracks.get(UUID(order_id)) if order_id else None
         if track is None:
             return
@@ -164,17 +211,31 @@ class Watcher:
 
 
 async def publish_orders(
-    bootstrap: str, watcher: Watcher, count: int | None, rate_per_second: float, start_number: int = 1, **security
+    bootstrap: str,
+    watcher: Watcher,
+    count: int | None,
+    rate_per_second: float,
+    start_number: int = 1,
+    *,
+    mixed: bool = False,
+    **security,
 ) -> int:
-    """Publishes demo orders at a steady rate (forever when `count` is None); returns how many."""
+    """Publishes demo orders at a steady rate (forever when `count` is None); returns how many. `mixed` publishes the
+    realistic mix of `mixed_demo_order` (the demo's customer is watch-listed first) instead of card orders only."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5, **security)
     await producer.start()
     published = 0
     started = time.monotonic()
     try:
         number = start_number
+        if mixed:
+            command = watch_list_command()
+            await producer.send_and_wait(
+                topics.ORDERS_COMMANDS, command.model_dump_json().encode(), key=command.kafka_key().encode(),
+                headers=[("type", command.type.encode())],
+            )
         while count is None or published < count:
-            order = demo_order(number)
+            order = mixed_demo_order(number)[0] if mixed else demo_order(number)
             watcher.expect(order)
             await producer.send(
                 topics.SHOP_ORDERS,
