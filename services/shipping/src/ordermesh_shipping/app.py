@@ -34,7 +34,6 @@ from ordermesh_servicekit.consuming import Subscription
 from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
 from ordermesh_servicekit.http_input import query_text, query_uuid
 from ordermesh_servicekit.outside import ObservedTransport, OutsideCalls
-from ordermesh_servicekit.outbox import OutgoingMessage
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
