@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
+from ordermesh_servicekit.http_input import query_text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -29,15 +30,14 @@ def orders_csv(pool: Callable[[], asyncpg.Pool]):
     dates are Tokyo calendar days, both included."""
 
     async def endpoint(request: Request) -> Response:
-        q = request.query_params
-        if not q.get("shop_id"):
-            return JSONResponse({"error": "invalid_query", "reason": "shop_id is required"}, status_code=400)
+        shop_id = query_text(request, "shop_id", required=True)
         try:
-            created_from, created_to = _day_start(q.get("created_from")), _day_start(q.get("created_to"), days=1)
+            created_from = _day_start(query_text(request, "created_from", max_length=10))
+            created_to = _day_start(query_text(request, "created_to", max_length=10), days=1)
         except (ValueError, OverflowError) as error:
             return JSONResponse({"error": "invalid_query", "reason": f"dates are YYYY-MM-DD: {error}"}, status_code=400)
         async with pool().acquire() as conn:
-            orders = await store_exports.orders_to_export(conn, q["shop_id"], created_from, created_to)
+            orders = await store_exports.orders_to_export(conn, shop_id, created_from, created_to)
         columns = export_columns({rate["rate_percent"] for order in orders for rate in tax_of(order["contents"])})
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=BASE_COLUMNS + columns, lineterminator="\r\n")
