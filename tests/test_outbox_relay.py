@@ -57,3 +57,32 @@ async def test_a_row_larger_than_kafka_accepts_is_moved_to_outbox_failed_and_the
     assert not any(m.value == huge for m in recorder.messages)
     status, body = await readiness(stack, "notify")
     assert status == 200 and body["checks"]["outbox_relay"] is True
+
+
+async def test_readiness_is_false_while_the_relay_cannot_work_and_true_again_once_it_recovers(stack, recorder):
+    role = (await fetch(stack.service_dsns["points"], "SELECT current_user AS role"))[0]["role"]
+    owner = await asyncpg.connect(as_owner(stack, "points"))
+    marker = f'{{"probe": "during-outage-{uuid.uuid4().hex}"}}'.encode()
+    try:
+        await owner.execute(f'REVOKE SELECT ON outbox FROM "{role}"')
+
+        async def not_ready():
+            status, body = await readiness(stack, "points")
+            return status == 503 and body["checks"]["outbox_relay"] is False and body
+
+        body = await eventually(not_ready, timeout=60)
+        assert body["checks"]["database"] is True and body["checks"]["kafka"] is True
+        await owner.execute(  # the service role may not read the outbox now, so no RETURNING
+            "INSERT INTO outbox (topic, key, headers, payload) VALUES ($1, $2, $3::jsonb, $4)",
+            topics.OPS_REPLIES, b"probe", json.dumps([["type", "RelayProbe"]]), marker,
+        )
+    finally:
+        await owner.execute(f'GRANT SELECT ON outbox TO "{role}"')
+        await owner.close()
+
+    async def ready():
+        status, body = await readiness(stack, "points")
+        return status == 200 and body["checks"]["outbox_relay"] is True
+
+    await eventually(ready, timeout=60)
+    await eventually(lambda: any(m.value == marker for m in recorder.messages if m.topic == topics.OPS_REPLIES), timeout=60)
