@@ -36,6 +36,8 @@ class TopicRecorder:
 
     bootstrap: str
     messages: list[SeenMessage] = field(default_factory=list)
+    test_started_at: int = 0
+    """How many messages had been seen when the current test started (set by an autouse fixture)."""
     _consumer: AIOKafkaConsumer | None = None
     _task: asyncio.Task | None = None
 
@@ -59,6 +61,15 @@ class TopicRecorder:
                     self.messages.append(
                         SeenMessage(record.topic, record.key, record.value, {k: v for k, v in record.headers})
                     )
+
+    def dead_letters_since_test_start(self, service: str) -> list[SeenMessage]:
+        """Dead letters written by `service`'s consumers since the current test started (earlier tests poison on purpose)."""
+        group = f"ordermesh-{service}".encode()
+        return [
+            m
+            for m in self.messages[self.test_started_at :]
+            if m.topic.endswith(".dlq") and m.headers.get("dlq.consumer_group") == group
+        ]
 
     def on(self, topic: str, **match: Any) -> list[SeenMessage]:
         """Messages on `topic` whose JSON has every `match` field equal (dead letters match by header names)."""

@@ -52,7 +52,7 @@ async def gateway_authorizations(stack, order_id: uuid.UUID) -> list[dict]:
 
 
 def payments_dead_letters(recorder) -> list:
-    return [m for m in recorder.messages if m.topic.endswith(".dlq") and m.headers.get("dlq.consumer_group") == b"ordermesh-payments"]
+    return recorder.dead_letters_since_test_start("payments")
 
 
 async def test_cancelling_an_authorized_card_order_voids_it_at_the_gateway_and_answers_payment_cancelled(stack, recorder):

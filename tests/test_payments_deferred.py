@@ -58,7 +58,7 @@ async def ledger(stack, order_id: uuid.UUID) -> list[tuple]:
 
 
 def payments_dead_letters(recorder) -> list:
-    return [m for m in recorder.messages if m.topic.endswith(".dlq") and m.headers.get("dlq.consumer_group") == b"ordermesh-payments"]
+    return recorder.dead_letters_since_test_start("payments")
 
 
 async def test_an_approved_deferred_order_is_captured_by_its_shipment_report(stack, recorder):

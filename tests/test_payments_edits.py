@@ -77,7 +77,7 @@ def answers(recorder, order_id: uuid.UUID) -> list[dict]:
 
 
 def payments_dead_letters(recorder) -> list:
-    return [m for m in recorder.messages if m.topic.endswith(".dlq") and m.headers.get("dlq.consumer_group") == b"ordermesh-payments"]
+    return recorder.dead_letters_since_test_start("payments")
 
 
 async def test_a_card_order_edited_up_is_reauthorized_and_the_old_authorization_voided(stack, recorder):

@@ -27,7 +27,7 @@ async def sandbox_authorizations(stack, order_id) -> list[dict]:
 
 
 def dead_letters(recorder) -> list:
-    return [m for m in recorder.messages if m.topic.endswith(".dlq") and m.headers.get("dlq.consumer_group") == b"ordermesh-payments"]
+    return recorder.dead_letters_since_test_start("payments")
 
 
 async def post_callback(stack, body: bytes, signature: str) -> httpx.Response:

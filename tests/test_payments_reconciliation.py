@@ -90,7 +90,7 @@ def cli(stack, *args: str) -> subprocess.CompletedProcess:
 
 
 def payments_dead_letters(recorder) -> list:
-    return [m for m in recorder.messages if m.topic.endswith(".dlq") and m.headers.get("dlq.consumer_group") == b"ordermesh-payments"]
+    return recorder.dead_letters_since_test_start("payments")
 
 
 async def test_a_bank_statement_under_pays_then_over_pays_a_prepaid_order_each_line_counted_once(stack, recorder):

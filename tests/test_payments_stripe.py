@@ -81,7 +81,7 @@ async def payment_and_ledger(stack, order_id: uuid.UUID) -> tuple[dict, list[tup
 
 
 def payments_dead_letters(recorder) -> list:
-    return [m for m in recorder.messages if m.topic.endswith(".dlq") and m.headers.get("dlq.consumer_group") == b"ordermesh-payments"]
+    return recorder.dead_letters_since_test_start("payments")
 
 
 async def test_a_card_order_of_a_shop_on_stripe_authorizes_ships_captures_and_completes_on_stripe(stack, recorder):
