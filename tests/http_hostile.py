@@ -48,6 +48,8 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("orders", "/api/orders/order", params=("order_id", "shop_id")),
     Endpoint("orders", "/api/orders/tasks", params=("shop_id", "kind", "offset", "limit")),
     Endpoint("orders", "/api/orders/shipping-fees", params=("shop_id",)),
+    Endpoint("orders", "/api/orders/stuck", params=("shop_id", "older_than_seconds", "limit")),
+    Endpoint("orders", "/api/orders/by-number", params=("external_order_no", "shop_id")),
     Endpoint("orders", "/api/orders/export.csv", params=("shop_id", "created_from", "created_to")),
     Endpoint("payments", "/callbacks/payments", ("POST",), "payments-provider"),
     Endpoint("payments", "/api/payments/order", params=("order_id",)),
