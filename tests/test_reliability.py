@@ -112,10 +112,11 @@ async def test_a_service_started_before_kafka_and_postgres_are_reachable_waits_a
         async with httpx.AsyncClient() as client:
             with pytest.raises(httpx.TransportError):
                 await client.get(f"http://127.0.0.1:{http_port}/readyz")
-        pg_proxy = await _forward(pg_port, real_pg_port)
+        # The service checks Kafka access before anything else, then PostgreSQL: open them in that order.
+        kafka_proxy = await _forward(kafka_port, real_kafka_port)
         await asyncio.sleep(3)
         assert late.alive
-        kafka_proxy = await _forward(kafka_port, real_kafka_port)
+        pg_proxy = await _forward(pg_port, real_pg_port)
 
         async def ready():
             try:
