@@ -4,18 +4,21 @@ import json
 
 from ordermesh_contracts import order_id_for, topics
 from ordermesh_devstack.demo import demo_order
-from support import fetch, publish_raw
+from support import eventually, fetch, publish_raw
 
 DLQ = topics.SHOP_ORDERS + ".dlq"
 
 
 async def test_a_message_that_is_not_json_is_dead_lettered_with_reason_headers_and_the_next_order_still_completes(stack, recorder):
-    garbage = b"\x00not json at all {"
+    garbage = b"\x00not json at all { (intake-failures test)"
     await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, garbage, key=b"garbage-1")
     order = demo_order(910_001)
     await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, order.model_dump_json().encode(), key=b"garbage-1")
 
-    [letter] = await recorder.wait_for(DLQ, **{"dlq.error_class": "InvalidJson"})
+    def this_letter():
+        return [m for m in recorder.on(DLQ, **{"dlq.error_class": "InvalidJson"}) if m.value == garbage] or None
+
+    [letter] = await eventually(this_letter, timeout=60)
     assert letter.value == garbage
     assert letter.headers["dlq.original_topic"] == topics.SHOP_ORDERS.encode()
     assert letter.headers["dlq.consumer_group"] == b"ordermesh-orders"
