@@ -100,7 +100,6 @@ async def test_a_waiting_order_cancelled_without_restoring_stock_keeps_it_and_is
     assert await shipments(stack, order_id) == []
 
 
-@pytest.mark.xfail(strict=False, reason="timing race: the sandbox warehouse may report the parcel delivered before the cancel arrives")
 async def test_a_shipment_that_shipped_before_the_cancel_arrived_is_answered_with_shipment_cancel_failed(stack, recorder):
     sku = f"CXS-{uuid.uuid4().hex[:8]}"
     assert (await import_stock(stack, recorder, sku, 10))["type"] == "CommandAccepted"
@@ -111,10 +110,12 @@ async def test_a_shipment_that_shipped_before_the_cancel_arrived_is_answered_wit
     await cancel(stack, order, order_id, restore_stock=True)
     [failed] = await recorder.wait_for(topics.SHIPPING_EVENTS, type="ShipmentCancelFailed", order_id=order_id, timeout=60)
     body = failed.json()
-    assert (body["shipment_id"], body["reason"]) == (shipped.json()["shipment_id"], "shipment already shipped")
+    # The sandbox warehouse may deliver the parcel before the cancel arrives; both answers refuse the cancel.
+    assert body["shipment_id"] == shipped.json()["shipment_id"]
+    assert body["reason"] in ("shipment already shipped", "shipment already delivered")
     assert recorder.on(topics.SHIPPING_EVENTS, type="OrderShippingCancelled", order_id=order_id) == []
     [row] = await shipments(stack, order_id)
-    assert row["status"] in ("shipped", "delivered") and row["cancel_error"] == "shipment already shipped"
+    assert row["status"] in ("shipped", "delivered") and row["cancel_error"] == body["reason"]
     assert await stock_row(stack, sku) == (8, 0)
 
 
