@@ -3,14 +3,37 @@
 import asyncio
 import os
 import secrets
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from ordermesh_devstack.browser import ensure_chromium
+from ordermesh_devstack.helm import ensure_helm
 from ordermesh_devstack.postgres import LocalPostgres
 from ordermesh_devstack.stack import LocalStack, StackConfig
+
+
+# One-time installs some tests need, by the test file that needs them: minutes each on a fresh machine.
+_SLOW_PREREQUISITES = {"test_helm_chart.py": ensure_helm, "test_console_browser.py": ensure_chromium}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Starts the slow one-time installs the collected tests need (helm built from the Go module proxy, Debian's
+    chromium) in background threads, so they overlap with the rest of the run instead of adding to it; the fixtures
+    that need them wait on the same file locks and re-raise any failure themselves."""
+    needed = {_SLOW_PREREQUISITES[item.path.name] for item in session.items if item.path.name in _SLOW_PREREQUISITES}
+    for install in needed:
+        threading.Thread(target=_quietly, args=(install,), name=f"prewarm-{install.__name__}", daemon=True).start()
+
+
+def _quietly(install) -> None:
+    try:
+        install()
+    except Exception:  # noqa: BLE001 - the test that needs it calls it again and reports the error there
+        pass
 
 
 @pytest.fixture(scope="session")
