@@ -167,16 +167,16 @@ async def test_a_second_replica_given_a_partition_mid_batch_waits_until_the_firs
     first_holds = asyncio.Event()
 
     async def old_owner() -> None:
-        async with first.holding("t.v1", [3, 1]):
+        async with first.holding([("t.v1", 3), ("t.v1", 1)]):
             first_holds.set()
             await asyncio.sleep(0.5)
             events.append("first done")
 
     async def new_owner() -> None:
         await first_holds.wait()
-        async with second.holding("t.v1", [1]):
+        async with second.holding([("t.v1", 1)]):
             events.append("second starts")
-        async with second.holding("t.v1", [2]):
+        async with second.holding([("t.v1", 2)]):
             events.append("other partition")
 
     started = time.monotonic()
@@ -189,10 +189,10 @@ async def test_a_second_replica_given_a_partition_mid_batch_waits_until_the_firs
 
 async def test_a_replica_that_dies_holding_a_fence_holds_nobody_up(fresh_database) -> None:
     dying, survivor = PartitionFence(fresh_database), PartitionFence(fresh_database)
-    async with dying.holding("t.v1", [0]):
+    async with dying.holding([("t.v1", 0)]):
         dying._conn.terminate()  # as a SIGKILL closes the connection
         async with asyncio.timeout(5):
-            async with survivor.holding("t.v1", [0]):
+            async with survivor.holding([("t.v1", 0)]):
                 pass
     await survivor.close()
 

@@ -20,7 +20,7 @@ from .database import TRANSIENT_DB_ERRORS, backoff_delays
 
 
 class PartitionFence:
-    """Holds advisory locks on the partitions of the batch being handled (one connection per subscription)."""
+    """Holds advisory locks on the partitions of the batch being handled (one connection per service consumer)."""
 
     def __init__(self, dsn: str, retry_max_seconds: float = 5.0) -> None:
         self._dsn = dsn
@@ -34,17 +34,17 @@ class PartitionFence:
         return self._conn
 
     @asynccontextmanager
-    async def holding(self, topic: str, partitions: Iterable[int]) -> AsyncIterator[None]:
-        """Waits until no other replica handles any of `partitions` of `topic`, and keeps them until the block ends.
+    async def holding(self, partitions: Iterable[tuple[str, int]]) -> AsyncIterator[None]:
+        """Waits until no other replica handles any of `partitions` (topic, partition), and keeps them until the block ends.
 
-        Locks are taken in partition order, so two replicas never wait on each other.
+        Locks are taken in (topic, partition) order, so two replicas never wait on each other.
         """
         wanted = sorted(set(partitions))
         delays = backoff_delays(self._retry_max_seconds)
         while True:
             try:
                 conn = await self._connection()
-                for partition in wanted:
+                for topic, partition in wanted:
                     await conn.execute("SELECT pg_advisory_lock(hashtext($1), $2)", topic, partition)
                 break
             except TRANSIENT_DB_ERRORS as error:
@@ -56,11 +56,11 @@ class PartitionFence:
         try:
             yield
         finally:
-            await self._release(conn, topic, wanted)
+            await self._release(conn, wanted)
 
-    async def _release(self, conn: asyncpg.Connection, topic: str, held: list[int]) -> None:
+    async def _release(self, conn: asyncpg.Connection, held: list[tuple[str, int]]) -> None:
         try:
-            for partition in held:
+            for topic, partition in held:
                 await conn.execute("SELECT pg_advisory_unlock(hashtext($1), $2)", topic, partition)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
             # A connection that cannot unlock is closed: PostgreSQL then drops every lock it held.

@@ -13,18 +13,18 @@ from typing import Any, AsyncIterator
 import asyncpg
 import structlog
 import uvicorn
-from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from ordermesh_contracts.topics import dead_letter_topic
 
-from .consuming import Consumer, Subscription
+from .consuming import Subscription
 from .database import backoff_delays, create_pool_when_ready
 from .fencing import PartitionFence
+from .subscribing import subscribe
 from .http import ASGIApp, health_routes
 from .http_input import limit_body
 from .jobs import Job, run_every
@@ -96,19 +96,13 @@ class ServiceRuntime:
         return self._pool
 
     async def start(self) -> None:
-        """Waits for PostgreSQL and Kafka, migrates, starts the outbox relay."""
+        """Waits for PostgreSQL (and migrates) and for Kafka, both at once; starts the outbox relay."""
         dsn = self.settings.database_url.get_secret_value()
-        self._pool = await create_pool_when_ready(
-            dsn,
-            size=self.settings.db_pool_size,
-            max_wait_seconds=self.settings.startup_retry_max_seconds,
-            log=self.log,
-        )
-        async with self._pool.acquire() as conn:
-            applied = await migrate_service(conn, self.definition.name, self.definition.migrations)
-        self.log.info("migrations applied", applied=[f"{m.component}:{m.version:04d}" for m in applied])
         kafka_options = aiokafka_options(self.settings)
-        await wait_for_kafka(kafka_options, self.settings.startup_retry_max_seconds, self.log)
+        await asyncio.gather(
+            self._open_database(dsn),
+            wait_for_kafka(kafka_options, self.settings.startup_retry_max_seconds, self.log),
+        )
         self.producer = AIOKafkaProducer(
             **kafka_options,
             enable_idempotence=True,
@@ -139,6 +133,17 @@ class ServiceRuntime:
         self.kafka_gauges.start()
         if self.definition.on_start:
             await self.definition.on_start(self)
+
+    async def _open_database(self, dsn: str) -> None:
+        self._pool = await create_pool_when_ready(
+            dsn,
+            size=self.settings.db_pool_size,
+            max_wait_seconds=self.settings.startup_retry_max_seconds,
+            log=self.log,
+        )
+        async with self._pool.acquire() as conn:
+            applied = await migrate_service(conn, self.definition.name, self.definition.migrations)
+        self.log.info("migrations applied", applied=[f"{m.component}:{m.version:04d}" for m in applied])
 
     async def stop(self) -> None:
         """Stops the periodic jobs and sweeps, the service's own resources, the relay, the producer and the pool."""
@@ -241,8 +246,8 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
         log_level=logging.DEBUG,
         ack_policy=AckPolicy.MANUAL,
     )
-    for subscription in definition.subscriptions:
-        _subscribe(broker, runtime, subscription)
+    if definition.subscriptions:
+        subscribe(broker, runtime, definition.subscriptions)
     for topic, contract in definition.publishes.items():
         broker.publisher(topic, schema=contract, title=f"{definition.name}:{topic}", description=f"What {definition.name} publishes on {topic}.")
 
@@ -272,113 +277,6 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
 async def _mark_connected(runtime: ServiceRuntime) -> None:
     runtime.broker_connected = True
     runtime.log.info("service started", group_id=runtime.group_id)
-
-
-class _RebalanceCounter(ConsumerRebalanceListener):
-    """Counts rebalances (each ends with an assignment) and logs what this consumer was given."""
-
-    def __init__(self, runtime: ServiceRuntime, topic: str) -> None:
-        self._runtime = runtime
-        self._topic = topic
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        self._runtime.metrics.rebalances(self._topic).inc()
-        self._runtime.log.info("partitions assigned", topic=self._topic, partitions=sorted(tp.partition for tp in assigned))
-
-
-def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, subscription: Subscription) -> None:
-    consumer = Consumer(
-        subscription,
-        group_id=runtime.group_id,
-        pool_provider=lambda: runtime.pool,
-        metrics=runtime.metrics,
-        retry_max_seconds=runtime.settings.startup_retry_max_seconds,
-        concurrency=runtime.settings.consumer_concurrency,
-        handler_attempts=runtime.settings.handler_attempts,
-        dead_letter_max_bytes=runtime.settings.dead_letter_max_bytes,
-        parking=runtime.parking,
-    )
-    settings = runtime.settings
-    fence = PartitionFence(settings.database_url.get_secret_value(), settings.startup_retry_max_seconds)
-    runtime.fences.append(fence)
-    failures = 0
-
-    async def consume(message: KafkaMessage) -> None:
-        nonlocal failures
-        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
-        # Held until the offsets are committed: a replica given these partitions by a rebalance meanwhile waits.
-        async with fence.holding(subscription.topic, (record.partition for record in records)):
-            try:
-                await consumer.process(records)
-            except Exception:  # noqa: BLE001 - a record without an outcome: commit nothing, read the batch again
-                failures += 1
-                runtime.stalled_topics.add(subscription.topic)
-                runtime.metrics.batches_sought_back(subscription.topic).inc()
-                runtime.log.exception("batch not finished; sought back to its first records", topic=subscription.topic, failures=failures)
-                await message.nack()
-                await asyncio.sleep(min(0.5 * 2 ** min(failures, 8), runtime.settings.startup_retry_max_seconds))
-                return
-            failures = 0
-            runtime.stalled_topics.discard(subscription.topic)
-            try:
-                await message.ack()
-            except CommitFailedError:
-                runtime.log.warning("offset commit failed during a rebalance; the batch will be redelivered")
-        try:
-            await runtime.parking.release()
-        except Exception:  # noqa: BLE001 - parked messages stay parked; the next sweep tries them again
-            runtime.log.exception("re-handling parked messages failed")
-
-    consume.__name__ = f"consume_{subscription.topic.replace('.', '_')}"
-    broker.subscriber(
-        subscription.topic,
-        group_id=runtime.group_id,
-        batch=True,
-        max_records=runtime.settings.consumer_batch_size,
-        batch_timeout_ms=50,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.MANUAL,
-        group_instance_id=f"{settings.instance_id}:{subscription.topic}" if settings.instance_id else None,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
-        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
-        listener=_RebalanceCounter(runtime, subscription.topic),
-        parser=parse_without_headers,
-        decoder=decode_nothing,
-        title=f"{runtime.definition.name}:{subscription.topic}",
-        description=subscription.description or f"{runtime.definition.name} consumes {subscription.topic}.",
-    )(consume)
-
-
-class _WithoutHeaders:
-    """A record as FastStream's parser sees it: the same, with no headers (it decodes them as UTF-8 and fails on nulls)."""
-
-    headers: tuple[()] = ()
-
-    def __init__(self, record: Any) -> None:
-        self._record = record
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._record, name)
-
-
-async def parse_without_headers(records: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> Any:
-    """FastStream's batch parser, kept away from the records' headers; the message carries the records untouched.
-
-    The records' bytes and headers are read by `Consumer` alone, which gives every record an outcome.
-    """
-    parsed = await original_parser(tuple(_WithoutHeaders(record) for record in records))
-    parsed.raw_message = tuple(records)
-    return parsed
-
-
-async def decode_nothing(_message: Any) -> None:
-    """No decoding by FastStream (it would raise on deep nesting or huge numbers before `Consumer` sees the record)."""
-    return None
 
 
 def run_service(create_app: Callable[[], AsgiFastStream]) -> None:

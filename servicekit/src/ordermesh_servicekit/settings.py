@@ -53,7 +53,7 @@ class ServiceSettings(KafkaClientSettings):
     instance_id: str = Field(
         default="",
         description="Stable name of this replica (e.g. the pod name of a StatefulSet, 'payments-0'). When set, the "
-        "service's Kafka consumers use static group membership (group.instance.id = '<instance_id>:<topic>'): a "
+        "service's Kafka consumer uses static group membership (group.instance.id = '<instance_id>'): a "
         "replica restarted under the same name within the session timeout gets its partitions back at once, without "
         "a rebalance. Leave empty for replicas without stable names (dynamic membership). Two running replicas must "
         "never share a name: the broker fences the older one.",
