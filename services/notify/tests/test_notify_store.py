@@ -1,5 +1,6 @@
 """Notify's handlers and store on a real PostgreSQL with a recording mail transport: once per cause, every failure named."""
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -113,6 +114,48 @@ async def test_a_crash_between_send_and_record_resends_exactly_once_on_redeliver
     row = await log_row(pool, order.order_id, "order_confirmation")
     assert (row["status"], row["attempts"]) == ("sent", 2)
     assert [e["type"] for e in await published(pool, order.order_id)] == ["MailSent"]
+
+
+async def test_a_second_replica_waits_while_a_mail_is_claimed_by_the_first_and_sends_it_once_after_the_claim_expired(
+    pool, transport
+) -> None:
+    first = Mailer(MailRenderer(), transport, sender="shop@ordermesh.example", mail_domain="ordermesh.example", owner="notify-1")
+    second = Mailer(MailRenderer(), transport, sender="shop@ordermesh.example", mail_domain="ordermesh.example", owner="notify-2")
+    order = accepted_order()
+    transport.crash_after_send = True
+    with pytest.raises(CrashAfterSend):  # the first replica dies after the server accepted the mail
+        await NotifyHandlers(first).on_order_accepted(order, ctx(pool, order))
+    row = await log_row(pool, order.order_id, "order_confirmation")
+    assert (row["status"], row["claimed_by"]) == ("sending", "notify-1")
+
+    # A rebalance hands the cause to the second replica while the first's claim is live: it waits, sends nothing.
+    with pytest.raises(TransientError, match="being sent by notify-1"):
+        await NotifyHandlers(second).on_order_accepted(order, ctx(pool, order))
+    assert len(transport.accepted) == 1
+
+    await pool.execute("UPDATE mail_log SET claimed_until = now() - interval '1 second' WHERE order_id = $1", order.order_id)
+    await NotifyHandlers(second).on_order_accepted(order, ctx(pool, order))
+    await NotifyHandlers(first).on_order_accepted(order, ctx(pool, order))
+    assert len(transport.accepted) == 2
+    assert transport.accepted[0].message_id == transport.accepted[1].message_id
+    row = await log_row(pool, order.order_id, "order_confirmation")
+    assert (row["status"], row["attempts"], row["claimed_until"]) == ("sent", 2, None)
+    assert [e["type"] for e in await published(pool, order.order_id)] == ["MailSent"]
+
+
+async def test_a_mail_whose_smtp_exchange_outlasts_half_its_claim_is_retried_not_left_to_a_second_sender(pool) -> None:
+    class Hanging:
+        async def send(self, mail: OutgoingMail) -> None:
+            await asyncio.sleep(30)
+
+    mailer = Mailer(MailRenderer(), Hanging(), sender="s@ordermesh.example", mail_domain="ordermesh.example", claim_seconds=2)
+    order = accepted_order()
+    with pytest.raises(TransientError, match="longer than 1 s"):
+        await NotifyHandlers(mailer).on_order_accepted(order, ctx(pool, order))
+    row = await pool.fetchrow(
+        "SELECT status, claimed_until > now() AS live FROM mail_log WHERE order_id = $1", order.order_id
+    )
+    assert (row["status"], row["live"]) == ("sending", True)
 
 
 async def test_a_recipient_refused_with_550_ends_as_mail_failed_with_the_reason_after_one_attempt(pool, mailer, transport) -> None:

@@ -61,6 +61,11 @@ class NotifySettings(ServiceSettings):
     )
     mail_from: str = Field(default="shop@ordermesh.example", description="Sender address of customer mails.")
     mail_domain: str = Field(default="ordermesh.example", description="Right-hand side of Message-IDs.")
+    mail_claim_seconds: float = Field(
+        default=30, ge=2,
+        description="How long a replica's claim on a mail it is sending lasts; another replica waits that long before "
+        "sending a mail left `sending` by a replica that died mid-send (one SMTP exchange is cut off after half of it).",
+    )
     mail_body_retention_days: int = Field(default=90, ge=1, description="Days the text and HTML of a sent mail are kept.")
     mail_purge_interval_seconds: float = Field(default=3600, gt=0, description="How often old mail bodies are purged.")
 
@@ -80,7 +85,7 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
     )
     mailer = Mailer(
         MailRenderer(), transport, sender=settings.mail_from, mail_domain=settings.mail_domain,
-        max_deferrals=settings.smtp_max_deferrals,
+        max_deferrals=settings.smtp_max_deferrals, claim_seconds=settings.mail_claim_seconds,
     )
     handlers = NotifyHandlers(mailer)
     staff = StaffCommands(mailer)

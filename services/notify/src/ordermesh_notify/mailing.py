@@ -1,16 +1,24 @@
-"""Sending one mail once per cause: decide, render, record the intent, send over SMTP, record the result.
+"""Sending one mail once per cause: decide, render, claim and record the intent, send over SMTP, record the result.
 
-The crash window: the SMTP send and the recording of its result are two steps. A crash after the server
+Every mail has a Message-ID derived from its cause (`<mail_id@domain>`), so a receiver or relay can recognise a
+second copy. Before sending, a replica claims the mail in the log (owner and lease, one statement): another
+replica that finds it `sending` under a live claim waits (a transient failure, retried) instead of sending it too,
+so a rebalance or a graceful stop never sends a mail twice. The SMTP exchange is bounded well within the lease.
+
+The crash window: the SMTP send and the recording of its result are two steps. A replica killed after the server
 accepted the mail but before its result committed (with the cause's inbox row and the MailSent event, in one
-transaction) leaves the log row in `sending`; the redelivered cause then sends the mail once more (same
-Message-ID, so mail clients may fold the two). That is the only way a cause mails twice. Every other replay finds
+transaction) leaves the row `sending`; once its claim has expired, the redelivered cause sends the mail once more,
+with the same Message-ID. No sender can close that window without an idempotent receiver. Every other replay finds
 the row `sent` or `failed` and sends nothing.
 """
 
+import asyncio
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -104,13 +112,25 @@ class Mailer:
     """Renders and sends mails through the transport; records every step in the mail log."""
 
     def __init__(
-        self, renderer: MailRenderer, transport: MailTransport, *, sender: str, mail_domain: str, max_deferrals: int = 5
+        self,
+        renderer: MailRenderer,
+        transport: MailTransport,
+        *,
+        sender: str,
+        mail_domain: str,
+        max_deferrals: int = 5,
+        owner: str | None = None,
+        claim_seconds: float = 30,
     ) -> None:
+        """`owner` names this process in mail claims (default: host, pid and a random part, new at every start);
+        a claim lasts `claim_seconds`, and one SMTP exchange is cut off after half of it."""
         self.renderer = renderer
         self._transport = transport
         self._sender = sender
         self._mail_domain = mail_domain
         self._max_deferrals = max_deferrals
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        self._claim_seconds = claim_seconds
 
     async def setup(
         self, conn: asyncpg.Connection, order_id: UUID, kind: MailKind, *, device: str | None = None, seen_id: UUID | None = None
@@ -180,17 +200,22 @@ class Mailer:
             begun = await store.begin_mail(
                 conn, mail_id=mail_id, order_id=order_id, kind=kind.value, cause_id=cause_id, recipient=email,
                 subject=content.subject, body=content.text, html=content.html, variables=variables,
-                template=content.template,
+                template=content.template, owner=self.owner, claim_seconds=self._claim_seconds,
             )
         message_id = f"<{mail_id}@{self._mail_domain}>"
-        if begun["previous"] in ("sent", "failed", "not_applicable"):
-            known = MailOutcome(order_id, shop_id, kind, mail_id, begun["previous"], begun["reason"], message_id)
-            return MailAttempt(known, cause_id, email, "known")
+        if not begun["claimed"]:
+            if begun["previous"] in ("sent", "failed", "not_applicable"):
+                known = MailOutcome(order_id, shop_id, kind, mail_id, begun["previous"], begun["reason"], message_id)
+                return MailAttempt(known, cause_id, email, "known")
+            raise TransientError(f"mail {mail_id} is being sent by {begun['holder'] or 'another replica'}; waiting for it")
         outcome = MailOutcome(order_id, shop_id, kind, mail_id, "sent", message_id=message_id)
         try:
-            await self._transport.send(
-                OutgoingMail(message_id, self._sender, email, content.subject, content.text, content.html, setup.settings.encoding)
-            )
+            async with asyncio.timeout(self._claim_seconds / 2):
+                await self._transport.send(
+                    OutgoingMail(message_id, self._sender, email, content.subject, content.text, content.html, setup.settings.encoding)
+                )
+        except TimeoutError as late:
+            raise TransientError(f"SMTP exchange took longer than {self._claim_seconds / 2:g} s") from late
         except MailRefused as refused:
             outcome = MailOutcome(order_id, shop_id, kind, mail_id, "failed", str(refused))
         except MailDeferred as deferred:

@@ -158,22 +158,38 @@ async def begin_mail(
     html: str | None,
     variables: dict[str, Any],
     template: str,
+    owner: str,
+    claim_seconds: float,
 ) -> asyncpg.Record:
-    """Records the intent to send (or one more attempt): returns `previous` status (None if new), `attempts`, `reason`.
+    """Claims the mail for `owner` for `claim_seconds` and records the intent to send (or one more attempt).
 
-    A mail already `sent` or `failed` keeps its status: the caller must not send it again.
+    Returns `claimed` (whether the caller may send now), `previous` status (None if new), `attempts`, `reason`, and
+    `holder`/`held_until` of a live claim of another owner. A mail already `sent`, `failed` or `not_applicable` keeps
+    its status and is not claimed; one `sending` under another owner's live claim is not claimed either (that owner
+    may be sending it right now). One statement, so two replicas claiming at once cannot both win.
     """
     return await conn.fetchrow(
         """
-        WITH before AS (SELECT status FROM mail_log WHERE mail_id = $1)
-        INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, recipient, subject, body, html, variables, template, attempts)
-        VALUES ($1, $2, $3, $4, 'sending', $5, $6, $7, $8, $9::jsonb, $10, 1)
-        ON CONFLICT (order_id, kind, cause_id) DO UPDATE
-            SET attempts = mail_log.attempts + CASE WHEN mail_log.status = 'sending' THEN 1 ELSE 0 END,
-                updated_at = now()
-        RETURNING (SELECT status FROM before) AS previous, attempts, reason
+        WITH before AS (
+            SELECT status, reason, claimed_by, claimed_until FROM mail_log
+            WHERE order_id = $2 AND kind = $3 AND cause_id = $4
+        ), claim AS (
+            INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, recipient, subject, body, html, variables,
+                                  template, attempts, claimed_by, claimed_until)
+            VALUES ($1, $2, $3, $4, 'sending', $5, $6, $7, $8, $9::jsonb, $10, 1, $11, now() + make_interval(secs => $12))
+            ON CONFLICT (order_id, kind, cause_id) DO UPDATE
+                SET attempts = mail_log.attempts + 1, claimed_by = EXCLUDED.claimed_by,
+                    claimed_until = EXCLUDED.claimed_until, updated_at = now()
+                WHERE mail_log.status = 'sending'
+                  AND (mail_log.claimed_until IS NULL OR mail_log.claimed_until <= now() OR mail_log.claimed_by = EXCLUDED.claimed_by)
+            RETURNING attempts
+        )
+        SELECT EXISTS (SELECT 1 FROM claim) AS claimed, (SELECT status FROM before) AS previous,
+               (SELECT attempts FROM claim) AS attempts, (SELECT reason FROM before) AS reason,
+               (SELECT claimed_by FROM before) AS holder, (SELECT claimed_until FROM before) AS held_until
         """,
         mail_id, order_id, kind, cause_id, recipient, subject, body, html, json.dumps(variables, default=str), template,
+        owner, float(claim_seconds),
     )
 
 
@@ -181,7 +197,8 @@ async def finish_mail(conn: asyncpg.Connection, *, mail_id: UUID, status: str, r
     """Records how sending ended."""
     await conn.execute(
         """
-        UPDATE mail_log SET status = $2, reason = $3, updated_at = now(), sent_at = CASE WHEN $2 = 'sent' THEN now() END
+        UPDATE mail_log SET status = $2, reason = $3, updated_at = now(), sent_at = CASE WHEN $2 = 'sent' THEN now() END,
+                            claimed_until = NULL
         WHERE mail_id = $1
         """,
         mail_id,
