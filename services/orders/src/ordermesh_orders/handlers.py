@@ -129,7 +129,7 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
         **submitted.caused(),
     )
     state = OrderState(stage=Stage.REVIEW, payment_method=submitted.payment.method, flags=flags)
-    if not await store.insert_order(uow.conn, accepted, state):
+    if not await store.insert_order(uow.conn, accepted, state, submitted.billing_address):
         ctx.log.info("shop order already known; ignoring the repeat")
         return []
     await store.add_history(uow.conn, order_id, [("accepted", {})], actor="intake", cause_id=submitted.event_id)

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from ordermesh_contracts import OrderAccepted, PaymentMethod, Stage
+from ordermesh_contracts import Address, OrderAccepted, PaymentMethod, Stage
 
 from .domain.progress import OrderState
 from .store_edits import edits_of
@@ -27,13 +27,16 @@ class StoredOrder:
     state: OrderState
 
 
-async def insert_order(conn: asyncpg.Connection, accepted: OrderAccepted, state: OrderState) -> bool:
-    """Inserts a new order; False if the shop's order number is already known."""
+async def insert_order(
+    conn: asyncpg.Connection, accepted: OrderAccepted, state: OrderState, billing_address: Address | None = None
+) -> bool:
+    """Inserts a new order (with the shop's billing address when it sent one); False if the shop's order number is
+    already known."""
     inserted = await conn.fetchval(
         """
         INSERT INTO orders (order_id, shop_id, channel, external_order_no, stage, mode, payment_method,
-                            currency, total, flags, snapshot, correlation_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12)
+                            currency, total, flags, snapshot, correlation_id, billing_address)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13::jsonb)
         ON CONFLICT DO NOTHING
         RETURNING true
         """,
@@ -49,6 +52,7 @@ async def insert_order(conn: asyncpg.Connection, accepted: OrderAccepted, state:
         json.dumps(state.flags),
         accepted.model_dump_json(),
         accepted.correlation_id,
+        billing_address.model_dump_json() if billing_address else None,
     )
     return bool(inserted)
 
@@ -265,7 +269,7 @@ async def order_view(conn: asyncpg.Connection, order_id: UUID, shop_id: str | No
         SELECT order_id, shop_id, channel, external_order_no, stage, mode, held_from, payment_method, currency, total,
                flags, child_status, labels, memo, carrier, ship_date, created_at, updated_at,
                snapshot #- '{payment,card_token}' AS contents,
-               paid_captured + paid_received - paid_refunded AS paid, edit_count
+               paid_captured + paid_received - paid_refunded AS paid, edit_count, billing_address
         FROM orders WHERE order_id = $1 AND ($2::text IS NULL OR shop_id = $2)
         """,
         order_id,
@@ -284,6 +288,7 @@ async def order_view(conn: asyncpg.Connection, order_id: UUID, shop_id: str | No
     view = dict(row)
     view["flags"] = json.loads(row["flags"])
     view["contents"] = json.loads(row["contents"])
+    view["billing_address"] = json.loads(row["billing_address"]) if row["billing_address"] else None
     view["tasks"] = [dict(t) for t in tasks]
     view["history"] = [{**dict(h), "details": json.loads(h["details"])} for h in history]
     view["edits"] = await edits_of(conn, order_id)
