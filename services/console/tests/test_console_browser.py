@@ -7,52 +7,16 @@ import json
 import uuid
 
 import httpx
-from ordermesh_contracts import Payment, PaymentMethod, order_id_for, topics
-from ordermesh_devstack.demo import demo_order
+from ordermesh_contracts import topics
 from support import eventually, fetch, publish_raw
 
 RUN = uuid.uuid4().hex[:6]
 
 
-async def _submit(stack, number: int, *, customer_name: str = "山田 太郎"):
-    """A bank-transfer order (it waits for payment, so staff have time to act) with a customer name tests search by."""
-    order = demo_order(number).model_copy(update={"payment": Payment(method=PaymentMethod.BANK_TRANSFER)})
-    order = order.model_copy(update={"customer": order.customer.model_copy(update={"name": customer_name})})
-    await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, order.model_dump_json().encode())
-    return order, order_id_for(order.shop_id, order.channel.value, order.external_order_no)
-
-
-async def _stage(stack, order_id) -> str | None:
-    rows = await fetch(stack.service_dsns["orders"], "SELECT stage FROM orders WHERE order_id = $1", order_id)
-    return rows[0]["stage"] if rows else None
-
-
-async def _waiting_for_payment(stack, order_id) -> None:
-    await eventually(lambda: _is(stack, order_id, "awaiting_payment"), timeout=120)
-
-
-async def _is(stack, order_id, stage: str) -> bool:
-    return await _stage(stack, order_id) == stage
-
-
-async def _login(page, stack, username: str = "admin", password: str | None = None) -> None:
-    await page.goto(f"{stack.console_url}/orders")
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", password or stack.console_admin_password)
-    await page.click("button[type=submit]")
-    await page.wait_for_url("**/orders")
-
-
-async def _history(stack, order_id) -> list[dict]:
-    rows = await fetch(stack.service_dsns["orders"], "SELECT actor, what FROM order_history WHERE order_id = $1 ORDER BY id", order_id)
-    return [dict(row) for row in rows]
-
-
-async def test_staff_log_in_find_an_order_by_its_shop_number_and_hold_and_release_it(stack, new_page, screenshots):
-    order, order_id = await _submit(stack, 960_001)
-    await _waiting_for_payment(stack, order_id)
-    page = await new_page()
-    await _login(page, stack)
+async def test_staff_log_in_find_an_order_by_its_shop_number_and_hold_and_release_it(stack, console, screenshots):
+    order, order_id = await console.submit(960_001)
+    await console.wait_stage(order_id, "awaiting_payment")
+    page = await console.logged_in()
     await page.screenshot(path=screenshots / "orders.png", full_page=True)
 
     await page.fill("input[name=q]", order.external_order_no)
@@ -68,30 +32,29 @@ async def test_staff_log_in_find_an_order_by_its_shop_number_and_hold_and_releas
     await page.click("button[data-action=hold]")
     await page.wait_for_selector("#reply[data-reply=accepted]")
     assert await page.get_attribute("[data-testid=stage]", "data-stage") == "on_hold"
-    assert await _stage(stack, order_id) == "on_hold"
+    assert await console.stage(order_id) == "on_hold"
     await page.screenshot(path=screenshots / "order-held-reply.png", full_page=True)
 
     await page.click("button[data-action=release]")
     await page.wait_for_selector("#reply[data-reply=accepted]")
     assert await page.get_attribute("[data-testid=stage]", "data-stage") == "awaiting_payment"
-    assert await _stage(stack, order_id) == "awaiting_payment"
-    history = await _history(stack, order_id)
+    assert await console.stage(order_id) == "awaiting_payment"
+    history = await console.history(order_id)
     assert {"actor": "admin", "what": "HoldOrder"} in history and {"actor": "admin", "what": "ReleaseOrder"} in history
     assert "HoldOrder" in await page.text_content("[data-testid=history]")
 
 
-async def test_a_cancellation_needs_each_of_its_three_choices_and_then_cancels_the_order(stack, new_page):
-    order, order_id = await _submit(stack, 960_002)
-    await _waiting_for_payment(stack, order_id)
-    page = await new_page()
-    await _login(page, stack)
+async def test_a_cancellation_needs_each_of_its_three_choices_and_then_cancels_the_order(stack, console):
+    order, order_id = await console.submit(960_002)
+    await console.wait_stage(order_id, "awaiting_payment")
+    page = await console.logged_in()
     await page.goto(f"{stack.console_url}/orders/{order_id}")
 
     await page.fill("#cancel-form input[name=reason]", "お客様都合")
     await page.click("button[data-action=cancel]")
     errors = await page.text_content("#form-errors")
     assert all(choice in errors for choice in ("restore_stock", "cancel_payment", "notify_customer"))
-    assert await _stage(stack, order_id) == "awaiting_payment"
+    assert await console.stage(order_id) == "awaiting_payment"
 
     await page.check("#cancel-form input[name=restore_stock][value=yes]")
     await page.check("#cancel-form input[name=cancel_payment][value=yes]")
@@ -100,16 +63,15 @@ async def test_a_cancellation_needs_each_of_its_three_choices_and_then_cancels_t
     await page.click("button[data-action=cancel]")
     await page.wait_for_selector("#reply[data-reply=accepted]")
     assert await page.get_attribute("[data-testid=stage]", "data-stage") == "cancelled"
-    assert await _stage(stack, order_id) == "cancelled"
-    assert {"actor": "admin", "what": "cancelled"} in await _history(stack, order_id)
+    assert await console.stage(order_id) == "cancelled"
+    assert {"actor": "admin", "what": "cancelled"} in await console.history(order_id)
 
 
-async def test_an_editor_changes_a_quantity_and_the_order_and_its_total_follow(stack, new_page, screenshots):
-    order, order_id = await _submit(stack, 960_003)
-    await _waiting_for_payment(stack, order_id)
+async def test_an_editor_changes_a_quantity_and_the_order_and_its_total_follow(stack, console, screenshots):
+    order, order_id = await console.submit(960_003)
+    await console.wait_stage(order_id, "awaiting_payment")
     line = order.deliveries[0].lines[0]
-    page = await new_page()
-    await _login(page, stack)
+    page = await console.logged_in()
     await page.goto(f"{stack.console_url}/orders/{order_id}")
 
     await page.fill(f"#edit-form input[name='qty:0:{line.sku}']", str(line.quantity + 2))
@@ -123,17 +85,16 @@ async def test_an_editor_changes_a_quantity_and_the_order_and_its_total_follow(s
     stored = {l["sku"]: l["quantity"] for l in json.loads(row["snapshot"])["deliveries"][0]["lines"]}
     assert stored[line.sku] == line.quantity + 2
     assert row["total"] == order.charges.total + 2 * line.unit_price
-    assert {"actor": "admin", "what": "edited"} in await _history(stack, order_id)
+    assert {"actor": "admin", "what": "edited"} in await console.history(order_id)
     await page.screenshot(path=screenshots / "order-edited.png", full_page=True)
 
 
-async def test_a_bulk_status_change_on_50_orders_reports_each_and_changes_every_one(stack, new_page, screenshots):
+async def test_a_bulk_status_change_on_50_orders_reports_each_and_changes_every_one(stack, console, screenshots):
     name = f"一括 {RUN}"
-    submitted = await asyncio.gather(*(_submit(stack, 961_000 + n, customer_name=name) for n in range(50)))
+    submitted = await asyncio.gather(*(console.submit(961_000 + n, customer_name=name) for n in range(50)))
     for _, order_id in submitted:
-        await _waiting_for_payment(stack, order_id)
-    page = await new_page()
-    await _login(page, stack)
+        await console.wait_stage(order_id, "awaiting_payment")
+    page = await console.logged_in()
     await page.goto(f"{stack.console_url}/orders?q={name}")
     assert (await page.text_content("[data-testid=total]")).startswith("50 ")
 
@@ -151,11 +112,10 @@ async def test_a_bulk_status_change_on_50_orders_reports_each_and_changes_every_
     assert [row["child_status"] for row in rows] == ["出荷準備中"] * 50
 
 
-async def test_a_viewer_sees_orders_but_is_refused_an_edit(stack, new_page, screenshots):
-    order, order_id = await _submit(stack, 960_004)
-    await _waiting_for_payment(stack, order_id)
-    admin = await new_page()
-    await _login(admin, stack)
+async def test_a_viewer_sees_orders_but_is_refused_an_edit(stack, console, screenshots):
+    order, order_id = await console.submit(960_004)
+    await console.wait_stage(order_id, "awaiting_payment")
+    admin = await console.logged_in()
     await admin.goto(f"{stack.console_url}/accounts")
     viewer_name = f"viewer-{RUN}"
     await admin.fill("form[action='/accounts'] input[name=username]", viewer_name)
@@ -165,8 +125,7 @@ async def test_a_viewer_sees_orders_but_is_refused_an_edit(stack, new_page, scre
     await admin.wait_for_selector(f"tr[data-username='{viewer_name}']")
     await admin.screenshot(path=screenshots / "accounts.png", full_page=True)
 
-    viewer = await new_page()
-    await _login(viewer, stack, viewer_name, "view-only-password")
+    viewer = await console.logged_in(viewer_name, "view-only-password")
     await viewer.goto(f"{stack.console_url}/orders/{order_id}")
     assert await viewer.locator("#edit-form").count() == 0
     assert await viewer.locator("button[data-action=hold]").count() == 0
@@ -184,12 +143,11 @@ async def test_a_viewer_sees_orders_but_is_refused_an_edit(stack, new_page, scre
     assert json.loads(row["snapshot"])["deliveries"][0]["lines"][0]["quantity"] == line.quantity
 
 
-async def test_the_order_list_downloads_as_utf8_with_a_bom_and_as_shift_jis(stack, new_page):
+async def test_the_order_list_downloads_as_utf8_with_a_bom_and_as_shift_jis(stack, console):
     name = f"髙橋 {RUN}"
-    order, order_id = await _submit(stack, 960_005, customer_name=name)
-    await _waiting_for_payment(stack, order_id)
-    page = await new_page()
-    await _login(page, stack)
+    order, order_id = await console.submit(960_005, customer_name=name)
+    await console.wait_stage(order_id, "awaiting_payment")
+    page = await console.logged_in()
     for encoding, codec in (("utf-8", "utf-8-sig"), ("shift_jis", "cp932")):
         answer = await page.request.get(f"{stack.console_url}/orders.csv", params={"q": order.external_order_no, "encoding": encoding})
         assert answer.status == 200
@@ -232,9 +190,8 @@ async def test_bad_input_gets_a_4xx_with_a_reason_and_never_a_5xx(stack):
         assert (await client.post("/orders/bulk", data={"csrf": csrf, "action": "status", "order": "nonsense"})).status_code == 422
 
 
-async def test_an_admin_sets_shipping_fees_and_sees_every_reason_a_rule_set_is_refused(stack, new_page, screenshots):
-    page = await new_page()
-    await _login(page, stack)
+async def test_an_admin_sets_shipping_fees_and_sees_every_reason_a_rule_set_is_refused(stack, console, screenshots):
+    page = await console.logged_in()
     shop = f"console-shop-{RUN}"
     await page.goto(f"{stack.console_url}/settings?shop_id={shop}")
     await page.fill("form[action='/settings/shipping_fees'] input[name=fee]", "770")
@@ -261,11 +218,10 @@ async def test_an_admin_sets_shipping_fees_and_sees_every_reason_a_rule_set_is_r
     await page.screenshot(path=screenshots / "health-en.png", full_page=True)
 
 
-async def test_an_operator_replays_a_dead_letter_and_its_decision_and_the_replayed_record_show(stack, new_page, screenshots):
+async def test_an_operator_replays_a_dead_letter_and_its_decision_and_the_replayed_record_show(stack, console, screenshots):
     marker = f"not json {RUN}".encode()
     await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, marker, key=RUN.encode())
-    page = await new_page()
-    await _login(page, stack)
+    page = await console.logged_in()
 
     async def listed() -> bool:
         await page.goto(f"{stack.console_url}/operations/dead-letters?topic=shop.orders.v1&status=pending")

@@ -11,6 +11,7 @@ import uvicorn
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ordermesh_ops.client import CommandChannel, Connection
 from ordermesh_servicekit.database import create_pool_when_ready
+from ordermesh_servicekit.http_input import HttpRefusal, limit_body
 from ordermesh_servicekit.kafka_clients import aiokafka_options
 from ordermesh_servicekit.logging import configure_logging
 from ordermesh_servicekit.metrics import Metrics
@@ -20,6 +21,7 @@ from ordermesh_servicekit.settings import ServiceSettings
 from pydantic import Field, SecretStr
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -28,11 +30,20 @@ from starlette.routing import Mount
 
 from . import store
 from .adapters.commands import CommandSender
-from .adapters.services import SERVICES, ServiceReader
+from .adapters.services import SERVICES, ServiceReader, ServiceRefused, ServiceUnavailable
 from .domain.passwords import check_policy, hash_password
 from .domain.roles import Role
 from .pages import accounts, auth, bulk, deadletters, operations, order, orders, settings as settings_pages
-from .pages.common import Console, LoginRequired, Refused, current_session, login_redirect, redirect, render
+from .pages.common import (
+    MAX_BODY_BYTES,
+    Console,
+    LoginRequired,
+    Refused,
+    current_session,
+    login_redirect,
+    redirect,
+    render,
+)
 
 HERE = Path(__file__).parent
 
@@ -143,10 +154,36 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
     async def login_required(request: Request, _exc: Exception) -> Response:
         return login_redirect(request)
 
+    async def error_page(request: Request, status: int, error: str, reasons: list[str]) -> Response:
+        session = None
+        if hasattr(request.app.state, "console"):
+            try:
+                session = await current_session(request)
+            except Exception:  # noqa: BLE001 - the error page must show even when the database is what failed
+                session = None
+        return render(request, "error.html", session, status=status, error=error, reasons=reasons, status_code=status)
+
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refused)
-        session = await current_session(request) if hasattr(request.app.state, "console") else None
-        return render(request, "error.html", session, status=exc.status, reasons=exc.reasons, status_code=exc.status)
+        return await error_page(request, exc.status, "refused", exc.reasons)
+
+    async def http_refusal(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HttpRefusal)
+        return await error_page(request, exc.status, exc.error, [exc.reason])
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code < 400:
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        reason = {404: "no such page", 405: f"{request.method} is not allowed here"}.get(exc.status_code, str(exc.detail))
+        response = await error_page(request, exc.status_code, "http_error", [reason])
+        response.headers.update(exc.headers or {})
+        return response
+
+    async def service_failed(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ServiceRefused):
+            return await error_page(request, 400, "refused_by_service", [str(exc)])
+        return await error_page(request, 502, "service_unavailable", [str(exc)])
 
     routes = [
         Route("/", home),
@@ -164,6 +201,7 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
         Route("/orders/{order_id}/{action}", order.order_action, methods=["POST"]),
         Route("/tasks", operations.task_queue),
         Route("/operations/health", operations.health),
+        Route("/operations/stuck", operations.stuck_orders),
         Route("/operations/dead-letters", deadletters.dead_letter_list),
         Route("/operations/dead-letters/{letter_id}", deadletters.dead_letter_page),
         Route("/operations/dead-letters/{letter_id}/{action}", deadletters.dead_letter_action, methods=["POST"]),
@@ -174,15 +212,20 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
         Route("/settings/{kind}", settings_pages.save_settings, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={LoginRequired: login_required, Refused: refused}
+    app = Starlette(
+        routes=routes, lifespan=lifespan,
+        exception_handlers={
+            LoginRequired: login_required, Refused: refused, HttpRefusal: http_refusal, ServiceUnavailable: service_failed,
+            HTTPException: http_error,
+        },
     )
+    return app
 
 
 def main() -> None:
     """Runs the console until SIGINT/SIGTERM."""
     settings = ConsoleSettings()
     uvicorn.run(
-        create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
+        limit_body(create_app(settings), MAX_BODY_BYTES), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
         lifespan="on",
     )

@@ -14,6 +14,10 @@ class ServiceUnavailable(RuntimeError):
     """A service did not answer, or answered with an error; the message says which and why."""
 
 
+class ServiceRefused(ServiceUnavailable):
+    """A service answered 4xx: what the console passed on was bad input; the message has the service's reason."""
+
+
 @dataclass
 class ServiceReader:
     """An HTTP client for the five services' read endpoints."""
@@ -37,9 +41,23 @@ class ServiceReader:
             raise ServiceUnavailable(f"{service}: {type(error).__name__}") from error
         if response.status_code == 404:
             return None
+        if 400 <= response.status_code < 500:
+            raise ServiceRefused(f"{service}: {_reason(response)}")
         if response.status_code >= 400:
             raise ServiceUnavailable(f"{service} answered {response.status_code}: {response.text[:300]}")
         return response.json()
+
+    async def stuck_orders(self, older_than_seconds: int, shop_id: str | None, limit: int) -> list[dict[str, Any]]:
+        """Unfinished orders without progress for that long, each with what it waits for (the CLI's `orders stuck`)."""
+        answer = await self.get(
+            "orders", "/api/orders/stuck", older_than_seconds=older_than_seconds, shop_id=shop_id, limit=limit
+        )
+        return answer["orders"]
+
+    async def order_ids_by_number(self, external_order_no: str, shop_id: str) -> list[str]:
+        """The ids of the shop's orders with this shop order number (one per channel)."""
+        answer = await self.get("orders", "/api/orders/by-number", external_order_no=external_order_no, shop_id=shop_id)
+        return [str(order["order_id"]) for order in (answer or {}).get("orders") or []]
 
     async def _get(self, url: str, **kwargs: Any) -> httpx.Response:
         # A pooled keep-alive connection the service has just closed fails once with a transport error; a GET is safe
@@ -84,3 +102,11 @@ class ServiceReader:
 
         answers = await asyncio.gather(*(ready(s) for s in SERVICES))
         return dict(zip(SERVICES, answers))
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    return str(body.get("reason") or body.get("error") or body)[:300] if isinstance(body, dict) else str(body)[:300]

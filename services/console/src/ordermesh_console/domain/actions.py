@@ -93,6 +93,15 @@ def _int(form: Form, name: str, reasons: list[str], *, minimum: int = 0) -> int 
     return number
 
 
+def _line_key(key: str, reasons: list[str]) -> tuple[int, str] | None:
+    """`<prefix>:<delivery index>:<sku>` as (index, sku); None with a reason when it is not one."""
+    _, index, sku = (key.split(":", 2) + ["", ""])[:3]
+    if not (index.isascii() and index.isdigit() and len(index) <= 3) or not sku:
+        reasons.append(f"{key[:60]!r}: not <delivery index>:<sku>")
+        return None
+    return int(index), sku
+
+
 def _cancel(form: Form, target: Target) -> Command:
     reasons: list[str] = []
     restore_stock = _choice(form, "restore_stock", reasons)
@@ -111,9 +120,9 @@ def _edit(form: Form, target: Target) -> Command:
     reasons: list[str] = []
     lines = []
     for key in form:
-        if not key.startswith("qty:"):
+        if not key.startswith("qty:") or (line := _line_key(key, reasons)) is None:
             continue
-        _, index, sku = key.split(":", 2)
+        index, sku = line
         quantity = _int(form, key, reasons)
         previous = _int(form, f"was:{index}:{sku}", reasons)
         discount = _int(form, f"disc:{index}:{sku}", reasons)
@@ -122,8 +131,8 @@ def _edit(form: Form, target: Target) -> Command:
             "quantity": quantity if quantity is not None and quantity != previous else None,
             "line_discount": discount if discount is not None and discount != previous_discount else None,
         }
-        if any(v is not None for v in change.values()) and index.isdigit():
-            lines.append(LineChange(delivery_index=int(index), sku=sku, **change))
+        if any(v is not None for v in change.values()):
+            lines.append(LineChange(delivery_index=index, sku=sku, **change))
     if _text(form, "add_sku"):
         lines.append(_added_line(form, reasons))
     fees = {name: _int(form, name, reasons) for name in ("shipping_fee", "payment_fee", "points_used")}
@@ -154,11 +163,10 @@ def _split(form: Form, target: Target) -> Command:
     reasons: list[str] = []
     moved = []
     for key in form:
-        if key.startswith("move:"):
-            _, index, sku = key.split(":", 2)
+        if key.startswith("move:") and (line := _line_key(key, reasons)) is not None:
             units = _int(form, key, reasons)
-            if units and index.isdigit():
-                moved.append(MovedLine(delivery_index=int(index), sku=sku, quantity=units))
+            if units:
+                moved.append(MovedLine(delivery_index=line[0], sku=line[1], quantity=units))
     if not moved:
         reasons.append("choose at least one unit to move")
     _raise(reasons)
@@ -172,7 +180,7 @@ def _merge(form: Form, target: Target) -> Command:
         try:
             others.append(UUID(part))
         except ValueError:
-            reasons.append(f"{part!r} is not an order id")
+            reasons.append(f"{part[:64]!r}: no such order of this shop (give shop order numbers or order ids)")
     shipping_fee = _int(form, "shipping_fee", reasons)
     _raise(reasons)
     return MergeOrders(

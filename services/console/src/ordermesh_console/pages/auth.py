@@ -4,6 +4,7 @@ import asyncio
 import hmac
 from datetime import timedelta
 
+from ordermesh_servicekit.http_input import query_text
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,6 +20,7 @@ from .common import (
     current_session,
     checked_form,
     new_token,
+    read_form,
     redirect,
     render,
     safe_next,
@@ -27,8 +29,11 @@ from .common import (
 
 async def login_page(request: Request) -> Response:
     """GET /login: the login form, with a login CSRF token (double-submitted: cookie and field)."""
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
-    response = render(request, "login.html", None, login_csrf=token, next=safe_next(request.query_params.get("next")), failed=False)
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    if not (20 <= len(token) <= 100 and token.replace("-", "").replace("_", "").isalnum()):
+        token = new_token()
+    next_url = safe_next(query_text(request, "next", max_length=2000))
+    response = render(request, "login.html", None, login_csrf=token, next=next_url, failed=False)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=console_of(request).secure_cookies)
     return response
 
@@ -36,16 +41,13 @@ async def login_page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     """POST /login: checks the password with scrypt, starts a session, sets its cookie."""
     console = console_of(request)
-    try:
-        form = await request.form(max_fields=10, max_files=0)
-    except Exception as error:  # noqa: BLE001 - malformed bodies
-        raise Refused(400, f"unreadable form: {type(error).__name__}") from error
+    form = await read_form(request, max_fields=10)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(str(form.get("csrf") or "").encode(), cookie.encode()):
         raise Refused(403, "the login form's CSRF token is missing or wrong; reload the page and try again")
     username, password = str(form.get("username") or "").strip(), str(form.get("password") or "")
-    if "\x00" in username + password or len(username) > 128:
-        raise Refused(400, "user name or password: not allowed characters or too long")
+    if len(username) > 128 or len(password) > 1024:
+        raise Refused(400, "user name or password: too long")
     async with console.pool.acquire() as conn:
         found = await store.password_hash_of(conn, username)
     stored = found[1] if found else dummy_hash()
@@ -79,8 +81,8 @@ async def logout(request: Request) -> Response:
 
 async def choose_language(request: Request) -> Response:
     """GET /language?to=en&next=/orders: remembers the language in a cookie and goes back."""
-    language = request.query_params.get("to")
-    response = redirect(safe_next(request.query_params.get("next")))
+    language = query_text(request, "to", max_length=8)
+    response = redirect(safe_next(query_text(request, "next", max_length=2000)))
     if language in i18n.LANGUAGES:
         response.set_cookie(LANGUAGE_COOKIE, language, samesite="lax", max_age=365 * 24 * 3600)
     return response

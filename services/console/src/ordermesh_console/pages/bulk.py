@@ -5,7 +5,6 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..adapters.services import ServiceUnavailable
 from ..domain import bulk
 from ..domain.actions import FormError
 from ..domain.roles import allows
@@ -47,10 +46,7 @@ async def _items_of_filter(request: Request, filters: dict[str, str]) -> list[bu
     filters = api_filters(request, {k: v for k, v in filters.items() if v})
     items: list[bulk.Item] = []
     while len(items) <= bulk.MAX_ORDERS:
-        try:
-            answer = await console_of(request).reader.orders_page(filters, len(items), PAGE)
-        except ServiceUnavailable as error:
-            raise Refused(502, str(error)) from error
+        answer = await console_of(request).reader.orders_page(filters, len(items), PAGE)
         items += [bulk.Item(uuid.UUID(o["order_id"]), o["shop_id"], o["external_order_no"]) for o in answer["orders"]]
         if len(answer["orders"]) < PAGE:
             break

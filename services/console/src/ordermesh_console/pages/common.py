@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import asyncpg
 from jinja2 import Environment
+from ordermesh_servicekit.http_input import HttpRefusal, checked_text
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -22,6 +23,10 @@ SESSION_COOKIE = "om_session"
 LOGIN_CSRF_COOKIE = "om_login_csrf"
 LANGUAGE_COOKIE = "om_lang"
 MAX_FORM_FIELDS = 12_000
+MAX_FIELD_NAME = 200
+MAX_FIELD_TEXT = 150_000
+"""Longest form value: a mail template's HTML part (100 000 characters) with room to spare."""
+MAX_BODY_BYTES = 2_000_000
 
 
 @dataclass
@@ -85,18 +90,29 @@ async def require(request: Request, permission: Permission) -> store.Session:
     return session
 
 
-async def checked_form(request: Request, session: store.Session) -> FormData:
-    """The posted form, refused (403) without the session's CSRF token and (400) with NUL characters."""
+async def read_form(request: Request, *, max_fields: int = MAX_FORM_FIELDS) -> FormData:
+    """The posted form with every name and value checked (400 for NUL, lone surrogates, over-long text or a body that
+    is not a form)."""
     try:
-        form = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)
+        form = await request.form(max_fields=max_fields, max_files=0)
+    except HttpRefusal:
+        raise
     except Exception as error:  # noqa: BLE001 - python-multipart raises several kinds for malformed bodies
         raise Refused(400, f"unreadable form: {type(error).__name__}") from error
+    for key, value in form.multi_items():
+        checked_text(key, "a field name", max_length=MAX_FIELD_NAME)
+        if not isinstance(value, str):
+            raise Refused(400, f"{key[:40]!r}: files are not accepted")
+        checked_text(value, key[:40], max_length=MAX_FIELD_TEXT)
+    return form
+
+
+async def checked_form(request: Request, session: store.Session) -> FormData:
+    """The posted form (checked by `read_form`), refused (403) without the session's CSRF token."""
+    form = await read_form(request)
     supplied = str(form.get("csrf") or "")
     if not hmac.compare_digest(supplied.encode(), session.csrf_token.encode()):
         raise Refused(403, "the form's CSRF token is missing or wrong; reload the page and try again")
-    for key, value in form.multi_items():
-        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
-            raise Refused(400, f"{key[:40]!r}: NUL characters are not allowed")
     return form
 
 

@@ -1,6 +1,7 @@
 """Operations: dead letters — list, inspect, replay, discard — through the ops package's functions."""
 
 from ordermesh_ops import deadletters
+from ordermesh_servicekit.http_input import query_text, query_uuid
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -11,17 +12,20 @@ from .common import Refused, checked_form, console_of, redirect, render, require
 async def dead_letter_list(request: Request) -> Response:
     """GET /operations/dead-letters?topic&status — every dead letter, newest first, with its reason and decision."""
     session = await require(request, Permission.VIEW)
-    topic = request.query_params.get("topic") or None
-    status = request.query_params.get("status") or None
+    topic = query_text(request, "topic", max_length=200)
+    status = query_text(request, "status", max_length=16)
     if status not in (None, "pending", "replayed", "discarded"):
         raise Refused(400, "status must be pending, replayed or discarded")
+    order_id = query_uuid(request, "order_id", required=False)
     try:
         letters = await deadletters.list_dead_letters(console_of(request).connection, topic=topic, status=status)
     except ValueError as error:
         raise Refused(400, str(error)) from error
     rows = [letter.summary() for letter in reversed(letters)]
+    if order_id is not None:
+        rows = [row for row in rows if row["order_id"] == str(order_id)]
     return render(request, "dead_letters.html", session, letters=rows, topic=topic or "", status_filter=status or "",
-                  depth=deadletters.depth_by_topic(letters))
+                  order_id=str(order_id or ""), depth=deadletters.depth_by_topic(letters))
 
 
 async def dead_letter_page(request: Request) -> Response:

@@ -1,36 +1,94 @@
-"""Operations pages: the queue of open tasks and the services' health."""
+"""Operations pages: the queue of open tasks, orders that stopped moving, the services' health and consumer lag —
+read through the same functions and endpoints as the `ordermesh` CLI (`orders stuck`, `lag`, `dlq list`)."""
 
+import asyncio
+from collections import Counter
+
+from aiokafka.errors import KafkaError
+from ordermesh_ops import deadletters
+from ordermesh_ops.lag import consumer_lag, summarize
+from ordermesh_ops.timespec import parse_duration
+from ordermesh_servicekit.http_input import HttpRefusal, query_int, query_text
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..adapters.services import ServiceUnavailable
 from ..domain.roles import Permission
-from .common import Refused, console_of, render, require
+from .common import console_of, render, require
 
 PAGE_SIZE = 100
+STUCK_LIMIT = 500
+KAFKA_READ_SECONDS = 20
 
 
 async def task_queue(request: Request) -> Response:
     """GET /tasks?shop_id&kind&page — open tasks of every order, oldest first."""
     session = await require(request, Permission.VIEW)
-    try:
-        page = max(1, int(request.query_params.get("page", "1")))
-    except ValueError:
-        raise Refused(400, "page: not a number") from None
-    params = {k: request.query_params.get(k) for k in ("shop_id", "kind") if request.query_params.get(k)}
-    if any(len(v) > 200 or "\x00" in v for v in params.values()):
-        raise Refused(400, "shop_id, kind: too long or not allowed characters")
-    try:
-        answer = await console_of(request).reader.get(
-            "orders", "/api/orders/tasks", **params, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
-        )
-    except ServiceUnavailable as error:
-        raise Refused(502, str(error)) from error
+    page = query_int(request, "page", default=1, minimum=1, maximum=1_000_000)
+    params = {k: v for k in ("shop_id", "kind") if (v := query_text(request, k, max_length=200))}
+    answer = await console_of(request).reader.get(
+        "orders", "/api/orders/tasks", **params, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+    )
     pages = max(1, -(-answer["total"] // PAGE_SIZE))
     return render(request, "tasks.html", session, tasks=answer["tasks"], total=answer["total"], page=page, pages=pages, params=params)
 
 
-async def health(request: Request) -> Response:
-    """GET /operations/health — each service's readiness and its checks."""
+async def pending_dead_letters(request: Request, timeout: float = KAFKA_READ_SECONDS) -> list[dict] | str:
+    """Every pending dead letter's summary (the CLI's `dlq list --status pending`); the reason instead when Kafka
+    can't be read in time."""
+    try:
+        letters = await asyncio.wait_for(
+            deadletters.list_dead_letters(console_of(request).connection, status="pending"), timeout
+        )
+    except (KafkaError, OSError, TimeoutError) as error:
+        return f"dead letters not read: {type(error).__name__}"
+    return [letter.summary() for letter in letters]
+
+
+async def pending_dead_letters_by_order(request: Request) -> Counter | str:
+    """How many pending dead letters name each order id; the reason instead when Kafka can't be read in time."""
+    letters = await pending_dead_letters(request)
+    if isinstance(letters, str):
+        return letters
+    return Counter(summary["order_id"] for summary in letters if summary["order_id"])
+
+
+async def stuck_orders(request: Request) -> Response:
+    """GET /operations/stuck?older_than=30m&shop_id — unfinished orders with no progress for that long, oldest first,
+    each with what it waits for (flag, value, owning service or staff) and its pending dead letters."""
     session = await require(request, Permission.VIEW)
-    return render(request, "health.html", session, services=await console_of(request).reader.health())
+    older_than = query_text(request, "older_than", max_length=16) or "30m"
+    try:
+        seconds = int(parse_duration(older_than).total_seconds())
+    except ValueError as error:
+        raise HttpRefusal(400, "invalid_query", f"older_than: {error}") from None
+    if seconds > 3650 * 86400:
+        raise HttpRefusal(400, "invalid_query", "older_than must be at most ten years")
+    shop_id = query_text(request, "shop_id", max_length=64)
+    answer, letters = await asyncio.gather(
+        console_of(request).reader.stuck_orders(seconds, shop_id, STUCK_LIMIT), pending_dead_letters_by_order(request)
+    )
+    return render(
+        request, "stuck.html", session, orders=answer, older_than=older_than, shop_id=shop_id or "",
+        limit=STUCK_LIMIT, dead_letters=letters if isinstance(letters, Counter) else Counter(),
+        dead_letters_error=letters if isinstance(letters, str) else "",
+    )
+
+
+async def health(request: Request) -> Response:
+    """GET /operations/health — each service's readiness and its checks, and every service group's consumer lag per
+    topic (partitions summed, the worst one named)."""
+    session = await require(request, Permission.VIEW)
+    console = console_of(request)
+    lag_error = ""
+    services, lag_rows = await asyncio.gather(
+        console.reader.health(),
+        asyncio.wait_for(consumer_lag(console.connection), KAFKA_READ_SECONDS),
+        return_exceptions=True,
+    )
+    if isinstance(services, BaseException):
+        raise services
+    if isinstance(lag_rows, (KafkaError, OSError, TimeoutError)):
+        lag_error, lag_rows = f"lag not read: {type(lag_rows).__name__}", []
+    elif isinstance(lag_rows, BaseException):
+        raise lag_rows
+    return render(request, "health.html", session, services=services, lag=summarize(lag_rows), lag_error=lag_error)

@@ -1,13 +1,12 @@
 """The order list: filters, search, paging, every flag at a glance, and CSV downloads of the current filter."""
 
-from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
+from ordermesh_servicekit.http_input import query_date, query_int, query_text
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..adapters.services import ServiceUnavailable
 from ..domain import csv_export, i18n
 from ..domain.flags import FLAG_NAMES
 from ..domain.formatting import local_time
@@ -25,17 +24,12 @@ def order_filters(request: Request) -> dict[str, str]:
     """The filter of the list from the query string (days are checked here, the rest by the orders service)."""
     filters = {}
     for name in FILTERS:
-        value = (request.query_params.get(name) or "").strip()
-        if len(value) > 200 or "\x00" in value:
-            raise Refused(400, f"{name}: too long or not allowed characters")
+        value = (query_text(request, name, max_length=200) or "").strip()
         if value:
             filters[name] = value
     for name in ("created_from", "created_to"):
-        if name in filters:
-            try:
-                date.fromisoformat(filters[name])
-            except ValueError:
-                raise Refused(400, f"{name}: {filters[name]!r} is not a day (YYYY-MM-DD)") from None
+        if query_date(request, name) is None and name in filters:
+            filters.pop(name)
     return filters
 
 
@@ -48,14 +42,8 @@ async def order_list(request: Request) -> Response:
     """GET /orders"""
     session = await require(request, Permission.VIEW)
     filters = order_filters(request)
-    try:
-        page = max(1, int(request.query_params.get("page", "1")))
-    except ValueError:
-        raise Refused(400, "page: not a number") from None
-    try:
-        answer = await console_of(request).reader.orders_page(api_filters(request, filters), (page - 1) * PAGE_SIZE, PAGE_SIZE)
-    except ServiceUnavailable as error:
-        raise Refused(502, str(error)) from error
+    page = query_int(request, "page", default=1, minimum=1, maximum=1_000_000)
+    answer = await console_of(request).reader.orders_page(api_filters(request, filters), (page - 1) * PAGE_SIZE, PAGE_SIZE)
     total = answer["total"]
     pages = max(1, -(-total // PAGE_SIZE))
     return render(
@@ -77,16 +65,13 @@ async def order_csv(request: Request) -> Response:
     """GET /orders.csv?<filter>&encoding=utf-8|shift_jis — every order of the filter, with every flag."""
     await require(request, Permission.VIEW)
     console = console_of(request)
-    encoding = request.query_params.get("encoding", "utf-8")
+    encoding = query_text(request, "encoding", max_length=16) or "utf-8"
     if encoding not in csv_export.ENCODINGS:
         raise Refused(400, f"encoding must be one of {sorted(csv_export.ENCODINGS)}")
     filters = api_filters(request, order_filters(request))
     rows: list[dict[str, Any]] = []
     while True:
-        try:
-            answer = await console.reader.orders_page(filters, len(rows), CSV_PAGE)
-        except ServiceUnavailable as error:
-            raise Refused(502, str(error)) from error
+        answer = await console.reader.orders_page(filters, len(rows), CSV_PAGE)
         rows += answer["orders"]
         if len(answer["orders"]) < CSV_PAGE or len(rows) >= min(answer["total"], CSV_MAX_ORDERS):
             break

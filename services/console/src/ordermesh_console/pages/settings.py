@@ -1,7 +1,14 @@
-"""Shop settings (admins only): status groups and child statuses, rules (every validation error shown), shipping fees."""
+"""Shop settings (admins only): status groups and child statuses, rules (every validation error shown), shipping fees,
+payment settings, the shipping calendar, mail settings and templates with a preview — each sent as the owning
+service's staff command and answered with its reply."""
 
-from uuid import UUID
+import asyncio
+from typing import Any
+from urllib.parse import quote
 
+from ordermesh_contracts import MailKind
+from ordermesh_servicekit.http_input import query_text, query_uuid
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -9,29 +16,56 @@ from .. import store
 from ..adapters.services import ServiceUnavailable
 from ..domain.actions import FormError
 from ..domain.roles import Permission
-from ..domain.settings_forms import settings_command
+from ..domain.settings_forms import KINDS, settings_command
 from .common import Refused, checked_form, console_of, redirect, render, require
 
-KINDS = ("statuses", "rules", "shipping_fees")
+WEEKDAYS = ("月", "火", "水", "木", "金", "土", "日")
+
+
+async def _current(request: Request, shop_id: str) -> dict[str, Any]:
+    """What the services have for the shop now: shipping fees (orders) and mail settings (notify)."""
+    if not shop_id:
+        return {"fees": None, "mail": None}
+    reader = console_of(request).reader
+    fees, mail = await asyncio.gather(
+        reader.get("orders", "/api/orders/shipping-fees", shop_id=shop_id),
+        reader.get("notify", "/api/notify/settings", shop_id=shop_id),
+    )
+    return {"fees": fees, "mail": mail}
+
+
+def _page(request: Request, session: store.Session, shop_id: str, current: dict[str, Any], status: int = 200,
+          **extra: Any) -> Response:
+    return render(
+        request, "settings.html", session, status=status, shop_id=shop_id, mail_kinds=[k.value for k in MailKind],
+        weekdays=WEEKDAYS, **current, **{"shown": None, "form": {}, **extra},
+    )
 
 
 async def settings_page(request: Request) -> Response:
-    """GET /settings?shop_id — the forms, the shop's current shipping fees, and the reply to the last one sent."""
+    """GET /settings?shop_id&sent — the forms, the shop's current settings, and the reply to the last one sent (a
+    mail preview shows the rendered mail)."""
     session = await require(request, Permission.ADMINISTER)
-    console = console_of(request)
-    shop_id = (request.query_params.get("shop_id") or "").strip()[:64]
-    try:
-        fees = await console.reader.get("orders", "/api/orders/shipping-fees", shop_id=shop_id) if shop_id else None
-    except ServiceUnavailable as error:
-        raise Refused(502, str(error)) from error
+    shop_id = (query_text(request, "shop_id", max_length=64) or "").strip()
+    sent = query_uuid(request, "sent", required=False)
+    current = await _current(request, shop_id)
     shown = None
-    if sent := request.query_params.get("sent"):
-        try:
-            async with console.pool.acquire() as conn:
-                shown = await store.sent_command(conn, UUID(sent))
-        except ValueError:
-            shown = None
-    return render(request, "settings.html", session, shop_id=shop_id, fees=fees, shown=shown, form={})
+    if sent:
+        async with console_of(request).pool.acquire() as conn:
+            shown = await store.sent_command(conn, sent)
+    return _page(request, session, shop_id, current, shown=shown)
+
+
+async def _with_order_id(request: Request, form: FormData) -> dict[str, Any]:
+    """The preview form with its `order` (a shop order number or an order id) as the order id the command needs."""
+    values: dict[str, Any] = dict(form)
+    order = str(form.get("order") or "").strip()
+    shop_id = str(form.get("shop_id") or "").strip()
+    if order and shop_id:
+        found = await console_of(request).reader.get("orders", "/api/orders/by-number", external_order_no=order, shop_id=shop_id)
+        orders = (found or {}).get("orders") or []
+        values["order_id"] = str(orders[0]["order_id"]) if orders else order
+    return values
 
 
 async def save_settings(request: Request) -> Response:
@@ -41,10 +75,15 @@ async def save_settings(request: Request) -> Response:
     kind = request.path_params["kind"]
     if kind not in KINDS:
         raise Refused(404, f"no settings {kind[:40]!r}")
+    shop_id = str(form.get("shop_id") or "").strip()[:64]
+    values = await _with_order_id(request, form) if kind == "mail_preview" else form
     try:
-        topic, command = settings_command(kind, form, session.account.username)
+        topic, command = settings_command(kind, values, session.account.username)
     except FormError as error:
-        return render(request, "settings.html", session, status=422, shop_id=str(form.get("shop_id") or ""), fees=None,
-                      shown=None, form_errors=error.reasons, form=dict(form))
+        try:
+            current = await _current(request, shop_id)
+        except ServiceUnavailable:
+            current = {"fees": None, "mail": None}
+        return _page(request, session, shop_id, current, status=422, form_errors=error.reasons, form=dict(form))
     await console_of(request).sender.send(topic, command)
-    return redirect(f"/settings?shop_id={command.shop_id}&sent={command.event_id}#reply")
+    return redirect(f"/settings?shop_id={quote(command.shop_id, safe='')}&sent={command.event_id}#reply")
