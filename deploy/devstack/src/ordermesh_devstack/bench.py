@@ -1,11 +1,13 @@
-"""`make bench`: end-to-end orders/s and latency through the whole suite, then intake alone (the orders service taking
-shop orders with the rest of the suite stopped), each beside raw aiokafka and asyncpg baselines."""
+"""`make bench`: the whole suite's end-to-end orders/s, handled messages/s and latency (at saturation, at a steady
+50 orders/s, with two replicas of every service), then intake alone, beside a raw pipeline of the same shape (plain
+aiokafka + asyncpg, the same durable hop) and raw Kafka/PostgreSQL baselines run in the same sitting."""
 
 import argparse
 import asyncio
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -13,16 +15,10 @@ import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from .bench_report import report
 from .demo import Watcher, demo_order
+from .raw_pipeline import run_pipeline
 from .stack import SERVICES, LocalStack, StackConfig
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """The pct-th percentile (nearest rank) of values, in the same unit."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
 
 
 async def kafka_baseline(bootstrap: str, count: int, size: int, **security) -> float:
@@ -64,30 +60,40 @@ async def postgres_baseline(dsn: str, count: int) -> float:
 
 
 class ResourceSampler:
-    """CPU seconds and peak RSS of each service process over the measured window."""
+    """CPU seconds and peak RSS of each service (summed over its replicas; RSS: the largest replica) over a window."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self._processes = {name: psutil.Process(pid) for name, pid in pids.items()}
-        self._cpu_start = {name: self._cpu(p) for name, p in self._processes.items()}
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self._processes = {name: [psutil.Process(pid) for pid in ids] for name, ids in pids.items()}
+        self._cpu_start = {name: self._cpu(ps) for name, ps in self._processes.items()}
         self.peak_rss = {name: 0 for name in self._processes}
         self._task = asyncio.create_task(self._sample())
 
     @staticmethod
-    def _cpu(process: psutil.Process) -> float:
-        times = process.cpu_times()
-        return times.user + times.system
+    def _cpu(processes: list[psutil.Process]) -> float:
+        total = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
 
     async def _sample(self) -> None:
         while True:
-            for name, process in self._processes.items():
-                self.peak_rss[name] = max(self.peak_rss[name], process.memory_info().rss)
+            for name, processes in self._processes.items():
+                for process in processes:
+                    try:
+                        self.peak_rss[name] = max(self.peak_rss[name], process.memory_info().rss)
+                    except psutil.NoSuchProcess:
+                        pass
             await asyncio.sleep(0.25)
 
     async def stop(self) -> dict[str, float]:
-        """CPU seconds used per process since the sampler started."""
+        """CPU seconds used per service since the sampler started."""
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
-        return {name: self._cpu(p) - self._cpu_start[name] for name, p in self._processes.items()}
+        return {name: self._cpu(ps) - self._cpu_start[name] for name, ps in self._processes.items()}
 
 
 async def topic_message_count(bootstrap: str, **security) -> int:
@@ -136,18 +142,44 @@ async def service_rate(admin_dsn: str, database: str, query: str) -> tuple[int, 
     return row["n"], row["n"] / max((row["last"] - row["first"]).total_seconds(), 1e-3)
 
 
-async def end_to_end(stack: LocalStack, count: int, rate: float, timeout: float) -> dict:
+GROUPS = tuple(f"ordermesh-{name}" for name in SERVICES)
+
+
+async def consumed_messages(bootstrap: str, **security) -> int:
+    """Records the five services' consumer groups have committed so far, over every topic they read."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
+    await admin.start()
+    try:
+        total = 0
+        for group in GROUPS:
+            offsets = await admin.list_consumer_group_offsets(group)
+            total += sum(meta.offset for meta in offsets.values() if meta.offset > 0)
+        return total
+    finally:
+        await admin.close()
+
+
+def service_pids(stack: LocalStack) -> dict[str, list[int]]:
+    """The process id of every running replica of each service."""
+    return {
+        name: [stack.processes[n].process.pid for n in stack.replica_names(name) if stack.processes[n].alive]
+        for name in SERVICES
+    }
+
+
+async def end_to_end(stack: LocalStack, count: int, rate: float, timeout: float, first_number: int) -> dict:
     """Publishes `count` demo orders at `rate`/s and measures acceptance and completion from the topics."""
     watcher = Watcher(stack.bootstrap, security=stack.kafka_security)
     await watcher.start()
     producer = AIOKafkaProducer(**stack.kafka_options, acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     messages_before = await topic_message_count(stack.bootstrap, **stack.kafka_security)
+    consumed_before = await consumed_messages(stack.bootstrap, **stack.kafka_security)
     transactions_before = await committed_transactions(stack.admin_dsn)
-    sampler = ResourceSampler({name: stack.processes[name].process.pid for name in SERVICES})
+    sampler = ResourceSampler(service_pids(stack))
     started = time.monotonic()
     for n in range(count):
-        order = demo_order(5_000_000 + n)
+        order = demo_order(first_number + n)
         watcher.expect(order)
         await producer.send(
             "shop.orders.v1", order.model_dump_json().encode(), key=order.external_order_no.encode(),
@@ -162,6 +194,9 @@ async def end_to_end(stack: LocalStack, count: int, rate: float, timeout: float)
     while watcher.completed() < count and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     cpu = await sampler.stop()
+    # the services' last consumers (notify reading OrderCompleted...) commit shortly after the order completes
+    await _until_stable(partial(consumed_messages, stack.bootstrap, **stack.kafka_security), 10)
+    consumed = await consumed_messages(stack.bootstrap, **stack.kafka_security) - consumed_before
     messages = await topic_message_count(stack.bootstrap, **stack.kafka_security) - messages_before
     transactions = await committed_transactions(stack.admin_dsn) - transactions_before
     await producer.stop()
@@ -171,27 +206,44 @@ async def end_to_end(stack: LocalStack, count: int, rate: float, timeout: float)
     completed = [t.completed_at - t.submitted_at for t in tracks if t.completed_at]
     last_accept = max((t.accepted_at for t in tracks if t.accepted_at), default=started)
     last_completion = max((t.completed_at for t in tracks if t.completed_at), default=started)
+    window = last_completion - started
     return {
+        "offered": count,
+        "rate_offered": rate,
         "published_in": published_in,
         "accepted": len(accepted),
         "completed": len(completed),
         "intake_rate": len(accepted) / max(last_accept - started, 1e-9),
-        "e2e_rate": len(completed) / max(last_completion - started, 1e-9),
+        "e2e_rate": len(completed) / max(window, 1e-9),
         "accept_latency": accepted,
         "complete_latency": completed,
         "cpu": cpu,
         "peak_rss": sampler.peak_rss,
-        "window": last_completion - started,
+        "window": window,
         "dead_letters": watcher.dead_letters,
         "messages_per_order": messages / max(count, 1),
+        "consumed_per_order": consumed / max(count, 1),
+        "handled_rate": consumed / max(window, 1e-9),
         "transactions_per_order": transactions / max(count, 1),
     }
+
+
+async def _until_stable(read, seconds: float) -> None:
+    """Waits (at most `seconds`) until `read()` gives the same value twice 0.5 s apart."""
+    deadline = time.monotonic() + seconds
+    last = await read()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        now = await read()
+        if now == last:
+            return
+        last = now
 
 
 async def intake_only(stack: LocalStack, count: int, timeout: float) -> dict:
     """Stops every service but orders, publishes `count` demo orders at once and measures ShopOrderSubmitted →
     OrderAccepted from the topics: the orders service's own intake rate at saturation."""
-    for name in SERVICES:
+    for name in stack.service_processes():
         if name != "orders":
             await asyncio.to_thread(stack.processes[name].stop)
     watcher = Watcher(stack.bootstrap, security=stack.kafka_security)
@@ -200,7 +252,7 @@ async def intake_only(stack: LocalStack, count: int, timeout: float) -> dict:
     await producer.start()
     messages_before = await topic_message_count(stack.bootstrap, **stack.kafka_security)
     transactions_before = await committed_transactions(stack.admin_dsn, ("orders",))
-    sampler = ResourceSampler({"orders": stack.processes["orders"].process.pid})
+    sampler = ResourceSampler({"orders": [stack.processes["orders"].process.pid]})
     orders = [demo_order(7_000_000 + n) for n in range(count)]
     started = time.monotonic()
     sends = []
@@ -238,82 +290,79 @@ async def intake_only(stack: LocalStack, count: int, timeout: float) -> dict:
     }
 
 
-def _ms(values: list[float], pct: float) -> str:
-    return f"{percentile(values, pct) * 1000:8.0f}"
+async def raw_database(admin_dsn: str) -> str:
+    """A fresh database for the raw pipeline's inbox and outbox tables; its DSN."""
+    name = f"bench_raw_{uuid.uuid4().hex[:6]}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def with_replicas(stack: LocalStack, replicas: int) -> None:
+    """Starts replicas of every service until each has `replicas`, and waits until they answer /readyz."""
+    started = [stack.add_replica(name) for name in SERVICES for _ in range(replicas - len(stack.replica_names(name)))]
+    await stack.wait_ready(started, timeout=240)
+
+
+def load_average() -> str:
+    """The machine's 1/5/15-minute load averages (other work on the machine skews every figure)."""
+    return "/".join(f"{value:.1f}" for value in psutil.getloadavg())
 
 
 async def run(args: argparse.Namespace) -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="ordermesh-bench-"))
     stack = LocalStack(StackConfig(run_dir=run_dir, ship_delay_seconds=0.0, log_level="WARNING"))
+    results: dict = {"load_start": load_average(), "args": args}
     try:
         await stack.start()
-        kafka_rate = await kafka_baseline(stack.bootstrap, args.orders * 10, 1024, **stack.kafka_security)
-        pg_rate = await postgres_baseline(stack.admin_dsn, args.orders * 10)
-        result = await end_to_end(stack, args.orders, args.rate, args.timeout)
-        result["gateway_calls"] = await service_rate(
+        results["kafka_rate"] = await kafka_baseline(stack.bootstrap, args.baseline_messages, 1024, **stack.kafka_security)
+        results["pg_rate"] = await postgres_baseline(stack.admin_dsn, args.baseline_messages)
+        if args.raw_orders and not stack.kafka_security:
+            results["raw"] = await run_pipeline(
+                stack.bootstrap, await raw_database(stack.admin_dsn), args.raw_orders, stack.config.partitions, args.timeout
+            )
+        results["load_raw"] = load_average()
+        results["throughput"] = await end_to_end(stack, args.orders, args.rate, args.timeout, 5_000_000)
+        results["gateway_calls"] = await service_rate(
             stack.admin_dsn, "ordermesh_payments",
             "SELECT count(*) AS n, min(requested_at) AS first, max(completed_at) AS last"
             " FROM gateway_calls WHERE status = 'succeeded'",
         )
-        result["mails"] = await service_rate(
+        results["mails"] = await service_rate(
             stack.admin_dsn, "ordermesh_notify",
             "SELECT count(*) AS n, min(created_at) AS first, max(sent_at) AS last FROM mail_log WHERE status = 'sent'",
         )
-        intake = await intake_only(stack, args.intake_orders, args.timeout)
+        results["load_throughput"] = load_average()
+        if args.steady_orders:
+            results["steady"] = await end_to_end(stack, args.steady_orders, args.steady_rate, args.timeout, 6_000_000)
+            results["load_steady"] = load_average()
+        if args.replicas > 1 and args.replica_orders:
+            await with_replicas(stack, args.replicas)
+            results["replicas"] = await end_to_end(stack, args.replica_orders, args.rate, args.timeout, 8_000_000)
+            results["load_replicas"] = load_average()
+        if args.intake_orders:
+            results["intake"] = await intake_only(stack, args.intake_orders, args.timeout)
+            results["load_intake"] = load_average()
     finally:
         await asyncio.to_thread(stack.stop)
-    limit = raw_limit(kafka_rate, pg_rate, result["messages_per_order"], result["transactions_per_order"])
-    intake_limit = raw_limit(kafka_rate, pg_rate, intake["messages_per_order"], intake["transactions_per_order"])
-    lines = [
-        f"ordermesh bench — {args.orders} card orders offered at {args.rate:.0f}/s, {psutil.cpu_count()} cores",
-        "",
-        f"{'end-to-end (intake → completed)':<40}{result['e2e_rate']:10.1f} orders/s   ({result['completed']}/{args.orders} completed, {result['dead_letters']} dead letters)",
-        f"{'intake (orders accepted)':<40}{result['intake_rate']:10.1f} orders/s   ({result['accepted']}/{args.orders} accepted)",
-        f"{'payments: gateway calls':<40}{result['gateway_calls'][1]:10.1f} calls/s    "
-        f"({result['gateway_calls'][0]} authorizations and captures)",
-        f"{'notify: mails sent':<40}{result['mails'][1]:10.1f} mails/s    ({result['mails'][0]} mails over real SMTP)",
-        f"{'latency to acceptance p50/p95/p99 ms':<40}{_ms(result['accept_latency'], 50)}{_ms(result['accept_latency'], 95)}{_ms(result['accept_latency'], 99)}",
-        f"{'latency to completion p50/p95/p99 ms':<40}{_ms(result['complete_latency'], 50)}{_ms(result['complete_latency'], 95)}{_ms(result['complete_latency'], 99)}",
-        "",
-        f"{'service':<12}{'CPU s':>8}{'CPU %':>8}{'peak RSS MiB':>14}",
-    ]
-    for name in SERVICES:
-        cpu = result["cpu"][name]
-        lines.append(f"{name:<12}{cpu:8.1f}{cpu / max(result['window'], 1e-9) * 100:8.0f}{result['peak_rss'][name] / 2**20:14.0f}")
-    lines += [
-        "",
-        "raw baselines on this machine, same run:",
-        f"{'  aiokafka produce→consume (1 KiB, acks=all)':<48}{kafka_rate:10.0f} messages/s",
-        f"{'  asyncpg single-row transactions':<48}{pg_rate:10.0f} transactions/s",
-        f"  measured per order: {result['messages_per_order']:.1f} Kafka messages and {result['transactions_per_order']:.1f} committed"
-        " transactions across the suite,",
-        f"  so the raw limit is ~{limit:.0f} orders/s; the suite reaches {result['e2e_rate'] / max(limit, 1e-9):.1%} of it",
-        "",
-        f"intake alone — {args.intake_orders} orders published at once, only the orders service running",
-        "",
-        f"{'intake (ShopOrderSubmitted → OrderAccepted)':<48}{intake['rate']:10.1f} orders/s   "
-        f"({intake['accepted']}/{args.intake_orders} accepted in {intake['window']:.1f} s, {intake['dead_letters']} dead letters)",
-        f"{'latency to acceptance p50/p95/p99 ms':<48}{_ms(intake['latency'], 50)}{_ms(intake['latency'], 95)}{_ms(intake['latency'], 99)}",
-        f"{'orders service CPU s / CPU % / peak RSS MiB':<48}{intake['cpu']:8.1f}{intake['cpu'] / max(intake['window'], 1e-9) * 100:8.0f}"
-        f"{intake['peak_rss'] / 2**20:8.0f}",
-        f"  raw baselines as above; measured per order: {intake['messages_per_order']:.1f} Kafka messages and"
-        f" {intake['transactions_per_order']:.1f} committed transactions in the orders database,",
-        f"  so the raw limit is ~{intake_limit:.0f} orders/s; intake reaches {intake['rate'] / max(intake_limit, 1e-9):.1%} of it",
-    ]
-    print("\n".join(lines))
-
-
-def raw_limit(kafka_rate: float, pg_rate: float, messages_per_order: float, transactions_per_order: float) -> float:
-    """Orders/s the raw baselines allow for what one order costs in Kafka messages and committed transactions."""
-    return min(kafka_rate / max(messages_per_order, 1e-9), pg_rate / max(transactions_per_order, 1e-9))
+    print(report(results))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `make bench`."""
     parser = argparse.ArgumentParser(prog="ordermesh-bench", description=__doc__)
-    parser.add_argument("--orders", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=50.0, help="orders offered per second")
-    parser.add_argument("--intake-orders", type=int, default=1000, help="orders published at once for the intake-only run")
+    parser.add_argument("--orders", type=int, default=600, help="card orders of the throughput run")
+    parser.add_argument("--rate", type=float, default=200.0, help="orders offered per second in the throughput runs")
+    parser.add_argument("--steady-orders", type=int, default=300, help="orders of the run at --steady-rate (0: skip)")
+    parser.add_argument("--steady-rate", type=float, default=50.0, help="orders offered per second in the latency run")
+    parser.add_argument("--replicas", type=int, default=2, help="replicas of every service in the replica run")
+    parser.add_argument("--replica-orders", type=int, default=600, help="orders of the replica run (0: skip)")
+    parser.add_argument("--raw-orders", type=int, default=2000, help="orders through the raw pipeline (0: skip)")
+    parser.add_argument("--intake-orders", type=int, default=500, help="orders published at once for the intake-only run (0: skip)")
+    parser.add_argument("--baseline-messages", type=int, default=3000, help="messages/transactions of the raw Kafka and PostgreSQL baselines")
     parser.add_argument("--timeout", type=float, default=300.0)
     asyncio.run(run(parser.parse_args(argv)))
 
