@@ -48,14 +48,34 @@ class TopicContracts(Protocol):
 def decode(record: Record, contracts: TopicContracts) -> BaseModel | None:
     """The record's message, or None for a contract of the topic this service does not handle.
 
-    Raises `DeadLetter` for anything else, whatever went wrong: no exception of another kind leaves.
+    A record whose `type` header names such a contract is skipped without reading its value; a record without a
+    usable header goes the whole way. Raises `DeadLetter` for anything else: no exception of another kind leaves.
     """
     try:
+        if skippable_by_header(record, contracts):
+            return None
         return _decode(record, contracts)
     except DeadLetter:
         raise
     except Exception as error:  # noqa: BLE001 - a record's bytes must never crash the consumer
         raise DeadLetter(type(error).__name__, f"undecodable: {type(error).__name__}") from None
+
+
+def skippable_by_header(record: Record, contracts: TopicContracts) -> bool:
+    """Whether the record's `type` header names a contract of the topic that this service does not handle."""
+    try:
+        message_type = (header_value(record, "type") or b"").decode("utf-8")
+    except Exception:  # noqa: BLE001 - odd headers: the value decides, on the whole path
+        return False
+    return message_type in contracts.known_types and contracts.model_for(message_type) is None
+
+
+def header_value(record: Record, name: str) -> bytes | None:
+    """The value of the record's first header called `name` (None if absent, null or not bytes)."""
+    for key, value in record.headers or ():
+        if key == name:
+            return value if isinstance(value, bytes) else None
+    return None
 
 
 def _decode(record: Record, contracts: TopicContracts) -> BaseModel | None:
