@@ -199,3 +199,23 @@ def test_a_mail_carries_the_rules_text_for_its_kind_then_the_staff_text() -> Non
     assert inserted_text(contact, MailKind.ORDER_CONFIRMATION) == "ギフト包装いたします。\n\n担当: 佐藤"
     assert inserted_text(contact, MailKind.SHIPPED) == "担当: 佐藤"
     assert inserted_text({"mail_texts": {}, "inserted_text": None}, MailKind.SHIPPED) is None
+
+
+def test_a_template_is_compiled_once_and_rendered_again_from_the_cache_with_new_variables() -> None:
+    renderer = MailRenderer()
+    template = renderer.default_template("ja", MailKind.ORDER_CONFIRMATION)
+    first = render(renderer, MailKind.ORDER_CONFIRMATION, CONFIRMATION)
+    second = render(renderer, MailKind.ORDER_CONFIRMATION, {**CONFIRMATION, "external_order_no": "RK-2"})
+    assert "RK-20250312-000481" in first.text
+    assert "RK-20250312-000481" not in second.text and "RK-2" in second.text
+    assert renderer._compiled_text.cache_info().misses == 2  # subject and text, once each
+    assert renderer._compiled_text.cache_info().hits == 2
+    assert first.template == second.template == template.source
+
+
+def test_a_cached_shop_template_still_cannot_reach_python_internals() -> None:
+    renderer = MailRenderer()
+    template = MailTemplate("x", "{{ lines.__class__.__mro__ }}", None, "shop")
+    assert renderer.problems(template, MailKind.ORDER_CONFIRMATION)
+    assert renderer.problems(template, MailKind.ORDER_CONFIRMATION)  # second time from the cache
+    assert renderer._compiled_text.cache_info().hits >= 1

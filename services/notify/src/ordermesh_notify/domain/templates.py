@@ -3,6 +3,7 @@
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
@@ -70,9 +71,12 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
 class MailRenderer:
     """Renders mails from templates; holds the package's default templates and the HTML layouts per device."""
 
-    def __init__(self) -> None:
+    def __init__(self, cached_templates: int = 256) -> None:
         self._text = _environment(autoescape=False)
         self._html = _environment(autoescape=True)
+        # Compiling is most of a render's cost; a compiled template stays bound to its sandboxed environment.
+        self._compiled_text = lru_cache(maxsize=cached_templates)(self._text.from_string)
+        self._compiled_html = lru_cache(maxsize=cached_templates)(self._html.from_string)
         root = files("ordermesh_notify") / "templates"
         self._subjects = {lang: tomllib.loads((root / lang / "subjects.toml").read_text("utf-8")) for lang in LANGUAGES}
         self._defaults = {
@@ -106,15 +110,15 @@ class MailRenderer:
         Raises `TemplateProblem` with a readable reason.
         """
         try:
-            subject = " ".join(self._text.from_string(template.subject).render(variables).split())
-            body = self._text.from_string(template.text).render(variables).rstrip("\n")
+            subject = " ".join(self._compiled_text(template.subject).render(variables).split())
+            body = self._compiled_text(template.text).render(variables).rstrip("\n")
             text = "\n\n".join(part for part in (body, (inserted_text or "").strip(), signature.strip()) if part) + "\n"
             if template.html is None:
                 layout = self._html.get_template(f"_layout.{'mobile' if device == 'mobile' else 'pc'}.html.j2")
                 html = layout.render(text=text.rstrip("\n"), subject=subject, language=language)
             else:
                 html = _append_html(
-                    self._html.from_string(template.html).render(variables), inserted_text, signature
+                    self._compiled_html(template.html).render(variables), inserted_text, signature
                 )
         except jinja2.TemplateSyntaxError as error:
             raise TemplateProblem(f"template syntax error on line {error.lineno}: {error.message}") from None
