@@ -6,12 +6,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from ordermesh_servicekit.database import keep_session
 from ordermesh_servicekit.migrations import migrate_service
 
 
 @pytest.fixture
 async def pool(fresh_database: str, tmp_path: Path) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on a fresh database with the kit's migrations and a `changes (what text)` table."""
+    """A pool like a service's on a fresh database with the kit's migrations and a `changes (what text)` table."""
     directory = tmp_path / "test_migrations"
     directory.mkdir()
     (directory / "0001_changes.sql").write_text("CREATE TABLE changes (what text);")
@@ -20,7 +21,7 @@ async def pool(fresh_database: str, tmp_path: Path) -> AsyncIterator[asyncpg.Poo
         await migrate_service(connection, "test", directory)
     finally:
         await connection.close()
-    database_pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=4)
+    database_pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=4, reset=keep_session)
     try:
         yield database_pool
     finally:

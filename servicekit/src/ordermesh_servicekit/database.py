@@ -59,6 +59,14 @@ async def backoff_delays(max_seconds: float):
         delay = min(delay * 2, max_seconds)
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """A pool's release step that keeps the session as it is (asyncpg still rolls back an open transaction).
+
+    Nothing leaves session state on a pooled connection: advisory locks are released explicitly, LISTEN and SET
+    are only used on connections of their own. Skipping asyncpg's reset query saves a round trip per release.
+    """
+
+
 async def create_pool_when_ready(
     dsn: str, *, size: int, max_wait_seconds: float, log: Any = None, **kwargs: Any
 ) -> asyncpg.Pool:

@@ -22,7 +22,7 @@ from faststream.kafka import KafkaBroker
 from ordermesh_contracts.topics import dead_letter_topic
 
 from .consuming import Subscription
-from .database import backoff_delays, create_pool_when_ready
+from .database import backoff_delays, create_pool_when_ready, keep_session
 from .fencing import PartitionFence
 from .subscribing import subscribe
 from .http import ASGIApp, health_routes
@@ -140,6 +140,7 @@ class ServiceRuntime:
             size=self.settings.db_pool_size,
             max_wait_seconds=self.settings.startup_retry_max_seconds,
             log=self.log,
+            reset=keep_session,
         )
         async with self._pool.acquire() as conn:
             applied = await migrate_service(conn, self.definition.name, self.definition.migrations)
