@@ -112,7 +112,7 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
         task_kinds.append("remote_island")
     if facts.relay_area:
         task_kinds.append("relay_area")
-    firing = await planned_firing(uow, submitted.shop_id, lambda: _ready(facts))
+    firing = await planned_firing(uow, await store.rule_set(uow.conn, submitted.shop_id), lambda: _ready(facts))
     accepted = OrderAccepted(
         order_id=order_id,
         shop_id=submitted.shop_id,
@@ -169,8 +169,10 @@ def _flag_handler(flags_of, then=None):
             if order is None:
                 raise PermanentError(f"no order {event.order_id}")
             changes = flags_of(event)
-            await open_tasks(uow, order.order_id, tasks_opened_by(changes), actor=_owner(event), cause_id=event.event_id)
-            order, progress = await settle(uow, order.order_id, recording(changes), cause_id=event.event_id)
+            opened = await open_tasks(uow, order.order_id, tasks_opened_by(changes), actor=_owner(event), cause_id=event.event_id)
+            order, progress = await settle(
+                uow, order.order_id, recording(changes), cause_id=event.event_id, locked=None if opened else order
+            )
             await store.add_history(
                 uow.conn, order.order_id, [(event.type, {"flags": changes})], actor=_owner(event), cause_id=event.event_id
             )

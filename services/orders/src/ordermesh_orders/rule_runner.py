@@ -1,6 +1,7 @@
 """Runs a shop's rules on an order inside the order's unit of work, and records every firing in its history."""
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 from uuid import UUID
 
 from ordermesh_contracts import DeliveryGroup, OrderLine, Stage
@@ -25,10 +26,10 @@ from .domain.statuses import child_status_refusal, due_waiting, stage_to_wait_fo
 
 
 async def planned_firing(
-    uow: UnitOfWork, shop_id: str, facts: Callable[[], Awaitable[OrderFacts]], order_id: UUID | None = None
+    uow: UnitOfWork, raw: dict[str, Any] | None, facts: Callable[[], Awaitable[OrderFacts]], order_id: UUID | None = None
 ) -> Firing:
-    """What the shop's rules would do to an order now (nothing is stored); facts are read only if the shop has rules."""
-    raw = await store.rule_set(uow.conn, shop_id)
+    """What the shop's rules (`raw`, as stored) would do to an order now (nothing is stored); facts are read only if
+    the shop has rules."""
     if raw is None:
         return Firing([], [])
     already = await store.fired_rules(uow.conn, order_id) if order_id else set()

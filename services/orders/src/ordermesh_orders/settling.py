@@ -38,6 +38,7 @@ async def settle(
     run_rules: bool = True,
     hold_reason: str | None = None,
     released_by_staff: bool = False,
+    locked: store.StoredOrder | None = None,
 ) -> tuple[store.StoredOrder, Progress]:
     """Decides the order's new progress, runs the shop's rules on the order as it is after the change, holds it where
     it stops if a rule asked, and saves it. Returns the order as read and its progress.
@@ -47,17 +48,19 @@ async def settle(
     dropped (and the drop written to the history) when staff released the order by hand in this very command:
     the explicit release wins, and the rule, once-only like every rule, does not hold it later either.
     `run_rules=False` is for intake, whose rules ran before the order existed (their hold comes as `hold_reason`).
-    A rule's child status waiting for a stage is set when the order reaches it, before the rules run."""
-    order = await store.lock_order(uow.conn, order_id)
+    A rule's child status waiting for a stage is set when the order reaches it, before the rules run.
+    `locked`: the order as the caller locked it in this unit of work, if nothing changed it since (read once)."""
+    order = locked or await store.lock_order(uow.conn, order_id)
     progress = decide(order.state)
-    await apply_waiting_statuses(uow, order_id, progress.state.stage, cause_id)
+    if order.waiting_statuses:
+        await apply_waiting_statuses(uow, order_id, progress.state.stage, cause_id)
     if run_rules:
         fired, hold_reason = await _run_rules(uow, order, progress.state, cause_id, holds_allowed=not released_by_staff)
         if fired:
             order = await store.lock_order(uow.conn, order_id)
             stage = progress.state.stage
             progress = decide(order.state)
-            if progress.state.stage is not stage:
+            if progress.state.stage is not stage and order.waiting_statuses:
                 await apply_waiting_statuses(uow, order_id, progress.state.stage, cause_id)
     if hold_reason:
         progress = hold_after(progress)
@@ -80,7 +83,7 @@ async def _run_rules(
             labels=tuple(source["labels"]),
         )
 
-    firing = await planned_firing(uow, order.shop_id, facts, order.order_id)
+    firing = await planned_firing(uow, order.rule_set, facts, order.order_id)
     hold_reason = await apply_firing(
         uow, order.order_id, order.shop_id, after.stage, firing, at_intake=False, cause_id=cause_id,
         holds_allowed=holds_allowed, held_from=after.held_from,

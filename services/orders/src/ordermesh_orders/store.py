@@ -25,6 +25,10 @@ class StoredOrder:
     external_order_no: str
     correlation_id: UUID
     state: OrderState
+    rule_set: dict[str, Any] | None = None
+    """The shop's rule set, read with the order (None: the shop has none)."""
+    waiting_statuses: bool = True
+    """Whether fired rules left child statuses waiting for a stage (read with the order)."""
 
 
 async def insert_order(
@@ -58,14 +62,18 @@ async def insert_order(
 
 
 async def lock_order(conn: asyncpg.Connection, order_id: UUID) -> StoredOrder | None:
-    """Reads an order and locks its row until the transaction ends, so one order's events apply in turn."""
+    """Reads an order (with its shop's rule set and whether rules left statuses waiting) and locks its row until the
+    transaction ends, so one order's events apply in turn."""
     row = await conn.fetchrow(
         """
         SELECT o.order_id, o.shop_id, o.external_order_no, o.correlation_id, o.stage, o.mode, o.payment_method,
                o.flags, o.held_from,
                (SELECT count(*) FROM order_tasks t WHERE t.order_id = o.order_id AND t.status = 'open' AND t.blocking)
-                   AS blocking_tasks
-        FROM orders o WHERE o.order_id = $1 FOR UPDATE
+                   AS blocking_tasks,
+               (SELECT r.rule_set FROM shop_rules r WHERE r.shop_id = o.shop_id) AS rule_set,
+               EXISTS (SELECT 1 FROM order_rule_firings f WHERE f.order_id = o.order_id AND f.waiting_status IS NOT NULL)
+                   AS waiting_statuses
+        FROM orders o WHERE o.order_id = $1 FOR UPDATE OF o
         """,
         order_id,
     )
@@ -84,6 +92,8 @@ async def lock_order(conn: asyncpg.Connection, order_id: UUID) -> StoredOrder | 
             blocking_tasks=row["blocking_tasks"],
             held_from=Stage(row["held_from"]) if row["held_from"] else None,
         ),
+        rule_set=json.loads(row["rule_set"]) if row["rule_set"] else None,
+        waiting_statuses=row["waiting_statuses"],
     )
 
 

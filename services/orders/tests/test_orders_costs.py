@@ -1,0 +1,107 @@
+"""What one message costs the orders database: statements and transactions per handled message type of a card order,
+counted on a real PostgreSQL through a query logger on every pooled connection (a budget that cannot silently grow)."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from ordermesh_contracts import (
+    DeliveryDateChecked,
+    MailSent,
+    PaymentAuthorized,
+    PaymentCaptured,
+    PointsConfirmed,
+    ShipmentShipped,
+    ShopOrderSubmitted,
+    StockAllocated,
+    order_id_for,
+)
+from ordermesh_orders import handlers
+from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
+from ordermesh_servicekit.database import keep_session
+from support import migrated_pool
+
+GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
+
+
+@dataclass(eq=False)
+class StatementCounter:
+    """Counts statements and the transactions they make (a BEGIN…COMMIT block is one; any other statement is one)."""
+
+    statements: list[str] = field(default_factory=list)
+    transactions: int = 0
+    _in_block: bool = False
+
+    def __call__(self, record) -> None:
+        query = record.query.strip().upper()
+        self.statements.append(query)
+        if query.startswith("BEGIN"):
+            self._in_block = True
+        elif query.startswith(("COMMIT", "ROLLBACK")):
+            self._in_block = False
+            self.transactions += 1
+        elif not self._in_block:
+            self.transactions += 1
+
+
+class Log:
+    def info(self, *args, **kwargs) -> None:
+        pass
+
+
+@pytest.fixture
+async def counted(fresh_database: str) -> AsyncIterator[tuple[asyncpg.Pool, StatementCounter]]:
+    counter = StatementCounter()
+    async with migrated_pool(fresh_database, "orders", max_size=2):
+        pass
+
+    async def log_queries(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(counter)
+
+    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=4, init=log_queries, reset=keep_session) as pool:
+        yield pool, counter
+
+
+async def cost(pool, counter: StatementCounter, handler, message) -> tuple[int, int]:
+    await asyncio.sleep(0)
+    counter.statements.clear()
+    counter.transactions = 0
+    try:
+        await handler(message, MessageContext(pool, message.event_id, "test", log=Log()))
+    except DuplicateMessage:
+        pass
+    await asyncio.sleep(0)  # query loggers are called soon after each query, not during it
+    return len(counter.statements), counter.transactions
+
+
+def golden(name: str, **changes) -> dict:
+    return {**json.loads((GOLDEN / f"{name}.json").read_text("utf-8")), "event_id": str(uuid4()), **changes}
+
+
+async def test_a_card_order_costs_the_orders_database_a_bounded_number_of_statements_per_message(counted) -> None:
+    pool, counter = counted
+    submitted = ShopOrderSubmitted.model_validate(golden("ShopOrderSubmitted", external_order_no=f"C-{uuid4().hex[:8]}"))
+    order_id = order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no)
+    about = {"order_id": str(order_id), "shop_id": submitted.shop_id}
+    costs = {"intake": await cost(pool, counter, handlers.on_shop_order_submitted, submitted)}
+    for model in (PaymentAuthorized, DeliveryDateChecked, StockAllocated, ShipmentShipped, PaymentCaptured, PointsConfirmed, MailSent):
+        message = model.model_validate(golden(model.__name__, **about))
+        costs[model.__name__] = await cost(pool, counter, handlers.FLAG_HANDLERS[model], message)
+    costs["redelivered"] = await cost(pool, counter, handlers.FLAG_HANDLERS[MailSent], message)
+    assert await pool.fetchval("SELECT count(*) FROM orders WHERE order_id = $1", order_id) == 1
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 8
+    print("\ncost (statements, transactions):", costs)
+    assert all(transactions == 1 for _, transactions in costs.values()), costs
+    # Before the order was read once with its shop's rules: intake 13, a flag 9, a flag opening a task 11 (plus a pool
+    # reset after each). Now: BEGIN, inbox, the order locked with its rules, save, history, (outbox,) COMMIT.
+    statements = {name: count for name, (count, _) in costs.items()}
+    assert statements["intake"] <= 12, statements
+    assert all(statements[name] <= 6 for name in ("PaymentAuthorized", "StockAllocated", "PointsConfirmed", "MailSent")), statements
+    assert statements["PaymentCaptured"] <= 7 and statements["ShipmentShipped"] <= 8, statements  # + capture; + units, outbox
+    assert statements["DeliveryDateChecked"] <= 9, statements  # + a task opened and its history, the order read again
+    assert statements["redelivered"] <= 3, statements  # BEGIN, inbox, ROLLBACK
