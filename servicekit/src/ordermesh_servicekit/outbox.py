@@ -229,7 +229,10 @@ class OutboxRelay:
         if not rows:
             return 0
         queued = await self._enqueue(rows)
-        outcomes = await asyncio.gather(*[self._delivered(item) for item in queued], return_exceptions=True)
+        # gathered as the producer's futures themselves (no task per row); a row refused at once keeps its error
+        futures = [item for item in queued if not isinstance(item, BaseException)]
+        results = iter(await asyncio.gather(*futures, return_exceptions=True))
+        outcomes = [item if isinstance(item, BaseException) else next(results) for item in queued]
         sent = [row["id"] for row, outcome in zip(rows, outcomes) if not isinstance(outcome, BaseException)]
         await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
         self._metrics.outbox_published.inc(len(sent))
@@ -255,12 +258,6 @@ class OutboxRelay:
             except Exception as error:  # noqa: BLE001 - sorted out per row by the caller
                 queued.append(error)
         return queued
-
-    @staticmethod
-    async def _delivered(item: Any) -> Any:
-        if isinstance(item, BaseException):
-            raise item
-        return await item
 
     async def _publish_alone(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
         """Sends a row that failed within a batch on its own; moves it aside if Kafka refuses it for good."""
