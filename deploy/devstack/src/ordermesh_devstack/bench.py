@@ -4,6 +4,7 @@ aiokafka + asyncpg, the same durable hop) and raw Kafka/PostgreSQL baselines run
 
 import argparse
 import asyncio
+import logging
 import tempfile
 import time
 import uuid
@@ -353,15 +354,16 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `make bench`."""
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # a new topic's first sends retry until it has a leader
     parser = argparse.ArgumentParser(prog="ordermesh-bench", description=__doc__)
-    parser.add_argument("--orders", type=int, default=600, help="card orders of the throughput run")
+    parser.add_argument("--orders", type=int, default=400, help="card orders of the throughput run")
     parser.add_argument("--rate", type=float, default=200.0, help="orders offered per second in the throughput runs")
-    parser.add_argument("--steady-orders", type=int, default=300, help="orders of the run at --steady-rate (0: skip)")
+    parser.add_argument("--steady-orders", type=int, default=250, help="orders of the run at --steady-rate (0: skip)")
     parser.add_argument("--steady-rate", type=float, default=50.0, help="orders offered per second in the latency run")
     parser.add_argument("--replicas", type=int, default=2, help="replicas of every service in the replica run")
-    parser.add_argument("--replica-orders", type=int, default=600, help="orders of the replica run (0: skip)")
-    parser.add_argument("--raw-orders", type=int, default=2000, help="orders through the raw pipeline (0: skip)")
-    parser.add_argument("--intake-orders", type=int, default=500, help="orders published at once for the intake-only run (0: skip)")
+    parser.add_argument("--replica-orders", type=int, default=400, help="orders of the replica run (0: skip)")
+    parser.add_argument("--raw-orders", type=int, default=1000, help="orders through the raw pipeline (0: skip)")
+    parser.add_argument("--intake-orders", type=int, default=300, help="orders published at once for the intake-only run (0: skip)")
     parser.add_argument("--baseline-messages", type=int, default=3000, help="messages/transactions of the raw Kafka and PostgreSQL baselines")
     parser.add_argument("--timeout", type=float, default=300.0)
     asyncio.run(run(parser.parse_args(argv)))
