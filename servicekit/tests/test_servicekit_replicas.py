@@ -216,3 +216,26 @@ async def test_a_job_run_by_three_replicas_runs_once_per_period(pool) -> None:
     await asyncio.gather(*replicas, return_exceptions=True)
     periods = await pool.fetchval("SELECT count(*) FROM job_runs WHERE job = 'expiry'")
     assert 3 <= len(runs) == periods <= 5
+
+
+async def test_a_fence_over_many_partitions_of_many_topics_is_taken_and_given_back_in_one_statement_each(fresh_database) -> None:
+    fence = PartitionFence(fresh_database)
+    pairs = [(topic, partition) for topic in ("a.v1", "b.v1", "c.v1") for partition in range(6)]
+    statements: list[str] = []
+    other = await asyncpg.connect(fresh_database)
+    try:
+        async with fence.holding(reversed(pairs)):
+            fence._conn.add_query_logger(lambda record: statements.append(record.query))
+            for topic, partition in pairs:
+                assert not await try_partition_lock(other, topic, partition)
+        await asyncio.sleep(0)  # query loggers are called soon after each query
+        for topic, partition in pairs:
+            assert await try_partition_lock(other, topic, partition)
+            await unlock_partition(other, topic, partition)
+        async with fence.holding(pairs[:2]):
+            pass
+        await asyncio.sleep(0)
+        assert len(statements) == 3, statements  # the unlock of the first batch, the lock and unlock of the second
+    finally:
+        await other.close()
+        await fence.close()

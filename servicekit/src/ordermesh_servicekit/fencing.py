@@ -19,6 +19,15 @@ import structlog
 from .database import TRANSIENT_DB_ERRORS, backoff_delays
 
 
+# One round trip for every pair of a batch; rows (and so locks) come in the arrays' order.
+_LOCK_IN_ORDER = "SELECT pg_advisory_lock(hashtext(t), p) FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS u(t, p, n) ORDER BY n"
+_UNLOCK = "SELECT pg_advisory_unlock(hashtext(t), p) FROM unnest($1::text[], $2::int[]) AS u(t, p)"
+
+
+def _columns(pairs: list[tuple[str, int]]) -> tuple[list[str], list[int]]:
+    return [topic for topic, _ in pairs], [partition for _, partition in pairs]
+
+
 class PartitionFence:
     """Holds advisory locks on the partitions of the batch being handled (one connection per service consumer)."""
 
@@ -44,8 +53,7 @@ class PartitionFence:
         while True:
             try:
                 conn = await self._connection()
-                for topic, partition in wanted:
-                    await conn.execute("SELECT pg_advisory_lock(hashtext($1), $2)", topic, partition)
+                await conn.execute(_LOCK_IN_ORDER, *_columns(wanted))
                 break
             except TRANSIENT_DB_ERRORS as error:
                 if self._conn is not None:
@@ -60,8 +68,7 @@ class PartitionFence:
 
     async def _release(self, conn: asyncpg.Connection, held: list[tuple[str, int]]) -> None:
         try:
-            for topic, partition in held:
-                await conn.execute("SELECT pg_advisory_unlock(hashtext($1), $2)", topic, partition)
+            await conn.execute(_UNLOCK, *_columns(held))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
             # A connection that cannot unlock is closed: PostgreSQL then drops every lock it held.
             self._log.warning("fence connection lost; its locks are released with it", error=type(error).__name__)
