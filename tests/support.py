@@ -1,6 +1,9 @@
 """Helpers of the end-to-end tests: record every topic, publish raw messages, wait for outcomes, query databases."""
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import importlib
 import json
 import time
@@ -14,6 +17,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from ordermesh_contracts.topics import all_topics_with_dead_letters
+from ordermesh_devstack.stack import SHOPIFY_DEMO_DOMAIN
 
 
 @dataclass
@@ -154,3 +158,27 @@ async def migrated_pool(dsn: str, service: str, max_size: int = 8) -> AsyncItera
         async with pool.acquire() as conn:
             await migrate_service(conn, service, migrations)
         yield pool
+
+
+SHOPIFY_FIXTURE = Path(__file__).resolve().parent.parent / "services/orders/tests/data/shopify_orders_create.json"
+
+
+def shopify_order_body(order_id: int) -> bytes:
+    """A Shopify orders/create body of the demo shop's stock and a valid Japanese address, with Shopify's id `order_id`."""
+    order = json.loads(SHOPIFY_FIXTURE.read_text())
+    order["id"] = order_id
+    order["shipping_address"]["zip"] = "150-0001"
+    for item in order["line_items"]:
+        item["sku"] = "SKU-001"
+    return json.dumps(order, ensure_ascii=False).encode()
+
+
+def shopify_headers(secret: str, body: bytes, webhook_id: str) -> dict[str, str]:
+    """Shopify's webhook headers for the demo store, signed with `secret`."""
+    return {
+        "X-Shopify-Shop-Domain": SHOPIFY_DEMO_DOMAIN,
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode(),
+        "Content-Type": "application/json",
+    }

@@ -3,22 +3,17 @@ Shopify Payments is recorded as captured on the platform at acceptance (no card 
 gateway) and completes with its points confirmed; a points-only order is settled for nothing once it has shipped in
 full, so its points are confirmed, the points it used committed, and it completes."""
 
-import base64
-import hashlib
-import hmac
 import json
 import uuid
-from pathlib import Path
 
 import httpx
 
 from ordermesh_contracts import GrantPoints, OrderLine, Payment, PaymentMethod, order_id_for, topics
 from ordermesh_devstack.demo import DEMO_SHOP, demo_order
-from ordermesh_devstack.stack import SHOPIFY_DEMO_DOMAIN
 from ordermesh_ops.client import Connection, send_command
-from support import eventually, fetch, publish_raw
+from support import SHOPIFY_FIXTURE, eventually, fetch, publish_raw, shopify_headers
 
-FIXTURE = Path(__file__).resolve().parent.parent / "services/orders/tests/data/shopify_orders_create.json"
+FIXTURE = SHOPIFY_FIXTURE
 
 
 def sku(name: str) -> str:
@@ -66,16 +61,6 @@ def shopify_order(shopify_id: int, code: str) -> bytes:
     return json.dumps(order, ensure_ascii=False).encode()
 
 
-def signed(secret: str, body: bytes, webhook_id: str) -> dict[str, str]:
-    return {
-        "X-Shopify-Shop-Domain": SHOPIFY_DEMO_DOMAIN,
-        "X-Shopify-Topic": "orders/create",
-        "X-Shopify-Webhook-Id": webhook_id,
-        "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode(),
-        "Content-Type": "application/json",
-    }
-
-
 async def test_a_shopify_order_paid_with_shopify_payments_completes_with_points_confirmed_and_nothing_at_the_gateway(stack, recorder):
     code = sku("SHOPIFY")
     await stack.set_stock({code: 10})
@@ -83,7 +68,7 @@ async def test_a_shopify_order_paid_with_shopify_payments_completes_with_points_
     body = shopify_order(shopify_id, code)
     url = f"http://127.0.0.1:{stack.processes['orders'].http_port}/webhooks/shopify/orders-create"
     async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(url, content=body, headers=signed(stack.shopify_secret, body, f"wh-{shopify_id}"))
+        response = await client.post(url, content=body, headers=shopify_headers(stack.shopify_secret, body, f"wh-{shopify_id}"))
     assert response.status_code == 200, response.text
     order_id = order_id_for("demo-shop", "shopify", str(shopify_id))
     reference = f"platform:shopify:{shopify_id}"

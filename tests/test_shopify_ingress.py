@@ -1,8 +1,5 @@
 """The Shopify webhook ingress end to end: signed orders/create → intake → accepted; forgeries and repeats change nothing."""
 
-import base64
-import hashlib
-import hmac
 import json
 from pathlib import Path
 
@@ -10,39 +7,18 @@ import httpx
 import pytest
 
 from ordermesh_contracts import order_id_for, topics
-from ordermesh_devstack.stack import SHOPIFY_DEMO_DOMAIN
-from support import fetch
+from support import fetch, shopify_headers, shopify_order_body
 
-FIXTURE = Path(__file__).resolve().parent.parent / "services/orders/tests/data/shopify_orders_create.json"
 SAMPLES = Path(__file__).resolve().parent / "data" / "shopify"
-
-
-def _shopify_order(order_id: int) -> bytes:
-    order = json.loads(FIXTURE.read_text())
-    order["id"] = order_id
-    order["shipping_address"]["zip"] = "150-0001"
-    for item in order["line_items"]:
-        item["sku"] = "SKU-001"
-    return json.dumps(order, ensure_ascii=False).encode()
-
-
-def _headers(secret: str, body: bytes, webhook_id: str) -> dict[str, str]:
-    return {
-        "X-Shopify-Shop-Domain": SHOPIFY_DEMO_DOMAIN,
-        "X-Shopify-Topic": "orders/create",
-        "X-Shopify-Webhook-Id": webhook_id,
-        "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode(),
-        "Content-Type": "application/json",
-    }
 
 
 async def test_a_signed_shopify_order_is_published_once_and_accepted_even_when_shopify_retries(stack, recorder):
     url = f"http://127.0.0.1:{stack.processes['orders'].http_port}/webhooks/shopify/orders-create"
     shopify_id = 9_007_199_254_740_993  # 2^53 + 1: would lose its last digit as a float
-    body = _shopify_order(shopify_id)
+    body = shopify_order_body(shopify_id)
     async with httpx.AsyncClient(timeout=10) as client:
-        first = await client.post(url, content=body, headers=_headers(stack.shopify_secret, body, "wh-1"))
-        again = await client.post(url, content=body, headers=_headers(stack.shopify_secret, body, "wh-1"))
+        first = await client.post(url, content=body, headers=shopify_headers(stack.shopify_secret, body, "wh-1"))
+        again = await client.post(url, content=body, headers=shopify_headers(stack.shopify_secret, body, "wh-1"))
     assert first.status_code == 200 and first.json()["external_order_no"] == str(shopify_id)
     assert again.json() == {"status": "duplicate"}
 
@@ -59,14 +35,14 @@ async def test_a_signed_shopify_order_is_published_once_and_accepted_even_when_s
 
 async def test_a_forged_webhook_or_a_body_that_is_not_an_order_is_refused_and_publishes_nothing(stack, recorder):
     url = f"http://127.0.0.1:{stack.processes['orders'].http_port}/webhooks/shopify/orders-create"
-    body = _shopify_order(1234567890123456789)
+    body = shopify_order_body(1234567890123456789)
     async with httpx.AsyncClient(timeout=10) as client:
-        forged = await client.post(url, content=body, headers=_headers("not-the-secret", body, "wh-forged"))
-        unknown_shop = await client.post(url, content=body, headers={**_headers(stack.shopify_secret, body, "wh-x"), "X-Shopify-Shop-Domain": "evil.myshopify.com"})
+        forged = await client.post(url, content=body, headers=shopify_headers("not-the-secret", body, "wh-forged"))
+        unknown_shop = await client.post(url, content=body, headers={**shopify_headers(stack.shopify_secret, body, "wh-x"), "X-Shopify-Shop-Domain": "evil.myshopify.com"})
         broken = json.loads(body)
         del broken["line_items"]
         broken_body = json.dumps(broken).encode()
-        not_an_order = await client.post(url, content=broken_body, headers=_headers(stack.shopify_secret, broken_body, "wh-broken"))
+        not_an_order = await client.post(url, content=broken_body, headers=shopify_headers(stack.shopify_secret, broken_body, "wh-broken"))
     assert forged.status_code == 401 and unknown_shop.status_code == 401
     assert not_an_order.status_code == 422 and not_an_order.json()["error"] == "not_an_order"
     assert any("line_items" in r for r in not_an_order.json()["reasons"])
@@ -84,7 +60,7 @@ async def test_shopifys_published_samples_are_taken_in_held_for_staff_with_what_
     body = json.dumps(order).encode()
     url = f"http://127.0.0.1:{stack.processes['orders'].http_port}/webhooks/shopify/orders-create"
     async with httpx.AsyncClient(timeout=10) as client:
-        answer = await client.post(url, content=body, headers=_headers(stack.shopify_secret, body, f"wh-sample-{shopify_id}"))
+        answer = await client.post(url, content=body, headers=shopify_headers(stack.shopify_secret, body, f"wh-sample-{shopify_id}"))
     assert answer.status_code == 200, answer.text
     assert any("unknown" in check for check in answer.json()["checks_for_staff"])
 
@@ -104,7 +80,7 @@ async def test_shopifys_published_samples_are_taken_in_held_for_staff_with_what_
 
 
 async def test_a_tax_exclusive_yen_order_paid_on_shopify_flows_on_with_its_tax_added(stack, recorder):
-    order = json.loads(_shopify_order(9_007_199_254_740_995))
+    order = json.loads(shopify_order_body(9_007_199_254_740_995))
     order.update(taxes_included=False, financial_status="paid")
     matcha, cookie = order["line_items"]
     matcha["price"], matcha["tax_lines"] = "2710", [{"price": "502", "rate": 0.1, "title": "消費税"}]
@@ -114,7 +90,7 @@ async def test_a_tax_exclusive_yen_order_paid_on_shopify_flows_on_with_its_tax_a
     body = json.dumps(order, ensure_ascii=False).encode()
     url = f"http://127.0.0.1:{stack.processes['orders'].http_port}/webhooks/shopify/orders-create"
     async with httpx.AsyncClient(timeout=10) as client:
-        answer = await client.post(url, content=body, headers=_headers(stack.shopify_secret, body, "wh-tax-exclusive"))
+        answer = await client.post(url, content=body, headers=shopify_headers(stack.shopify_secret, body, "wh-tax-exclusive"))
     assert answer.status_code == 200 and answer.json()["checks_for_staff"] == []
     order_id = order_id_for("demo-shop", "shopify", "9007199254740995")
     await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderProgressed", order_id=order_id, from_stage="review", timeout=90)

@@ -160,6 +160,11 @@ class ShopOrderSubmitted(Message):
         "by a blocking task listing them.",
     )
 
+    @property
+    def order_id(self) -> UUID:
+        """The ordermesh id the order is (or will be) accepted under: `order_id_for` its shop, channel and number."""
+        return order_id_for(self.shop_id, self.channel.value, self.external_order_no)
+
 
 class OrderAccepted(OrderMessage):
     """The orders service accepted a shop order; carries what downstream services need to act."""

@@ -264,7 +264,10 @@ class Consumer:
         if shop_order_no := getattr(message, "external_order_no", None):
             bound["shop_order_no"] = str(shop_order_no)
         with structlog.contextvars.bound_contextvars(**bound), consumer_span(
-            record, message.type, {"ordermesh.order_id": bound.get("order_id"), "ordermesh.event_id": bound["event_id"]}
+            record, message.type, {
+                "ordermesh.order_id": bound.get("order_id"), "ordermesh.shop_order_no": bound.get("shop_order_no"),
+                "ordermesh.event_id": bound["event_id"],
+            },
         ) as span:
             outcome = await self._handle_message(record, message)
             span.set_attribute("ordermesh.outcome", outcome)

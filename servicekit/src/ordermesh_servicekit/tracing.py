@@ -8,6 +8,9 @@ headers, timeouts) itself.
 The chain: a consumer span per handled message, child of the span named by the record's `traceparent`; what the
 handler publishes is written to the outbox with the consumer span's `traceparent`; the relay publishes each row in a
 producer span, child of that, and sends the producer span's `traceparent` on; outside calls are client spans.
+An outside call answered later by an HTTP callback (a warehouse shipment, a prepaid payment) keeps the current
+`traceparent` and the order's correlation id with its row; the callback's ingress span continues that trace, so the
+events it causes stay in the order's trace.
 Without tracing, `traceparent` stays the synthetic one of `outbox.traceparent_for`.
 """
 
@@ -125,6 +128,17 @@ def client_span(target: str, operation: str) -> Iterator[Span]:
     """A span of one outside call, child of the current span."""
     with _tracer().start_as_current_span(
         f"{target} {operation}", kind=SpanKind.CLIENT, attributes={"peer.service": target, "ordermesh.operation": operation},
+    ) as span:
+        yield span
+
+
+@contextmanager
+def ingress_span(name: str, traceparent: str | None, attributes: Mapping[str, Any]) -> Iterator[Span]:
+    """The server span of one HTTP request entering the suite (a callback, a webhook), current while it runs: child of
+    `traceparent` (the span that made the request the callback answers, kept with its row), or a new trace's root."""
+    parent = _PROPAGATOR.extract({"traceparent": traceparent}) if traceparent and tracing_active() else None
+    with _tracer().start_as_current_span(
+        name, context=parent, kind=SpanKind.SERVER, attributes={k: v for k, v in attributes.items() if v is not None},
     ) as span:
         yield span
 

@@ -32,6 +32,7 @@ from ordermesh_servicekit.service import (
     run_service,
 )
 from ordermesh_servicekit.settings import ServiceSettings
+from ordermesh_servicekit.tracing import ingress_span, producer_span
 from pydantic import Field, SecretStr
 
 from . import command_handlers, handlers, store
@@ -147,8 +148,11 @@ def shopify_routes(runtime: ServiceRuntime, shops_config: str) -> list:
     """The Shopify orders/create webhook, publishing straight to the intake topic before answering."""
 
     async def publish(order: ShopOrderSubmitted) -> None:
-        message = OutgoingMessage.of(topics.SHOP_ORDERS, order, key=order.external_order_no)
-        await runtime.producer.send_and_wait(message.topic, message.value, key=message.key, headers=message.headers)
+        attributes = {"ordermesh.shop_id": order.shop_id, "ordermesh.shop_order_no": order.external_order_no}
+        with ingress_span("POST /webhooks/shopify/orders-create", None, attributes):
+            message = OutgoingMessage.of(topics.SHOP_ORDERS, order, key=order.external_order_no)
+            with producer_span(message.topic, message.headers) as headers:
+                await runtime.producer.send_and_wait(message.topic, message.value, key=message.key, headers=headers)
 
     async def seen(webhook_id: str) -> bool:
         async with runtime.pool.acquire() as conn:

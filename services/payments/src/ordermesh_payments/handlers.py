@@ -25,6 +25,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 from ordermesh_servicekit.parking import DependencyMissing
+from ordermesh_servicekit.tracing import current_traceparent
 
 from . import settlements, store, store_credit
 from .adapters.gateway import GatewayResult, Gateways
@@ -109,6 +110,8 @@ class PaymentHandlers:
             amount=order.charges.total,
             customer_id=order.customer.customer_id,
             card_token=order.payment.card_token,
+            correlation_id=order.correlation_id,
+            traceparent=current_traceparent(),
         )
         if flow is Flow.CARD:
             await self._authorize(order, payment, ctx)

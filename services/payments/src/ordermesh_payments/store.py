@@ -21,14 +21,17 @@ async def create_payment(
     customer_id: str | None = None,
     card_token: str | None = None,
     gateway: str | None = None,
+    correlation_id: UUID | None = None,
+    traceparent: str | None = None,
 ) -> None:
     """Creates the order's payment row (kept as it is if it exists); `cancelled` for an order cancelled already,
-    `gateway` the card gateway it starts on."""
+    `gateway` the card gateway it starts on, `correlation_id` and `traceparent` the order's, for a provider's callbacks."""
     await conn.execute(
         """
         INSERT INTO payments (order_id, shop_id, method, currency, amount, status, reference, due_date, cancelled_at,
-            customer_id, card_token, gateway)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END, $10, $11, $12) ON CONFLICT (order_id) DO NOTHING
+            customer_id, card_token, gateway, correlation_id, traceparent)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END, $10, $11, $12, $13, $14)
+        ON CONFLICT (order_id) DO NOTHING
         """,
         order_id,
         shop_id,
@@ -42,6 +45,8 @@ async def create_payment(
         customer_id,
         card_token,
         gateway,
+        correlation_id,
+        traceparent,
     )
 
 

@@ -8,6 +8,7 @@ import httpx
 
 from ordermesh_contracts import Message, ShipmentHoldReleased, ShipmentRequested, ShipmentRequestFailed, topics
 from ordermesh_servicekit.consuming import MessageContext, TransientError, UnitOfWork
+from ordermesh_servicekit.tracing import current_traceparent
 
 from . import store, store_holds, store_shipments
 from .adapters.warehouse import CSV_LABEL_CARRIERS, ShipmentRequest, Warehouse, WarehouseRejected
@@ -49,7 +50,8 @@ async def request_shipments(
             groups.setdefault(line["delivery_index"], []).append(line)
         for index, group in groups.items():
             await store_shipments.create_shipment(
-                conn, shipment_id_for(order_id, index), order_id, index, group[0]["carrier"], held=index in held
+                conn, shipment_id_for(order_id, index), order_id, index, group[0]["carrier"], held=index in held,
+                correlation_id=cause.correlation_id, traceparent=current_traceparent(),
             )
         cod = {row["delivery_index"]: row["cod_amount"] for row in await store.deliveries(conn, order_id)}
         known = {row["delivery_index"]: row for row in await store_shipments.shipments_of_order(conn, order_id)}

@@ -20,20 +20,31 @@ async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[a
 
 
 async def create_shipment(
-    conn: asyncpg.Connection, shipment_id: UUID, order_id: UUID, delivery_index: int, carrier: str, *, held: bool = False
+    conn: asyncpg.Connection,
+    shipment_id: UUID,
+    order_id: UUID,
+    delivery_index: int,
+    carrier: str,
+    *,
+    held: bool = False,
+    correlation_id: UUID | None = None,
+    traceparent: str | None = None,
 ) -> bool:
     """Records the intent to request a shipment, or a shipment held back by a failed check (kept as it is if it
-    exists); returns whether it was created."""
+    exists), with the order's correlation id and trace context for the warehouse's callbacks; returns whether it was
+    created."""
     return bool(await conn.fetchval(
         """
-        INSERT INTO shipments (shipment_id, order_id, delivery_index, status, carrier)
-        VALUES ($1, $2, $3, CASE WHEN $5 THEN 'held' ELSE 'requesting' END, $4) ON CONFLICT DO NOTHING RETURNING true
+        INSERT INTO shipments (shipment_id, order_id, delivery_index, status, carrier, correlation_id, traceparent)
+        VALUES ($1, $2, $3, CASE WHEN $5 THEN 'held' ELSE 'requesting' END, $4, $6, $7) ON CONFLICT DO NOTHING RETURNING true
         """,
         shipment_id,
         order_id,
         delivery_index,
         carrier,
         held,
+        correlation_id,
+        traceparent,
     ))
 
 
@@ -315,8 +326,8 @@ async def claim_warehouse_callback(conn: asyncpg.Connection, event_id: UUID) -> 
     )
 
 
-async def is_shipment_of(conn: asyncpg.Connection, shipment_id: UUID, order_id: UUID) -> bool:
-    """Whether the shipment exists and belongs to the order."""
-    return bool(
-        await conn.fetchval("SELECT true FROM shipments WHERE shipment_id = $1 AND order_id = $2", shipment_id, order_id)
+async def shipment_origin(conn: asyncpg.Connection, shipment_id: UUID, order_id: UUID) -> asyncpg.Record | None:
+    """The correlation id and traceparent the shipment was requested under, if it exists and belongs to the order."""
+    return await conn.fetchrow(
+        "SELECT correlation_id, traceparent FROM shipments WHERE shipment_id = $1 AND order_id = $2", shipment_id, order_id
     )

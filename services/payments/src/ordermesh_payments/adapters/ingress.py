@@ -14,6 +14,7 @@ from ordermesh_contracts.money import CurrencyCode
 from ordermesh_servicekit.http_input import HttpRefusal, header_text, invalid_fields, parse_json_object
 from ordermesh_servicekit.outbox import OutgoingMessage, write_outbox
 from ordermesh_servicekit.signing import verify_signature
+from ordermesh_servicekit.tracing import ingress_span
 
 from .. import store
 
@@ -34,7 +35,8 @@ class ProviderCallback(BaseModel):
 
 def payment_callback(secret: str, pool: Callable[[], asyncpg.Pool]) -> Callable[[Request], Awaitable[Response]]:
     """POST /callbacks/payments: verifies the signature over the raw body, refuses repeats by provider event id (409),
-    an unknown reference (404) or fields out of contract (422), and queues the callback."""
+    an unknown reference (404) or fields out of contract (422), and queues the callback with the payment's correlation
+    id, continuing the trace the payment was created under."""
 
     async def endpoint(request: Request) -> Response:
         body = await request.body()
@@ -56,10 +58,14 @@ def payment_callback(secret: str, pool: Callable[[], asyncpg.Pool]) -> Callable[
                 amount=callback.amount,
                 currency=callback.currency,
                 paid_at=callback.paid_at,
+                **({"correlation_id": payment["correlation_id"]} if payment["correlation_id"] else {}),
             )
             if not await store.claim_callback(conn, callback.event_id):
                 raise HttpRefusal(409, "replayed_event", "this callback was accepted before", event_id=callback.event_id)
-            await write_outbox(conn, [OutgoingMessage.of(topics.PAYMENTS_CALLBACKS, report)])
+            with ingress_span("POST /callbacks/payments", payment["traceparent"], {
+                "ordermesh.order_id": str(payment["order_id"]), "ordermesh.callback": report.type,
+            }):
+                await write_outbox(conn, [OutgoingMessage.of(topics.PAYMENTS_CALLBACKS, report)])
         return JSONResponse({"status": "accepted"}, status_code=202)
 
     return endpoint
