@@ -1,6 +1,7 @@
 """structlog JSON logging with personal data redacted; context is bound per message at the entry point."""
 
 import logging
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -10,27 +11,90 @@ import structlog
 
 PERSONAL_KEYS = frozenset(
     {
+        # people and how to reach them
         "name",
+        "first_name",
+        "last_name",
+        "full_name",
+        "given_name",
+        "family_name",
+        "kana",
+        "name_kana",
+        "customer",
+        "customer_name",
+        "recipient_name",
+        "billing_name",
+        "shipping_name",
+        "company",
         "email",
         "phone",
-        "address",
-        "billing_address",
-        "postal_code",
-        "line1",
-        "line2",
-        "city",
-        "customer",
+        "tel",
+        "mobile",
+        "fax",
+        "birthday",
+        "date_of_birth",
         "to",
+        "cc",
+        "bcc",
+        "reply_to",
         "recipient",
         "recipients",
+        "rcpt",
+        # where they live
+        "address",
+        "address1",
+        "address2",
+        "billing_address",
+        "shipping_address",
+        "delivery_address",
+        "postal_code",
+        "postcode",
+        "zip",
+        "zip_code",
+        "line1",
+        "line2",
+        "street",
+        "building",
+        "city",
+        "town",
+        "prefecture",
+        "province",
+        "latitude",
+        "longitude",
+        "ip",
+        "ip_address",
+        "browser_ip",
+        # what they wrote in free text
+        "remarks",
+        "customer_remarks",
+        "note_to_seller",
+        # payment instruments and secrets
         "card_token",
+        "card_number",
+        "cvc",
+        "exp_month",
+        "exp_year",
         "password",
         "secret",
+        "api_key",
+        "token",
+        "authorization",
+        "cookie",
         "dsn",
         "database_url",
     }
 )
-"""Keys whose values never reach a log line."""
+"""Keys whose values never reach a log line (compared in lower case, `-` read as `_`)."""
+
+PERSONAL_SUFFIXES = ("_email", "_phone", "_tel", "_address", "_postal_code", "_zip", "_zip_code", "_password", "_secret")
+"""Key endings that mark personal data or secrets too (`contact_email`, `customer_phone`, `stripe_secret`)."""
+
+
+def is_personal_key(key: object) -> bool:
+    """Whether a log key names personal data or a secret."""
+    normalized = str(key).strip().lower().replace("-", "_")
+    return normalized in PERSONAL_KEYS or normalized.endswith(PERSONAL_SUFFIXES)
+
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # A phone number starts with a country code or a trunk 0; dates, order numbers and ids do not.
@@ -46,19 +110,43 @@ def redact_text(text: str) -> str:
     return _PHONE.sub(REDACTED, text)
 
 
-def redact(value: Any) -> Any:
-    """Returns `value` with personal data removed from mappings, lists and strings."""
-    if isinstance(value, Mapping):
-        return {k: (REDACTED if str(k).lower() in PERSONAL_KEYS else redact(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
+MAX_DEPTH = 32
+"""Nesting deeper than this is cut off (a hostile or cyclic value must not break the log call)."""
+_MAX_INT_BITS = 256
+
+
+def redact(value: Any, _depth: int = 0) -> Any:
+    """Returns `value` with personal data removed: values of personal keys at any depth, e-mail addresses and phone
+    numbers in text (keys included), pydantic models read as their fields; other objects become redacted text. The
+    result is always JSON-renderable: nesting past MAX_DEPTH, huge integers and non-finite floats are summarised."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if value.bit_length() <= _MAX_INT_BITS else f"[integer of {value.bit_length()} bits]"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, str):
         return redact_text(value)
-    return value
+    if _depth >= MAX_DEPTH:
+        return "[too deep]"
+    if hasattr(value, "model_dump") and not isinstance(value, type):
+        value = value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        return {
+            redact_text(str(k)): (REDACTED if is_personal_key(k) else redact(v, _depth + 1)) for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [redact(v, _depth + 1) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return redact_text(bytes(value).decode("utf-8", errors="replace"))
+    return redact_text(str(value))
 
 
 def _redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    return redact(event_dict)
+    # Keys starting with "_" are structlog's own (the stdlib record), removed before rendering.
+    return {
+        k: (v if k.startswith("_") else REDACTED if is_personal_key(k) else redact(v)) for k, v in event_dict.items()
+    }
 
 
 def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.BoundLogger:

@@ -176,7 +176,7 @@ async def test_a_hold_rule_firing_on_a_release_does_not_hold_the_order_staff_jus
         ("ReleaseOrder", {}),
         ("rule fired", {"rule": "desk/card hold"}),
         ("rule action skipped", {"rule": "desk/card hold", "reason": "staff released the order by hand in this command"}),
-        ("progressed", {"from": "on_hold", "to": "review"}),
+        ("progressed", {"from_stage": "on_hold", "to_stage": "review"}),
     ]
     await command(pool, AddTask(**staff(order_id=order_id, note="later change")))
     assert (await order_row(pool, order_id))["stage"] == "review"

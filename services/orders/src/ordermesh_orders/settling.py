@@ -119,7 +119,7 @@ async def publish_progress(
         await store.add_history(
             uow.conn,
             order_id,
-            [("progressed", {"from": f.value, "to": t.value}) for f, t in progress.transitions],
+            [("progressed", {"from_stage": f.value, "to_stage": t.value}) for f, t in progress.transitions],
             actor=actor,
             cause_id=cause.event_id,
         )
