@@ -26,6 +26,7 @@ from ordermesh_payments.renewals import Renewals
 from ordermesh_payments.staff import StaffCommands
 from ordermesh_servicekit.commands import CommandRefused
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
+from ordermesh_servicekit.outside import OutsideCalls
 
 GOLDEN = Path(__file__).parents[3] / "contracts" / "tests" / "golden"
 SHOP = "kyoto-tea"
@@ -39,7 +40,7 @@ def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStrip
 
 @pytest.fixture
 async def gateways(sandbox, localstripe) -> AsyncIterator[Gateways]:
-    stripe = StripeGateway(TEST_API_KEY, api_base=localstripe.api_base, timeout_seconds=10)
+    stripe = StripeGateway(TEST_API_KEY, calls=OutsideCalls(), api_base=localstripe.api_base, timeout_seconds=10)
     yield Gateways({"sandbox": SandboxGateway(sandbox), "stripe": stripe})
     await stripe.aclose()
 

@@ -17,6 +17,9 @@ import uvicorn
 from ordermesh_devstack.localstripe import TEST_API_KEY, LocalStripe
 from ordermesh_payments.adapters.stripe_gateway import StripeGateway
 from ordermesh_servicekit.consuming import PermanentError, TransientError
+from ordermesh_servicekit.outside import OutsideCalls
+from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -33,7 +36,7 @@ def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStrip
 
 @pytest.fixture
 async def gateway(localstripe: LocalStripe) -> AsyncIterator[StripeGateway]:
-    gateway = StripeGateway(TEST_API_KEY, api_base=localstripe.api_base, timeout_seconds=10)
+    gateway = StripeGateway(TEST_API_KEY, calls=OutsideCalls(), api_base=localstripe.api_base, timeout_seconds=10)
     yield gateway
     await gateway.aclose()
 
@@ -196,7 +199,7 @@ async def test_a_stopped_stripe_is_a_transient_error_for_every_call(tmp_path) ->
     stopped = LocalStripe(tmp_path)
     api_base = stopped.start()
     stopped.stop()
-    gateway = StripeGateway(TEST_API_KEY, api_base=api_base, timeout_seconds=2, max_network_retries=1)
+    gateway = StripeGateway(TEST_API_KEY, calls=OutsideCalls(), api_base=api_base, timeout_seconds=2, max_network_retries=1)
     try:
         calls = [
             authorize(gateway),
@@ -213,7 +216,7 @@ async def test_a_stopped_stripe_is_a_transient_error_for_every_call(tmp_path) ->
 
 async def test_a_rejected_api_key_is_transient_and_the_key_is_not_in_the_error(localstripe: LocalStripe) -> None:
     wrong_key = "rk_wrong_secret_value_1234"
-    gateway = StripeGateway(wrong_key, api_base=localstripe.api_base, max_network_retries=0)
+    gateway = StripeGateway(wrong_key, calls=OutsideCalls(), api_base=localstripe.api_base, max_network_retries=0)
     try:
         with pytest.raises(TransientError) as raised:
             await authorize(gateway)
@@ -249,7 +252,7 @@ async def canned_stripe(status: int, error: dict) -> AsyncIterator[tuple[str, li
 async def test_insufficient_funds_is_a_refusal_with_the_decline_code_rather_than_the_error_code() -> None:
     error = {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds", "message": "Your card has insufficient funds."}
     async with canned_stripe(402, error) as (api_base, seen):
-        gateway = StripeGateway(TEST_API_KEY, api_base=api_base, max_network_retries=2)
+        gateway = StripeGateway(TEST_API_KEY, calls=OutsideCalls(), api_base=api_base, max_network_retries=2)
         try:
             result = await authorize(gateway, idempotency_key="key-funds")
         finally:
@@ -264,10 +267,61 @@ async def test_a_stripe_server_error_or_rate_limit_is_transient_after_the_client
     status: int, requests: int
 ) -> None:
     async with canned_stripe(status, {"type": "api_error", "message": "Something went wrong."}) as (api_base, seen):
-        gateway = StripeGateway(TEST_API_KEY, api_base=api_base, max_network_retries=2)
+        gateway = StripeGateway(TEST_API_KEY, calls=OutsideCalls(), api_base=api_base, max_network_retries=2)
         try:
             with pytest.raises(TransientError, match=f"\\({status}\\)"):
                 await gateway.capture(idempotency_key="key-capture", authorization_id="pi_1", amount=AMOUNT)
         finally:
             await gateway.aclose()
     assert seen == ["key-capture"] * requests
+
+
+def _registry_of(calls: OutsideCalls) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    for collector in calls.collectors():
+        registry.register(collector)
+    return registry
+
+
+async def test_every_stripe_call_is_an_outside_call_with_its_outcome_latency_and_reason_but_no_card_or_key(
+    localstripe: LocalStripe,
+) -> None:
+    calls = OutsideCalls()
+    registry = _registry_of(calls)
+    gateway = StripeGateway(TEST_API_KEY, calls=calls, api_base=localstripe.api_base, timeout_seconds=10)
+    try:
+        with capture_logs() as logs:
+            approved = await authorize(gateway)
+            await authorize(gateway, card="pm_card_chargeCustomerFail")
+            await gateway.capture(idempotency_key=key(), authorization_id=approved.reference, amount=AMOUNT)
+    finally:
+        await gateway.aclose()
+
+    lines = [(e["target"], e["operation"], e["outcome"], e.get("reason")) for e in logs if e["event"] == "outside call"]
+    assert lines == [
+        ("stripe", "authorize", "approved", None),
+        ("stripe", "authorize", "refused", "card_declined"),
+        ("stripe", "capture", "approved", None),
+    ]
+    assert all(e["duration_ms"] >= 0 for e in logs)
+    assert TEST_API_KEY not in str(logs) and "pm_card" not in str(logs)
+    count = lambda operation, outcome: registry.get_sample_value(  # noqa: E731
+        "ordermesh_outside_call_seconds_count", {"target": "stripe", "operation": operation, "outcome": outcome}
+    )
+    assert (count("authorize", "approved"), count("authorize", "refused"), count("capture", "approved")) == (1, 1, 1)
+
+
+async def test_a_stripe_outage_is_counted_as_an_outside_call_error_with_stripes_error_class() -> None:
+    calls = OutsideCalls()
+    registry = _registry_of(calls)
+    async with canned_stripe(503, {"type": "api_error", "message": "Something went wrong."}) as (api_base, _seen):
+        gateway = StripeGateway(TEST_API_KEY, calls=calls, api_base=api_base, max_network_retries=0)
+        try:
+            with capture_logs() as logs, pytest.raises(TransientError):
+                await gateway.void(idempotency_key=key(), authorization_id="pi_1")
+        finally:
+            await gateway.aclose()
+    [failed] = [e for e in logs if e["event"] == "outside call failed"]
+    assert (failed["target"], failed["operation"], failed["stripe_error"], failed["status"]) == ("stripe", "void", "APIError", 503)
+    labels = {"target": "stripe", "operation": "void", "error": "TransientError"}
+    assert registry.get_sample_value("ordermesh_outside_call_errors_total", labels) == 1

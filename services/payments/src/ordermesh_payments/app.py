@@ -102,7 +102,7 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
     stripe: StripeGateway | None = None
     if settings.stripe_api_key.get_secret_value():
         stripe = StripeGateway(
-            settings.stripe_api_key.get_secret_value(), api_base=settings.stripe_api_base or None,
+            settings.stripe_api_key.get_secret_value(), calls=outside_calls, api_base=settings.stripe_api_base or None,
             timeout_seconds=settings.gateway_timeout_seconds,
         )
         card_gateways["stripe"] = stripe

@@ -4,6 +4,7 @@ from typing import Any
 
 import stripe
 from ordermesh_servicekit.consuming import PermanentError, TransientError
+from ordermesh_servicekit.outside import Call, OutsideCalls
 
 from .gateway import GatewayResult
 
@@ -21,6 +22,14 @@ def _decline_reason(error: stripe.StripeError, default: str) -> str:
     return (detail and getattr(detail, "decline_code", None)) or error.code or default
 
 
+def _answered(call: Call, result: GatewayResult) -> GatewayResult:
+    """Records Stripe's answer as the call's outcome (approved or refused, with the reason) and returns it."""
+    call.outcome = "approved" if result.approved else "refused"
+    if result.reason:
+        call.fields["reason"] = result.reason
+    return result
+
+
 class StripeGateway:
     """The Stripe API (or localstripe) through stripe's async client; refusals are results, outages TransientError.
 
@@ -29,16 +38,21 @@ class StripeGateway:
     idempotency key as Stripe's Idempotency-Key. Card declines and invalid requests (already captured, refund too
     large, ...) are refusals with Stripe's code; network errors, 5xx, 429 and a rejected API key are transient (the
     message is retried, nothing is recorded as refused), a reused key with other parameters is permanent.
+
+    Each operation is one outside call to "stripe" (span, log line, latency and error metrics through `calls`), with
+    outcome approved or refused and Stripe's reason; never the card, the key or the customer.
     """
 
     def __init__(
         self,
         api_key: str,
         *,
+        calls: OutsideCalls,
         api_base: str | None = None,
         timeout_seconds: float = 30.0,
         max_network_retries: int = 2,
     ) -> None:
+        self._calls = calls
         self._http = stripe.HTTPXClient(timeout=timeout_seconds)
         self._client = stripe.StripeClient(
             api_key,
@@ -69,65 +83,76 @@ class StripeGateway:
             "confirm": True,
             "metadata": {"ordermesh_order_id": order_id},
         }
-        try:
-            intent = await self._client.v1.payment_intents.create_async(params, {"idempotency_key": idempotency_key})
-        except (stripe.CardError, stripe.InvalidRequestError) as error:
-            return GatewayResult(False, reason=_decline_reason(error, "declined"))
-        except stripe.StripeError as error:
-            raise self._not_a_refusal(error, "authorize") from error
-        if intent.status == "requires_capture":
-            return GatewayResult(True, reference=intent.id, amount=intent.amount)
-        failure = getattr(intent, "last_payment_error", None)
-        reason = (failure and (getattr(failure, "decline_code", None) or getattr(failure, "code", None))) or f"payment_intent_{intent.status}"
-        return GatewayResult(False, reason=reason)
+        async with self._calls.observe("stripe", "authorize") as call:
+            try:
+                intent = await self._client.v1.payment_intents.create_async(params, {"idempotency_key": idempotency_key})
+            except (stripe.CardError, stripe.InvalidRequestError) as error:
+                return _answered(call, GatewayResult(False, reason=_decline_reason(error, "declined")))
+            except stripe.StripeError as error:
+                raise self._not_a_refusal(call, error, "authorize") from error
+            if intent.status == "requires_capture":
+                return _answered(call, GatewayResult(True, reference=intent.id, amount=intent.amount))
+            failure = getattr(intent, "last_payment_error", None)
+            reason = (failure and (getattr(failure, "decline_code", None) or getattr(failure, "code", None))) or (
+                f"payment_intent_{intent.status}"
+            )
+            return _answered(call, GatewayResult(False, reason=reason))
 
     async def capture(self, *, idempotency_key: str, authorization_id: str, amount: int) -> GatewayResult:
         """Captures ``amount`` (all or part) of the authorized PaymentIntent; the rest is released."""
-        try:
-            intent = await self._client.v1.payment_intents.capture_async(
-                authorization_id, {"amount_to_capture": amount}, {"idempotency_key": idempotency_key}
-            )
-        except (stripe.CardError, stripe.InvalidRequestError) as error:
-            return GatewayResult(False, reason=_decline_reason(error, "capture_refused"))
-        except stripe.StripeError as error:
-            raise self._not_a_refusal(error, "capture") from error
-        if intent.status != "succeeded":
-            return GatewayResult(False, reason=f"payment_intent_{intent.status}")
-        captured = getattr(intent, "amount_received", None) or amount
-        return GatewayResult(True, reference=_id_of(getattr(intent, "latest_charge", None)) or intent.id, amount=captured)
+        async with self._calls.observe("stripe", "capture") as call:
+            try:
+                intent = await self._client.v1.payment_intents.capture_async(
+                    authorization_id, {"amount_to_capture": amount}, {"idempotency_key": idempotency_key}
+                )
+            except (stripe.CardError, stripe.InvalidRequestError) as error:
+                return _answered(call, GatewayResult(False, reason=_decline_reason(error, "capture_refused")))
+            except stripe.StripeError as error:
+                raise self._not_a_refusal(call, error, "capture") from error
+            if intent.status != "succeeded":
+                return _answered(call, GatewayResult(False, reason=f"payment_intent_{intent.status}"))
+            captured = getattr(intent, "amount_received", None) or amount
+            reference = _id_of(getattr(intent, "latest_charge", None)) or intent.id
+            return _answered(call, GatewayResult(True, reference=reference, amount=captured))
 
     async def void(self, *, idempotency_key: str, authorization_id: str) -> GatewayResult:
         """Cancels the uncaptured PaymentIntent, releasing the authorization."""
-        try:
-            intent = await self._client.v1.payment_intents.cancel_async(
-                authorization_id, None, {"idempotency_key": idempotency_key}
-            )
-        except (stripe.CardError, stripe.InvalidRequestError) as error:
-            return GatewayResult(False, reason=_decline_reason(error, "void_refused"))
-        except stripe.StripeError as error:
-            raise self._not_a_refusal(error, "void") from error
-        if intent.status != "canceled":
-            return GatewayResult(False, reason=f"payment_intent_{intent.status}")
-        return GatewayResult(True, reference=intent.id)
+        async with self._calls.observe("stripe", "void") as call:
+            try:
+                intent = await self._client.v1.payment_intents.cancel_async(
+                    authorization_id, None, {"idempotency_key": idempotency_key}
+                )
+            except (stripe.CardError, stripe.InvalidRequestError) as error:
+                return _answered(call, GatewayResult(False, reason=_decline_reason(error, "void_refused")))
+            except stripe.StripeError as error:
+                raise self._not_a_refusal(call, error, "void") from error
+            if intent.status != "canceled":
+                return _answered(call, GatewayResult(False, reason=f"payment_intent_{intent.status}"))
+            return _answered(call, GatewayResult(True, reference=intent.id))
 
     async def refund(self, *, idempotency_key: str, capture_id: str, amount: int) -> GatewayResult:
         """Refunds ``amount`` of a capture, given as its charge id or its PaymentIntent id."""
         target = "payment_intent" if capture_id.startswith("pi_") else "charge"
-        try:
-            refund = await self._client.v1.refunds.create_async(
-                {target: capture_id, "amount": amount}, {"idempotency_key": idempotency_key}
-            )
-        except (stripe.CardError, stripe.InvalidRequestError) as error:
-            return GatewayResult(False, reason=_decline_reason(error, "refund_refused"))
-        except stripe.StripeError as error:
-            raise self._not_a_refusal(error, "refund") from error
-        if refund.status in ("failed", "canceled"):
-            return GatewayResult(False, reason=getattr(refund, "failure_reason", None) or f"refund_{refund.status}")
-        return GatewayResult(True, reference=refund.id, amount=refund.amount)
+        async with self._calls.observe("stripe", "refund") as call:
+            try:
+                refund = await self._client.v1.refunds.create_async(
+                    {target: capture_id, "amount": amount}, {"idempotency_key": idempotency_key}
+                )
+            except (stripe.CardError, stripe.InvalidRequestError) as error:
+                return _answered(call, GatewayResult(False, reason=_decline_reason(error, "refund_refused")))
+            except stripe.StripeError as error:
+                raise self._not_a_refusal(call, error, "refund") from error
+            if refund.status in ("failed", "canceled"):
+                reason = getattr(refund, "failure_reason", None) or f"refund_{refund.status}"
+                return _answered(call, GatewayResult(False, reason=reason))
+            return _answered(call, GatewayResult(True, reference=refund.id, amount=refund.amount))
 
     @staticmethod
-    def _not_a_refusal(error: stripe.StripeError, operation: str) -> Exception:
-        """TransientError or PermanentError for a Stripe error that says nothing about the payment itself."""
+    def _not_a_refusal(call: Call, error: stripe.StripeError, operation: str) -> Exception:
+        """TransientError or PermanentError for a Stripe error that says nothing about the payment itself (its class
+        and HTTP status go on the call's log line)."""
+        call.fields["stripe_error"] = type(error).__name__
+        call.fields["status"] = error.http_status
         if isinstance(error, stripe.IdempotencyError):
             return PermanentError(f"Stripe {operation}: idempotency key reused with other parameters")
         # Never Stripe's message: for a rejected key it quotes part of the key.
