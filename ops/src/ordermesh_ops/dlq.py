@@ -89,24 +89,39 @@ def show(dead_letter_id: str, as_json: bool = typer.Option(False, "--json")) -> 
     print_rows([detail["payload"]] if isinstance(detail["payload"], dict) else [{"payload": detail["payload"]}], as_json=True)
 
 
+# The selection options of replay and discard (typer reads these declarations; each command gets its own values).
+IDS = typer.Argument(None, help="dead letter ids (<topic>.dlq:<partition>:<offset>)")
+TOPIC = typer.Option(None, help="every pending dead letter of this original topic")
+SINCE = typer.Option(None, help="pending dead letters failed since (30m, 2h, ISO)")
+TYPE = typer.Option(None, "--type", help="only this message type")
+ERROR_CLASS = typer.Option(None, help="only this error class")
+ORDER = typer.Option(None, "--order", help="only this order")
+EVERY = typer.Option(False, "--all", help="every pending dead letter")
+BY = typer.Option(None, "--by", help="who is acting (default: your user name)")
+
+
+def _act(action, letters: list[deadletters.DeadLetter], by: Optional[str], reason: str) -> list[deadletters.DeadLetter]:
+    """Runs `deadletters.replay` or `.discard` on the selected letters as `by` (default: the user); ValueError is the
+    caller's to report."""
+    return asyncio.run(action(Connection.from_environment(), letters, by=by or getpass.getuser(), reason=reason))
+
+
 @app.command()
 def replay(
-    ids: list[str] = typer.Argument(None, help="dead letter ids (<topic>.dlq:<partition>:<offset>)"),
-    topic: Optional[str] = typer.Option(None, help="every pending dead letter of this original topic"),
-    since: Optional[str] = typer.Option(None, help="pending dead letters failed since (30m, 2h, ISO)"),
-    message_type: Optional[str] = typer.Option(None, "--type", help="only this message type"),
-    error_class: Optional[str] = typer.Option(None, help="only this error class"),
-    order_id: Optional[str] = typer.Option(None, "--order", help="only this order"),
-    every: bool = typer.Option(False, "--all", help="every pending dead letter"),
+    ids: list[str] = IDS,
+    topic: Optional[str] = TOPIC,
+    since: Optional[str] = SINCE,
+    message_type: Optional[str] = TYPE,
+    error_class: Optional[str] = ERROR_CLASS,
+    order_id: Optional[str] = ORDER,
+    every: bool = EVERY,
     reason: str = typer.Option("", help="why (kept with the decision)"),
-    by: str = typer.Option(None, "--by", help="who is acting (default: your user name)"),
+    by: str = BY,
 ) -> None:
     """Publishes dead letters again to their original topic, unchanged (same event id: inboxes absorb duplicates)."""
     letters = _select(ids or [], topic, since, message_type, error_class, order_id, every)
     try:
-        done = asyncio.run(
-            deadletters.replay(Connection.from_environment(), letters, by=by or getpass.getuser(), reason=reason)
-        )
+        done = _act(deadletters.replay, letters, by, reason)
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
@@ -117,22 +132,20 @@ def replay(
 
 @app.command()
 def discard(
-    ids: list[str] = typer.Argument(None, help="dead letter ids (<topic>.dlq:<partition>:<offset>)"),
+    ids: list[str] = IDS,
     reason: str = typer.Option(..., help="why nothing more is needed (recorded)"),
-    topic: Optional[str] = typer.Option(None, help="every pending dead letter of this original topic"),
-    since: Optional[str] = typer.Option(None, help="pending dead letters failed since (30m, 2h, ISO)"),
-    message_type: Optional[str] = typer.Option(None, "--type", help="only this message type"),
-    error_class: Optional[str] = typer.Option(None, help="only this error class"),
-    order_id: Optional[str] = typer.Option(None, "--order", help="only this order"),
-    every: bool = typer.Option(False, "--all", help="every pending dead letter"),
-    by: str = typer.Option(None, "--by", help="who is acting (default: your user name)"),
+    topic: Optional[str] = TOPIC,
+    since: Optional[str] = SINCE,
+    message_type: Optional[str] = TYPE,
+    error_class: Optional[str] = ERROR_CLASS,
+    order_id: Optional[str] = ORDER,
+    every: bool = EVERY,
+    by: str = BY,
 ) -> None:
     """Records that dead letters need nothing more, with the reason; they stay on their topic for the record."""
     letters = _select(ids or [], topic, since, message_type, error_class, order_id, every)
     try:
-        done = asyncio.run(
-            deadletters.discard(Connection.from_environment(), letters, by=by or getpass.getuser(), reason=reason)
-        )
+        done = _act(deadletters.discard, letters, by, reason)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--reason") from None
     console.print(f"discarded {len(done)} dead letters")

@@ -39,7 +39,7 @@ from .client import Connection, get_json, send_command
 from . import when
 from .order_contents import print_contents
 from .output import console, print_reply, print_rows
-from .trace import resolve_order
+from .trace import resolve_order_or_exit
 
 app = typer.Typer(help="The orders service: list, show and act on orders.", no_args_is_help=True)
 ShopOption = typer.Option(..., "--shop", help="The shop acting.")
@@ -87,11 +87,7 @@ def show(
 ) -> None:
     """Shows one order: customer, addresses, lines and charges, every flag, its amount and tax per rate, every task and its full history."""
     connection = Connection.from_environment()
-    try:
-        order_id = resolve_order(connection, order, shop)
-    except LookupError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(1) from None
+    order_id = resolve_order_or_exit(connection, order, shop)
     view = get_json(connection, "orders", "/api/orders/order", order_id=str(order_id))
     if as_json:
         print_rows([view], as_json=True)

@@ -24,6 +24,15 @@ def resolve_order(connection: Connection, text: str, shop_id: str | None = None)
     return uuid.UUID(found[0]["order_id"])
 
 
+def resolve_order_or_exit(connection: Connection, text: str, shop_id: str | None = None) -> uuid.UUID:
+    """`resolve_order` for a command: an order that can't be named prints why and exits 1."""
+    try:
+        return resolve_order(connection, text, shop_id)
+    except LookupError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+
+
 def _entry(at: Any, service: str, what: str, detail: str = "") -> dict[str, str] | None:
     return {"at": str(at), "service": service, "what": what, "detail": detail} if at else None
 
@@ -111,12 +120,7 @@ def trace(
 ) -> None:
     """Prints the whole life of an order across all five services in time order."""
     connection = Connection.from_environment()
-    try:
-        order_id = resolve_order(connection, order, shop)
-    except LookupError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(1) from None
-    story = order_story(connection, order_id)
+    story = order_story(connection, resolve_order_or_exit(connection, order, shop))
     if as_json:
         print_rows([story], as_json=True)
         return
