@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import importlib
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +18,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from ordermesh_contracts.topics import all_topics_with_dead_letters
-from ordermesh_devstack.stack import SHOPIFY_DEMO_DOMAIN
+from ordermesh_devstack.stack import SERVICES, SHOPIFY_DEMO_DOMAIN
 
 
 @dataclass
@@ -182,3 +183,35 @@ def shopify_headers(secret: str, body: bytes, webhook_id: str) -> dict[str, str]
         "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode(),
         "Content-Type": "application/json",
     }
+
+
+def evidence_wanted() -> bool:
+    """Whether this run keeps evidence for an issue note (`make evidence` sets ORDERMESH_EVIDENCE_DIR)."""
+    return bool(os.environ.get("ORDERMESH_EVIDENCE_DIR"))
+
+
+def keep_evidence(name: str, text: str) -> None:
+    """Writes `text` to <ORDERMESH_EVIDENCE_DIR>/<name>.txt when evidence is wanted."""
+    if folder := os.environ.get("ORDERMESH_EVIDENCE_DIR"):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{name}.txt").write_text(text, encoding="utf-8")
+
+
+def log_lines_about(stack, order_id) -> dict[str, list[dict]]:
+    """Every JSON log line of each of the five services that names the order id (what `grep <order id>` finds)."""
+    found: dict[str, list[dict]] = {}
+    for service in SERVICES:
+        text = stack.processes[service].log_path.read_text(encoding="utf-8", errors="replace")
+        found[service] = [json.loads(line) for line in text.splitlines() if str(order_id) in line and line.startswith("{")]
+    return found
+
+
+def log_story(found: dict[str, list[dict]]) -> str:
+    """`log_lines_about` as one short line per log line, in time order: time, service, what happened, outcome."""
+    rows = []
+    for service, entries in found.items():
+        for e in entries:
+            what = e.get("what") or e.get("type") or e.get("target") or ""
+            detail = " ".join(f"{k}={e[k]}" for k in ("outcome", "operation", "actor", "details") if e.get(k) not in (None, ""))
+            rows.append((e.get("timestamp", ""), f"{e.get('timestamp', '')[11:23]} {service:<8} {e['event']}: {what} {detail}".rstrip()))
+    return "\n".join(line for _at, line in sorted(rows))

@@ -7,7 +7,7 @@ import uuid
 from ordermesh_contracts import order_id_for, topics
 from ordermesh_devstack.demo import demo_order
 from ops_cli import cli
-from support import eventually, fetch, publish_raw
+from support import eventually, evidence_wanted, fetch, keep_evidence, publish_raw
 
 
 async def restart_payments(stack, *, stripe_key: str | None) -> None:
@@ -68,6 +68,15 @@ async def test_a_card_order_dead_lettered_for_a_shops_unusable_gateway_completes
         assert len({m.json()["event_id"] for m in accepted}) == 1
         assert [m for m in accepted if m.headers.get("ordermesh.replayed_from") == letter["id"].encode()]
 
+        if evidence_wanted():
+            story = cli(stack, "orders", "trace", str(order_id))
+            keep_evidence("4-dead-letter-replayed", "\n".join([
+                f"$ ordermesh dlq list --topic {topics.ORDERS_EVENTS} --since 1h   (the order's letter)",
+                json.dumps({k: letter[k] for k in ("id", "status", "type", "group", "error_class", "reason")}, indent=1),
+                "$ ordermesh payments set-settings --shop ... --card-gateway sandbox",
+                f"$ ordermesh dlq replay {letter['id']} --reason 'shop moved back to the sandbox gateway' --by staff:ops",
+                replayed.stdout, f"$ ordermesh orders trace {order_id}", story.stdout,
+            ]))
         after = json.loads(cli(stack, "dlq", "list", "--topic", topics.ORDERS_EVENTS, "--status", "replayed", "--json").stdout)
         assert [x["id"] for x in after if x["order_id"] == str(order_id)] == [letter["id"]]
         [detail] = json.loads(cli(stack, "dlq", "show", letter["id"], "--json").stdout)

@@ -6,18 +6,8 @@ import json
 
 from ordermesh_contracts import HoldOrder, ReleaseOrder, order_id_for, topics
 from ordermesh_devstack.demo import demo_order
-from ordermesh_devstack.stack import SERVICES
 from ordermesh_ops.client import Connection, send_command
-from support import eventually, publish_raw
-
-
-def lines_about(stack, order_id) -> dict[str, list[dict]]:
-    """Every JSON log line of each service that names the order id."""
-    found: dict[str, list[dict]] = {}
-    for service in SERVICES:
-        text = stack.processes[service].log_path.read_text(encoding="utf-8", errors="replace")
-        found[service] = [json.loads(line) for line in text.splitlines() if str(order_id) in line and line.startswith("{")]
-    return found
+from support import eventually, log_lines_about, publish_raw
 
 
 async def test_one_order_id_grepped_across_the_five_logs_tells_its_story_without_personal_data(stack, recorder):
@@ -33,7 +23,7 @@ async def test_one_order_id_grepped_across_the_five_logs_tells_its_story_without
         await send_command(connection, topics.ORDERS_COMMANDS, command)
 
     def story():
-        found = lines_about(stack, order_id)
+        found = log_lines_about(stack, order_id)
         return found if all(found.values()) and any(e.get("actor") == "staff:hanako" for e in found["orders"]) else None
 
     found = await eventually(story, timeout=60, interval=1)

@@ -1,85 +1,24 @@
 """Tracing end to end: with the standard OTEL_* variables set, the five services export spans over OTLP/HTTP to a
 receiver started here, and one order is one trace whose parent/child links cross the services (consumer spans under
-the publishing service's producer span, outside calls under the consumer span that made them)."""
+the publishing service's producer span, outside calls under the consumer span that made them). Callbacks from the
+warehouse and the payment provider continue the order's trace and correlation id; a Shopify webhook starts it."""
 
 import json
-import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
-from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 import httpx
 import pytest
 from ordermesh_contracts import Payment, PaymentMethod, order_id_for, topics
 from ordermesh_devstack.demo import demo_order
-from ordermesh_devstack.processes import free_port
+from ordermesh_devstack.sandboxes.otlp_receiver import OtlpReceiver, ReceivedSpan, span_tree
 from ordermesh_devstack.stack import SERVICES
 from ordermesh_servicekit.signing import sign
 from ordermesh_servicekit.tracing import tracing_requested
-from support import eventually, publish_raw, shopify_headers, shopify_order_body
-
-KINDS = {
-    SpanProto.SPAN_KIND_CONSUMER: "consumer", SpanProto.SPAN_KIND_PRODUCER: "producer", SpanProto.SPAN_KIND_CLIENT: "client",
-    SpanProto.SPAN_KIND_SERVER: "server",
-}
-
-
-@dataclass(frozen=True)
-class ReceivedSpan:
-    service: str
-    trace_id: str
-    span_id: str
-    parent_id: str
-    name: str
-    kind: str
-    attributes: dict
-
-
-class OtlpReceiver:
-    """A minimal OTLP/HTTP trace receiver: decodes each ExportTraceServiceRequest and keeps its spans."""
-
-    def __init__(self) -> None:
-        self.spans: list[ReceivedSpan] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                request = ExportTraceServiceRequest.FromString(body)
-                for resource_spans in request.resource_spans:
-                    attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
-                    for scope in resource_spans.scope_spans:
-                        for span in scope.spans:
-                            receiver.spans.append(ReceivedSpan(
-                                attributes.get("service.name", ""), span.trace_id.hex(), span.span_id.hex(),
-                                span.parent_span_id.hex(), span.name, KINDS.get(span.kind, "other"),
-                                {a.key: a.value.string_value or a.value.int_value for a in span.attributes},
-                            ))
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *_args) -> None:
-                pass
-
-        self.port = free_port()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "OtlpReceiver":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+from ops_cli import cli
+from support import (
+    eventually, evidence_wanted, keep_evidence, log_lines_about, log_story, publish_raw, shopify_headers, shopify_order_body,
+)
 
 
 def _order_id_of(message) -> str | None:
@@ -88,23 +27,6 @@ def _order_id_of(message) -> str | None:
     except (TypeError, ValueError, RecursionError):
         return None
     return str(body.get("order_id")) if isinstance(body, dict) else None
-
-
-def span_tree(spans: list[ReceivedSpan]) -> str:
-    """The spans of one trace as an indented tree (service: name), for reading."""
-    children: dict[str, list[ReceivedSpan]] = {}
-    ids = {s.span_id for s in spans}
-    for span in spans:
-        children.setdefault(span.parent_id if span.parent_id in ids else "", []).append(span)
-    lines: list[str] = []
-
-    def walk(parent: str, depth: int) -> None:
-        for span in children.get(parent, []):
-            lines.append(f"{'  ' * depth}{span.service}: {span.name} [{span.kind}]")
-            walk(span.span_id, depth + 1)
-
-    walk("", 0)
-    return "\n".join(lines)
 
 
 async def restart_all(stack, env_changes: dict[str, str | None]) -> None:
@@ -133,7 +55,7 @@ async def receiver(stack):
     with OtlpReceiver() as running:
         otel = {
             "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{running.port}",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": running.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
         await restart_all(stack, otel)
@@ -197,7 +119,11 @@ async def test_one_order_is_one_trace_across_the_five_services_exported_over_otl
     assert {m.topic for m in about} >= expected_topics
     assert len({m.json()["correlation_id"] for m in about}) == 1, "a message about the order has another correlation id"
     assert {m.headers["traceparent"].decode().split("-")[1] for m in about if m.topic != topics.SHOP_ORDERS} == {trace_id}
-    print(f"\nspan tree of order {order_id} (trace {trace_id}, {len(spans)} spans):\n{span_tree(spans)}")
+    if evidence_wanted():
+        keep_evidence("1-logs-of-one-order", f"grep {order_id} across the five logs:\n{log_story(log_lines_about(stack, order_id))}")
+        traced = cli(stack, "orders", "trace", str(order_id))
+        keep_evidence("2-orders-trace", f"$ ordermesh orders trace {order_id}\n{traced.stdout}{traced.stderr}")
+        keep_evidence("3-span-tree", f"order {order_id}: trace {trace_id}, {len(spans)} spans\n{span_tree(spans)}")
 
 
 async def test_a_prepaid_orders_payment_callback_continues_the_orders_trace_and_correlation(stack, recorder, receiver):
