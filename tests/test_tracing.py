@@ -179,3 +179,24 @@ async def test_a_shopify_webhook_order_starts_its_trace_at_the_webhook(stack, re
     webhook = by_id[by_id[intake.parent_id].parent_id]
     assert (webhook.service, webhook.name, webhook.kind) == ("ordermesh-orders", "POST /webhooks/shopify/orders-create", "server")
     assert webhook.parent_id not in by_id
+
+
+async def test_a_credit_check_decided_by_the_poll_stays_in_the_orders_trace_and_correlation(stack, recorder, receiver):
+    base = demo_order(990_404)
+    customer = base.customer.model_copy(update={"customer_id": f"credit-pending-{base.external_order_no[-6:]}"})
+    order = base.model_copy(update={"customer": customer, "payment": Payment(method=PaymentMethod.DEFERRED)})
+    order_id = order_id_for(order.shop_id, order.channel.value, order.external_order_no)
+    await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, order.model_dump_json().encode(), order.external_order_no.encode())
+    await recorder.wait_for(topics.PAYMENTS_EVENTS, type="CreditCheckApproved", order_id=order_id, timeout=120)
+
+    def span_named(suffix: str):
+        return lambda: next((s for s in receiver.spans if s.name.endswith(suffix)
+                             and s.attributes.get("ordermesh.order_id") == str(order_id)), None)
+
+    handled = await eventually(span_named("process CreditCheckApproved"), timeout=60, interval=0.5)
+    intake = await eventually(span_named("process ShopOrderSubmitted"), timeout=30)
+    assert handled.trace_id == intake.trace_id
+    _spans, by_id = trace_of(receiver, handled.trace_id)
+    poll = by_id[by_id[handled.parent_id].parent_id]
+    assert (poll.service, poll.name) == ("ordermesh-payments", "poll credit check")
+    assert len({m.json()["correlation_id"] for m in messages_about(recorder, order_id)}) == 1

@@ -10,7 +10,8 @@ handler publishes is written to the outbox with the consumer span's `traceparent
 producer span, child of that, and sends the producer span's `traceparent` on; outside calls are client spans.
 An outside call answered later by an HTTP callback (a warehouse shipment, a prepaid payment) keeps the current
 `traceparent` and the order's correlation id with its row; the callback's ingress span continues that trace, so the
-events it causes stay in the order's trace.
+events it causes stay in the order's trace. Periodic jobs (credit checks polled, authorizations renewed, overdue
+payments) continue it the same way from the payment's row.
 Without tracing, `traceparent` stays the synthetic one of `outbox.traceparent_for`.
 """
 
@@ -136,9 +137,23 @@ def client_span(target: str, operation: str) -> Iterator[Span]:
 def ingress_span(name: str, traceparent: str | None, attributes: Mapping[str, Any]) -> Iterator[Span]:
     """The server span of one HTTP request entering the suite (a callback, a webhook), current while it runs: child of
     `traceparent` (the span that made the request the callback answers, kept with its row), or a new trace's root."""
+    with _continued(name, traceparent, attributes, SpanKind.SERVER) as span:
+        yield span
+
+
+@contextmanager
+def job_span(name: str, traceparent: str | None, attributes: Mapping[str, Any]) -> Iterator[Span]:
+    """The span of a periodic job's work on one order (a credit check polled, an authorization renewed), current while
+    it runs: child of the order's `traceparent` kept with its row, so what the job publishes stays in the order's trace."""
+    with _continued(name, traceparent, attributes, SpanKind.INTERNAL) as span:
+        yield span
+
+
+@contextmanager
+def _continued(name: str, traceparent: str | None, attributes: Mapping[str, Any], kind: SpanKind) -> Iterator[Span]:
     parent = _PROPAGATOR.extract({"traceparent": traceparent}) if traceparent and tracing_active() else None
     with _tracer().start_as_current_span(
-        name, context=parent, kind=SpanKind.SERVER, attributes={k: v for k, v in attributes.items() if v is not None},
+        name, context=parent, kind=kind, attributes={k: v for k, v in attributes.items() if v is not None},
     ) as span:
         yield span
 

@@ -15,6 +15,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 from ordermesh_servicekit.outbox import write_outbox
+from ordermesh_servicekit.tracing import job_span
 
 from . import store, store_credit
 from .adapters.credit import CreditProvider
@@ -92,29 +93,34 @@ class DeferredPayments:
         """Asks the provider about every pending credit check once; publishes each new decision. Returns how many."""
         decided = 0
         for row in await store_credit.pending_checks(pool):
-            answer = await self._provider.check_status(row["check_id"])
-            async with pool.acquire() as conn, conn.transaction():
-                check = await store_credit.lock_check(conn, row["check_id"])
-                if check is None or not applies(check["status"], answer):
-                    await store_credit.mark_polled(conn, row["check_id"])
-                    continue
-                await store_credit.decide_check(conn, check["check_id"], answer.status.value, answer.reason)
-                payment = await store.lock_payment(conn, check["order_id"])
-                if payment is None or payment["cancelled_at"] is not None or payment["credit_check_id"] != check["check_id"]:
-                    continue
-                await store.set_status(conn, check["order_id"], PAYMENT_STATUS[answer.status])
-                uow = UnitOfWork(conn)
-                cause = {"correlation_id": check["correlation_id"], "causation_id": check["cause_id"]}
-                uow.publish(
-                    topics.PAYMENTS_EVENTS,
-                    credit_event(
-                        check["order_id"], check["shop_id"], CreditAnswer(answer.status, check["check_id"], answer.reason),
-                        check["amount"], check["currency"], cause,
-                    ),
-                )
-                await write_outbox(conn, uow.outgoing)
-                decided += 1
+            with job_span("poll credit check", row["traceparent"], {"ordermesh.order_id": str(row["order_id"])}):
+                decided += await self._poll_one(pool, row["check_id"])
         return decided
+
+    async def _poll_one(self, pool: asyncpg.Pool, check_id: str) -> int:
+        """Asks the provider about one pending credit check; publishes its decision if it is new. Returns 1 if so."""
+        answer = await self._provider.check_status(check_id)
+        async with pool.acquire() as conn, conn.transaction():
+            check = await store_credit.lock_check(conn, check_id)
+            if check is None or not applies(check["status"], answer):
+                await store_credit.mark_polled(conn, check_id)
+                return 0
+            await store_credit.decide_check(conn, check["check_id"], answer.status.value, answer.reason)
+            payment = await store.lock_payment(conn, check["order_id"])
+            if payment is None or payment["cancelled_at"] is not None or payment["credit_check_id"] != check["check_id"]:
+                return 0
+            await store.set_status(conn, check["order_id"], PAYMENT_STATUS[answer.status])
+            uow = UnitOfWork(conn)
+            cause = {"correlation_id": check["correlation_id"], "causation_id": check["cause_id"]}
+            uow.publish(
+                topics.PAYMENTS_EVENTS,
+                credit_event(
+                    check["order_id"], check["shop_id"], CreditAnswer(answer.status, check["check_id"], answer.reason),
+                    check["amount"], check["currency"], cause,
+                ),
+            )
+            await write_outbox(conn, uow.outgoing)
+            return 1
 
     async def report_shipment(self, *, key: str, check_id: str, carrier: str, tracking_number: str):
         """Reports the shipment to the provider (the capture of a deferred payment)."""

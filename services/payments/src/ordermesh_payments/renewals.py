@@ -10,12 +10,13 @@ import asyncpg
 from ordermesh_contracts import PaymentAuthorized, PaymentMethod, PaymentReauthorizationNeeded, topics
 from ordermesh_servicekit.consuming import UnitOfWork
 from ordermesh_servicekit.outbox import write_outbox
+from ordermesh_servicekit.tracing import job_span
 
 from . import store, store_renewals
 from .adapters.gateway import Gateways
 from .domain.card import authorization_expires_at, needs_reauthorization, renewal_helps, renewal_outcome
 from .domain.edits import capture_amount
-from .domain.payment import idempotency_key
+from .domain.payment import idempotency_key, order_correlation
 
 
 def renewal_keys(payment: asyncpg.Record) -> tuple[str, str]:
@@ -36,7 +37,8 @@ class Renewals:
         for payment in await store_renewals.renewable_authorizations(pool):
             valid_days = payment["authorization_valid_days"]
             if renewal_helps(valid_days) and needs_reauthorization(payment["authorized_at"], now, valid_days=valid_days):
-                published += await self.renew(pool, payment)
+                with job_span("renew authorization", payment["traceparent"], {"ordermesh.order_id": str(payment["order_id"])}):
+                    published += await self.renew(pool, payment)
         return published
 
     async def renew(self, pool: asyncpg.Pool, candidate: asyncpg.Record) -> int:
@@ -72,7 +74,7 @@ class Renewals:
                     topics.PAYMENTS_EVENTS,
                     PaymentReauthorizationNeeded(
                         order_id=order_id, shop_id=payment["shop_id"], authorization_id=renewed,
-                        authorized_at=payment["authorized_at"], expires_at=expires_at,
+                        authorized_at=payment["authorized_at"], expires_at=expires_at, **order_correlation(payment),
                     ),
                 )
             elif outcome == "replace":
@@ -82,6 +84,7 @@ class Renewals:
                     PaymentAuthorized(
                         order_id=order_id, shop_id=payment["shop_id"], method=PaymentMethod(payment["method"]),
                         authorization_id=result.reference, amount=amount, currency=payment["currency"],
+                        **order_correlation(payment),
                     ),
                 )
             if outcome != "flag":

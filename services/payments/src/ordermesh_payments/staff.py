@@ -22,6 +22,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
+from ordermesh_servicekit.tracing import job_span
 
 from . import store
 from .adapters.gateway import Gateways
@@ -36,7 +37,7 @@ from .domain.card import (
     void_refusals,
 )
 from .domain.edits import capture_amount
-from .domain.payment import idempotency_key
+from .domain.payment import idempotency_key, order_correlation
 from .domain.received import balance_after, parse_bank_statement
 from .handlers import PaymentHandlers, due_of, publish_received
 
@@ -66,6 +67,12 @@ async def locked_card_payment(conn: asyncpg.Connection, command: VoidPayment | R
     return payment
 
 
+def _job_span(name: str, payment, cause):
+    """The span of one order's part of a periodic check: in the order's trace when the check runs on its own, under the
+    staff command's span when staff ran it (`cause`)."""
+    return job_span(name, None if cause else payment["traceparent"], {"ordermesh.order_id": str(payment["order_id"])})
+
+
 async def flag_expiring_authorizations(uow: UnitOfWork, shop_id: str, now: datetime, cause=None) -> list[ItemResult]:
     """Flags the shop's uncaptured authorizations that expire within a day: PaymentReauthorizationNeeded each (none
     for a shop whose expiring authorizations are renewed automatically)."""
@@ -78,17 +85,18 @@ async def flag_expiring_authorizations(uow: UnitOfWork, shop_id: str, now: datet
         if payment["authorized_at"] is None or not needs_reauthorization(payment["authorized_at"], now, valid_days=valid_days):
             continue
         await store.flag_reauthorization(uow.conn, payment["order_id"])
-        uow.publish(
-            topics.PAYMENTS_EVENTS,
-            PaymentReauthorizationNeeded(
-                order_id=payment["order_id"],
-                shop_id=shop_id,
-                authorization_id=payment["authorization_id"],
-                authorized_at=payment["authorized_at"],
-                expires_at=authorization_expires_at(payment["authorized_at"], valid_days),
-                **(cause.caused() if cause else {}),
-            ),
-        )
+        with _job_span("flag expiring authorization", payment, cause):
+            uow.publish(
+                topics.PAYMENTS_EVENTS,
+                PaymentReauthorizationNeeded(
+                    order_id=payment["order_id"],
+                    shop_id=shop_id,
+                    authorization_id=payment["authorization_id"],
+                    authorized_at=payment["authorized_at"],
+                    expires_at=authorization_expires_at(payment["authorized_at"], valid_days),
+                    **(cause.caused() if cause else order_correlation(payment)),
+                ),
+            )
         results.append(ItemResult(item=str(payment["order_id"]), ok=False, reason="reauthorization_needed"))
     return results
 
@@ -104,14 +112,15 @@ async def announce_overdue(uow: UnitOfWork, today: date, *, shop_id: str | None 
             settings[owner] = await store.payment_settings(uow.conn, owner)
         await store.mark_overdue_notified(uow.conn, payment["order_id"])
         cancel = settings[owner]["cancel_overdue_prepaid"]
-        uow.publish(
-            topics.PAYMENTS_EVENTS,
-            PaymentOverdue(
-                order_id=payment["order_id"], shop_id=owner, reference=payment["reference"], due_date=payment["due_date"],
-                balance=balance_after(payment["amount"], payment["received_amount"]), currency=payment["currency"],
-                cancel_order=cancel, **(cause.caused() if cause else {}),
-            ),
-        )
+        with _job_span("announce overdue payment", payment, cause):
+            uow.publish(
+                topics.PAYMENTS_EVENTS,
+                PaymentOverdue(
+                    order_id=payment["order_id"], shop_id=owner, reference=payment["reference"], due_date=payment["due_date"],
+                    balance=balance_after(payment["amount"], payment["received_amount"]), currency=payment["currency"],
+                    cancel_order=cancel, **(cause.caused() if cause else order_correlation(payment)),
+                ),
+            )
         reason = f"due {payment['due_date'].isoformat()}: " + ("cancelled by the shop's rule" if cancel else "flagged")
         results.append(ItemResult(item=str(payment["order_id"]), ok=True, reason=reason))
     return results

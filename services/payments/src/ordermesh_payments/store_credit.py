@@ -35,11 +35,12 @@ async def set_current_check(conn: asyncpg.Connection, order_id: UUID, check_id: 
 
 
 async def pending_checks(conn: asyncpg.Pool | asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
-    """Credit checks still pending with the provider, least recently polled first."""
+    """Credit checks still pending with the provider, least recently polled first, with their order and the trace
+    context of its payment."""
     return await conn.fetch(
         """
-        SELECT check_id FROM credit_checks WHERE status = 'pending'
-        ORDER BY polled_at NULLS FIRST, requested_at LIMIT $1
+        SELECT c.check_id, c.order_id, p.traceparent FROM credit_checks c LEFT JOIN payments p ON p.order_id = c.order_id
+        WHERE c.status = 'pending' ORDER BY c.polled_at NULLS FIRST, c.requested_at LIMIT $1
         """,
         limit,
     )

@@ -1,5 +1,6 @@
 """What a payment needs, decided from the order alone: which flow it takes and what goes to a gateway."""
 
+from collections.abc import Mapping
 from enum import StrEnum
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -69,3 +70,9 @@ def instructions_of(settings: dict) -> dict:
     """What a payment request tells the customer from the shop's settings: where to pay, and whether an unpaid
     order is cancelled automatically."""
     return {"pay_to": settings["bank_account"], "cancels_when_overdue": settings["cancel_overdue_prepaid"]}
+
+
+def order_correlation(payment: Mapping) -> dict[str, UUID]:
+    """Envelope fields that put what a job publishes about a payment under its order's correlation id (kept with the
+    payment row; none for a row from before it was kept)."""
+    return {"correlation_id": payment["correlation_id"]} if payment.get("correlation_id") else {}
