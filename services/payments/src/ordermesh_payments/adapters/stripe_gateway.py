@@ -1,12 +1,15 @@
 """The Stripe adapter of the payment gateway port: PaymentIntents with manual capture, cancel and refunds."""
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import stripe
 from ordermesh_servicekit.consuming import PermanentError, TransientError
 from ordermesh_servicekit.outside import Call, OutsideCalls
 
 from .gateway import GatewayResult
+
+T = TypeVar("T")
 
 
 def _id_of(value: Any) -> str | None:
@@ -84,12 +87,11 @@ class StripeGateway:
             "metadata": {"ordermesh_order_id": order_id},
         }
         async with self._calls.observe("stripe", "authorize") as call:
-            try:
-                intent = await self._client.v1.payment_intents.create_async(params, {"idempotency_key": idempotency_key})
-            except (stripe.CardError, stripe.InvalidRequestError) as error:
-                return _answered(call, GatewayResult(False, reason=_decline_reason(error, "declined")))
-            except stripe.StripeError as error:
-                raise self._not_a_refusal(call, error, "authorize") from error
+            intent = await self._send(
+                call, "declined", self._client.v1.payment_intents.create_async(params, {"idempotency_key": idempotency_key})
+            )
+            if isinstance(intent, GatewayResult):
+                return intent
             if intent.status == "requires_capture":
                 return _answered(call, GatewayResult(True, reference=intent.id, amount=intent.amount))
             failure = getattr(intent, "last_payment_error", None)
@@ -101,14 +103,11 @@ class StripeGateway:
     async def capture(self, *, idempotency_key: str, authorization_id: str, amount: int) -> GatewayResult:
         """Captures ``amount`` (all or part) of the authorized PaymentIntent; the rest is released."""
         async with self._calls.observe("stripe", "capture") as call:
-            try:
-                intent = await self._client.v1.payment_intents.capture_async(
-                    authorization_id, {"amount_to_capture": amount}, {"idempotency_key": idempotency_key}
-                )
-            except (stripe.CardError, stripe.InvalidRequestError) as error:
-                return _answered(call, GatewayResult(False, reason=_decline_reason(error, "capture_refused")))
-            except stripe.StripeError as error:
-                raise self._not_a_refusal(call, error, "capture") from error
+            intent = await self._send(call, "capture_refused", self._client.v1.payment_intents.capture_async(
+                authorization_id, {"amount_to_capture": amount}, {"idempotency_key": idempotency_key}
+            ))
+            if isinstance(intent, GatewayResult):
+                return intent
             if intent.status != "succeeded":
                 return _answered(call, GatewayResult(False, reason=f"payment_intent_{intent.status}"))
             captured = getattr(intent, "amount_received", None) or amount
@@ -118,14 +117,11 @@ class StripeGateway:
     async def void(self, *, idempotency_key: str, authorization_id: str) -> GatewayResult:
         """Cancels the uncaptured PaymentIntent, releasing the authorization."""
         async with self._calls.observe("stripe", "void") as call:
-            try:
-                intent = await self._client.v1.payment_intents.cancel_async(
-                    authorization_id, None, {"idempotency_key": idempotency_key}
-                )
-            except (stripe.CardError, stripe.InvalidRequestError) as error:
-                return _answered(call, GatewayResult(False, reason=_decline_reason(error, "void_refused")))
-            except stripe.StripeError as error:
-                raise self._not_a_refusal(call, error, "void") from error
+            intent = await self._send(call, "void_refused", self._client.v1.payment_intents.cancel_async(
+                authorization_id, None, {"idempotency_key": idempotency_key}
+            ))
+            if isinstance(intent, GatewayResult):
+                return intent
             if intent.status != "canceled":
                 return _answered(call, GatewayResult(False, reason=f"payment_intent_{intent.status}"))
             return _answered(call, GatewayResult(True, reference=intent.id))
@@ -134,23 +130,32 @@ class StripeGateway:
         """Refunds ``amount`` of a capture, given as its charge id or its PaymentIntent id."""
         target = "payment_intent" if capture_id.startswith("pi_") else "charge"
         async with self._calls.observe("stripe", "refund") as call:
-            try:
-                refund = await self._client.v1.refunds.create_async(
-                    {target: capture_id, "amount": amount}, {"idempotency_key": idempotency_key}
-                )
-            except (stripe.CardError, stripe.InvalidRequestError) as error:
-                return _answered(call, GatewayResult(False, reason=_decline_reason(error, "refund_refused")))
-            except stripe.StripeError as error:
-                raise self._not_a_refusal(call, error, "refund") from error
+            refund = await self._send(call, "refund_refused", self._client.v1.refunds.create_async(
+                {target: capture_id, "amount": amount}, {"idempotency_key": idempotency_key}
+            ))
+            if isinstance(refund, GatewayResult):
+                return refund
             if refund.status in ("failed", "canceled"):
                 reason = getattr(refund, "failure_reason", None) or f"refund_{refund.status}"
                 return _answered(call, GatewayResult(False, reason=reason))
             return _answered(call, GatewayResult(True, reference=refund.id, amount=refund.amount))
 
     @staticmethod
-    def _not_a_refusal(call: Call, error: stripe.StripeError, operation: str) -> Exception:
+    async def _send(call: Call, refused: str, request: Awaitable[T]) -> T | GatewayResult:
+        """Stripe's answer to `request`; a decline or an invalid request is a refusal (with Stripe's reason, else
+        `refused`), any other Stripe error is raised as TransientError or PermanentError."""
+        try:
+            return await request
+        except (stripe.CardError, stripe.InvalidRequestError) as error:
+            return _answered(call, GatewayResult(False, reason=_decline_reason(error, refused)))
+        except stripe.StripeError as error:
+            raise StripeGateway._not_a_refusal(call, error) from error
+
+    @staticmethod
+    def _not_a_refusal(call: Call, error: stripe.StripeError) -> Exception:
         """TransientError or PermanentError for a Stripe error that says nothing about the payment itself (its class
         and HTTP status go on the call's log line)."""
+        operation = call.operation
         call.fields["stripe_error"] = type(error).__name__
         call.fields["status"] = error.http_status
         if isinstance(error, stripe.IdempotencyError):
