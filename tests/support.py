@@ -211,7 +211,7 @@ def log_story(found: dict[str, list[dict]]) -> str:
     rows = []
     for service, entries in found.items():
         for e in entries:
-            what = e.get("what") or e.get("type") or e.get("target") or ""
+            what = e.get("what") or (e.get("target") if e["event"].startswith("outside call") else e.get("type")) or ""
             detail = " ".join(f"{k}={e[k]}" for k in ("outcome", "operation", "actor", "details") if e.get(k) not in (None, ""))
             rows.append((e.get("timestamp", ""), f"{e.get('timestamp', '')[11:23]} {service:<8} {e['event']}: {what} {detail}".rstrip()))
     return "\n".join(line for _at, line in sorted(rows))
