@@ -26,8 +26,13 @@ class Endpoint:
     service: str
     path: str
     methods: tuple[str, ...] = ("GET",)
-    caller: str = "staff"  # staff | admin | payments-provider | warehouse | shopify | anyone
+    caller: str = "staff"  # staff | admin | payments-provider | warehouse | shopify | anyone | console | console-anon
     params: tuple[str, ...] = ()
+
+    @property
+    def in_console(self) -> bool:
+        """A page of the web console: answers in HTML, logged-in staff (`console`) or anyone (`console-anon`)."""
+        return self.service == "console" and self.caller != "anyone"
 
     @property
     def name(self) -> str:
@@ -66,6 +71,69 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("notify", "/api/notify/mails", params=("order_id",)),
     Endpoint("notify", "/api/notify/settings", params=("shop_id",)),
 ]
+
+ORDER_FILTERS = ("q", "shop_id", "channel", "stage", "child_status", "payment_method", "flag", "flag_value", "open_task",
+                 "label", "created_from", "created_to")
+CONSOLE_ENDPOINTS: list[Endpoint] = [
+    *(Endpoint("console", p, ("GET", "HEAD"), "anyone") for p in HEALTH),
+    Endpoint("console", "/static", ("GET", "HEAD"), "anyone"),
+    Endpoint("console", "/", caller="console"),
+    Endpoint("console", "/login", ("GET", "HEAD", "POST"), "console-anon", params=("next",)),
+    Endpoint("console", "/login", ("POST", "GET", "HEAD"), "console-anon"),
+    Endpoint("console", "/logout", ("POST",), "console"),
+    Endpoint("console", "/language", caller="console-anon", params=("to", "next")),
+    Endpoint("console", "/orders", caller="console", params=(*ORDER_FILTERS, "page")),
+    Endpoint("console", "/orders.csv", caller="console", params=(*ORDER_FILTERS, "encoding")),
+    Endpoint("console", "/orders/bulk", ("POST", "GET", "HEAD"), "console"),  # GET: the order page of "bulk"
+    Endpoint("console", "/orders/{order_id}", caller="console", params=("sent",)),
+    Endpoint("console", "/orders/{order_id}/{action}", ("POST",), "console"),
+    Endpoint("console", "/tasks", caller="console", params=("shop_id", "kind", "page")),
+    Endpoint("console", "/operations/health", caller="console"),
+    Endpoint("console", "/operations/stuck", caller="console", params=("older_than", "shop_id")),
+    Endpoint("console", "/operations/dead-letters", caller="console", params=("topic", "status", "order_id")),
+    Endpoint("console", "/operations/dead-letters/{letter_id}", caller="console"),
+    Endpoint("console", "/operations/dead-letters/{letter_id}/{action}", ("POST",), "console"),
+    Endpoint("console", "/accounts", ("GET", "HEAD", "POST"), "console"),
+    Endpoint("console", "/accounts", ("POST", "GET", "HEAD"), "console"),
+    Endpoint("console", "/accounts/{username}", ("POST",), "console"),
+    Endpoint("console", "/settings", caller="console", params=("shop_id", "sent")),
+    Endpoint("console", "/settings/{kind}", ("POST",), "console"),
+]
+ENDPOINTS += CONSOLE_ENDPOINTS
+CONSOLE_PATH_VALUES = {
+    "action": "edit", "letter_id": "shop.orders.v1.dlq:0:999999999", "username": "nobody-fuzz", "kind": "rules",
+}
+"""What the console's path parameters are filled with (`order_id` is the fuzz test's own order)."""
+
+
+def console_forms(csrf: str) -> list[tuple[bytes, str]]:
+    """Hostile forms carrying a valid CSRF token, so they reach the console's form readers: (body, content type)."""
+    form = "application/x-www-form-urlencoded"
+    token = quote(csrf, safe="")
+    return [
+        (f"csrf={token}&reason=a%00b".encode(), form),
+        (f"csrf={token}&a%00b=1".encode(), form),
+        (f"csrf={token}&reason=%ED%A0%80".encode(), form),
+        (f"csrf={token}&reason=%FF%FE".encode(), form),
+        (f"csrf={token}&reason=".encode() + b"x" * 200_000, form),
+        (f"csrf={token}&".encode() + b"&".join(b"f%d=1" % i for i in range(13_000)), form),
+        (f"csrf={token}&qty:0:A=99999999999999999999999&adjust_stock=no".encode(), form),
+        (f"csrf={token}&qty:=1&qty:x:y=1&qty:9999999999:A=1&move:0:=1&adjust_stock=maybe".encode(), form),
+        (f"csrf={token}&qty:0:A=%D9%A3&disc:0:A=-5&shipping_fee=1e400&adjust_stock=yes".encode(), form),
+        (f"csrf={token}&csrf=other&rule_set=%7B%22groups%22%3A".encode(), form),
+        (f"csrf={token}&rule_set=".encode() + quote("[" * 5000 + "]" * 5000).encode(), form),
+        (f"csrf={token}&rule_set=".encode() + quote('{"groups": ' + "9" * 5000 + "}").encode(), form),
+        (f"csrf={token}&action=teleport&scope=filter&order=x%7Cy".encode(), form),
+        (f"csrf={token}&action=status&scope=selected&order=not-a-uuid%7Cshop%7C1".encode(), form),
+        (f"csrf={token}&role=emperor&username=%00&password=short".encode(), form),
+        (f"csrf={token}&other_order_ids=".encode() + b"x" * 5000, form),
+        (b"--x\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n" + csrf.encode()
+         + b"\r\n--x\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\r\nhello\r\n--x--\r\n",
+         "multipart/form-data; boundary=x"),
+        (b"--x\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n" + csrf.encode(), "multipart/form-data; boundary=x"),
+        (b"csrf=" + token.encode() + b"&reason=ok", "multipart/form-data"),
+        (json.dumps({"csrf": csrf, "reason": "x"}).encode(), "application/json"),
+    ]
 
 HOSTILE_QUERY_VALUES = [
     "%00", "a%00b", "-1", "0", "99999999999999999999999999", "1e400", "%FF%FE", "%ED%A0%80", "%C2%B2", "NaN", "null", "[]",
@@ -125,6 +193,11 @@ class Tally:
         if response.status_code >= 500:
             self.server_errors[endpoint.name] += 1
             raise AssertionError(f"{endpoint.name} answered {response.status_code} to {what[:300]!r}: {response.text[:500]}")
+        if endpoint.service == "console" and "text/html" in response.headers.get("content-type", ""):
+            if 400 <= response.status_code < 500 and response.request.method != "HEAD":
+                reason = response.text.partition('data-error="')[2].partition('"')[0]
+                assert reason, (endpoint.name, what[:300], response.text[:300])
+            return response
         if 400 <= response.status_code < 500 and response.request.method != "HEAD":
             try:
                 body = response.json()
@@ -145,13 +218,35 @@ class Tally:
 class Caller:
     """Calls the suite's endpoints as their legitimate caller: the staff or admin token, a fresh signature, Shopify's headers."""
 
-    def __init__(self, stack) -> None:
+    def __init__(self, stack, console_order_id: str = "") -> None:
         self.stack = stack
         self.client = httpx.Client(timeout=30)
+        self.console_paths = {**CONSOLE_PATH_VALUES, "order_id": console_order_id or str(uuid.uuid4())}
+        self._console_session: dict[str, str] | None = None
 
     def url(self, endpoint: Endpoint, query: str = "") -> str:
-        base = f"http://127.0.0.1:{self.stack.processes[endpoint.service].http_port}{endpoint.path}"
+        path = endpoint.path.format(**self.console_paths) if endpoint.service == "console" else endpoint.path
+        base = f"http://127.0.0.1:{self.stack.processes[endpoint.service].http_port}{path}"
         return f"{base}?{query}" if query else base
+
+    def console_session(self) -> dict[str, str]:
+        """A logged-in admin session of the console: its cookie, its CSRF token, and the login form's token."""
+        if self._console_session is None:
+            base = f"http://127.0.0.1:{self.stack.processes['console'].http_port}"
+            with httpx.Client(base_url=base, timeout=30) as client:
+                login_csrf = client.get("/login").cookies["om_login_csrf"]
+                logged_in = client.post("/login", data={"csrf": login_csrf, "username": "admin", "password": self.stack.console_admin_password})
+                assert logged_in.status_code == 303, logged_in.text[:300]
+                session = logged_in.cookies["om_session"]
+                page = client.get("/orders", cookies={"om_session": session}).text
+                csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+                login_csrf = client.get("/login").cookies.get("om_login_csrf") or login_csrf
+            self._console_session = {"session": session, "csrf": csrf, "login_csrf": login_csrf}
+        return self._console_session
+
+    def console_csrf(self, endpoint: Endpoint) -> str:
+        """The CSRF token a form of this endpoint carries."""
+        return self.console_session()["csrf" if endpoint.caller == "console" else "login_csrf"]
 
     def credentials(self, endpoint: Endpoint, body: bytes = b"") -> dict[str, str]:
         """The headers that let the request past authentication, for this body."""
@@ -165,6 +260,10 @@ class Caller:
                 return {"X-Ordermesh-Signature": sign(self.stack.payment_callback_secret, body, now)}
             case "warehouse":
                 return {"X-Ordermesh-Signature": sign(self.stack.warehouse_callback_secret, body, now)}
+            case "console":
+                return {"Cookie": f"om_session={self.console_session()['session']}"}
+            case "console-anon":
+                return {"Cookie": f"om_login_csrf={self.console_session()['login_csrf']}"}
             case "shopify":
                 digest = hmac.new(self.stack.shopify_secret.encode(), body, hashlib.sha256).digest()
                 return {
@@ -179,9 +278,12 @@ class Caller:
         sent_headers = dict(self.credentials(endpoint, body or b"")) if authorized else {}
         if content_type:
             sent_headers["Content-Type"] = content_type
-        if isinstance(headers, list):
-            return self.client.request(method, self.url(endpoint, query), content=body, headers=[*sent_headers.items(), *headers])
-        return self.client.request(method, self.url(endpoint, query), content=body, headers={**sent_headers, **(headers or {})})
+        try:
+            if isinstance(headers, list):
+                return self.client.request(method, self.url(endpoint, query), content=body, headers=[*sent_headers.items(), *headers])
+            return self.client.request(method, self.url(endpoint, query), content=body, headers={**sent_headers, **(headers or {})})
+        finally:
+            self.client.cookies.clear()  # the console sets cookies; each request carries only what it is sent with
 
     def close(self) -> None:
         self.client.close()
