@@ -8,9 +8,8 @@ import httpx
 import pytest
 from ordermesh_contracts import Payment, PaymentMethod, order_id_for, topics
 from ordermesh_devstack.demo import DEMO_SHOP, demo_order
-from support import eventually, fetch, publish_raw
-
 from ordermesh_devstack.browser import ensure_chromium
+from support import eventually, fetch, publish_raw
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / ".artifacts" / "console"
 

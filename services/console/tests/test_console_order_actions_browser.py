@@ -1,5 +1,5 @@
-"""The order page's remaining actions in a real browser: confirm the address and the delivery date, close a task,
-resend a mail, split into a new order and merge it back — each answer shown on the page, each effect checked in the
+"""The order page's remaining actions in a real browser: confirm the address and the delivery date, add and close a
+task, resend a mail, split into a new order and merge it back — each answer shown on the page, each effect checked in the
 services' databases."""
 
 import json
@@ -67,30 +67,6 @@ async def _flags_are(console, order_id, **expected) -> bool:
     return bool(row) and all(json.loads(row["flags"]).get(k) == v for k, v in expected.items())
 
 
-async def test_staff_resend_a_mail_and_notify_sends_it_again(stack, console):
-    order, order_id = await console.submit(963_002)
-    await console.wait_stage(order_id, "awaiting_payment")
-
-    async def sent_mails() -> list:
-        return await fetch(
-            stack.service_dsns["notify"], "SELECT mail_id, kind, status FROM mail_log WHERE order_id = $1 ORDER BY created_at",
-            order_id,
-        )
-
-    first = (await eventually(lambda: _sent(sent_mails), timeout=120, interval=0.5))[0]
-    page = await console.logged_in()
-    await page.goto(f"{stack.console_url}/orders/{order_id}")
-    await page.click(f"[data-testid=mails] form:has(input[name=mail_id][value='{first['mail_id']}']) button")
-    await page.wait_for_selector("#reply[data-reply=accepted]")
-    assert "ResendMail" in await page.text_content("#reply")
-
-    async def resent() -> bool:
-        mails = await sent_mails()
-        return sum(1 for m in mails if m["kind"] == first["kind"] and m["status"] == "sent") == 2
-
-    await eventually(resent, timeout=120, interval=0.5)
-
-
 async def _sent(query) -> list:
     return [m for m in await query() if m["status"] == "sent"]
 
@@ -99,13 +75,31 @@ def _order_with_two_units() -> int:
     return next(n for n in range(963_100, 963_400) if demo_order(n).deliveries[0].lines[0].quantity >= 2)
 
 
-async def test_staff_split_an_order_into_a_new_one_and_merge_them_back_by_shop_order_number(stack, console, screenshots):
+async def test_staff_resend_a_mail_then_split_the_order_into_a_new_one_and_merge_them_back_by_shop_order_number(
+    stack, console, screenshots
+):
     number = _order_with_two_units()
     order, order_id = await console.submit(number)
     await console.wait_stage(order_id, "awaiting_payment")
     line = order.deliveries[0].lines[0]
+
+    async def mails() -> list:
+        return await fetch(
+            stack.service_dsns["notify"], "SELECT mail_id, kind, status FROM mail_log WHERE order_id = $1 ORDER BY created_at",
+            order_id,
+        )
+
+    first = (await eventually(lambda: _sent(mails), timeout=120, interval=0.5))[0]
     page = await console.logged_in()
     await page.goto(f"{stack.console_url}/orders/{order_id}")
+    await page.click(f"[data-testid=mails] form:has(input[name=mail_id][value='{first['mail_id']}']) button")
+    await page.wait_for_selector("#reply[data-reply=accepted]")
+    assert "ResendMail" in await page.text_content("#reply")
+
+    async def resent() -> bool:
+        return sum(1 for m in await mails() if m["kind"] == first["kind"] and m["status"] == "sent") == 2
+
+    await eventually(resent, timeout=120, interval=0.5)
 
     await page.fill(f"#split-form input[name='move:0:{line.sku}']", "1")
     await page.select_option("#split-form select[name=into]", "order")

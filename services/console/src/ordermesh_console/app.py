@@ -30,6 +30,7 @@ from starlette.routing import Mount
 
 from . import store
 from .adapters.commands import CommandSender
+from .adapters.kafka_views import KafkaViews
 from .adapters.services import SERVICES, ServiceReader, ServiceRefused, ServiceUnavailable
 from .domain.passwords import check_policy, hash_password
 from .domain.roles import Role
@@ -111,6 +112,7 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
         await channel.start()
         client = httpx.AsyncClient(timeout=10)
         urls = {name: getattr(settings, f"{name}_url") for name in SERVICES}
+        connection = Connection(bootstrap, urls, settings.api_token.get_secret_value(), kafka)
         app.state.console = Console(
             pool=pool,
             reader=ServiceReader(urls, settings.api_token.get_secret_value(), client),
@@ -119,7 +121,8 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
             timezone=settings.console_timezone,
             secure_cookies=settings.console_secure_cookies,
             session_hours=settings.console_session_hours,
-            connection=Connection(bootstrap, urls, settings.api_token.get_secret_value(), kafka),
+            connection=connection,
+            kafka_views=KafkaViews(connection),
         )
         ready.update(database=True, kafka=True)
         log.info("console started", port=settings.http_port)

@@ -1,7 +1,6 @@
 """Shop settings forms as the staff commands that set them: status groups, rules, shipping fees (orders); payment
 settings (payments); the shipping calendar (shipping); mail settings, templates and previews (notify)."""
 
-import json
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -20,6 +19,7 @@ from ordermesh_contracts import (
     StatusGroup,
     topics,
 )
+from ordermesh_servicekit.http_input import HttpRefusal, parse_json_object
 from pydantic import ValidationError
 
 from .actions import FormError
@@ -55,7 +55,7 @@ def prefecture_fees(text: str) -> dict[str, int]:
         if not line.strip():
             continue
         prefecture, _, fee = line.partition("=")
-        if not fee.strip().isdigit() or not prefecture.strip():
+        if not (fee.strip().isascii() and fee.strip().isdigit() and len(fee.strip()) <= 12) or not prefecture.strip():
             reasons.append(f"line {number}: write prefecture=fee, e.g. 北海道=1320")
             continue
         fees[prefecture.strip()] = int(fee.strip())
@@ -161,11 +161,9 @@ def settings_command(kind: str, form: Mapping[str, Any], actor: str) -> tuple[st
             return topics.ORDERS_COMMANDS, ConfigureStatuses(**common, groups=status_groups(str(form.get("groups") or "")))
         if kind == "rules":
             try:
-                rule_set = json.loads(str(form.get("rule_set") or ""))
-            except ValueError as error:
-                raise FormError([f"rule_set: not JSON ({error})"]) from error
-            if not isinstance(rule_set, dict):
-                raise FormError(["rule_set: must be a JSON object {groups: [...]}"])
+                rule_set = parse_json_object(str(form.get("rule_set") or "").encode())
+            except HttpRefusal as refusal:
+                raise FormError([f"rule_set: {refusal.reason}"]) from None
             return topics.ORDERS_COMMANDS, SetRules(**common, rule_set=rule_set)
         if kind == "shipping_fees":
             free_from = str(form.get("free_from") or "").strip()

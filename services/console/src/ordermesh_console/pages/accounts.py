@@ -2,6 +2,7 @@
 
 import asyncio
 
+from ordermesh_servicekit.http_input import checked_text
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -53,7 +54,7 @@ async def change_account(request: Request) -> Response:
     """POST /accounts/{username}: a new role, active or not, a new password — whichever is given."""
     session = await require(request, Permission.ADMINISTER)
     form = await checked_form(request, session)
-    username = request.path_params["username"]
+    username = checked_text(request.path_params["username"], "username", max_length=64)
     if username == session.account.username and (form.get("active") == "no" or form.get("role") not in (None, "", "admin")):
         raise Refused(400, "you can't take away your own admin role or deactivate yourself")
     password_hash = None

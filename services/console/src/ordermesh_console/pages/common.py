@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import store
 from ..adapters.commands import CommandSender
+from ..adapters.kafka_views import KafkaViews
 from ..adapters.services import ServiceReader
 from ..domain import flags, formatting, i18n
 from ..domain.roles import Permission, Role, allows
@@ -42,6 +43,8 @@ class Console:
     session_hours: float
     connection: Any = None
     """The ops package's Connection (Kafka with its security, the services' URLs, the token) for its dead-letter tools."""
+    kafka_views: KafkaViews | None = None
+    """Pending dead letters and consumer lag, read from Kafka and kept a few seconds."""
 
 
 class LoginRequired(Exception):

@@ -1,12 +1,9 @@
 """Operations pages: the queue of open tasks, orders that stopped moving, the services' health and consumer lag —
-read through the same functions and endpoints as the `ordermesh` CLI (`orders stuck`, `lag`, `dlq list`)."""
+read through the same endpoints and functions as the `ordermesh` CLI (`orders stuck`, `lag`, `dlq list`)."""
 
 import asyncio
 from collections import Counter
 
-from aiokafka.errors import KafkaError
-from ordermesh_ops import deadletters
-from ordermesh_ops.lag import consumer_lag, summarize
 from ordermesh_ops.timespec import parse_duration
 from ordermesh_servicekit.http_input import HttpRefusal, query_int, query_text
 from starlette.requests import Request
@@ -17,7 +14,6 @@ from .common import console_of, render, require
 
 PAGE_SIZE = 100
 STUCK_LIMIT = 500
-KAFKA_READ_SECONDS = 20
 
 
 async def task_queue(request: Request) -> Response:
@@ -32,21 +28,9 @@ async def task_queue(request: Request) -> Response:
     return render(request, "tasks.html", session, tasks=answer["tasks"], total=answer["total"], page=page, pages=pages, params=params)
 
 
-async def pending_dead_letters(request: Request, timeout: float = KAFKA_READ_SECONDS) -> list[dict] | str:
-    """Every pending dead letter's summary (the CLI's `dlq list --status pending`); the reason instead when Kafka
-    can't be read in time."""
-    try:
-        letters = await asyncio.wait_for(
-            deadletters.list_dead_letters(console_of(request).connection, status="pending"), timeout
-        )
-    except (KafkaError, OSError, TimeoutError) as error:
-        return f"dead letters not read: {type(error).__name__}"
-    return [letter.summary() for letter in letters]
-
-
 async def pending_dead_letters_by_order(request: Request) -> Counter | str:
     """How many pending dead letters name each order id; the reason instead when Kafka can't be read in time."""
-    letters = await pending_dead_letters(request)
+    letters = await console_of(request).kafka_views.pending_dead_letters()
     if isinstance(letters, str):
         return letters
     return Counter(summary["order_id"] for summary in letters if summary["order_id"])
@@ -59,7 +43,7 @@ async def stuck_orders(request: Request) -> Response:
     older_than = query_text(request, "older_than", max_length=16) or "30m"
     try:
         seconds = int(parse_duration(older_than).total_seconds())
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:
         raise HttpRefusal(400, "invalid_query", f"older_than: {error}") from None
     if seconds > 3650 * 86400:
         raise HttpRefusal(400, "invalid_query", "older_than must be at most ten years")
@@ -79,16 +63,8 @@ async def health(request: Request) -> Response:
     topic (partitions summed, the worst one named)."""
     session = await require(request, Permission.VIEW)
     console = console_of(request)
-    lag_error = ""
-    services, lag_rows = await asyncio.gather(
-        console.reader.health(),
-        asyncio.wait_for(consumer_lag(console.connection), KAFKA_READ_SECONDS),
-        return_exceptions=True,
+    services, lag = await asyncio.gather(console.reader.health(), console.kafka_views.lag())
+    return render(
+        request, "health.html", session, services=services, lag=lag if isinstance(lag, list) else [],
+        lag_error=lag if isinstance(lag, str) else "",
     )
-    if isinstance(services, BaseException):
-        raise services
-    if isinstance(lag_rows, (KafkaError, OSError, TimeoutError)):
-        lag_error, lag_rows = f"lag not read: {type(lag_rows).__name__}", []
-    elif isinstance(lag_rows, BaseException):
-        raise lag_rows
-    return render(request, "health.html", session, services=services, lag=summarize(lag_rows), lag_error=lag_error)

@@ -11,10 +11,6 @@ from .. import store
 from ..domain.actions import ORDER_ACTIONS, FormError, Target, build_command
 from ..domain.roles import Permission, allows
 from .common import Refused, checked_form, console_of, redirect, render, require
-from .operations import pending_dead_letters
-
-DEAD_LETTERS_SECONDS = 5
-"""How long the page waits for the order's dead letters (read from Kafka) before showing without them."""
 
 
 def _order_id(request: Request) -> UUID:
@@ -31,7 +27,7 @@ async def _page(request: Request, session: store.Session, order_id: UUID, status
     if order is None:
         raise Refused(404, f"no order {order_id}")
     around, letters = await asyncio.gather(
-        console.reader.order_around(order_id), pending_dead_letters(request, timeout=DEAD_LETTERS_SECONDS)
+        console.reader.order_around(order_id), console.kafka_views.pending_dead_letters()
     )
     async with console.pool.acquire() as conn:
         sent = await store.sent_for_order(conn, order_id)
