@@ -76,7 +76,7 @@ ORDER_FILTERS = ("q", "shop_id", "channel", "stage", "child_status", "payment_me
                  "label", "created_from", "created_to")
 CONSOLE_ENDPOINTS: list[Endpoint] = [
     *(Endpoint("console", p, ("GET", "HEAD"), "anyone") for p in HEALTH),
-    Endpoint("console", "/static", ("GET", "HEAD"), "anyone"),
+    Endpoint("console", "/static", ALL_METHODS, "anyone"),  # a mount: any method is redirected to /static/
     Endpoint("console", "/", caller="console"),
     Endpoint("console", "/login", ("GET", "HEAD", "POST"), "console-anon", params=("next",)),
     Endpoint("console", "/login", ("POST", "GET", "HEAD"), "console-anon"),
@@ -140,6 +140,7 @@ HOSTILE_QUERY_VALUES = [
     "x" * 5000, "", "2025-13-45", "..%2F..%2Fetc%2Fpasswd", "%0D%0AX-Injected:%201", "Asia%2FTokyo%00", "%E4%BA%AC",
     str(uuid.uuid4()), "{" + str(uuid.uuid4()) + "}", "'%20OR%201=1--",
 ]
+HOSTILE_PATH_VALUES = ["%00", "a%00b", "%ED%A0%80", "%FF%FE", "x" * 3000, "..%2F..%2Fetc", "%E4%BA%AC", "-1", "{}", "%20"]
 WORST_QUERY_VALUES = ["%00", "x" * 5000, "%ED%A0%80", "-1", "99999999999999999999999999"]
 HOSTILE_QUERIES = [
     "limit=-1", "limit=1e400", "limit=0", "limit=1001", "offset=-5", "offset=99999999999999999999", "limit=1&limit=2",
@@ -224,8 +225,8 @@ class Caller:
         self.console_paths = {**CONSOLE_PATH_VALUES, "order_id": console_order_id or str(uuid.uuid4())}
         self._console_session: dict[str, str] | None = None
 
-    def url(self, endpoint: Endpoint, query: str = "") -> str:
-        path = endpoint.path.format(**self.console_paths) if endpoint.service == "console" else endpoint.path
+    def url(self, endpoint: Endpoint, query: str = "", path_values: dict[str, str] | None = None) -> str:
+        path = endpoint.path.format(**{**self.console_paths, **(path_values or {})}) if endpoint.service == "console" else endpoint.path
         base = f"http://127.0.0.1:{self.stack.processes[endpoint.service].http_port}{path}"
         return f"{base}?{query}" if query else base
 
@@ -273,15 +274,16 @@ class Caller:
         return {}
 
     def send(self, endpoint: Endpoint, *, method: str | None = None, query: str = "", body: bytes | None = None,
-             headers: dict | list | None = None, authorized: bool = True, content_type: str = "application/json") -> httpx.Response:
+             headers: dict | list | None = None, authorized: bool = True, content_type: str = "application/json",
+             path_values: dict[str, str] | None = None) -> httpx.Response:
         method = method or endpoint.methods[0]
         sent_headers = dict(self.credentials(endpoint, body or b"")) if authorized else {}
         if content_type:
             sent_headers["Content-Type"] = content_type
         try:
             if isinstance(headers, list):
-                return self.client.request(method, self.url(endpoint, query), content=body, headers=[*sent_headers.items(), *headers])
-            return self.client.request(method, self.url(endpoint, query), content=body, headers={**sent_headers, **(headers or {})})
+                return self.client.request(method, self.url(endpoint, query, path_values), content=body, headers=[*sent_headers.items(), *headers])
+            return self.client.request(method, self.url(endpoint, query, path_values), content=body, headers={**sent_headers, **(headers or {})})
         finally:
             self.client.cookies.clear()  # the console sets cookies; each request carries only what it is sent with
 

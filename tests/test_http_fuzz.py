@@ -15,6 +15,7 @@ from http_hostile import (
     CONTENT_TYPES,
     ENDPOINTS,
     HOSTILE_BODIES,
+    HOSTILE_PATH_VALUES,
     HOSTILE_QUERIES,
     HOSTILE_QUERY_VALUES,
     HOSTILE_SIGNATURES,
@@ -30,8 +31,8 @@ from ordermesh_devstack.demo import demo_order
 from support import eventually, fetch, publish_raw
 
 FUZZ = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-FUZZ_CONSOLE = settings(FUZZ, max_examples=25)
-""""Fewer examples for the console's pages: each one reads several services (and some read Kafka)."""
+FUZZ_CONSOLE = settings(FUZZ, max_examples=15)
+"""Fewer examples for the console's pages: each one reads several services (and some read Kafka)."""
 
 _ROUTES = """
 import json, importlib
@@ -84,6 +85,7 @@ def test_hand_written_hostile_requests_get_a_reasoned_4xx_or_a_success_never_a_5
         _hostile_credentials(caller, tally, endpoint)
     if endpoint.caller == "console":
         _logged_out(caller, tally, endpoint)
+        _hostile_path_values(caller, tally, endpoint)
     if endpoint.in_console and endpoint.takes_body and endpoint.path != "/logout":
         for body, content_type in console_forms(caller.console_csrf(endpoint)):
             answer = tally.check(endpoint, caller.send(endpoint, body=body, content_type=content_type), f"{content_type}: {body[:200]!r}")
@@ -116,6 +118,17 @@ def _logged_out(caller: Caller, tally: Tally, endpoint: Endpoint) -> None:
         answer = tally.check(endpoint, caller.send(endpoint, authorized=False, headers=headers, body=body,
                                                    content_type="application/x-www-form-urlencoded" if body else ""), f"Cookie {cookie!r:.40}")
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login"), (cookie, answer.status_code)
+
+
+def _hostile_path_values(caller: Caller, tally: Tally, endpoint: Endpoint) -> None:
+    """Each path parameter of a console page with hostile text (the form, if any, carries a valid CSRF token)."""
+    names = [part.strip("{}") for part in endpoint.path.split("/") if part.startswith("{")]
+    body = b"csrf=" + caller.console_csrf(endpoint).encode() + b"&reason=x" if endpoint.takes_body else None
+    for name in names:
+        for value in HOSTILE_PATH_VALUES:
+            answer = tally.check(endpoint, caller.send(endpoint, body=body, content_type="application/x-www-form-urlencoded",
+                                                       path_values={name: value}), f"{name}={value[:40]}")
+            assert answer.status_code >= 400, (name, value[:40], answer.status_code)
 
 
 def _hostile_queries(caller: Caller, tally: Tally, endpoint: Endpoint) -> None:
