@@ -70,6 +70,12 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("points", "/api/points/expiry-runs", params=("shop_id",)),
     Endpoint("notify", "/api/notify/mails", params=("order_id",)),
     Endpoint("notify", "/api/notify/settings", params=("shop_id",)),
+    *(Endpoint(s, "/api/outbox/failed", params=("status",)) for s in ("orders", "payments", "shipping", "points", "notify")),
+    *(
+        Endpoint(s, f"/api/outbox/failed/{action}", ("POST",))
+        for s in ("orders", "payments", "shipping", "points", "notify")
+        for action in ("retry", "discard")
+    ),
 ]
 
 ORDER_FILTERS = ("q", "shop_id", "channel", "stage", "child_status", "payment_method", "flag", "flag_value", "open_task",

@@ -7,6 +7,7 @@ import asyncpg
 import httpx
 
 from ordermesh_contracts import topics
+from ops_cli import cli
 from support import eventually, fetch
 
 
@@ -86,3 +87,75 @@ async def test_readiness_is_false_while_the_relay_cannot_work_and_true_again_onc
 
     await eventually(ready, timeout=60)
     await eventually(lambda: any(m.value == marker for m in recorder.messages if m.topic == topics.OPS_REPLIES), timeout=60)
+
+
+async def _moved_aside(dsn: str, payloads: list[bytes]) -> list[int]:
+    """Rows as the relay leaves them in `outbox_failed` (the move itself is tested above), ids from the outbox's sequence."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        ids = []
+        for payload in payloads:
+            row_id = await conn.fetchval("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")
+            await conn.execute(
+                "INSERT INTO outbox_failed (id, topic, key, headers, payload, created_at, error) VALUES ($1, $2, $3, $4::jsonb, $5, now(), $6)",
+                row_id, topics.OPS_REPLIES, b"probe", json.dumps([["type", "RelayProbe"]]), payload,
+                "UnknownTopicOrPartitionError: the topic did not exist yet",
+            )
+            ids.append(row_id)
+        return ids
+    finally:
+        await conn.close()
+
+
+async def _failed_gauge(stack, service: str) -> float:
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"http://127.0.0.1:{stack.processes[service].http_port}/metrics")).text
+    [value] = [line.split()[-1] for line in text.splitlines() if line.startswith("ordermesh_outbox_failed_pending ")]
+    return float(value)
+
+
+async def test_staff_list_requeue_and_discard_rows_the_relay_moved_aside_and_a_gauge_counts_those_waiting(stack, recorder):
+    dsn = stack.service_dsns["points"]
+    marker = uuid.uuid4().hex
+    retried, dropped = f'{{"probe": "retry-{marker}"}}'.encode(), f'{{"probe": "discard-{marker}"}}'.encode()
+    retry_id, discard_id = await _moved_aside(dsn, [retried, dropped])
+    await eventually(lambda: _at_least(stack, 2), timeout=60)
+
+    listed = cli(stack, "outbox", "failed", "--service", "points", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["id"]: row for row in json.loads(listed.stdout)}
+    assert {f"points:{retry_id}", f"points:{discard_id}"} <= set(rows)
+    assert rows[f"points:{retry_id}"]["error"].startswith("UnknownTopicOrPartitionError")
+    assert "payload" not in rows[f"points:{retry_id}"] and rows[f"points:{retry_id}"]["type"] == "RelayProbe"
+
+    requeued = cli(stack, "outbox", "retry", f"points:{retry_id}", "--reason", "topic created", "--by", "e2e")
+    assert requeued.returncode == 0, requeued.stderr
+    await eventually(lambda: any(m.topic == topics.OPS_REPLIES and m.value == retried for m in recorder.messages), timeout=60)
+    assert not any(m.value == dropped for m in recorder.messages)
+
+    discarded = cli(stack, "outbox", "discard", f"points:{discard_id}", "--reason", "probe, not needed", "--by", "e2e")
+    assert discarded.returncode == 0 and "discarded 1" in discarded.stdout, discarded.stderr
+
+    decided = {r["id"]: r for r in await fetch(dsn, "SELECT id, status, decided_by, reason, requeued_as FROM outbox_failed WHERE id = ANY($1::bigint[])", [retry_id, discard_id])}
+    assert (decided[retry_id]["status"], decided[retry_id]["decided_by"], decided[retry_id]["reason"]) == ("requeued", "e2e", "topic created")
+    assert decided[retry_id]["requeued_as"] is not None
+    assert (decided[discard_id]["status"], decided[discard_id]["reason"]) == ("discarded", "probe, not needed")
+    assert not any(m.value == dropped for m in recorder.messages)
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.processes['points'].http_port}", timeout=10) as client:
+        auth = {"Authorization": f"Bearer {stack.api_token}"}
+        pending = (await client.get("/api/outbox/failed", headers=auth)).json()["rows"]
+        assert not {retry_id, discard_id} & {row["id"] for row in pending}
+        again = await client.post("/api/outbox/failed/retry", json={"ids": [retry_id, discard_id], "by": "e2e"}, headers=auth)
+        assert again.status_code == 200 and again.json() == {"requeued": []}  # decided rows are not re-queued
+        assert (await client.post("/api/outbox/failed/retry", json={"all": True, "by": "x"})).status_code == 401
+        for body in ({"ids": [-1], "by": "x"}, {"all": "yes", "by": "x"}, {"ids": [1], "all": True, "by": "x"}, {"ids": [1]},
+                     {"ids": [10**30], "by": "x"}, {"ids": [1], "by": "x", "extra": 1}):
+            answer = await client.post("/api/outbox/failed/retry", json=body, headers=auth)
+            assert answer.status_code == 422 and answer.json()["reason"], (body, answer.text)
+        assert (await client.post("/api/outbox/failed/discard", json={"ids": [1], "by": "x"}, headers=auth)).status_code == 422
+        assert (await client.get("/api/outbox/failed?status=bogus", headers=auth)).status_code == 400
+
+
+async def _at_least(stack, count: int) -> bool:
+    return await _failed_gauge(stack, "points") >= count

@@ -27,6 +27,7 @@ from ordermesh_servicekit.consuming import (
     Subscription,
     TransientError,
 )
+from ordermesh_servicekit import outbox_failed
 from ordermesh_servicekit.metrics import Metrics
 from ordermesh_servicekit.migrations import (
     MigrationError,
@@ -75,6 +76,7 @@ async def test_migrations_are_applied_in_number_order_after_the_kits_own(conn, t
         ("servicekit", 1, "inbox_outbox"),
         ("servicekit", 2, "outbox_failed_and_dead_letter_originals"),
         ("servicekit", 3, "parked_and_job_runs"),
+        ("servicekit", 4, "outbox_failed_decisions"),
         ("orders", 1, "orders"),
         ("orders", 2, "order_notes"),
         ("orders", 3, "order_history"),
@@ -151,8 +153,8 @@ async def test_two_replicas_migrating_at_once_apply_each_migration_exactly_once(
             migrate_service(first, "orders", directory), migrate_service(second, "orders", directory)
         )
         applied = sorted((m.component, m.version) for result in results for m in result)
-        assert applied == [("orders", 1), ("orders", 2), ("orders", 3), ("servicekit", 1), ("servicekit", 2), ("servicekit", 3)]
-        assert await first.fetchval("SELECT count(*) FROM schema_migrations") == 6
+        assert applied == [("orders", 1), ("orders", 2), ("orders", 3), ("servicekit", 1), ("servicekit", 2), ("servicekit", 3), ("servicekit", 4)]
+        assert await first.fetchval("SELECT count(*) FROM schema_migrations") == 7
     finally:
         await first.close()
         await second.close()
@@ -469,3 +471,27 @@ async def test_the_invalid_message_hook_writes_its_messages_together_with_the_de
     assert rejection.shop_id == "kyoto-tea"
     assert any(reason.startswith("amount:") for reason in rejection.reasons)
     assert rows[1]["key"] == b"YH-88213"
+
+
+async def test_a_requeued_row_goes_back_to_the_end_of_the_outbox_once_and_a_discarded_one_stays_with_its_reason(conn, tmp_path: Path) -> None:
+    await migrate_service(conn, "orders", write_migrations(tmp_path / "m", SERVICE_MIGRATIONS))
+    for row_id, payload in ((7, b"seven"), (9, b"nine")):
+        await conn.execute(
+            "INSERT INTO outbox_failed (id, topic, key, headers, payload, created_at, error) VALUES ($1, 't.v1', 'k', '[[\"type\", \"X\"]]', $2, now(), 'too large')",
+            row_id, payload,
+        )
+    await conn.execute("INSERT INTO outbox (topic, payload) VALUES ('t.v1', 'waiting')")
+    assert await outbox_failed.pending_count(conn) == 2
+    [listed, _] = await outbox_failed.failed_rows(conn)
+    assert (listed["id"], listed["type"], listed["key"], listed["size"], listed["status"]) == (7, "X", "k", 5, "pending")
+
+    [done] = await outbox_failed.requeue(conn, [7], by="staff", reason="limit raised")
+    assert await outbox_failed.requeue(conn, [7], by="staff") == []  # once
+    assert [r["payload"] for r in await conn.fetch("SELECT payload FROM outbox ORDER BY id")] == [b"waiting", b"seven"]
+    assert done["requeued_as"] == await conn.fetchval("SELECT max(id) FROM outbox")
+    with_reason = await outbox_failed.discard(conn, None, by="staff", reason="not needed")
+    assert with_reason == [9] and await outbox_failed.pending_count(conn) == 0
+    decided = {r["id"]: r for r in await outbox_failed.failed_rows(conn, None)}
+    assert (decided[7]["status"], decided[7]["reason"], decided[9]["status"], decided[9]["reason"]) == (
+        "requeued", "limit raised", "discarded", "not needed"
+    )

@@ -177,3 +177,14 @@ def get_json_or_none(connection: Connection, service: str, path: str, **params: 
     if response.status_code >= 400:
         raise SystemExit(f"{service} answered {response.status_code}: {response.text}")
     return response.json()
+
+
+def post_json(connection: Connection, service: str, path: str, body: dict[str, Any]) -> Any:
+    """POSTs a JSON body to a staff endpoint of a service; exits with the service's reason on a 4xx/5xx."""
+    base = connection.service_urls.get(service)
+    if not base:
+        raise SystemExit(f"no address for {service}: set ORDERMESH_{service.upper()}_URL or run `make run`")
+    response = httpx.post(f"{base}{path}", json=body, headers={"Authorization": f"Bearer {connection.token}"}, timeout=30)
+    if response.status_code >= 400:
+        raise SystemExit(f"{service} answered {response.status_code}: {response.text}")
+    return response.json()

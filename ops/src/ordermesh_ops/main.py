@@ -3,7 +3,7 @@
 import typer
 
 from . import exports, order_setup  # noqa: F401 - add `orders export`, `set-rules`, `set-statuses`, `set-status`, `enter`
-from . import dlq, lag, notify, orders, output, payments, points, shipping, stuck, trace
+from . import dlq, lag, notify, orders, outbox, output, payments, points, shipping, stuck, trace
 
 app = typer.Typer(help="ordermesh staff CLI: commands go over Kafka, reads come from each service's JSON endpoint.")
 
@@ -25,6 +25,7 @@ app.add_typer(shipping.app, name="shipping")
 app.add_typer(points.app, name="points")
 app.add_typer(notify.app, name="notify")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(outbox.app, name="outbox")
 app.command("lag")(lag.lag)
 orders.app.command("stuck")(stuck.stuck)
 orders.app.command("trace")(trace.trace)

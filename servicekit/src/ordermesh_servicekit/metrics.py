@@ -50,6 +50,11 @@ class Metrics:
         self.outbox_backlog = Gauge(
             "ordermesh_outbox_backlog", "Outbox rows not yet published (checked periodically).", registry=self.registry
         )
+        self.outbox_failed_pending = Gauge(
+            "ordermesh_outbox_failed_pending",
+            "Rows the relay moved to outbox_failed that wait for staff to re-queue or discard them (checked periodically).",
+            registry=self.registry,
+        )
         self.outbox_oldest_age = Gauge(
             "ordermesh_outbox_oldest_age_seconds",
             "Age of the oldest unpublished outbox row; 0 when the outbox is empty (checked periodically).",

@@ -35,6 +35,7 @@ from .logging import configure_logging
 from .metrics import Metrics
 from .migrations import migrate_service
 from .outbox import OutboxRelay, outbox_backlog
+from .outbox_failed import outbox_failed_routes, pending_count
 from .parking import Parking
 from .settings import ServiceSettings
 
@@ -193,6 +194,7 @@ class ServiceRuntime:
                 backlog, oldest_age = await outbox_backlog(self.pool)
                 self.metrics.outbox_backlog.set(backlog)
                 self.metrics.outbox_oldest_age.set(oldest_age)
+                self.metrics.outbox_failed_pending.set(await pending_count(self.pool))
             except Exception as error:  # noqa: BLE001 - the database check of /readyz reports it
                 self.log.warning("outbox backlog not measured", error=type(error).__name__)
             await asyncio.sleep(self.settings.health_check_seconds)
@@ -263,7 +265,11 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
             if tracer_provider is not None:
                 tracer_provider.shutdown()
 
-    routes = [*health_routes(runtime.readiness, runtime.metrics.registry), *definition.http_routes(runtime)]
+    routes = [
+        *health_routes(runtime.readiness, runtime.metrics.registry),
+        *outbox_failed_routes(settings.api_token.get_secret_value(), lambda: runtime.pool),
+        *definition.http_routes(runtime),
+    ]
     app = AsgiFastStream(
         broker,
         asgi_routes=[(path, limit_body(route, settings.http_max_body_bytes)) for path, route in routes],
