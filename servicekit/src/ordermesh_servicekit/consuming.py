@@ -8,11 +8,9 @@ sanitized dead letter) escapes `Consumer.process`, and the caller gives the batc
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, AsyncIterator, get_args
-from uuid import UUID
+from typing import Any, get_args
 
 import asyncpg
 import httpx
@@ -29,6 +27,9 @@ from .metrics import Metrics
 from .outbox import OutgoingMessage, write_outbox
 from .parking import DependencyMissing, Parking
 from .tracing import consumer_span
+from .unit_of_work import (
+    Batched, BatchContext, DuplicateMessage, MessageContext, NotBatchable, UnitOfWork, apply_in_one_transaction,
+)
 
 __all__ = [
     "CommandRefusedError",
@@ -59,10 +60,6 @@ class CommandRefusedError(Exception):
     reasons: list[str]
 
 
-class DuplicateMessage(Exception):
-    """The inbox already holds this message id: its effect is in the database already."""
-
-
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TransientError,
     httpx.TransportError,
@@ -75,53 +72,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 def is_transient(error: BaseException) -> bool:
     """Whether `error` passes with time (a dependency unreachable or timing out): retried without limit."""
     return isinstance(error, TRANSIENT_ERRORS) or is_transient_db_error(error)
-
-
-class UnitOfWork:
-    """One transaction: the connection to change this service's tables, and messages to publish on commit."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-        self.outgoing: list[OutgoingMessage] = []
-
-    def publish(self, topic: str, message: Message, key: str | None = None) -> None:
-        """Queues `message` for `topic`; it is written to the outbox in this transaction."""
-        self.outgoing.append(OutgoingMessage.of(topic, message, key))
-
-
-@dataclass
-class MessageContext:
-    """What a handler gets besides the message: the pool and a unit of work guarded by the inbox."""
-
-    pool: asyncpg.Pool
-    message_id: UUID
-    topic: str
-    log: Any
-
-    @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        """Opens the message's transaction; raises `DuplicateMessage` if the inbox has seen it."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            first_time = await conn.fetchval(
-                "INSERT INTO inbox (message_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-                self.message_id,
-                self.topic,
-            )
-            if not first_time:
-                raise DuplicateMessage(str(self.message_id))
-            uow = UnitOfWork(conn)
-            yield uow
-            await write_outbox(conn, uow.outgoing)
-
-    @asynccontextmanager
-    async def intent(self) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction that records an intent before a side effect outside the database (no inbox row)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield conn
-
-    async def already_processed(self) -> bool:
-        """Whether the inbox holds this message (checked before a side effect outside the database)."""
-        return bool(await self.pool.fetchval("SELECT true FROM inbox WHERE message_id = $1", self.message_id))
 
 
 Handler = Callable[[Any, MessageContext], Awaitable[None]]
@@ -141,6 +91,9 @@ class Subscription:
     handlers: Mapping[type[BaseModel], Handler]
     on_invalid: InvalidMessageHook | None = None
     description: str = ""
+    batched: bool = False
+    """Whether a batch's records may be applied in one transaction: only when every handler here touches nothing but
+    its unit of work (no pool, no intent, no call outside the database before or after it)."""
     known_types: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -182,8 +135,11 @@ class Consumer:
         handler_attempts: int = 3,
         dead_letter_max_bytes: int = DEFAULT_MAX_BYTES,
         parking: Parking | None = None,
+        batch_lock: asyncio.Lock | None = None,
     ) -> None:
         self.subscription = subscription
+        # One batch transaction at a time in a process: two holding many orders' locks could deadlock each other.
+        self._batch_lock = batch_lock or asyncio.Lock()
         self._concurrency = asyncio.Semaphore(concurrency)
         self.group_id = group_id
         self.service = group_id.removeprefix("ordermesh-")
@@ -194,6 +150,7 @@ class Consumer:
         self._dead_letter_max_bytes = dead_letter_max_bytes
         self._log = structlog.get_logger("consumer")
         self._parking = parking
+        self._unbatchable: set[str] = set()
         if parking is not None:
             parking.register(subscription.topic, self.rehandle, self._dead_letter_parked)
 
@@ -212,9 +169,75 @@ class Consumer:
             parked = await self._retrying(
                 partial(self._parking.parked_keys, self.subscription.topic, [key for _, key in lanes])
             )
+        if self.subscription.batched:
+            lanes = await self._process_batched(lanes, parked)
         async with asyncio.TaskGroup() as lanes_running:
             for (_, key), lane in lanes.items():
                 lanes_running.create_task(self._process_lane(lane, parked.get(key)))
+
+    async def _process_batched(
+        self, lanes: dict[tuple[int, bytes | None], list[Record]], parked: Mapping[bytes, str]
+    ) -> dict[tuple[int, bytes | None], list[Record]]:
+        """Applies the head of every lane in one transaction (up to a record that is invalid, of a type that proved
+        unbatchable, or of a parked order); returns what is left to handle one at a time, all of it if the batch
+        failed. A lane's rest is handled after its head is committed, so one order's records stay in order."""
+        batch: list[Batched] = []
+        rest: dict[tuple[int, bytes | None], list[Record]] = {}
+        for lane_key, lane in lanes.items():
+            for index, record in enumerate(lane):
+                item = None if lane_key[1] in parked else self._batchable(record)
+                if item is None:
+                    rest[lane_key] = lane[index:]
+                    break
+                batch.append(item)
+        if sum(1 for item in batch if item.message is not None) < 2:
+            return lanes
+        try:
+            await self._apply_batch(batch)
+        except NotBatchable as unbatchable:
+            self._log.info("handler cannot share a batch; its type is handled one at a time", reason=str(unbatchable))
+            return lanes
+        except Exception as error:  # noqa: BLE001 - nothing of the batch was kept: one at a time finds the culprit
+            self._log.info("batch undone; its records are handled one at a time", error=type(error).__name__)
+            return lanes
+        for item in batch:
+            self._metrics.messages(item.record.topic, item.outcome).inc()
+            if item.message is None:
+                continue
+            with structlog.contextvars.bound_contextvars(**_place(item.record), **_bound(item.message)):
+                self._log.info("message handled", outcome=item.outcome, duration_ms=round(item.seconds * 1000, 1), batched=len(batch))
+            if item.outcome == "processed" and self._parking is not None and getattr(item.message, "order_id", None):
+                self._parking.applied(item.message.order_id)
+        return rest
+
+    def _batchable(self, record: Record) -> Batched | None:
+        try:
+            message = decode(record, self.subscription)
+        except DeadLetter:
+            return None
+        if message is not None and message.type in self._unbatchable:
+            return None
+        return Batched(record, message)
+
+    async def _apply_batch(self, batch: list[Batched]) -> None:
+        current: list[str] = []
+
+        async def handle(item: Batched, context: BatchContext) -> None:
+            current[:] = [item.message.type]
+            started = time.perf_counter()
+            bound = _bound(item.message)
+            with structlog.contextvars.bound_contextvars(**_place(item.record), **bound), consumer_span(
+                item.record, item.message.type, {"ordermesh.order_id": bound.get("order_id"), "ordermesh.event_id": bound["event_id"]}
+            ):
+                await self.subscription.handlers[type(item.message)](item.message, context)
+            item.seconds = time.perf_counter() - started
+            self._metrics.handle_seconds(item.message.type).observe(item.seconds)
+
+        try:
+            await apply_in_one_transaction(self._pool(), self._batch_lock, self.subscription.topic, batch, handle, self._log)
+        except NotBatchable:
+            self._unbatchable.update(current)
+            raise
 
     async def _process_lane(self, lane: list[Record], parked_for: str | None = None) -> None:
         """`parked_for`: the lane's order has parked messages (waiting for that), so these wait behind them."""
@@ -258,11 +281,8 @@ class Consumer:
         if message is None:
             self._log.debug("message handled", outcome="skipped")
             return "skipped"
-        bound = {"event_id": str(message.event_id), "correlation_id": str(message.correlation_id), "type": message.type}
-        if order_id := getattr(message, "order_id", None):
-            bound["order_id"] = str(order_id)
-        if shop_order_no := getattr(message, "external_order_no", None):
-            bound["shop_order_no"] = str(shop_order_no)
+        bound = _bound(message)
+        order_id = getattr(message, "order_id", None)
         with structlog.contextvars.bound_contextvars(**bound), consumer_span(
             record, message.type, {
                 "ordermesh.order_id": bound.get("order_id"), "ordermesh.shop_order_no": bound.get("shop_order_no"),
@@ -399,6 +419,20 @@ class Consumer:
             "dead-lettered", error_class=safe_text(dead.error_class, 200), reason=safe_text(dead.reason, 500),
             sanitized=keep_original_because is not None,
         )
+
+
+def _bound(message: Message) -> dict[str, str]:
+    """What every log line about a handled message carries (besides its topic, partition and offset)."""
+    bound = {"event_id": str(message.event_id), "correlation_id": str(message.correlation_id), "type": message.type}
+    if order_id := getattr(message, "order_id", None):
+        bound["order_id"] = str(order_id)
+    if shop_order_no := getattr(message, "external_order_no", None):
+        bound["shop_order_no"] = str(shop_order_no)
+    return bound
+
+
+def _place(record: Record) -> dict[str, Any]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
 
 
 def _ms_since(started: float) -> float:

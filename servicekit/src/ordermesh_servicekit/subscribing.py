@@ -41,6 +41,7 @@ def subscribe(broker: KafkaBroker, runtime: "ServiceRuntime", subscriptions: Seq
     record of every topic has its outcome, and sought back as a whole if any topic's records have not.
     """
     settings = runtime.settings
+    batch_lock = asyncio.Lock()
     consumers = {
         subscription.topic: Consumer(
             subscription,
@@ -52,6 +53,7 @@ def subscribe(broker: KafkaBroker, runtime: "ServiceRuntime", subscriptions: Seq
             handler_attempts=settings.handler_attempts,
             dead_letter_max_bytes=settings.dead_letter_max_bytes,
             parking=runtime.parking,
+            batch_lock=batch_lock,
         )
         for subscription in subscriptions
     }

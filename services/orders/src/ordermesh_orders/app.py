@@ -81,6 +81,7 @@ def definition(settings: "OrdersSettings") -> ServiceDefinition:
                 {ShopOrderSubmitted: handlers.on_shop_order_submitted},
                 on_invalid=reject_unreadable_order,
                 description="Shop orders to accept or reject.",
+                batched=True,
             ),
             Subscription(
                 topics.ORDERS_COMMANDS,
@@ -89,10 +90,10 @@ def definition(settings: "OrdersSettings") -> ServiceDefinition:
                 on_invalid=reject_invalid_commands("orders"),
                 description="Staff commands: hold, release, stages, confirmations, tasks, watch list, bulk updates.",
             ),
-            Subscription(topics.PAYMENTS_EVENTS, PaymentsEvent, handled(PaymentsEvent)),
-            Subscription(topics.SHIPPING_EVENTS, ShippingEvent, handled(ShippingEvent)),
-            Subscription(topics.POINTS_EVENTS, PointsEvent, handled(PointsEvent)),
-            Subscription(topics.NOTIFY_EVENTS, NotifyEvent, handled(NotifyEvent)),
+            Subscription(topics.PAYMENTS_EVENTS, PaymentsEvent, handled(PaymentsEvent), batched=True),
+            Subscription(topics.SHIPPING_EVENTS, ShippingEvent, handled(ShippingEvent), batched=True),
+            Subscription(topics.POINTS_EVENTS, PointsEvent, handled(PointsEvent), batched=True),
+            Subscription(topics.NOTIFY_EVENTS, NotifyEvent, handled(NotifyEvent), batched=True),
         ],
         publishes={topics.ORDERS_EVENTS: OrdersEvent, topics.SHOP_UPDATES: ShopUpdate, topics.SHOP_ORDERS: ShopOrder},
         http_routes=lambda runtime: [

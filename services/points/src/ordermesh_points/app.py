@@ -92,11 +92,13 @@ def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
                         OrderEdited: handlers.on_order_edited,
                         OrderReturned: handlers.on_order_returned,
                     },
+                    batched=True,
                 ),
                 Subscription(
                     topics.PAYMENTS_EVENTS,
                     PaymentsEvent,
                     {PaymentCaptured: handlers.on_payment_captured, PaymentReceived: handlers.on_payment_received},
+                    batched=True,
                 ),
                 Subscription(
                     topics.POINTS_COMMANDS,

@@ -1,0 +1,160 @@
+"""A handler's unit of work: one transaction per message guarded by the inbox, or a share of a batch's transaction.
+
+A subscription whose handlers touch nothing but their unit of work (no pool, no intent, nothing outside the
+database) may have its batches applied together (`Subscription.batched`): one transaction, the inbox rows of
+every message in one statement, each handler on the shared connection, the outbox rows of every message in one
+statement. If any handler raises, the whole transaction is rolled back and every record of the batch is handled
+again one at a time, where a failing record is retried, parked, refused or dead-lettered alone.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from ordermesh_contracts import Message
+
+from .decoding import Record
+from .outbox import OutgoingMessage, write_outbox
+
+
+class DuplicateMessage(Exception):
+    """The inbox already holds this message id: its effect is in the database already."""
+
+
+class UnitOfWork:
+    """One transaction: the connection to change this service's tables, and messages to publish on commit."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.outgoing: list[OutgoingMessage] = []
+
+    def publish(self, topic: str, message: Message, key: str | None = None) -> None:
+        """Queues `message` for `topic`; it is written to the outbox in this transaction."""
+        self.outgoing.append(OutgoingMessage.of(topic, message, key))
+
+
+@dataclass
+class MessageContext:
+    """What a handler gets besides the message: the pool and a unit of work guarded by the inbox."""
+
+    pool: asyncpg.Pool
+    message_id: UUID
+    topic: str
+    log: Any
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """Opens the message's transaction; raises `DuplicateMessage` if the inbox has seen it."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            first_time = await conn.fetchval(
+                "INSERT INTO inbox (message_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                self.message_id,
+                self.topic,
+            )
+            if not first_time:
+                raise DuplicateMessage(str(self.message_id))
+            uow = UnitOfWork(conn)
+            yield uow
+            await write_outbox(conn, uow.outgoing)
+
+    @asynccontextmanager
+    async def intent(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction that records an intent before a side effect outside the database (no inbox row)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def already_processed(self) -> bool:
+        """Whether the inbox holds this message (checked before a side effect outside the database)."""
+        return bool(await self.pool.fetchval("SELECT true FROM inbox WHERE message_id = $1", self.message_id))
+
+
+class NotBatchable(BaseException):
+    """A handler reached past its unit of work inside a batch (the pool, an intent, the inbox).
+
+    A BaseException so that no handler's `except Exception` can hide it: the batch must be undone.
+    """
+
+
+class _NoPool:
+    """The pool as a batched handler sees it: any use ends the batch."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise NotBatchable(f"a batched handler used the pool ({name})")
+
+
+class BatchContext(MessageContext):
+    """A message's context inside a batch: its unit of work is the batch's transaction."""
+
+    def __init__(self, message_id: Any, topic: str, log: Any, conn: asyncpg.Connection, outgoing: list[OutgoingMessage]) -> None:
+        super().__init__(_NoPool(), message_id, topic, log)  # type: ignore[arg-type]
+        self._conn = conn
+        self._outgoing = outgoing
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """The batch's connection (its inbox row is already written); outgoing messages join the batch's."""
+        uow = UnitOfWork(self._conn)
+        yield uow
+        self._outgoing.extend(uow.outgoing)
+
+    @asynccontextmanager
+    async def intent(self) -> AsyncIterator[asyncpg.Connection]:
+        raise NotBatchable("a batched handler recorded an intent")
+        yield self._conn  # pragma: no cover - never reached
+
+    async def already_processed(self) -> bool:
+        raise NotBatchable("a batched handler looked into the inbox")
+
+
+@dataclass
+class Batched:
+    """A record of the batch and its message (None: a contract this service skips)."""
+
+    record: Record
+    message: Message | None
+    outcome: str = "skipped"
+    seconds: float = 0.0
+
+
+async def claim_inbox(conn: asyncpg.Connection, topic: str, batch: list[Batched]) -> None:
+    """Writes the inbox rows of the batch's messages in one statement; marks those already there (or repeated in the
+    batch) as duplicates and the others as to be processed."""
+    ids = [item.message.event_id for item in batch if item.message is not None]
+    rows = await conn.fetch(
+        "INSERT INTO inbox (message_id, topic) SELECT DISTINCT unnest($1::uuid[]), $2 ON CONFLICT DO NOTHING RETURNING message_id",
+        ids,
+        topic,
+    )
+    fresh = {row["message_id"] for row in rows}
+    for item in batch:
+        if item.message is None:
+            continue
+        if item.message.event_id in fresh:
+            fresh.discard(item.message.event_id)
+            item.outcome = "processed"
+        else:
+            item.outcome = "duplicate"
+
+
+async def apply_in_one_transaction(
+    pool: asyncpg.Pool,
+    lock: asyncio.Lock,
+    topic: str,
+    batch: list[Batched],
+    handle: Callable[[Batched, BatchContext], Awaitable[None]],
+    log: Any,
+) -> None:
+    """One transaction for the whole batch: its inbox rows, `handle` for each new message in order, its outbox rows.
+    Anything raised rolls all of it back and propagates."""
+    outgoing: list[OutgoingMessage] = []
+    async with lock, pool.acquire() as conn, conn.transaction():
+        await claim_inbox(conn, topic, batch)
+        for item in batch:
+            if item.outcome == "processed" and item.message is not None:
+                await handle(item, BatchContext(item.message.event_id, item.record.topic, log, conn, outgoing))
+        await write_outbox(conn, outgoing)

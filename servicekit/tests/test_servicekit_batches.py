@@ -1,0 +1,147 @@
+"""The batch unit of work on a real PostgreSQL: a batch in one transaction, and one record at a time when it fails."""
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from ordermesh_contracts import PaymentAuthorized, PaymentCaptured, PaymentsEvent, topics
+from ordermesh_servicekit.consuming import Consumer, MessageContext, PermanentError, Subscription
+from ordermesh_servicekit.metrics import Metrics
+from poison_corpus import golden
+
+DLQ = topics.PAYMENTS_EVENTS + ".dlq"
+
+
+@dataclass
+class FakeRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+
+
+class Recording:
+    """Writes the authorization id of each message in its unit of work and publishes one event; fails on request."""
+
+    def __init__(self, failing: set[str] = frozenset(), via_pool: bool = False) -> None:
+        self.failing = failing
+        self.via_pool = via_pool
+        self.calls = 0
+
+    async def __call__(self, message: PaymentAuthorized, ctx: MessageContext) -> None:
+        self.calls += 1
+        if self.via_pool:
+            await ctx.pool.fetchval("SELECT 1")
+        async with ctx.unit_of_work() as uow:
+            await uow.conn.execute("INSERT INTO changes VALUES ($1)", message.authorization_id)
+            if message.authorization_id in self.failing:
+                raise PermanentError(f"{message.authorization_id} can never succeed")
+            uow.publish("test.out.v1", message)
+
+
+def record(offset: int, authorization_id: str, key: bytes = b"k", **changes: Any) -> FakeRecord:
+    value = {**golden("PaymentAuthorized"), "event_id": str(uuid4()), "authorization_id": authorization_id, **changes}
+    return FakeRecord(topics.PAYMENTS_EVENTS, 0, offset, key, json.dumps(value).encode(), [("type", value["type"].encode())])
+
+
+def consumer(pool: asyncpg.Pool, handler, metrics: Metrics, **options: Any) -> Consumer:
+    subscription = Subscription(topics.PAYMENTS_EVENTS, PaymentsEvent, {PaymentAuthorized: handler}, batched=True)
+    return Consumer(subscription, group_id="ordermesh-test", pool_provider=lambda: pool, metrics=metrics,
+                    retry_max_seconds=0.2, concurrency=4, **options)
+
+
+def outcome(metrics: Metrics, name: str) -> float:
+    return metrics.registry.get_sample_value("ordermesh_messages_total", {"topic": topics.PAYMENTS_EVENTS, "outcome": name}) or 0.0
+
+
+@pytest.fixture
+async def counted(pool: asyncpg.Pool) -> Any:
+    """The kit's pool, and the BEGINs its connections send from now on."""
+    begins: list[str] = []
+
+    def log(query_record) -> None:
+        if query_record.query.strip().upper().startswith("BEGIN"):
+            begins.append(query_record.query)
+
+    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
+    for conn in connections:
+        conn.add_query_logger(log)
+    for conn in connections:
+        await pool.release(conn)
+    return pool, begins
+
+
+async def test_a_batch_of_many_orders_is_applied_in_one_transaction_with_its_events_in_order(counted) -> None:
+    pool, begins = counted
+    metrics = Metrics("test")
+    batch = [record(n, f"auth-{n}", key=f"order-{n % 3}".encode()) for n in range(9)]
+    await consumer(pool, Recording(), metrics).process(batch)
+    await asyncio.sleep(0)
+    assert len(begins) == 1
+    assert outcome(metrics, "processed") == 9
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 9
+    published = [json.loads(p)["authorization_id"] for p in await pool.fetchval(
+        "SELECT array_agg(payload ORDER BY id) FROM outbox WHERE topic = 'test.out.v1'")]
+    lanes = {lane: [a for a in published if int(a.split("-")[1]) % 3 == lane] for lane in range(3)}
+    assert all(ids == sorted(ids, key=lambda a: int(a.split("-")[1])) for ids in lanes.values())
+    assert sorted(published) == sorted(f"auth-{n}" for n in range(9))
+
+
+async def test_one_failing_record_undoes_the_batch_and_alone_is_dead_lettered_the_others_applied_once(pool) -> None:
+    metrics = Metrics("test")
+    handler = Recording(failing={"auth-3"})
+    await consumer(pool, handler, metrics, handler_attempts=2).process([record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(6)])
+    assert sorted(r["what"] for r in await pool.fetch("SELECT what FROM changes")) == ["auth-0", "auth-1", "auth-2", "auth-4", "auth-5"]
+    assert outcome(metrics, "processed") == 5 and outcome(metrics, "dead_lettered") == 1
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", DLQ) == 1
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE topic = 'test.out.v1'") == 5
+
+
+async def test_a_redelivered_batch_is_duplicate_and_a_message_repeated_within_a_batch_is_applied_once(pool) -> None:
+    metrics = Metrics("test")
+    first = [record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(3)]
+    await consumer(pool, Recording(), metrics).process([*first, FakeRecord(**{**first[0].__dict__, "offset": 9})])
+    await consumer(pool, Recording(), metrics).process(first)
+    assert outcome(metrics, "processed") == 3 and outcome(metrics, "duplicate") == 4
+    assert await pool.fetchval("SELECT count(*) FROM changes") == 3
+
+
+async def test_a_handler_reaching_for_the_pool_undoes_the_batch_and_its_type_is_handled_one_at_a_time_from_then_on(counted) -> None:
+    pool, begins = counted
+    metrics = Metrics("test")
+    handler = Recording(via_pool=True)
+    reader = consumer(pool, handler, metrics)
+    await reader.process([record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(4)])
+    assert outcome(metrics, "processed") == 4 and await pool.fetchval("SELECT count(*) FROM changes") == 4
+    assert handler.calls == 1 + 4  # the batch stopped at its first handler, then each record alone
+    begins.clear()
+    await reader.process([record(n, f"later-{n}", key=f"o{n}".encode()) for n in range(10, 14)])
+    await asyncio.sleep(0)
+    assert handler.calls == 5 + 4 and outcome(metrics, "processed") == 8
+    assert len(begins) == 4  # one transaction per record: no batch is tried for this type again
+
+
+async def test_a_lane_is_batched_up_to_an_invalid_record_and_handled_in_order_after_it(pool) -> None:
+    metrics = Metrics("test")
+    invalid = FakeRecord(topics.PAYMENTS_EVENTS, 0, 2, b"o1", b"{not json", [("type", b"PaymentAuthorized")])
+    lane = [record(1, "first", key=b"o1"), invalid, record(3, "third", key=b"o1")]
+    await consumer(pool, Recording(), metrics).process([*lane, record(4, "other", key=b"o2")])
+    assert [r["what"] for r in await pool.fetch("SELECT what FROM changes WHERE what <> 'other' ORDER BY ctid")] == ["first", "third"]
+    assert outcome(metrics, "processed") == 3 and outcome(metrics, "dead_lettered") == 1
+
+
+async def test_a_skipped_contract_in_a_batch_is_skipped_without_a_row(pool) -> None:
+    metrics = Metrics("test")
+    captured = {**golden("PaymentCaptured"), "event_id": str(uuid4())}
+    skipped = FakeRecord(topics.PAYMENTS_EVENTS, 0, 5, b"o1", json.dumps(captured).encode(), [("type", b"PaymentCaptured")])
+    assert PaymentCaptured.model_validate(captured)
+    await consumer(pool, Recording(), metrics).process([record(1, "a", key=b"o1"), skipped, record(2, "b", key=b"o2")])
+    assert outcome(metrics, "skipped") == 1 and outcome(metrics, "processed") == 2
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 2
