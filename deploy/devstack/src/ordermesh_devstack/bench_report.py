@@ -61,10 +61,14 @@ def report(results: dict) -> str:
         ratio = f"; {run['handled_rate'] / raw['rate']:.1%} of the raw pipeline's handled/s" if raw else ""
         lines.append(
             f"{key:<11} per order: {run['consumed_per_order']:.1f} messages consumed, {run['messages_per_order']:.1f} published,"
-            f" {run['transactions_per_order']:.1f} transactions committed{ratio}"
+            f" {run['transactions_per_order']:.1f} transactions committed,"
+            f" {sum(run['cpu'].values()) * 1000 / max(run['completed'], 1):.0f} CPU ms over the five services{ratio}"
         )
     if raw:
-        lines.append(f"raw        per order: {raw['consumed_per_order']} messages consumed, 26 published (the suite's card order)")
+        lines.append(
+            f"raw        per order: {raw['consumed_per_order']} messages consumed, 26 published (the suite's card order);"
+            f" {raw['cpu_ms_per_order']:.1f} CPU ms per order over its five processes"
+        )
     lines += ["", f"{'service':<10}" + "".join(f"{key + ' CPU ms/order':>24}{'peak RSS MiB':>14}" for key, _ in runs)]
     for name in SERVICES:
         cells = "".join(

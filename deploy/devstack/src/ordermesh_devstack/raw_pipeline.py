@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -197,6 +198,7 @@ async def run_pipeline(bootstrap: str, dsn: str, orders: int, partitions: int, t
     try:
         await _until_groups_joined(conn, bootstrap, prefix)
         before = await _inbox_rows(conn)
+        cpu_before = _cpu_seconds(processes)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
         await producer.start()
         started = time.monotonic()
@@ -216,12 +218,24 @@ async def run_pipeline(bootstrap: str, dsn: str, orders: int, partitions: int, t
                 break
             await asyncio.sleep(0.1)
         window = time.monotonic() - started
+        cpu = _cpu_seconds(processes) - cpu_before
     finally:
         for process in processes:
             stop_process_group(process, first_signal=signal.SIGTERM, timeout=10, what="raw pipeline service")
         await conn.close()
     return {"handled": handled, "expected": expected, "window": window, "rate": handled / max(window, 1e-9),
-            "orders": orders, "consumed_per_order": consumed_per_order()}
+            "orders": orders, "consumed_per_order": consumed_per_order(), "cpu_ms_per_order": cpu * 1000 / max(orders, 1)}
+
+
+def _cpu_seconds(processes: list[subprocess.Popen]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = psutil.Process(process.pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 async def _inbox_rows(conn: asyncpg.Connection) -> int:
