@@ -42,3 +42,15 @@ def test_only_the_services_groups_count_for_lag_not_cli_or_demo_groups():
     assert is_service_group("ordermesh-payments")
     assert not is_service_group("ordermesh-cli-1a2b3c4d") and not is_service_group("ordermesh-demo-watcher-9f")
     assert not is_service_group("test-recorder-123")
+
+
+def test_a_dead_letter_nested_too_deep_to_read_lists_without_a_body_instead_of_failing():
+    from ordermesh_ops.deadletters import DeadLetter
+
+    letter = DeadLetter(
+        id="shop.orders.v1.dlq:0:1", original_topic="shop.orders.v1", original_partition=0, original_offset=1,
+        consumer_group="ordermesh-orders", error_class="TooDeep", reason="nested too deep", failed_at=None,
+        key=None, value=b"[" * 100_000 + b"]" * 100_000,
+    )
+    assert letter.body is None
+    assert letter.summary()["error_class"] == "TooDeep"

@@ -70,7 +70,7 @@ class DeadLetter:
         """The message as JSON, or None when it is not JSON."""
         try:
             return json.loads(self.value)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # not JSON, or nested too deep to read
             return None
 
     def summary(self) -> dict[str, Any]:
