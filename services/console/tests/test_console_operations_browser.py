@@ -1,5 +1,5 @@
 """The console's operations pages in a real browser: stuck orders with what each waits for and the dead letters that
-name them, the order's own dead letters and billing address on its page, consumer lag per service group — each checked
+name them (on the stuck page and the order list), the order's own dead letters and billing address on its page, consumer lag per service group — each checked
 against what the services themselves answer."""
 
 import json
@@ -39,6 +39,9 @@ async def test_a_stuck_order_shows_what_it_waits_for_and_its_dead_letter_and_the
     assert shown_waits == [w["flag"] for w in served["waiting_for"]] and shown_waits
     assert served["stage"] == "awaiting_payment"
     await page.screenshot(path=screenshots / "stuck-orders.png", full_page=True)
+    await page.goto(f"{stack.console_url}/orders?shop_id={shop}")
+    assert (await page.text_content(f"tr[data-order='{order.external_order_no}'] [data-testid=order-dead-letters]")).strip() == "DLQ 1"
+    await page.goto(f"{stack.console_url}/operations/stuck?older_than=0s&shop_id={shop}")
 
     await page.click(f"{row} a:text('{order.external_order_no}')")
     await page.wait_for_selector("[data-testid=order-no]")

@@ -1,5 +1,8 @@
-"""The order list: filters, search, paging, every flag at a glance, and CSV downloads of the current filter."""
+"""The order list: filters, search, paging, every flag and pending dead letter at a glance, and CSV downloads of the
+current filter."""
 
+import asyncio
+from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,6 +15,7 @@ from ..domain.flags import FLAG_NAMES
 from ..domain.formatting import local_time
 from ..domain.roles import Permission
 from .common import Refused, console_of, render, require
+from .operations import pending_dead_letters_by_order
 
 PAGE_SIZE = 50
 FILTERS = ("q", "shop_id", "channel", "stage", "child_status", "payment_method", "flag", "flag_value", "open_task",
@@ -43,12 +47,16 @@ async def order_list(request: Request) -> Response:
     session = await require(request, Permission.VIEW)
     filters = order_filters(request)
     page = query_int(request, "page", default=1, minimum=1, maximum=1_000_000)
-    answer = await console_of(request).reader.orders_page(api_filters(request, filters), (page - 1) * PAGE_SIZE, PAGE_SIZE)
+    answer, letters = await asyncio.gather(
+        console_of(request).reader.orders_page(api_filters(request, filters), (page - 1) * PAGE_SIZE, PAGE_SIZE),
+        pending_dead_letters_by_order(request),
+    )
     total = answer["total"]
     pages = max(1, -(-total // PAGE_SIZE))
     return render(
         request, "orders.html", session, orders=answer["orders"], total=total, page=page, pages=pages,
         filters=filters, query=urlencode(filters), flag_names=FLAG_NAMES,
+        dead_letters=letters if isinstance(letters, Counter) else Counter(),
         stages=list(i18n.STAGES), payment_methods=list(i18n.PAYMENT_METHODS), channels=list(i18n.CHANNELS),
     )
 
