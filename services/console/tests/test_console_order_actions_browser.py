@@ -114,6 +114,10 @@ async def test_staff_resend_a_mail_then_split_the_order_into_a_new_one_and_merge
     await page.screenshot(path=screenshots / "order-split.png", full_page=True)
     await console.wait_stage(uuid.UUID(new_order_id), "awaiting_payment")
 
+    await page.fill("#merge-form input[name=other_order_ids]", order.external_order_no)
+    await page.click("button[data-action=merge]")
+    await page.wait_for_selector("#reply[data-reply=rejected]")
+    assert await page.locator("#reply li").all_text_contents() == ["an order is listed twice"]
     await page.fill("#merge-form input[name=other_order_ids]", f"{order.external_order_no}-S1")
     await page.click("button[data-action=merge]")
     await page.wait_for_selector("#reply[data-reply=accepted]")
