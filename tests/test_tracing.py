@@ -75,6 +75,19 @@ def trace_of(receiver: OtlpReceiver, trace_id: str) -> tuple[list[ReceivedSpan],
     return spans, {s.span_id: s for s in spans}
 
 
+async def settled(receiver: OtlpReceiver, trace_id: str) -> list[ReceivedSpan]:
+    """The trace's spans once no new one arrived for two seconds (at most 30 s): the whole tree, for the evidence."""
+    seen = [-1]
+
+    def quiet() -> bool:
+        count = len(trace_of(receiver, trace_id)[0])
+        done, seen[0] = count == seen[0], count
+        return done
+
+    await eventually(quiet, timeout=30, interval=2)
+    return trace_of(receiver, trace_id)[0]
+
+
 async def test_one_order_is_one_trace_across_the_five_services_exported_over_otlp(stack, recorder, receiver):
     order = demo_order(990_401)
     order_id = order_id_for(order.shop_id, order.channel.value, order.external_order_no)
@@ -123,6 +136,7 @@ async def test_one_order_is_one_trace_across_the_five_services_exported_over_otl
         keep_evidence("1-logs-of-one-order", f"grep {order_id} across the five logs:\n{log_story(log_lines_about(stack, order_id))}")
         traced = cli(stack, "orders", "trace", str(order_id))
         keep_evidence("2-orders-trace", f"$ ordermesh orders trace {order_id}\n{traced.stdout}{traced.stderr}")
+        spans = await settled(receiver, trace_id)
         keep_evidence("3-span-tree", f"order {order_id}: trace {trace_id}, {len(spans)} spans\n{span_tree(spans)}")
 
 
