@@ -144,3 +144,21 @@ def test_an_exception_message_with_an_email_is_redacted_in_the_traceback(capsys,
     out = capsys.readouterr().out
     assert "hanako.yamada@example.jp" not in out
     assert "ValueError" in json.loads(out.strip())["exception"]
+
+
+def test_a_line_below_the_configured_level_is_dropped_before_its_fields_are_processed(capsys, restore_logging, monkeypatch) -> None:
+    import ordermesh_servicekit.logging as kit_logging
+
+    processed: list[str] = []
+
+    def counting(logger, method, event):
+        processed.append(event["event"])
+        return event
+
+    monkeypatch.setattr(kit_logging, "_redact_processor", counting)
+    log = configure_logging("orders", level="WARNING")
+    log.info("message handled", outcome="processed")
+    log.warning("dead-lettered", reason="x")
+    assert processed == ["dead-lettered"]
+    [line] = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(line)["event"] == "dead-lettered"
