@@ -16,17 +16,18 @@ Without tracing, `traceparent` stays the synthetic one of `outbox.traceparent_fo
 """
 
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -42,11 +43,17 @@ def tracing_requested(env: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
-def configure_tracing(service: str) -> TracerProvider | None:
-    """Installs the SDK with an OTLP/HTTP exporter when tracing is requested; returns the provider (to shut down)."""
+def configure_tracing(service: str) -> "TracerProvider | None":
+    """Installs the SDK with an OTLP/HTTP exporter when tracing is requested; returns the provider (to shut down).
+
+    The SDK is imported only then: it costs a service's start-up a noticeable share of its imports.
+    """
     if not tracing_requested():
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: f"ordermesh-{service}"}
     provider = TracerProvider(resource=Resource.create(attributes))
@@ -57,7 +64,8 @@ def configure_tracing(service: str) -> TracerProvider | None:
 
 def tracing_active() -> bool:
     """Whether spans are recorded in this process."""
-    return isinstance(trace.get_tracer_provider(), TracerProvider)
+    sdk = sys.modules.get("opentelemetry.sdk.trace")
+    return sdk is not None and isinstance(trace.get_tracer_provider(), sdk.TracerProvider)
 
 
 def _tracer() -> trace.Tracer:
