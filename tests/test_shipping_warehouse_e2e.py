@@ -153,9 +153,14 @@ async def test_a_warehouse_that_times_out_is_retried_with_the_same_key_and_the_p
     row = await eventually(lambda: _timed_out(stack, order_id), timeout=60)
     assert row["request_attempts"] == 1 and row["last_error"].startswith("ReadTimeout")
     assert row["status"] == "delivered"
-    assert len(recorder.on(topics.SHIPPING_EVENTS, type="ShipmentShipped", order_id=order_id)) == 1
-    # The parcel left before any answer: the retry asks nothing more, and no stale "requested" follows the shipped news.
-    assert recorder.on(topics.SHIPPING_EVENTS, type="ShipmentRequested", order_id=order_id) == []
+    [shipped] = recorder.on(topics.SHIPPING_EVENTS, type="ShipmentShipped", order_id=order_id)
+    # Whether the retry's answer or the parcel's departure reaches shipping first depends on timing (the callback
+    # waits behind the retrying request when both are in one consumer's batch); either way no stale "requested"
+    # follows the shipped news on the order's partition.
+    about_order = [m for m in recorder.messages if m.topic == topics.SHIPPING_EVENTS and m.key == shipped.key]
+    requested = recorder.on(topics.SHIPPING_EVENTS, type="ShipmentRequested", order_id=order_id)
+    assert len(requested) <= 1
+    assert all(about_order.index(r) < about_order.index(shipped) for r in requested)
     assert recorder.on(topics.SHIPPING_EVENTS, type="ShipmentRequestFailed", order_id=order_id) == []
     assert await stock_row(stack, sku) == (4, 0)
 
