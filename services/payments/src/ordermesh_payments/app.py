@@ -37,7 +37,7 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription, UnitOfWork
 from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
-from ordermesh_servicekit.http_input import query_uuid
+from ordermesh_servicekit.http_input import query_text, query_uuid
 from ordermesh_servicekit.outside import ObservedTransport, OutsideCalls
 from ordermesh_servicekit.outbox import write_outbox
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
@@ -143,11 +143,16 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
             del view["payment"]["card_token"]
             return Response(json.dumps(view, default=str), media_type="application/json")
 
+        async def settings_of_shop(request: Request) -> Response:
+            shop_id = query_text(request, "shop_id", required=True)
+            return JSONResponse({"shop_id": shop_id, **await store.payment_settings(runtime.pool, shop_id)})
+
         return [
             ("/callbacks/payments", asgi_endpoint(
                 payment_callback(settings.payment_callback_secret.get_secret_value(), lambda: runtime.pool), methods=("POST",)
             )),
             ("/api/payments/order", staff_endpoint(settings.api_token.get_secret_value(), payment_of_order)),
+            ("/api/payments/settings", staff_endpoint(settings.api_token.get_secret_value(), settings_of_shop)),
         ]
 
     async def start_checks(runtime: ServiceRuntime) -> None:

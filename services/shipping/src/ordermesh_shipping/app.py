@@ -37,7 +37,7 @@ from ordermesh_servicekit.outside import ObservedTransport, OutsideCalls
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
-from . import store_shipments, store_stock
+from . import store, store_shipments, store_stock
 from .adapters.ingress import stock_levels, warehouse_callback
 from .adapters.warehouse import SandboxWarehouse
 from .commands import ShippingCommands
@@ -95,6 +95,12 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                 rows = await store_stock.allocations(conn, order_id, sku)
             return JSONResponse([{k: _json_value(v) for k, v in row.items()} for row in rows])
 
+        async def calendar(request: Request) -> Response:
+            shop_id = query_text(request, "shop_id", required=True)
+            async with runtime.pool.acquire() as conn:
+                found = await store.shop_calendar(conn, shop_id)
+            return JSONResponse({"shop_id": shop_id, **found.as_settings()})
+
         token = settings.api_token.get_secret_value()
         callback = warehouse_callback(settings.warehouse_callback_secret.get_secret_value(), lambda: runtime.pool)
         return [
@@ -103,6 +109,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
             ("/api/shipping/stock", staff_endpoint(token, stock)),
             ("/api/shipping/shipments", staff_endpoint(token, shipments)),
             ("/api/shipping/allocations", staff_endpoint(token, allocations)),
+            ("/api/shipping/calendar", staff_endpoint(token, calendar)),
         ]
 
     async def close_client(_runtime: ServiceRuntime) -> None:

@@ -194,12 +194,5 @@ class ShippingCommands:
                 uow,
                 command,
                 SERVICE,
-                details={
-                    "changed": sorted(columns),
-                    "time_zone": calendar.time_zone,
-                    "cutoff": calendar.cutoff.strftime("%H:%M"),
-                    "closed_weekdays": sorted(calendar.closed_weekdays),
-                    "closures": [day.isoformat() for day in sorted(calendar.closures)],
-                    "warehouse_prefecture": calendar.warehouse_prefecture,
-                },
+                details={"changed": sorted(columns), **calendar.as_settings()},
             )

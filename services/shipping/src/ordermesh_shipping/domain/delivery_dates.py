@@ -31,6 +31,16 @@ class ShopCalendar:
     holiday_country: str = "JP"
     warehouse_prefecture: str = DEFAULT_WAREHOUSE_PREFECTURE
 
+    def as_settings(self) -> dict:
+        """The calendar in the shape SetShopShipping takes it (JSON values)."""
+        return {
+            "time_zone": self.time_zone,
+            "cutoff": self.cutoff.strftime("%H:%M"),
+            "closed_weekdays": sorted(self.closed_weekdays),
+            "closures": [day.isoformat() for day in sorted(self.closures)],
+            "warehouse_prefecture": self.warehouse_prefecture,
+        }
+
     def is_working_day(self, day: date) -> bool:
         """Whether the shop ships on `day`."""
         return (
