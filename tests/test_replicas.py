@@ -79,11 +79,12 @@ async def _publish(stack: LocalStack, orders: list, pause: float = 0.0) -> None:
         await producer.stop()
 
 
-async def _completed(stack: LocalStack, ids: list[str]) -> int:
+async def _completed(stack: LocalStack, ids: list[str]) -> bool:
+    """Whether every one of `ids` is completed (not merely some)."""
     rows = await fetch(
         stack.service_dsns["orders"], "SELECT count(*) AS n FROM orders WHERE order_id = ANY($1::uuid[]) AND stage = 'completed'", ids
     )
-    return rows[0]["n"]
+    return rows[0]["n"] == len(set(ids))
 
 
 async def _assert_each_side_effect_once(stack: LocalStack, seen: TopicRecorder, orders: list, *, notify_kills: int = 0) -> None:
