@@ -1,16 +1,18 @@
 """The console's pure parts: roles, password hashing, money and Tokyo time, flags, CSV encodings, forms to commands."""
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 from ordermesh_contracts import BulkUpdateOrders, CancelOrder, EditOrder, HoldOrder, SendBulkMail, topics
-from ordermesh_console.domain import bulk, csv_export, flags, formatting, i18n
+from ordermesh_console.domain import bulk, csv_export, flags, formatting, i18n, settings_values
 from ordermesh_console.domain.actions import ORDER_ACTIONS, FormError, Target, build_command
 from ordermesh_console.domain.passwords import PasswordPolicyError, check_policy, hash_password, verify_password
 from ordermesh_console.domain.roles import Permission, Role, allows
+from ordermesh_console.domain.settings_forms import settings_command
+from starlette.datastructures import FormData
 
 TEMPLATES = Path(__file__).parents[1] / "src" / "ordermesh_console" / "templates"
 
@@ -134,3 +136,48 @@ def test_every_word_the_templates_use_exists_in_japanese_and_english() -> None:
     used |= {f"action_{a}" for a in bulk.BULK_ACTIONS}
     assert used - set(i18n.WORDS) == set()
     assert all(len(words) == 2 and all(words) for words in i18n.WORDS.values())
+
+
+def test_the_points_form_reads_back_the_shops_rules_and_sends_them_all_as_one_command() -> None:
+    current = {
+        "shop_id": "s", "rate_percent": 3, "confirm_on": "manual", "confirm_on_events": ["card_captured"],
+        "allow_negative": True, "expiry_months": None,
+        "campaigns": [{"multiplier": 2, "starts_on": "2026-12-01", "ends_on": None, "skus": ["A", "B"]},
+                      {"multiplier": 5, "starts_on": None, "ends_on": None, "skus": None}],
+    }
+    form = settings_values.points_form(current)
+    assert form["campaigns"] == "2 | 2026-12-01 |  | A, B\n5"
+    assert (form["rate_percent"], form["per_event"], form["expiry_months"]) == ("3", "yes", "")
+
+    posted = FormData([*((k, v) for k, v in form.items() if k != "confirm_on_events"), ("shop_id", "s"),
+                       *(("confirm_on_events", e) for e in form["confirm_on_events"])])
+    topic, command = settings_command("points", posted, "admin")
+    assert topic == topics.POINTS_COMMANDS
+    assert command.confirm_on_events == ["card_captured"]
+    assert [(c.multiplier, c.starts_on, c.ends_on, c.skus) for c in command.campaigns] == [
+        (2, date(2026, 12, 1), None, ["A", "B"]), (5, None, None, None)
+    ]
+    assert (command.rate_percent, command.confirm_on, command.allow_negative, command.expiry_months) == (3, "manual", True, None)
+
+
+def test_a_points_form_with_bad_campaigns_or_numbers_is_refused_with_every_reason() -> None:
+    with pytest.raises(FormError) as refused:
+        settings_command("points", {"shop_id": "s", "campaigns": "x\n2 | 2026-02-30"}, "admin")
+    assert [r.split(":")[0] for r in refused.value.reasons] == ["campaigns line 1", "campaigns line 2"]
+    with pytest.raises(FormError) as refused:
+        settings_command("points", {"shop_id": "s", "rate_percent": "1e999", "expiry_months": "\x00"}, "admin")
+    assert sorted(r.split(":")[0] for r in refused.value.reasons) == ["expiry_months", "rate_percent"]
+
+
+def test_payment_settings_and_the_calendar_become_the_values_their_forms_show() -> None:
+    assert settings_values.payment_form({
+        "card_gateway": "sandbox", "capture_at_authorization": True, "authorization_valid_days": 5,
+        "reauthorize_expiring": False, "prepaid_due_days": 10, "cancel_overdue_prepaid": False, "bank_account": None,
+    }) == {"card_gateway": "sandbox", "capture_at_authorization": "yes", "authorization_valid_days": "5",
+           "reauthorize_expiring": "no", "prepaid_due_days": "10", "cancel_overdue_prepaid": "no", "bank_account": ""}
+    assert settings_values.calendar_form({
+        "time_zone": "Asia/Tokyo", "cutoff": "13:30", "closed_weekdays": [5, 6], "closures": ["2026-12-31", "2027-01-01"],
+        "warehouse_prefecture": "東京都",
+    }) == {"time_zone": "Asia/Tokyo", "cutoff": "13:30", "closed_weekdays": ["5", "6"], "closures": "2026-12-31\n2027-01-01",
+           "warehouse_prefecture": "東京都"}
+    assert settings_values.payment_form(None) == settings_values.calendar_form(None) == settings_values.points_form(None) == {}

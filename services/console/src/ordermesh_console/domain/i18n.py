@@ -255,6 +255,13 @@ WORDS: dict[str, tuple[str, str]] = {
     "choose_shop": ("ショップを選んでください", "Choose a shop"),
     "change_weekdays": ("定休曜日を下記に変更する", "Set the closed weekdays to those ticked"),
     "blank_keeps": ("空欄の項目は現在の設定のまま", "Blank fields keep their current value"),
+    "points_settings": ("ポイント設定", "Points settings"),
+    "rate_percent": ("付与率 (%)", "Rate (%)"),
+    "confirm_on": ("ポイント確定のきっかけ", "Points confirmed on"),
+    "per_event": ("下記の決済イベントごとに確定する", "Confirm on the payment events ticked below"),
+    "allow_negative": ("残高のマイナスを許可", "Allow a negative balance"),
+    "expiry_months": ("有効期限 (月, 空欄で無期限)", "Expiry (months, empty: never)"),
+    "campaigns": ("キャンペーン (1行に1件: 倍率 | 開始日 | 終了日 | SKU, SKU)", "Campaigns (one a line: multiplier | first day | last day | sku, sku)"),
 }
 
 

@@ -1,5 +1,5 @@
 """Shop settings forms as the staff commands that set them: status groups, rules, shipping fees (orders); payment
-settings (payments); the shipping calendar (shipping); mail settings, templates and previews (notify)."""
+settings (payments); the shipping calendar (shipping); points rules (points); mail settings, templates and previews (notify)."""
 
 from collections.abc import Mapping
 from datetime import date
@@ -23,6 +23,7 @@ from ordermesh_servicekit.http_input import HttpRefusal, parse_json_object
 from pydantic import ValidationError
 
 from .actions import FormError
+from .settings_values import points_command
 
 
 def _reasons(error: ValidationError) -> list[str]:
@@ -141,6 +142,7 @@ def _mail_preview(common: dict[str, Any], form: Mapping[str, Any]) -> Command:
 SETTINGS_COMMANDS = {
     "payments": (topics.PAYMENTS_COMMANDS, _payments),
     "calendar": (topics.SHIPPING_COMMANDS, _calendar),
+    "points": (topics.POINTS_COMMANDS, points_command),
     "mail_settings": (topics.NOTIFY_COMMANDS, _mail_settings),
     "mail_template": (topics.NOTIFY_COMMANDS, _mail_template),
     "mail_preview": (topics.NOTIFY_COMMANDS, _mail_preview),

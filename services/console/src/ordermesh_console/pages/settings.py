@@ -1,6 +1,6 @@
 """Shop settings (admins only): status groups and child statuses, rules (every validation error shown), shipping fees,
-payment settings, the shipping calendar, mail settings and templates with a preview — each sent as the owning
-service's staff command and answered with its reply."""
+payment settings, the shipping calendar, points rules, mail settings and templates with a preview — each form filled
+with the shop's current values, sent as the owning service's staff command and answered with its reply."""
 
 import asyncio
 from typing import Any
@@ -17,28 +17,36 @@ from ..adapters.services import ServiceUnavailable
 from ..domain.actions import FormError
 from ..domain.roles import Permission
 from ..domain.settings_forms import KINDS, settings_command
+from ..domain.settings_values import POINTS_EVENTS, calendar_form, payment_form, points_form
 from .common import Refused, checked_form, console_of, redirect, render, require
 
 WEEKDAYS = ("月", "火", "水", "木", "金", "土", "日")
 
 
 async def _current(request: Request, shop_id: str) -> dict[str, Any]:
-    """What the services have for the shop now: shipping fees (orders) and mail settings (notify)."""
+    """What the services have for the shop now: shipping fees (orders), mail settings (notify), and the payment
+    settings, shipping calendar and points rules as the values of their forms."""
     if not shop_id:
-        return {"fees": None, "mail": None}
+        return {"fees": None, "mail": None, "payments_now": {}, "calendar_now": {}, "points_now": {}}
     reader = console_of(request).reader
-    fees, mail = await asyncio.gather(
+    fees, mail, payments, calendar, points = await asyncio.gather(
         reader.get("orders", "/api/orders/shipping-fees", shop_id=shop_id),
         reader.get("notify", "/api/notify/settings", shop_id=shop_id),
+        reader.get("payments", "/api/payments/settings", shop_id=shop_id),
+        reader.get("shipping", "/api/shipping/calendar", shop_id=shop_id),
+        reader.get("points", "/api/points/settings", shop_id=shop_id),
     )
-    return {"fees": fees, "mail": mail}
+    return {
+        "fees": fees, "mail": mail, "payments_now": payment_form(payments), "calendar_now": calendar_form(calendar),
+        "points_now": points_form(points),
+    }
 
 
 def _page(request: Request, session: store.Session, shop_id: str, current: dict[str, Any], status: int = 200,
           **extra: Any) -> Response:
     return render(
         request, "settings.html", session, status=status, shop_id=shop_id, mail_kinds=[k.value for k in MailKind],
-        weekdays=WEEKDAYS, **current, **{"shown": None, "form": {}, **extra},
+        weekdays=WEEKDAYS, points_events=POINTS_EVENTS, **current, **{"shown": None, "form": {}, "submitted": None, **extra},
     )
 
 
@@ -83,7 +91,9 @@ async def save_settings(request: Request) -> Response:
         try:
             current = await _current(request, shop_id)
         except ServiceUnavailable:
-            current = {"fees": None, "mail": None}
-        return _page(request, session, shop_id, current, status=422, form_errors=error.reasons, form=dict(form))
+            current = await _current(request, "")
+        submitted = {**dict(form), **{name: form.getlist(name) for name in ("closed_weekdays", "confirm_on_events")}}
+        return _page(request, session, shop_id, current, status=422, form_errors=error.reasons, form=submitted,
+                     submitted=kind)
     await console_of(request).sender.send(topic, command)
     return redirect(f"/settings?shop_id={quote(command.shop_id, safe='')}&sent={command.event_id}#reply")
