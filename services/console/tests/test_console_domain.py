@@ -6,6 +6,8 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ordermesh_contracts import BulkUpdateOrders, CancelOrder, EditOrder, HoldOrder, SendBulkMail, topics
 from ordermesh_console.domain import bulk, csv_export, flags, formatting, i18n, settings_values
 from ordermesh_console.domain.actions import ORDER_ACTIONS, FormError, Target, build_command
@@ -181,3 +183,19 @@ def test_payment_settings_and_the_calendar_become_the_values_their_forms_show() 
     }) == {"time_zone": "Asia/Tokyo", "cutoff": "13:30", "closed_weekdays": ["5", "6"], "closures": "2026-12-31\n2027-01-01",
            "warehouse_prefecture": "東京都"}
     assert settings_values.payment_form(None) == settings_values.calendar_form(None) == settings_values.points_form(None) == {}
+
+
+_points_fields = st.sampled_from(
+    ["rate_percent", "confirm_on", "per_event", "confirm_on_events", "allow_negative", "expiry_months", "campaigns", "shop_id"]
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(fields=st.lists(st.tuples(_points_fields, st.text(max_size=40) | st.integers().map(str)), max_size=10))
+def test_any_points_form_becomes_a_command_or_a_form_error_with_reasons(fields: list[tuple[str, str]]) -> None:
+    try:
+        topic, command = settings_command("points", FormData(fields), "admin")
+    except FormError as error:
+        assert error.reasons and all(isinstance(r, str) and r for r in error.reasons)
+    else:
+        assert topic == topics.POINTS_COMMANDS and command.shop_id

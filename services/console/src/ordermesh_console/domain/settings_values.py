@@ -85,8 +85,11 @@ def campaigns(text: str) -> list[PointsCampaign]:
                 multiplier=multiplier, starts_on=_day(starts_on), ends_on=_day(ends_on),
                 skus=[s.strip() for s in skus.split(",") if s.strip()] or None,
             ))
-        except (ValueError, ValidationError) as error:
-            reasons.append(f"campaigns line {number}: write multiplier | first day | last day | skus ({str(error)[:120]})")
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+            reasons.append(f"campaigns line {number}: {problems[:200]} (write multiplier | first day | last day | skus)")
+        except ValueError as error:
+            reasons.append(f"campaigns line {number}: {str(error)[:200]} (write multiplier | first day | last day | skus)")
     if reasons:
         raise FormError(reasons)
     return found
