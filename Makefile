@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 ARGS ?=
+JOBS ?= 2
 SERVICES := orders payments shipping points notify
 
 .PHONY: run test bench evidence docs docs-check lint setup clean
@@ -14,7 +15,7 @@ run: setup  ## the whole suite with demo traffic and a live view (Ctrl-C stops e
 	@$(UV) run --frozen python -m ordermesh_devstack --run-dir .run run $(ARGS)
 
 test: setup  ## every test: unit, integration (real PostgreSQL), end-to-end (real Kafka + PostgreSQL)
-	@$(UV) run --frozen pytest $(ARGS)
+	@$(UV) run --frozen pytest -n $(JOBS) --dist loadgroup $(ARGS)
 
 bench: setup  ## end-to-end throughput and latency, then intake alone, with raw aiokafka/asyncpg baselines
 	@$(UV) run --frozen python -m ordermesh_devstack.bench $(ARGS)

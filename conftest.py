@@ -29,6 +29,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         threading.Thread(target=_quietly, args=(install,), name=f"prewarm-{install.__name__}", daemon=True).start()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups the tests for `pytest -n N --dist loadgroup` (what `make test` runs): every module with a test on the
+    shared running suite goes to one worker (one suite per run, its tests in file order); every other module stays
+    whole on one worker, so a module's own broker or stack is started once."""
+    on_suite = {item.path for item in items if "stack" in getattr(item, "fixturenames", ())}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("suite" if item.path in on_suite else str(item.path)))
+
+
 def _quietly(install) -> None:
     try:
         install()
