@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
@@ -13,18 +12,11 @@ from ordermesh_contracts import PaymentAuthorized, PaymentCaptured, PaymentsEven
 from ordermesh_servicekit.consuming import Consumer, MessageContext, PermanentError, Subscription
 from ordermesh_servicekit.metrics import Metrics
 from poison_corpus import golden
+from doubles import FakeRecord
 
 DLQ = topics.PAYMENTS_EVENTS + ".dlq"
 
 
-@dataclass
-class FakeRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
 
 
 class Recording:

@@ -6,7 +6,6 @@ import errno
 import itertools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -19,19 +18,12 @@ from ordermesh_servicekit.consuming import Consumer, MessageContext, Subscriptio
 from ordermesh_servicekit.metrics import Metrics
 from ordermesh_servicekit.outbox import OutgoingMessage, decode_headers, encode_headers, never_accepted
 from poison_corpus import golden, poison_corpus
+from doubles import FakeRecord
 
 OUTCOMES = ("processed", "duplicate", "skipped", "refused", "dead_lettered")
 DLQ = topics.PAYMENTS_EVENTS + ".dlq"
 
 
-@dataclass
-class FakeRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
 
 
 class Handler:

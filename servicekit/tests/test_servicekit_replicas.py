@@ -4,7 +4,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -20,6 +19,7 @@ from ordermesh_servicekit.jobs import claim_period, run_every
 from ordermesh_servicekit.metrics import Metrics
 from ordermesh_servicekit.migrations import migrate_service
 from ordermesh_servicekit.parking import DependencyMissing, Parking
+from doubles import FakeRecord
 
 DATA = Path(__file__).parent / "data"
 ORDER_ID = "b1cd6279-21ed-5ee8-bbf1-67df6bc3dd45"
@@ -38,14 +38,6 @@ async def pool(fresh_database: str, tmp_path: Path) -> AsyncIterator[asyncpg.Poo
         yield created
 
 
-@dataclass
-class FakeRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 def authorized(offset: int, topic: str = topics.PAYMENTS_EVENTS, **changes: Any) -> FakeRecord:

@@ -4,7 +4,6 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -35,6 +34,7 @@ from ordermesh_servicekit.migrations import (
     read_migrations,
 )
 from ordermesh_servicekit.outbox import OutgoingMessage, write_outbox
+from doubles import FakeRecord
 
 DATA = Path(__file__).parent / "data"
 EMAIL = "hanako.yamada@example.jp"
@@ -266,14 +266,6 @@ async def test_an_error_inside_the_unit_of_work_rolls_back_the_change_the_outbox
 # --- the consumer ---------------------------------------------------------------------------------
 
 
-@dataclass
-class FakeRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 def record(value: bytes | None, offset: int = 41, topic: str = topics.PAYMENTS_EVENTS) -> FakeRecord:

@@ -4,7 +4,6 @@ through a query logger on every pooled connection (pool resets included, as Post
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import uuid4
 
@@ -17,32 +16,11 @@ from ordermesh_notify.handlers import NotifyHandlers
 from ordermesh_notify.mailing import Mailer
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
 from support import migrated_pool
+from doubles import StatementCounter
 
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
 
-@dataclass(eq=False)
-class StatementCounter:
-    """Counts statements and the transactions they make (a BEGIN…COMMIT block is one; any other statement is one)."""
-
-    statements: list[str] = field(default_factory=list)
-    transactions: int = 0
-    _in_block: bool = False
-
-    def __call__(self, record) -> None:
-        query = record.query.strip().upper()
-        self.statements.append(query)
-        if query.startswith("BEGIN"):
-            self._in_block = True
-        elif query.startswith(("COMMIT", "ROLLBACK")):
-            self._in_block = False
-            self.transactions += 1
-        elif not self._in_block:
-            self.transactions += 1
-
-    def reset(self) -> None:
-        self.statements.clear()
-        self.transactions = 0
 
 
 class AcceptingTransport:
