@@ -107,15 +107,16 @@ async def test_a_service_started_before_kafka_and_postgres_are_reachable_waits_a
     late = ManagedProcess("late-points", [sys.executable, "-m", "ordermesh_points"], env, log_path, http_port)
     late.start()
     try:
-        await asyncio.sleep(4)
+        # The service waits for Kafka and PostgreSQL at once: open them only once it has said it waits for both.
+        await eventually(
+            lambda: log_path.exists() and {"kafka not reachable yet", "postgres not reachable yet"} <= _phrases(log_path.read_text()),
+            timeout=120,
+        )
         assert late.alive
         async with httpx.AsyncClient() as client:
             with pytest.raises(httpx.TransportError):
                 await client.get(f"http://127.0.0.1:{http_port}/readyz")
-        # The service checks Kafka access before anything else, then PostgreSQL: open them in that order.
         kafka_proxy = await _forward(kafka_port, real_kafka_port)
-        await asyncio.sleep(3)
-        assert late.alive
         pg_proxy = await _forward(pg_port, real_pg_port)
 
         async def ready():
@@ -126,9 +127,7 @@ async def test_a_service_started_before_kafka_and_postgres_are_reachable_waits_a
                 return False
 
         await eventually(ready, timeout=60)
-        log = log_path.read_text()
-        assert "postgres not reachable yet" in log and "kafka not reachable yet" in log
-        assert "Traceback" not in log
+        assert "Traceback" not in log_path.read_text()
     finally:
         late.stop()
         pg_proxy.close() if "pg_proxy" in locals() else None
@@ -140,3 +139,7 @@ async def test_a_service_role_cannot_connect_to_another_services_database(stack)
     assert (await fetch(orders_dsn, "SELECT current_database() AS db"))[0]["db"] == "ordermesh_orders"
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await asyncpg.connect(orders_dsn.rsplit("/", 1)[0] + "/ordermesh_payments")
+
+
+def _phrases(log: str) -> set[str]:
+    return {phrase for phrase in ("kafka not reachable yet", "postgres not reachable yet") if phrase in log}
