@@ -97,6 +97,7 @@ async def read_form(request: Request, *, max_fields: int = MAX_FORM_FIELDS) -> F
     """The posted form with every name and value checked (400 for NUL, lone surrogates, over-long text or a body that
     is not a form)."""
     try:
+        await request.body()  # read through the body limit first, whatever the content type (413 when over it)
         form = await request.form(max_fields=max_fields, max_files=0)
     except HttpRefusal:
         raise
