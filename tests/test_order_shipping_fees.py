@@ -2,26 +2,10 @@
 unknown prefecture is refused with every unknown name while the running table stays."""
 
 import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
-from ordermesh_devstack.stack import SERVICES
 from support import fetch
-
-
-def _cli(stack, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
-        "ORDERMESH_API_TOKEN": stack.api_token,
-        **{f"ORDERMESH_{name.upper()}_URL": f"http://127.0.0.1:{stack.processes[name].http_port}" for name in SERVICES},
-        "COLUMNS": "200",
-    }
-    ordermesh = Path(sys.executable).with_name("ordermesh")
-    return subprocess.run([str(ordermesh), *args], env=env, capture_output=True, text=True, timeout=60, cwd="/")
+from ops_cli import cli as _cli
 
 
 async def _table(stack, shop: str) -> dict | None:

@@ -4,30 +4,15 @@ address."""
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from datetime import date, timedelta
-from pathlib import Path
 
 from ordermesh_contracts import Address, Payment, PaymentMethod, SetPaymentSettings, topics
 from ordermesh_devstack.demo import demo_order
 from ordermesh_devstack.sandboxes.smtp_sink import read_mails
-from ordermesh_devstack.stack import SERVICES
 from support import eventually, fetch
 from test_payments_reconciliation import payment, place, send, stalled
-
-
-def _cli(stack, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
-        "ORDERMESH_API_TOKEN": stack.api_token,
-        **{f"ORDERMESH_{name.upper()}_URL": f"http://127.0.0.1:{stack.processes[name].http_port}" for name in SERVICES},
-        "COLUMNS": "200",
-    }
-    ordermesh = Path(sys.executable).with_name("ordermesh")
-    return subprocess.run([str(ordermesh), *args], env=env, capture_output=True, text=True, timeout=90, cwd="/")
+from ops_cli import cli as _cli
 
 
 async def _stage(stack, order_id) -> str:

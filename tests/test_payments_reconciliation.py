@@ -6,10 +6,7 @@ sandbox's own record and the order's flags."""
 
 import json
 import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,9 +22,9 @@ from ordermesh_contracts import (
     topics,
 )
 from ordermesh_devstack.demo import DEMO_SHOP, demo_order
-from ordermesh_devstack.stack import SERVICES
 from ordermesh_ops.client import Connection, send_command
 from support import eventually, fetch, publish_raw
+from ops_cli import cli
 
 
 async def send(stack, topic: str, command) -> dict:
@@ -77,16 +74,6 @@ async def order_flags(stack, order_id) -> dict:
 async def consumed_by_payments(stack, event_id) -> bool:
     rows = await fetch(stack.service_dsns["payments"], "SELECT 1 FROM inbox WHERE message_id = $1", uuid.UUID(str(event_id)))
     return bool(rows)
-
-
-def cli(stack, *args: str) -> subprocess.CompletedProcess:
-    """The staff CLI `ordermesh` against the running suite."""
-    env = {
-        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "ORDERMESH_API_TOKEN": stack.api_token,
-        **{f"ORDERMESH_{name.upper()}_URL": f"http://127.0.0.1:{stack.processes[name].http_port}" for name in SERVICES},
-    }
-    ordermesh = Path(sys.executable).with_name("ordermesh")
-    return subprocess.run([str(ordermesh), *args], env=env, capture_output=True, text=True, timeout=60, cwd="/")
 
 
 def payments_dead_letters(recorder) -> list:

@@ -5,10 +5,7 @@ event that confirms, and two orders of one customer racing for the same points â
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 from ordermesh_contracts import (
     Payment,
@@ -20,10 +17,10 @@ from ordermesh_contracts import (
     topics,
 )
 from ordermesh_devstack.demo import demo_order
-from ordermesh_devstack.stack import SERVICES
 from support import eventually, fetch, publish_raw
 from test_points_cancellation import balance_adding_up, cancel, order_ledger, pay_by_callback, place, waiting_for_stock
 from test_points_edits import command, edit_of, known_customer_with, new_shop, publish_edit
+from ops_cli import cli as run_cli
 
 
 def captured(order, order_id) -> PaymentCaptured:
@@ -142,11 +139,7 @@ async def test_each_shop_confirms_on_the_payment_event_it_chose_capture_or_money
 
 def cli(stack, *args: str) -> str:
     """Runs the staff CLI against the running suite; fails the test if it fails; returns what it printed."""
-    env = {
-        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "ORDERMESH_API_TOKEN": stack.api_token, "COLUMNS": "200",
-        **{f"ORDERMESH_{name.upper()}_URL": f"http://127.0.0.1:{stack.processes[name].http_port}" for name in SERVICES},
-    }
-    done = subprocess.run([str(Path(sys.executable).with_name("ordermesh")), *args], env=env, capture_output=True, text=True, timeout=60, cwd="/")
+    done = run_cli(stack, *args)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 

@@ -2,20 +2,16 @@
 and tracking, through the staff CLI and the JSON endpoints, which refuse calls without the staff token."""
 
 import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 
 from ordermesh_contracts import ImportStock, StockLevel, order_id_for, topics
 from ordermesh_devstack.demo import DEMO_SHOP, demo_order
-from ordermesh_devstack.stack import SERVICES
 from support import publish_raw
 from test_shipping_stock_consistency import stock_disagreements
+from ops_cli import cli
 
 
 @pytest.fixture(autouse=True)
@@ -31,18 +27,6 @@ def order_of(number: int, sku: str):
         "deliveries": [base.deliveries[0].model_copy(update={"lines": [line]})],
         "charges": base.charges.model_copy(update={"total": line.unit_price * 2 + base.charges.shipping_fee}),
     })
-
-
-def cli(stack, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
-        "ORDERMESH_API_TOKEN": stack.api_token,
-        **{f"ORDERMESH_{name.upper()}_URL": f"http://127.0.0.1:{stack.processes[name].http_port}" for name in SERVICES},
-        "COLUMNS": "200",
-    }
-    ordermesh = Path(sys.executable).with_name("ordermesh")
-    return subprocess.run([str(ordermesh), *args], env=env, capture_output=True, text=True, timeout=60, cwd="/")
 
 
 def cli_json(stack, *args: str):

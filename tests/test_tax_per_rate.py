@@ -4,18 +4,14 @@
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 
 from ordermesh_contracts import Charges, OrderLine, order_id_for, topics
 from ordermesh_devstack.demo import DEMO_SHOP, demo_order
 from ordermesh_devstack.sandboxes.smtp_sink import read_mails
-from ordermesh_devstack.stack import SERVICES
 from support import eventually, publish_raw
+from ops_cli import cli as _cli
 
 # 10%: 3 × 1,100 + shipping 550 = 3,850, tax 350. 8%: 2 × 1,080 + 7 × 107 = 2,909, tax 2,909 × 8 / 108 = 215.4 → 215
 # once for the rate (rounding each line instead would give 160 + 7 × 7 = 209).
@@ -25,17 +21,6 @@ LINES = [
     OrderLine(sku="SKU-003", name="ほうじ茶ティーバッグ", unit_price=107, quantity=7, tax_rate_percent=8),
 ]
 EXPECTED = [{"rate_percent": 10, "subtotal": 3850, "tax": 350}, {"rate_percent": 8, "subtotal": 2909, "tax": 215}]
-
-
-def _cli(stack, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "ORDERMESH_API_TOKEN": stack.api_token,
-        "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
-        **{f"ORDERMESH_{name.upper()}_URL": f"http://127.0.0.1:{stack.processes[name].http_port}" for name in SERVICES},
-        "COLUMNS": "200",
-    }
-    return subprocess.run([str(Path(sys.executable).with_name("ordermesh")), *args], env=env, capture_output=True, text=True, timeout=60, cwd="/")
 
 
 async def test_an_order_mixing_eight_and_ten_percent_shows_each_rates_amount_and_tax_everywhere(stack, recorder):
