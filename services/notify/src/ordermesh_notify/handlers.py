@@ -97,41 +97,37 @@ class NotifyHandlers:
     async def on_order_edited(self, edited: OrderEdited, ctx: MessageContext) -> None:
         """Keeps the order's lines and totals as edited (later mails show them); mails the change, with the new lines,
         totals and any balance, only when staff chose to tell the customer (as for a cancellation)."""
-        summary = order_summary(
-            currency=edited.currency, payment_method=edited.payment.method.value, deliveries=edited.deliveries,
-            charges=edited.charges, edit_no=edited.edit_no,
-        )
-        if not edited.notify_customer:
-            async with ctx.unit_of_work() as uow:
-                await store.apply_edit(uow.conn, edited.order_id, summary)
-            return
-        async with ctx.pool.acquire() as conn:
-            kept = await store.apply_edit(conn, edited.order_id, summary)
-        names = {**(kept or {}).get("names", {}), **summary["names"]}
-        variables = order_changed_variables(
-            summary, edited.changes, names, previous_total=edited.previous_charges.total, balance=edited.balance
-        )
-        await self._mail(edited, MailKind.ORDER_CHANGED, variables, ctx)
+        variables = await self._keep_changed_order(edited, edited.changes, ctx)
+        if variables is not None:
+            await self._mail(edited, MailKind.ORDER_CHANGED, variables, ctx)
 
     async def on_order_returned(self, returned: OrderReturned, ctx: MessageContext) -> None:
         """Keeps the order as the return left it; mails the change (what came back, the new total and the refund owed)
         with the order-changed mail only when staff chose to tell the customer."""
+        variables = await self._keep_changed_order(returned, [], ctx)
+        if variables is not None:
+            variables["changes"] = [f"{line.name}: -{line.quantity}" for line in returned.lines]
+            await self._mail(returned, MailKind.ORDER_CHANGED, variables, ctx)
+
+    async def _keep_changed_order(
+        self, changed: OrderEdited | OrderReturned, changes: list, ctx: MessageContext
+    ) -> dict[str, Any] | None:
+        """Stores the order as an edit or a return left it; the order-changed mail's variables when the customer is to
+        be told, else None."""
         summary = order_summary(
-            currency=returned.currency, payment_method=returned.payment.method.value, deliveries=returned.deliveries,
-            charges=returned.charges, edit_no=returned.edit_no,
+            currency=changed.currency, payment_method=changed.payment.method.value, deliveries=changed.deliveries,
+            charges=changed.charges, edit_no=changed.edit_no,
         )
-        if not returned.notify_customer:
+        if not changed.notify_customer:
             async with ctx.unit_of_work() as uow:
-                await store.apply_edit(uow.conn, returned.order_id, summary)
-            return
+                await store.apply_edit(uow.conn, changed.order_id, summary)
+            return None
         async with ctx.pool.acquire() as conn:
-            kept = await store.apply_edit(conn, returned.order_id, summary)
+            kept = await store.apply_edit(conn, changed.order_id, summary)
         names = {**(kept or {}).get("names", {}), **summary["names"]}
-        variables = order_changed_variables(
-            summary, [], names, previous_total=returned.previous_charges.total, balance=returned.balance
+        return order_changed_variables(
+            summary, changes, names, previous_total=changed.previous_charges.total, balance=changed.balance
         )
-        variables["changes"] = [f"{line.name}: -{line.quantity}" for line in returned.lines]
-        await self._mail(returned, MailKind.ORDER_CHANGED, variables, ctx)
 
     async def _mail(self, cause: OrderMessage, kind: MailKind, variables: dict[str, Any], ctx: MessageContext) -> None:
         try:
