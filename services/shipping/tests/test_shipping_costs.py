@@ -1,0 +1,118 @@
+"""What one message costs the shipping database: statements and transactions per handled message type of a card order,
+counted on a real PostgreSQL through a query logger on every pooled connection (a budget that cannot silently grow)."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from ordermesh_contracts import OrderAccepted, OrderProgressed, OrdersEvent, Stage, topics
+from ordermesh_servicekit.consuming import Consumer, DuplicateMessage, MessageContext, Subscription
+from ordermesh_servicekit.database import keep_session
+from ordermesh_servicekit.metrics import Metrics
+from ordermesh_shipping import store_stock
+from ordermesh_shipping.adapters.warehouse import ShipmentRequest
+from ordermesh_shipping.handlers import ShippingHandlers
+from support import migrated_pool
+from doubles import FakeRecord, StatementCounter
+
+GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
+
+
+class Log:
+    def info(self, *args, **kwargs) -> None:
+        pass
+
+
+class Warehouse:
+    """Takes every shipment request."""
+
+    async def request_shipment(self, request: ShipmentRequest) -> str:
+        return f"wr_{request.shipment_id[:8]}"
+
+
+@pytest.fixture
+async def counted(fresh_database: str) -> AsyncIterator[tuple[asyncpg.Pool, StatementCounter]]:
+    counter = StatementCounter()
+    async with migrated_pool(fresh_database, "shipping", max_size=2):
+        pass
+
+    async def log_queries(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(counter)
+
+    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=4, init=log_queries, reset=keep_session) as pool:
+        async with pool.acquire() as conn:
+            await store_stock.set_stock(conn, [("MATCHA-UJI-40G", "main", 1000), ("CHAWAN-KIYOMIZU", "main", 1000)])
+        yield pool, counter
+
+
+async def cost(pool, counter: StatementCounter, handler, message) -> tuple[int, int]:
+    await asyncio.sleep(0)
+    counter.reset()
+    try:
+        await handler(message, MessageContext(pool, message.event_id, "test", log=Log()))
+    except DuplicateMessage:
+        pass
+    await asyncio.sleep(0)  # query loggers are called soon after each query, not during it
+    return len(counter.statements), counter.transactions
+
+
+def golden(name: str, **changes) -> dict:
+    return {**json.loads((GOLDEN / f"{name}.json").read_text("utf-8")), "event_id": str(uuid4()), **changes}
+
+
+async def a_whole_order(pool, handlers: ShippingHandlers) -> None:
+    accepted = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4())))
+    await handlers.on_order_accepted(accepted, MessageContext(pool, accepted.event_id, "test", log=Log()))
+    for stage in (Stage.AWAITING_ALLOCATION, Stage.READY_TO_SHIP):
+        message = progressed(accepted.order_id, stage)
+        await handlers.on_order_progressed(message, MessageContext(pool, message.event_id, "test", log=Log()))
+
+
+def progressed(order_id, to_stage: Stage) -> OrderProgressed:
+    return OrderProgressed.model_validate(golden("OrderProgressed", order_id=str(order_id), to_stage=to_stage.value))
+
+
+async def test_a_card_order_costs_the_shipping_database_a_bounded_number_of_statements_per_message(counted) -> None:
+    pool, counter = counted
+    handlers = ShippingHandlers(Warehouse())
+    await a_whole_order(pool, handlers)  # a connection's first use of an array type looks the type up (3 statements)
+    accepted = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4())))
+    costs = {
+        "OrderAccepted": await cost(pool, counter, handlers.on_order_accepted, accepted),
+        "to awaiting_payment (skip)": await cost(pool, counter, handlers.on_order_progressed, progressed(accepted.order_id, Stage.AWAITING_PAYMENT)),
+        "to awaiting_allocation": await cost(pool, counter, handlers.on_order_progressed, progressed(accepted.order_id, Stage.AWAITING_ALLOCATION)),
+    }
+    ready = progressed(accepted.order_id, Stage.READY_TO_SHIP)
+    costs["to ready_to_ship"] = await cost(pool, counter, handlers.on_order_progressed, ready)
+    costs["redelivered ready_to_ship"] = await cost(pool, counter, handlers.on_order_progressed, ready)
+    assert await pool.fetchval("SELECT coverage FROM allocation_requests WHERE order_id = $1", accepted.order_id) == "full"
+    assert await pool.fetchval("SELECT status FROM shipments WHERE order_id = $1", accepted.order_id) == "requested"
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 3 + 3
+    print("\ncost (statements, transactions):", costs)
+    statements = {name: count for name, (count, _) in costs.items()}
+    transactions = {name: count for name, (_, count) in costs.items()}
+    assert transactions == {
+        "OrderAccepted": 1, "to awaiting_payment (skip)": 0, "to awaiting_allocation": 1, "to ready_to_ship": 4,
+        "redelivered ready_to_ship": 1,
+    }, transactions
+    assert statements["OrderAccepted"] <= 10, statements
+    assert statements["to awaiting_allocation"] <= 12, statements
+    assert statements["to ready_to_ship"] <= 14, statements
+    assert statements["to awaiting_payment (skip)"] == 0 and statements["redelivered ready_to_ship"] == 1, statements
+
+
+async def test_a_contract_shipping_does_not_handle_costs_no_statement(counted) -> None:
+    pool, counter = counted
+    handlers = ShippingHandlers(Warehouse())
+    subscription = Subscription(topics.ORDERS_EVENTS, OrdersEvent, {OrderAccepted: handlers.on_order_accepted})
+    consumer = Consumer(subscription, group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
+    completed = golden("OrderCompleted")
+    await asyncio.sleep(0)
+    counter.reset()
+    await consumer.process([FakeRecord(topics.ORDERS_EVENTS, 0, 0, b"o", json.dumps(completed).encode(), [("type", b"OrderCompleted")])])
+    await asyncio.sleep(0)
+    assert (len(counter.statements), counter.transactions) == (0, 0), counter.statements
