@@ -1,14 +1,19 @@
 """The SMTP adapter against a real SMTP server (the devstack sink, aiosmtpd): AUTH and STARTTLS as configured, and each
-answer classified — a refused recipient fails the mail, our own bad login makes mails wait instead."""
+answer classified — a refused recipient fails the mail, our own bad login makes mails wait instead; one connection
+carries consecutive mails, and one the server ended is replaced."""
 
 import socket
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from ordermesh_devstack.sandboxes.smtp_sink import SmtpSink, read_mails
 from ordermesh_notify.adapters.smtp import MailRefused, OutgoingMail, SmtpTransport
 from ordermesh_servicekit.consuming import TransientError
+from support import eventually
 
 
 def free_port() -> int:
@@ -17,8 +22,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def mail(to: str = "hanako@example.com") -> OutgoingMail:
-    return OutgoingMail("<m1@ordermesh.example>", "shop@ordermesh.example", to, "ご注文確認", "本文", "<p>本文</p>")
+def mail(to: str = "hanako@example.com", message_id: str = "<m1@ordermesh.example>") -> OutgoingMail:
+    return OutgoingMail(message_id, "shop@ordermesh.example", to, "ご注文確認", "本文", "<p>本文</p>")
+
+
+async def send_once(transport: SmtpTransport, outgoing: OutgoingMail) -> None:
+    try:
+        await transport.send(outgoing)
+    finally:
+        await transport.close()
 
 
 @pytest.fixture
@@ -41,7 +53,7 @@ def tls_sink(tmp_path: Path, monkeypatch):
 
 
 async def test_a_server_requiring_auth_takes_the_mail_with_the_configured_login(auth_sink) -> None:
-    await SmtpTransport("127.0.0.1", auth_sink.port, username="shop", password="s3cret").send(mail())
+    await send_once(SmtpTransport("127.0.0.1", auth_sink.port, username="shop", password="s3cret"), mail())
     [received] = read_mails(auth_sink.maildir)
     assert (received["To"], received["Subject"], received["Message-ID"]) == ("hanako@example.com", "ご注文確認", "<m1@ordermesh.example>")
 
@@ -49,18 +61,108 @@ async def test_a_server_requiring_auth_takes_the_mail_with_the_configured_login(
 @pytest.mark.parametrize("login", [{"username": "shop", "password": "wrong"}, {}])
 async def test_a_wrong_or_missing_login_makes_the_mail_wait_instead_of_failing_it_for_the_customer(auth_sink, login) -> None:
     with pytest.raises(TransientError, match="SMTP authentication failed \\(53[05]\\)"):
-        await SmtpTransport("127.0.0.1", auth_sink.port, **login).send(mail())
+        await send_once(SmtpTransport("127.0.0.1", auth_sink.port, **login), mail())
     assert read_mails(auth_sink.maildir) == []
 
 
 async def test_a_refused_recipient_fails_the_mail_with_the_servers_5xx_answer(auth_sink) -> None:
     with pytest.raises(MailRefused, match="^550 5.1.1 mailbox unavailable"):
-        await SmtpTransport("127.0.0.1", auth_sink.port, username="shop", password="s3cret").send(mail("reject@example.com"))
+        await send_once(SmtpTransport("127.0.0.1", auth_sink.port, username="shop", password="s3cret"), mail("reject@example.com"))
 
 
 async def test_starttls_and_auth_deliver_over_an_encrypted_session_and_a_plain_one_waits(tls_sink) -> None:
-    await SmtpTransport("localhost", tls_sink.port, username="shop", password="s3cret", starttls=True).send(mail())
+    await send_once(SmtpTransport("localhost", tls_sink.port, username="shop", password="s3cret", starttls=True), mail())
     assert len(read_mails(tls_sink.maildir)) == 1
     with pytest.raises(TransientError):
-        await SmtpTransport("localhost", tls_sink.port, username="shop", password="s3cret", starttls=False).send(mail())
+        await send_once(SmtpTransport("localhost", tls_sink.port, username="shop", password="s3cret", starttls=False), mail())
     assert len(read_mails(tls_sink.maildir)) == 1
+
+
+class Sessions:
+    """An aiosmtpd handler that keeps every message and every session that said EHLO, and can answer MAIL with a
+    given reply once."""
+
+    def __init__(self) -> None:
+        self.servers: list[SMTP] = []
+        self.message_ids: list[str] = []
+        self.next_mail_answer: str | None = None
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if server not in self.servers:
+            self.servers.append(server)
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        if self.next_mail_answer is not None:
+            answer, self.next_mail_answer = self.next_mail_answer, None
+            return answer
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        [message_id] = [line for line in envelope.content.decode().splitlines() if line.startswith("Message-ID:")]
+        self.message_ids.append(message_id.split(": ", 1)[1])
+        return "250 Message accepted for delivery"
+
+    def open_sessions(self) -> list[SMTP]:
+        return [server for server in self.servers if server.transport is not None]
+
+
+@pytest.fixture
+async def sessions() -> AsyncIterator[tuple[Sessions, Controller]]:
+    handler = Sessions()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield handler, controller
+    finally:
+        controller.stop()
+
+
+async def test_consecutive_mails_go_over_one_connection_and_close_ends_it_with_quit(sessions) -> None:
+    handler, controller = sessions
+    transport = SmtpTransport("127.0.0.1", controller.port, local_hostname="notify.test")
+    for n in range(3):
+        await transport.send(mail(message_id=f"<m{n}@ordermesh.example>"))
+    assert handler.message_ids == ["<m0@ordermesh.example>", "<m1@ordermesh.example>", "<m2@ordermesh.example>"]
+    assert len(handler.servers) == 1
+    await transport.close()
+    await eventually(lambda: handler.open_sessions() == [], timeout=5, interval=0.02)
+
+
+async def test_a_refused_recipient_leaves_the_connection_to_carry_the_next_mail(auth_sink) -> None:
+    transport = SmtpTransport("127.0.0.1", auth_sink.port, username="shop", password="s3cret", connections=1)
+    with pytest.raises(MailRefused):
+        await transport.send(mail("reject@example.com"))
+    await send_once(transport, mail())
+    assert [received["To"] for received in read_mails(auth_sink.maildir)] == ["hanako@example.com"]
+
+
+async def test_a_connection_the_server_dropped_is_replaced_for_the_next_mail(sessions) -> None:
+    handler, controller = sessions
+    transport = SmtpTransport("127.0.0.1", controller.port, local_hostname="notify.test")
+    await transport.send(mail(message_id="<before@ordermesh.example>"))
+    [server] = handler.servers
+    controller.loop.call_soon_threadsafe(server.transport.close)
+    await eventually(lambda: handler.open_sessions() == [], timeout=5, interval=0.02)
+
+    await send_once(transport, mail(message_id="<after@ordermesh.example>"))
+    assert handler.message_ids == ["<before@ordermesh.example>", "<after@ordermesh.example>"]
+    assert len(handler.servers) == 2
+
+
+async def test_a_421_on_a_kept_connection_sends_the_mail_on_a_new_one_and_a_421_on_a_new_one_makes_it_wait(sessions) -> None:
+    handler, controller = sessions
+    transport = SmtpTransport("127.0.0.1", controller.port, local_hostname="notify.test")
+    await transport.send(mail(message_id="<first@ordermesh.example>"))
+    handler.next_mail_answer = "421 4.3.2 service shutting down"
+    await transport.send(mail(message_id="<second@ordermesh.example>"))
+    assert handler.message_ids == ["<first@ordermesh.example>", "<second@ordermesh.example>"]
+    assert len(handler.servers) == 2
+
+    await transport.close()
+    handler.next_mail_answer = "421 4.3.2 service shutting down"
+    with pytest.raises(TransientError, match="SMTP 421"):
+        await send_once(SmtpTransport("127.0.0.1", controller.port, local_hostname="notify.test"), mail())
+    assert len(handler.message_ids) == 2

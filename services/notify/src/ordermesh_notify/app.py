@@ -56,6 +56,12 @@ class NotifySettings(ServiceSettings):
     smtp_password: SecretStr | None = Field(default=None, description="SMTP AUTH password, if any.")
     smtp_starttls: bool = Field(default=False, description="Whether to upgrade with STARTTLS.")
     smtp_timeout_seconds: float = Field(default=10, gt=0, description="Longest wait for the SMTP server per step.")
+    smtp_connections: int = Field(
+        default=4, ge=1, description="SMTP connections kept open at most; each carries one mail at a time."
+    )
+    smtp_local_hostname: str | None = Field(
+        default=None, description="Name this service gives in EHLO; default: the host's fully qualified name."
+    )
     smtp_max_deferrals: int = Field(
         default=5, ge=1, description="Attempts after which a recipient the server keeps deferring (4xx) ends as failed."
     )
@@ -81,6 +87,8 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
         password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
         starttls=settings.smtp_starttls,
         timeout=settings.smtp_timeout_seconds,
+        connections=settings.smtp_connections,
+        local_hostname=settings.smtp_local_hostname,
         calls=outside_calls,
     )
     mailer = Mailer(
@@ -154,6 +162,7 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
             publishes={topics.NOTIFY_EVENTS: NotifyEvent},
             http_routes=routes,
             on_start=start_purge,
+            on_stop=lambda runtime: transport.close(),
         ),
         settings,
     )

@@ -1,5 +1,9 @@
-"""The mail transport port and its SMTP adapter (aiosmtplib)."""
+"""The mail transport port and its SMTP adapter (aiosmtplib), which keeps its connections open between mails."""
 
+import asyncio
+import contextlib
+import socket
+from email.message import Message
 from typing import Protocol
 
 import aiosmtplib
@@ -13,6 +17,9 @@ __all__ = ["MailDeferred", "MailRefused", "MailTransport", "OutgoingMail", "Smtp
 
 AUTH_PROBLEMS = frozenset({530, 535})
 """Answers about the service's own login (authentication required, credentials invalid), not about a mail."""
+
+CLOSING = 421
+"""The server's answer when it ends the session (idle too long, shutting down): nothing of the mail was taken."""
 
 
 class MailRefused(Exception):
@@ -32,7 +39,12 @@ class MailTransport(Protocol):
 
 
 class SmtpTransport:
-    """Sends over SMTP; STARTTLS and AUTH when configured."""
+    """Sends over SMTP; STARTTLS and AUTH when configured.
+
+    A connection (with its EHLO, STARTTLS and AUTH) is kept open and carries the next mail; at most `connections`
+    are open at once, each carrying one mail at a time. A connection the server ended meanwhile (it closed it, or
+    answers 421) is replaced by a new one for the mail at hand. `close` ends the idle ones (at the service's stop).
+    """
 
     def __init__(
         self,
@@ -43,15 +55,22 @@ class SmtpTransport:
         password: str | None = None,
         starttls: bool = False,
         timeout: float = 10,
+        connections: int = 4,
+        local_hostname: str | None = None,
         calls: OutsideCalls | None = None,
     ) -> None:
+        """`local_hostname` is the name given in EHLO (default: this host's fully qualified name, looked up once)."""
         self._host = host
         self._port = port
         self._username = username
         self._password = password
         self._starttls = starttls
         self._timeout = timeout
+        self._local_hostname = local_hostname
         self._calls = calls or OutsideCalls()
+        self._free_connections = asyncio.Semaphore(connections)
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._closed = False
 
     async def send(self, mail: OutgoingMail) -> None:
         """Sends one mail; classifies the server's answer (one outside call: sent, refused or deferred)."""
@@ -64,17 +83,18 @@ class SmtpTransport:
                 raise
             call.outcome = "sent"
 
+    async def close(self) -> None:
+        """Ends the idle connections with QUIT; one carrying a mail now is closed once its mail is done."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for client in idle:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                await client.quit(timeout=min(self._timeout, 2))
+            client.close()
+
     async def _send(self, mail: OutgoingMail) -> None:
         try:
-            await aiosmtplib.send(
-                build_message(mail),
-                hostname=self._host,
-                port=self._port,
-                username=self._username,
-                password=self._password,
-                start_tls=self._starttls,
-                timeout=self._timeout,
-            )
+            await self._transmit(build_message(mail))
         except aiosmtplib.SMTPRecipientsRefused as error:
             reason = "; ".join(f"{r.code} {r.message}" for r in error.recipients)
             if all(500 <= r.code < 600 for r in error.recipients):
@@ -89,3 +109,75 @@ class SmtpTransport:
             raise TransientError(f"SMTP {error.code}") from error
         except (aiosmtplib.SMTPException, OSError) as error:
             raise TransientError(f"SMTP unavailable: {type(error).__name__}") from error
+
+    async def _transmit(self, message: Message) -> None:
+        """Sends `message` on an idle connection, or a new one; a connection the server ended since its last mail is
+        replaced once (a new connection failing alike fails the mail)."""
+        async with self._free_connections:
+            client = self._idle_connection()
+            kept = client is not None
+            try:
+                if client is None:
+                    client = await self._connect()
+                try:
+                    await client.send_message(message)
+                except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException) as error:
+                    if not (kept and _ends_session(error)):
+                        raise
+                    # Mostly a session the server ended while idle, before this mail. Had it dropped the connection
+                    # after taking the mail, the mail goes out twice with one Message-ID, as after any lost answer.
+                    client.close()
+                    client = None
+                    client = await self._connect()
+                    await client.send_message(message)
+            except BaseException as error:
+                if client is not None:
+                    self._release(client, reusable=_leaves_session_clean(error))
+                raise
+            self._release(client, reusable=True)
+
+    def _idle_connection(self) -> aiosmtplib.SMTP | None:
+        """The connection used last that is still open (the most recently used one is the least likely to have been
+        dropped); None if there is none."""
+        while self._idle:
+            client = self._idle.pop()
+            if client.is_connected:
+                return client
+            client.close()
+        return None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        if self._local_hostname is None:
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        client = aiosmtplib.SMTP(
+            hostname=self._host,
+            port=self._port,
+            username=self._username,
+            password=self._password,
+            start_tls=self._starttls,
+            timeout=self._timeout,
+            local_hostname=self._local_hostname,
+        )
+        await client.connect()
+        return client
+
+    def _release(self, client: aiosmtplib.SMTP, *, reusable: bool) -> None:
+        if reusable and not self._closed and client.is_connected:
+            self._idle.append(client)
+        else:
+            client.close()
+
+
+def _ends_session(error: Exception) -> bool:
+    """Whether the server ended the connection rather than answered about the mail."""
+    return isinstance(error, aiosmtplib.SMTPServerDisconnected) or (
+        isinstance(error, aiosmtplib.SMTPResponseException) and error.code == CLOSING
+    )
+
+
+def _leaves_session_clean(error: BaseException) -> bool:
+    """Whether a connection can carry the next mail after `error`: after a refusal of the mail or its recipient,
+    aiosmtplib has reset the envelope (RSET); after a timeout, a cancellation or a lost connection it cannot."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return True
+    return isinstance(error, aiosmtplib.SMTPResponseException) and error.code != CLOSING
