@@ -29,7 +29,7 @@ class Recording:
 
     async def __call__(self, message: PaymentAuthorized, ctx: MessageContext) -> None:
         self.calls += 1
-        if self.via_pool:
+        if self.via_pool or message.authorization_id.startswith("outside"):
             await ctx.pool.fetchval("SELECT 1")
         async with ctx.unit_of_work() as uow:
             await uow.conn.execute("INSERT INTO changes VALUES ($1)", message.authorization_id)
@@ -43,8 +43,8 @@ def record(offset: int, authorization_id: str, key: bytes = b"k", **changes: Any
     return FakeRecord(topics.PAYMENTS_EVENTS, 0, offset, key, json.dumps(value).encode(), [("type", value["type"].encode())])
 
 
-def consumer(pool: asyncpg.Pool, handler, metrics: Metrics, **options: Any) -> Consumer:
-    subscription = Subscription(topics.PAYMENTS_EVENTS, PaymentsEvent, {PaymentAuthorized: handler}, batched=True)
+def consumer(pool: asyncpg.Pool, handler, metrics: Metrics, alone=None, **options: Any) -> Consumer:
+    subscription = Subscription(topics.PAYMENTS_EVENTS, PaymentsEvent, {PaymentAuthorized: handler}, batched=True, alone=alone)
     return Consumer(subscription, group_id="ordermesh-test", pool_provider=lambda: pool, metrics=metrics,
                     retry_max_seconds=0.2, concurrency=4, **options)
 
@@ -137,3 +137,23 @@ async def test_a_skipped_contract_in_a_batch_is_skipped_without_a_row(pool) -> N
     await consumer(pool, Recording(), metrics).process([record(1, "a", key=b"o1"), skipped, record(2, "b", key=b"o2")])
     assert outcome(metrics, "skipped") == 1 and outcome(metrics, "processed") == 2
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 2
+
+
+async def test_a_message_declared_to_go_alone_never_joins_a_batch_and_its_key_keeps_its_order(counted) -> None:
+    pool, begins = counted
+    metrics = Metrics("test")
+    handler = Recording()
+    reader = consumer(pool, handler, metrics, alone=lambda message: message.authorization_id.startswith("outside"))
+    lanes = {b"o1": ["a-1", "outside-1", "a-2"], b"o2": ["b-1", "b-2"], b"o3": ["c-1"]}
+    records = [record(n, auth, key=key) for key, ids in lanes.items() for n, auth in enumerate(ids)]
+    await reader.process(records)
+    await asyncio.sleep(0)
+    assert outcome(metrics, "processed") == 6 and handler.calls == 6  # no batch was undone and tried again
+    assert len(begins) == 3  # a-1, b-1, b-2, c-1 together; then outside-1 alone; then a-2 after it
+    applied = [r["what"] for r in await pool.fetch("SELECT what FROM changes ORDER BY ctid")]
+    assert [what for what in applied if what in lanes[b"o1"]] == lanes[b"o1"]
+    assert sorted(applied) == sorted(auth for ids in lanes.values() for auth in ids)
+    begins.clear()
+    await reader.process([record(10 + n, f"later-{n}", key=f"o{n}".encode()) for n in range(4)])
+    await asyncio.sleep(0)
+    assert len(begins) == 1  # the type was never learned as unbatchable

@@ -93,7 +93,11 @@ class Subscription:
     description: str = ""
     batched: bool = False
     """Whether a batch's records may be applied in one transaction: only when every handler here touches nothing but
-    its unit of work (no pool, no intent, no call outside the database before or after it)."""
+    its unit of work (no pool, no intent, no call outside the database before or after it), or when `alone` picks
+    out the messages whose handling does."""
+    alone: Callable[[Message], bool] | None = None
+    """In a batched subscription, whether a message must be handled by itself (its handler calls something outside
+    the database): it never joins a batch, and the records of its key after it wait and go one at a time, in order."""
     known_types: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -178,9 +182,10 @@ class Consumer:
     async def _process_batched(
         self, lanes: dict[tuple[int, bytes | None], list[Record]], parked: Mapping[bytes, str]
     ) -> dict[tuple[int, bytes | None], list[Record]]:
-        """Applies the head of every lane in one transaction (up to a record that is invalid, of a type that proved
-        unbatchable, or of a parked order); returns what is left to handle one at a time, all of it if the batch
-        failed. A lane's rest is handled after its head is committed, so one order's records stay in order."""
+        """Applies the head of every lane in one transaction (up to a record that is invalid, that goes alone, of a
+        type that proved unbatchable, or of a parked order); returns what is left to handle one at a time, all of it
+        if the batch failed. A lane's rest is handled after its head is committed, so one order's records stay in
+        order."""
         batch: list[Batched] = []
         rest: dict[tuple[int, bytes | None], list[Record]] = {}
         for lane_key, lane in lanes.items():
@@ -215,9 +220,12 @@ class Consumer:
             message = decode(record, self.subscription)
         except DeadLetter:
             return None
-        if message is not None and message.type in self._unbatchable:
+        if message is not None and (message.type in self._unbatchable or self._goes_alone(message)):
             return None
         return Batched(record, message)
+
+    def _goes_alone(self, message: Message) -> bool:
+        return self.subscription.alone is not None and self.subscription.alone(message)
 
     async def _apply_batch(self, batch: list[Batched]) -> None:
         current: list[str] = []

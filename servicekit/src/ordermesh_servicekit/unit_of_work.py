@@ -1,10 +1,11 @@
 """A handler's unit of work: one transaction per message guarded by the inbox, or a share of a batch's transaction.
 
 A subscription whose handlers touch nothing but their unit of work (no pool, no intent, nothing outside the
-database) may have its batches applied together (`Subscription.batched`): one transaction, the inbox rows of
-every message in one statement, each handler on the shared connection, the outbox rows of every message in one
-statement. If any handler raises, the whole transaction is rolled back and every record of the batch is handled
-again one at a time, where a failing record is retried, parked, refused or dead-lettered alone.
+database) may have its batches applied together (`Subscription.batched`; `Subscription.alone` names the messages
+whose handling does, and those go one at a time): one transaction, the inbox rows of every message in one
+statement, each handler on the shared connection, the outbox rows of every message in one statement. If any
+handler raises, the whole transaction is rolled back and every record of the batch is handled again one at a time,
+where a failing record is retried, parked, refused or dead-lettered alone.
 """
 
 import asyncio

@@ -15,7 +15,7 @@ from ordermesh_servicekit.database import keep_session
 from ordermesh_servicekit.metrics import Metrics
 from ordermesh_shipping import store_stock
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest
-from ordermesh_shipping.handlers import ShippingHandlers
+from ordermesh_shipping.handlers import ShippingHandlers, calls_the_warehouse
 from support import migrated_pool
 from doubles import FakeRecord, StatementCounter
 
@@ -30,7 +30,11 @@ class Log:
 class Warehouse:
     """Takes every shipment request."""
 
+    def __init__(self) -> None:
+        self.requests: list[ShipmentRequest] = []
+
     async def request_shipment(self, request: ShipmentRequest) -> str:
+        self.requests.append(request)
         return f"wr_{request.shipment_id[:8]}"
 
 
@@ -116,3 +120,49 @@ async def test_a_contract_shipping_does_not_handle_costs_no_statement(counted) -
     await consumer.process([FakeRecord(topics.ORDERS_EVENTS, 0, 0, b"o", json.dumps(completed).encode(), [("type", b"OrderCompleted")])])
     await asyncio.sleep(0)
     assert (len(counter.statements), counter.transactions) == (0, 0), counter.statements
+
+
+def orders_events(handlers: ShippingHandlers) -> Subscription:
+    """Shipping's subscription to orders events, as the app wires it."""
+    return Subscription(
+        topics.ORDERS_EVENTS, OrdersEvent,
+        {OrderAccepted: handlers.on_order_accepted, OrderProgressed: handlers.on_order_progressed},
+        batched=True, alone=calls_the_warehouse,
+    )
+
+
+def as_record(message, offset: int) -> FakeRecord:
+    key = str(message.order_id).encode()
+    return FakeRecord(topics.ORDERS_EVENTS, 0, offset, key, message.model_dump_json().encode(), [("type", message.type.encode())])
+
+
+def card_orders(count: int) -> tuple[list[OrderAccepted], list[FakeRecord]]:
+    """Orders accepted, then awaiting allocation, then ready to ship, as records on the orders topic."""
+    orders = [OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4()))) for _ in range(count)]
+    messages = [
+        message
+        for accepted in orders
+        for message in (accepted, progressed(accepted.order_id, Stage.AWAITING_ALLOCATION), progressed(accepted.order_id, Stage.READY_TO_SHIP))
+    ]
+    return orders, [as_record(message, offset) for offset, message in enumerate(messages)]
+
+
+async def test_acceptance_and_allocation_of_many_orders_share_one_transaction_and_each_shipment_request_goes_alone(counted) -> None:
+    pool, counter = counted
+    warehouse = Warehouse()
+    consumer = Consumer(orders_events(ShippingHandlers(warehouse)), group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
+    await consumer.process(card_orders(1)[1])  # a connection's first use of an array type looks the type up
+    orders, records = card_orders(8)
+    await asyncio.sleep(0)
+    counter.reset()
+    await consumer.process(records)
+    await asyncio.sleep(0)
+    statements, transactions = len(counter.statements), counter.transactions
+    order_ids = [accepted.order_id for accepted in orders]
+    coverage = await pool.fetch("SELECT coverage FROM allocation_requests WHERE order_id = ANY($1::uuid[])", order_ids)
+    assert [row["coverage"] for row in coverage] == ["full"] * 8
+    shipments = await pool.fetch("SELECT status FROM shipments WHERE order_id = ANY($1::uuid[])", order_ids)
+    assert [row["status"] for row in shipments] == ["requested"] * 8 and len(warehouse.requests) == 1 + 8
+    print(f"\n8 orders accepted, allocated, ready to ship: {statements} statements, {transactions} transactions")
+    assert transactions == 1 + 8 * 4  # the batch; then per order the request's four (see the card order's costs)
+    assert statements <= 4 + 8 * (10 - 4) + 8 * (12 - 4) + 8 * 14, counter.statements

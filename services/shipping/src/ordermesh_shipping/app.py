@@ -41,7 +41,7 @@ from . import store, store_shipments, store_stock
 from .adapters.ingress import stock_levels, warehouse_callback
 from .adapters.warehouse import SandboxWarehouse
 from .commands import ShippingCommands
-from .handlers import ShippingHandlers
+from .handlers import ShippingHandlers, calls_the_warehouse
 
 
 class ShippingSettings(ServiceSettings):
@@ -139,6 +139,8 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                         DeliveryChecksConfirmed: handlers.on_checks_confirmed,
                         OrderReturned: handlers.on_order_returned,
                     },
+                    batched=True,
+                    alone=calls_the_warehouse,
                 ),
                 Subscription(
                     topics.SHIPPING_CALLBACKS,

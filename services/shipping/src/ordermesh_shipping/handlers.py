@@ -3,6 +3,7 @@
 from ordermesh_contracts import (
     ChangeDeliveryMethod,
     DeliveryChecksConfirmed,
+    Message,
     OrderAccepted,
     OrderCancelled,
     OrderEdited,
@@ -29,6 +30,14 @@ from .domain.parcels import ParcelRefused
 from .editing import apply_order_edit
 from .requesting import release_and_request, request_shipments
 from .shipping_out import ship
+
+
+def calls_the_warehouse(event: Message) -> bool:
+    """Whether handling this orders event may call the warehouse: it then goes alone, never in a batch's transaction.
+    Only acceptance, allocation (and the stages shipping ignores) and returns touch nothing but the database."""
+    if isinstance(event, OrderProgressed):
+        return event.to_stage is Stage.READY_TO_SHIP
+    return not isinstance(event, (OrderAccepted, OrderReturned))
 
 
 class ShippingHandlers:
