@@ -235,6 +235,36 @@ async def test_while_the_server_is_down_the_mail_waits_counting_attempts_and_goe
     assert [e["type"] for e in await published(pool, order.order_id)] == ["MailSent"]
 
 
+async def test_the_contact_is_kept_with_the_confirmations_claim_so_later_mails_find_the_order_while_it_waits(
+    pool, mailer, transport
+) -> None:
+    handlers, order = NotifyHandlers(mailer), accepted_order()
+    transport.failure = TransientError("SMTP unavailable: ConnectionRefusedError")
+    with pytest.raises(TransientError):
+        await handlers.on_order_accepted(order, ctx(pool, order))
+    assert (await store.contact(pool, order.order_id))["external_order_no"] == order.external_order_no
+    row = await log_row(pool, order.order_id, "order_confirmation")
+    assert (row["status"], row["attempts"], row["subject"]) == ("sending", 1, None)  # the content comes with the outcome
+
+    transport.failure = None
+    event = shipped(order)
+    await handlers.on_shipment_shipped(event, ctx(pool, event))
+    await handlers.on_order_accepted(order, ctx(pool, order))
+    assert len(transport.accepted) == 2
+    rows = await pool.fetch("SELECT kind, status, attempts, subject IS NOT NULL AS kept FROM mail_log WHERE order_id = $1", order.order_id)
+    assert sorted(tuple(r) for r in rows) == [("order_confirmation", "sent", 2, True), ("shipped", "sent", 1, True)]
+
+
+async def test_a_mail_that_does_not_apply_is_recorded_without_counting_an_attempt(pool, mailer, transport) -> None:
+    handlers, order = NotifyHandlers(mailer), accepted_order()
+    await handlers.on_order_accepted(order, ctx(pool, order))
+    confirmed = PointsConfirmed(order_id=order.order_id, shop_id=order.shop_id, customer_id="C1", points=46)
+    await handlers.on_points_confirmed(confirmed, ctx(pool, confirmed))
+    row = await log_row(pool, order.order_id, "points_confirmed")
+    assert (row["status"], row["attempts"], row["reason"], row["claimed_until"]) == ("not_applicable", 0, "turned off", None)
+    assert len(transport.accepted) == 1
+
+
 async def test_a_recipient_the_server_keeps_deferring_fails_after_the_limit_instead_of_holding_other_orders(pool, mailer, transport) -> None:
     handlers, order = NotifyHandlers(mailer), accepted_order()
     transport.failure = MailDeferred("452 4.2.2 mailbox full")

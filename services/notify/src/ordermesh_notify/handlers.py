@@ -1,6 +1,13 @@
-"""One function per event the notify service consumes: keep the order's contact, then mail once per cause."""
+"""One function per event the notify service consumes: keep the order's contact, then mail once per cause.
 
+A mail is claimed (its intent, one statement committed on its own), sent, and its outcome recorded with the cause's
+inbox row, what the cause changes of the order, and the event announcing the mail, in one unit of work.
+"""
+
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+import asyncpg
 
 from ordermesh_contracts import (
     MailKind,
@@ -32,23 +39,20 @@ class NotifyHandlers:
         self._mailer = mailer
 
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
-        """Keeps the order's contact and sends the order confirmation."""
-        summary = order_summary(
-            currency=order.currency, payment_method=order.payment.method.value, deliveries=order.deliveries, charges=order.charges
-        )
-        async with ctx.pool.acquire() as conn:
-            await store.save_contact(
-                conn,
-                order_id=order.order_id,
-                shop_id=order.shop_id,
-                external_order_no=order.external_order_no,
-                email=order.customer.email,
-                name=order.customer.name,
-                device=order.customer.device.value,
-                summary=summary,
-                mail_texts=order.mail_texts,
-            )
-        await self._mail(order, MailKind.ORDER_CONFIRMATION, {}, ctx)
+        """Keeps the order's contact (with the confirmation's claim) and sends the order confirmation."""
+        contact = {
+            "shop_id": order.shop_id,
+            "external_order_no": order.external_order_no,
+            "email": order.customer.email,
+            "name": order.customer.name,
+            "device": order.customer.device.value,
+            "summary": order_summary(
+                currency=order.currency, payment_method=order.payment.method.value, deliveries=order.deliveries,
+                charges=order.charges,
+            ),
+            "mail_texts": order.mail_texts,
+        }
+        await self._mail(order, MailKind.ORDER_CONFIRMATION, {}, ctx, new_contact=contact)
 
     async def on_payment_requested(self, requested: PaymentRequested, ctx: MessageContext) -> None:
         """Sends the prepaid payment instructions: reference, amount, due date, where to pay, and whether an unpaid
@@ -97,47 +101,68 @@ class NotifyHandlers:
     async def on_order_edited(self, edited: OrderEdited, ctx: MessageContext) -> None:
         """Keeps the order's lines and totals as edited (later mails show them); mails the change, with the new lines,
         totals and any balance, only when staff chose to tell the customer (as for a cancellation)."""
-        variables = await self._keep_changed_order(edited, edited.changes, ctx)
-        if variables is not None:
-            await self._mail(edited, MailKind.ORDER_CHANGED, variables, ctx)
+        await self._keep_changed_order(edited, edited.changes, [], ctx)
 
     async def on_order_returned(self, returned: OrderReturned, ctx: MessageContext) -> None:
         """Keeps the order as the return left it; mails the change (what came back, the new total and the refund owed)
         with the order-changed mail only when staff chose to tell the customer."""
-        variables = await self._keep_changed_order(returned, [], ctx)
-        if variables is not None:
-            variables["changes"] = [f"{line.name}: -{line.quantity}" for line in returned.lines]
-            await self._mail(returned, MailKind.ORDER_CHANGED, variables, ctx)
+        came_back = [f"{line.name}: -{line.quantity}" for line in returned.lines]
+        await self._keep_changed_order(returned, [], came_back, ctx)
 
     async def _keep_changed_order(
-        self, changed: OrderEdited | OrderReturned, changes: list, ctx: MessageContext
-    ) -> dict[str, Any] | None:
-        """Stores the order as an edit or a return left it; the order-changed mail's variables when the customer is to
-        be told, else None."""
+        self, changed: OrderEdited | OrderReturned, changes: list, described: list[str], ctx: MessageContext
+    ) -> None:
+        """Stores the order as an edit or a return left it, with the order-changed mail when the customer is to be
+        told: its change lines name every sku the order ever had (`described`, when given, replaces them)."""
         summary = order_summary(
             currency=changed.currency, payment_method=changed.payment.method.value, deliveries=changed.deliveries,
             charges=changed.charges, edit_no=changed.edit_no,
         )
+
+        async def keep(conn: asyncpg.Connection) -> None:
+            await store.apply_edit(conn, changed.order_id, summary)
+
         if not changed.notify_customer:
             async with ctx.unit_of_work() as uow:
-                await store.apply_edit(uow.conn, changed.order_id, summary)
-            return None
-        async with ctx.pool.acquire() as conn:
-            kept = await store.apply_edit(conn, changed.order_id, summary)
-        names = {**(kept or {}).get("names", {}), **summary["names"]}
-        return order_changed_variables(
-            summary, changes, names, previous_total=changed.previous_charges.total, balance=changed.balance
-        )
+                await keep(uow.conn)
+            return
 
-    async def _mail(self, cause: OrderMessage, kind: MailKind, variables: dict[str, Any], ctx: MessageContext) -> None:
-        try:
-            attempt = await self._mailer.attempt(
-                ctx.pool, order_id=cause.order_id, kind=kind, cause_id=cause.event_id, variables=variables, seen_id=ctx.message_id
+        def variables(contact: Mapping[str, Any]) -> dict[str, Any]:
+            names = {**contact["summary"].get("names", {}), **summary["names"]}
+            changed_variables = order_changed_variables(
+                summary, changes, names, previous_total=changed.previous_charges.total, balance=changed.balance
             )
+            return {**changed_variables, "changes": described} if described else changed_variables
+
+        await self._mail(changed, MailKind.ORDER_CHANGED, variables, ctx, keep=keep)
+
+    async def _mail(
+        self,
+        cause: OrderMessage,
+        kind: MailKind,
+        variables: dict[str, Any] | Callable[[Mapping[str, Any]], dict[str, Any]],
+        ctx: MessageContext,
+        *,
+        new_contact: dict[str, Any] | None = None,
+        keep: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> None:
+        """Claims the mail (keeping `new_contact` first), sends it, then records its outcome with the cause's inbox
+        row, `keep`'s changes and the announcing event. `variables` may be computed from the order's contact."""
+        try:
+            async with ctx.pool.acquire() as conn:
+                claim = await self._mailer.claim(
+                    conn, order_id=cause.order_id, kind=kind, cause_id=cause.event_id, seen_id=ctx.message_id,
+                    new_contact=new_contact,
+                )
         except UnknownOrder:
             raise contact_missing(cause.order_id, cause.occurred_at) from None
-        if attempt is None:
+        if claim is None:
             return  # the inbox holds the cause: its mail was recorded and announced
+        if callable(variables):
+            variables = variables(claim.setup.contact)
+        attempt = await self._mailer.send(claim, variables)
         async with ctx.unit_of_work() as uow:
+            if keep is not None:
+                await keep(uow.conn)
             outcome = await attempt.record(uow.conn)
             uow.publish(topics.NOTIFY_EVENTS, outcome.event(cause))

@@ -1,15 +1,17 @@
-"""Sending one mail once per cause: decide, render, claim and record the intent, send over SMTP, record the result.
+"""Sending one mail once per cause: claim it (the intent), decide and render, send over SMTP, record the outcome.
 
 Every mail has a Message-ID derived from its cause (`<mail_id@domain>`), so a receiver or relay can recognise a
-second copy. Before sending, a replica claims the mail in the log (owner and lease, one statement): another
-replica that finds it `sending` under a live claim waits (a transient failure, retried) instead of sending it too,
-so a rebalance or a graceful stop never sends a mail twice. The SMTP exchange is bounded well within the lease.
+second copy. Before deciding, a replica claims the mail in the log (owner and lease, in the one statement that also
+loads what the mail needs): another replica that finds it `sending` under a live claim waits (a transient failure,
+retried) instead of sending it too, so a rebalance or a graceful stop never sends a mail twice. The SMTP exchange is
+bounded well within the lease. The outcome (with what was sent) is recorded once, in the cause's unit of work.
 
 The crash window: the SMTP send and the recording of its result are two steps. A replica killed after the server
 accepted the mail but before its result committed (with the cause's inbox row and the MailSent event, in one
 transaction) leaves the row `sending`; once its claim has expired, the redelivered cause sends the mail once more,
 with the same Message-ID. No sender can close that window without an idempotent receiver. Every other replay finds
-the row `sent` or `failed` and sends nothing.
+the row `sent` or `failed` and sends nothing. A replica that dies between a claim and its outcome holds the mail
+until the claim expires, whether the mail was to go out or not.
 """
 
 import asyncio
@@ -86,25 +88,40 @@ class MailSetup:
 
 
 @dataclass(frozen=True)
+class MailClaim:
+    """A mail of (order, kind, cause) as its claim found it: what it needs, and either this replica's claim to send it
+    (`claimed`, with the claims so far in `attempts`) or where another left it (`previous`, `reason`, `holder`)."""
+
+    mail_id: UUID
+    kind: MailKind
+    setup: MailSetup
+    claimed: bool
+    attempts: int
+    previous: str | None
+    reason: str | None
+    holder: str | None
+
+
+@dataclass(frozen=True)
 class MailAttempt:
     """A mail decided or sent whose outcome is not yet recorded: `record` writes it into the caller's transaction."""
 
     outcome: MailOutcome
-    cause_id: UUID
-    recipient: str | None
-    step: Literal["unsent", "sent", "known"]  # log the decision / record the SMTP result / the log has it already
+    step: Literal["unsent", "sent", "known"]  # decided not to send / went to the server / the log has it already
+    content: RenderedMail | None = None
+    variables: dict[str, Any] | None = None
 
     async def record(self, conn: asyncpg.Connection) -> MailOutcome:
-        """Records the outcome in the mail log (the first outcome of a mail wins); returns the outcome as recorded."""
-        outcome = self.outcome
+        """Records the outcome in the mail log (one statement; nothing when the log has it already)."""
+        outcome, content = self.outcome, self.content
         if self.step == "unsent":
-            row = await store.log_unsendable(
-                conn, mail_id=outcome.mail_id, order_id=outcome.order_id, kind=outcome.kind.value, cause_id=self.cause_id,
-                status=outcome.status, reason=outcome.reason or "", recipient=self.recipient,
+            await store.finish_mail(conn, mail_id=outcome.mail_id, status=outcome.status, reason=outcome.reason, sent=False)
+        elif self.step == "sent" and content is not None:
+            await store.finish_mail(
+                conn, mail_id=outcome.mail_id, status=outcome.status, reason=outcome.reason, sent=True,
+                subject=content.subject, body=content.text, html=content.html, variables=self.variables,
+                template=content.template,
             )
-            return MailOutcome(outcome.order_id, outcome.shop_id, outcome.kind, outcome.mail_id, row["status"], row["reason"])
-        if self.step == "sent":
-            await store.finish_mail(conn, mail_id=outcome.mail_id, status=outcome.status, reason=outcome.reason)
         return outcome
 
 
@@ -139,6 +156,10 @@ class Mailer:
         row = await store.mail_setup(conn, order_id, kind.value, device=device, seen_id=seen_id)
         if row is None:
             raise UnknownOrder(str(order_id))
+        return self._setup_of(row)
+
+    @staticmethod
+    def _setup_of(row: dict[str, Any]) -> MailSetup:
         template = None
         if row["template_subject"] is not None:
             template = MailTemplate(row["template_subject"], row["template_text"], row["template_html"], f"shop:{row['template_device']}")
@@ -159,55 +180,65 @@ class Mailer:
             inserted_text=inserted_text(contact, kind),
         )
 
-    async def attempt(
+    async def claim(
         self,
-        pool: asyncpg.Pool,
+        conn: asyncpg.Connection,
         *,
         order_id: UUID,
         kind: MailKind,
         cause_id: UUID,
-        variables: dict[str, Any],
-        by_staff: bool = False,
-        content: RenderedMail | None = None,
         seen_id: UUID | None = None,
-    ) -> MailAttempt | None:
-        """Decides the mail of (order, kind, cause) and sends it unless the log says it already ended; the outcome is
-        left for the caller to record with the message's own transaction. None if the inbox holds `seen_id`.
+        new_contact: dict[str, Any] | None = None,
+    ) -> MailClaim | None:
+        """Claims the mail of (order, kind, cause) and loads what it needs, in one statement committed on its own (the
+        intent before the SMTP exchange), keeping `new_contact` first when the cause brings the order's contact.
 
-        A mail that does not go out (not applicable, bad address, template problem) costs one query here. Raises
-        `UnknownOrder` without a contact, `TransientError` while the server is unreachable (the row stays `sending`
-        and the next try counts one more attempt).
+        None if the inbox holds `seen_id`; raises `UnknownOrder` without a contact.
         """
         mail_id = mail_id_for(order_id, kind, cause_id)
-        async with pool.acquire() as conn:
-            setup = await self.setup(conn, order_id, kind, seen_id=seen_id)
-            if setup.seen:
-                return None
-            shop_id, email = setup.contact["shop_id"], setup.contact["email"]
+        row = await store.claim_mail(
+            conn, mail_id=mail_id, order_id=order_id, kind=kind.value, cause_id=cause_id, owner=self.owner,
+            claim_seconds=self._claim_seconds, seen_id=seen_id, new_contact=new_contact,
+        )
+        if row is None:
+            raise UnknownOrder(str(order_id))
+        if row["seen"]:
+            return None
+        return MailClaim(
+            mail_id, kind, self._setup_of(row), row["claimed"], row["attempts"] or 0, row["previous"], row["reason"],
+            row["holder"],
+        )
 
-            def unsent(status: str, reason: str) -> MailAttempt:
-                return MailAttempt(MailOutcome(order_id, shop_id, kind, mail_id, status, reason), cause_id, email, "unsent")
+    async def send(
+        self, claim: MailClaim, variables: dict[str, Any], *, by_staff: bool = False, content: RenderedMail | None = None
+    ) -> MailAttempt:
+        """Decides the claimed mail and sends it when it applies; the outcome is left for the caller to record with
+        the message's own transaction. A mail the log shows ended already is announced as it ended.
 
-            if reason := why_not_applicable(kind, email, setup.settings, by_staff=by_staff):
-                return unsent("not_applicable", reason)
-            if reason := address_problem(email):
-                return unsent("failed", reason)
-            if content is None:
-                try:
-                    content = self.render(setup, kind, variables)
-                except TemplateProblem as problem:
-                    return unsent("failed", str(problem))
-            begun = await store.begin_mail(
-                conn, mail_id=mail_id, order_id=order_id, kind=kind.value, cause_id=cause_id, recipient=email,
-                subject=content.subject, body=content.text, html=content.html, variables=variables,
-                template=content.template, owner=self.owner, claim_seconds=self._claim_seconds,
-            )
+        Raises `TransientError` while another replica's claim is live, and while the server is unreachable (the row
+        stays `sending`; the next claim counts one more attempt).
+        """
+        setup, kind, mail_id = claim.setup, claim.kind, claim.mail_id
+        order_id, shop_id, email = setup.contact["order_id"], setup.contact["shop_id"], setup.contact["email"]
         message_id = f"<{mail_id}@{self._mail_domain}>"
-        if not begun["claimed"]:
-            if begun["previous"] in ("sent", "failed", "not_applicable"):
-                known = MailOutcome(order_id, shop_id, kind, mail_id, begun["previous"], begun["reason"], message_id)
-                return MailAttempt(known, cause_id, email, "known")
-            raise TransientError(f"mail {mail_id} is being sent by {begun['holder'] or 'another replica'}; waiting for it")
+        if not claim.claimed:
+            if claim.previous in ("sent", "failed", "not_applicable"):
+                known = MailOutcome(order_id, shop_id, kind, mail_id, claim.previous, claim.reason, message_id)
+                return MailAttempt(known, "known")
+            raise TransientError(f"mail {mail_id} is being sent by {claim.holder or 'another replica'}; waiting for it")
+
+        def unsent(status: str, reason: str) -> MailAttempt:
+            return MailAttempt(MailOutcome(order_id, shop_id, kind, mail_id, status, reason), "unsent")
+
+        if reason := why_not_applicable(kind, email, setup.settings, by_staff=by_staff):
+            return unsent("not_applicable", reason)
+        if reason := address_problem(email):
+            return unsent("failed", reason)
+        if content is None:
+            try:
+                content = self.render(setup, kind, variables)
+            except TemplateProblem as problem:
+                return unsent("failed", str(problem))
         outcome = MailOutcome(order_id, shop_id, kind, mail_id, "sent", message_id=message_id)
         try:
             async with asyncio.timeout(self._claim_seconds / 2):
@@ -219,11 +250,11 @@ class Mailer:
         except MailRefused as refused:
             outcome = MailOutcome(order_id, shop_id, kind, mail_id, "failed", str(refused))
         except MailDeferred as deferred:
-            if not gives_up_on_deferral(begun["attempts"], self._max_deferrals):
+            if not gives_up_on_deferral(claim.attempts, self._max_deferrals):
                 raise TransientError(f"recipient deferred: {deferred}") from deferred
-            reason = f"deferred {begun['attempts']} times, gave up: {deferred}"
+            reason = f"deferred {claim.attempts} times, gave up: {deferred}"
             outcome = MailOutcome(order_id, shop_id, kind, mail_id, "failed", reason)
-        return MailAttempt(outcome, cause_id, email, "sent")
+        return MailAttempt(outcome, "sent", content, variables)
 
     async def deliver(
         self,
@@ -236,12 +267,13 @@ class Mailer:
         by_staff: bool = False,
         content: RenderedMail | None = None,
     ) -> MailOutcome:
-        """`attempt`, then its outcome recorded at once on its own: for staff commands that mail many orders."""
-        attempt = await self.attempt(
-            pool, order_id=order_id, kind=kind, cause_id=cause_id, variables=variables, by_staff=by_staff, content=content
-        )
-        if attempt is None:
-            raise AssertionError("attempt without seen_id never finds the cause handled")
+        """Claims, sends and records one mail, its outcome recorded at once on its own: for staff commands that mail
+        many orders (raises `UnknownOrder` without a contact)."""
+        async with pool.acquire() as conn:
+            claim = await self.claim(conn, order_id=order_id, kind=kind, cause_id=cause_id)
+        if claim is None:
+            raise AssertionError("a claim without seen_id never finds the cause handled")
+        attempt = await self.send(claim, variables, by_staff=by_staff, content=content)
         async with pool.acquire() as conn:
             return await attempt.record(conn)
 

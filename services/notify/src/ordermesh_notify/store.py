@@ -145,38 +145,48 @@ async def save_template(
     )
 
 
-async def begin_mail(
+async def claim_mail(
     conn: asyncpg.Connection,
     *,
     mail_id: UUID,
     order_id: UUID,
     kind: str,
     cause_id: UUID,
-    recipient: str,
-    subject: str,
-    body: str,
-    html: str | None,
-    variables: dict[str, Any],
-    template: str,
     owner: str,
     claim_seconds: float,
-) -> asyncpg.Record:
-    """Claims the mail for `owner` for `claim_seconds` and records the intent to send (or one more attempt).
+    seen_id: UUID | None = None,
+    new_contact: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The mail's intent, in one statement: keeps `new_contact` (the order's contact as its OrderAccepted gives it;
+    a contact kept already stays), loads what the mail needs (as `mail_setup`) and claims the mail for `owner` for
+    `claim_seconds` unless the inbox holds `seen_id`. None if the order is unknown to notify.
 
-    Returns `claimed` (whether the caller may send now), `previous` status (None if new), `attempts`, `reason`, and
-    `holder`/`held_until` of a live claim of another owner. A mail already `sent`, `failed` or `not_applicable` keeps
-    its status and is not claimed; one `sending` under another owner's live claim is not claimed either (that owner
-    may be sending it right now). One statement, so two replicas claiming at once cannot both win.
+    Besides the setup's columns, returns `seen`, `claimed` (whether the caller may decide and send it now),
+    `attempts` (claims so far, this one included), and the mail's `previous` status (None if new), `reason` and
+    `holder` of its claim. A mail already `sent`, `failed` or `not_applicable` keeps its status and is not claimed;
+    one `sending` under another owner's live claim is not claimed either (that owner may be sending it right now).
+    One statement, so two replicas claiming at once cannot both win.
     """
-    return await conn.fetchrow(
+    contact = new_contact or {}
+    row = await conn.fetchrow(
         """
-        WITH before AS (
-            SELECT status, reason, claimed_by, claimed_until FROM mail_log
-            WHERE order_id = $2 AND kind = $3 AND cause_id = $4
+        WITH kept AS (
+            INSERT INTO contacts (order_id, shop_id, external_order_no, email, name, device, summary, mail_texts)
+            SELECT $1, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb WHERE $8::text IS NOT NULL
+            ON CONFLICT DO NOTHING
+            RETURNING *
+        ), c AS (
+            SELECT * FROM kept
+            UNION ALL
+            SELECT * FROM contacts WHERE order_id = $1 AND NOT EXISTS (SELECT 1 FROM kept)
+        ), seen AS (
+            SELECT EXISTS (SELECT 1 FROM inbox WHERE message_id = $5) AS seen
+        ), before AS (
+            SELECT status, reason, claimed_by FROM mail_log WHERE order_id = $1 AND kind = $2 AND cause_id = $3
         ), claim AS (
-            INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, recipient, subject, body, html, variables,
-                                  template, attempts, claimed_by, claimed_until)
-            VALUES ($1, $2, $3, $4, 'sending', $5, $6, $7, $8, $9::jsonb, $10, 1, $11, now() + make_interval(secs => $12))
+            INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, recipient, attempts, claimed_by, claimed_until)
+            SELECT $4, $1, $2, $3, 'sending', c.email, 1, $6, now() + make_interval(secs => $7)
+            FROM c WHERE NOT (SELECT seen FROM seen)
             ON CONFLICT (order_id, kind, cause_id) DO UPDATE
                 SET attempts = mail_log.attempts + 1, claimed_by = EXCLUDED.claimed_by,
                     claimed_until = EXCLUDED.claimed_until, updated_at = now()
@@ -184,49 +194,54 @@ async def begin_mail(
                   AND (mail_log.claimed_until IS NULL OR mail_log.claimed_until <= now() OR mail_log.claimed_by = EXCLUDED.claimed_by)
             RETURNING attempts
         )
-        SELECT EXISTS (SELECT 1 FROM claim) AS claimed, (SELECT status FROM before) AS previous,
-               (SELECT attempts FROM claim) AS attempts, (SELECT reason FROM before) AS reason,
-               (SELECT claimed_by FROM before) AS holder, (SELECT claimed_until FROM before) AS held_until
+        SELECT c.*, s.language, s.signature, s.encoding, s.disabled_kinds,
+               t.subject AS template_subject, t.text_body AS template_text, t.html_body AS template_html,
+               t.device AS template_device,
+               (SELECT seen FROM seen) AS seen, EXISTS (SELECT 1 FROM claim) AS claimed, (SELECT attempts FROM claim) AS attempts,
+               (SELECT status FROM before) AS previous, (SELECT reason FROM before) AS reason,
+               (SELECT claimed_by FROM before) AS holder
+        FROM c
+        LEFT JOIN shop_mail_settings s ON s.shop_id = c.shop_id
+        LEFT JOIN LATERAL (
+            SELECT subject, text_body, html_body, device FROM mail_templates
+            WHERE shop_id = c.shop_id AND kind = $2 AND device IN (c.device, 'any')
+            ORDER BY device = 'any' LIMIT 1
+        ) t ON true
         """,
-        mail_id, order_id, kind, cause_id, recipient, subject, body, html, json.dumps(variables, default=str), template,
-        owner, float(claim_seconds),
+        order_id, kind, cause_id, mail_id, seen_id, owner, float(claim_seconds),
+        contact.get("shop_id"), contact.get("external_order_no"), contact.get("email"), contact.get("name"),
+        contact.get("device"), json.dumps(contact.get("summary")), json.dumps(contact.get("mail_texts") or {}),
     )
+    if row is None:
+        return None
+    return {**dict(row), "summary": json.loads(row["summary"]), "mail_texts": json.loads(row["mail_texts"])}
 
 
-async def finish_mail(conn: asyncpg.Connection, *, mail_id: UUID, status: str, reason: str | None = None) -> None:
-    """Records how sending ended."""
+async def finish_mail(
+    conn: asyncpg.Connection,
+    *,
+    mail_id: UUID,
+    status: str,
+    reason: str | None = None,
+    sent: bool,
+    subject: str | None = None,
+    body: str | None = None,
+    html: str | None = None,
+    variables: dict[str, Any] | None = None,
+    template: str | None = None,
+) -> None:
+    """Records how a claimed mail ended, with what was sent when it went to the server (`sent`); a mail that did not
+    (not applicable, no valid address, a template problem) gives its claim back uncounted as an attempt."""
     await conn.execute(
         """
         UPDATE mail_log SET status = $2, reason = $3, updated_at = now(), sent_at = CASE WHEN $2 = 'sent' THEN now() END,
-                            claimed_until = NULL
+                            claimed_until = NULL, attempts = CASE WHEN $4 THEN attempts ELSE attempts - 1 END,
+                            subject = $5, body = $6, html = $7, variables = $8::jsonb, template = $9
         WHERE mail_id = $1
         """,
-        mail_id,
-        status,
-        reason,
+        mail_id, status, reason, sent, subject, body, html,
+        json.dumps(variables, default=str) if variables is not None else None, template,
     )
-
-
-async def log_unsendable(
-    conn: asyncpg.Connection, *, mail_id: UUID, order_id: UUID, kind: str, cause_id: UUID, status: str, reason: str,
-    recipient: str | None = None,
-) -> asyncpg.Record:
-    """Records a mail that does not go out, with the reason; returns the row as it stands (the first outcome wins)."""
-    row = await conn.fetchrow(
-        """
-        WITH inserted AS (
-            INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, reason, recipient)
-            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
-            RETURNING status, reason
-        )
-        SELECT status, reason FROM inserted
-        UNION ALL
-        SELECT status, reason FROM mail_log WHERE mail_id = $1 AND NOT EXISTS (SELECT 1 FROM inserted)
-        """,
-        mail_id, order_id, kind, cause_id, status, reason, recipient,
-    )
-    # A row another transaction committed while this statement waited is outside the statement's snapshot.
-    return row or await conn.fetchrow("SELECT status, reason FROM mail_log WHERE mail_id = $1", mail_id)
 
 
 async def mail(conn: asyncpg.Connection, mail_id: UUID) -> asyncpg.Record | None:

@@ -74,10 +74,12 @@ def order_changed_variables(
     summary: Mapping[str, Any], changes: Iterable[LineDiff], names: Mapping[str, str], *, previous_total: int, balance: int
 ) -> dict[str, Any]:
     """Variables of the order-changed mail: the changes (named from `names`, which still knows removed skus), the
-    lines and totals after the edit, and the balance (positive: still due from the customer; negative: a refund owed)."""
+    lines, deliveries and totals after the edit, and the balance (positive: still due from the customer; negative: a
+    refund owed)."""
     kept = ("lines", "total", "shipping_fee", "payment_fee", "order_discount", "points_used")
     return {
         **{key: summary[key] for key in kept},
+        **{key: summary[key] for key in ("deliveries", "currency", "payment_method") if key in summary},
         "tax_breakdown": summary.get("tax_breakdown", []),
         "changes": change_descriptions(changes, names),
         "previous_total": previous_total,
