@@ -1,7 +1,6 @@
 """One function per event the payments service consumes: intent → gateway → result, each call idempotent."""
 
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 
@@ -9,12 +8,8 @@ from ordermesh_contracts import (
     Message,
     OrderAccepted,
     OrderCancelled,
-    PaymentAuthorizationFailed,
-    PaymentAuthorized,
     PaymentCancellationFailed,
     PaymentCancelled,
-    PaymentCaptured,
-    PaymentCaptureFailed,
     PaymentMethod,
     PaymentReceived,
     PaymentRequested,
@@ -28,20 +23,18 @@ from ordermesh_servicekit.parking import DependencyMissing
 from ordermesh_servicekit.tracing import current_traceparent
 
 from . import settlements, store, store_credit
-from .adapters.gateway import GatewayResult, Gateways
+from .adapters.gateway import Gateways
 from .domain.cancellation import (
     Action,
     CancelPlan,
     PaymentFacts,
     after_gateway,
     amount_due,
-    captures_on_shipment,
     plan_cancellation,
 )
-from .domain.credit import reports_shipment
-from .domain.edits import capture_amount
 from .domain.payment import Flow, flow_for, idempotency_key, instructions_of
 from .domain.received import balance_after, due_date, payment_reference
+from .handlers_card import CardPayments
 from .handlers_deferred import DeferredPayments
 
 STATUS_BY_FLOW = {
@@ -96,6 +89,7 @@ class PaymentHandlers:
     def __init__(self, gateways: Gateways, deferred: DeferredPayments) -> None:
         self._gateways = gateways
         self._deferred = deferred
+        self._card = CardPayments(gateways, deferred)
 
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
         """Starts the order's payment: card → authorize (and capture if the shop wants it now); deferred → credit
@@ -114,7 +108,7 @@ class PaymentHandlers:
             traceparent=current_traceparent(),
         )
         if flow is Flow.CARD:
-            await self._authorize(order, payment, ctx)
+            await self._card.authorize(order, payment, ctx)
             return
         if flow is Flow.DEFERRED:
             await self._deferred.start(order, payment, ctx)
@@ -149,154 +143,18 @@ class PaymentHandlers:
                 ),
             )
 
-    async def _authorize(self, order: OrderAccepted, payment: dict, ctx: MessageContext) -> None:
-        if await ctx.already_processed():
-            return
-        amount = order.charges.total
-        key = idempotency_key(order.event_id, "authorize")
-        async with ctx.intent() as conn:
-            cancelled = await store.is_cancelled(conn, order.order_id)
-            settings = await store.payment_settings(conn, order.shop_id)
-            if not cancelled and not self._gateways.configured(settings["card_gateway"]):
-                # Nothing is recorded: once staff point the shop at a configured gateway, a replay authorizes there.
-                raise PermanentError(
-                    f"shop {order.shop_id} takes card payments on the {settings['card_gateway']} gateway, "
-                    "which is not configured on the payments service"
-                )
-            await store.create_payment(
-                conn, **payment, status="cancelled" if cancelled else "authorizing", cancelled=cancelled,
-                gateway=settings["card_gateway"],
-            )
-            row = await store.lock_payment(conn, order.order_id)
-            earlier = await store.call_keys(conn, order.order_id, "authorize")
-            if not cancelled and (not earlier or earlier == [key]):
-                await store.record_intent(
-                    conn, key=key, order_id=order.order_id, operation="authorize", amount=amount,
-                    note=f"on the {row['gateway']} gateway",
-                )
-        if cancelled or (earlier and earlier != [key]):
-            async with ctx.unit_of_work():
-                return  # cancelled before it was authorized, or the same order accepted again under a new event id
-        gateway = self._gateways.of(row)
-        result = await gateway.authorize(
-            idempotency_key=key,
-            order_id=str(order.order_id),
-            amount=amount,
-            currency=order.currency,
-            card_token=order.payment.card_token or "",
-        )
-        captured: GatewayResult | None = None
-        capture_key = idempotency_key(order.event_id, "capture")
-        if result.approved and settings["capture_at_authorization"]:
-            async with ctx.intent() as conn:
-                await store.record_result(conn, key=key, approved=True, reference=result.reference, reason=None)
-                await store.set_authorized(conn, order.order_id, result.reference, amount)
-                await store.record_intent(
-                    conn, key=capture_key, order_id=order.order_id, operation="capture", amount=amount,
-                    note="capture at authorization (shop setting)",
-                )
-            captured = await gateway.capture(
-                idempotency_key=capture_key, authorization_id=result.reference, amount=amount
-            )
-        async with ctx.unit_of_work() as uow:
-            await store.record_result(uow.conn, key=key, approved=result.approved, reference=result.reference, reason=result.reason)
-            if not result.approved:
-                await store.set_status(uow.conn, order.order_id, "authorization_failed")
-                uow.publish(
-                    topics.PAYMENTS_EVENTS,
-                    PaymentAuthorizationFailed(
-                        order_id=order.order_id, shop_id=order.shop_id, reason=result.reason, **order.caused()
-                    ),
-                )
-                return
-            await store.set_authorized(uow.conn, order.order_id, result.reference, amount)
-            uow.publish(
-                topics.PAYMENTS_EVENTS,
-                PaymentAuthorized(
-                    order_id=order.order_id,
-                    shop_id=order.shop_id,
-                    method=order.payment.method,
-                    authorization_id=result.reference,
-                    amount=amount,
-                    currency=order.currency,
-                    **order.caused(),
-                ),
-            )
-            if captured is not None:
-                await self.record_capture(uow, order.order_id, order.shop_id, order.currency, capture_key, amount, captured, order)
-
     async def on_shipment_shipped(self, shipped: ShipmentShipped, ctx: MessageContext) -> None:
         """Captures once the whole order has shipped (unless captured already): a card's amount at stake, or for
         deferred payment the shipment report (carrier and tracking number) to the provider, which is its capture;
         an order with nothing to pay is settled for 0 without any gateway."""
-        if not shipped.all_shipped or await ctx.already_processed():
-            return
-        key = idempotency_key(shipped.event_id, "capture")
-        async with ctx.intent() as conn:
-            payment = await store.lock_payment(conn, shipped.order_id)
-            if payment is not None and self._captures(payment):
-                await store.record_intent(
-                    conn, key=key, order_id=shipped.order_id, operation="capture", amount=self._capture_amount(payment),
-                    note=f"shipment report {shipped.carrier} {shipped.tracking_number}" if payment["method"] == "deferred" else None,
-                )
-                await store.set_status(conn, shipped.order_id, "capturing")
-            elif payment is None or payment["status"] != "capturing":
-                payment = None
-        if payment is None:
-            async with ctx.unit_of_work() as uow:
-                await settlements.settle_nothing_to_pay(uow, shipped)
-            return
-        amount = self._capture_amount(payment)
-        if payment["method"] == "deferred":
-            result = await self._deferred.report_shipment(
-                key=key, check_id=payment["credit_check_id"], carrier=shipped.carrier, tracking_number=shipped.tracking_number
-            )
-        else:
-            result = await self._gateways.of(payment).capture(
-                idempotency_key=key, authorization_id=payment["authorization_id"], amount=amount
-            )
-        async with ctx.unit_of_work() as uow:
-            await self.record_capture(uow, shipped.order_id, shipped.shop_id, payment["currency"], key, amount, result, shipped)
-
-    @staticmethod
-    def _captures(payment: asyncpg.Record) -> bool:
-        cancelled = payment["cancelled_at"] is not None
-        return captures_on_shipment(payment["status"], cancelled) or reports_shipment(
-            payment["method"], payment["status"], cancelled, all_shipped=True
-        )
-
-    @staticmethod
-    def _capture_amount(payment: asyncpg.Record) -> int:
-        if payment["method"] == "deferred":
-            return payment["amount"]
-        return capture_amount(payment["amount"], payment["authorized_amount"] or 0)
-
-    @staticmethod
-    async def record_capture(
-        uow: UnitOfWork, order_id: UUID, shop_id: str, currency: str, key: str, amount: int, result: GatewayResult, cause: Message
-    ) -> None:
-        await store.record_result(uow.conn, key=key, approved=result.approved, reference=result.reference, reason=result.reason)
-        if result.approved:
-            await store.set_captured(uow.conn, order_id, amount, result.reference)
-            uow.publish(
-                topics.PAYMENTS_EVENTS,
-                PaymentCaptured(
-                    order_id=order_id, shop_id=shop_id, capture_id=result.reference, amount=amount, currency=currency,
-                    **cause.caused(),
-                ),
-            )
-        else:
-            await store.set_status(uow.conn, order_id, "capture_failed")
-            uow.publish(
-                topics.PAYMENTS_EVENTS,
-                PaymentCaptureFailed(order_id=order_id, shop_id=shop_id, reason=result.reason, **cause.caused()),
-            )
+        if shipped.all_shipped:
+            await self._card.capture_shipped(shipped, ctx)
 
     async def on_cash_collected(self, delivered: ShipmentDelivered, ctx: MessageContext) -> None:
         """Settles a cash-on-delivery order when the carrier reports delivery with the cash it collected."""
+        if not delivered.cash_collected:
+            return
         async with ctx.unit_of_work() as uow:
-            if not delivered.cash_collected:
-                return
             payment = await store.lock_payment(uow.conn, delivered.order_id)
             if payment is None:
                 raise DependencyMissing(

@@ -24,7 +24,7 @@ from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 from ordermesh_servicekit.tracing import job_span
 
-from . import store
+from . import store, store_card
 from .adapters.gateway import Gateways
 from .domain.card import (
     CardState,
@@ -39,7 +39,8 @@ from .domain.card import (
 from .domain.edits import capture_amount
 from .domain.payment import idempotency_key, order_correlation
 from .domain.received import balance_after, parse_bank_statement
-from .handlers import PaymentHandlers, due_of, publish_received
+from .handlers import due_of, publish_received
+from .handlers_card import record_capture
 
 SERVICE = "payments"
 
@@ -212,11 +213,10 @@ class StaffCommands:
             amount = command.amount or capture_amount(payment["amount"], payment["authorized_amount"])
             if reasons := capture_refusals(card_state(payment), amount):
                 raise CommandRefused(*reasons)
-            await store.record_intent(conn, key=key, order_id=command.order_id, operation="capture", amount=amount, note=command.reason)
-            await store.set_status(conn, command.order_id, "capturing")
+            await store_card.save_capture_intent(conn, command.order_id, key=key, amount=amount, note=command.reason)
         result = await self._gateways.of(payment).capture(idempotency_key=key, authorization_id=payment["authorization_id"], amount=amount)
         async with ctx.unit_of_work() as uow:
-            await PaymentHandlers.record_capture(
+            await record_capture(
                 uow, command.order_id, command.shop_id, payment["currency"], key, amount, result, command
             )
             accept(

@@ -109,6 +109,10 @@ class Gateways:
         """Whether the named gateway can be used."""
         return name in self._gateways
 
+    def names(self) -> frozenset[str]:
+        """The names of the gateways that can be used."""
+        return frozenset(self._gateways)
+
     def named(self, name: str | None) -> PaymentGateway:
         """The gateway called `name` (a payment with none recorded started on the sandbox)."""
         name = name or SANDBOX

@@ -1,0 +1,155 @@
+"""A card order's gateway calls: the authorization when it is accepted (captured at once where the shop wants it) and
+the capture once it has shipped in full (for deferred payment the shipment report). Each is load–decide–save in one
+intent transaction, the call, and the result saved in the message's unit of work."""
+
+from uuid import UUID
+
+from ordermesh_contracts import (
+    Message,
+    OrderAccepted,
+    PaymentAuthorizationFailed,
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentCaptureFailed,
+    ShipmentShipped,
+    topics,
+)
+from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext, PermanentError, TransientError, UnitOfWork
+
+from . import settlements, store, store_card
+from .adapters.gateway import GatewayResult, Gateways, PaymentGateway
+from .domain.gateway_calls import Authorization, Capture, plan_authorization, plan_capture
+from .domain.payment import idempotency_key
+from .handlers_deferred import DeferredPayments
+
+
+async def record_capture(
+    uow: UnitOfWork, order_id: UUID, shop_id: str, currency: str, key: str, amount: int, result: GatewayResult, cause: Message
+) -> None:
+    """Saves the gateway's answer to the capture `key` with the payment and publishes PaymentCaptured or
+    PaymentCaptureFailed."""
+    if result.approved:
+        await store_card.save_captured(uow.conn, order_id, key=key, capture_id=result.reference, amount=amount)
+        uow.publish(
+            topics.PAYMENTS_EVENTS,
+            PaymentCaptured(
+                order_id=order_id, shop_id=shop_id, capture_id=result.reference, amount=amount, currency=currency,
+                **cause.caused(),
+            ),
+        )
+        return
+    await store_card.save_capture_refused(uow.conn, order_id, key=key, reference=result.reference, reason=result.reason)
+    uow.publish(
+        topics.PAYMENTS_EVENTS,
+        PaymentCaptureFailed(order_id=order_id, shop_id=shop_id, reason=result.reason, **cause.caused()),
+    )
+
+
+class CardPayments:
+    """The gateway calls of card orders, bound to the configured gateways and the deferred-payment provider."""
+
+    def __init__(self, gateways: Gateways, deferred: DeferredPayments) -> None:
+        self._gateways = gateways
+        self._deferred = deferred
+
+    async def authorize(self, order: OrderAccepted, payment: dict, ctx: MessageContext) -> None:
+        """Authorizes the accepted order's card total under a key of this message (a redelivery whose result was not
+        saved calls again with the same key): PaymentAuthorized or PaymentAuthorizationFailed; nothing at the gateway
+        for an order cancelled or accepted before."""
+        key = idempotency_key(order.event_id, "authorize")
+        amount = order.charges.total
+        async with ctx.intent() as conn:
+            facts = await store_card.authorization_facts(conn, ctx.message_id, order.order_id, order.shop_id)
+            plan = plan_authorization(facts, key, configured=self._gateways.names())
+            if plan.step is Authorization.AUTHORIZE and not await store_card.save_authorization_intent(
+                conn, payment, existed=facts.payment_exists, gateway=plan.gateway, key=key, amount=amount,
+                note=f"on the {plan.gateway} gateway",
+            ):
+                raise TransientError(f"order {order.order_id} got its payment concurrently; decided again")
+        if plan.step is Authorization.DUPLICATE:
+            raise DuplicateMessage(str(ctx.message_id))
+        if plan.step is Authorization.GATEWAY_MISSING:
+            raise PermanentError(
+                f"shop {order.shop_id} takes card payments on the {plan.gateway} gateway, "
+                "which is not configured on the payments service"
+            )
+        if plan.step is not Authorization.AUTHORIZE:
+            async with ctx.unit_of_work() as uow:
+                if plan.step is Authorization.CANCELLED:
+                    await store.create_payment(uow.conn, **payment, status="cancelled", cancelled=True, gateway=plan.gateway)
+            return
+        gateway = self._gateways.named(plan.gateway)
+        result = await gateway.authorize(
+            idempotency_key=key, order_id=str(order.order_id), amount=amount, currency=order.currency,
+            card_token=order.payment.card_token or "",
+        )
+        if result.approved and plan.capture_now:
+            await self._capture_at_authorization(order, ctx, gateway, key, result)
+            return
+        async with ctx.unit_of_work() as uow:
+            if result.approved:
+                await store_card.save_authorized(uow.conn, order.order_id, key=key, authorization_id=result.reference, amount=amount)
+            else:
+                await store_card.save_authorization_refused(
+                    uow.conn, order.order_id, key=key, reference=result.reference, reason=result.reason
+                )
+            uow.publish(topics.PAYMENTS_EVENTS, authorization_event(order, result))
+
+    async def _capture_at_authorization(
+        self, order: OrderAccepted, ctx: MessageContext, gateway: PaymentGateway, key: str, authorized: GatewayResult
+    ) -> None:
+        amount = order.charges.total
+        capture_key = idempotency_key(order.event_id, "capture")
+        async with ctx.intent() as conn:
+            await store_card.save_authorized(conn, order.order_id, key=key, authorization_id=authorized.reference, amount=amount)
+            await store_card.save_capture_intent(
+                conn, order.order_id, key=capture_key, amount=amount, note="capture at authorization (shop setting)"
+            )
+        captured = await gateway.capture(idempotency_key=capture_key, authorization_id=authorized.reference, amount=amount)
+        async with ctx.unit_of_work() as uow:
+            uow.publish(topics.PAYMENTS_EVENTS, authorization_event(order, authorized))
+            await record_capture(uow, order.order_id, order.shop_id, order.currency, capture_key, amount, captured, order)
+
+    async def capture_shipped(self, shipped: ShipmentShipped, ctx: MessageContext) -> None:
+        """Captures an order that has shipped in full under a key of this message: the card's amount at stake, or
+        for deferred payment the shipment report to the provider; anything else is settled with nothing to pay (or
+        waits for its OrderAccepted, or is left alone)."""
+        key = idempotency_key(shipped.event_id, "capture")
+        async with ctx.intent() as conn:
+            basis = await store_card.capture_basis(conn, ctx.message_id, shipped.order_id)
+            plan = plan_capture(basis.facts)
+            if plan.step is Capture.CAPTURE:
+                note = f"shipment report {shipped.carrier} {shipped.tracking_number}" if plan.reports_shipment else None
+                await store_card.save_capture_intent(conn, shipped.order_id, key=key, amount=plan.amount, note=note)
+        if plan.step is Capture.DUPLICATE:
+            raise DuplicateMessage(str(ctx.message_id))
+        if plan.step is Capture.NO_CALL:
+            async with ctx.unit_of_work() as uow:
+                await settlements.settle_nothing_to_pay(uow, shipped)
+            return
+        payment = basis.payment
+        if plan.reports_shipment:
+            result = await self._deferred.report_shipment(
+                key=key, check_id=payment["credit_check_id"], carrier=shipped.carrier, tracking_number=shipped.tracking_number
+            )
+        else:
+            result = await self._gateways.of(payment).capture(
+                idempotency_key=key, authorization_id=payment["authorization_id"], amount=plan.amount
+            )
+        async with ctx.unit_of_work() as uow:
+            await record_capture(uow, shipped.order_id, shipped.shop_id, payment["currency"], key, plan.amount, result, shipped)
+
+
+def authorization_event(order: OrderAccepted, result: GatewayResult) -> Message:
+    """PaymentAuthorized for an approved authorization of the order's total, else PaymentAuthorizationFailed."""
+    if not result.approved:
+        return PaymentAuthorizationFailed(order_id=order.order_id, shop_id=order.shop_id, reason=result.reason, **order.caused())
+    return PaymentAuthorized(
+        order_id=order.order_id,
+        shop_id=order.shop_id,
+        method=order.payment.method,
+        authorization_id=result.reference,
+        amount=order.charges.total,
+        currency=order.currency,
+        **order.caused(),
+    )

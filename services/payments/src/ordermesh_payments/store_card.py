@@ -1,0 +1,214 @@
+"""SQL of a card order's gateway calls: what an authorization or a capture decides on, read in one statement with the
+payment row locked, and each intent and each result written in one statement."""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+from .domain.gateway_calls import AuthorizationFacts, CaptureFacts
+from .store import DEFAULT_SETTINGS
+
+
+async def authorization_facts(conn: asyncpg.Connection, message_id: UUID, order_id: UUID, shop_id: str) -> AuthorizationFacts:
+    """Whether the message was processed, the order cancelled, its payment (locked) and its authorizations so far, and
+    the shop's card settings."""
+    row = await conn.fetchrow(
+        """
+        SELECT EXISTS (SELECT FROM inbox WHERE message_id = $1) AS processed,
+               EXISTS (SELECT FROM cancellations WHERE order_id = $2) OR p.cancelled_at IS NOT NULL AS cancelled,
+               p.order_id IS NOT NULL AS payment_exists, p.gateway AS payment_gateway,
+               s.card_gateway, s.capture_at_authorization,
+               ARRAY(SELECT idempotency_key FROM gateway_calls WHERE order_id = $2 AND operation = 'authorize'
+                     ORDER BY requested_at) AS authorize_keys
+        FROM (SELECT) AS one
+        LEFT JOIN LATERAL (SELECT order_id, gateway, cancelled_at FROM payments WHERE order_id = $2 FOR UPDATE) AS p ON true
+        LEFT JOIN payment_settings AS s ON s.shop_id = $3
+        """,
+        message_id,
+        order_id,
+        shop_id,
+    )
+    has_settings = row["card_gateway"] is not None
+    return AuthorizationFacts(
+        processed=row["processed"],
+        cancelled=row["cancelled"],
+        payment_exists=row["payment_exists"],
+        payment_gateway=row["payment_gateway"],
+        shop_gateway=row["card_gateway"] if has_settings else DEFAULT_SETTINGS["card_gateway"],
+        capture_at_authorization=(
+            row["capture_at_authorization"] if has_settings else DEFAULT_SETTINGS["capture_at_authorization"]
+        ),
+        authorize_keys=tuple(row["authorize_keys"]),
+    )
+
+
+async def save_authorization_intent(
+    conn: asyncpg.Connection, payment: dict, *, existed: bool, gateway: str, key: str, amount: int, note: str
+) -> bool:
+    """Creates the card payment row from `payment` (on `gateway`, authorizing) unless it `existed` when it was locked,
+    and records the authorization intent under `key`. False, with nothing recorded, if meanwhile a concurrent
+    transaction created the payment row or recorded an authorization under another key: decide again."""
+    return await conn.fetchval(
+        """
+        WITH created AS (
+            INSERT INTO payments (order_id, shop_id, method, currency, amount, status, customer_id, card_token, gateway,
+                correlation_id, traceparent)
+            SELECT $1, $2, $3, $4, $5, 'authorizing', $6, $7, $8, $9, $10 WHERE NOT $11
+            ON CONFLICT (order_id) DO NOTHING
+            RETURNING true
+        ),
+        standing AS (
+            SELECT $11 OR EXISTS (SELECT FROM created) AS ours
+            WHERE NOT EXISTS (
+                SELECT FROM gateway_calls WHERE order_id = $1 AND operation = 'authorize' AND idempotency_key <> $12
+            )
+        ),
+        intent AS (
+            INSERT INTO gateway_calls (idempotency_key, order_id, operation, amount, note)
+            SELECT $12, $1, 'authorize', $13, $14 FROM standing WHERE ours
+            ON CONFLICT DO NOTHING
+        )
+        SELECT coalesce((SELECT ours FROM standing), false)
+        """,
+        payment["order_id"],
+        payment["shop_id"],
+        payment["method"],
+        payment["currency"],
+        payment["amount"],
+        payment["customer_id"],
+        payment["card_token"],
+        gateway,
+        payment["correlation_id"],
+        payment["traceparent"],
+        existed,
+        key,
+        amount,
+        note,
+    )
+
+
+async def save_authorized(conn: asyncpg.Connection, order_id: UUID, *, key: str, authorization_id: str, amount: int) -> None:
+    """Records the gateway's approval of the authorization `key` and marks the payment authorized for `amount`."""
+    await conn.execute(
+        """
+        WITH call AS (
+            UPDATE gateway_calls SET status = 'succeeded', reference = $3, reason = NULL, completed_at = now()
+            WHERE idempotency_key = $2
+        )
+        UPDATE payments SET status = 'authorized', authorization_id = $3, authorized_amount = $4,
+            authorized_at = now(), updated_at = now()
+        WHERE order_id = $1
+        """,
+        order_id,
+        key,
+        authorization_id,
+        amount,
+    )
+
+
+async def save_authorization_refused(
+    conn: asyncpg.Connection, order_id: UUID, *, key: str, reference: str | None, reason: str | None
+) -> None:
+    """Records the gateway's refusal of the authorization `key` and marks the payment's authorization failed."""
+    await conn.execute(
+        """
+        WITH call AS (
+            UPDATE gateway_calls SET status = 'failed', reference = $3, reason = $4, completed_at = now()
+            WHERE idempotency_key = $2
+        )
+        UPDATE payments SET status = 'authorization_failed', updated_at = now() WHERE order_id = $1
+        """,
+        order_id,
+        key,
+        reference,
+        reason,
+    )
+
+
+@dataclass(frozen=True)
+class CaptureBasis:
+    """A capture's facts and the payment row they come from (locked; None: no payment yet), whose authorization,
+    gateway and credit check the call needs (the row also holds `processed`)."""
+
+    facts: CaptureFacts
+    payment: asyncpg.Record | None
+
+
+async def capture_basis(conn: asyncpg.Connection, message_id: UUID, order_id: UUID) -> CaptureBasis:
+    """Whether the message was processed, and the order's payment row, locked."""
+    row = await conn.fetchrow(
+        """
+        SELECT p.*, EXISTS (SELECT FROM inbox WHERE message_id = $1) AS processed
+        FROM (SELECT) AS one
+        LEFT JOIN LATERAL (SELECT * FROM payments WHERE order_id = $2 FOR UPDATE) AS p ON true
+        """,
+        message_id,
+        order_id,
+    )
+    payment = row if row["order_id"] is not None else None
+    return CaptureBasis(
+        CaptureFacts(
+            processed=row["processed"],
+            method=payment["method"] if payment else None,
+            status=payment["status"] if payment else None,
+            cancelled=bool(payment) and payment["cancelled_at"] is not None,
+            amount=payment["amount"] if payment else 0,
+            authorized=(payment["authorized_amount"] or 0) if payment else 0,
+        ),
+        payment,
+    )
+
+
+async def save_capture_intent(conn: asyncpg.Connection, order_id: UUID, *, key: str, amount: int, note: str | None) -> None:
+    """Records the capture intent under `key` (kept as it is if it exists) and marks the payment capturing."""
+    await conn.execute(
+        """
+        WITH intent AS (
+            INSERT INTO gateway_calls (idempotency_key, order_id, operation, amount, note)
+            VALUES ($2, $1, 'capture', $3, $4) ON CONFLICT DO NOTHING
+        )
+        UPDATE payments SET status = 'capturing', updated_at = now() WHERE order_id = $1
+        """,
+        order_id,
+        key,
+        amount,
+        note,
+    )
+
+
+async def save_captured(conn: asyncpg.Connection, order_id: UUID, *, key: str, capture_id: str | None, amount: int) -> None:
+    """Records the gateway's approval of the capture `key` and marks the payment captured for `amount`."""
+    await conn.execute(
+        """
+        WITH call AS (
+            UPDATE gateway_calls SET status = 'succeeded', reference = $3, reason = NULL, completed_at = now()
+            WHERE idempotency_key = $2
+        )
+        UPDATE payments SET status = 'captured', captured_amount = $4, capture_id = $3, updated_at = now()
+        WHERE order_id = $1
+        """,
+        order_id,
+        key,
+        capture_id,
+        amount,
+    )
+
+
+async def save_capture_refused(
+    conn: asyncpg.Connection, order_id: UUID, *, key: str, reference: str | None, reason: str | None
+) -> None:
+    """Records the gateway's refusal of the capture `key` and marks the payment's capture failed."""
+    await conn.execute(
+        """
+        WITH call AS (
+            UPDATE gateway_calls SET status = 'failed', reference = $3, reason = $4, completed_at = now()
+            WHERE idempotency_key = $2
+        )
+        UPDATE payments SET status = 'capture_failed', updated_at = now() WHERE order_id = $1
+        """,
+        order_id,
+        key,
+        reference,
+        reason,
+    )
