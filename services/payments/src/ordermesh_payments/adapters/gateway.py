@@ -104,6 +104,7 @@ class Gateways:
 
     def __init__(self, gateways: dict[str, PaymentGateway]) -> None:
         self._gateways = dict(gateways)
+        self._names = frozenset(self._gateways)
 
     def configured(self, name: str) -> bool:
         """Whether the named gateway can be used."""
@@ -111,7 +112,7 @@ class Gateways:
 
     def names(self) -> frozenset[str]:
         """The names of the gateways that can be used."""
-        return frozenset(self._gateways)
+        return self._names
 
     def named(self, name: str | None) -> PaymentGateway:
         """The gateway called `name` (a payment with none recorded started on the sandbox)."""

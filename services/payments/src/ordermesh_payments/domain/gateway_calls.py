@@ -112,10 +112,10 @@ def plan_capture(facts: CaptureFacts) -> CapturePlan:
     order cancelled, captured already or with nothing at a gateway is not captured here."""
     if facts.processed:
         return CapturePlan(Capture.DUPLICATE)
-    deferred = facts.method == "deferred"
-    amount = facts.amount if deferred else capture_amount(facts.amount, facts.authorized)
     if facts.status is None:
         return CapturePlan(Capture.NO_CALL)
+    deferred = facts.method == "deferred"
+    amount = facts.amount if deferred else capture_amount(facts.amount, facts.authorized)
     if captures_on_shipment(facts.status, facts.cancelled) or reports_shipment(
         facts.method, facts.status, facts.cancelled, all_shipped=True
     ):
