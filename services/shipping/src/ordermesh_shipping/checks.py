@@ -12,6 +12,7 @@ from ordermesh_contracts.shipping import DeliveryDateCheck
 from ordermesh_servicekit.consuming import UnitOfWork
 
 from . import store, store_holds
+from .store import CheckInputs
 from .domain.carrier_rules import LabelRequest, Violation, carrier_family, check_label
 from .domain.delivery_dates import OrderDateCheck, check_order_dates
 from .domain.holds import Failure, holding
@@ -37,19 +38,17 @@ class CheckResults:
         return found
 
 
-async def run_checks(
-    conn: asyncpg.Connection, *, shop_id: str, now: datetime, groups: dict[int, DeliveryGroup], cash_on_delivery: bool
+def run_checks(
+    inputs: CheckInputs, *, now: datetime, groups: dict[int, DeliveryGroup], cash_on_delivery: bool
 ) -> CheckResults:
-    """Checks the given delivery groups (by index) as of `now`; nothing is stored or published."""
+    """Checks the given delivery groups (by index) as of `now`."""
     indices = sorted(groups)
-    calendar = await store.shop_calendar(conn, shop_id)
     dates = check_order_dates(
-        calendar,
+        inputs.calendar,
         now,
         [(groups[i].address.prefecture, groups[i].address.postal_code, groups[i].requested_date) for i in indices],
         indices=indices,
     )
-    cool = await store.cool_types(conn, sorted({line.sku for group in groups.values() for line in group.lines}))
     violations = []
     for index in indices:
         delivery = groups[index]
@@ -59,17 +58,33 @@ async def run_checks(
             country=delivery.address.country,
             postal_code=delivery.address.postal_code,
             cash_on_delivery=cash_on_delivery,
-            cool_types=frozenset(cool.get(sku, "normal") for sku, units in _net(delivery).items() if units > 0),
+            cool_types=frozenset(inputs.cool_types.get(sku, "normal") for sku, units in _net(delivery).items() if units > 0),
             time_slot=delivery.time_slot,
         )
         violations += [(carrier_family(request.carrier), violation) for violation in check_label(request)]
     return CheckResults(dates, violations)
 
 
-async def holds_of(conn: asyncpg.Connection, order_id: UUID, results: CheckResults) -> dict[int, list[Failure]]:
-    """The failures that would hold each checked group, given what staff confirmed for the order."""
-    confirmed = await store_holds.confirmed_checks(conn, order_id)
+def holds_of(results: CheckResults, confirmed: set[str]) -> dict[int, list[Failure]]:
+    """The failures that hold each checked group, given the check categories staff confirmed for the order."""
     return {index: holding(failures, confirmed) for index, failures in results.failures().items()}
+
+
+async def check_groups(
+    conn: asyncpg.Connection,
+    *,
+    order_id: UUID,
+    shop_id: str,
+    now: datetime,
+    groups: dict[int, DeliveryGroup],
+    cash_on_delivery: bool,
+) -> tuple[CheckResults, dict[int, list[Failure]]]:
+    """Reads what the checks need (one statement) and checks the given delivery groups (by index) as of `now`: what
+    they found, and what holds each group; nothing is stored or published."""
+    skus = sorted({line.sku for group in groups.values() for line in group.lines})
+    inputs = await store.check_inputs(conn, shop_id, order_id, skus)
+    results = run_checks(inputs, now=now, groups=groups, cash_on_delivery=cash_on_delivery)
+    return results, holds_of(results, inputs.confirmed)
 
 
 async def publish_checks(
@@ -84,9 +99,10 @@ async def publish_checks(
 ) -> dict[int, list[Failure]]:
     """Checks the given delivery groups (by index) as of `now`: publishes DeliveryDateChecked and one LabelCheckFailed
     per carrier-rule violation, and records which groups are held back by a failure. Returns the holds per group."""
-    results = await run_checks(uow.conn, shop_id=shop_id, now=now, groups=groups, cash_on_delivery=cash_on_delivery)
+    results, holds = await check_groups(
+        uow.conn, order_id=order_id, shop_id=shop_id, now=now, groups=groups, cash_on_delivery=cash_on_delivery
+    )
     announce(uow, results, order_id=order_id, shop_id=shop_id, cause=cause)
-    holds = await holds_of(uow.conn, order_id, results)
     await store_holds.set_holds(uow.conn, order_id, holds)
     return holds
 

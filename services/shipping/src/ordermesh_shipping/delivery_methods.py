@@ -7,7 +7,7 @@ from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 
 from . import store, store_holds, store_shipments
 from .adapters.warehouse import Warehouse
-from .checks import announce, holds_of, run_checks
+from .checks import announce, check_groups
 from .requesting import release_and_request
 
 SERVICE = "shipping"
@@ -45,11 +45,10 @@ async def change_delivery_method(
                 for row in lines
             ],
         )
-        results = await run_checks(
-            conn, shop_id=command.shop_id, now=command.occurred_at, groups={index: group},
+        results, holds = await check_groups(
+            conn, order_id=order_id, shop_id=command.shop_id, now=command.occurred_at, groups={index: group},
             cash_on_delivery=delivery["payment_method"] == "cash_on_delivery",
         )
-        holds = await holds_of(conn, order_id, results)
         if holds[index]:
             raise CommandRefused(*(f"with {carrier}: {reason}" for _, reason in holds[index]))
         was_held = bool(delivery["held_checks"])

@@ -18,8 +18,9 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, TransientError, UnitOfWork
 
 from . import store, store_holds, store_shipments, store_stock
+from .accepting import delivery_row
 from .adapters.warehouse import CSV_LABEL_CARRIERS, ShipmentRequest, Warehouse, WarehouseRejected
-from .checks import DEFAULT_CARRIER, holds_of, publish_checks, publish_held, run_checks
+from .checks import DEFAULT_CARRIER, check_groups, publish_checks, publish_held
 from .domain.editing import (
     SHIPPED_STATUSES,
     GroupPlan,
@@ -141,11 +142,11 @@ async def _holds_after_edit(ctx: MessageContext, edited: OrderEdited, changed: l
     if not groups:
         return {}
     async with ctx.intent() as conn:
-        results = await run_checks(
-            conn, shop_id=edited.shop_id, now=edited.occurred_at, groups=groups,
+        _, holds = await check_groups(
+            conn, order_id=edited.order_id, shop_id=edited.shop_id, now=edited.occurred_at, groups=groups,
             cash_on_delivery=edited.payment.method is PaymentMethod.CASH_ON_DELIVERY,
         )
-        return await holds_of(conn, edited.order_id, results)
+        return holds
 
 
 def _publish_released(uow: UnitOfWork, edited: OrderEdited, indices: list[int], locked: dict) -> None:
@@ -204,11 +205,9 @@ async def _record_lines(
         await store.replace_group_lines(uow.conn, edited.order_id, edited.shop_id, index, carrier, lines)
         if delivery is not None and index not in known:
             await store.save_deliveries(
-                uow.conn,
-                [(
-                    edited.order_id, index, edited.shop_id, delivery.address.model_dump_json(), delivery.requested_date,
-                    delivery.time_slot, carrier, edited.payment.method.value, None, edited.currency, edited.occurred_at,
-                )],
+                uow.conn, edited.order_id, edited.shop_id, payment_method=edited.payment.method.value,
+                currency=edited.currency, accepted_at=edited.occurred_at,
+                groups=[delivery_row(index, delivery, carrier=carrier, cod_amount=None)],
             )
 
 

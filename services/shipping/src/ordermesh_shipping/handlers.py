@@ -9,7 +9,6 @@ from ordermesh_contracts import (
     OrderEdited,
     OrderProgressed,
     OrderReturned,
-    PaymentMethod,
     ShipmentDelivered,
     Stage,
     WarehouseDeliveryReported,
@@ -21,9 +20,9 @@ from ordermesh_servicekit.parking import DependencyMissing
 
 from . import store, store_holds, store_shipments, store_stock
 from .adapters.warehouse import Warehouse
+from .accepting import accept_order
 from .allocating import allocate_order, allocate_waiting
 from .cancelling import cancel_order_shipping
-from .checks import DEFAULT_CARRIER, publish_checks
 from .delivery_methods import change_delivery_method
 from .domain.holds import holding
 from .domain.parcels import ParcelRefused
@@ -49,33 +48,8 @@ class ShippingHandlers:
 
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
         """Keeps the order's lines and deliveries, checks delivery dates and carrier rules, and says what it found."""
-        lines: dict[tuple[int, str], list] = {}
-        for index, delivery in enumerate(order.deliveries):
-            carrier = delivery.carrier or DEFAULT_CARRIER
-            for line in delivery.lines:
-                row = lines.setdefault((index, line.sku), [order.order_id, order.shop_id, index, line.sku, 0, carrier, line.name, line.unit_price])
-                row[4] += line.quantity
-        cash_on_delivery = order.payment.method is PaymentMethod.CASH_ON_DELIVERY
-        deliveries = [
-            (
-                order.order_id, index, order.shop_id, delivery.address.model_dump_json(), delivery.requested_date,
-                delivery.time_slot, delivery.carrier or DEFAULT_CARRIER, order.payment.method.value,
-                order.charges.total if cash_on_delivery and index == 0 else None, order.currency, order.occurred_at,
-            )
-            for index, delivery in enumerate(order.deliveries)
-        ]
         async with ctx.unit_of_work() as uow:
-            await store.save_order_lines(uow.conn, [tuple(row) for row in lines.values()])
-            await store.save_deliveries(uow.conn, deliveries)
-            await publish_checks(
-                uow,
-                order_id=order.order_id,
-                shop_id=order.shop_id,
-                now=order.occurred_at,
-                groups=dict(enumerate(order.deliveries)),
-                cash_on_delivery=cash_on_delivery,
-                cause=order.caused(),
-            )
+            await accept_order(uow, order)
 
     async def on_order_progressed(self, progressed: OrderProgressed, ctx: MessageContext) -> None:
         """Allocates stock when the order awaits allocation; requests shipments when it is ready to ship."""

@@ -1,6 +1,8 @@
 """SQL of the shipping service about orders and shops: order lines, deliveries, cancellations, shop settings."""
 
+import json
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -10,29 +12,40 @@ from .domain.delivery_dates import ShopCalendar
 DEFAULT_WAREHOUSE = "main"
 
 
-async def save_order_lines(conn: asyncpg.Connection, rows: list[tuple]) -> None:
-    """Stores an order's lines (order, shop, delivery, sku, quantity, carrier, name, unit price); a repeat changes nothing."""
-    await conn.executemany(
+async def save_order_lines(conn: asyncpg.Connection, order_id: UUID, shop_id: str, lines: list[tuple]) -> None:
+    """Stores an order's lines (delivery index, sku, quantity, carrier, name, unit price) in one statement; a repeat
+    changes nothing."""
+    indices, skus, quantities, carriers, names, prices = zip(*lines) if lines else ([],) * 6
+    await conn.execute(
         """
         INSERT INTO order_lines (order_id, shop_id, delivery_index, sku, quantity, carrier, name, unit_price)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        SELECT $1, $2, line.* FROM unnest($3::int[], $4::text[], $5::int[], $6::text[], $7::text[], $8::bigint[])
+            AS line (delivery_index, sku, quantity, carrier, name, unit_price)
         ON CONFLICT (order_id, delivery_index, sku) DO UPDATE SET quantity = order_lines.quantity
         """,
-        rows,
+        order_id, shop_id, list(indices), list(skus), list(quantities), list(carriers), list(names), list(prices),
     )
 
 
-async def save_deliveries(conn: asyncpg.Connection, rows: list[tuple]) -> None:
-    """Stores each delivery group's address and wishes (order, index, shop, address json, date, slot, carrier,
-    payment method, cash-on-delivery amount, currency, accepted at); a repeat changes nothing."""
-    await conn.executemany(
+async def save_deliveries(
+    conn: asyncpg.Connection, order_id: UUID, shop_id: str, *, payment_method: str, currency: str, accepted_at: datetime,
+    groups: list[dict],
+) -> None:
+    """Stores delivery groups in one statement: each a dict of delivery_index, address (a dict), requested_date,
+    time_slot, carrier, cod_amount and, optionally, held_checks and hold_reasons (what holds it back from the
+    warehouse); a repeat changes nothing but what holds a group."""
+    await conn.execute(
         """
         INSERT INTO deliveries (order_id, delivery_index, shop_id, address, requested_date, time_slot, carrier,
-                                payment_method, cod_amount, currency, accepted_at)
-        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11)
-        ON CONFLICT DO NOTHING
+                                payment_method, cod_amount, currency, accepted_at, held_checks, hold_reasons)
+        SELECT $1, g.delivery_index, $2, g.address, g.requested_date, g.time_slot, g.carrier, $3, g.cod_amount, $4, $5,
+               coalesce(g.held_checks, '{}'), coalesce(g.hold_reasons, '{}')
+        FROM jsonb_to_recordset($6::jsonb) AS g (delivery_index integer, address jsonb, requested_date date,
+             time_slot text, carrier text, cod_amount bigint, held_checks text[], hold_reasons text[])
+        ON CONFLICT (order_id, delivery_index)
+            DO UPDATE SET held_checks = EXCLUDED.held_checks, hold_reasons = EXCLUDED.hold_reasons
         """,
-        rows,
+        order_id, shop_id, payment_method, currency, accepted_at, json.dumps(groups, default=str),
     )
 
 
@@ -43,8 +56,11 @@ async def shop(conn: asyncpg.Connection, shop_id: str) -> asyncpg.Record | None:
 
 async def shop_calendar(conn: asyncpg.Connection, shop_id: str) -> ShopCalendar:
     """The shop's shipping calendar (the defaults when it has none)."""
-    row = await shop(conn, shop_id)
-    if row is None:
+    return _calendar(await shop(conn, shop_id))
+
+
+def _calendar(row: asyncpg.Record | None) -> ShopCalendar:
+    if row is None or row["time_zone"] is None:
         return ShopCalendar()
     return ShopCalendar(
         time_zone=row["time_zone"],
@@ -53,6 +69,32 @@ async def shop_calendar(conn: asyncpg.Connection, shop_id: str) -> ShopCalendar:
         closures=frozenset(row["closures"]),
         warehouse_prefecture=row["warehouse_prefecture"],
     )
+
+
+class CheckInputs(NamedTuple):
+    """What the delivery-date and label checks of an order read: its shop's calendar, how its skus travel (normal
+    ones absent) and the check categories staff confirmed for it."""
+
+    calendar: ShopCalendar
+    cool_types: dict[str, str]
+    confirmed: set[str]
+
+
+async def check_inputs(conn: asyncpg.Connection, shop_id: str, order_id: UUID, skus: list[str]) -> CheckInputs:
+    """Everything the checks of the order's delivery groups need, in one statement."""
+    row = await conn.fetchrow(
+        """
+        SELECT s.time_zone, s.cutoff, s.closed_weekdays, s.closures, s.warehouse_prefecture,
+               ARRAY(SELECT a.sku FROM sku_attributes a WHERE a.sku = ANY($2::text[]) ORDER BY a.sku) AS cool_skus,
+               ARRAY(SELECT a.cool_type FROM sku_attributes a WHERE a.sku = ANY($2::text[]) ORDER BY a.sku) AS cool_types,
+               ARRAY(SELECT c.category FROM confirmed_checks c WHERE c.order_id = $3) AS confirmed
+        FROM (VALUES (1)) AS one LEFT JOIN shops s ON s.shop_id = $1
+        """,
+        shop_id,
+        skus,
+        order_id,
+    )
+    return CheckInputs(_calendar(row), dict(zip(row["cool_skus"], row["cool_types"])), set(row["confirmed"]))
 
 
 async def cool_types(conn: asyncpg.Connection, skus: list[str]) -> dict[str, str]:
