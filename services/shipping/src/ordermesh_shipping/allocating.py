@@ -7,7 +7,7 @@ from uuid import UUID
 from ordermesh_contracts import ShippedLine, StockAllocated, topics
 from ordermesh_servicekit.consuming import PermanentError, UnitOfWork
 
-from . import store, store_stock
+from . import store_stock
 from .domain.allocation import plan_top_up
 
 
@@ -26,24 +26,22 @@ async def allocate_order(
     other: exactly one of them. A cancelled order gets nothing (its cancellation locks the same allocation
     request first). Returns the coverage, or None when nothing changed and nothing was published.
     """
-    lines = await store.order_lines(uow.conn, order_id)
-    if not lines:
+    per_sku = await store_stock.lock_demand_and_stock(uow.conn, order_id)
+    if not per_sku:
         raise PermanentError(f"no lines known for order {order_id}")
-    demand: Counter[str] = Counter()
-    for line in lines:
-        demand[line["sku"]] += line["quantity"]
-    available = await store_stock.lock_available_stock(uow.conn, sorted(demand))
     request = await store_stock.lock_allocation_request(uow.conn, order_id)
-    if await store.is_cancelled(uow.conn, order_id):
+    cancelled, already = await store_stock.allocation_of(uow.conn, order_id)
+    if cancelled:
         return None
-    already = await store_stock.allocated_to(uow.conn, order_id)
-    plan = plan_top_up(dict(demand), already, available)
+    demand = {row["sku"]: row["demand"] for row in per_sku}
+    available = {row["sku"]: row["available"] for row in per_sku if row["available"] is not None}
+    plan = plan_top_up(demand, already, available)
     if not plan.quantities and not publish_unchanged:
         return None
-    await store_stock.allocate(uow.conn, order_id, plan.quantities)
-    shop_id = lines[0]["shop_id"]
-    await store_stock.save_allocation_request(
-        uow.conn, order_id, shop_id, request["requested_at"] if request else requested_at, plan.coverage, correlation_id
+    shop_id = per_sku[0]["shop_id"]
+    await store_stock.save_allocation(
+        uow.conn, order_id, plan.quantities, shop_id=shop_id, requested_at=request["requested_at"] if request else requested_at,
+        coverage=plan.coverage, correlation_id=correlation_id,
     )
     total = Counter(already) + Counter(plan.quantities)
     uow.publish(

@@ -30,19 +30,82 @@ async def lock_available_stock(conn: asyncpg.Connection, skus: list[str]) -> dic
     return {row["sku"]: row["available"] for row in rows}
 
 
-async def allocate(conn: asyncpg.Connection, order_id: UUID, quantities: dict[str, int]) -> None:
-    """Sets (more) stock aside for the order."""
-    rows = [(order_id, sku, DEFAULT_WAREHOUSE, qty) for sku, qty in quantities.items()]
-    await conn.executemany(
-        """
-        INSERT INTO allocations (order_id, sku, warehouse, quantity) VALUES ($1, $2, $3, $4)
+_SET_ASIDE = """
+    set_aside AS (
+        INSERT INTO allocations (order_id, sku, warehouse, quantity)
+        SELECT $1, taken.sku, $2, taken.units FROM unnest($3::text[], $4::bigint[]) AS taken (sku, units)
         ON CONFLICT (order_id, sku, warehouse) DO UPDATE SET quantity = allocations.quantity + EXCLUDED.quantity
-        """,
-        rows,
+    ), counted AS (
+        UPDATE stock SET allocated = stock.allocated + taken.units
+        FROM unnest($3::text[], $4::bigint[]) AS taken (sku, units)
+        WHERE stock.sku = taken.sku AND stock.warehouse = $2
+    )"""
+"""Sets units ($3 skus, $4 units) aside for order $1 in warehouse $2: its allocations and the stock's allocated."""
+
+
+async def allocate(conn: asyncpg.Connection, order_id: UUID, quantities: dict[str, int]) -> None:
+    """Sets (more) stock aside for the order, in one statement."""
+    skus = sorted(quantities)
+    await conn.execute(
+        f"WITH {_SET_ASIDE} SELECT 1", order_id, DEFAULT_WAREHOUSE, skus, [quantities[sku] for sku in skus]
     )
-    await conn.executemany(
-        "UPDATE stock SET allocated = allocated + $3 WHERE sku = $1 AND warehouse = $2",
-        [(sku, warehouse, qty) for _, sku, warehouse, qty in rows],
+
+
+async def lock_demand_and_stock(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
+    """Per sku of the order: its units (sku, demand), the shop, and the units available in the default warehouse
+    (None without a stock row), the stock rows locked (in sku order, so no deadlock)."""
+    return await conn.fetch(
+        """
+        WITH demand AS (
+            SELECT sku, sum(quantity)::bigint AS units, min(shop_id) AS shop_id
+            FROM order_lines WHERE order_id = $1 GROUP BY sku
+        ), available AS MATERIALIZED (
+            SELECT sku, on_hand - allocated AS units FROM stock
+            WHERE warehouse = $2 AND sku IN (SELECT sku FROM demand) ORDER BY sku FOR UPDATE
+        )
+        SELECT demand.sku, demand.units AS demand, demand.shop_id, available.units AS available
+        FROM demand LEFT JOIN available USING (sku) ORDER BY demand.sku
+        """,
+        order_id,
+        DEFAULT_WAREHOUSE,
+    )
+
+
+async def allocation_of(conn: asyncpg.Connection, order_id: UUID) -> tuple[bool, dict[str, int]]:
+    """Whether staff cancelled the order, and the units set aside for it per sku (default warehouse)."""
+    row = await conn.fetchrow(
+        """
+        SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1) AS cancelled,
+               ARRAY(SELECT sku FROM allocations WHERE order_id = $1 AND warehouse = $2 ORDER BY sku) AS skus,
+               ARRAY(SELECT quantity FROM allocations WHERE order_id = $1 AND warehouse = $2 ORDER BY sku) AS units
+        """,
+        order_id,
+        DEFAULT_WAREHOUSE,
+    )
+    return row["cancelled"], dict(zip(row["skus"], row["units"]))
+
+
+async def save_allocation(
+    conn: asyncpg.Connection,
+    order_id: UUID,
+    quantities: dict[str, int],
+    *,
+    shop_id: str,
+    requested_at: datetime,
+    coverage: str,
+    correlation_id: UUID,
+) -> None:
+    """Sets (more) stock aside for the order and records how much of it is allocated (orders not full wait for
+    stock), in one statement."""
+    skus = sorted(quantities)
+    await conn.execute(
+        f"""
+        WITH {_SET_ASIDE}
+        INSERT INTO allocation_requests (order_id, shop_id, requested_at, coverage, correlation_id)
+        VALUES ($1, $5, $6, $7, $8)
+        ON CONFLICT (order_id) DO UPDATE SET coverage = EXCLUDED.coverage
+        """,
+        order_id, DEFAULT_WAREHOUSE, skus, [quantities[sku] for sku in skus], shop_id, requested_at, coverage, correlation_id,
     )
 
 
