@@ -2,18 +2,21 @@
 failed check stops, and requesting them once staff resolve the check."""
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from uuid import UUID
 
+import asyncpg
 import httpx
 
 from ordermesh_contracts import Message, ShipmentHoldReleased, ShipmentRequested, ShipmentRequestFailed, topics
 from ordermesh_servicekit.consuming import MessageContext, TransientError, UnitOfWork
 from ordermesh_servicekit.tracing import current_traceparent
 
-from . import store, store_holds, store_shipments
+from . import store_holds, store_shipments
 from .adapters.warehouse import CSV_LABEL_CARRIERS, ShipmentRequest, Warehouse, WarehouseRejected
 from .checks import publish_held
 from .domain.allocation import shipment_id_for
+from .domain.shipment_requests import Group, RequestPlan, Shipment, plan_requests
 
 Finish = Callable[[UnitOfWork], Awaitable[None]]
 """A last step in the message's unit of work (events or a command's answer)."""
@@ -34,62 +37,84 @@ async def request_shipments(
     """Creates the order's shipments (a group held by a failed check as 'held'), asks the warehouse for each one still
     to request, and records the answers; ShipmentRequested or ShipmentRequestFailed per group, and ShipmentHeld per
     held group when `announce_held`. A cancelled order is requested nothing. A group in `released` was held: its
-    request carries a new idempotency key, as an earlier request of it may have been cancelled at the warehouse."""
+    request carries a new idempotency key, as an earlier request of it may have been cancelled at the warehouse.
+
+    Load, decide, save: the intent reads the groups once and records every shipment in one statement, the warehouse
+    is asked, and the answers are recorded in the message's unit of work.
+    """
     if await ctx.already_processed():
         return
-    if await store.is_cancelled(ctx.pool, order_id):
-        async with ctx.unit_of_work() as uow:
-            if finish:
-                await finish(uow)
-            return
     async with ctx.intent() as conn:
-        lines = await store.order_lines(conn, order_id)
-        held = await store_holds.held_deliveries(conn, order_id)
-        groups: dict[int, list] = {}
-        for line in lines:
-            groups.setdefault(line["delivery_index"], []).append(line)
-        for index, group in groups.items():
-            await store_shipments.create_shipment(
-                conn, shipment_id_for(order_id, index), order_id, index, group[0]["carrier"], held=index in held,
-                correlation_id=cause.correlation_id, traceparent=current_traceparent(),
-            )
-        cod = {row["delivery_index"]: row["cod_amount"] for row in await store.deliveries(conn, order_id)}
-        known = {row["delivery_index"]: row for row in await store_shipments.shipments_of_order(conn, order_id)}
-    requested, failed = [], []
-    for index, group in sorted(groups.items()):
-        if known[index]["status"] == "requested":
-            # Already at the warehouse, perhaps with lines an edit changed since: its request stands as it is.
-            requested.append((index, known[index]["shipment_id"], known[index]["warehouse_request_id"]))
-            continue
-        if known[index]["status"] != "requesting":
-            continue
-        shipment_id = shipment_id_for(order_id, index)
-        carrier = group[0]["carrier"]
+        plan = await _record_intent(conn, order_id, cause)
+    answers = await _ask_warehouse(warehouse, ctx, plan, order_id=order_id, cause=cause, released=released, max_attempts=max_attempts)
+    async with ctx.unit_of_work() as uow:
+        await _record_answers(uow, answers, order_id=order_id, shop_id=shop_id, cause=cause)
+        if announce_held:
+            for group in plan.held:
+                publish_held(uow, order_id, shop_id, group.index, group.holds, cause.caused())
+        if finish:
+            await finish(uow)
+
+
+@dataclass
+class _Answers:
+    requested: dict[UUID, tuple[int, str]] = field(default_factory=dict)
+    """Shipment id → (delivery index, warehouse request id) of each request taken, standing ones included."""
+    failed: list[tuple[int, UUID, int, str]] = field(default_factory=list)
+    """(delivery index, shipment id, attempts, reason) of each request the warehouse never took."""
+
+
+async def _record_intent(conn: asyncpg.Connection, order_id: UUID, cause: Message) -> RequestPlan:
+    """Records every group's shipment (the intent to request it) and decides what to ask the warehouse."""
+    groups = await _groups_to_request(conn, order_id)
+    shipments = await store_shipments.create_shipments(
+        conn, order_id, [(shipment_id_for(order_id, g.index), g.index, g.carrier, bool(g.holds)) for g in groups],
+        correlation_id=cause.correlation_id, traceparent=current_traceparent(),
+    )
+    return plan_requests(groups, {
+        row["delivery_index"]: Shipment(row["shipment_id"], row["status"], row["warehouse_request_id"]) for row in shipments
+    })
+
+
+async def _ask_warehouse(
+    warehouse: Warehouse, ctx: MessageContext, plan: RequestPlan, *, order_id: UUID, cause: Message,
+    released: frozenset[int], max_attempts: int,
+) -> _Answers:
+    """Asks the warehouse for each shipment to request; a transient failure is raised (the message is retried) until
+    the shipment's attempts reach `max_attempts`."""
+    answers = _Answers({shipment.shipment_id: (group.index, shipment.warehouse_request_id) for group, shipment in plan.standing})
+    for group, shipment_id in plan.to_request:
         request = ShipmentRequest(
-            idempotency_key=f"{shipment_id}:released-{cause.event_id}" if index in released else str(shipment_id),
+            idempotency_key=f"{shipment_id}:released-{cause.event_id}" if group.index in released else str(shipment_id),
             shipment_id=str(shipment_id),
             order_id=str(order_id),
-            carrier=carrier,
-            lines=[{"sku": line["sku"], "quantity": line["quantity"]} for line in group],
-            report_shipped=carrier not in CSV_LABEL_CARRIERS,
-            cash_on_delivery=cod.get(index),
+            carrier=group.carrier,
+            lines=[{"sku": sku, "quantity": units} for sku, units in group.lines],
+            report_shipped=group.carrier not in CSV_LABEL_CARRIERS,
+            cash_on_delivery=group.cash_on_delivery,
         )
         try:
-            requested.append((index, shipment_id, await warehouse.request_shipment(request)))
+            answers.requested[shipment_id] = (group.index, await warehouse.request_shipment(request))
         except WarehouseRejected as rejected:
             attempts = await _count_failure(ctx, shipment_id, str(rejected))
-            failed.append((index, shipment_id, attempts, str(rejected)))
+            answers.failed.append((group.index, shipment_id, attempts, str(rejected)))
         except (TransientError, httpx.TransportError) as error:
             reason = f"{type(error).__name__}: {error}"[:500]
             attempts = await _count_failure(ctx, shipment_id, reason)
             if attempts < max_attempts:
                 raise
-            failed.append((index, shipment_id, attempts, reason))
-    async with ctx.unit_of_work() as uow:
-        for index, shipment_id, request_id in requested:
-            if not await store_shipments.mark_requested(uow.conn, shipment_id, request_id):
-                # The parcel left (or was cancelled) while the warehouse was slow to answer: that news is out already.
-                continue
+            answers.failed.append((group.index, shipment_id, attempts, reason))
+    return answers
+
+
+async def _record_answers(uow: UnitOfWork, answers: _Answers, *, order_id: UUID, shop_id: str, cause: Message) -> None:
+    """Marks the shipments requested or failed (one statement each) and announces them, by delivery index."""
+    now_requested = await store_shipments.mark_requested(
+        uow.conn, {shipment_id: request_id for shipment_id, (_, request_id) in answers.requested.items()}
+    )
+    for shipment_id, (index, request_id) in sorted(answers.requested.items(), key=lambda item: item[1][0]):
+        # Not requested now: the parcel left (or was cancelled) while the warehouse was slow to answer; that news is out.
+        if shipment_id in now_requested:
             uow.publish(
                 topics.SHIPPING_EVENTS,
                 ShipmentRequested(
@@ -97,21 +122,29 @@ async def request_shipments(
                     warehouse_request_id=request_id, **cause.caused(),
                 ),
             )
-        for index, shipment_id, attempts, reason in failed:
-            await store_shipments.mark_request_failed(uow.conn, shipment_id)
-            uow.publish(
-                topics.SHIPPING_EVENTS,
-                ShipmentRequestFailed(
-                    order_id=order_id, shop_id=shop_id, shipment_id=shipment_id, delivery_index=index,
-                    attempts=attempts, reason=reason, **cause.caused(),
-                ),
-            )
-        if announce_held:
-            for index, failures in sorted(held.items()):
-                if known[index]["status"] == "held":
-                    publish_held(uow, order_id, shop_id, index, failures, cause.caused())
-        if finish:
-            await finish(uow)
+    await store_shipments.mark_request_failed(uow.conn, [shipment_id for _, shipment_id, _, _ in answers.failed])
+    for index, shipment_id, attempts, reason in answers.failed:
+        uow.publish(
+            topics.SHIPPING_EVENTS,
+            ShipmentRequestFailed(
+                order_id=order_id, shop_id=shop_id, shipment_id=shipment_id, delivery_index=index,
+                attempts=attempts, reason=reason, **cause.caused(),
+            ),
+        )
+
+
+async def _groups_to_request(conn: asyncpg.Connection, order_id: UUID) -> list[Group]:
+    """The order's delivery groups with lines; none for a cancelled order."""
+    rows = await store_shipments.groups_to_request(conn, order_id)
+    if any(row["cancelled"] for row in rows):
+        return []
+    return [
+        Group(
+            index=row["delivery_index"], carrier=row["carrier"], lines=list(zip(row["skus"], row["units"])),
+            cash_on_delivery=row["cod_amount"], holds=list(zip(row["held_checks"], row["hold_reasons"])),
+        )
+        for row in rows
+    ]
 
 
 async def release_and_request(

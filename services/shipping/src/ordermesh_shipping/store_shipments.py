@@ -19,49 +19,69 @@ async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[a
     )
 
 
-async def create_shipment(
+async def groups_to_request(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
+    """The order's delivery groups with lines, by delivery index: carrier, skus and units (in sku order), the cash to
+    collect and what holds the group back; each row also says whether staff cancelled the order."""
+    return await conn.fetch(
+        """
+        SELECT l.delivery_index, (array_agg(l.carrier ORDER BY l.sku))[1] AS carrier,
+               array_agg(l.sku ORDER BY l.sku) AS skus, array_agg(l.quantity ORDER BY l.sku) AS units,
+               d.cod_amount, coalesce(d.held_checks, '{}') AS held_checks, coalesce(d.hold_reasons, '{}') AS hold_reasons,
+               EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = $1) AS cancelled
+        FROM order_lines l LEFT JOIN deliveries d ON d.order_id = l.order_id AND d.delivery_index = l.delivery_index
+        WHERE l.order_id = $1
+        GROUP BY l.delivery_index, d.cod_amount, d.held_checks, d.hold_reasons
+        ORDER BY l.delivery_index
+        """,
+        order_id,
+    )
+
+
+async def create_shipments(
     conn: asyncpg.Connection,
-    shipment_id: UUID,
     order_id: UUID,
-    delivery_index: int,
-    carrier: str,
+    groups: list[tuple[UUID, int, str, bool]],
     *,
-    held: bool = False,
     correlation_id: UUID | None = None,
     traceparent: str | None = None,
-) -> bool:
-    """Records the intent to request a shipment, or a shipment held back by a failed check (kept as it is if it
-    exists), with the order's correlation id and trace context for the warehouse's callbacks; returns whether it was
-    created."""
-    return bool(await conn.fetchval(
+) -> list[asyncpg.Record]:
+    """Records the intent to request each group's shipment (shipment id, delivery index, carrier, held), or a shipment
+    held back by a failed check, with the order's correlation id and trace context for the warehouse's callbacks; a
+    shipment that exists is kept as it is. Returns each of these shipments as it now is (delivery index, shipment id,
+    status, warehouse request id), in one statement."""
+    if not groups:
+        return []
+    shipment_ids, indices, carriers, held = zip(*groups)
+    return await conn.fetch(
         """
         INSERT INTO shipments (shipment_id, order_id, delivery_index, status, carrier, correlation_id, traceparent)
-        VALUES ($1, $2, $3, CASE WHEN $5 THEN 'held' ELSE 'requesting' END, $4, $6, $7) ON CONFLICT DO NOTHING RETURNING true
+        SELECT g.shipment_id, $1, g.delivery_index, CASE WHEN g.held THEN 'held' ELSE 'requesting' END, g.carrier, $2, $3
+        FROM unnest($4::uuid[], $5::int[], $6::text[], $7::boolean[]) AS g (shipment_id, delivery_index, carrier, held)
+        ON CONFLICT (shipment_id) DO UPDATE SET shipment_id = shipments.shipment_id
+        RETURNING delivery_index, shipment_id, status, warehouse_request_id
         """,
-        shipment_id,
-        order_id,
-        delivery_index,
-        carrier,
-        held,
-        correlation_id,
-        traceparent,
-    ))
-
-
-async def mark_requested(conn: asyncpg.Connection, shipment_id: UUID, warehouse_request_id: str) -> bool:
-    """The warehouse took the request; false when the shipment already moved on (shipped or cancelled meanwhile),
-    in which case only a missing request id is filled in."""
-    status = await conn.fetchval(
-        """
-        UPDATE shipments SET status = CASE WHEN status = 'requesting' THEN 'requested' ELSE status END,
-               warehouse_request_id = CASE WHEN status IN ('requesting', 'requested') OR warehouse_request_id IS NULL
-                                           THEN $2 ELSE warehouse_request_id END
-        WHERE shipment_id = $1 RETURNING status
-        """,
-        shipment_id,
-        warehouse_request_id,
+        order_id, correlation_id, traceparent, list(shipment_ids), list(indices), list(carriers), list(held),
     )
-    return status == "requested"
+
+
+async def mark_requested(conn: asyncpg.Connection, requests: dict[UUID, str]) -> set[UUID]:
+    """The warehouse took these requests (shipment id → warehouse request id); returns the shipments now requested.
+    One that already moved on (shipped or cancelled meanwhile) is not, and only a missing request id is filled in."""
+    if not requests:
+        return set()
+    shipment_ids = list(requests)
+    rows = await conn.fetch(
+        """
+        UPDATE shipments s SET status = CASE WHEN s.status = 'requesting' THEN 'requested' ELSE s.status END,
+               warehouse_request_id = CASE WHEN s.status IN ('requesting', 'requested') OR s.warehouse_request_id IS NULL
+                                           THEN taken.request_id ELSE s.warehouse_request_id END
+        FROM unnest($1::uuid[], $2::text[]) AS taken (shipment_id, request_id)
+        WHERE s.shipment_id = taken.shipment_id RETURNING s.shipment_id, s.status
+        """,
+        shipment_ids,
+        [requests[shipment_id] for shipment_id in shipment_ids],
+    )
+    return {row["shipment_id"] for row in rows if row["status"] == "requested"}
 
 
 async def lock_shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.Record | None:
@@ -175,11 +195,13 @@ async def record_request_failure(conn: asyncpg.Connection, shipment_id: UUID, er
     )
 
 
-async def mark_request_failed(conn: asyncpg.Connection, shipment_id: UUID) -> None:
-    """The warehouse never took the request: staff must act."""
-    await conn.execute(
-        "UPDATE shipments SET status = 'request_failed' WHERE shipment_id = $1 AND status = 'requesting'", shipment_id
-    )
+async def mark_request_failed(conn: asyncpg.Connection, shipment_ids: list[UUID]) -> None:
+    """The warehouse never took these requests: staff must act."""
+    if shipment_ids:
+        await conn.execute(
+            "UPDATE shipments SET status = 'request_failed' WHERE shipment_id = ANY($1::uuid[]) AND status = 'requesting'",
+            shipment_ids,
+        )
 
 
 async def shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.Record | None:
