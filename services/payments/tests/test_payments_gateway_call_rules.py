@@ -1,7 +1,9 @@
-"""When a card order's message calls a gateway: the decisions of authorization and capture, as plain function calls."""
+"""When a message calls a gateway: the decisions of a card's authorization and capture and of a deferred payment's
+credit check, as plain function calls."""
 
 from dataclasses import replace
 
+from ordermesh_payments.domain.credit import CreditCheckFacts, CreditCheckStep, plan_credit_check
 from ordermesh_payments.domain.gateway_calls import (
     Authorization,
     AuthorizationFacts,
@@ -78,3 +80,12 @@ def test_a_cancelled_captured_or_missing_payment_calls_no_gateway_and_a_processe
     assert shipped_with(status="captured").step is Capture.NO_CALL
     assert shipped_with(status=None, method=None, amount=0, authorized=0).step is Capture.NO_CALL
     assert shipped_with(processed=True).step is Capture.DUPLICATE
+
+
+def test_a_deferred_payment_asks_for_its_credit_check_once_under_the_key_of_the_message_that_asked_first() -> None:
+    fresh = CreditCheckFacts(processed=False, cancelled=False, payment_exists=False, check_keys=())
+    assert plan_credit_check(fresh, KEY) is CreditCheckStep.REQUEST
+    assert plan_credit_check(replace(fresh, payment_exists=True, check_keys=(KEY,)), KEY) is CreditCheckStep.REQUEST
+    assert plan_credit_check(replace(fresh, payment_exists=True, check_keys=("earlier",)), KEY) is CreditCheckStep.REPEATED
+    assert plan_credit_check(replace(fresh, cancelled=True), KEY) is CreditCheckStep.CANCELLED
+    assert plan_credit_check(replace(fresh, processed=True, cancelled=True), KEY) is CreditCheckStep.DUPLICATE

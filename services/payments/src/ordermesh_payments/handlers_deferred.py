@@ -13,13 +13,13 @@ from ordermesh_contracts import (
     OrderAccepted,
     topics,
 )
-from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
+from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext, TransientError, UnitOfWork
 from ordermesh_servicekit.outbox import write_outbox
 from ordermesh_servicekit.tracing import job_span
 
 from . import store, store_credit
 from .adapters.credit import CreditProvider
-from .domain.credit import PAYMENT_STATUS, CreditAnswer, CreditStatus, applies
+from .domain.credit import PAYMENT_STATUS, CreditAnswer, CreditCheckStep, CreditStatus, applies, plan_credit_check
 from .domain.payment import idempotency_key
 
 
@@ -64,21 +64,21 @@ class DeferredPayments:
 
     async def start(self, order: OrderAccepted, payment: dict, ctx: MessageContext) -> None:
         """Asks the provider for a credit check of the order's total: CreditCheckApproved, -Pending or -Rejected."""
-        if await ctx.already_processed():
-            return
         key = idempotency_key(order.event_id, "credit_check")
         async with ctx.intent() as conn:
-            cancelled = await store.is_cancelled(conn, order.order_id)
-            await store.create_payment(conn, **payment, status="cancelled" if cancelled else "credit_checking", cancelled=cancelled)
-            await store.lock_payment(conn, order.order_id)
-            earlier = await store.call_keys(conn, order.order_id, "credit_check")
-            if not cancelled and (not earlier or earlier == [key]):
-                await store.record_intent(
-                    conn, key=key, order_id=order.order_id, operation="credit_check", amount=payment["amount"]
-                )
-        if cancelled or (earlier and earlier != [key]):
-            async with ctx.unit_of_work():
-                return
+            facts = await store_credit.credit_check_facts(conn, ctx.message_id, order.order_id)
+            step = plan_credit_check(facts, key)
+            if step is CreditCheckStep.REQUEST and not await store_credit.save_credit_check_intent(
+                conn, payment, existed=facts.payment_exists, key=key
+            ):
+                raise TransientError(f"order {order.order_id} got its payment concurrently; decided again")
+        if step is CreditCheckStep.DUPLICATE:
+            raise DuplicateMessage(str(ctx.message_id))
+        if step is not CreditCheckStep.REQUEST:
+            async with ctx.unit_of_work() as uow:
+                if step is CreditCheckStep.CANCELLED:
+                    await store.create_payment(uow.conn, **payment, status="cancelled", cancelled=True)
+            return
         answer = await self._provider.request_check(
             idempotency_key=key, order_id=str(order.order_id), customer_id=order.customer.customer_id,
             amount=payment["amount"], currency=order.currency,

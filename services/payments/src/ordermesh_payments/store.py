@@ -103,16 +103,6 @@ async def record_result(
     )
 
 
-async def call_keys(conn: asyncpg.Connection, order_id: UUID, operation: str) -> list[str]:
-    """Idempotency keys of the order's gateway calls of one kind, oldest first."""
-    rows = await conn.fetch(
-        "SELECT idempotency_key FROM gateway_calls WHERE order_id = $1 AND operation = $2 ORDER BY requested_at",
-        order_id,
-        operation,
-    )
-    return [row["idempotency_key"] for row in rows]
-
-
 async def lock_payment(conn: asyncpg.Connection, order_id: UUID) -> asyncpg.Record | None:
     """The order's payment row, locked for this transaction."""
     return await conn.fetchrow("SELECT * FROM payments WHERE order_id = $1 FOR UPDATE", order_id)

@@ -4,6 +4,8 @@ from uuid import UUID
 
 import asyncpg
 
+from .domain.credit import CreditCheckFacts
+
 
 async def record_check(
     conn: asyncpg.Connection, *, check_id: str, order_id: UUID, shop_id: str, amount: int, currency: str, status: str,
@@ -87,3 +89,64 @@ async def checks_of(conn: asyncpg.Pool | asyncpg.Connection, order_id: UUID) -> 
         order_id,
     )
     return [dict(row) for row in rows]
+
+
+async def credit_check_facts(conn: asyncpg.Connection, message_id: UUID, order_id: UUID) -> CreditCheckFacts:
+    """Whether the message was processed, the order cancelled, its payment (locked) and its credit checks so far."""
+    row = await conn.fetchrow(
+        """
+        SELECT EXISTS (SELECT FROM inbox WHERE message_id = $1) AS processed,
+               EXISTS (SELECT FROM cancellations WHERE order_id = $2) OR p.cancelled_at IS NOT NULL AS cancelled,
+               p.order_id IS NOT NULL AS payment_exists,
+               ARRAY(SELECT idempotency_key FROM gateway_calls WHERE order_id = $2 AND operation = 'credit_check'
+                     ORDER BY requested_at) AS check_keys
+        FROM (SELECT) AS one
+        LEFT JOIN LATERAL (SELECT order_id, cancelled_at FROM payments WHERE order_id = $2 FOR UPDATE) AS p ON true
+        """,
+        message_id,
+        order_id,
+    )
+    return CreditCheckFacts(
+        processed=row["processed"], cancelled=row["cancelled"], payment_exists=row["payment_exists"],
+        check_keys=tuple(row["check_keys"]),
+    )
+
+
+async def save_credit_check_intent(conn: asyncpg.Connection, payment: dict, *, existed: bool, key: str) -> bool:
+    """Creates the deferred payment row from `payment` (credit checking) unless it `existed` when it was locked, and
+    records the credit check intent under `key` for its amount. False, with nothing recorded, if meanwhile a
+    concurrent transaction created the payment row or recorded a credit check under another key: decide again."""
+    return await conn.fetchval(
+        """
+        WITH created AS (
+            INSERT INTO payments (order_id, shop_id, method, currency, amount, status, customer_id, card_token,
+                correlation_id, traceparent)
+            SELECT $1, $2, $3, $4, $5, 'credit_checking', $6, $7, $8, $9 WHERE NOT $10
+            ON CONFLICT (order_id) DO NOTHING
+            RETURNING true
+        ),
+        standing AS (
+            SELECT $10 OR EXISTS (SELECT FROM created) AS ours
+            WHERE NOT EXISTS (
+                SELECT FROM gateway_calls WHERE order_id = $1 AND operation = 'credit_check' AND idempotency_key <> $11
+            )
+        ),
+        intent AS (
+            INSERT INTO gateway_calls (idempotency_key, order_id, operation, amount)
+            SELECT $11, $1, 'credit_check', $5 FROM standing WHERE ours
+            ON CONFLICT DO NOTHING
+        )
+        SELECT coalesce((SELECT ours FROM standing), false)
+        """,
+        payment["order_id"],
+        payment["shop_id"],
+        payment["method"],
+        payment["currency"],
+        payment["amount"],
+        payment["customer_id"],
+        payment["card_token"],
+        payment["correlation_id"],
+        payment["traceparent"],
+        existed,
+        key,
+    )
