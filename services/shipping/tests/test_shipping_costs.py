@@ -9,12 +9,15 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
-from ordermesh_contracts import OrderAccepted, OrderProgressed, OrdersEvent, Stage, topics
+from ordermesh_contracts import (
+    OrderAccepted, OrderProgressed, OrdersEvent, ShippingCallback, Stage, WarehouseDeliveryReported, WarehouseShipmentReported, topics,
+)
 from ordermesh_servicekit.consuming import Consumer, DuplicateMessage, MessageContext, Subscription
 from ordermesh_servicekit.database import keep_session
 from ordermesh_servicekit.metrics import Metrics
 from ordermesh_shipping import store_stock
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest
+from ordermesh_shipping.domain.allocation import shipment_id_for
 from ordermesh_shipping.handlers import ShippingHandlers, calls_the_warehouse
 from support import migrated_pool
 from doubles import FakeRecord, StatementCounter
@@ -93,15 +96,19 @@ async def test_a_card_order_costs_the_shipping_database_a_bounded_number_of_stat
     ready = progressed(accepted.order_id, Stage.READY_TO_SHIP)
     costs["to ready_to_ship"] = await cost(pool, counter, handlers.on_order_progressed, ready)
     costs["redelivered ready_to_ship"] = await cost(pool, counter, handlers.on_order_progressed, ready)
+    shipped = WarehouseShipmentReported.model_validate(golden(
+        "WarehouseShipmentReported", order_id=str(accepted.order_id), shipment_id=str(shipment_id_for(accepted.order_id, 0)),
+    ))
+    costs["WarehouseShipmentReported"] = await cost(pool, counter, handlers.on_warehouse_shipment_reported, shipped)
     assert await pool.fetchval("SELECT coverage FROM allocation_requests WHERE order_id = $1", accepted.order_id) == "full"
-    assert await pool.fetchval("SELECT status FROM shipments WHERE order_id = $1", accepted.order_id) == "requested"
-    assert await pool.fetchval("SELECT count(*) FROM inbox") == 3 + 3
+    assert await pool.fetchval("SELECT status FROM shipments WHERE order_id = $1", accepted.order_id) == "shipped"
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 3 + 4
     print("\ncost (statements, transactions):", costs)
     statements = {name: count for name, (count, _) in costs.items()}
     transactions = {name: count for name, (_, count) in costs.items()}
     assert transactions == {
         "OrderAccepted": 1, "to awaiting_payment (skip)": 0, "to awaiting_allocation": 1, "to ready_to_ship": 3,
-        "redelivered ready_to_ship": 1,
+        "redelivered ready_to_ship": 1, "WarehouseShipmentReported": 1,
     }, transactions
     # BEGIN, inbox, what the checks read (shop calendar, cool types, confirmed checks), deliveries with their holds,
     # lines, outbox, COMMIT; it was 10 (lines, deliveries and holds written apart, the check inputs read in three)
@@ -113,6 +120,9 @@ async def test_a_card_order_costs_the_shipping_database_a_bounded_number_of_stat
     # answers: BEGIN, inbox, every shipment marked, outbox, COMMIT. It was 14 in 4 transactions (cancelled? read apart,
     # the intent read lines, holds, deliveries and shipments apart and wrote each shipment apart).
     assert statements["to ready_to_ship"] <= 10, statements
+    # BEGIN, inbox, the shipment locked, what booking its parcel reads, the parcel booked (with its lines, the
+    # shipment's status and the stock), outbox, COMMIT; it was 16 (each read and write apart, the lines read twice)
+    assert statements["WarehouseShipmentReported"] <= 7, statements
     assert statements["to awaiting_payment (skip)"] == 0 and statements["redelivered ready_to_ship"] == 1, statements
 
 
@@ -173,3 +183,40 @@ async def test_acceptance_and_allocation_of_many_orders_share_one_transaction_an
     print(f"\n8 orders accepted, allocated, ready to ship: {statements} statements, {transactions} transactions")
     assert transactions == 1 + 8 * 3  # the batch; then per order the request's three (see the card order's costs)
     assert statements <= 4 + 8 * (7 - 4) + 8 * (8 - 4) + 8 * 10, counter.statements
+
+
+async def test_warehouse_reports_of_many_orders_share_one_transaction(counted) -> None:
+    pool, counter = counted
+    handlers = ShippingHandlers(Warehouse())
+    orders_consumer = Consumer(orders_events(handlers), group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
+    orders, records = card_orders(9)
+    await orders_consumer.process(records)
+    callbacks = Subscription(
+        topics.SHIPPING_CALLBACKS, ShippingCallback,
+        {WarehouseShipmentReported: handlers.on_warehouse_shipment_reported, WarehouseDeliveryReported: handlers.on_delivery_reported},
+        batched=True,
+    )
+    consumer = Consumer(callbacks, group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
+    reports = [
+        WarehouseShipmentReported.model_validate(golden(
+            "WarehouseShipmentReported", order_id=str(accepted.order_id), shipment_id=str(shipment_id_for(accepted.order_id, 0)),
+            tracking_number=f"T-{n}",
+        ))
+        for n, accepted in enumerate(orders)
+    ]
+    as_records = [
+        FakeRecord(topics.SHIPPING_CALLBACKS, 0, n, str(report.order_id).encode(), report.model_dump_json().encode(), [("type", report.type.encode())])
+        for n, report in enumerate(reports)
+    ]
+    await consumer.process(as_records[:1])  # a connection's first use of an array type looks the type up
+    await asyncio.sleep(0)
+    counter.reset()
+    await consumer.process(as_records[1:])
+    await asyncio.sleep(0)
+    statements, transactions = len(counter.statements), counter.transactions
+    shipments = await pool.fetch("SELECT status FROM shipments WHERE order_id = ANY($1::uuid[])", [o.order_id for o in orders])
+    assert [row["status"] for row in shipments] == ["shipped"] * 9
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE convert_from(payload, 'UTF8')::jsonb->>'type' = 'ShipmentShipped'") == 9
+    print(f"\n8 shipment reports: {statements} statements, {transactions} transactions")
+    assert transactions == 1
+    assert statements <= 4 + 8 * (7 - 4), counter.statements  # BEGIN, inbox, outbox, COMMIT; per report its three

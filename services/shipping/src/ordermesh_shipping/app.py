@@ -149,6 +149,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                         WarehouseShipmentReported: handlers.on_warehouse_shipment_reported,
                         WarehouseDeliveryReported: handlers.on_delivery_reported,
                     },
+                    batched=True,
                 ),
                 Subscription(
                     topics.SHIPPING_COMMANDS,

@@ -8,9 +8,10 @@ import asyncpg
 from ordermesh_contracts import ShipmentCancelFailed, ShipmentShipped, ShippedLine, topics
 from ordermesh_servicekit.consuming import UnitOfWork
 
-from . import store, store_shipments, store_stock
+from . import store, store_shipments
+from .store import DEFAULT_WAREHOUSE
 from .domain.allocation import from_allocation
-from .domain.parcels import ParcelRefused, plan_parcel, units_of
+from .domain.parcels import SHIPPED, ParcelRefused, plan_parcel, units_of
 
 
 async def ship(
@@ -36,11 +37,11 @@ async def ship(
     ShipmentCancelFailed, a task for staff; its units leave stock on hand, and the allocation only as far as the
     cancel kept units set aside for the order (it released them when staff chose to restore stock).
     """
-    owner = await store_shipments.parcel_owner(uow.conn, tracking_number)
-    if owner == shipment["shipment_id"]:
+    facts = await store_shipments.parcel_facts(uow.conn, shipment, tracking_number, DEFAULT_WAREHOUSE)
+    if facts.owner == shipment["shipment_id"]:
         return False
-    if owner is not None:
-        raise ParcelRefused(f"tracking number {tracking_number} is already used by a parcel of shipment {owner}")
+    if facts.owner is not None:
+        raise ParcelRefused(f"tracking number {tracking_number} is already used by a parcel of shipment {facts.owner}")
     units = units_of([(line.sku, line.quantity) for line in lines])
     cancelled = shipment["status"] == "cancelled"
     if cancelled:
@@ -48,39 +49,29 @@ async def ship(
             raise ParcelRefused("the parcel carries no units")
         status = "cancelled"
     else:
-        group = {
-            line["sku"]: line["quantity"]
-            for line in await store.order_lines(uow.conn, shipment["order_id"])
-            if line["delivery_index"] == shipment["delivery_index"]
-        }
-        before = await store_shipments.shipment_shipped_units(uow.conn, shipment["shipment_id"])
-        status = plan_parcel(group, before, units).status
-    held = await store_stock.allocated_to(uow.conn, shipment["order_id"])
-    left_before = await store_shipments.order_shipped_units(uow.conn, shipment["order_id"])
-    await store_shipments.record_parcel(
-        uow.conn, shipment["shipment_id"], shipment["order_id"], tracking_number, carrier, shipped_at, units
+        status = plan_parcel(facts.group, facts.shipped_before, units).status
+    await store_shipments.book_parcel(
+        uow.conn, shipment["shipment_id"], shipment["order_id"], tracking_number=tracking_number, carrier=carrier,
+        shipped_at=shipped_at, status=status, units=units,
+        from_allocation=from_allocation(units, facts.allocated, facts.order_shipped_before), warehouse=DEFAULT_WAREHOUSE,
     )
-    await store_shipments.mark_shipped(uow.conn, shipment["shipment_id"], status, carrier, tracking_number, shipped_at)
-    await store_stock.consume_stock(uow.conn, units, from_allocation(units, held, left_before))
     if cancelled:
         await _shipped_after_cancel(
             uow, shipment, carrier, tracking_number, correlation_id=correlation_id, causation_id=causation_id
         )
         return True
-    order_lines = await store.order_lines(uow.conn, shipment["order_id"])
-    remaining = await store_shipments.unshipped_count(uow.conn, shipment["order_id"])
     uow.publish(
         topics.SHIPPING_EVENTS,
         ShipmentShipped(
             order_id=shipment["order_id"],
-            shop_id=order_lines[0]["shop_id"],
+            shop_id=facts.shop_id,
             shipment_id=shipment["shipment_id"],
             delivery_index=shipment["delivery_index"],
             carrier=carrier,
             tracking_number=tracking_number,
             shipped_at=shipped_at,
             lines=[ShippedLine(sku=sku, quantity=quantity) for sku, quantity in sorted(units.items())],
-            all_shipped=remaining == 0,
+            all_shipped=facts.others_unshipped == 0 and status == SHIPPED,
             correlation_id=correlation_id,
             causation_id=causation_id,
         ),

@@ -1,6 +1,8 @@
 """SQL of the shipping service about shipments: requests, shipping, delivery, labels, tracking and cancelling."""
 
+import json
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -89,53 +91,104 @@ async def lock_shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.
     return await conn.fetchrow("SELECT * FROM shipments WHERE shipment_id = $1 FOR UPDATE", shipment_id)
 
 
-async def mark_shipped(
-    conn: asyncpg.Connection, shipment_id: UUID, status: str, carrier: str, tracking_number: str, shipped_at: datetime
-) -> None:
-    """A parcel of the shipment left: its status becomes `status`; the first parcel's tracking number and time stay
-    the shipment's own (every parcel's are in `parcels`)."""
-    await conn.execute(
-        """
-        UPDATE shipments SET status = $2, carrier = $3, tracking_number = coalesce(tracking_number, $4),
-               shipped_at = coalesce(shipped_at, $5)
-        WHERE shipment_id = $1
-        """,
-        shipment_id,
-        status,
-        carrier,
-        tracking_number,
-        shipped_at,
-    )
-
-
 async def parcel_owner(conn: asyncpg.Connection, tracking_number: str) -> UUID | None:
     """The shipment a parcel with this tracking number belongs to, if one was recorded."""
     return await conn.fetchval("SELECT shipment_id FROM parcels WHERE tracking_number = $1", tracking_number)
 
 
-async def record_parcel(
+class ParcelFacts(NamedTuple):
+    """What booking a parcel of a shipment reads, in one statement."""
+
+    owner: UUID | None
+    """The shipment a parcel with this tracking number already belongs to."""
+    shop_id: str | None
+    group: dict[str, int]
+    """Units per sku of the shipment's delivery group."""
+    shipped_before: dict[str, int]
+    """Units per sku the shipment's parcels carried so far."""
+    allocated: dict[str, int]
+    """Units per sku set aside for the order (default warehouse, shipped ones included)."""
+    order_shipped_before: dict[str, int]
+    """Units per sku every parcel of the order carried so far."""
+    others_unshipped: int
+    """The order's other shipments not yet fully shipped (cancelled ones don't count)."""
+
+
+async def parcel_facts(
+    conn: asyncpg.Connection, shipment: asyncpg.Record, tracking_number: str, warehouse: str
+) -> ParcelFacts:
+    """Everything booking a parcel of the (locked) shipment reads, in one statement."""
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT p.shipment_id FROM parcels p WHERE p.tracking_number = $4) AS owner,
+               (SELECT l.shop_id FROM order_lines l WHERE l.order_id = $2 ORDER BY l.delivery_index, l.sku LIMIT 1) AS shop_id,
+               (SELECT jsonb_object_agg(l.sku, l.quantity) FROM order_lines l
+                 WHERE l.order_id = $2 AND l.delivery_index = $3) AS group_units,
+               (SELECT jsonb_object_agg(x.sku, x.units) FROM (
+                    SELECT l.sku, sum(l.quantity) AS units FROM parcel_lines l WHERE l.shipment_id = $1 GROUP BY l.sku
+                ) x) AS shipped_before,
+               (SELECT jsonb_object_agg(a.sku, a.quantity) FROM allocations a
+                 WHERE a.order_id = $2 AND a.warehouse = $5) AS allocated,
+               (SELECT jsonb_object_agg(x.sku, x.units) FROM (
+                    SELECT l.sku, sum(l.quantity) AS units
+                    FROM parcels p JOIN parcel_lines l ON l.shipment_id = p.shipment_id AND l.tracking_number = p.tracking_number
+                    WHERE p.order_id = $2 GROUP BY l.sku
+                ) x) AS order_shipped_before,
+               (SELECT count(*) FROM shipments s
+                 WHERE s.order_id = $2 AND s.shipment_id <> $1 AND s.status NOT IN ('shipped', 'delivered', 'cancelled')) AS others
+        """,
+        shipment["shipment_id"],
+        shipment["order_id"],
+        shipment["delivery_index"],
+        tracking_number,
+        warehouse,
+    )
+
+    def units(column: str) -> dict[str, int]:
+        return json.loads(row[column]) if row[column] else {}
+
+    return ParcelFacts(
+        row["owner"], row["shop_id"], units("group_units"), units("shipped_before"), units("allocated"),
+        units("order_shipped_before"), row["others"],
+    )
+
+
+async def book_parcel(
     conn: asyncpg.Connection,
     shipment_id: UUID,
     order_id: UUID,
+    *,
     tracking_number: str,
     carrier: str,
     shipped_at: datetime,
+    status: str,
     units: dict[str, int],
+    from_allocation: dict[str, int],
+    warehouse: str,
 ) -> None:
-    """Records a parcel of the shipment and the units per sku it carries."""
+    """Books a parcel of the shipment in one statement: the parcel and the units per sku it carries; the shipment's
+    status becomes `status` (the first parcel's tracking number and time stay the shipment's own); the units leave
+    stock on hand, `from_allocation` of them the allocation too (on hand never drops below what other orders hold)."""
+    skus = sorted(units)
     await conn.execute(
         """
-        INSERT INTO parcels (shipment_id, tracking_number, order_id, carrier, shipped_at) VALUES ($1, $2, $3, $4, $5)
+        WITH parcel AS (
+            INSERT INTO parcels (shipment_id, tracking_number, order_id, carrier, shipped_at) VALUES ($1, $3, $2, $4, $5)
+        ), carried AS (
+            INSERT INTO parcel_lines (shipment_id, tracking_number, sku, quantity)
+            SELECT $1, $3, c.sku, c.units FROM unnest($7::text[], $8::int[]) AS c (sku, units)
+        ), shipment AS (
+            UPDATE shipments SET status = $6, carrier = $4, tracking_number = coalesce(tracking_number, $3),
+                   shipped_at = coalesce(shipped_at, $5)
+            WHERE shipment_id = $1
+        )
+        UPDATE stock SET on_hand = greatest(stock.on_hand - c.units, stock.allocated - c.from_allocation),
+               allocated = stock.allocated - c.from_allocation
+        FROM unnest($7::text[], $8::int[], $9::int[]) AS c (sku, units, from_allocation)
+        WHERE stock.sku = c.sku AND stock.warehouse = $10
         """,
-        shipment_id,
-        tracking_number,
-        order_id,
-        carrier,
-        shipped_at,
-    )
-    await conn.executemany(
-        "INSERT INTO parcel_lines (shipment_id, tracking_number, sku, quantity) VALUES ($1, $2, $3, $4)",
-        [(shipment_id, tracking_number, sku, quantity) for sku, quantity in sorted(units.items())],
+        shipment_id, order_id, tracking_number, carrier, shipped_at, status,
+        skus, [units[sku] for sku in skus], [from_allocation.get(sku, 0) for sku in skus], warehouse,
     )
 
 
@@ -172,14 +225,6 @@ async def parcels_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asy
         ORDER BY p.shipped_at, p.tracking_number
         """,
         order_id,
-    )
-
-
-async def unshipped_count(conn: asyncpg.Connection, order_id: UUID) -> int:
-    """Shipments of the order not yet fully shipped (partly shipped ones count; cancelled ones, e.g. a delivery group
-    an edit emptied, don't)."""
-    return await conn.fetchval(
-        "SELECT count(*) FROM shipments WHERE order_id = $1 AND status NOT IN ('shipped', 'delivered', 'cancelled')", order_id
     )
 
 

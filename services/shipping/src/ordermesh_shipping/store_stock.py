@@ -219,21 +219,6 @@ async def allocations(conn: asyncpg.Connection, order_id: UUID | None, sku: str 
     )
 
 
-async def consume_stock(conn: asyncpg.Connection, units: dict[str, int], from_allocation: dict[str, int]) -> None:
-    """Shipped units leave stock on hand; `from_allocation` of them leave the order's allocation too.
-
-    Units shipped beyond what the order had set aside (an edit that staff chose not to adjust stock for) were
-    never allocated; on hand never drops below what other orders hold.
-    """
-    await conn.executemany(
-        """
-        UPDATE stock SET on_hand = greatest(on_hand - $2, allocated - $3), allocated = allocated - $3
-        WHERE sku = $1 AND warehouse = $4
-        """,
-        [(sku, qty, from_allocation.get(sku, 0), DEFAULT_WAREHOUSE) for sku, qty in sorted(units.items())],
-    )
-
-
 async def release_allocation(conn: asyncpg.Connection, order_id: UUID, quantities: dict[str, int]) -> None:
     """Gives units set aside for the order back to available stock (callers lock the stock rows first)."""
     rows = [(order_id, sku, DEFAULT_WAREHOUSE, qty) for sku, qty in sorted(quantities.items())]
