@@ -8,11 +8,6 @@ import asyncpg
 from .domain.holds import Failure
 
 
-async def confirmed_checks(conn: asyncpg.Connection, order_id: UUID) -> set[str]:
-    """The check categories ('delivery_date', 'label') staff confirmed for the order."""
-    return {row["category"] for row in await conn.fetch("SELECT category FROM confirmed_checks WHERE order_id = $1", order_id)}
-
-
 async def confirm_checks(conn: asyncpg.Connection, order_id: UUID, categories: list[str], confirmed_by: str) -> None:
     """Remembers staff's confirmation of these check categories for the order (the first one counts)."""
     await conn.executemany(
