@@ -6,7 +6,8 @@ from pathlib import Path
 from ordermesh_contracts import OrderAccepted, ShopOrderSubmitted, Stage, order_id_for
 from ordermesh_orders import store
 from ordermesh_orders.domain.intake import merchandise_total
-from ordermesh_orders.domain.progress import OrderState, initial_flags
+from ordermesh_orders.domain.acceptance import Acceptance
+from ordermesh_orders.domain.progress import OrderState, Progress, initial_flags
 
 DATA = Path(__file__).parent / "data"
 
@@ -26,8 +27,8 @@ async def test_the_staff_view_shows_the_billing_address_the_shop_sent_and_none_f
     state = OrderState(stage=Stage.REVIEW, payment_method=submitted.payment.method, flags=initial_flags(submitted.payment.method, "ok"))
     with_billing, without = _accepted(submitted, "B-1"), _accepted(submitted, "B-2")
     async with pool.acquire() as conn:
-        assert await store.insert_order(conn, with_billing, state, billing)
-        assert await store.insert_order(conn, without, state)
+        assert await store.insert_accepted_order(conn, Acceptance(with_billing, Progress(state), [], [], []), None, billing)
+        assert await store.insert_accepted_order(conn, Acceptance(without, Progress(state), [], [], []), None)
         shown = await store.order_view(conn, with_billing.order_id, None)
         assert shown["billing_address"] == json.loads(billing.model_dump_json())
         assert (await store.order_view(conn, without.order_id, None))["billing_address"] is None

@@ -7,7 +7,8 @@ from uuid import uuid4
 from ordermesh_contracts import OrderAccepted, ShopOrderSubmitted, Stage, order_id_for
 from ordermesh_orders import store, store_edits
 from ordermesh_orders.domain.intake import merchandise_total
-from ordermesh_orders.domain.progress import OrderState, initial_flags
+from ordermesh_orders.domain.acceptance import Acceptance
+from ordermesh_orders.domain.progress import OrderState, Progress, initial_flags
 
 DATA = Path(__file__).parent / "data"
 
@@ -21,7 +22,7 @@ async def _order(conn) -> OrderAccepted:
         charges=submitted.charges, merchandise_total=merchandise_total(submitted), payment=submitted.payment,
     )
     state = OrderState(stage=Stage.AWAITING_ALLOCATION, payment_method=submitted.payment.method, flags=initial_flags(submitted.payment.method, "ok"))
-    assert await store.insert_order(conn, accepted, state)
+    assert await store.insert_accepted_order(conn, Acceptance(accepted, Progress(state), [], [], []), None)
     return accepted
 
 

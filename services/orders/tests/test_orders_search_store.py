@@ -7,7 +7,8 @@ from pathlib import Path
 from ordermesh_contracts import OrderAccepted, ShopOrderSubmitted, Stage, order_id_for
 from ordermesh_orders import store, store_search
 from ordermesh_orders.domain.intake import merchandise_total
-from ordermesh_orders.domain.progress import OrderState, initial_flags
+from ordermesh_orders.domain.acceptance import Acceptance
+from ordermesh_orders.domain.progress import OrderState, Progress, initial_flags
 from ordermesh_orders.store_search import OrderSearch
 
 DATA = Path(__file__).parent / "data"
@@ -23,7 +24,7 @@ async def _order(conn, number: str, customer_name: str, created_at: datetime) ->
         charges=submitted.charges, merchandise_total=merchandise_total(submitted), payment=submitted.payment,
     )
     state = OrderState(stage=Stage.REVIEW, payment_method=submitted.payment.method, flags=initial_flags(submitted.payment.method, "ok"))
-    assert await store.insert_order(conn, accepted, state)
+    assert await store.insert_accepted_order(conn, Acceptance(accepted, Progress(state), [], [], []), None)
     await conn.execute("UPDATE orders SET created_at = $2 WHERE order_id = $1", accepted.order_id, created_at)
     return accepted
 

@@ -9,7 +9,6 @@ from ordermesh_contracts import (
     MailFailed,
     MailNotApplicable,
     MailSent,
-    OrderAccepted,
     OrderMessage,
     OrderRejected,
     OrderShippingCancelled,
@@ -48,7 +47,6 @@ from ordermesh_contracts import (
     ShopOrderSubmitted,
     Stage,
     StockAllocated,
-    order_id_for,
     topics,
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
@@ -57,19 +55,12 @@ from . import store, store_edits
 from .adapters.postal import japan_post_lookup
 from .cancelling import cancel_order
 from .domain.edits import reversal_of
-from .domain.intake import address_flag, merchandise_total, rejection_reasons
-from .domain.progress import OrderState, initial_flags
-from .domain.rules import OrderFacts, facts_of
+from .domain.acceptance import accept
+from .domain.intake import address_flag, rejection_reasons
 from .domain.staff import Refusal
 from .domain.tasks import TASK_KINDS, tasks_opened_by
 from .editing import commit_edit
-from .rule_runner import (
-    apply_firing,
-    mail_texts_of,
-    planned_firing,
-    with_intake_actions,
-)
-from .settling import publish_progress, recording, settle
+from .settling import publish_progress, publish_transitions, recording, settle
 
 
 async def on_shop_order_submitted(submitted: ShopOrderSubmitted, ctx: MessageContext) -> None:
@@ -94,60 +85,23 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
             key=submitted.external_order_no,
         )
         return reasons
-    order_id = order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no)
-    flags = initial_flags(
-        submitted.payment.method,
-        address_flag(submitted, japan_post_lookup),
-        requested_date=any(delivery.requested_date for delivery in submitted.deliveries),
-        points_used=submitted.charges.points_used,
-        nothing_to_pay=submitted.charges.total <= 0,
+    basis = await store.intake_basis(uow.conn, submitted.shop_id, submitted.customer.customer_id)
+    acceptance = accept(
+        submitted,
+        address=address_flag(submitted, japan_post_lookup),
+        watch_listed=basis.watch_listed,
+        rule_set=basis.rule_set,
+        status_groups=basis.status_groups,
     )
-    if await store.is_watch_listed(uow.conn, submitted.shop_id, submitted.customer.customer_id):
-        flags["customer"] = "watch_listed"
-    facts = facts_of(submitted, customer_flag=flags["customer"], child_status=None)
-    task_kinds = tasks_opened_by(flags)
-    if facts.requested_date:
-        task_kinds.append("delivery_date_requested")
-    if facts.remote_island:
-        task_kinds.append("remote_island")
-    if facts.relay_area:
-        task_kinds.append("relay_area")
-    firing = await planned_firing(uow, await store.rule_set(uow.conn, submitted.shop_id), lambda: _ready(facts))
-    accepted = OrderAccepted(
-        order_id=order_id,
-        shop_id=submitted.shop_id,
-        channel=submitted.channel,
-        external_order_no=submitted.external_order_no,
-        currency=submitted.currency,
-        customer=submitted.customer,
-        deliveries=with_intake_actions(submitted.deliveries, firing),
-        charges=submitted.charges,
-        merchandise_total=merchandise_total(submitted),
-        payment=submitted.payment,
-        mail_texts=mail_texts_of(firing),
-        remarks=submitted.remarks,
-        **submitted.caused(),
-    )
-    state = OrderState(stage=Stage.REVIEW, payment_method=submitted.payment.method, flags=flags)
-    if not await store.insert_order(uow.conn, accepted, state, submitted.billing_address):
+    accepted = acceptance.accepted
+    if not await store.insert_accepted_order(uow.conn, acceptance, submitted.event_id, submitted.billing_address):
         ctx.log.info("shop order already known; ignoring the repeat")
         return []
-    await store.add_history(uow.conn, order_id, [("accepted", {})], actor="intake", cause_id=submitted.event_id)
-    await open_tasks(uow, order_id, task_kinds, actor="intake", cause_id=submitted.event_id)
-    if submitted.checks_for_staff:
-        note = f"{TASK_KINDS['intake_check'].title}: " + "; ".join(submitted.checks_for_staff)
-        await open_tasks(uow, order_id, ["intake_check"], actor="intake", cause_id=submitted.event_id, notes={"intake_check": note})
-    hold_reason = await apply_firing(
-        uow, order_id, submitted.shop_id, Stage.REVIEW, firing, at_intake=True, cause_id=submitted.event_id
-    )
-    _, progress = await settle(
-        uow, order_id, recording({}), cause_id=submitted.event_id, run_rules=False, hold_reason=hold_reason
-    )
     uow.publish(topics.ORDERS_EVENTS, accepted)
     uow.publish(
         topics.SHOP_UPDATES,
         ShopOrderAccepted(
-            order_id=order_id,
+            order_id=accepted.order_id,
             shop_id=submitted.shop_id,
             channel=submitted.channel,
             external_order_no=submitted.external_order_no,
@@ -155,7 +109,7 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
             causation_id=accepted.event_id,
         ),
     )
-    await publish_progress(uow, order_id, submitted.shop_id, submitted.external_order_no, accepted, progress)
+    publish_transitions(uow, accepted.order_id, submitted.shop_id, submitted.external_order_no, accepted, acceptance.progress)
     return []
 
 
@@ -240,10 +194,6 @@ async def open_tasks(
             uow.conn, order_id, [("task opened", {"task_id": i, "kind": k}) for i, k in opened], actor=actor, cause_id=cause_id
         )
     return [kind for _, kind in opened]
-
-
-async def _ready(facts: OrderFacts) -> OrderFacts:
-    return facts
 
 
 async def _record_shipped(uow: UnitOfWork, shipped: ShipmentShipped, order: store.StoredOrder) -> None:

@@ -4,53 +4,23 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
-from ordermesh_contracts import DeliveryGroup, OrderLine, Stage
+from ordermesh_contracts import Stage
 from ordermesh_servicekit.consuming import UnitOfWork
 
 from . import store
-from .domain.rules import (
-    AddFreeLine,
-    AddLabel,
-    AddMailText,
-    AddMemo,
-    AddTaskAction,
-    Firing,
-    Hold,
-    OrderFacts,
-    RuleSet,
-    SetCarrier,
-    SetChildStatus,
-    evaluate,
-)
-from .domain.statuses import child_status_refusal, due_waiting, stage_to_wait_for
+from .domain.rules import Firing, OrderFacts, RuleSet, effects_of, evaluate
+from .domain.statuses import due_waiting
 
 
 async def planned_firing(
-    uow: UnitOfWork, raw: dict[str, Any] | None, facts: Callable[[], Awaitable[OrderFacts]], order_id: UUID | None = None
+    uow: UnitOfWork, raw: dict[str, Any] | None, facts: Callable[[], Awaitable[OrderFacts]], order_id: UUID
 ) -> Firing:
-    """What the shop's rules (`raw`, as stored) would do to an order now (nothing is stored); facts are read only if
+    """What the shop's rules (`raw`, as stored) would do to the order now (nothing is stored); facts are read only if
     the shop has rules."""
     if raw is None:
         return Firing([], [])
-    already = await store.fired_rules(uow.conn, order_id) if order_id else set()
+    already = await store.fired_rules(uow.conn, order_id)
     return evaluate(RuleSet.model_validate(raw), await facts(), already)
-
-
-def mail_texts_of(firing: Firing) -> dict[str, str]:
-    """Text the fired rules insert into mails, by mail kind."""
-    return {action.mail_kind: action.text for _, action in firing.of_type(AddMailText)}
-
-
-def with_intake_actions(deliveries: list[DeliveryGroup], firing: Firing) -> list[DeliveryGroup]:
-    """Deliveries with the free lines and carrier that rules add at intake (before anyone else sees the order)."""
-    free_lines = [
-        OrderLine(sku=a.sku, name=a.name, unit_price=0, quantity=a.quantity, tax_rate_percent=10)
-        for _, a in firing.of_type(AddFreeLine)
-    ]
-    carriers = [a.carrier for _, a in firing.of_type(SetCarrier)]
-    first, *rest = deliveries
-    first = first.model_copy(update={"lines": [*first.lines, *free_lines], **({"carrier": carriers[-1]} if carriers else {})})
-    return [first, *[d.model_copy(update={"carrier": carriers[-1]}) if carriers else d for d in rest]]
 
 
 async def apply_firing(
@@ -60,7 +30,6 @@ async def apply_firing(
     stage: Stage,
     firing: Firing,
     *,
-    at_intake: bool,
     cause_id: UUID,
     holds_allowed: bool = True,
     held_from: Stage | None = None,
@@ -71,48 +40,21 @@ async def apply_firing(
     if not firing.rule_ids:
         return None
     await store.record_firings(uow.conn, order_id, firing.rule_ids)
-    history = [("rule fired", {"rule": rule_id}) for rule_id in firing.rule_ids]
-    changes: dict = {}
     groups = await store.status_groups(uow.conn, shop_id)
-    waiting: list[tuple[str, str, str]] = []
-    for rule_id, action in firing.of_type(SetChildStatus):
-        refusal = child_status_refusal(groups, stage, action.status)
-        if refusal is None:
-            changes["child_status"] = action.status
-        elif (later := stage_to_wait_for(groups, stage, action.status, held_from=held_from)) is not None:
-            waiting.append((rule_id, action.status, later.value))
-            history.append(("rule action waiting", {"rule": rule_id, "status": action.status, "until": later.value}))
-        else:
-            history.append(("rule action skipped", {"rule": rule_id, "reason": refusal}))
-    await store.wait_for_stage(uow.conn, order_id, waiting)
-    if memos := [a.text for _, a in firing.of_type(AddMemo)]:
-        changes["memo"] = "\n".join(memos)
-    if labels := [a.label for _, a in firing.of_type(AddLabel)]:
-        changes["add_labels"] = labels
-    if (carriers := firing.of_type(SetCarrier)) and not at_intake:
-        changes["carrier"] = carriers[-1][1].carrier
-    if not at_intake:
-        history += [
-            ("rule action skipped", {"rule": rule_id, "reason": "free lines are added at intake only"})
-            for rule_id, _ in firing.of_type(AddFreeLine)
-        ]
-    if changes:
-        await store.update_staff_fields(uow.conn, order_id, changes)
-    if mail_texts := {a.mail_kind: a.text for _, a in firing.of_type(AddMailText)}:
-        await store.set_mail_texts(uow.conn, order_id, mail_texts)
-    tasks = [("staff", a.note, a.blocking) for _, a in firing.of_type(AddTaskAction)]
-    if tasks:
-        opened = await store.open_tasks(uow.conn, order_id, tasks, opened_by="rules")
+    effects = effects_of(firing, groups, stage, at_intake=False, holds_allowed=holds_allowed, held_from=held_from)
+    await store.wait_for_stage(uow.conn, order_id, [(rule_id, status, later.value) for rule_id, status, later in effects.waiting])
+    if effects.staff_fields:
+        await store.update_staff_fields(uow.conn, order_id, effects.staff_fields)
+    if effects.mail_texts:
+        await store.set_mail_texts(uow.conn, order_id, effects.mail_texts)
+    history = list(effects.history)
+    if effects.tasks:
+        opened = await store.open_tasks(
+            uow.conn, order_id, [("staff", note, blocking) for note, blocking in effects.tasks], opened_by="rules"
+        )
         history += [("task opened", {"task_id": task_id, "kind": kind}) for task_id, kind in opened]
-    holds = firing.of_type(Hold)
-    if holds and not holds_allowed:
-        history += [
-            ("rule action skipped", {"rule": rule_id, "reason": "staff released the order by hand in this command"})
-            for rule_id, _ in holds
-        ]
-        holds = []
-    await store.add_history(uow.conn, order_id, history, actor="rules", cause_id=cause_id)
-    return holds[0][1].reason if holds else None
+    await store.add_history(uow.conn, order_id, history + effects.skipped_holds, actor="rules", cause_id=cause_id)
+    return effects.hold_reason
 
 
 async def apply_waiting_statuses(uow: UnitOfWork, order_id: UUID, stage: Stage, cause_id: UUID) -> bool:

@@ -35,8 +35,6 @@ async def settle(
     decide: Decide,
     *,
     cause_id: UUID,
-    run_rules: bool = True,
-    hold_reason: str | None = None,
     released_by_staff: bool = False,
     locked: store.StoredOrder | None = None,
 ) -> tuple[store.StoredOrder, Progress]:
@@ -47,21 +45,19 @@ async def settle(
     fired it runs again on the re-read order, as they may have opened blocking tasks. A hold a rule asks for is
     dropped (and the drop written to the history) when staff released the order by hand in this very command:
     the explicit release wins, and the rule, once-only like every rule, does not hold it later either.
-    `run_rules=False` is for intake, whose rules ran before the order existed (their hold comes as `hold_reason`).
     A rule's child status waiting for a stage is set when the order reaches it, before the rules run.
     `locked`: the order as the caller locked it in this unit of work, if nothing changed it since (read once)."""
     order = locked or await store.lock_order(uow.conn, order_id)
     progress = decide(order.state)
     if order.waiting_statuses:
         await apply_waiting_statuses(uow, order_id, progress.state.stage, cause_id)
-    if run_rules:
-        fired, hold_reason = await _run_rules(uow, order, progress.state, cause_id, holds_allowed=not released_by_staff)
-        if fired:
-            order = await store.lock_order(uow.conn, order_id)
-            stage = progress.state.stage
-            progress = decide(order.state)
-            if progress.state.stage is not stage and order.waiting_statuses:
-                await apply_waiting_statuses(uow, order_id, progress.state.stage, cause_id)
+    fired, hold_reason = await _run_rules(uow, order, progress.state, cause_id, holds_allowed=not released_by_staff)
+    if fired:
+        order = await store.lock_order(uow.conn, order_id)
+        stage = progress.state.stage
+        progress = decide(order.state)
+        if progress.state.stage is not stage and order.waiting_statuses:
+            await apply_waiting_statuses(uow, order_id, progress.state.stage, cause_id)
     if hold_reason:
         progress = hold_after(progress)
     await store.save_state(uow.conn, order_id, progress.state)
@@ -85,7 +81,7 @@ async def _run_rules(
 
     firing = await planned_firing(uow, order.rule_set, facts, order.order_id)
     hold_reason = await apply_firing(
-        uow, order.order_id, order.shop_id, after.stage, firing, at_intake=False, cause_id=cause_id,
+        uow, order.order_id, order.shop_id, after.stage, firing, cause_id=cause_id,
         holds_allowed=holds_allowed, held_from=after.held_from,
     )
     return bool(firing.rule_ids), hold_reason
@@ -102,6 +98,28 @@ async def publish_progress(
     actor: str = "auto",
 ) -> None:
     """Publishes each stage change (and completion) and records it in the order's history."""
+    publish_transitions(uow, order_id, shop_id, external_order_no, cause, progress, actor=actor)
+    if progress.transitions:
+        await store.add_history(
+            uow.conn,
+            order_id,
+            [("progressed", {"from_stage": f.value, "to_stage": t.value}) for f, t in progress.transitions],
+            actor=actor,
+            cause_id=cause.event_id,
+        )
+
+
+def publish_transitions(
+    uow: UnitOfWork,
+    order_id: UUID,
+    shop_id: str,
+    external_order_no: str,
+    cause: Message,
+    progress: Progress,
+    *,
+    actor: str = "auto",
+) -> None:
+    """Publishes each stage change (and completion); the caller records them in the order's history."""
     mode = "manual" if actor != "auto" else "auto"
     for from_stage, to_stage in progress.transitions:
         uow.publish(
@@ -115,11 +133,3 @@ async def publish_progress(
                 topics.ORDERS_EVENTS,
                 OrderCompleted(order_id=order_id, shop_id=shop_id, external_order_no=external_order_no, **cause.caused()),
             )
-    if progress.transitions:
-        await store.add_history(
-            uow.conn,
-            order_id,
-            [("progressed", {"from_stage": f.value, "to_stage": t.value}) for f, t in progress.transitions],
-            actor=actor,
-            cause_id=cause.event_id,
-        )

@@ -7,8 +7,9 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from ordermesh_contracts import Address, OrderAccepted, PaymentMethod, Stage
+from ordermesh_contracts import Address, PaymentMethod, Stage
 
+from .domain.acceptance import Acceptance
 from .domain.progress import OrderState
 from .store_edits import edits_of
 from .store_returns import returns_of
@@ -31,18 +32,82 @@ class StoredOrder:
     """Whether fired rules left child statuses waiting for a stage (read with the order)."""
 
 
-async def insert_order(
-    conn: asyncpg.Connection, accepted: OrderAccepted, state: OrderState, billing_address: Address | None = None
-) -> bool:
-    """Inserts a new order (with the shop's billing address when it sent one); False if the shop's order number is
-    already known."""
-    inserted = await conn.fetchval(
+@dataclass(frozen=True)
+class IntakeBasis:
+    """What the shop keeps that decides an intake."""
+
+    watch_listed: bool
+    """Whether the shop watches the order's customer."""
+    rule_set: dict[str, Any] | None
+    """The shop's rule set as stored (None: the shop has none)."""
+    status_groups: list[dict[str, Any]]
+    """The shop's status groups (empty when never configured)."""
+
+
+async def intake_basis(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> IntakeBasis:
+    """The shop's watch list entry for the customer, its rule set and its status groups, read at once."""
+    row = await conn.fetchrow(
         """
-        INSERT INTO orders (order_id, shop_id, channel, external_order_no, stage, mode, payment_method,
-                            currency, total, flags, snapshot, correlation_id, billing_address)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13::jsonb)
-        ON CONFLICT DO NOTHING
-        RETURNING true
+        SELECT EXISTS (SELECT 1 FROM watch_list WHERE shop_id = $1 AND customer_id = $2) AS watch_listed,
+               (SELECT rule_set FROM shop_rules WHERE shop_id = $1) AS rule_set,
+               (SELECT groups FROM shop_statuses WHERE shop_id = $1) AS status_groups
+        """,
+        shop_id,
+        customer_id,
+    )
+    return IntakeBasis(
+        watch_listed=row["watch_listed"],
+        rule_set=json.loads(row["rule_set"]) if row["rule_set"] else None,
+        status_groups=json.loads(row["status_groups"]) if row["status_groups"] else [],
+    )
+
+
+async def insert_accepted_order(
+    conn: asyncpg.Connection, acceptance: Acceptance, cause_id: UUID | None, billing_address: Address | None = None
+) -> bool:
+    """Inserts a new order as intake decided it (with the shop's billing address when it sent one), its tasks, the
+    rules that fired and its history, in one statement, and logs the history; False (and nothing written) if the
+    shop's order number is already known."""
+    accepted, state = acceptance.accepted, acceptance.progress.state
+    tasks, firings, history = acceptance.tasks, acceptance.firings, acceptance.history
+    task_ids = await conn.fetchval(
+        """
+        WITH new_order AS (
+            INSERT INTO orders (order_id, shop_id, channel, external_order_no, stage, mode, held_from, payment_method,
+                                currency, total, flags, snapshot, correlation_id, billing_address,
+                                child_status, memo, labels, mail_texts)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14::jsonb,
+                    $15, $16, $17::text[], $18::jsonb)
+            ON CONFLICT DO NOTHING
+            RETURNING order_id
+        ), tasks AS (
+            INSERT INTO order_tasks (order_id, kind, note, blocking, opened_by)
+            SELECT o.order_id, t.kind, t.note, t.blocking, t.opened_by
+            FROM new_order o,
+                 unnest($19::text[], $20::text[], $21::boolean[], $22::text[]) WITH ORDINALITY
+                     AS t(kind, note, blocking, opened_by, n)
+            ORDER BY t.n
+            RETURNING task_id
+        ), numbered_tasks AS (
+            SELECT task_id, row_number() OVER (ORDER BY task_id) AS n FROM tasks
+        ), firings AS (
+            INSERT INTO order_rule_firings (order_id, rule_id, waiting_status, waiting_stage, applied_at)
+            SELECT o.order_id, f.rule_id, f.waiting_status, f.waiting_stage, CASE WHEN f.applied THEN now() END
+            FROM new_order o, unnest($23::text[], $24::text[], $25::text[], $26::boolean[])
+                AS f(rule_id, waiting_status, waiting_stage, applied)
+        ), history AS (
+            INSERT INTO order_history (order_id, actor, cause_id, what, details)
+            SELECT o.order_id, h.actor, $27, h.what,
+                   CASE WHEN t.task_id IS NULL THEN h.details::jsonb
+                        ELSE h.details::jsonb || jsonb_build_object('task_id', t.task_id) END
+            FROM new_order o
+            CROSS JOIN unnest($28::text[], $29::text[], $30::text[], $31::bigint[]) WITH ORDINALITY
+                AS h(actor, what, details, task, n)
+            LEFT JOIN numbered_tasks t ON t.n = h.task
+            ORDER BY h.n
+        )
+        SELECT COALESCE((SELECT array_agg(task_id ORDER BY n) FROM numbered_tasks), '{}')
+        FROM new_order
         """,
         accepted.order_id,
         accepted.shop_id,
@@ -50,6 +115,7 @@ async def insert_order(
         accepted.external_order_no,
         state.stage.value,
         state.mode,
+        state.held_from.value if state.held_from else None,
         state.payment_method.value,
         accepted.currency,
         accepted.charges.total,
@@ -57,8 +123,33 @@ async def insert_order(
         accepted.model_dump_json(),
         accepted.correlation_id,
         billing_address.model_dump_json() if billing_address else None,
+        acceptance.child_status,
+        acceptance.memo,
+        acceptance.labels,
+        json.dumps(acceptance.mail_texts),
+        [task.kind for task in tasks],
+        [task.note for task in tasks],
+        [task.blocking for task in tasks],
+        [task.opened_by for task in tasks],
+        [firing.rule_id for firing in firings],
+        [firing.waiting_status for firing in firings],
+        [firing.waiting_stage.value if firing.waiting_stage else None for firing in firings],
+        [firing.applied for firing in firings],
+        cause_id,
+        [entry.actor for entry in history],
+        [entry.what for entry in history],
+        [json.dumps(entry.details) for entry in history],
+        [None if entry.task is None else entry.task + 1 for entry in history],
     )
-    return bool(inserted)
+    if task_ids is None:
+        return False
+    for entry in history:
+        details = entry.details if entry.task is None else {"task_id": task_ids[entry.task], **entry.details}
+        _story.info(
+            "order changed", what=entry.what, actor=entry.actor, order_id=str(accepted.order_id),
+            shop_order_no=accepted.external_order_no, details=details,
+        )
+    return True
 
 
 async def lock_order(conn: asyncpg.Connection, order_id: UUID) -> StoredOrder | None:
@@ -196,15 +287,6 @@ async def close_tasks_of_kind(conn: asyncpg.Connection, order_id: UUID, kinds: l
     )
 
 
-async def is_watch_listed(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> bool:
-    """Whether the shop watches this customer."""
-    return bool(
-        await conn.fetchval(
-            "SELECT true FROM watch_list WHERE shop_id = $1 AND customer_id = $2", shop_id, customer_id
-        )
-    )
-
-
 async def add_to_watch_list(conn: asyncpg.Connection, shop_id: str, customer_id: str, reason: str, added_by: str) -> None:
     """Watch-lists a customer (the reason is updated if already listed)."""
     await conn.execute(
@@ -319,12 +401,6 @@ async def remember_webhook(conn: asyncpg.Connection, webhook_id: str, shop_domai
         webhook_id,
         shop_domain,
     )
-
-
-async def rule_set(conn: asyncpg.Connection, shop_id: str) -> dict[str, Any] | None:
-    """The shop's stored rule set (validated when it was saved), if any."""
-    raw = await conn.fetchval("SELECT rule_set FROM shop_rules WHERE shop_id = $1", shop_id)
-    return json.loads(raw) if raw else None
 
 
 async def save_rule_set(conn: asyncpg.Connection, shop_id: str, rule_set_json: dict[str, Any], updated_by: str) -> None:

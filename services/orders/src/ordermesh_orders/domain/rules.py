@@ -7,9 +7,11 @@ most once per order, and every firing is written to the order's history.
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
+from ordermesh_contracts import Stage
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .areas import is_remote_island, relay_area
+from .statuses import child_status_refusal, stage_to_wait_for
 
 CONDITION_FIELDS: dict[str, set[str]] = {
     "payment_method": {"eq", "ne", "in"},
@@ -277,4 +279,75 @@ def facts_of(order: Any, *, customer_flag: str, child_status: str | None, labels
         requested_date=any(delivery.requested_date for delivery in order.deliveries),
         child_status=child_status,
         labels=tuple(labels),
+    )
+
+
+@dataclass(frozen=True)
+class FiringEffects:
+    """What fired rules ask of an order, decided but not yet stored."""
+
+    history: list[tuple[str, dict[str, Any]]]
+    """Each rule that fired, and each status action that waits or is skipped (the tasks' entries follow them)."""
+    staff_fields: dict[str, Any]
+    """Changes of staff fields: child_status, memo, add_labels, carrier."""
+    waiting: list[tuple[str, str, Stage]]
+    """(rule, child status, stage) actions waiting for a later stage."""
+    mail_texts: dict[str, str]
+    tasks: list[tuple[str, bool]]
+    """(note, blocking) of each staff task a rule opens."""
+    hold_reason: str | None
+    skipped_holds: list[tuple[str, dict[str, Any]]]
+    """History entries of holds dropped because staff released the order in the same command."""
+
+
+def effects_of(
+    firing: Firing,
+    groups: list[dict[str, Any]],
+    stage: Stage,
+    *,
+    at_intake: bool,
+    holds_allowed: bool = True,
+    held_from: Stage | None = None,
+) -> FiringEffects:
+    """What a firing does to an order at `stage` given the shop's status groups. A child status of a later stage's
+    group waits for that stage; free lines and carriers of an intake firing are already in the accepted order."""
+    history: list[tuple[str, dict[str, Any]]] = [("rule fired", {"rule": rule_id}) for rule_id in firing.rule_ids]
+    changes: dict[str, Any] = {}
+    waiting: list[tuple[str, str, Stage]] = []
+    for rule_id, action in firing.of_type(SetChildStatus):
+        refusal = child_status_refusal(groups, stage, action.status)
+        if refusal is None:
+            changes["child_status"] = action.status
+        elif (later := stage_to_wait_for(groups, stage, action.status, held_from=held_from)) is not None:
+            waiting.append((rule_id, action.status, later))
+            history.append(("rule action waiting", {"rule": rule_id, "status": action.status, "until": later.value}))
+        else:
+            history.append(("rule action skipped", {"rule": rule_id, "reason": refusal}))
+    if memos := [a.text for _, a in firing.of_type(AddMemo)]:
+        changes["memo"] = "\n".join(memos)
+    if labels := [a.label for _, a in firing.of_type(AddLabel)]:
+        changes["add_labels"] = labels
+    if (carriers := firing.of_type(SetCarrier)) and not at_intake:
+        changes["carrier"] = carriers[-1][1].carrier
+    if not at_intake:
+        history += [
+            ("rule action skipped", {"rule": rule_id, "reason": "free lines are added at intake only"})
+            for rule_id, _ in firing.of_type(AddFreeLine)
+        ]
+    holds = firing.of_type(Hold)
+    skipped_holds = []
+    if holds and not holds_allowed:
+        skipped_holds = [
+            ("rule action skipped", {"rule": rule_id, "reason": "staff released the order by hand in this command"})
+            for rule_id, _ in holds
+        ]
+        holds = []
+    return FiringEffects(
+        history=history,
+        staff_fields=changes,
+        waiting=waiting,
+        mail_texts={a.mail_kind: a.text for _, a in firing.of_type(AddMailText)},
+        tasks=[(a.note, a.blocking) for _, a in firing.of_type(AddTaskAction)],
+        hold_reason=holds[0][1].reason if holds else None,
+        skipped_holds=skipped_holds,
     )
