@@ -96,8 +96,18 @@ async def test_a_card_order_costs_the_orders_database_a_bounded_number_of_statem
         message = model.model_validate(golden(model.__name__, **about))
         costs[model.__name__] = await cost(pool, counter, handlers.FLAG_HANDLERS[model], message)
     costs["redelivered"] = await cost(pool, counter, handlers.FLAG_HANDLERS[MailSent], message)
+    no_points = {**submitted.charges.model_dump(), "points_used": 0, "total": submitted.charges.total + submitted.charges.points_used}
+    moving = ShopOrderSubmitted.model_validate(golden("ShopOrderSubmitted", external_order_no=f"M-{uuid4().hex[:8]}", charges=no_points))
+    await handlers.on_shop_order_submitted(moving, MessageContext(pool, moving.event_id, "test", log=Log()))
+    about_moving = {"order_id": str(order_id_for(moving.shop_id, moving.channel.value, moving.external_order_no)), "shop_id": moving.shop_id}
+    date_ok = DeliveryDateChecked.model_validate(golden("DeliveryDateChecked", result="ok", **about_moving))
+    costs["DeliveryDateChecked ok, moves on"] = await cost(pool, counter, handlers.FLAG_HANDLERS[DeliveryDateChecked], date_ok)
+    authorized = PaymentAuthorized.model_validate(golden("PaymentAuthorized", **about_moving))
+    costs["PaymentAuthorized, moves on"] = await cost(pool, counter, handlers.FLAG_HANDLERS[PaymentAuthorized], authorized)
+    stage = await pool.fetchval("SELECT stage FROM orders WHERE order_id = $1", date_ok.order_id)
     assert await pool.fetchval("SELECT count(*) FROM orders WHERE order_id = $1", order_id) == 1
-    assert await pool.fetchval("SELECT count(*) FROM inbox") == 10
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 13
+    assert stage == "awaiting_allocation"
     print("\ncost (statements, transactions):", costs)
     assert all(transactions == 1 for _, transactions in costs.values()), costs
     # Before the order was read once with its shop's rules: intake 13, a flag 9, a flag opening a task 11 (plus a pool
@@ -110,6 +120,8 @@ async def test_a_card_order_costs_the_orders_database_a_bounded_number_of_statem
     assert statements["PaymentCaptured"] <= 7 and statements["ShipmentShipped"] <= 8, statements  # + capture; + units, outbox
     assert statements["DeliveryDateChecked"] <= 9, statements  # + a task opened and its history, the order read again
     assert statements["redelivered"] <= 3, statements  # BEGIN, inbox, ROLLBACK
+    # a flag event that moves the order writes its flags and its stage changes in one history statement (8 before)
+    assert statements["DeliveryDateChecked ok, moves on"] <= 7 and statements["PaymentAuthorized, moves on"] <= 7, statements
 
 
 async def test_a_batch_of_flag_events_of_many_orders_costs_one_transaction_and_the_orders_own_statements(counted) -> None:

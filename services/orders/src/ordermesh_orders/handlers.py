@@ -60,7 +60,7 @@ from .domain.intake import address_flag, rejection_reasons
 from .domain.staff import Refusal
 from .domain.tasks import TASK_KINDS, tasks_opened_by
 from .editing import commit_edit
-from .settling import publish_progress, publish_transitions, recording, settle
+from .settling import progress_entries, publish_progress, publish_transitions, recording, settle
 
 
 async def on_shop_order_submitted(submitted: ShopOrderSubmitted, ctx: MessageContext) -> None:
@@ -127,10 +127,11 @@ def _flag_handler(flags_of, then=None):
             order, progress = await settle(
                 uow, order.order_id, recording(changes), cause_id=event.event_id, locked=None if opened else order
             )
-            await store.add_history(
-                uow.conn, order.order_id, [(event.type, {"flags": changes})], actor=_owner(event), cause_id=event.event_id
+            publish_transitions(uow, order.order_id, order.shop_id, order.external_order_no, event, progress)
+            await store.add_entries(
+                uow.conn, order.order_id, [(_owner(event), event.type, {"flags": changes}), *progress_entries(progress)],
+                cause_id=event.event_id,
             )
-            await publish_progress(uow, order.order_id, order.shop_id, order.external_order_no, event, progress)
             if then is not None:
                 await then(uow, event, order)
 

@@ -99,14 +99,12 @@ async def publish_progress(
 ) -> None:
     """Publishes each stage change (and completion) and records it in the order's history."""
     publish_transitions(uow, order_id, shop_id, external_order_no, cause, progress, actor=actor)
-    if progress.transitions:
-        await store.add_history(
-            uow.conn,
-            order_id,
-            [("progressed", {"from_stage": f.value, "to_stage": t.value}) for f, t in progress.transitions],
-            actor=actor,
-            cause_id=cause.event_id,
-        )
+    await store.add_entries(uow.conn, order_id, progress_entries(progress, actor), cause_id=cause.event_id)
+
+
+def progress_entries(progress: Progress, actor: str = "auto") -> list[tuple[str, str, dict[str, str]]]:
+    """The history entries (actor, what, details) of each stage change."""
+    return [(actor, "progressed", {"from_stage": f.value, "to_stage": t.value}) for f, t in progress.transitions]
 
 
 def publish_transitions(

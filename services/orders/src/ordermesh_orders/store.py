@@ -211,24 +211,32 @@ async def add_history(
     actor: str,
     cause_id: UUID | None,
 ) -> None:
-    """Appends what happened to the order's history, and logs each entry: every stage and flag change and every staff
-    action passes through here, so the log tells the order's story (personal data is redacted by the log processor)."""
+    """Appends what one actor did to the order's history (see `add_entries`)."""
+    await add_entries(conn, order_id, [(actor, what, details) for what, details in entries], cause_id=cause_id)
+
+
+async def add_entries(
+    conn: asyncpg.Connection, order_id: UUID, entries: list[tuple[str, str, dict[str, Any]]], *, cause_id: UUID | None
+) -> None:
+    """Appends what happened (actor, what, details) to the order's history, and logs each entry: every stage and flag
+    change and every staff action passes through here, so the log tells the order's story (personal data is redacted
+    by the log processor)."""
     if not entries:
         return
     external_order_no = await conn.fetchval(
         """
         INSERT INTO order_history (order_id, actor, cause_id, what, details)
-        SELECT $1, $2, $3, e.what, e.details::jsonb
-        FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS e(what, details, n) ORDER BY e.n
+        SELECT $1, e.actor, $2, e.what, e.details::jsonb
+        FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS e(actor, what, details, n) ORDER BY e.n
         RETURNING (SELECT external_order_no FROM orders o WHERE o.order_id = order_history.order_id)
         """,
         order_id,
-        actor,
         cause_id,
-        [what for what, _details in entries],
-        [json.dumps(details) for _what, details in entries],
+        [actor for actor, _what, _details in entries],
+        [what for _actor, what, _details in entries],
+        [json.dumps(details) for _actor, _what, details in entries],
     )
-    for what, details in entries:
+    for actor, what, details in entries:
         _story.info("order changed", what=what, actor=actor, order_id=str(order_id), shop_order_no=external_order_no, details=details)
 
 
