@@ -161,6 +161,51 @@ async def migrated_pool(dsn: str, service: str, max_size: int = 8) -> AsyncItera
         yield pool
 
 
+GOLDEN = Path(__file__).resolve().parent.parent / "contracts" / "tests" / "golden"
+
+
+def golden_message(name: str, **changes: Any) -> dict[str, Any]:
+    """A golden contract example (contracts/tests/golden) as a fresh message: a new event id, `changes` applied."""
+    return {**json.loads((GOLDEN / f"{name}.json").read_text("utf-8")), "event_id": str(uuid.uuid4()), **changes}
+
+
+class _QuietLog:
+    def __getattr__(self, _name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+@asynccontextmanager
+async def counted_pool(dsn: str, service: str) -> AsyncIterator[tuple[asyncpg.Pool, "StatementCounter"]]:
+    """A pool on the service's migrated database whose every statement is counted; connections are released as the
+    services release them (no reset query), so the counts are what a handler costs in production."""
+    from doubles import StatementCounter
+    from ordermesh_servicekit.database import keep_session
+
+    counter = StatementCounter()
+    async with migrated_pool(dsn, service, max_size=2):
+        pass
+
+    async def log_queries(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(counter)
+
+    async with asyncpg.create_pool(dsn, min_size=1, max_size=4, init=log_queries, reset=keep_session) as pool:
+        yield pool, counter
+
+
+async def statements_of(pool: asyncpg.Pool, counter: "StatementCounter", handler: Callable[..., Any], message: Any, topic: str = "test") -> tuple[int, int]:
+    """(statements, transactions) that handling `message` once costs; a duplicate counts what finding it out cost."""
+    from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
+
+    await asyncio.sleep(0)
+    counter.reset()
+    try:
+        await handler(message, MessageContext(pool, message.event_id, topic, log=_QuietLog()))
+    except DuplicateMessage:
+        pass
+    await asyncio.sleep(0)  # query loggers are called soon after each query, not during it
+    return len(counter.statements), counter.transactions
+
+
 SHOPIFY_FIXTURE = Path(__file__).resolve().parent.parent / "services/orders/tests/data/shopify_orders_create.json"
 
 

@@ -1,10 +1,7 @@
 """What one mail costs the database: statements and transactions per handled cause, counted on a real PostgreSQL
 through a query logger on every pooled connection of a pool that releases connections as the service's does."""
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
@@ -14,12 +11,8 @@ from ordermesh_notify.adapters.smtp import OutgoingMail
 from ordermesh_notify.domain.templates import MailRenderer
 from ordermesh_notify.handlers import NotifyHandlers
 from ordermesh_notify.mailing import Mailer
-from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from ordermesh_servicekit.database import keep_session
-from support import migrated_pool
+from support import counted_pool, golden_message, statements_of
 from doubles import StatementCounter
-
-GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
 
 class AcceptingTransport:
@@ -29,56 +22,34 @@ class AcceptingTransport:
 
 @pytest.fixture
 async def counted(fresh_database: str) -> AsyncIterator[tuple[asyncpg.Pool, StatementCounter]]:
-    counter = StatementCounter()
-    async with migrated_pool(fresh_database, "notify", max_size=2):
-        pass
-
-    async def log_queries(conn: asyncpg.Connection) -> None:
-        conn.add_query_logger(counter)
-
-    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=4, init=log_queries, reset=keep_session) as pool:
-        yield pool, counter
-
-
-async def cost(pool, counter: StatementCounter, handler, message) -> tuple[int, int]:
-    await asyncio.sleep(0)
-    counter.reset()
-    try:
-        await handler(message, MessageContext(pool, message.event_id, "test", log=None))
-    except DuplicateMessage:
-        pass
-    await asyncio.sleep(0)  # query loggers are called soon after each query, not during it
-    return len(counter.statements), counter.transactions
+    async with counted_pool(fresh_database, "notify") as counted:
+        yield counted
 
 
 def accepted_order() -> OrderAccepted:
-    order = OrderAccepted.model_validate(json.loads((GOLDEN / "OrderAccepted.json").read_text("utf-8")))
-    return order.model_copy(update={"event_id": uuid4(), "order_id": uuid4()})
+    return OrderAccepted.model_validate(golden_message("OrderAccepted", order_id=str(uuid4())))
 
 
 def edit_of(order: OrderAccepted, *, edit_no: int, notify_customer: bool) -> OrderEdited:
-    edit = OrderEdited.model_validate(json.loads((GOLDEN / "OrderEdited.json").read_text("utf-8")))
-    return edit.model_copy(update={
-        "event_id": uuid4(), "order_id": order.order_id, "shop_id": order.shop_id, "edit_no": edit_no,
-        "notify_customer": notify_customer,
-    })
+    return OrderEdited.model_validate(golden_message(
+        "OrderEdited", order_id=str(order.order_id), shop_id=order.shop_id, edit_no=edit_no, notify_customer=notify_customer,
+    ))
 
 
 async def test_a_mail_costs_its_claim_and_one_unit_of_work_and_a_redelivered_cause_one_lookup(counted) -> None:
     pool, counter = counted
     handlers = NotifyHandlers(Mailer(MailRenderer(), AcceptingTransport(), sender="s@example.com", mail_domain="example.com"))
     order = accepted_order()
-    confirmation = await cost(pool, counter, handlers.on_order_accepted, order)
+    confirmation = await statements_of(pool, counter, handlers.on_order_accepted, order)
     ready = OrderProgressed(order_id=order.order_id, shop_id=order.shop_id, from_stage=Stage.AWAITING_ALLOCATION, to_stage=Stage.READY_TO_SHIP)
-    preparing = await cost(pool, counter, handlers.on_order_progressed, ready)
-    raw = json.loads((GOLDEN / "ShipmentShipped.json").read_text("utf-8"))
-    shipment = ShipmentShipped.model_validate({**raw, "event_id": str(uuid4()), "order_id": str(order.order_id), "shop_id": order.shop_id})
-    shipped = await cost(pool, counter, handlers.on_shipment_shipped, shipment)
+    preparing = await statements_of(pool, counter, handlers.on_order_progressed, ready)
+    shipment = ShipmentShipped.model_validate(golden_message("ShipmentShipped", order_id=str(order.order_id), shop_id=order.shop_id))
+    shipped = await statements_of(pool, counter, handlers.on_shipment_shipped, shipment)
     confirmed = PointsConfirmed(order_id=order.order_id, shop_id=order.shop_id, customer_id="C1", points=46)
-    points = await cost(pool, counter, handlers.on_points_confirmed, confirmed)
-    redelivered = await cost(pool, counter, handlers.on_points_confirmed, confirmed)
-    edited_told = await cost(pool, counter, handlers.on_order_edited, edit_of(order, edit_no=1, notify_customer=True))
-    edited_quietly = await cost(pool, counter, handlers.on_order_edited, edit_of(order, edit_no=2, notify_customer=False))
+    points = await statements_of(pool, counter, handlers.on_points_confirmed, confirmed)
+    redelivered = await statements_of(pool, counter, handlers.on_points_confirmed, confirmed)
+    edited_told = await statements_of(pool, counter, handlers.on_order_edited, edit_of(order, edit_no=1, notify_customer=True))
+    edited_quietly = await statements_of(pool, counter, handlers.on_order_edited, edit_of(order, edit_no=2, notify_customer=False))
 
     statuses = await pool.fetch("SELECT kind, status FROM mail_log WHERE order_id = $1", order.order_id)
     assert {r["kind"]: r["status"] for r in statuses} == {

@@ -5,7 +5,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
@@ -24,13 +23,10 @@ from ordermesh_contracts import (
     topics,
 )
 from ordermesh_orders import handlers
-from ordermesh_servicekit.consuming import Consumer, DuplicateMessage, MessageContext, Subscription
+from ordermesh_servicekit.consuming import Consumer, MessageContext, Subscription
 from ordermesh_servicekit.metrics import Metrics
-from ordermesh_servicekit.database import keep_session
-from support import migrated_pool
+from support import counted_pool, golden_message, statements_of
 from doubles import StatementCounter
-
-GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
 
 
@@ -52,58 +48,35 @@ class Log:
 
 @pytest.fixture
 async def counted(fresh_database: str) -> AsyncIterator[tuple[asyncpg.Pool, StatementCounter]]:
-    counter = StatementCounter()
-    async with migrated_pool(fresh_database, "orders", max_size=2):
-        pass
-
-    async def log_queries(conn: asyncpg.Connection) -> None:
-        conn.add_query_logger(counter)
-
-    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=4, init=log_queries, reset=keep_session) as pool:
-        yield pool, counter
-
-
-async def cost(pool, counter: StatementCounter, handler, message) -> tuple[int, int]:
-    await asyncio.sleep(0)
-    counter.statements.clear()
-    counter.transactions = 0
-    try:
-        await handler(message, MessageContext(pool, message.event_id, "test", log=Log()))
-    except DuplicateMessage:
-        pass
-    await asyncio.sleep(0)  # query loggers are called soon after each query, not during it
-    return len(counter.statements), counter.transactions
-
-
-def golden(name: str, **changes) -> dict:
-    return {**json.loads((GOLDEN / f"{name}.json").read_text("utf-8")), "event_id": str(uuid4()), **changes}
+    async with counted_pool(fresh_database, "orders") as counted:
+        yield counted
 
 
 async def test_a_card_order_costs_the_orders_database_a_bounded_number_of_statements_per_message(counted) -> None:
     pool, counter = counted
-    submitted = ShopOrderSubmitted.model_validate(golden("ShopOrderSubmitted", external_order_no=f"C-{uuid4().hex[:8]}"))
+    submitted = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"C-{uuid4().hex[:8]}"))
     order_id = order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no)
     about = {"order_id": str(order_id), "shop_id": submitted.shop_id}
     # asyncpg learns the intake's array types once per connection (three statements): a first order teaches it
-    first = ShopOrderSubmitted.model_validate(golden("ShopOrderSubmitted", external_order_no=f"W-{uuid4().hex[:8]}"))
+    first = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"W-{uuid4().hex[:8]}"))
     await handlers.on_shop_order_submitted(first, MessageContext(pool, first.event_id, "test", log=Log()))
-    costs = {"intake": await cost(pool, counter, handlers.on_shop_order_submitted, submitted)}
+    costs = {"intake": await statements_of(pool, counter, handlers.on_shop_order_submitted, submitted)}
     history = await pool.fetchval("SELECT count(*) FROM order_history WHERE order_id = $1", order_id)
     repeat = submitted.model_copy(update={"event_id": uuid4()})
-    costs["repeated intake"] = await cost(pool, counter, handlers.on_shop_order_submitted, repeat)
+    costs["repeated intake"] = await statements_of(pool, counter, handlers.on_shop_order_submitted, repeat)
     assert await pool.fetchval("SELECT count(*) FROM order_history WHERE order_id = $1", order_id) == history
     for model in (PaymentAuthorized, DeliveryDateChecked, StockAllocated, ShipmentShipped, PaymentCaptured, PointsConfirmed, MailSent):
-        message = model.model_validate(golden(model.__name__, **about))
-        costs[model.__name__] = await cost(pool, counter, handlers.FLAG_HANDLERS[model], message)
-    costs["redelivered"] = await cost(pool, counter, handlers.FLAG_HANDLERS[MailSent], message)
+        message = model.model_validate(golden_message(model.__name__, **about))
+        costs[model.__name__] = await statements_of(pool, counter, handlers.FLAG_HANDLERS[model], message)
+    costs["redelivered"] = await statements_of(pool, counter, handlers.FLAG_HANDLERS[MailSent], message)
     no_points = {**submitted.charges.model_dump(), "points_used": 0, "total": submitted.charges.total + submitted.charges.points_used}
-    moving = ShopOrderSubmitted.model_validate(golden("ShopOrderSubmitted", external_order_no=f"M-{uuid4().hex[:8]}", charges=no_points))
+    moving = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"M-{uuid4().hex[:8]}", charges=no_points))
     await handlers.on_shop_order_submitted(moving, MessageContext(pool, moving.event_id, "test", log=Log()))
     about_moving = {"order_id": str(order_id_for(moving.shop_id, moving.channel.value, moving.external_order_no)), "shop_id": moving.shop_id}
-    date_ok = DeliveryDateChecked.model_validate(golden("DeliveryDateChecked", result="ok", **about_moving))
-    costs["DeliveryDateChecked ok, moves on"] = await cost(pool, counter, handlers.FLAG_HANDLERS[DeliveryDateChecked], date_ok)
-    authorized = PaymentAuthorized.model_validate(golden("PaymentAuthorized", **about_moving))
-    costs["PaymentAuthorized, moves on"] = await cost(pool, counter, handlers.FLAG_HANDLERS[PaymentAuthorized], authorized)
+    date_ok = DeliveryDateChecked.model_validate(golden_message("DeliveryDateChecked", result="ok", **about_moving))
+    costs["DeliveryDateChecked ok, moves on"] = await statements_of(pool, counter, handlers.FLAG_HANDLERS[DeliveryDateChecked], date_ok)
+    authorized = PaymentAuthorized.model_validate(golden_message("PaymentAuthorized", **about_moving))
+    costs["PaymentAuthorized, moves on"] = await statements_of(pool, counter, handlers.FLAG_HANDLERS[PaymentAuthorized], authorized)
     stage = await pool.fetchval("SELECT stage FROM orders WHERE order_id = $1", date_ok.order_id)
     assert await pool.fetchval("SELECT count(*) FROM orders WHERE order_id = $1", order_id) == 1
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 13
@@ -128,12 +101,12 @@ async def test_a_batch_of_flag_events_of_many_orders_costs_one_transaction_and_t
     pool, counter = counted
     order_ids = []
     for n in range(8):
-        submitted = ShopOrderSubmitted.model_validate(golden("ShopOrderSubmitted", external_order_no=f"B-{n}-{uuid4().hex[:6]}"))
+        submitted = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"B-{n}-{uuid4().hex[:6]}"))
         await handlers.on_shop_order_submitted(submitted, MessageContext(pool, submitted.event_id, "test", log=Log()))
         order_ids.append(order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no))
     records = [
         Record(topics.PAYMENTS_EVENTS, n % 6, n, str(order_id).encode(),
-               json.dumps(golden("PaymentAuthorized", order_id=str(order_id), shop_id="kyoto-tea")).encode(), [("type", b"PaymentAuthorized")])
+               json.dumps(golden_message("PaymentAuthorized", order_id=str(order_id), shop_id="kyoto-tea")).encode(), [("type", b"PaymentAuthorized")])
         for n, order_id in enumerate(order_ids)
     ]
     subscription = Subscription(topics.PAYMENTS_EVENTS, PaymentsEvent, {PaymentAuthorized: handlers.FLAG_HANDLERS[PaymentAuthorized]}, batched=True)

@@ -2,10 +2,7 @@
 real PostgreSQL through a query logger on every pooled connection, with the sandbox gateway served in-process (a
 budget that cannot silently grow)."""
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
@@ -16,25 +13,14 @@ from ordermesh_payments.adapters.gateway import Gateways, SandboxGateway
 from ordermesh_payments.handlers import PaymentHandlers
 from ordermesh_payments.handlers_deferred import DeferredPayments
 from ordermesh_payments.store import DEFAULT_SETTINGS, save_payment_settings
-from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext
-from ordermesh_servicekit.database import keep_session
-from support import migrated_pool
+from support import counted_pool, golden_message, statements_of
 from doubles import StatementCounter
-
-GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
 
 @pytest.fixture
 async def counted(fresh_database: str) -> AsyncIterator[tuple[asyncpg.Pool, StatementCounter]]:
-    counter = StatementCounter()
-    async with migrated_pool(fresh_database, "payments", max_size=2):
-        pass
-
-    async def log_queries(conn: asyncpg.Connection) -> None:
-        conn.add_query_logger(counter)
-
-    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=4, init=log_queries, reset=keep_session) as pool:
-        yield pool, counter
+    async with counted_pool(fresh_database, "payments") as counted:
+        yield counted
 
 
 @pytest.fixture
@@ -42,43 +28,28 @@ def payments(sandbox) -> PaymentHandlers:
     return PaymentHandlers(Gateways({"sandbox": SandboxGateway(sandbox)}), DeferredPayments(SandboxCreditProvider(sandbox)))
 
 
-async def cost(pool, counter: StatementCounter, handler, message, topic: str) -> tuple[int, int]:
-    await asyncio.sleep(0)
-    counter.reset()
-    try:
-        await handler(message, MessageContext(pool, message.event_id, topic, log=None))
-    except DuplicateMessage:
-        pass
-    await asyncio.sleep(0)  # query loggers are called soon after each query, not during it
-    return len(counter.statements), counter.transactions
-
-
-def golden(name: str, **changes) -> dict:
-    return {**json.loads((GOLDEN / f"{name}.json").read_text("utf-8")), "event_id": str(uuid4()), **changes}
-
-
 async def test_a_card_order_costs_the_payments_database_a_bounded_number_of_statements_per_message(counted, payments) -> None:
     pool, counter = counted
-    order = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4())))
+    order = OrderAccepted.model_validate(golden_message("OrderAccepted", order_id=str(uuid4())))
     about = {"order_id": str(order.order_id), "shop_id": order.shop_id}
-    shipped = ShipmentShipped.model_validate(golden("ShipmentShipped", **about))
-    partly = ShipmentShipped.model_validate(golden("ShipmentShipped", **about, all_shipped=False))
-    delivered = ShipmentDelivered.model_validate(golden("ShipmentDelivered", **about, cash_collected=None))
+    shipped = ShipmentShipped.model_validate(golden_message("ShipmentShipped", **about))
+    partly = ShipmentShipped.model_validate(golden_message("ShipmentShipped", **about, all_shipped=False))
+    delivered = ShipmentDelivered.model_validate(golden_message("ShipmentDelivered", **about, cash_collected=None))
     costs = {
-        "authorize": await cost(pool, counter, payments.on_order_accepted, order, topics.ORDERS_EVENTS),
-        "authorize redelivered": await cost(pool, counter, payments.on_order_accepted, order, topics.ORDERS_EVENTS),
-        "partly shipped": await cost(pool, counter, payments.on_shipment_shipped, partly, topics.SHIPPING_EVENTS),
-        "capture": await cost(pool, counter, payments.on_shipment_shipped, shipped, topics.SHIPPING_EVENTS),
-        "capture redelivered": await cost(pool, counter, payments.on_shipment_shipped, shipped, topics.SHIPPING_EVENTS),
-        "delivered, no cash": await cost(pool, counter, payments.on_cash_collected, delivered, topics.SHIPPING_EVENTS),
+        "authorize": await statements_of(pool, counter, payments.on_order_accepted, order, topics.ORDERS_EVENTS),
+        "authorize redelivered": await statements_of(pool, counter, payments.on_order_accepted, order, topics.ORDERS_EVENTS),
+        "partly shipped": await statements_of(pool, counter, payments.on_shipment_shipped, partly, topics.SHIPPING_EVENTS),
+        "capture": await statements_of(pool, counter, payments.on_shipment_shipped, shipped, topics.SHIPPING_EVENTS),
+        "capture redelivered": await statements_of(pool, counter, payments.on_shipment_shipped, shipped, topics.SHIPPING_EVENTS),
+        "delivered, no cash": await statements_of(pool, counter, payments.on_cash_collected, delivered, topics.SHIPPING_EVENTS),
     }
     async with pool.acquire() as conn:
         settings = {**DEFAULT_SETTINGS, "capture_at_authorization": True}
         await save_payment_settings(conn, "capturing-shop", **settings, updated_by="staff:test")
-    at_once = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4()), shop_id="capturing-shop"))
-    costs["authorize and capture"] = await cost(pool, counter, payments.on_order_accepted, at_once, topics.ORDERS_EVENTS)
-    deferred = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4()), payment={"method": "deferred"}))
-    costs["credit check"] = await cost(pool, counter, payments.on_order_accepted, deferred, topics.ORDERS_EVENTS)
+    at_once = OrderAccepted.model_validate(golden_message("OrderAccepted", order_id=str(uuid4()), shop_id="capturing-shop"))
+    costs["authorize and capture"] = await statements_of(pool, counter, payments.on_order_accepted, at_once, topics.ORDERS_EVENTS)
+    deferred = OrderAccepted.model_validate(golden_message("OrderAccepted", order_id=str(uuid4()), payment={"method": "deferred"}))
+    costs["credit check"] = await statements_of(pool, counter, payments.on_order_accepted, deferred, topics.ORDERS_EVENTS)
 
     payment = await pool.fetchrow("SELECT status, captured_amount FROM payments WHERE order_id = $1", order.order_id)
     assert (payment["status"], payment["captured_amount"]) == ("captured", order.charges.total)
