@@ -38,7 +38,9 @@ async def record_capture(
             ),
         )
         return
-    await store_card.save_capture_refused(uow.conn, order_id, key=key, reference=result.reference, reason=result.reason)
+    await store_card.save_call_refused(
+        uow.conn, order_id, key=key, reference=result.reference, reason=result.reason, payment_status="capture_failed"
+    )
     uow.publish(
         topics.PAYMENTS_EVENTS,
         PaymentCaptureFailed(order_id=order_id, shop_id=shop_id, reason=result.reason, **cause.caused()),
@@ -90,8 +92,9 @@ class CardPayments:
             if result.approved:
                 await store_card.save_authorized(uow.conn, order.order_id, key=key, authorization_id=result.reference, amount=amount)
             else:
-                await store_card.save_authorization_refused(
-                    uow.conn, order.order_id, key=key, reference=result.reference, reason=result.reason
+                await store_card.save_call_refused(
+                    uow.conn, order.order_id, key=key, reference=result.reference, reason=result.reason,
+                    payment_status="authorization_failed",
                 )
             uow.publish(topics.PAYMENTS_EVENTS, authorization_event(order, result))
 

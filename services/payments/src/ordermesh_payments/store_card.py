@@ -107,22 +107,24 @@ async def save_authorized(conn: asyncpg.Connection, order_id: UUID, *, key: str,
     )
 
 
-async def save_authorization_refused(
-    conn: asyncpg.Connection, order_id: UUID, *, key: str, reference: str | None, reason: str | None
+async def save_call_refused(
+    conn: asyncpg.Connection, order_id: UUID, *, key: str, reference: str | None, reason: str | None, payment_status: str
 ) -> None:
-    """Records the gateway's refusal of the authorization `key` and marks the payment's authorization failed."""
+    """Records the gateway's refusal of the call `key` and puts the payment in `payment_status` (its
+    authorization_failed or capture_failed)."""
     await conn.execute(
         """
         WITH call AS (
             UPDATE gateway_calls SET status = 'failed', reference = $3, reason = $4, completed_at = now()
             WHERE idempotency_key = $2
         )
-        UPDATE payments SET status = 'authorization_failed', updated_at = now() WHERE order_id = $1
+        UPDATE payments SET status = $5, updated_at = now() WHERE order_id = $1
         """,
         order_id,
         key,
         reference,
         reason,
+        payment_status,
     )
 
 
@@ -192,23 +194,4 @@ async def save_captured(conn: asyncpg.Connection, order_id: UUID, *, key: str, c
         key,
         capture_id,
         amount,
-    )
-
-
-async def save_capture_refused(
-    conn: asyncpg.Connection, order_id: UUID, *, key: str, reference: str | None, reason: str | None
-) -> None:
-    """Records the gateway's refusal of the capture `key` and marks the payment's capture failed."""
-    await conn.execute(
-        """
-        WITH call AS (
-            UPDATE gateway_calls SET status = 'failed', reference = $3, reason = $4, completed_at = now()
-            WHERE idempotency_key = $2
-        )
-        UPDATE payments SET status = 'capture_failed', updated_at = now() WHERE order_id = $1
-        """,
-        order_id,
-        key,
-        reference,
-        reason,
     )
