@@ -4,30 +4,28 @@ counted on a real PostgreSQL through a query logger on every pooled connection (
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
 import pytest
 from ordermesh_contracts import (
-    OrderAccepted, OrderProgressed, OrdersEvent, ShippingCallback, Stage, WarehouseDeliveryReported, WarehouseShipmentReported, topics,
+    OrderAccepted,
+    OrderProgressed,
+    OrdersEvent,
+    ShippingCallback,
+    Stage,
+    WarehouseDeliveryReported,
+    WarehouseShipmentReported,
+    topics,
 )
-from ordermesh_servicekit.consuming import Consumer, DuplicateMessage, MessageContext, Subscription
-from ordermesh_servicekit.database import keep_session
+from ordermesh_servicekit.consuming import Consumer, MessageContext, Subscription
 from ordermesh_servicekit.metrics import Metrics
 from ordermesh_shipping import store_stock
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest
 from ordermesh_shipping.domain.allocation import shipment_id_for
 from ordermesh_shipping.handlers import ShippingHandlers, calls_the_warehouse
-from support import migrated_pool
+from support import counted_pool, golden_message, statements_of
 from doubles import FakeRecord, StatementCounter
-
-GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
-
-
-class Log:
-    def info(self, *args, **kwargs) -> None:
-        pass
 
 
 class Warehouse:
@@ -43,63 +41,41 @@ class Warehouse:
 
 @pytest.fixture
 async def counted(fresh_database: str) -> AsyncIterator[tuple[asyncpg.Pool, StatementCounter]]:
-    counter = StatementCounter()
-    async with migrated_pool(fresh_database, "shipping", max_size=2):
-        pass
-
-    async def log_queries(conn: asyncpg.Connection) -> None:
-        conn.add_query_logger(counter)
-
-    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=4, init=log_queries, reset=keep_session) as pool:
+    async with counted_pool(fresh_database, "shipping") as (pool, counter):
         async with pool.acquire() as conn:
             await store_stock.set_stock(conn, [("MATCHA-UJI-40G", "main", 1000), ("CHAWAN-KIYOMIZU", "main", 1000)])
         yield pool, counter
 
 
-async def cost(pool, counter: StatementCounter, handler, message) -> tuple[int, int]:
-    await asyncio.sleep(0)
-    counter.reset()
-    try:
-        await handler(message, MessageContext(pool, message.event_id, "test", log=Log()))
-    except DuplicateMessage:
-        pass
-    await asyncio.sleep(0)  # query loggers are called soon after each query, not during it
-    return len(counter.statements), counter.transactions
-
-
-def golden(name: str, **changes) -> dict:
-    return {**json.loads((GOLDEN / f"{name}.json").read_text("utf-8")), "event_id": str(uuid4()), **changes}
-
-
 async def a_whole_order(pool, handlers: ShippingHandlers) -> None:
-    accepted = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4())))
-    await handlers.on_order_accepted(accepted, MessageContext(pool, accepted.event_id, "test", log=Log()))
+    accepted = OrderAccepted.model_validate(golden_message("OrderAccepted", order_id=str(uuid4())))
+    await handlers.on_order_accepted(accepted, MessageContext(pool, accepted.event_id, "test", log=None))
     for stage in (Stage.AWAITING_ALLOCATION, Stage.READY_TO_SHIP):
         message = progressed(accepted.order_id, stage)
-        await handlers.on_order_progressed(message, MessageContext(pool, message.event_id, "test", log=Log()))
+        await handlers.on_order_progressed(message, MessageContext(pool, message.event_id, "test", log=None))
 
 
 def progressed(order_id, to_stage: Stage) -> OrderProgressed:
-    return OrderProgressed.model_validate(golden("OrderProgressed", order_id=str(order_id), to_stage=to_stage.value))
+    return OrderProgressed.model_validate(golden_message("OrderProgressed", order_id=str(order_id), to_stage=to_stage.value))
 
 
 async def test_a_card_order_costs_the_shipping_database_a_bounded_number_of_statements_per_message(counted) -> None:
     pool, counter = counted
     handlers = ShippingHandlers(Warehouse())
     await a_whole_order(pool, handlers)  # a connection's first use of an array type looks the type up (3 statements)
-    accepted = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4())))
+    accepted = OrderAccepted.model_validate(golden_message("OrderAccepted", order_id=str(uuid4())))
     costs = {
-        "OrderAccepted": await cost(pool, counter, handlers.on_order_accepted, accepted),
-        "to awaiting_payment (skip)": await cost(pool, counter, handlers.on_order_progressed, progressed(accepted.order_id, Stage.AWAITING_PAYMENT)),
-        "to awaiting_allocation": await cost(pool, counter, handlers.on_order_progressed, progressed(accepted.order_id, Stage.AWAITING_ALLOCATION)),
+        "OrderAccepted": await statements_of(pool, counter, handlers.on_order_accepted, accepted),
+        "to awaiting_payment (skip)": await statements_of(pool, counter, handlers.on_order_progressed, progressed(accepted.order_id, Stage.AWAITING_PAYMENT)),
+        "to awaiting_allocation": await statements_of(pool, counter, handlers.on_order_progressed, progressed(accepted.order_id, Stage.AWAITING_ALLOCATION)),
     }
     ready = progressed(accepted.order_id, Stage.READY_TO_SHIP)
-    costs["to ready_to_ship"] = await cost(pool, counter, handlers.on_order_progressed, ready)
-    costs["redelivered ready_to_ship"] = await cost(pool, counter, handlers.on_order_progressed, ready)
-    shipped = WarehouseShipmentReported.model_validate(golden(
+    costs["to ready_to_ship"] = await statements_of(pool, counter, handlers.on_order_progressed, ready)
+    costs["redelivered ready_to_ship"] = await statements_of(pool, counter, handlers.on_order_progressed, ready)
+    shipped = WarehouseShipmentReported.model_validate(golden_message(
         "WarehouseShipmentReported", order_id=str(accepted.order_id), shipment_id=str(shipment_id_for(accepted.order_id, 0)),
     ))
-    costs["WarehouseShipmentReported"] = await cost(pool, counter, handlers.on_warehouse_shipment_reported, shipped)
+    costs["WarehouseShipmentReported"] = await statements_of(pool, counter, handlers.on_warehouse_shipment_reported, shipped)
     assert await pool.fetchval("SELECT coverage FROM allocation_requests WHERE order_id = $1", accepted.order_id) == "full"
     assert await pool.fetchval("SELECT status FROM shipments WHERE order_id = $1", accepted.order_id) == "shipped"
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 3 + 4
@@ -131,7 +107,7 @@ async def test_a_contract_shipping_does_not_handle_costs_no_statement(counted) -
     handlers = ShippingHandlers(Warehouse())
     subscription = Subscription(topics.ORDERS_EVENTS, OrdersEvent, {OrderAccepted: handlers.on_order_accepted})
     consumer = Consumer(subscription, group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
-    completed = golden("OrderCompleted")
+    completed = golden_message("OrderCompleted")
     await asyncio.sleep(0)
     counter.reset()
     await consumer.process([FakeRecord(topics.ORDERS_EVENTS, 0, 0, b"o", json.dumps(completed).encode(), [("type", b"OrderCompleted")])])
@@ -155,7 +131,7 @@ def as_record(message, offset: int) -> FakeRecord:
 
 def card_orders(count: int) -> tuple[list[OrderAccepted], list[FakeRecord]]:
     """Orders accepted, then awaiting allocation, then ready to ship, as records on the orders topic."""
-    orders = [OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4()))) for _ in range(count)]
+    orders = [OrderAccepted.model_validate(golden_message("OrderAccepted", order_id=str(uuid4()))) for _ in range(count)]
     messages = [
         message
         for accepted in orders
@@ -198,7 +174,7 @@ async def test_warehouse_reports_of_many_orders_share_one_transaction(counted) -
     )
     consumer = Consumer(callbacks, group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
     reports = [
-        WarehouseShipmentReported.model_validate(golden(
+        WarehouseShipmentReported.model_validate(golden_message(
             "WarehouseShipmentReported", order_id=str(accepted.order_id), shipment_id=str(shipment_id_for(accepted.order_id, 0)),
             tracking_number=f"T-{n}",
         ))
