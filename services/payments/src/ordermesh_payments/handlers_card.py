@@ -63,9 +63,9 @@ class CardPayments:
         async with ctx.intent() as conn:
             facts = await store_card.authorization_facts(conn, ctx.message_id, order.order_id, order.shop_id)
             plan = plan_authorization(facts, key, configured=self._gateways.names())
-            if plan.step is Authorization.AUTHORIZE and not await store_card.save_authorization_intent(
-                conn, payment, existed=facts.payment_exists, gateway=plan.gateway, key=key, amount=amount,
-                note=f"on the {plan.gateway} gateway",
+            if plan.step is Authorization.AUTHORIZE and not await store.save_opening_intent(
+                conn, payment, existed=facts.payment_exists, status="authorizing", operation="authorize", key=key,
+                amount=amount, gateway=plan.gateway, note=f"on the {plan.gateway} gateway",
             ):
                 raise TransientError(f"order {order.order_id} got its payment concurrently; decided again")
         if plan.step is Authorization.DUPLICATE:

@@ -68,8 +68,9 @@ class DeferredPayments:
         async with ctx.intent() as conn:
             facts = await store_credit.credit_check_facts(conn, ctx.message_id, order.order_id)
             step = plan_credit_check(facts, key)
-            if step is CreditCheckStep.REQUEST and not await store_credit.save_credit_check_intent(
-                conn, payment, existed=facts.payment_exists, key=key
+            if step is CreditCheckStep.REQUEST and not await store.save_opening_intent(
+                conn, payment, existed=facts.payment_exists, status="credit_checking", operation="credit_check", key=key,
+                amount=payment["amount"],
             ):
                 raise TransientError(f"order {order.order_id} got its payment concurrently; decided again")
         if step is CreditCheckStep.DUPLICATE:

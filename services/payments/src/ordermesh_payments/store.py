@@ -369,3 +369,60 @@ async def settle_cancellation(
     )
     if status is not None:
         await set_status(conn, order_id, status)
+
+
+async def save_opening_intent(
+    conn: asyncpg.Connection,
+    payment: dict,
+    *,
+    existed: bool,
+    status: str,
+    operation: str,
+    key: str,
+    amount: int,
+    gateway: str | None = None,
+    note: str | None = None,
+) -> bool:
+    """Creates the payment row from `payment` (in `status`, on `gateway` for a card) unless it `existed` when it was
+    locked, and records the intent of the payment's first outside call (`operation`: authorize, credit_check) under
+    `key`. False, with nothing recorded, if meanwhile a concurrent transaction created the payment row or recorded the
+    same operation under another key: decide again."""
+    return await conn.fetchval(
+        """
+        WITH created AS (
+            INSERT INTO payments (order_id, shop_id, method, currency, amount, status, customer_id, card_token, gateway,
+                correlation_id, traceparent)
+            SELECT $1, $2, $3, $4, $5, $15, $6, $7, $8, $9, $10 WHERE NOT $11
+            ON CONFLICT (order_id) DO NOTHING
+            RETURNING true
+        ),
+        standing AS (
+            SELECT $11 OR EXISTS (SELECT FROM created) AS ours
+            WHERE NOT EXISTS (
+                SELECT FROM gateway_calls WHERE order_id = $1 AND operation = $16 AND idempotency_key <> $12
+            )
+        ),
+        intent AS (
+            INSERT INTO gateway_calls (idempotency_key, order_id, operation, amount, note)
+            SELECT $12, $1, $16, $13, $14 FROM standing WHERE ours
+            ON CONFLICT DO NOTHING
+        )
+        SELECT coalesce((SELECT ours FROM standing), false)
+        """,
+        payment["order_id"],
+        payment["shop_id"],
+        payment["method"],
+        payment["currency"],
+        payment["amount"],
+        payment["customer_id"],
+        payment["card_token"],
+        gateway,
+        payment["correlation_id"],
+        payment["traceparent"],
+        existed,
+        key,
+        amount,
+        note,
+        status,
+        operation,
+    )

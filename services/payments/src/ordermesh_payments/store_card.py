@@ -43,51 +43,6 @@ async def authorization_facts(conn: asyncpg.Connection, message_id: UUID, order_
     )
 
 
-async def save_authorization_intent(
-    conn: asyncpg.Connection, payment: dict, *, existed: bool, gateway: str, key: str, amount: int, note: str
-) -> bool:
-    """Creates the card payment row from `payment` (on `gateway`, authorizing) unless it `existed` when it was locked,
-    and records the authorization intent under `key`. False, with nothing recorded, if meanwhile a concurrent
-    transaction created the payment row or recorded an authorization under another key: decide again."""
-    return await conn.fetchval(
-        """
-        WITH created AS (
-            INSERT INTO payments (order_id, shop_id, method, currency, amount, status, customer_id, card_token, gateway,
-                correlation_id, traceparent)
-            SELECT $1, $2, $3, $4, $5, 'authorizing', $6, $7, $8, $9, $10 WHERE NOT $11
-            ON CONFLICT (order_id) DO NOTHING
-            RETURNING true
-        ),
-        standing AS (
-            SELECT $11 OR EXISTS (SELECT FROM created) AS ours
-            WHERE NOT EXISTS (
-                SELECT FROM gateway_calls WHERE order_id = $1 AND operation = 'authorize' AND idempotency_key <> $12
-            )
-        ),
-        intent AS (
-            INSERT INTO gateway_calls (idempotency_key, order_id, operation, amount, note)
-            SELECT $12, $1, 'authorize', $13, $14 FROM standing WHERE ours
-            ON CONFLICT DO NOTHING
-        )
-        SELECT coalesce((SELECT ours FROM standing), false)
-        """,
-        payment["order_id"],
-        payment["shop_id"],
-        payment["method"],
-        payment["currency"],
-        payment["amount"],
-        payment["customer_id"],
-        payment["card_token"],
-        gateway,
-        payment["correlation_id"],
-        payment["traceparent"],
-        existed,
-        key,
-        amount,
-        note,
-    )
-
-
 async def save_authorized(conn: asyncpg.Connection, order_id: UUID, *, key: str, authorization_id: str, amount: int) -> None:
     """Records the gateway's approval of the authorization `key` and marks the payment authorized for `amount`."""
     await conn.execute(
