@@ -157,3 +157,35 @@ async def test_a_message_declared_to_go_alone_never_joins_a_batch_and_its_key_ke
     await reader.process([record(10 + n, f"later-{n}", key=f"o{n}".encode()) for n in range(4)])
     await asyncio.sleep(0)
     assert len(begins) == 1  # the type was never learned as unbatchable
+
+
+class ReadCountingRecord(FakeRecord):
+    """A record that counts how often its value is read (each decode reads it once)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "value":
+            object.__setattr__(self, "reads", object.__getattribute__(self, "__dict__").get("reads", 0) + 1)
+        return object.__getattribute__(self, name)
+
+
+def counting(fake: FakeRecord) -> ReadCountingRecord:
+    return ReadCountingRecord(**fake.__dict__)
+
+
+@pytest.mark.parametrize(
+    "lanes, failing",
+    [
+        ({b"o1": ["lonely-1"]}, set()),  # too small a batch: handled one at a time
+        ({b"o1": ["a-1", "outside-1", "a-2"], b"o2": ["b-1"]}, set()),  # stopped at a record that goes alone
+        ({b"o1": ["a-1"], b"o2": ["b-1"], b"o3": ["c-1"]}, {"b-1"}),  # undone, then one at a time
+    ],
+)
+async def test_a_record_is_decoded_once_whether_it_is_batched_left_to_go_alone_or_redone_after_an_undone_batch(pool, lanes, failing) -> None:
+    metrics = Metrics("test")
+    reader = consumer(pool, Recording(failing=failing), metrics, handler_attempts=1, alone=lambda m: m.authorization_id.startswith("outside"))
+    records = [counting(record(n, auth, key=key)) for key, ids in lanes.items() for n, auth in enumerate(ids)]
+    await reader.process(records)
+    assert outcome(metrics, "processed") + outcome(metrics, "dead_lettered") == len(records)
+    assert outcome(metrics, "dead_lettered") == len(failing)  # a dead letter reads the value again to keep it
+    reads = {auth: r.reads for r, auth in zip(records, [auth for ids in lanes.values() for auth in ids])}
+    assert {auth: count for auth, count in reads.items() if auth not in failing} == {auth: 1 for auth in reads if auth not in failing}

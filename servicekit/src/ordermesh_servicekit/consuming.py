@@ -124,6 +124,26 @@ def _type_names(contract: Any) -> Iterable[str]:
         yield from _type_names(argument)
 
 
+NOT_DECODED = object()
+
+
+class Decoded:
+    """Messages decoded while a batch was built, by record, so that records left to be handled one at a time (the
+    batch too small, undone, or stopped at a record that goes alone) are not decoded a second time. Messages are
+    frozen, so one a rolled-back handler saw is the same message again."""
+
+    def __init__(self) -> None:
+        self._messages: dict[int, Message | None] = {}
+
+    def keep(self, record: Record, message: Message | None) -> None:
+        """Remembers `record`'s message (None: a contract this service skips)."""
+        self._messages[id(record)] = message  # records live as long as the batch that holds them and this map
+
+    def of(self, record: Record) -> Message | None | object:
+        """`record`'s message, or NOT_DECODED."""
+        return self._messages.get(id(record), NOT_DECODED)
+
+
 class Consumer:
     """Processes records of one subscription in order; never lets one bad record stop the stream."""
 
@@ -173,14 +193,15 @@ class Consumer:
             parked = await self._retrying(
                 partial(self._parking.parked_keys, self.subscription.topic, [key for _, key in lanes])
             )
+        decoded = Decoded()
         if self.subscription.batched:
-            lanes = await self._process_batched(lanes, parked)
+            lanes = await self._process_batched(lanes, parked, decoded)
         async with asyncio.TaskGroup() as lanes_running:
             for (_, key), lane in lanes.items():
-                lanes_running.create_task(self._process_lane(lane, parked.get(key)))
+                lanes_running.create_task(self._process_lane(lane, parked.get(key), decoded))
 
     async def _process_batched(
-        self, lanes: dict[tuple[int, bytes | None], list[Record]], parked: Mapping[bytes, str]
+        self, lanes: dict[tuple[int, bytes | None], list[Record]], parked: Mapping[bytes, str], decoded: Decoded
     ) -> dict[tuple[int, bytes | None], list[Record]]:
         """Applies the head of every lane in one transaction (up to a record that is invalid, that goes alone, of a
         type that proved unbatchable, or of a parked order); returns what is left to handle one at a time, all of it
@@ -190,7 +211,7 @@ class Consumer:
         rest: dict[tuple[int, bytes | None], list[Record]] = {}
         for lane_key, lane in lanes.items():
             for index, record in enumerate(lane):
-                item = None if lane_key[1] in parked else self._batchable(record)
+                item = None if lane_key[1] in parked else self._batchable(record, decoded)
                 if item is None:
                     rest[lane_key] = lane[index:]
                     break
@@ -215,11 +236,12 @@ class Consumer:
                 self._parking.applied(item.message.order_id)
         return rest
 
-    def _batchable(self, record: Record) -> Batched | None:
+    def _batchable(self, record: Record, decoded: Decoded) -> Batched | None:
         try:
             message = decode(record, self.subscription)
         except DeadLetter:
             return None
+        decoded.keep(record, message)
         if message is not None and (message.type in self._unbatchable or self._goes_alone(message)):
             return None
         return Batched(record, message)
@@ -247,8 +269,9 @@ class Consumer:
             self._unbatchable.update(current)
             raise
 
-    async def _process_lane(self, lane: list[Record], parked_for: str | None = None) -> None:
-        """`parked_for`: the lane's order has parked messages (waiting for that), so these wait behind them."""
+    async def _process_lane(self, lane: list[Record], parked_for: str | None, decoded: Decoded) -> None:
+        """`parked_for`: the lane's order has parked messages (waiting for that), so these wait behind them.
+        `decoded`: messages already decoded for a batch that left these records to be handled one at a time."""
         async with self._concurrency:
             for record in lane:
                 with structlog.contextvars.bound_contextvars(
@@ -260,7 +283,7 @@ class Consumer:
                         )
                         outcome = "parked"
                     else:
-                        outcome = await self._process_one(record)
+                        outcome = await self._process_one(record, decoded.of(record))
                     if outcome == "parked" and record.key is not None:
                         parked_for = parked_for or record.key.decode(errors="replace")
                     self._metrics.messages(record.topic, outcome).inc()
@@ -277,11 +300,13 @@ class Consumer:
     async def _dead_letter_parked(self, record: Record, reason: str) -> None:
         await self._dead_letter(record, DeadLetter("DependencyMissing", reason))
 
-    async def _process_one(self, record: Record) -> str:
-        """Gives the record its outcome and logs one line about it (at INFO: the order's story in this service)."""
+    async def _process_one(self, record: Record, message: Message | None | object = NOT_DECODED) -> str:
+        """Gives the record its outcome and logs one line about it (at INFO: the order's story in this service);
+        `message`: the record's message if it was decoded already."""
         started = time.perf_counter()
         try:
-            message = decode(record, self.subscription)
+            if message is NOT_DECODED:
+                message = decode(record, self.subscription)
         except DeadLetter as invalid:
             outcome = await self._dead_letter(record, invalid)
             self._log.info("message handled", outcome=outcome, error_class=invalid.error_class, duration_ms=_ms_since(started))
