@@ -21,7 +21,7 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 
-from . import store, store_credit, store_edits
+from . import store, store_card, store_credit, store_edits
 from .adapters.credit import CreditProvider
 from .adapters.gateway import GatewayResult, Gateways
 from .domain.credit import CreditAnswer, CreditStatus
@@ -168,8 +168,9 @@ class AmountChanges:
             if result.approved and plan.replaces:
                 void_key = idempotency_key(cause_id, "void_replaced")
                 async with ctx.intent() as conn:
-                    await store.record_result(conn, key=key, approved=True, reference=result.reference, reason=None)
-                    await store.set_authorized(conn, change.order_id, result.reference, plan.amount)
+                    await store_card.save_authorized(
+                        conn, change.order_id, key=key, authorization_id=result.reference, amount=plan.amount
+                    )
                     await store.record_intent(
                         conn, key=void_key, order_id=change.order_id, operation="void", amount=payment["authorized_amount"],
                         note=f"replaced by the re-authorization for edit {change.edit_no}",
