@@ -10,35 +10,6 @@ import asyncpg
 _MAIL_COLUMNS = "mail_id, order_id, kind, cause_id, status, recipient, subject, attempts, reason, template, created_at, updated_at, sent_at"
 
 
-async def save_contact(
-    conn: asyncpg.Connection,
-    *,
-    order_id: UUID,
-    shop_id: str,
-    external_order_no: str,
-    email: str | None,
-    name: str,
-    device: str,
-    summary: dict[str, Any],
-    mail_texts: dict[str, str] | None = None,
-) -> None:
-    """Keeps who to mail about an order, and the text the shop's rules insert into its mails, by kind."""
-    await conn.execute(
-        """
-        INSERT INTO contacts (order_id, shop_id, external_order_no, email, name, device, summary, mail_texts)
-        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb) ON CONFLICT DO NOTHING
-        """,
-        order_id,
-        shop_id,
-        external_order_no,
-        email,
-        name,
-        device,
-        json.dumps(summary),
-        json.dumps(mail_texts or {}),
-    )
-
-
 async def contact(conn: asyncpg.Connection, order_id: UUID) -> dict[str, Any] | None:
     """Who to mail about an order, and what the order holds for templates."""
     row = await conn.fetchrow("SELECT * FROM contacts WHERE order_id = $1", order_id)
