@@ -296,4 +296,6 @@ def run_service(create_app: Callable[[], AsgiFastStream]) -> None:
     except KafkaAccessRefused as refused:
         log.error("cannot start: Kafka refused the connection", reason=str(refused), kafka=settings.describe())
         sys.exit(2)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="on")
+    uvicorn.run(
+        app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="on", loop="uvloop"
+    )
