@@ -166,3 +166,35 @@ async def test_a_421_on_a_kept_connection_sends_the_mail_on_a_new_one_and_a_421_
     with pytest.raises(TransientError, match="SMTP 421"):
         await send_once(SmtpTransport("127.0.0.1", controller.port, local_hostname="notify.test"), mail())
     assert len(handler.message_ids) == 2
+
+
+async def test_a_recipient_beyond_ascii_goes_with_smtputf8_and_waits_on_a_server_without_it(tmp_path: Path) -> None:
+    with SmtpSink(tmp_path / "mail", free_port()) as sink:
+        await send_once(SmtpTransport("127.0.0.1", sink.port, local_hostname="notify.test"), mail("山田@example.com"))
+        [received] = read_mails(sink.maildir)
+    assert (received["Subject"], received["Message-ID"]) == ("ご注文確認", "<m1@ordermesh.example>")
+    assert received.get_body(("plain",)).get_content() == "本文"
+
+    handler = Sessions()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        with pytest.raises(TransientError, match="SMTP unavailable: SMTPNotSupported"):
+            await send_once(SmtpTransport("127.0.0.1", controller.port, local_hostname="notify.test"), mail("山田@example.com"))
+    finally:
+        controller.stop()
+    assert handler.message_ids == []
+
+
+async def test_the_sink_receives_the_mail_as_composed_and_reads_back_its_japanese_parts(tmp_path: Path) -> None:
+    outgoing = OutgoingMail(
+        "<m2@ordermesh.example>", "京都茶舗 <shop@ordermesh.example>", "hanako@example.com", "【発送のお知らせ】" * 6,
+        "山田 花子 様\n.\n発送しました。\n", "<p>山田 花子 様</p>", "iso-2022-jp",
+    )
+    with SmtpSink(tmp_path / "mail", free_port()) as sink:
+        await send_once(SmtpTransport("127.0.0.1", sink.port, local_hostname="notify.test"), outgoing)
+        [received] = read_mails(sink.maildir)
+    assert received["Subject"] == "【発送のお知らせ】" * 6
+    assert received["From"].addresses[0].display_name == "京都茶舗"
+    assert received.get_body(("plain",)).get_content().splitlines() == ["山田 花子 様", ".", "発送しました。"]
+    assert received.get_body(("html",)).get_content() == "<p>山田 花子 様</p>"

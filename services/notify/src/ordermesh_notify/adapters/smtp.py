@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import socket
-from email.message import Message
 from typing import Protocol
 
 import aiosmtplib
@@ -11,7 +10,7 @@ import aiosmtplib
 from ordermesh_servicekit.consuming import TransientError
 from ordermesh_servicekit.outside import OutsideCalls
 
-from .mime import OutgoingMail, build_message
+from .mime import OutgoingMail, envelope_address, mail_bytes
 
 __all__ = ["MailDeferred", "MailRefused", "MailTransport", "OutgoingMail", "SmtpTransport"]
 
@@ -94,7 +93,7 @@ class SmtpTransport:
 
     async def _send(self, mail: OutgoingMail) -> None:
         try:
-            await self._transmit(build_message(mail))
+            await self._transmit(envelope_address(mail.sender), envelope_address(mail.recipient), mail_bytes(mail))
         except aiosmtplib.SMTPRecipientsRefused as error:
             reason = "; ".join(f"{r.code} {r.message}" for r in error.recipients)
             if all(500 <= r.code < 600 for r in error.recipients):
@@ -110,7 +109,7 @@ class SmtpTransport:
         except (aiosmtplib.SMTPException, OSError) as error:
             raise TransientError(f"SMTP unavailable: {type(error).__name__}") from error
 
-    async def _transmit(self, message: Message) -> None:
+    async def _transmit(self, sender: str, recipient: str, message: bytes) -> None:
         """Sends `message` on an idle connection, or a new one; a connection the server ended since its last mail is
         replaced once (a new connection failing alike fails the mail)."""
         async with self._free_connections:
@@ -120,7 +119,7 @@ class SmtpTransport:
                 if client is None:
                     client = await self._connect()
                 try:
-                    await client.send_message(message)
+                    await _deliver(client, sender, recipient, message)
                 except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException) as error:
                     if not (kept and _ends_session(error)):
                         raise
@@ -129,7 +128,7 @@ class SmtpTransport:
                     client.close()
                     client = None
                     client = await self._connect()
-                    await client.send_message(message)
+                    await _deliver(client, sender, recipient, message)
             except BaseException as error:
                 if client is not None:
                     self._release(client, reusable=_leaves_session_clean(error))
@@ -166,6 +165,22 @@ class SmtpTransport:
             self._idle.append(client)
         else:
             client.close()
+
+
+async def _deliver(client: aiosmtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+    """One mail's envelope and content on an open connection; an address beyond ASCII needs the server's SMTPUTF8."""
+    options = []
+    if not (sender + recipient).isascii():
+        try:
+            if client.is_ehlo_or_helo_needed:
+                await client.ehlo()
+            supported = client.supports_extension("smtputf8")
+        except aiosmtplib.SMTPHeloError:
+            supported = False  # a server without EHLO has no extensions
+        if not supported:
+            raise aiosmtplib.SMTPNotSupported("an address is not ASCII and the server does not support SMTPUTF8")
+        options.append("SMTPUTF8")
+    await client.sendmail(sender, [recipient], message, mail_options=options)
 
 
 def _ends_session(error: Exception) -> bool:
