@@ -1,6 +1,10 @@
 """The notify domain without I/O: default templates per language and device, shop templates, settings, addresses."""
 
+import jinja2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markupsafe import Markup
 from ordermesh_contracts import MailKind
 from ordermesh_notify.domain.mails import (
     ShopMailSettings,
@@ -14,6 +18,7 @@ from ordermesh_notify.domain.templates import (
     MailRenderer,
     MailTemplate,
     TemplateProblem,
+    _environment,
     sample_variables,
 )
 
@@ -219,3 +224,36 @@ def test_a_cached_shop_template_still_cannot_reach_python_internals() -> None:
     assert renderer.problems(template, MailKind.ORDER_CONFIRMATION)
     assert renderer.problems(template, MailKind.ORDER_CONFIRMATION)  # second time from the cache
     assert renderer._compiled_text.cache_info().hits >= 1
+
+
+_LINK_TEXT = st.lists(st.sampled_from(
+    list("abcw.:/@()<>&\"' -_0123456789\n\t\x00山田。：") + ["\ud800", "www.", "http://", "https://", "mailto:", ".com", "[::1]"]
+)).map("".join)
+
+
+_URLIZE_BOTH_WAYS = [
+    (jinja2.Environment(autoescape=autoescape).from_string("{{ value|urlize }}"), _environment(autoescape).from_string("{{ value|urlize }}"))
+    for autoescape in (True, False)
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_LINK_TEXT | st.text())
+def test_urlize_links_exactly_what_jinjas_urlize_links_and_escapes_the_rest_alike(text: str) -> None:
+    for plain, ours in _URLIZE_BOTH_WAYS:
+        for value in (text, Markup(text)):
+            assert ours.render(value=value) == plain.render(value=value)
+
+
+def test_the_layouts_link_urls_and_addresses_and_escape_every_other_line(renderer) -> None:
+    lines = ["お問い合わせ: shop@kyoto-tea.example.com", "https://toi.kuronekoyamato.co.jp/?number=1", "<b>太字</b> & 'x'", "www.example.com."]
+    html = render(renderer, MailKind.SHIPPED, SHIPPED, signature="\n".join(lines)).html
+    assert '<a href="mailto:shop@kyoto-tea.example.com">shop@kyoto-tea.example.com</a>' in html
+    assert '<a href="https://toi.kuronekoyamato.co.jp/?number=1" rel="noopener">' in html
+    assert "&lt;b&gt;太字&lt;/b&gt; &amp; &#39;x&#39;<br>" in html
+    assert '<a href="https://www.example.com" rel="noopener">www.example.com</a>.<br>' in html
+
+
+def test_the_packaged_templates_are_not_checked_for_changes_at_every_mail() -> None:
+    renderer = MailRenderer()
+    assert not renderer._text.auto_reload and not renderer._html.auto_reload

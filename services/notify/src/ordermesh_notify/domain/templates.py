@@ -56,15 +56,31 @@ def _amount(context: jinja2.runtime.Context, minor: int) -> str:
     return format_amount(minor, context.get("currency") or "JPY")
 
 
+@jinja2.pass_eval_context
+def _urlize(eval_ctx: jinja2.nodes.EvalContext, value: Any, *args: Any, **kwargs: Any) -> Any:
+    # Jinja's urlize only ever links a word holding a "." (a domain, an address) or "://" (a bracketed IPv6 host);
+    # the layouts run it on every line of every mail, most of which hold neither, and for those it only escapes.
+    text = str(value)
+    if "." in text or "://" in text:
+        return _jinja_urlize(eval_ctx, value, *args, **kwargs)
+    return escape(value) if eval_ctx.autoescape else str(escape(value))
+
+
+_jinja_urlize = jinja2.filters.do_urlize
+
+
 def _environment(autoescape: bool) -> SandboxedEnvironment:
-    # Sandboxed: shops write these templates; undefined variables are errors, not blanks.
+    # Sandboxed: shops write these templates; undefined variables are errors, not blanks. The package's own templates
+    # never change while the service runs, so they are not checked for changes at every use.
     environment = SandboxedEnvironment(
         loader=jinja2.PackageLoader("ordermesh_notify", "templates"),
         undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
         keep_trailing_newline=True,
+        auto_reload=False,
     )
     environment.filters["amount"] = _amount  # {{ total|amount }} → 3,500 (in the order's currency)
+    environment.filters["urlize"] = _urlize
     return environment
 
 
