@@ -4,8 +4,11 @@ every character fits, headers in RFC 2047 encoded words, CRLF lines of at most 9
 import email
 import email.policy
 import re
+from email.utils import parseaddr
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ordermesh_notify.adapters.mime import OutgoingMail, charset_for, envelope_address, mail_bytes
 
 
@@ -129,7 +132,10 @@ def test_a_recipient_beyond_ascii_is_carried_in_encoded_words_and_a_senders_name
     assert parsed["From"].addresses[0].display_name == "京都茶舗"
     assert parsed["From"].addresses[0].addr_spec == "shop@ordermesh.example"
     assert envelope_address("京都茶舗 <shop@ordermesh.example>") == "shop@ordermesh.example"
-    assert envelope_address("hanako@example.com") == "hanako@example.com"
+    for address in ("hanako@example.com", "o'brien+tea@mail.example.co.jp", " hanako@example.com ", "<hanako@example.com>",
+                    "Hanako <hanako@example.com>", '"Yamada, Hanako" <hanako@example.com>', "hanako@example.com (Hanako)",
+                    "山田@example.com"):
+        assert envelope_address(address) == (parseaddr(address)[1] or address.strip()), address
 
 
 def test_the_boundary_never_occurs_in_a_part() -> None:
@@ -137,3 +143,9 @@ def test_the_boundary_never_occurs_in_a_part() -> None:
     raw = mail_bytes(mail(text=text, encoding="iso-2022-jp"), boundary="=_b1")
     assert b'boundary="=_b1"' not in raw
     assert parse(mail(text=text, encoding="iso-2022-jp")).get_body(("plain",)).get_content() == "--=_b1\r\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(address=st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+", fullmatch=True) | st.text(max_size=40))
+def test_an_address_taken_as_it_is_is_what_parsing_it_would_give(address: str) -> None:
+    assert envelope_address(address) == (parseaddr(address)[1] or address.strip())

@@ -20,6 +20,7 @@ UTF_8 = "utf-8"
 _CRLF = b"\r\n"
 _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 _PLAIN_HEADER = re.compile(r"[\x20-\x7e]*")
+_BARE_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 _MAX_LINE = 998
 _SHORT_SUBJECT = 78 - len("Subject: ")
 # Octets of text per encoded word, so that each folded header line stays within 78 characters.
@@ -53,6 +54,8 @@ def charset_for(mail: OutgoingMail) -> str:
 
 def envelope_address(address: str) -> str:
     """The bare address of a header's address (`Shop <shop@example.com>` → `shop@example.com`), for MAIL and RCPT."""
+    if _BARE_ADDRESS.fullmatch(address):
+        return address  # nearly every address: parsing it would give it back as it is
     return parseaddr(address)[1] or address.strip()
 
 
