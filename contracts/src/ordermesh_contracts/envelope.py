@@ -41,6 +41,11 @@ class Message(BaseModel):
         """Validates `data` as this contract, applying its reading policy (tolerant or strict) at every depth."""
         return cls.model_validate(data, extra=cls.model_config.get("extra"))
 
+    @classmethod
+    def read_json(cls, data: bytes) -> Self:
+        """`read` straight from JSON text (pydantic parses it), with the same policy."""
+        return cls.model_validate_json(data, extra=cls.model_config.get("extra"))
+
     def caused(self) -> dict[str, UUID]:
         """Envelope fields for a message caused by this one (same correlation, this as the cause)."""
         return {"correlation_id": self.correlation_id, "causation_id": self.event_id}
