@@ -207,3 +207,32 @@ def test_order_id_for_differs_when_shop_channel_or_number_differs() -> None:
     }
     assert len(ids) == 4
 
+
+
+@pytest.mark.parametrize("email", ["not-an-address", "two@@example.jp", "hanako@example", "a b@example.jp", "x" * 250 + "@example.jp"])
+def test_a_shops_order_refuses_an_email_address_the_full_check_refuses(email: str) -> None:
+    raw = golden("ShopOrderSubmitted")
+    raw["customer"]["email"] = email
+    with pytest.raises(ValidationError):
+        ShopOrderSubmitted.read(raw)
+
+
+def test_a_shops_order_carries_the_email_address_normalized_as_the_full_check_leaves_it() -> None:
+    raw = golden("ShopOrderSubmitted")
+    raw["customer"]["email"] = "Hanako.Yamada@EXAMPLE.JP"
+    assert ShopOrderSubmitted.read(raw).customer.email == "Hanako.Yamada@example.jp"
+
+
+@pytest.mark.parametrize("email", ["not-an-address", "a@b@example.jp", "a b@example.jp", "a@example.jp\r\nBcc: x@example.jp", "x" * 250 + "@example.jp"])
+def test_an_announced_order_bounds_the_email_address_it_carries_without_checking_it_again(email: str) -> None:
+    raw = golden("OrderAccepted")
+    raw["customer"]["email"] = email
+    with pytest.raises(ValidationError):
+        OrderAccepted.read(raw)
+
+
+def test_the_customer_of_a_shops_order_goes_into_the_accepted_order_as_it_is() -> None:
+    submitted = ShopOrderSubmitted.read(golden("ShopOrderSubmitted"))
+    accepted = OrderAccepted(**{**dict(OrderAccepted.read(golden("OrderAccepted"))), "customer": submitted.customer})
+    again = OrderAccepted.read_json(accepted.model_dump_json().encode())
+    assert again.customer.model_dump() == submitted.customer.model_dump()

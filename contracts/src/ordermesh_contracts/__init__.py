@@ -58,6 +58,7 @@ from .orders import (
     Channel,
     Charges,
     Customer,
+    OrderCustomer,
     DeliveryGroup,
     Device,
     OrderAccepted,

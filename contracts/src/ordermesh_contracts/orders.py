@@ -5,7 +5,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema
 
 from .envelope import Message, OrderMessage
 from .money import CurrencyCode, MinorUnits
@@ -75,15 +75,35 @@ class Address(_Part):
     phone: str | None = Field(default=None, max_length=32, description="Phone number at this address.")
 
 
-class Customer(_Part):
-    """The customer who placed the order (personal data: never logged)."""
+CheckedEmail = Annotated[
+    str,
+    StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$"),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
+]
+"""An email address that was checked in full where it entered the suite, so readers further on only bound it:
+one `@`, no whitespace (no header injection in a mail), at most 254 characters (email_validator's own limit)."""
+
+
+class OrderCustomer(_Part):
+    """The customer who placed the order, as the orders service announces them (personal data: never logged).
+
+    Only the orders service publishes the events that carry it, and only after reading the shop's order with
+    `Customer`, which checks the email in full (email_validator, normalized); every other service reads many of
+    these events per order, so they only bound the address instead of checking it again each time.
+    """
 
     customer_id: str = Field(min_length=1, max_length=64, description="The shop's id of the customer.")
     name: str = Field(min_length=1, max_length=200, description="Customer's full name.")
-    email: EmailStr | None = Field(default=None, description="Where order mails go; none means no mail.")
+    email: CheckedEmail | None = Field(default=None, description="Where order mails go; none means no mail.")
     phone: str | None = Field(default=None, max_length=32, description="Customer's phone number.")
     member_since: date | None = Field(default=None, description="Date the customer became a member; none if a guest.")
     device: Device = Field(default=Device.PC, description="Device the order was placed from.")
+
+
+class Customer(OrderCustomer):
+    """The customer who placed the order, as a shop or staff send them: the email is checked in full here, once."""
+
+    email: EmailStr | None = Field(default=None, description="Where order mails go; none means no mail.")
 
 
 class OrderLine(_Part):
@@ -173,7 +193,7 @@ class OrderAccepted(OrderMessage):
     channel: Channel = Field(description="Where the order was placed.")
     external_order_no: str = Field(description="The order number in the shop/channel.")
     currency: CurrencyCode
-    customer: Customer = Field(description="Who ordered.")
+    customer: OrderCustomer = Field(description="Who ordered.")
     deliveries: list[DeliveryGroup] = Field(description="Delivery groups with their lines.")
     charges: Charges = Field(description="Fees, discounts, points and the total.")
     merchandise_total: MinorUnits = Field(description="Sum of lines after line discounts, tax-inclusive.")
@@ -281,7 +301,7 @@ class OrderEdited(OrderMessage):
     type: Literal["OrderEdited"] = Field(default="OrderEdited", description="Contract name.")
     edit_no: int = Field(ge=1, description="The order's edits counted from 1.")
     external_order_no: str = Field(description="The shop's order number.")
-    customer: Customer = Field(description="Who ordered (points and mails need them).")
+    customer: OrderCustomer = Field(description="Who ordered (points and mails need them).")
     currency: CurrencyCode
     payment: Payment = Field(description="Payment method and token.")
     changes: list[LineDiff] = Field(description="Each line the edit touched.")
@@ -328,7 +348,7 @@ class OrderReturned(OrderMessage):
     edit_no: int = Field(ge=1, description="The order's edits and returns counted from 1.")
     return_no: int = Field(ge=1, description="The order's returns counted from 1.")
     external_order_no: str = Field(description="The shop's order number.")
-    customer: Customer = Field(description="Who ordered (points and mails need them).")
+    customer: OrderCustomer = Field(description="Who ordered (points and mails need them).")
     currency: CurrencyCode
     payment: Payment = Field(description="Payment method and token.")
     lines: list[ReturnedLine] = Field(min_length=1, description="What came back.")
