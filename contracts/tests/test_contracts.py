@@ -236,3 +236,12 @@ def test_the_customer_of_a_shops_order_goes_into_the_accepted_order_as_it_is() -
     accepted = OrderAccepted(**{**dict(OrderAccepted.read(golden("OrderAccepted"))), "customer": submitted.customer})
     again = OrderAccepted.read_json(accepted.model_dump_json().encode())
     assert again.customer.model_dump() == submitted.customer.model_dump()
+
+
+def test_a_shops_order_built_from_an_announced_customer_checks_their_address_in_full_again() -> None:
+    announced = OrderAccepted.read(golden("OrderAccepted")).customer
+    raw = golden("ShopOrderSubmitted")
+    rebuilt = ShopOrderSubmitted(**{**dict(ShopOrderSubmitted.read(raw)), "customer": announced})
+    assert rebuilt.customer.model_dump() == announced.model_dump()
+    with pytest.raises(ValidationError):
+        ShopOrderSubmitted(**{**dict(ShopOrderSubmitted.read(raw)), "customer": announced.model_copy(update={"email": "a@b"})})

@@ -103,6 +103,9 @@ class OrderCustomer(_Part):
 class Customer(OrderCustomer):
     """The customer who placed the order, as a shop or staff send them: the email is checked in full here, once."""
 
+    # a shop's order the orders service builds from announced ones (a split, a merge) checks their customer again
+    model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
+
     email: EmailStr | None = Field(default=None, description="Where order mails go; none means no mail.")
 
 
