@@ -6,6 +6,7 @@ sanitized dead letter) escapes `Consumer.process`, and the caller gives the batc
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from ordermesh_contracts import CommandRejected, Message, topics
 from .database import TRANSIENT_DB_ERRORS, backoff_delays, is_transient_db_error
 from .dead_letters import DEFAULT_MAX_BYTES, dead_letter, fits, safe_text, sanitized_dead_letter, write_dead_letter
 from .decoding import DeadLetter, Record, decode, describe_validation_error
+from .logging import bound as bound_to_log
 from .metrics import Metrics
 from .outbox import OutgoingMessage, write_outbox
 from .parking import DependencyMissing, Parking
@@ -173,6 +175,8 @@ class Consumer:
         self._handler_attempts = max(1, handler_attempts)
         self._dead_letter_max_bytes = dead_letter_max_bytes
         self._log = structlog.get_logger("consumer")
+        # structlog's filter drops a line below the level only after building its event: ask the level first
+        self._enabled_for = logging.getLogger("consumer").isEnabledFor
         self._parking = parking
         self._unbatchable: set[str] = set()
         if parking is not None:
@@ -196,6 +200,14 @@ class Consumer:
         decoded = Decoded()
         if self.subscription.batched:
             lanes = await self._process_batched(lanes, parked, decoded)
+        if len(lanes) == 1:
+            # no task for a batch of one order (as at low load); an escaping error is grouped as the TaskGroup does
+            ((_, key), lane), = lanes.items()
+            try:
+                await self._process_lane(lane, parked.get(key), decoded)
+            except Exception as error:
+                raise ExceptionGroup("unhandled errors in a TaskGroup", [error]) from None
+            return
         async with asyncio.TaskGroup() as lanes_running:
             for (_, key), lane in lanes.items():
                 lanes_running.create_task(self._process_lane(lane, parked.get(key), decoded))
@@ -226,12 +238,14 @@ class Consumer:
         except Exception as error:  # noqa: BLE001 - nothing of the batch was kept: one at a time finds the culprit
             self._log.info("batch undone; its records are handled one at a time", error=type(error).__name__)
             return lanes
+        log_handled = self._enabled_for(logging.INFO)
         for item in batch:
             self._metrics.messages(item.record.topic, item.outcome).inc()
             if item.message is None:
                 continue
-            with structlog.contextvars.bound_contextvars(**_place(item.record), **_bound(item.message)):
-                self._log.info("message handled", outcome=item.outcome, duration_ms=round(item.seconds * 1000, 1), batched=len(batch))
+            if log_handled:
+                with bound_to_log(**_place(item.record), **_bound(item.message)):
+                    self._log.info("message handled", outcome=item.outcome, duration_ms=round(item.seconds * 1000, 1), batched=len(batch))
             if item.outcome == "processed" and self._parking is not None and getattr(item.message, "order_id", None):
                 self._parking.applied(item.message.order_id)
         return rest
@@ -256,7 +270,7 @@ class Consumer:
             current[:] = [item.message.type]
             started = time.perf_counter()
             bound = _bound(item.message)
-            with structlog.contextvars.bound_contextvars(**_place(item.record), **bound), consumer_span(
+            with bound_to_log(**_place(item.record), **bound), consumer_span(
                 item.record, item.message.type, {"ordermesh.order_id": bound.get("order_id"), "ordermesh.event_id": bound["event_id"]}
             ):
                 await self.subscription.handlers[type(item.message)](item.message, context)
@@ -274,9 +288,7 @@ class Consumer:
         `decoded`: messages already decoded for a batch that left these records to be handled one at a time."""
         async with self._concurrency:
             for record in lane:
-                with structlog.contextvars.bound_contextvars(
-                    topic=record.topic, partition=record.partition, offset=record.offset
-                ):
+                with bound_to_log(topic=record.topic, partition=record.partition, offset=record.offset):
                     if parked_for is not None and self._parking is not None:
                         await self._retrying(
                             partial(self._parking.park, record, parked_for, "behind an earlier parked message of its key")
@@ -290,9 +302,7 @@ class Consumer:
 
     async def rehandle(self, record: Record) -> str:
         """Handles a parked record again, as if Kafka delivered it once more; returns its outcome."""
-        with structlog.contextvars.bound_contextvars(
-            topic=record.topic, partition=record.partition, offset=record.offset, parked=True
-        ):
+        with bound_to_log(topic=record.topic, partition=record.partition, offset=record.offset, parked=True):
             outcome = await self._process_one(record)
             self._metrics.messages(record.topic, outcome).inc()
             return outcome
@@ -309,14 +319,16 @@ class Consumer:
                 message = decode(record, self.subscription)
         except DeadLetter as invalid:
             outcome = await self._dead_letter(record, invalid)
-            self._log.info("message handled", outcome=outcome, error_class=invalid.error_class, duration_ms=_ms_since(started))
+            if self._enabled_for(logging.INFO):
+                self._log.info("message handled", outcome=outcome, error_class=invalid.error_class, duration_ms=_ms_since(started))
             return outcome
         if message is None:
-            self._log.debug("message handled", outcome="skipped")
+            if self._enabled_for(logging.DEBUG):
+                self._log.debug("message handled", outcome="skipped")
             return "skipped"
         bound = _bound(message)
         order_id = getattr(message, "order_id", None)
-        with structlog.contextvars.bound_contextvars(**bound), consumer_span(
+        with bound_to_log(**bound), consumer_span(
             record, message.type, {
                 "ordermesh.order_id": bound.get("order_id"), "ordermesh.shop_order_no": bound.get("shop_order_no"),
                 "ordermesh.event_id": bound["event_id"],
@@ -326,8 +338,9 @@ class Consumer:
             span.set_attribute("ordermesh.outcome", outcome)
             elapsed = time.perf_counter() - started
             self._metrics.handle_seconds(message.type).observe(elapsed)
-            actor = {"actor": str(message.issued_by)} if getattr(message, "issued_by", None) else {}
-            self._log.info("message handled", outcome=outcome, duration_ms=round(elapsed * 1000, 1), **actor)
+            if self._enabled_for(logging.INFO):
+                actor = {"actor": str(message.issued_by)} if getattr(message, "issued_by", None) else {}
+                self._log.info("message handled", outcome=outcome, duration_ms=round(elapsed * 1000, 1), **actor)
         if outcome == "processed" and self._parking is not None and order_id:
             self._parking.applied(order_id)
         return outcome

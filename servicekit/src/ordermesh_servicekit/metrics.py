@@ -1,6 +1,26 @@
 """Prometheus metrics of one service process, in a registry of its own."""
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_Child = TypeVar("_Child")
+
+
+def cached_labels(labels: Callable[..., _Child]) -> Callable[..., _Child]:
+    """`metric.labels`, remembering each child: the consumer counts every message, and `labels` takes a lock and builds
+    the label tuple on each call. Children are never removed from these metrics, so a remembered one stays current."""
+    children: dict[tuple[Any, ...], _Child] = {}
+
+    def child(*values: Any) -> _Child:
+        try:
+            return children[values]
+        except KeyError:
+            made = children[values] = labels(*values)
+            return made
+
+    return child
 
 
 class Metrics:
@@ -9,12 +29,12 @@ class Metrics:
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
         labels = {"service": service}
-        self.messages = Counter(
+        self.messages = cached_labels(Counter(
             "ordermesh_messages_total",
             "Messages consumed, by topic and outcome (processed, duplicate, skipped, refused, dead_lettered).",
             ["topic", "outcome"],
             registry=self.registry,
-        ).labels
+        ).labels)
         self.retries = Counter(
             "ordermesh_transient_retries_total",
             "Retries after a transient error (database or network down).",
@@ -30,12 +50,12 @@ class Metrics:
             "Dead letters written in sanitized form (the original kept in dead_letter_originals).",
             registry=self.registry,
         )
-        self.batches_sought_back = Counter(
+        self.batches_sought_back = cached_labels(Counter(
             "ordermesh_consumer_batches_sought_back_total",
             "Batches given back to Kafka uncommitted because something escaped the consumer.",
             ["topic"],
             registry=self.registry,
-        ).labels
+        ).labels)
         self.outbox_published = Counter(
             "ordermesh_outbox_published_total", "Outbox rows published to Kafka.", registry=self.registry
         )
@@ -60,20 +80,20 @@ class Metrics:
             "Age of the oldest unpublished outbox row; 0 when the outbox is empty (checked periodically).",
             registry=self.registry,
         )
-        self.dependency_up = Gauge(
+        self.dependency_up = cached_labels(Gauge(
             "ordermesh_dependency_up",
             "1 while a dependency (database, kafka, relay, consumers) is ready, else 0.",
             ["dependency"],
             registry=self.registry,
-        ).labels
-        self.handle_seconds = Histogram(
+        ).labels)
+        self.handle_seconds = cached_labels(Histogram(
             "ordermesh_handle_seconds", "Time to handle one message, commit included, by message type.", ["type"],
             registry=self.registry,
-        ).labels
-        self.rebalances = Counter(
+        ).labels)
+        self.rebalances = cached_labels(Counter(
             "ordermesh_consumer_rebalances_total",
             "Partition assignments this process's consumers received (one per rebalance), by topic.",
             ["topic"],
             registry=self.registry,
-        ).labels
+        ).labels)
         self.service = labels["service"]

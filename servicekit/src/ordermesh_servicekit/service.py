@@ -15,7 +15,8 @@ import structlog
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.protocol.metadata import MetadataRequest
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
@@ -203,12 +204,26 @@ class ServiceRuntime:
         if self.producer is None:
             return False
         try:
-            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=max(5.0, self.settings.health_check_seconds))
+            await asyncio.wait_for(_brokers_answer(self.producer.client), timeout=max(5.0, self.settings.health_check_seconds))
             return True
         except Exception as error:  # noqa: BLE001 - whatever it is, Kafka did not answer
             if self.kafka_reachable:
                 self.log.warning("kafka not answering", error=type(error).__name__)
             return False
+
+
+async def _brokers_answer(client: Any) -> None:
+    """Returns once a broker answers a metadata request for no topic (brokers only); raises if none does.
+
+    Asking for every topic's metadata (as `fetch_all_metadata` does) cost the broker and this process far more, every
+    few seconds, for the same answer to "is Kafka there"."""
+    for broker in client.cluster.brokers() or ():
+        try:
+            await client.send(broker.nodeId, MetadataRequest([]))
+            return
+        except KafkaError:
+            continue
+    raise KafkaConnectionError("no broker answered a metadata request")
 
 
 async def wait_for_kafka(options: dict[str, Any], max_wait_seconds: float, log: Any) -> None:
@@ -248,6 +263,7 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
         logger=faststream_logger,
         log_level=logging.DEBUG,
         ack_policy=AckPolicy.MANUAL,
+        apply_types=False,  # the handler takes the message as its body (`subscribing.the_message_itself`)
     )
     if definition.subscriptions:
         subscribe(broker, runtime, definition.subscriptions)

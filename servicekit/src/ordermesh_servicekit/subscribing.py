@@ -8,7 +8,7 @@ from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage
 
 from .consuming import Consumer, Subscription
 from .fencing import PartitionFence
@@ -70,9 +70,7 @@ def subscribe(broker: KafkaBroker, runtime: "ServiceRuntime", subscriptions: Seq
         # Held until the offsets are committed: a replica given these partitions by a rebalance meanwhile waits.
         async with fence.holding((record.topic, record.partition) for record in records):
             topics_read = list(by_topic)
-            results = await asyncio.gather(
-                *(consumers[topic].process(batch) for topic, batch in by_topic.items()), return_exceptions=True
-            )
+            results = await _process_all(consumers, by_topic)
             unfinished = [topic for topic, result in zip(topics_read, results) if isinstance(result, BaseException)]
             runtime.stalled_topics.difference_update(set(topics_read) - set(unfinished))
             if unfinished:
@@ -115,13 +113,27 @@ def subscribe(broker: KafkaBroker, runtime: "ServiceRuntime", subscriptions: Seq
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
         listener=_RebalanceCounter(runtime, topics_read),
         parser=parse_without_headers,
-        decoder=decode_nothing,
+        decoder=the_message_itself,
         title=f"{runtime.definition.name}:consumer",
         description=" ".join(
             subscription.description or f"{runtime.definition.name} consumes {subscription.topic}."
             for subscription in subscriptions
         ),
     )(consume)
+
+
+async def _process_all(consumers: dict[str, Consumer], by_topic: dict[str, list[Any]]) -> list[Any]:
+    """Each topic's records processed by its consumer, concurrently; what each returned or raised, in topic order."""
+    if len(by_topic) == 1:
+        # most batches hold one topic: no task for it
+        ((topic, batch),) = by_topic.items()
+        try:
+            return [await consumers[topic].process(batch)]
+        except Exception as error:  # noqa: BLE001 - reported by the caller, as gather(return_exceptions=True) does
+            return [error]
+    return await asyncio.gather(
+        *(consumers[topic].process(batch) for topic, batch in by_topic.items()), return_exceptions=True
+    )
 
 
 class _WithoutHeaders:
@@ -146,6 +158,8 @@ async def parse_without_headers(records: Any, original_parser: Callable[[Any], A
     return parsed
 
 
-async def decode_nothing(_message: Any) -> None:
-    """No decoding by FastStream (it would raise on deep nesting or huge numbers before `Consumer` sees the record)."""
-    return None
+async def the_message_itself(message: Any) -> Any:
+    """The batch's message as the handler's body: no decoding by FastStream (it would raise on deep nesting or huge
+    numbers before `Consumer` sees the record), and no dependency injection to hand the handler its message (FastStream
+    resolves a `Context` argument in a worker thread, once per batch). The broker runs without `apply_types`."""
+    return message
