@@ -94,6 +94,46 @@ async def test_a_message_whose_dependency_has_not_arrived_is_parked_and_applied_
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 3
 
 
+async def test_release_looks_for_nothing_after_a_batch_found_no_parked_record_and_parks_here_are_released(pool) -> None:
+    parking = Parking(lambda: pool, retry_seconds=60, max_seconds=3600)
+    dependent, dependency = consumers(pool, parking)
+    claims: list[str] = []
+    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
+    for conn in connections:
+        conn.add_query_logger(lambda q: claims.append(q.query) if "UPDATE parked" in q.query else None)
+        await pool.release(conn)
+    await pool.execute("INSERT INTO payments VALUES ($1)", ORDER_ID)
+    await dependent.process([authorized(40, authorization_id="auth_applied")])
+    await parking.release()
+    await asyncio.sleep(0)
+    assert claims == []
+    await pool.execute("DELETE FROM payments")
+
+    await dependent.process([authorized(41, authorization_id="auth_parked")])
+    await dependency.process([captured(7)])
+    await parking.release()
+
+    assert [r["what"] for r in await pool.fetch("SELECT what FROM applied ORDER BY n")] == ["auth_applied", "auth_parked"]
+    assert await pool.fetchval("SELECT count(*) FROM parked") == 0
+
+
+async def test_a_record_another_replica_parked_after_this_one_looked_is_released_by_the_sweep(pool) -> None:
+    parking, other_replica = (Parking(lambda: pool, retry_seconds=60, max_seconds=3600) for _ in range(2))
+    dependent, dependency = consumers(pool, parking)
+    other_dependent, _ = consumers(pool, other_replica)
+    await dependency.process([captured(7)])  # finds nothing parked: this replica's release looks for nothing
+    await pool.execute("DELETE FROM payments")
+    await other_dependent.process([authorized(41, authorization_id="auth_parked")])
+    await pool.execute("INSERT INTO payments VALUES ($1)", ORDER_ID)
+    await parking.release()
+    assert await pool.fetchval("SELECT count(*) FROM parked") == 1
+
+    await parking.sweep()
+
+    assert [r["what"] for r in await pool.fetch("SELECT what FROM applied ORDER BY n")] == ["auth_parked"]
+    assert await pool.fetchval("SELECT count(*) FROM parked") == 0
+
+
 async def test_a_later_message_of_a_parked_order_waits_behind_it_even_from_a_later_batch(pool) -> None:
     parking = Parking(lambda: pool, retry_seconds=60, max_seconds=3600)
     dependent, dependency = consumers(pool, parking)

@@ -90,6 +90,10 @@ class Parking:
         self._handlers: dict[str, RecordHandler] = {}
         self._dead_letterers: dict[str, DeadLetterer] = {}
         self._applied: set[str] = set()
+        # Whether the last look at `parked` (by `parked_keys`) found it empty, with no record parked here since: then
+        # `release` has nothing to look for. A record another replica parks meanwhile is found by the next sweep.
+        self._none_parked = False
+        self._parks = 0
         self._log = structlog.get_logger("parking")
 
     def register(self, topic: str, handle: RecordHandler, dead_letter: DeadLetterer) -> None:
@@ -99,6 +103,8 @@ class Parking:
 
     async def park(self, record: Any, waiting_for: str, reason: str) -> None:
         """Keeps `record` until `waiting_for` is applied (idempotent: a redelivered record is parked once)."""
+        self._parks += 1
+        self._none_parked = False
         await self._pool().execute(
             """
             INSERT INTO parked (topic, partition, kafka_offset, key, value, headers, waiting_for, reason)
@@ -116,18 +122,28 @@ class Parking:
         wanted = [k for k in set(keys) if k is not None]
         if not wanted:
             return {}
+        parks = self._parks
         rows = await self._pool().fetch(
-            "SELECT DISTINCT ON (key) key, waiting_for FROM parked WHERE topic = $1 AND key = ANY($2::bytea[]) ORDER BY key, id",
+            """
+            (SELECT DISTINCT ON (key) key, waiting_for FROM parked WHERE topic = $1 AND key = ANY($2::bytea[]) ORDER BY key, id)
+            UNION ALL SELECT NULL, NULL WHERE EXISTS (SELECT FROM parked)
+            """,
             topic, wanted,
         )
-        return {row["key"]: row["waiting_for"] for row in rows}
+        if parks == self._parks:
+            self._none_parked = not rows
+        return {row["key"]: row["waiting_for"] for row in rows if row["key"] is not None}
 
     def applied(self, waiting_for: object) -> None:
         """Notes that a message of `waiting_for` (an order id) was applied: its parked records may go on now."""
         self._applied.add(str(waiting_for))
 
     async def release(self) -> None:
-        """Re-handles parked records waiting for what was applied since the last call."""
+        """Re-handles parked records waiting for what was applied since the last call (nothing to look for if the
+        batch found no parked record at all)."""
+        if self._none_parked:
+            self._applied.clear()
+            return
         while self._applied:
             keys, self._applied = list(self._applied), set()
             await self._rehandle("waiting_for = ANY($1::text[])", keys)
