@@ -160,7 +160,7 @@ async def test_an_edit_names_the_method_a_later_capture_is_told_apart_by(pool) -
     await deliver(pool, (order, handlers.on_order_accepted), (edit, handlers.on_order_edited))
     await deliver(pool, (captured(order), handlers.on_payment_captured))
     async with pool.acquire() as conn:
-        assert await store.payment_method(conn, order.order_id) == "card"
+        assert (await store.order_row(conn, order.order_id))["payment_method"] == "card"
     assert (await status(pool, order))[0] == "confirmed"
 
 

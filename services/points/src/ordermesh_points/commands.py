@@ -15,11 +15,11 @@ from ordermesh_servicekit.commands import CommandRefused, accept
 from ordermesh_servicekit.consuming import MessageContext
 
 from . import store
-from .domain import ledger
+from .domain import booking, ledger
 from .domain.accrual import Campaign, ShopPointsSettings, validate_settings
 from .domain.confirmation import chosen_events
 from .expiry import expire_shop
-from .handlers import book
+from .handlers import save, start_booking
 
 SERVICE = "points"
 
@@ -102,15 +102,14 @@ async def bulk_confirm_points(command: BulkConfirmPoints, ctx: MessageContext) -
         )
         for order_id in order_ids:
             found = await store.lock_existing_order(uow.conn, order_id, command.shop_id)
-            decision = ledger.confirm_by_staff(found[0] if found else None)
+            decision = ledger.confirm_by_staff(found.state if found else None)
             if decision is None or found is None:
                 results.append(ItemResult(item=str(order_id), ok=False, reason="no points record for this order in this shop"))
                 continue
             if decision.skipped:
                 results.append(ItemResult(item=str(order_id), ok=False, reason=decision.skipped))
                 continue
-            await store.lock_customer(uow.conn, command.shop_id, found[1])
-            await book(uow, decision, command.shop_id, found[1], command)
+            await save(uow, found, booking.book(await start_booking(uow, found), decision, command))
             results.append(ItemResult(item=str(order_id), ok=True))
         confirmed = sum(result.ok for result in results)
         accept(uow, command, SERVICE, results=results, details={"confirmed": confirmed, "skipped": len(results) - confirmed})

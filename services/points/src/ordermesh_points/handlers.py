@@ -1,6 +1,7 @@
-"""One function per message the points service consumes: lock, ask the ledger domain, book, announce."""
+"""One function per message the points service consumes: load the order and its customer (locked), let the ledger
+domain decide, save the order and its entries with one statement, announce."""
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from zoneinfo import ZoneInfo
 
 from ordermesh_contracts import (
@@ -24,7 +25,8 @@ from ordermesh_contracts.orders import DeliveryGroup
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 
 from . import store
-from .domain import edits, ledger
+from .domain import booking, edits, ledger
+from .domain.booking import Booking
 from .domain.accrual import EarningLine, EarningTerms
 from .domain.confirmation import Payment
 
@@ -50,25 +52,32 @@ def _notice_event(notice: ledger.Notice, order: ledger.OrderPoints, shop_id: str
     raise AssertionError(f"unknown notice {notice!r}")
 
 
-async def book(
-    uow: UnitOfWork, decision: ledger.Decision, shop_id: str, customer_id: str | None, cause: Message, *, cause_id=None
-) -> None:
-    """Keeps a decision: the order's state, its entries (and debt paid from points that became available), its events.
+async def load(
+    uow: UnitOfWork, order_id, shop_id: str, customer_id: str | None, *, message_names_the_customer: bool = False
+) -> tuple[store.StoredOrder, Booking]:
+    """Locks the order (created if new) and its customer, and starts a booking on the customer's balance as it is now
+    (read after the lock). The order's customer is the one it knows, else `customer_id`; an acceptance's
+    (`message_names_the_customer`) wins over what the order knew."""
+    order = await store.lock_order(uow.conn, order_id, shop_id)
+    known = (customer_id or order.customer_id) if message_names_the_customer else (order.customer_id or customer_id)
+    order = replace(order, customer_id=known)
+    return order, await start_booking(uow, order)
 
-    The customer's account must be locked by the caller when the decision moves points.
-    """
-    await store.save_order(uow.conn, decision.order, customer_id)
-    if customer_id is None:
-        return
-    entries = decision.entries
-    if entries:
-        after = (await store.balance(uow.conn, shop_id, customer_id)).after_all(entries)
-        settled = tuple(ledger.Entry(e.kind, e.points, decision.order.order_id) for e in ledger.settle_debt(after))
-        await store.append_entries(
-            uow.conn, shop_id, customer_id, entries + settled, cause_id=cause_id or cause.event_id, at=cause.occurred_at
-        )
-    for notice in decision.notices:
-        uow.publish(topics.POINTS_EVENTS, _notice_event(notice, decision.order, shop_id, customer_id, cause))
+
+async def start_booking(uow: UnitOfWork, order: store.StoredOrder) -> Booking:
+    """Locks the order's customer (if it has one) and starts a booking on the balance read after the lock."""
+    if order.customer_id is None:
+        return booking.start(order.state, None)
+    await store.lock_customer(uow.conn, order.shop_id, order.customer_id)
+    return booking.start(order.state, await store.balance(uow.conn, order.shop_id, order.customer_id))
+
+
+async def save(uow: UnitOfWork, order: store.StoredOrder, booked: Booking) -> None:
+    """Keeps what the message decided: the order's row and its ledger entries in one statement, its notices published."""
+    await store.save_order(uow.conn, replace(order, state=booked.order), booked.entries)
+    for notice in booked.notices:
+        event = _notice_event(notice.item, booked.order, order.shop_id, order.customer_id, notice.cause)
+        uow.publish(topics.POINTS_EVENTS, event)
 
 
 def earning_lines(deliveries: list[DeliveryGroup]) -> list[EarningLine]:
@@ -83,97 +92,87 @@ def earning_lines(deliveries: list[DeliveryGroup]) -> list[EarningLine]:
 async def on_order_accepted(order: OrderAccepted, ctx: MessageContext) -> None:
     """Books provisional points (confirmed at once when 0 or when a payment that confirms came first) and holds the
     points used; an edit that came first is honoured right after, as if it had come in order."""
-    customer_id = order.customer.customer_id
-    ordered_on = order.occurred_at.astimezone(SHOP_TIMEZONE).date()
     async with ctx.unit_of_work() as uow:
-        settings = await store.shop_settings(uow.conn, order.shop_id)
-        terms = EarningTerms.at_acceptance(ordered_on, order.customer.member_since, settings)
+        stored, booked = await load(
+            uow, order.order_id, order.shop_id, order.customer.customer_id, message_names_the_customer=True
+        )
+        terms = EarningTerms.at_acceptance(
+            order.occurred_at.astimezone(SHOP_TIMEZONE).date(), order.customer.member_since, stored.settings
+        )
+        method = stored.payment_method or order.payment.method.value
+        waiting = [Payment.of_token(token) for token in stored.payments_waiting]
+        stored = replace(stored, payment_method=method, payments_waiting=(), terms=stored.terms or terms)
+        state = ledger.confirm_on_accrual(booked.order) if stored.settings.confirms_any(waiting, method) else booked.order
         points = terms.points_for(earning_lines(order.deliveries))
-        state, _ = await store.lock_order(uow.conn, order.order_id, order.shop_id)
-        await store.lock_customer(uow.conn, order.shop_id, customer_id)
-        await store.keep_payment_method(uow.conn, order.order_id, order.payment.method.value)
-        method = await store.payment_method(uow.conn, order.order_id)
-        payments = [Payment.of_token(token) for token in await store.take_waiting_payments(uow.conn, order.order_id)]
-        if settings.confirms_any(payments, method):
-            state = ledger.confirm_on_accrual(state)
-        waiting = await store.pending_edit(uow.conn, order.order_id)
-        edit = OrderEdited.model_validate_json(waiting) if waiting else None
+        edit = OrderEdited.model_validate_json(stored.pending_edit) if stored.pending_edit else None
         accrued = edits.accrue_before_edit(state, points, edit.occurred_at) if edit else ledger.accrue(state, points)
-        await store.keep_terms(uow.conn, order.order_id, terms)
-        await book(uow, accrued, order.shop_id, customer_id, order)
-        balance = await store.balance(uow.conn, order.shop_id, customer_id)
-        await book(uow, ledger.reserve(accrued.order, order.charges.points_used, balance), order.shop_id, customer_id, order)
+        booked = booking.book(booked, accrued, order)
+        booked = booking.book(booked, ledger.reserve(booked.order, order.charges.points_used, booked.balance), order)
         if edit:
-            await honour_edit(uow, edit)
-        state, _ = await store.lock_order(uow.conn, order.order_id, order.shop_id)
-        await book(uow, ledger.confirm_waiting(state), order.shop_id, customer_id, order)
+            stored = replace(stored, payment_method=edit.payment.method.value)
+            booked = _honour_edit(booked, stored, edit)
+        booked = booking.book(booked, ledger.confirm_waiting(booked.order), order)
+        await save(uow, stored, booked)
+        if edit:
+            await store.keep_pending_edit(uow.conn, edit.order_id, edit.edit_no, edit.model_dump_json())
 
 
 async def on_order_edited(edit: OrderEdited, ctx: MessageContext) -> None:
     """Staff edited the order: provisional points follow the new merchandise, the points held the new points used."""
     async with ctx.unit_of_work() as uow:
-        await honour_edit(uow, edit)
+        stored, booked = await load(uow, edit.order_id, edit.shop_id, edit.customer.customer_id)
+        stored = replace(stored, payment_method=edit.payment.method.value)
+        booked = _honour_edit(booked, stored, edit)
+        await save(uow, stored, booked)
+        await store.keep_pending_edit(uow.conn, edit.order_id, edit.edit_no, edit.model_dump_json())
 
 
-async def honour_edit(uow: UnitOfWork, edit: OrderEdited) -> None:
-    """Recomputes the order's points by the terms it was accepted under (an edit before the acceptance waits for it),
-    books the differences caused by the edit and answers with PointsRecomputed."""
-    customer_id = edit.customer.customer_id
-    state, known_customer = await store.lock_order(uow.conn, edit.order_id, edit.shop_id)
-    customer_id = known_customer or customer_id
-    await store.lock_customer(uow.conn, edit.shop_id, customer_id)
-    await store.keep_payment_method(uow.conn, edit.order_id, edit.payment.method.value, edited=True)
-    terms = await store.earning_terms(uow.conn, edit.order_id) or EarningTerms.at_acceptance(
-        edit.occurred_at.astimezone(SHOP_TIMEZONE).date(),
-        edit.customer.member_since,
-        await store.shop_settings(uow.conn, edit.shop_id),
+def _honour_edit(booked: Booking, stored: store.StoredOrder, edit: OrderEdited) -> Booking:
+    """Recomputes the order's points by the terms it was accepted under (an edit before the acceptance waits for it)
+    and books the differences caused by the edit, answered with PointsRecomputed."""
+    terms = stored.terms or EarningTerms.at_acceptance(
+        edit.occurred_at.astimezone(SHOP_TIMEZONE).date(), edit.customer.member_since, stored.settings
     )
-    balance = await store.balance(uow.conn, edit.shop_id, customer_id)
     decision = edits.honour_edit(
-        state,
+        booked.order,
         edit_no=edit.edit_no,
         points=terms.points_for(earning_lines(edit.deliveries)),
         points_used=edit.charges.points_used,
-        balance=balance,
+        balance=booked.balance,
     )
-    await book(uow, decision, edit.shop_id, customer_id, edit)
-    await store.keep_pending_edit(uow.conn, edit.order_id, edit.edit_no, edit.model_dump_json())
+    return booking.book(booked, decision, edit)
 
 
 async def on_order_returned(returned: OrderReturned, ctx: MessageContext) -> None:
     """Goods came back: the order earns points on what it kept — provisional points recomputed, confirmed ones of
     what came back deducted (with the shop's debt rule) — answered with PointsRecomputed."""
     async with ctx.unit_of_work() as uow:
-        state, known_customer = await store.lock_order(uow.conn, returned.order_id, returned.shop_id)
-        customer_id = known_customer or returned.customer.customer_id
-        await store.lock_customer(uow.conn, returned.shop_id, customer_id)
-        settings = await store.shop_settings(uow.conn, returned.shop_id)
-        terms = await store.earning_terms(uow.conn, returned.order_id) or EarningTerms.at_acceptance(
-            returned.occurred_at.astimezone(SHOP_TIMEZONE).date(), returned.customer.member_since, settings,
+        stored, booked = await load(uow, returned.order_id, returned.shop_id, returned.customer.customer_id)
+        terms = stored.terms or EarningTerms.at_acceptance(
+            returned.occurred_at.astimezone(SHOP_TIMEZONE).date(), returned.customer.member_since, stored.settings
         )
         decision = edits.honour_return(
-            state,
+            booked.order,
             edit_no=returned.edit_no,
             points=terms.points_for(earning_lines(returned.deliveries)),
-            balance=await store.balance(uow.conn, returned.shop_id, customer_id),
-            allow_negative=settings.allow_negative,
+            balance=booked.balance,
+            allow_negative=stored.settings.allow_negative,
         )
-        await book(uow, decision, returned.shop_id, customer_id, returned)
+        await save(uow, stored, booking.book(booked, decision, returned))
 
 
 async def _on_payment_confirmed(event: PaymentCaptured | PaymentReceived, payment: Payment, ctx: MessageContext) -> None:
     async with ctx.unit_of_work() as uow:
-        state, customer_id = await store.lock_order(uow.conn, event.order_id, event.shop_id)
-        await store.mark_paid(uow.conn, event.order_id, event.occurred_at)
-        settings = await store.shop_settings(uow.conn, event.shop_id)
-        confirms = settings.confirms(payment, await store.payment_method(uow.conn, event.order_id))
-        if confirms is None:
-            await store.keep_waiting_payment(uow.conn, event.order_id, payment.token())
-        if not confirms:
-            return
-        if customer_id is not None:
-            await store.lock_customer(uow.conn, event.shop_id, customer_id)
-        await book(uow, ledger.confirm(state), event.shop_id, customer_id, event)
+        stored = await store.lock_order(uow.conn, event.order_id, event.shop_id)
+        state = replace(stored.state, paid=True, paid_at=stored.state.paid_at or event.occurred_at)
+        stored = replace(stored, state=state)
+        confirms = stored.settings.confirms(payment, stored.payment_method)
+        if confirms is None and payment.token() not in stored.payments_waiting:
+            stored = replace(stored, payments_waiting=(*stored.payments_waiting, payment.token()))
+        booked = booking.start(state, None)
+        if confirms:
+            booked = booking.book(await start_booking(uow, stored), ledger.confirm(state), event)
+        await save(uow, stored, booked)
 
 
 async def on_payment_captured(captured: PaymentCaptured, ctx: MessageContext) -> None:
@@ -192,12 +191,11 @@ async def on_payment_received(received: PaymentReceived, ctx: MessageContext) ->
 async def on_order_completed(completed: OrderCompleted, ctx: MessageContext) -> None:
     """The order is done: the points it used are spent for good."""
     async with ctx.unit_of_work() as uow:
-        found = await store.lock_existing_order(uow.conn, completed.order_id, completed.shop_id)
-        if found is None or found[1] is None:
+        stored = await store.lock_existing_order(uow.conn, completed.order_id, completed.shop_id)
+        if stored is None or stored.customer_id is None:
             return
-        state, customer_id = found
-        await store.lock_customer(uow.conn, completed.shop_id, customer_id)
-        await book(uow, ledger.commit(state), completed.shop_id, customer_id, completed)
+        booked = await start_booking(uow, stored)
+        await save(uow, stored, booking.book(booked, ledger.commit(stored.state), completed))
 
 
 async def on_order_cancelled(cancelled: OrderCancelled, ctx: MessageContext) -> None:
@@ -210,12 +208,6 @@ async def on_order_cancelled(cancelled: OrderCancelled, ctx: MessageContext) -> 
 async def cancel_order(uow: UnitOfWork, cancelled: Message, order_id, shop_id: str, *, customer_id: str | None = None) -> None:
     """Reverses provisional points, deducts confirmed ones (debt where the balance can't carry them), releases
     points used. `customer_id` names the ledger when the order's acceptance never reached points."""
-    state, known_customer = await store.lock_order(uow.conn, order_id, shop_id)
-    customer_id = known_customer or customer_id
-    settings = await store.shop_settings(uow.conn, shop_id)
-    if customer_id is not None:
-        await store.lock_customer(uow.conn, shop_id, customer_id)
-        current = await store.balance(uow.conn, shop_id, customer_id)
-    else:
-        current = ledger.Balance()
-    await book(uow, ledger.cancel(state, current, allow_negative=settings.allow_negative), shop_id, customer_id, cancelled)
+    stored, booked = await load(uow, order_id, shop_id, customer_id)
+    decision = ledger.cancel(booked.order, booked.balance, allow_negative=stored.settings.allow_negative)
+    await save(uow, stored, booking.book(booked, decision, cancelled))

@@ -1,13 +1,15 @@
 """SQL of the points service: the ledger, each order's points, customer accounts (the per-customer lock) and shop settings."""
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from .domain.booking import Booked
 from .domain.accrual import Campaign, EarningTerms, ShopPointsSettings
 from .domain.ledger import Balance, Entry, Kind, OrderPoints
 
@@ -16,11 +18,15 @@ from .domain.ledger import Balance, Entry, Kind, OrderPoints
 
 async def lock_customer(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> None:
     """Creates the customer's account if new and locks it: one customer's balance changes one transaction at a time."""
+    # One statement: a SELECT ... FOR UPDATE after an INSERT ... DO NOTHING in the same statement would not see a row
+    # another transaction committed while this one waited for it; the no-op update locks the row it finds.
     await conn.execute(
-        "INSERT INTO customer_accounts (shop_id, customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", shop_id, customer_id
-    )
-    await conn.execute(
-        "SELECT 1 FROM customer_accounts WHERE shop_id = $1 AND customer_id = $2 FOR UPDATE", shop_id, customer_id
+        """
+        INSERT INTO customer_accounts (shop_id, customer_id) VALUES ($1, $2)
+        ON CONFLICT (shop_id, customer_id) DO UPDATE SET customer_id = EXCLUDED.customer_id
+        """,
+        shop_id,
+        customer_id,
     )
 
 
@@ -81,84 +87,131 @@ async def expiry_runs(conn: asyncpg.Connection, shop_id: str, limit: int = 60) -
 # --- orders ---------------------------------------------------------------------------------------------
 
 
-def _order_state(row: asyncpg.Record) -> OrderPoints:
-    return OrderPoints(
-        order_id=row["order_id"],
-        status=row["status"],
-        points=row["points"] or 0,
-        confirm_requested=row["confirm_requested"],
-        paid=row["paid_at"] is not None,
-        reserved=row["reserved"],
-        reservation=row["reservation"],
-        paid_at=row["paid_at"],
-        edit_no=row["edit_no"],
-        pending_edit_no=row["pending_edit_no"],
+@dataclass(frozen=True)
+class StoredOrder:
+    """One order's row as a handler loads it (locked) and saves it back: its points state, its customer, what it keeps
+    for later messages (the payment method, payments waiting to be told apart, an edit waiting for the accrual, the
+    terms it earns by) and its shop's points rules."""
+
+    state: OrderPoints
+    shop_id: str
+    customer_id: str | None
+    payment_method: str | None
+    payments_waiting: tuple[str, ...]
+    pending_edit: str | None
+    terms: EarningTerms | None
+    settings: ShopPointsSettings
+
+
+_ORDER_COLUMNS = """
+    o.*, o.pending_edit::text AS pending_edit_json, s.shop_id IS NOT NULL AS has_settings, s.rate_percent AS s_rate_percent,
+    s.campaigns AS s_campaigns, s.confirm_on AS s_confirm_on, s.allow_negative AS s_allow_negative,
+    s.expiry_months AS s_expiry_months, s.confirm_on_events AS s_confirm_on_events
+"""
+
+
+def _stored_order(row: asyncpg.Record) -> StoredOrder:
+    return StoredOrder(
+        state=OrderPoints(
+            order_id=row["order_id"],
+            status=row["status"],
+            points=row["points"] or 0,
+            confirm_requested=row["confirm_requested"],
+            paid=row["paid_at"] is not None,
+            reserved=row["reserved"],
+            reservation=row["reservation"],
+            paid_at=row["paid_at"],
+            edit_no=row["edit_no"],
+            pending_edit_no=row["pending_edit_no"],
+        ),
+        shop_id=row["shop_id"],
+        customer_id=row["customer_id"],
+        payment_method=row["payment_method"],
+        payments_waiting=tuple(row["payments_waiting"] or ()),
+        pending_edit=row["pending_edit_json"],
+        terms=(
+            EarningTerms(row["ordered_on"], row["member_since"], row["rate_percent"], _campaigns_of(row["campaigns"]))
+            if row["ordered_on"] is not None
+            else None
+        ),
+        settings=_settings_of(row, prefix="s_") if row["has_settings"] else ShopPointsSettings(),
     )
 
 
-async def lock_order(conn: asyncpg.Connection, order_id: UUID, shop_id: str) -> tuple[OrderPoints, str | None]:
-    """The order's points state and customer, locked (created as awaiting accrual if the order is new)."""
-    await conn.execute(
-        "INSERT INTO order_points (order_id, shop_id, status) VALUES ($1, $2, 'awaiting_accrual') ON CONFLICT DO NOTHING",
+async def lock_order(conn: asyncpg.Connection, order_id: UUID, shop_id: str) -> StoredOrder:
+    """The order's row, locked, with its shop's points rules; created as awaiting accrual if the order is new (one
+    statement: the upsert's no-op update is what locks a row that exists)."""
+    row = await conn.fetchrow(
+        f"""
+        WITH o AS (
+            INSERT INTO order_points (order_id, shop_id, status) VALUES ($1, $2, 'awaiting_accrual')
+            ON CONFLICT (order_id) DO UPDATE SET order_id = EXCLUDED.order_id
+            RETURNING *
+        )
+        SELECT {_ORDER_COLUMNS} FROM o LEFT JOIN shop_settings s ON s.shop_id = o.shop_id
+        """,
         order_id,
         shop_id,
     )
-    row = await conn.fetchrow("SELECT * FROM order_points WHERE order_id = $1 FOR UPDATE", order_id)
-    return _order_state(row), row["customer_id"]
+    return _stored_order(row)
 
 
-async def lock_existing_order(conn: asyncpg.Connection, order_id: UUID, shop_id: str) -> tuple[OrderPoints, str | None] | None:
-    """The shop's order's points state and customer, locked; None if the service never heard of it."""
+async def lock_existing_order(conn: asyncpg.Connection, order_id: UUID, shop_id: str) -> StoredOrder | None:
+    """The shop's order's row, locked, with its shop's points rules; None if the service never heard of it."""
     row = await conn.fetchrow(
-        "SELECT * FROM order_points WHERE order_id = $1 AND shop_id = $2 FOR UPDATE", order_id, shop_id
-    )
-    return (_order_state(row), row["customer_id"]) if row else None
-
-
-async def save_order(conn: asyncpg.Connection, order: OrderPoints, customer_id: str | None) -> None:
-    """Stores the order's points state (its row exists: it was locked)."""
-    await conn.execute(
-        """
-        UPDATE order_points SET customer_id = COALESCE($2, customer_id), status = $3, points = $4,
-               confirm_requested = $5, reserved = $6, reservation = $7, edit_no = $8, pending_edit_no = $9,
-               pending_edit = CASE WHEN $9 = 0 THEN NULL ELSE pending_edit END
-        WHERE order_id = $1
-        """,
-        order.order_id,
-        customer_id,
-        order.status,
-        order.points,
-        order.confirm_requested,
-        order.reserved,
-        order.reservation,
-        order.edit_no,
-        order.pending_edit_no,
-    )
-
-
-async def keep_terms(conn: asyncpg.Connection, order_id: UUID, terms: EarningTerms) -> None:
-    """Keeps what the order earned by at acceptance; the first acceptance's terms stay."""
-    await conn.execute(
-        """
-        UPDATE order_points SET ordered_on = $2, member_since = $3, rate_percent = $4, campaigns = $5::jsonb
-        WHERE order_id = $1 AND ordered_on IS NULL
+        f"""
+        SELECT {_ORDER_COLUMNS} FROM order_points o LEFT JOIN shop_settings s ON s.shop_id = o.shop_id
+        WHERE o.order_id = $1 AND o.shop_id = $2 FOR UPDATE OF o
         """,
         order_id,
-        terms.ordered_on,
-        terms.member_since,
-        terms.rate_percent,
-        json.dumps(_campaigns_json(terms.campaigns)),
+        shop_id,
     )
+    return _stored_order(row) if row else None
 
 
-async def earning_terms(conn: asyncpg.Connection, order_id: UUID) -> EarningTerms | None:
-    """What the order earned by at acceptance; None before the acceptance (or for orders accepted before they were kept)."""
-    row = await conn.fetchrow(
-        "SELECT ordered_on, member_since, rate_percent, campaigns FROM order_points WHERE order_id = $1", order_id
+async def save_order(conn: asyncpg.Connection, order: StoredOrder, entries: Sequence[Booked] = ()) -> None:
+    """Stores the order's row (it was locked) and appends the ledger entries its message caused, in one statement;
+    a kept edit stays while the order still waits for it. An entry its cause booked already is left out."""
+    await conn.execute(
+        """
+        WITH saved AS (
+            UPDATE order_points SET customer_id = COALESCE($2, customer_id), status = $3, points = $4,
+                   confirm_requested = $5, reserved = $6, reservation = $7, edit_no = $8, pending_edit_no = $9,
+                   pending_edit = CASE WHEN $9 = 0 THEN NULL ELSE pending_edit END,
+                   paid_at = $10, payment_method = $11, payments_waiting = $12,
+                   ordered_on = $13, member_since = $14, rate_percent = $15, campaigns = $16::jsonb
+            WHERE order_id = $1
+        )
+        INSERT INTO ledger (shop_id, customer_id, order_id, kind, points, cause_id, at)
+        SELECT $17, $2, e.order_id, e.kind, e.points, e.cause_id, e.at
+        FROM unnest($18::uuid[], $19::text[], $20::bigint[], $21::uuid[], $22::timestamptz[]) WITH ORDINALITY
+            AS e(order_id, kind, points, cause_id, at, n)
+        ORDER BY e.n
+        ON CONFLICT DO NOTHING
+        """,
+        order.state.order_id,
+        order.customer_id,
+        order.state.status,
+        order.state.points,
+        order.state.confirm_requested,
+        order.state.reserved,
+        order.state.reservation,
+        order.state.edit_no,
+        order.state.pending_edit_no,
+        order.state.paid_at,
+        order.payment_method,
+        list(order.payments_waiting),
+        order.terms.ordered_on if order.terms else None,
+        order.terms.member_since if order.terms else None,
+        order.terms.rate_percent if order.terms else None,
+        json.dumps(_campaigns_json(order.terms.campaigns)) if order.terms else None,
+        order.shop_id,
+        [booked.item.order_id for booked in entries],
+        [booked.item.kind.value for booked in entries],
+        [booked.item.points for booked in entries],
+        [booked.cause.event_id for booked in entries],
+        [booked.cause.occurred_at for booked in entries],
     )
-    if row is None or row["ordered_on"] is None:
-        return None
-    return EarningTerms(row["ordered_on"], row["member_since"], row["rate_percent"], _campaigns_of(row["campaigns"]))
 
 
 async def keep_pending_edit(conn: asyncpg.Connection, order_id: UUID, edit_no: int, edit_json: str) -> None:
@@ -169,51 +222,6 @@ async def keep_pending_edit(conn: asyncpg.Connection, order_id: UUID, edit_no: i
         edit_no,
         edit_json,
     )
-
-
-async def pending_edit(conn: asyncpg.Connection, order_id: UUID) -> str | None:
-    """The edit (as JSON) waiting for the order's accrual, if any."""
-    return await conn.fetchval("SELECT pending_edit::text FROM order_points WHERE order_id = $1", order_id)
-
-
-async def mark_paid(conn: asyncpg.Connection, order_id: UUID, paid_at: datetime) -> None:
-    """Notes when the order's payment was confirmed (the first time)."""
-    await conn.execute("UPDATE order_points SET paid_at = COALESCE(paid_at, $2) WHERE order_id = $1", order_id, paid_at)
-
-
-async def keep_payment_method(conn: asyncpg.Connection, order_id: UUID, method: str, *, edited: bool = False) -> None:
-    """Keeps how the order is paid: an acceptance names it unless an edit (always the later truth) named it first."""
-    await conn.execute(
-        "UPDATE order_points SET payment_method = CASE WHEN $3 THEN $2 ELSE COALESCE(payment_method, $2) END WHERE order_id = $1",
-        order_id,
-        method,
-        edited,
-    )
-
-
-async def payment_method(conn: asyncpg.Connection, order_id: UUID) -> str | None:
-    """How the order is paid; None before its acceptance (or for orders accepted before it was kept)."""
-    return await conn.fetchval("SELECT payment_method FROM order_points WHERE order_id = $1", order_id)
-
-
-async def keep_waiting_payment(conn: asyncpg.Connection, order_id: UUID, token: str) -> None:
-    """Keeps a payment that can't be told apart until the order's acceptance names its payment method (each once)."""
-    await conn.execute(
-        """
-        UPDATE order_points SET payments_waiting = array_append(payments_waiting, $2)
-        WHERE order_id = $1 AND NOT ($2 = ANY(payments_waiting))
-        """,
-        order_id,
-        token,
-    )
-
-
-async def take_waiting_payments(conn: asyncpg.Connection, order_id: UUID) -> list[str]:
-    """The payments that waited for the order's acceptance, removed from it (its row is locked: the caller decides them)."""
-    waiting = await conn.fetchval("SELECT payments_waiting FROM order_points WHERE order_id = $1", order_id)
-    if waiting:
-        await conn.execute("UPDATE order_points SET payments_waiting = '{}' WHERE order_id = $1", order_id)
-    return list(waiting or [])
 
 
 async def orders_paid_between(conn: asyncpg.Connection, shop_id: str, start: datetime | None, end: datetime | None) -> list[UUID]:
@@ -324,15 +332,18 @@ async def order_row(conn: asyncpg.Connection, order_id: UUID) -> dict[str, Any] 
 async def shop_settings(conn: asyncpg.Connection, shop_id: str) -> ShopPointsSettings:
     """The shop's points rules, or the defaults when it has none."""
     row = await conn.fetchrow("SELECT * FROM shop_settings WHERE shop_id = $1", shop_id)
-    if row is None:
-        return ShopPointsSettings()
+    return _settings_of(row) if row is not None else ShopPointsSettings()
+
+
+def _settings_of(row: asyncpg.Record, prefix: str = "") -> ShopPointsSettings:
+    events = row[f"{prefix}confirm_on_events"]
     return ShopPointsSettings(
-        rate_percent=row["rate_percent"],
-        campaigns=_campaigns_of(row["campaigns"]),
-        confirm_on=row["confirm_on"],
-        allow_negative=row["allow_negative"],
-        expiry_months=row["expiry_months"],
-        confirm_on_events=tuple(row["confirm_on_events"]) if row["confirm_on_events"] is not None else None,
+        rate_percent=row[f"{prefix}rate_percent"],
+        campaigns=_campaigns_of(row[f"{prefix}campaigns"]),
+        confirm_on=row[f"{prefix}confirm_on"],
+        allow_negative=row[f"{prefix}allow_negative"],
+        expiry_months=row[f"{prefix}expiry_months"],
+        confirm_on_events=tuple(events) if events is not None else None,
     )
 
 
