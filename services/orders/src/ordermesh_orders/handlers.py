@@ -125,13 +125,10 @@ def _flag_handler(flags_of, then=None):
             changes = flags_of(event)
             opened = await open_tasks(uow, order.order_id, tasks_opened_by(changes), actor=_owner(event), cause_id=event.event_id)
             order, progress = await settle(
-                uow, order.order_id, recording(changes), cause_id=event.event_id, locked=None if opened else order
+                uow, order.order_id, recording(changes), cause_id=event.event_id, locked=None if opened else order,
+                history=lambda progress: [(_owner(event), event.type, {"flags": changes}), *progress_entries(progress)],
             )
             publish_transitions(uow, order.order_id, order.shop_id, order.external_order_no, event, progress)
-            await store.add_entries(
-                uow.conn, order.order_id, [(_owner(event), event.type, {"flags": changes}), *progress_entries(progress)],
-                cause_id=event.event_id,
-            )
             if then is not None:
                 await then(uow, event, order)
 

@@ -37,6 +37,7 @@ async def settle(
     cause_id: UUID,
     released_by_staff: bool = False,
     locked: store.StoredOrder | None = None,
+    history: Callable[[Progress], list[tuple[str, str, dict[str, str]]]] | None = None,
 ) -> tuple[store.StoredOrder, Progress]:
     """Decides the order's new progress, runs the shop's rules on the order as it is after the change, holds it where
     it stops if a rule asked, and saves it. Returns the order as read and its progress.
@@ -46,7 +47,8 @@ async def settle(
     dropped (and the drop written to the history) when staff released the order by hand in this very command:
     the explicit release wins, and the rule, once-only like every rule, does not hold it later either.
     A rule's child status waiting for a stage is set when the order reaches it, before the rules run.
-    `locked`: the order as the caller locked it in this unit of work, if nothing changed it since (read once)."""
+    `locked`: the order as the caller locked it in this unit of work, if nothing changed it since (read once).
+    `history`: the history entries of the change given its progress, saved with the order in one statement."""
     order = locked or await store.lock_order(uow.conn, order_id)
     progress = decide(order.state)
     if order.waiting_statuses:
@@ -60,7 +62,8 @@ async def settle(
             await apply_waiting_statuses(uow, order_id, progress.state.stage, cause_id)
     if hold_reason:
         progress = hold_after(progress)
-    await store.save_state(uow.conn, order_id, progress.state)
+    entries = history(progress) if history is not None else None
+    await store.save_state(uow.conn, order_id, progress.state, history=entries, cause_id=cause_id)
     return order, progress
 
 

@@ -188,19 +188,39 @@ async def lock_order(conn: asyncpg.Connection, order_id: UUID) -> StoredOrder | 
     )
 
 
-async def save_state(conn: asyncpg.Connection, order_id: UUID, state: OrderState) -> None:
-    """Writes the order's stage, mode and flags."""
-    await conn.execute(
+async def save_state(
+    conn: asyncpg.Connection,
+    order_id: UUID,
+    state: OrderState,
+    *,
+    history: list[tuple[str, str, dict[str, Any]]] | None = None,
+    cause_id: UUID | None = None,
+) -> None:
+    """Writes the order's stage, mode and flags, and with them, in the same statement, the `history` entries (actor,
+    what, details) of the change (logged as `add_entries` logs them)."""
+    arguments = (order_id, state.stage.value, state.mode, json.dumps(state.flags), state.held_from.value if state.held_from else None)
+    if not history:
+        await conn.execute(
+            "UPDATE orders SET stage = $2, mode = $3, flags = $4::jsonb, held_from = $5, updated_at = now() WHERE order_id = $1",
+            *arguments,
+        )
+        return
+    external_order_no = await conn.fetchval(
         """
-        UPDATE orders SET stage = $2, mode = $3, flags = $4::jsonb, held_from = $5, updated_at = now()
-        WHERE order_id = $1
+        WITH saved AS (
+            UPDATE orders SET stage = $2, mode = $3, flags = $4::jsonb, held_from = $5, updated_at = now()
+            WHERE order_id = $1 RETURNING external_order_no
+        )
+        INSERT INTO order_history (order_id, actor, cause_id, what, details)
+        SELECT $1, e.actor, $6, e.what, e.details::jsonb
+        FROM unnest($7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS e(actor, what, details, n) ORDER BY e.n
+        RETURNING (SELECT external_order_no FROM saved)
         """,
-        order_id,
-        state.stage.value,
-        state.mode,
-        json.dumps(state.flags),
-        state.held_from.value if state.held_from else None,
+        *arguments,
+        cause_id,
+        *_history_columns(history),
     )
+    _tell(order_id, external_order_no, history)
 
 
 async def add_history(
@@ -232,10 +252,21 @@ async def add_entries(
         """,
         order_id,
         cause_id,
+        *_history_columns(entries),
+    )
+    _tell(order_id, external_order_no, entries)
+
+
+def _history_columns(entries: list[tuple[str, str, dict[str, Any]]]) -> tuple[list[str], list[str], list[str]]:
+    return (
         [actor for actor, _what, _details in entries],
         [what for _actor, what, _details in entries],
         [json.dumps(details) for _actor, _what, details in entries],
     )
+
+
+def _tell(order_id: UUID, external_order_no: str | None, entries: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Logs each history entry: the log tells the order's story (personal data is redacted by the log processor)."""
     for actor, what, details in entries:
         _story.info("order changed", what=what, actor=actor, order_id=str(order_id), shop_order_no=external_order_no, details=details)
 
