@@ -6,6 +6,8 @@ import asyncpg
 import httpx
 import pytest
 from ordermesh_devstack.sandboxes import payment_gateway
+from ordermesh_payments.adapters.json_http import JsonHttp
+from ordermesh_servicekit.outside import OutsideCalls
 from support import migrated_pool
 
 
@@ -27,3 +29,11 @@ async def sandbox_served() -> AsyncIterator[tuple[httpx.AsyncClient, payment_gat
 def sandbox(sandbox_served) -> httpx.AsyncClient:
     """A client of the sandbox gateway."""
     return sandbox_served[0]
+
+
+@pytest.fixture
+async def sandbox_http(sandbox_served) -> AsyncIterator[JsonHttp]:
+    """The service's own HTTP client of the sandbox gateway, as the adapters are wired with it."""
+    http = JsonHttp(str(sandbox_served[0].base_url), calls=OutsideCalls(), target="gateway", timeout_seconds=10)
+    yield http
+    await http.aclose()

@@ -37,8 +37,8 @@ def sandbox(sandbox_served):
 
 
 @pytest.fixture
-def payments(sandbox) -> PaymentHandlers:
-    return PaymentHandlers(Gateways({"sandbox": SandboxGateway(sandbox[0])}), DeferredPayments(SandboxCreditProvider(sandbox[0])))
+def payments(sandbox_http) -> PaymentHandlers:
+    return PaymentHandlers(Gateways({"sandbox": SandboxGateway(sandbox_http)}), DeferredPayments(SandboxCreditProvider(sandbox_http)))
 
 
 async def deliver(pool, message, handler, topic: str = topics.ORDERS_EVENTS) -> None:
@@ -106,9 +106,9 @@ async def test_an_authorized_card_is_voided_at_the_gateway_and_a_later_shipment_
     assert (await sandbox_authorization(sandbox, order))["status"] == "voided"
 
 
-async def test_a_card_captured_at_authorization_is_refunded_in_full(pool, payments, sandbox) -> None:
+async def test_a_card_captured_at_authorization_is_refunded_in_full(pool, payments, sandbox, sandbox_http) -> None:
     settings = SetPaymentSettings(shop_id=SHOP, issued_by="staff", capture_at_authorization=True)
-    await StaffCommands(Gateways({"sandbox": SandboxGateway(sandbox[0])})).set_settings(settings, MessageContext(pool, settings.event_id, topics.PAYMENTS_COMMANDS, None))
+    await StaffCommands(Gateways({"sandbox": SandboxGateway(sandbox_http)})).set_settings(settings, MessageContext(pool, settings.event_id, topics.PAYMENTS_COMMANDS, None))
     order = accepted()
     await deliver(pool, order, payments.on_order_accepted)
     await deliver(pool, cancelled(order), payments.on_order_cancelled)
@@ -121,14 +121,14 @@ async def test_a_card_captured_at_authorization_is_refunded_in_full(pool, paymen
     assert (authorization["captured"], authorization["refunded"]) == (order.charges.total, order.charges.total)
 
 
-async def test_without_cancel_payment_nothing_is_published_but_neither_a_shipment_nor_staff_can_capture_it(pool, payments, sandbox) -> None:
+async def test_without_cancel_payment_nothing_is_published_but_neither_a_shipment_nor_staff_can_capture_it(pool, payments, sandbox, sandbox_http) -> None:
     order = accepted()
     await deliver(pool, order, payments.on_order_accepted)
     await deliver(pool, cancelled(order, cancel_payment=False), payments.on_order_cancelled)
     await deliver(pool, shipped(order), payments.on_shipment_shipped, topics.SHIPPING_EVENTS)
     retry = RetryCapture(shop_id=SHOP, issued_by="staff", order_id=order.order_id, reason="ship anyway")
     with pytest.raises(CommandRefused) as refused:
-        await StaffCommands(Gateways({"sandbox": SandboxGateway(sandbox[0])})).retry_capture(retry, MessageContext(pool, retry.event_id, topics.PAYMENTS_COMMANDS, None))
+        await StaffCommands(Gateways({"sandbox": SandboxGateway(sandbox_http)})).retry_capture(retry, MessageContext(pool, retry.event_id, topics.PAYMENTS_COMMANDS, None))
 
     assert [e["type"] for e in await published(pool)] == ["PaymentAuthorized"]
     assert refused.value.reasons == ["order is cancelled; a cancelled order is never captured"]

@@ -66,16 +66,16 @@ async def published(pool) -> list[str]:
 
 
 @pytest.fixture
-def lossy(sandbox) -> AnswerLostOnce:
-    return AnswerLostOnce(SandboxGateway(sandbox))
+def lossy(sandbox_http) -> AnswerLostOnce:
+    return AnswerLostOnce(SandboxGateway(sandbox_http))
 
 
-def handlers_on(gateway, sandbox) -> PaymentHandlers:
-    return PaymentHandlers(Gateways({"sandbox": gateway}), DeferredPayments(SandboxCreditProvider(sandbox)))
+def handlers_on(gateway, http) -> PaymentHandlers:
+    return PaymentHandlers(Gateways({"sandbox": gateway}), DeferredPayments(SandboxCreditProvider(http)))
 
 
-async def test_an_answer_lost_after_the_intent_is_asked_for_again_under_the_same_key_and_recorded_once(pool, sandbox, lossy) -> None:
-    payments = handlers_on(lossy, sandbox)
+async def test_an_answer_lost_after_the_intent_is_asked_for_again_under_the_same_key_and_recorded_once(pool, sandbox, lossy, sandbox_http) -> None:
+    payments = handlers_on(lossy, sandbox_http)
     order = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4())))
     shipped = ShipmentShipped.model_validate(golden("ShipmentShipped", order_id=str(order.order_id), shop_id=order.shop_id))
 
@@ -92,8 +92,8 @@ async def test_an_answer_lost_after_the_intent_is_asked_for_again_under_the_same
     assert await published(pool) == ["PaymentAuthorized", "PaymentCaptured"]
 
 
-async def test_a_message_whose_result_was_saved_is_a_duplicate_and_calls_no_gateway(pool, sandbox, lossy) -> None:
-    payments = handlers_on(lossy, sandbox)
+async def test_a_message_whose_result_was_saved_is_a_duplicate_and_calls_no_gateway(pool, lossy, sandbox_http) -> None:
+    payments = handlers_on(lossy, sandbox_http)
     order = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4())))
     shipped = ShipmentShipped.model_validate(golden("ShipmentShipped", order_id=str(order.order_id), shop_id=order.shop_id))
     await deliver(pool, payments.on_order_accepted, order, topics.ORDERS_EVENTS)
@@ -107,8 +107,8 @@ async def test_a_message_whose_result_was_saved_is_a_duplicate_and_calls_no_gate
     assert await published(pool) == ["PaymentAuthorized", "PaymentCaptured"]
 
 
-async def test_an_order_delivered_concurrently_twice_and_under_a_second_event_id_is_authorized_once(pool, sandbox) -> None:
-    payments = handlers_on(SandboxGateway(sandbox), sandbox)
+async def test_an_order_delivered_concurrently_twice_and_under_a_second_event_id_is_authorized_once(pool, sandbox, sandbox_http) -> None:
+    payments = handlers_on(SandboxGateway(sandbox_http), sandbox_http)
     order = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4())))
     again = order.model_copy(update={"event_id": uuid4()})
 

@@ -24,8 +24,8 @@ async def counted(fresh_database: str) -> AsyncIterator[tuple[asyncpg.Pool, Stat
 
 
 @pytest.fixture
-def payments(sandbox) -> PaymentHandlers:
-    return PaymentHandlers(Gateways({"sandbox": SandboxGateway(sandbox)}), DeferredPayments(SandboxCreditProvider(sandbox)))
+def payments(sandbox_http) -> PaymentHandlers:
+    return PaymentHandlers(Gateways({"sandbox": SandboxGateway(sandbox_http)}), DeferredPayments(SandboxCreditProvider(sandbox_http)))
 
 
 async def test_a_card_order_costs_the_payments_database_a_bounded_number_of_statements_per_message(counted, payments) -> None:

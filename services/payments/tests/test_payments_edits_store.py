@@ -29,18 +29,18 @@ SHOP = "kyoto-tea"
 
 
 @pytest.fixture
-def deferred(sandbox) -> DeferredPayments:
-    return DeferredPayments(SandboxCreditProvider(sandbox))
+def deferred(sandbox_http) -> DeferredPayments:
+    return DeferredPayments(SandboxCreditProvider(sandbox_http))
 
 
 @pytest.fixture
-def payments(sandbox, deferred) -> PaymentHandlers:
-    return PaymentHandlers(Gateways({"sandbox": SandboxGateway(sandbox)}), deferred)
+def payments(deferred, sandbox_http) -> PaymentHandlers:
+    return PaymentHandlers(Gateways({"sandbox": SandboxGateway(sandbox_http)}), deferred)
 
 
 @pytest.fixture
-def amounts(sandbox) -> AmountChanges:
-    return AmountChanges(Gateways({"sandbox": SandboxGateway(sandbox)}), SandboxCreditProvider(sandbox))
+def amounts(sandbox_http) -> AmountChanges:
+    return AmountChanges(Gateways({"sandbox": SandboxGateway(sandbox_http)}), SandboxCreditProvider(sandbox_http))
 
 
 async def deliver(pool, message, handler, topic: str = topics.ORDERS_EVENTS) -> None:

@@ -39,15 +39,15 @@ def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStrip
 
 
 @pytest.fixture
-async def gateways(sandbox, localstripe) -> AsyncIterator[Gateways]:
+async def gateways(localstripe, sandbox_http) -> AsyncIterator[Gateways]:
     stripe = StripeGateway(TEST_API_KEY, calls=OutsideCalls(), api_base=localstripe.api_base, timeout_seconds=10)
-    yield Gateways({"sandbox": SandboxGateway(sandbox), "stripe": stripe})
+    yield Gateways({"sandbox": SandboxGateway(sandbox_http), "stripe": stripe})
     await stripe.aclose()
 
 
 @pytest.fixture
-def payments(gateways, sandbox) -> PaymentHandlers:
-    return PaymentHandlers(gateways, DeferredPayments(SandboxCreditProvider(sandbox)))
+def payments(gateways, sandbox_http) -> PaymentHandlers:
+    return PaymentHandlers(gateways, DeferredPayments(SandboxCreditProvider(sandbox_http)))
 
 
 async def deliver(pool, message, handler, topic: str = topics.ORDERS_EVENTS) -> None:
@@ -126,8 +126,8 @@ async def age_authorization(pool, order: OrderAccepted, days: float) -> datetime
     )
 
 
-async def test_a_shop_on_stripe_is_refused_while_no_stripe_key_is_configured_and_nothing_is_saved(pool, sandbox) -> None:
-    sandbox_only = Gateways({"sandbox": SandboxGateway(sandbox)})
+async def test_a_shop_on_stripe_is_refused_while_no_stripe_key_is_configured_and_nothing_is_saved(pool, sandbox_http) -> None:
+    sandbox_only = Gateways({"sandbox": SandboxGateway(sandbox_http)})
     with pytest.raises(CommandRefused) as refused:
         await configure(pool, sandbox_only, card_gateway="stripe")
     assert "ORDERMESH_STRIPE_API_KEY" in refused.value.reasons[0]
@@ -189,12 +189,12 @@ async def test_a_declined_card_on_stripe_is_an_authorization_failure_with_stripe
     assert [(op, status) for op, status, _, _ in await ledger(pool, order)] == [("authorize", "failed")]
 
 
-async def test_an_edit_lowering_the_total_captures_only_the_new_total_on_stripe(pool, gateways, payments, sandbox, localstripe) -> None:
+async def test_an_edit_lowering_the_total_captures_only_the_new_total_on_stripe(pool, gateways, payments, localstripe, sandbox_http) -> None:
     await configure(pool, gateways, card_gateway="stripe")
     order = accepted("pm_card_visa")
     lower = order.charges.total - 1_000
     await deliver(pool, order, payments.on_order_accepted)
-    await deliver(pool, edited(order, lower), AmountChanges(gateways, SandboxCreditProvider(sandbox)).on_order_edited)
+    await deliver(pool, edited(order, lower), AmountChanges(gateways, SandboxCreditProvider(sandbox_http)).on_order_edited)
     await deliver(pool, shipped(order), payments.on_shipment_shipped, topics.SHIPPING_EVENTS)
 
     row = await payment_row(pool, order)
@@ -274,7 +274,7 @@ async def test_a_renewal_the_gateway_declines_keeps_the_old_authorization_and_fl
     assert authorization["status"] == "authorized"
 
 
-async def test_a_renewal_answered_after_the_payment_was_captured_voids_the_new_authorization(pool, gateways, payments, sandbox) -> None:
+async def test_a_renewal_answered_after_the_payment_was_captured_voids_the_new_authorization(pool, gateways, payments, sandbox, sandbox_http) -> None:
     await configure(pool, gateways, reauthorize_expiring=True)
     order = accepted()
     await deliver(pool, order, payments.on_order_accepted)
@@ -287,7 +287,7 @@ async def test_a_renewal_answered_after_the_payment_was_captured_voids_the_new_a
             await deliver(pool, shipped(order), payments.on_shipment_shipped, topics.SHIPPING_EVENTS)
             return answer
 
-    await Renewals(Gateways({"sandbox": CapturedMeanwhile(sandbox)})).renew(pool, candidate)
+    await Renewals(Gateways({"sandbox": CapturedMeanwhile(sandbox_http)})).renew(pool, candidate)
 
     row = await payment_row(pool, order)
     assert (row["status"], row["authorization_id"]) == ("captured", candidate["authorization_id"])

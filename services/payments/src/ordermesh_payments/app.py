@@ -4,7 +4,6 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-import httpx
 from faststream.asgi import AsgiFastStream
 from pydantic import Field, SecretStr
 from starlette.requests import Request
@@ -38,7 +37,7 @@ from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription, UnitOfWork
 from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
 from ordermesh_servicekit.http_input import query_text, query_uuid
-from ordermesh_servicekit.outside import ObservedTransport, OutsideCalls
+from ordermesh_servicekit.outside import OutsideCalls
 from ordermesh_servicekit.outbox import write_outbox
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
@@ -47,6 +46,7 @@ from . import store, store_credit, store_edits, store_renewals
 from .adapters.credit import SandboxCreditProvider
 from .adapters.gateway import SANDBOX, Gateways, PaymentGateway, SandboxGateway
 from .adapters.ingress import payment_callback
+from .adapters.json_http import JsonHttp
 from .adapters.stripe_gateway import StripeGateway
 from .domain.cancellation import view_balance
 from .handlers import PaymentHandlers
@@ -94,9 +94,8 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
     """The payments service's app."""
     settings = settings or PaymentsSettings()
     outside_calls = OutsideCalls()
-    client = httpx.AsyncClient(
-        base_url=settings.gateway_url, timeout=settings.gateway_timeout_seconds,
-        transport=ObservedTransport(outside_calls, "gateway"),
+    client = JsonHttp(
+        settings.gateway_url, calls=outside_calls, target="gateway", timeout_seconds=settings.gateway_timeout_seconds
     )
     card_gateways: dict[str, PaymentGateway] = {SANDBOX: SandboxGateway(client)}
     stripe: StripeGateway | None = None

@@ -3,7 +3,6 @@
 from pathlib import Path
 from uuid import UUID
 
-import httpx
 from faststream.asgi import AsgiFastStream
 from pydantic import Field, SecretStr
 from starlette.requests import Request
@@ -33,12 +32,13 @@ from ordermesh_servicekit.commands import reject_invalid_commands
 from ordermesh_servicekit.consuming import Subscription
 from ordermesh_servicekit.http import asgi_endpoint, staff_endpoint
 from ordermesh_servicekit.http_input import query_text, query_uuid
-from ordermesh_servicekit.outside import ObservedTransport, OutsideCalls
+from ordermesh_servicekit.outside import OutsideCalls
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
 
 from . import store, store_shipments, store_stock
 from .adapters.ingress import stock_levels, warehouse_callback
+from .adapters.json_http import JsonHttp
 from .adapters.warehouse import SandboxWarehouse
 from .commands import ShippingCommands
 from .handlers import ShippingHandlers, calls_the_warehouse
@@ -62,9 +62,8 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
     """The shipping service's app."""
     settings = settings or ShippingSettings()
     outside_calls = OutsideCalls()
-    client = httpx.AsyncClient(
-        base_url=settings.warehouse_url, timeout=settings.warehouse_timeout_seconds,
-        transport=ObservedTransport(outside_calls, "warehouse"),
+    client = JsonHttp(
+        settings.warehouse_url, calls=outside_calls, target="warehouse", timeout_seconds=settings.warehouse_timeout_seconds
     )
     handlers = ShippingHandlers(
         SandboxWarehouse(client, f"{settings.public_url}/callbacks/warehouse"),

@@ -2,8 +2,6 @@
 
 from uuid import UUID
 
-import httpx
-
 from ordermesh_contracts import OrderCancelled, OrderShippingCancelled, ShipmentCancelFailed, ShippedLine, topics
 from ordermesh_servicekit.consuming import MessageContext, TransientError
 
@@ -39,7 +37,7 @@ async def cancel_order_shipping(
             failures[row["shipment_id"]] = None
         except WarehouseRejected as rejected:
             failures[row["shipment_id"]] = str(rejected)
-        except (TransientError, httpx.TransportError) as error:
+        except TransientError as error:
             reason = f"{type(error).__name__}: {error}"[:500]
             async with ctx.intent() as conn:
                 attempts = await store_shipments.record_cancel_failure(conn, row["shipment_id"], reason)

@@ -3,7 +3,6 @@ requested again with the new lines, and deliveries that already left are refused
 
 from uuid import UUID
 
-import httpx
 
 from ordermesh_contracts import (
     OrderEdited,
@@ -84,7 +83,7 @@ async def apply_order_edit(warehouse: Warehouse, edited: OrderEdited, ctx: Messa
             request_ids[index] = await warehouse.request_shipment(request)
         except WarehouseRejected as rejected:
             request_failures[index] = (await _count_request_failure(ctx, row["shipment_id"], str(rejected)), str(rejected))
-        except (TransientError, httpx.TransportError) as error:
+        except TransientError as error:
             reason = f"{type(error).__name__}: {error}"[:500]
             attempts = await _count_request_failure(ctx, row["shipment_id"], reason)
             if attempts < max_attempts:
@@ -171,7 +170,7 @@ async def _cancel_at_warehouse(
             failures[index] = None
         except WarehouseRejected as rejected:
             failures[index] = str(rejected)
-        except (TransientError, httpx.TransportError) as error:
+        except TransientError as error:
             reason = f"{type(error).__name__}: {error}"[:500]
             async with ctx.intent() as conn:
                 attempts = await store_shipments.record_cancel_failure(conn, row["shipment_id"], reason)

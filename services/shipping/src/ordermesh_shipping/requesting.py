@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
-import httpx
 
 from ordermesh_contracts import Message, ShipmentHoldReleased, ShipmentRequested, ShipmentRequestFailed, topics
 from ordermesh_servicekit.consuming import MessageContext, TransientError, UnitOfWork
@@ -98,7 +97,7 @@ async def _ask_warehouse(
         except WarehouseRejected as rejected:
             attempts = await _count_failure(ctx, shipment_id, str(rejected))
             answers.failed.append((group.index, shipment_id, attempts, str(rejected)))
-        except (TransientError, httpx.TransportError) as error:
+        except TransientError as error:
             reason = f"{type(error).__name__}: {error}"[:500]
             attempts = await _count_failure(ctx, shipment_id, reason)
             if attempts < max_attempts:

@@ -2,12 +2,9 @@
 
 from typing import Protocol
 
-import httpx
-
-from ordermesh_servicekit.consuming import TransientError
-
 from ..domain.credit import CreditAnswer, CreditStatus
 from .gateway import GatewayResult
+from .json_http import JsonHttp
 
 
 class CreditProvider(Protocol):
@@ -42,7 +39,7 @@ class SandboxCreditProvider:
     """The sandbox gateway's credit-check API over HTTP. 5xx is retried a few times and then a refusal; no answer is
     transient."""
 
-    def __init__(self, client: httpx.AsyncClient, *, server_error_attempts: int = 3) -> None:
+    def __init__(self, client: JsonHttp, *, server_error_attempts: int = 3) -> None:
         self._client = client
         self._server_error_attempts = server_error_attempts
 
@@ -50,18 +47,19 @@ class SandboxCreditProvider:
         self, *, idempotency_key: str, order_id: str, customer_id: str, amount: int, currency: str
     ) -> CreditAnswer:
         body = await self._call(
-            "POST", "/v1/credit-checks",
+            "POST", "/v1/credit-checks", "POST /v1/credit-checks",
             {"idempotency_key": idempotency_key, "order_id": order_id, "customer_id": customer_id, "amount": amount,
              "currency": currency},
         )
         return _answer(body)
 
     async def check_status(self, check_id: str) -> CreditAnswer:
-        return _answer(await self._call("GET", f"/v1/credit-checks/{check_id}", None))
+        return _answer(await self._call("GET", f"/v1/credit-checks/{check_id}", "GET /v1/credit-checks/:id", None))
 
     async def update_amount(self, *, idempotency_key: str, check_id: str, amount: int) -> GatewayResult:
         body = await self._call(
-            "POST", f"/v1/credit-checks/{check_id}/amount", {"idempotency_key": idempotency_key, "amount": amount}
+            "POST", f"/v1/credit-checks/{check_id}/amount", "POST /v1/credit-checks/:id/amount",
+            {"idempotency_key": idempotency_key, "amount": amount},
         )
         if body.get("status") == "updated":
             return GatewayResult(True, reference=check_id, amount=body["amount"])
@@ -71,7 +69,7 @@ class SandboxCreditProvider:
         self, *, idempotency_key: str, check_id: str, carrier: str, tracking_number: str
     ) -> GatewayResult:
         body = await self._call(
-            "POST", f"/v1/credit-checks/{check_id}/shipment",
+            "POST", f"/v1/credit-checks/{check_id}/shipment", "POST /v1/credit-checks/:id/shipment",
             {"idempotency_key": idempotency_key, "carrier": carrier, "tracking_number": tracking_number},
         )
         if body.get("status") == "captured":
@@ -79,17 +77,17 @@ class SandboxCreditProvider:
         return GatewayResult(False, reason=body.get("error") or "shipment_report_refused")
 
     async def cancel(self, *, idempotency_key: str, check_id: str) -> GatewayResult:
-        body = await self._call("POST", f"/v1/credit-checks/{check_id}/cancel", {"idempotency_key": idempotency_key})
+        body = await self._call(
+            "POST", f"/v1/credit-checks/{check_id}/cancel", "POST /v1/credit-checks/:id/cancel",
+            {"idempotency_key": idempotency_key},
+        )
         if body.get("status") == "cancelled":
             return GatewayResult(True, reference=check_id, amount=body.get("amount"))
         return GatewayResult(False, reason=body.get("error") or "cancel_refused")
 
-    async def _call(self, method: str, path: str, payload: dict | None) -> dict:
+    async def _call(self, method: str, path: str, operation: str, payload: dict | None) -> dict:
         for _attempt in range(self._server_error_attempts):
-            try:
-                response = await self._client.request(method, path, json=payload)
-            except (httpx.TimeoutException, httpx.TransportError) as error:
-                raise TransientError(f"credit provider did not answer on {path}") from error
+            response = await self._client.request(method, path, payload, operation=operation)
             if response.status_code < 500:
                 return response.json()
         return {"status": "error", "error": "gateway_error"}

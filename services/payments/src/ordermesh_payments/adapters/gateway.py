@@ -4,9 +4,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
+from ordermesh_servicekit.consuming import PermanentError
 
-from ordermesh_servicekit.consuming import PermanentError, TransientError
+from .json_http import JsonHttp
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class PaymentGateway(Protocol):
 class SandboxGateway:
     """The local sandbox gateway over HTTP. 5xx is retried a few times and then a refusal; no answer is transient."""
 
-    def __init__(self, client: httpx.AsyncClient, *, server_error_attempts: int = 3) -> None:
+    def __init__(self, client: JsonHttp, *, server_error_attempts: int = 3) -> None:
         self._client = client
         self._server_error_attempts = server_error_attempts
 
@@ -53,6 +53,7 @@ class SandboxGateway:
     ) -> GatewayResult:
         body = await self._post(
             "/v1/authorizations",
+            "POST /v1/authorizations",
             {
                 "idempotency_key": idempotency_key,
                 "order_id": order_id,
@@ -67,30 +68,34 @@ class SandboxGateway:
 
     async def capture(self, *, idempotency_key: str, authorization_id: str, amount: int) -> GatewayResult:
         body = await self._post(
-            f"/v1/authorizations/{authorization_id}/capture", {"idempotency_key": idempotency_key, "amount": amount}
+            f"/v1/authorizations/{authorization_id}/capture",
+            "POST /v1/authorizations/:id/capture",
+            {"idempotency_key": idempotency_key, "amount": amount},
         )
         if body.get("status") == "captured":
             return GatewayResult(True, reference=body["capture_id"], amount=body["amount"])
         return GatewayResult(False, reason=body.get("error") or "capture_refused")
 
     async def void(self, *, idempotency_key: str, authorization_id: str) -> GatewayResult:
-        body = await self._post(f"/v1/authorizations/{authorization_id}/void", {"idempotency_key": idempotency_key})
+        body = await self._post(
+            f"/v1/authorizations/{authorization_id}/void", "POST /v1/authorizations/:id/void",
+            {"idempotency_key": idempotency_key},
+        )
         if body.get("status") == "voided":
             return GatewayResult(True, reference=authorization_id)
         return GatewayResult(False, reason=body.get("error") or "void_refused")
 
     async def refund(self, *, idempotency_key: str, capture_id: str, amount: int) -> GatewayResult:
-        body = await self._post("/v1/refunds", {"idempotency_key": idempotency_key, "capture_id": capture_id, "amount": amount})
+        body = await self._post(
+            "/v1/refunds", "POST /v1/refunds", {"idempotency_key": idempotency_key, "capture_id": capture_id, "amount": amount}
+        )
         if body.get("status") == "refunded":
             return GatewayResult(True, reference=body["refund_id"], amount=body["amount"])
         return GatewayResult(False, reason=body.get("error") or "refund_refused")
 
-    async def _post(self, path: str, payload: dict) -> dict:
+    async def _post(self, path: str, operation: str, payload: dict) -> dict:
         for _attempt in range(self._server_error_attempts):
-            try:
-                response = await self._client.post(path, json=payload)
-            except httpx.TimeoutException as error:
-                raise TransientError(f"gateway timed out on {path}") from error
+            response = await self._client.request("POST", path, payload, operation=operation)
             if response.status_code < 500:
                 return response.json()
         return {"status": "error", "error": "gateway_error"}

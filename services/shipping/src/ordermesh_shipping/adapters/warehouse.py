@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
-
 from ordermesh_servicekit.consuming import TransientError
+
+from .json_http import JsonHttp
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Warehouse(Protocol):
     async def request_shipment(self, request: ShipmentRequest) -> str:
         """Hands over a shipment request; returns the warehouse's request id.
 
-        Raises `TransientError` or `httpx.TransportError` (timeouts included) for failures worth retrying,
+        Raises `TransientError` (no answer, timeouts included, or a 5xx) for failures worth retrying,
         `WarehouseRejected` for a refusal.
         """
         ...
@@ -48,7 +48,7 @@ class Warehouse(Protocol):
         """Cancels a shipment request that has not shipped; a request the warehouse does not know is nothing to cancel.
 
         Raises `WarehouseRejected` when the warehouse refuses (e.g. 409: it already shipped), `TransientError`
-        or `httpx.TransportError` for failures worth retrying.
+        for failures worth retrying.
         """
         ...
 
@@ -56,7 +56,7 @@ class Warehouse(Protocol):
 class SandboxWarehouse:
     """The local sandbox warehouse over HTTP; it calls `callback_url` once a shipment leaves."""
 
-    def __init__(self, client: httpx.AsyncClient, callback_url: str) -> None:
+    def __init__(self, client: JsonHttp, callback_url: str) -> None:
         self._client = client
         self._callback_url = callback_url
 
@@ -73,7 +73,7 @@ class SandboxWarehouse:
             body["report_shipped"] = False
         if request.cash_on_delivery is not None:
             body["cash_on_delivery"] = request.cash_on_delivery
-        response = await self._client.post("/v1/shipments", json=body)
+        response = await self._client.request("POST", "/v1/shipments", body, operation="POST /v1/shipments")
         if response.status_code >= 500:
             raise TransientError(f"warehouse answered {response.status_code}")
         if response.status_code >= 400:
@@ -81,7 +81,9 @@ class SandboxWarehouse:
         return response.json()["request_id"]
 
     async def cancel_shipment(self, request_id: str) -> None:
-        response = await self._client.post(f"/v1/shipments/{request_id}/cancel")
+        response = await self._client.request(
+            "POST", f"/v1/shipments/{request_id}/cancel", operation="POST /v1/shipments/:id/cancel"
+        )
         if response.status_code >= 500:
             raise TransientError(f"warehouse answered {response.status_code}")
         if response.status_code == 404:
