@@ -2,19 +2,22 @@
 real PostgreSQL through a query logger on every pooled connection, with the sandbox gateway served in-process (a
 budget that cannot silently grow)."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import asyncpg
 import pytest
-from ordermesh_contracts import OrderAccepted, ShipmentDelivered, ShipmentShipped, topics
+from ordermesh_contracts import OrderAccepted, OrdersEvent, ShipmentDelivered, ShipmentShipped, ShippingEvent, topics
 from ordermesh_payments.adapters.credit import SandboxCreditProvider
 from ordermesh_payments.adapters.gateway import Gateways, SandboxGateway
-from ordermesh_payments.handlers import PaymentHandlers
+from ordermesh_payments.handlers import PaymentHandlers, goes_alone
 from ordermesh_payments.handlers_deferred import DeferredPayments
 from ordermesh_payments.store import DEFAULT_SETTINGS, save_payment_settings
+from ordermesh_servicekit.consuming import Consumer, Subscription
+from ordermesh_servicekit.metrics import Metrics
 from support import counted_pool, golden_message, statements_of
-from doubles import StatementCounter
+from doubles import FakeRecord, StatementCounter
 
 
 @pytest.fixture
@@ -74,3 +77,73 @@ async def test_a_card_order_costs_the_payments_database_a_bounded_number_of_stat
     assert statements["authorize redelivered"] <= 3 and statements["capture redelivered"] <= 3, costs
     assert transactions["authorize redelivered"] <= 1 and transactions["capture redelivered"] <= 1, costs
     assert statements["partly shipped"] == 0 and statements["delivered, no cash"] == 0, costs
+
+
+def as_record(topic: str, message, offset: int) -> FakeRecord:
+    key = str(message.order_id).encode()
+    return FakeRecord(topic, 0, offset, key, message.model_dump_json().encode(), [("type", message.type.encode())])
+
+
+def consumer_of(subscription: Subscription, pool) -> Consumer:
+    return Consumer(subscription, group_id="ordermesh-payments", pool_provider=lambda: pool, metrics=Metrics("payments"), retry_max_seconds=0.2)
+
+
+def accepted(method: str) -> OrderAccepted:
+    payment = {"method": method, "card_token": "tok_visa"} if method == "card" else {"method": method}
+    return OrderAccepted.model_validate(golden_message("OrderAccepted", order_id=str(uuid4()), payment=payment))
+
+
+async def test_acceptances_paid_without_a_gateway_share_one_transaction_and_each_card_authorization_goes_alone(counted, payments) -> None:
+    pool, counter = counted
+    consumer = consumer_of(Subscription(
+        topics.ORDERS_EVENTS, OrdersEvent, {OrderAccepted: payments.on_order_accepted}, batched=True, alone=goes_alone,
+    ), pool)
+    await consumer.process([as_record(topics.ORDERS_EVENTS, accepted("cash_on_delivery"), 0) for _ in range(2)])  # types looked up
+    cash, card = [accepted("cash_on_delivery") for _ in range(8)], [accepted("card") for _ in range(3)]
+    await asyncio.sleep(0)
+    counter.reset()
+    await consumer.process([as_record(topics.ORDERS_EVENTS, order, n) for n, order in enumerate(cash + card)])
+    await asyncio.sleep(0)
+    statements, transactions = len(counter.statements), counter.transactions
+
+    statuses = await pool.fetch(
+        "SELECT method, status FROM payments WHERE order_id = ANY($1::uuid[])", [o.order_id for o in cash + card]
+    )
+    assert sorted(tuple(row) for row in statuses) == [("card", "authorized")] * 3 + [("cash_on_delivery", "awaiting_delivery")] * 8
+    print(f"\n8 cash-on-delivery and 3 card acceptances: {statements} statements, {transactions} transactions")
+    assert transactions == 1 + 3 * 2  # the batch; then each card's intent and result (see the card order's costs)
+
+
+async def test_deliveries_without_cash_and_partial_shipments_cost_no_transaction_and_cash_collected_is_batched(counted, payments) -> None:
+    pool, counter = counted
+    orders = [accepted("cash_on_delivery") for _ in range(4)] + [accepted("card") for _ in range(4)]
+    for order in orders:
+        await statements_of(pool, counter, payments.on_order_accepted, order, topics.ORDERS_EVENTS)
+    consumer = consumer_of(Subscription(
+        topics.SHIPPING_EVENTS, ShippingEvent,
+        {ShipmentShipped: payments.on_shipment_shipped, ShipmentDelivered: payments.on_cash_collected},
+        batched=True, alone=goes_alone,
+    ), pool)
+    about = lambda order: {"order_id": str(order.order_id), "shop_id": order.shop_id}  # noqa: E731
+    no_cost = [
+        *(ShipmentShipped.model_validate(golden_message("ShipmentShipped", **about(o), all_shipped=False)) for o in orders[4:]),
+        *(ShipmentDelivered.model_validate(golden_message("ShipmentDelivered", **about(o), cash_collected=None)) for o in orders[4:]),
+    ]
+    await asyncio.sleep(0)
+    counter.reset()
+    await consumer.process([as_record(topics.SHIPPING_EVENTS, message, n) for n, message in enumerate(no_cost)])
+    await asyncio.sleep(0)
+    assert (len(counter.statements), counter.transactions) == (0, 0), counter.statements
+
+    cash = [
+        ShipmentDelivered.model_validate(golden_message(
+            "ShipmentDelivered", **about(o), shipment_id=str(uuid4()), cash_collected=o.charges.total,
+        ))
+        for o in orders[:4]
+    ]
+    counter.reset()
+    await consumer.process([as_record(topics.SHIPPING_EVENTS, message, n) for n, message in enumerate(cash)])
+    await asyncio.sleep(0)
+    assert counter.transactions == 1, counter.statements
+    received = await pool.fetch("SELECT received_amount FROM payments WHERE order_id = ANY($1::uuid[])", [o.order_id for o in orders[:4]])
+    assert [row["received_amount"] for row in received] == [orders[0].charges.total] * 4

@@ -49,7 +49,7 @@ from .adapters.ingress import payment_callback
 from .adapters.json_http import JsonHttp
 from .adapters.stripe_gateway import StripeGateway
 from .domain.cancellation import view_balance
-from .handlers import PaymentHandlers
+from .handlers import PaymentHandlers, goes_alone
 from .handlers_deferred import DeferredPayments
 from .handlers_edits import AmountChanges
 from .renewals import Renewals
@@ -188,13 +188,20 @@ def create_app(settings: PaymentsSettings | None = None) -> AsgiFastStream:
                         OrderEdited: amounts.on_order_edited,
                         OrderReturned: amounts.on_order_returned,
                     },
+                    batched=True,
+                    alone=goes_alone,
                 ),
                 Subscription(
                     topics.SHIPPING_EVENTS,
                     ShippingEvent,
                     {ShipmentShipped: handlers.on_shipment_shipped, ShipmentDelivered: handlers.on_cash_collected},
+                    batched=True,
+                    alone=goes_alone,
                 ),
-                Subscription(topics.PAYMENTS_CALLBACKS, PaymentsCallback, {ProviderPaymentReported: handlers.on_provider_payment}),
+                Subscription(
+                    topics.PAYMENTS_CALLBACKS, PaymentsCallback, {ProviderPaymentReported: handlers.on_provider_payment},
+                    batched=True,
+                ),
                 Subscription(
                     topics.PAYMENTS_COMMANDS,
                     PaymentsCommand,

@@ -83,6 +83,19 @@ def publish_received(
     )
 
 
+def goes_alone(message: Message) -> bool:
+    """Whether handling this message may reach past its unit of work (a gateway call and its intent, the inbox), so
+    that it goes alone, never in a batch's transaction. Only these touch nothing but the database: the acceptance of
+    an order paid without a gateway or provider (on its platform, cash on delivery, prepaid, nothing to pay), cash
+    collected on delivery, and a provider's payment report. A delivery without cash needs no transaction at all, so it
+    goes alone too: in a batch it would cost one."""
+    if isinstance(message, OrderAccepted):
+        return flow_for(message) in (Flow.CARD, Flow.DEFERRED)
+    if isinstance(message, ShipmentDelivered):
+        return not message.cash_collected
+    return not isinstance(message, ProviderPaymentReported)
+
+
 class PaymentHandlers:
     """Handlers bound to the card gateways and the deferred-payment handling they call."""
 
