@@ -73,7 +73,9 @@ class JsonHttp:
                 return Answer(response.status, content)
         except aiohttp.InvalidURL:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except asyncio.TimeoutError as error:
+            raise TransientError(f"{self._target} timed out on {operation}") from error
+        except aiohttp.ClientError as error:
             raise TransientError(f"{self._target} did not answer {operation}: {type(error).__name__}") from error
 
     async def aclose(self) -> None:
