@@ -4,25 +4,16 @@ Adapters are wired before the service's metrics registry exists, so `OutsideCall
 until the service registers them (`ServiceDefinition.collectors`).
 """
 
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import structlog
 from prometheus_client import Counter, Histogram
 
 from .tracing import client_span, mark_error
-
-_ID_SEGMENT = re.compile(r"/(?=[^/]*\d)[^/]{6,}")
-
-
-def operation_of(request: httpx.Request) -> str:
-    """`METHOD /path` with id-like path segments replaced by `:id`, so labels stay few."""
-    return f"{request.method} {_ID_SEGMENT.sub('/:id', request.url.path)}"
 
 
 @dataclass
@@ -82,22 +73,3 @@ class OutsideCalls:
             "outside call", target=target, operation=operation, outcome=call.outcome,
             duration_ms=round(elapsed * 1000, 1), **call.fields,
         )
-
-
-class ObservedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that observes every request as an outside call to `target` (outcome: the status class)."""
-
-    def __init__(self, calls: OutsideCalls, target: str, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self._calls = calls
-        self._target = target
-        self._inner = inner or httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        async with self._calls.observe(self._target, operation_of(request)) as call:
-            response = await self._inner.handle_async_request(request)
-            call.outcome = f"{response.status_code // 100}xx"
-            call.fields["status"] = response.status_code
-            return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()

@@ -6,7 +6,7 @@ import asyncpg
 import httpx
 import pytest
 from ordermesh_devstack.sandboxes import payment_gateway
-from ordermesh_payments.adapters.json_http import JsonHttp
+from ordermesh_servicekit.json_http import JsonHttp
 from ordermesh_servicekit.outside import OutsideCalls
 from support import migrated_pool
 

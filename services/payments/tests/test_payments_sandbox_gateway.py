@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 from ordermesh_devstack.sandboxes import payment_gateway
 from ordermesh_payments.adapters.gateway import SandboxGateway
-from ordermesh_payments.adapters.json_http import JsonHttp
+from ordermesh_servicekit.json_http import JsonHttp
 from ordermesh_servicekit.consuming import TransientError
 from ordermesh_servicekit.outside import OutsideCalls
 

@@ -9,7 +9,7 @@ import uvicorn
 from ordermesh_devstack.sandboxes.warehouse import create_app
 from ordermesh_servicekit.consuming import TransientError
 from ordermesh_servicekit.outside import OutsideCalls
-from ordermesh_shipping.adapters.json_http import JsonHttp
+from ordermesh_servicekit.json_http import JsonHttp
 from ordermesh_shipping.adapters.warehouse import (
     SandboxWarehouse,
     ShipmentRequest,

@@ -46,7 +46,7 @@ from . import store, store_credit, store_edits, store_renewals
 from .adapters.credit import SandboxCreditProvider
 from .adapters.gateway import SANDBOX, Gateways, PaymentGateway, SandboxGateway
 from .adapters.ingress import payment_callback
-from .adapters.json_http import JsonHttp
+from ordermesh_servicekit.json_http import JsonHttp
 from .adapters.stripe_gateway import StripeGateway
 from .domain.cancellation import view_balance
 from .handlers import PaymentHandlers, goes_alone

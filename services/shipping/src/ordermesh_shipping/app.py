@@ -38,7 +38,7 @@ from ordermesh_servicekit.settings import ServiceSettings
 
 from . import store, store_shipments, store_stock
 from .adapters.ingress import stock_levels, warehouse_callback
-from .adapters.json_http import JsonHttp
+from ordermesh_servicekit.json_http import JsonHttp
 from .adapters.warehouse import SandboxWarehouse
 from .commands import ShippingCommands
 from .handlers import ShippingHandlers, calls_the_warehouse

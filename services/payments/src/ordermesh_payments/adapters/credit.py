@@ -4,7 +4,7 @@ from typing import Protocol
 
 from ..domain.credit import CreditAnswer, CreditStatus
 from .gateway import GatewayResult
-from .json_http import JsonHttp
+from ordermesh_servicekit.json_http import JsonHttp
 
 
 class CreditProvider(Protocol):

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from ordermesh_servicekit.consuming import PermanentError
 
-from .json_http import JsonHttp
+from ordermesh_servicekit.json_http import JsonHttp
 
 
 @dataclass(frozen=True)

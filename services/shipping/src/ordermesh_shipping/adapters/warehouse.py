@@ -5,7 +5,7 @@ from typing import Protocol
 
 from ordermesh_servicekit.consuming import TransientError
 
-from .json_http import JsonHttp
+from ordermesh_servicekit.json_http import JsonHttp
 
 
 @dataclass(frozen=True)

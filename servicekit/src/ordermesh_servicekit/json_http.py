@@ -1,4 +1,5 @@
-"""A keep-alive JSON-over-HTTP client of one outside service (aiohttp), every call observed as an outside call.
+"""A keep-alive JSON-over-HTTP client of one outside service (aiohttp), every call observed as an outside call: how
+payments reaches its card gateway and credit service and shipping its warehouse.
 
 aiohttp rather than httpx: measured against the sandbox gateway it costs about a third of httpx's CPU per request.
 """
@@ -10,8 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from ordermesh_servicekit.consuming import TransientError
-from ordermesh_servicekit.outside import OutsideCalls
+from .consuming import TransientError
+from .outside import OutsideCalls
 
 
 @dataclass(frozen=True)
