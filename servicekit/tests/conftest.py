@@ -1,10 +1,12 @@
 """Fixtures of the kit's tests: a database migrated with the kit's tables and one table of changes."""
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+import structlog
 
 from ordermesh_servicekit.database import keep_session
 from ordermesh_servicekit.migrations import migrate_service
@@ -26,3 +28,15 @@ async def pool(fresh_database: str, tmp_path: Path) -> AsyncIterator[asyncpg.Poo
         yield database_pool
     finally:
         await database_pool.close()
+
+
+@pytest.fixture
+def restore_logging():
+    """Puts the root logger and structlog back as they were after a test that configures logging."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()

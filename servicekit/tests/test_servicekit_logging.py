@@ -80,17 +80,6 @@ def test_redact_masks_personal_values_inside_tuples_and_leaves_non_strings_alone
     assert redact(("hanako.yamada@example.jp", 3, None, 1.5)) == [REDACTED, 3, None, 1.5]
 
 
-@pytest.fixture
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-
-
 def test_configured_logs_are_one_json_object_per_line_without_personal_values(capsys, restore_logging) -> None:
     log = configure_logging("orders")
     log.info(

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import logging
 
 import pytest
 import structlog
@@ -13,17 +12,6 @@ from ordermesh_servicekit.metrics import Metrics, cached_labels
 from ordermesh_servicekit.subscribing import _process_all, the_message_itself
 from ordermesh_servicekit.tracing import consumer_span
 from doubles import FakeRecord
-
-
-@pytest.fixture
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
 
 
 def test_a_cached_child_is_the_metrics_own_and_counts_in_its_registry() -> None:
