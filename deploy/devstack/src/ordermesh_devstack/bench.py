@@ -97,6 +97,38 @@ class ResourceSampler:
         return {name: self._cpu(ps) - self._cpu_start[name] for name, ps in self._processes.items()}
 
 
+SANDBOXES = ("gateway", "warehouse", "smtp")
+
+
+def infrastructure_pids(stack: LocalStack) -> dict[str, list[int]]:
+    """What else the machine runs for the suite in the bench: the broker, the database server (its backends are its
+    children) and the sandboxes standing in for the gateway, the warehouse and the mail server."""
+    where = stack.describe()
+    return {
+        "Kafka": [where["kafka_pid"]] if where["kafka_pid"] else [],
+        "PostgreSQL": [where["postgres_pid"]] if where["postgres_pid"] else [],
+        "sandboxes": [stack.processes[name].process.pid for name in SANDBOXES if name in stack.processes and stack.processes[name].alive],
+    }
+
+
+def tree_cpu(pids: list[int]) -> float:
+    """CPU seconds the processes and all their descendants now alive have used so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for process in tree:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+    return total
+
+
 async def topic_message_count(bootstrap: str, **security) -> int:
     """Messages on every ordermesh topic so far (sum of end offsets)."""
     from ordermesh_contracts.topics import all_topics_with_dead_letters
@@ -178,6 +210,8 @@ async def end_to_end(stack: LocalStack, count: int, rate: float, timeout: float,
     consumed_before = await consumed_messages(stack.bootstrap, **stack.kafka_security)
     transactions_before = await committed_transactions(stack.admin_dsn)
     sampler = ResourceSampler(service_pids(stack))
+    infrastructure = infrastructure_pids(stack)
+    infrastructure_start = {name: tree_cpu(pids) for name, pids in infrastructure.items()}
     started = time.monotonic()
     for n in range(count):
         order = demo_order(first_number + n)
@@ -195,6 +229,7 @@ async def end_to_end(stack: LocalStack, count: int, rate: float, timeout: float,
     while watcher.completed() < count and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     cpu = await sampler.stop()
+    infrastructure_cpu = {name: tree_cpu(pids) - infrastructure_start[name] for name, pids in infrastructure.items()}
     # the services' last consumers (notify reading OrderCompleted...) commit shortly after the order completes
     await _until_stable(partial(consumed_messages, stack.bootstrap, **stack.kafka_security), 10)
     consumed = await consumed_messages(stack.bootstrap, **stack.kafka_security) - consumed_before
@@ -219,6 +254,7 @@ async def end_to_end(stack: LocalStack, count: int, rate: float, timeout: float,
         "accept_latency": accepted,
         "complete_latency": completed,
         "cpu": cpu,
+        "infrastructure_cpu": infrastructure_cpu,
         "peak_rss": sampler.peak_rss,
         "window": window,
         "dead_letters": watcher.dead_letters,

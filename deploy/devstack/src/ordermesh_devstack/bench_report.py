@@ -64,6 +64,14 @@ def report(results: dict) -> str:
             f" {run['transactions_per_order']:.1f} transactions committed,"
             f" {sum(run['cpu'].values()) * 1000 / max(run['completed'], 1):.0f} CPU ms over the five services{ratio}"
         )
+    for key, _label in runs:
+        run = results[key]
+        if "infrastructure_cpu" in run:
+            per_order = {name: seconds * 1000 / max(run["completed"], 1) for name, seconds in run["infrastructure_cpu"].items()}
+            lines.append(
+                f"{key:<11} the machine's other CPU ms per order: "
+                + ", ".join(f"{name} {ms:.1f}" for name, ms in per_order.items())
+            )
     if raw:
         lines.append(
             f"raw        per order: {raw['consumed_per_order']} messages consumed, 26 published (the suite's card order);"
