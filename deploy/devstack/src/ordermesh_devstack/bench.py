@@ -71,14 +71,7 @@ class ResourceSampler:
 
     @staticmethod
     def _cpu(processes: list[psutil.Process]) -> float:
-        total = 0.0
-        for process in processes:
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-        return total
+        return cpu_seconds(processes)
 
     async def _sample(self) -> None:
         while True:
@@ -111,22 +104,28 @@ def infrastructure_pids(stack: LocalStack) -> dict[str, list[int]]:
     }
 
 
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """CPU seconds the processes still alive have used so far."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def tree_cpu(pids: list[int]) -> float:
     """CPU seconds the processes and all their descendants now alive have used so far."""
-    total = 0.0
+    tree: list[psutil.Process] = []
     for pid in pids:
         try:
             root = psutil.Process(pid)
-            tree = [root, *root.children(recursive=True)]
+            tree += [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             continue
-        for process in tree:
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-    return total
+    return cpu_seconds(tree)
 
 
 async def topic_message_count(bootstrap: str, **security) -> int:
