@@ -198,13 +198,7 @@ async def save_state(
 ) -> None:
     """Writes the order's stage, mode and flags, and with them, in the same statement, the `history` entries (actor,
     what, details) of the change (logged as `add_entries` logs them)."""
-    arguments = (order_id, state.stage.value, state.mode, json.dumps(state.flags), state.held_from.value if state.held_from else None)
-    if not history:
-        await conn.execute(
-            "UPDATE orders SET stage = $2, mode = $3, flags = $4::jsonb, held_from = $5, updated_at = now() WHERE order_id = $1",
-            *arguments,
-        )
-        return
+    entries = history or []
     external_order_no = await conn.fetchval(
         """
         WITH saved AS (
@@ -216,11 +210,15 @@ async def save_state(
         FROM unnest($7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS e(actor, what, details, n) ORDER BY e.n
         RETURNING (SELECT external_order_no FROM saved)
         """,
-        *arguments,
+        order_id,
+        state.stage.value,
+        state.mode,
+        json.dumps(state.flags),
+        state.held_from.value if state.held_from else None,
         cause_id,
-        *_history_columns(history),
+        *_history_columns(entries),
     )
-    _tell(order_id, external_order_no, history)
+    _tell(order_id, external_order_no, entries)
 
 
 async def add_history(
