@@ -237,7 +237,9 @@ class LocalKafka:
 
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [java, "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                # C1 only: a young broker's C2 compilations took 40-45% of its CPU through a whole bench on 2 cores
+                # (the compile queue never drained under load); C1's code served the same requests in the same time.
+                [java, "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
                  f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath, "kafka.Kafka", str(properties)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
