@@ -179,13 +179,14 @@ async def counted_pool(dsn: str, service: str) -> AsyncIterator[tuple[asyncpg.Po
     """A pool on the service's migrated database whose every statement is counted; connections are released as the
     services release them (no reset query), so the counts are what a handler costs in production."""
     from doubles import StatementCounter
-    from ordermesh_servicekit.database import keep_session
+    from ordermesh_servicekit.database import keep_session, prime_codecs
 
     counter = StatementCounter()
     async with migrated_pool(dsn, service, max_size=2):
         pass
 
     async def log_queries(conn: asyncpg.Connection) -> None:
+        await prime_codecs(conn)
         conn.add_query_logger(counter)
 
     async with asyncpg.create_pool(dsn, min_size=1, max_size=4, init=log_queries, reset=keep_session) as pool:

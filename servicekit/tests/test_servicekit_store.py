@@ -207,6 +207,31 @@ async def test_outbox_rows_keep_their_order_and_carry_type_version_and_trace_hea
     assert PaymentCaptured.model_validate_json(second["payload"]) == captured
 
 
+async def test_a_unit_of_works_outbox_rows_go_in_one_statement_in_their_order_with_keyless_ones_kept(pool) -> None:
+    authorized = PaymentAuthorized.model_validate(payload("payment_authorized"))
+    rejected = OrderRejected(shop_id="kyoto-tea", channel="yahoo", external_order_no="YH-88213", reasons=["total"])
+    messages = [
+        OutgoingMessage.of(topics.PAYMENTS_EVENTS if n % 3 else topics.SHOP_UPDATES, authorized if n % 3 else rejected)
+        for n in range(40)
+    ]
+    assert None in {message.key for message in messages}
+    statements: list[str] = []
+
+    def count(query: Any) -> None:
+        statements.append(query.query)
+
+    async with pool.acquire() as conn, conn.transaction():
+        conn.add_query_logger(count)
+        await write_outbox(conn, messages)
+        await asyncio.sleep(0)  # query loggers are called soon after each query
+        conn.remove_query_logger(count)
+    rows = await outbox_rows(pool)
+    assert [row["topic"] for row in rows] == [message.topic for message in messages]
+    assert [row["key"] for row in rows] == [message.key for message in messages]
+    assert [row["headers"]["type"] for row in rows] == [dict(message.headers)["type"].decode() for message in messages]
+    assert len([query for query in statements if "INSERT INTO outbox" in query]) == 1
+
+
 async def test_an_explicit_key_overrides_the_order_id(pool) -> None:
     rejected = OrderRejected(shop_id="kyoto-tea", channel="yahoo", external_order_no="YH-88213", reasons=["total"])
     async with pool.acquire() as conn, conn.transaction():

@@ -67,6 +67,12 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
+async def prime_codecs(conn: asyncpg.Connection) -> None:
+    """A pool's init step: looks up, once per connection, the array types the kit's statements take (the outbox's
+    text[] and bytea[], the inbox's uuid[]), which asyncpg otherwise looks up in three round trips on first use."""
+    await conn.prepare("SELECT $1::text[], $2::bytea[], $3::uuid[], $4::bigint[]")
+
+
 async def create_pool_when_ready(
     dsn: str, *, size: int, max_wait_seconds: float, log: Any = None, **kwargs: Any
 ) -> asyncpg.Pool:

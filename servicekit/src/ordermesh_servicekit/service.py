@@ -23,7 +23,7 @@ from faststream.kafka import KafkaBroker
 from ordermesh_contracts.topics import dead_letter_topic
 
 from .consuming import Subscription
-from .database import backoff_delays, create_pool_when_ready, keep_session
+from .database import backoff_delays, create_pool_when_ready, keep_session, prime_codecs
 from .fencing import PartitionFence
 from .subscribing import subscribe
 from .http import ASGIApp, health_routes
@@ -142,6 +142,7 @@ class ServiceRuntime:
             size=self.settings.db_pool_size,
             max_wait_seconds=self.settings.startup_retry_max_seconds,
             log=self.log,
+            init=prime_codecs,
             reset=keep_session,
         )
         async with self._pool.acquire() as conn:
