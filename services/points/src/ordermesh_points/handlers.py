@@ -68,8 +68,7 @@ async def start_booking(uow: UnitOfWork, order: store.StoredOrder) -> Booking:
     """Locks the order's customer (if it has one) and starts a booking on the balance read after the lock."""
     if order.customer_id is None:
         return booking.start(order.state, None)
-    await store.lock_customer(uow.conn, order.shop_id, order.customer_id)
-    return booking.start(order.state, await store.balance(uow.conn, order.shop_id, order.customer_id))
+    return booking.start(order.state, await store.lock_customer(uow.conn, order.shop_id, order.customer_id))
 
 
 async def save(uow: UnitOfWork, order: store.StoredOrder, booked: Booking) -> None:

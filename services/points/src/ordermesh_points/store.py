@@ -16,18 +16,24 @@ from .domain.ledger import Balance, Entry, Kind, OrderPoints
 # --- customers ----------------------------------------------------------------------------------------
 
 
-async def lock_customer(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> None:
-    """Creates the customer's account if new and locks it: one customer's balance changes one transaction at a time."""
+_BALANCES = "available, provisional, reserved, used, lifetime, debt"
+
+
+async def lock_customer(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> Balance:
+    """Creates the customer's account if new and locks it (one customer's balance changes one transaction at a time);
+    returns its balances as they are once locked. Every ledger entry booked moves them (migration 0005's trigger)."""
     # One statement: a SELECT ... FOR UPDATE after an INSERT ... DO NOTHING in the same statement would not see a row
     # another transaction committed while this one waited for it; the no-op update locks the row it finds.
-    await conn.execute(
-        """
+    row = await conn.fetchrow(
+        f"""
         INSERT INTO customer_accounts (shop_id, customer_id) VALUES ($1, $2)
         ON CONFLICT (shop_id, customer_id) DO UPDATE SET customer_id = EXCLUDED.customer_id
+        RETURNING {_BALANCES}
         """,
         shop_id,
         customer_id,
     )
+    return _balance(row)
 
 
 async def lock_known_customer(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> bool:
@@ -280,25 +286,13 @@ async def entries_of(conn: asyncpg.Connection, shop_id: str, customer_id: str) -
     return [Entry(Kind(r["kind"]), r["points"], r["order_id"], r["on_day"]) for r in rows]
 
 
-_BALANCE_SQL = """
-SELECT
-  COALESCE(SUM(CASE kind WHEN 'confirmed' THEN points WHEN 'granted' THEN points WHEN 'released' THEN points
-                         WHEN 'reserved' THEN -points WHEN 'deducted' THEN -points WHEN 'expired' THEN -points
-                         WHEN 'debt_settled' THEN -points ELSE 0 END), 0) AS available,
-  COALESCE(SUM(CASE kind WHEN 'accrued' THEN points WHEN 'confirmed' THEN -points WHEN 'reversed' THEN -points
-                         ELSE 0 END), 0) AS provisional,
-  COALESCE(SUM(CASE kind WHEN 'reserved' THEN points WHEN 'released' THEN -points WHEN 'committed' THEN -points
-                         ELSE 0 END), 0) AS reserved,
-  COALESCE(SUM(CASE kind WHEN 'committed' THEN points ELSE 0 END), 0) AS used,
-  COALESCE(SUM(CASE kind WHEN 'confirmed' THEN points WHEN 'granted' THEN points ELSE 0 END), 0) AS lifetime,
-  COALESCE(SUM(CASE kind WHEN 'debt' THEN points WHEN 'debt_settled' THEN -points ELSE 0 END), 0) AS debt
-FROM ledger WHERE shop_id = $1 AND customer_id = $2
-"""
-
-
 async def balance(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> Balance:
-    """The customer's balances, added up in SQL from the ledger."""
-    row = await conn.fetchrow(_BALANCE_SQL, shop_id, customer_id)
+    """The customer's balances as kept on the account (all zero for a customer without one)."""
+    row = await conn.fetchrow(f"SELECT {_BALANCES} FROM customer_accounts WHERE shop_id = $1 AND customer_id = $2", shop_id, customer_id)
+    return _balance(row) if row is not None else Balance()
+
+
+def _balance(row: asyncpg.Record) -> Balance:
     return Balance(**{name: int(row[name]) for name in row.keys()})
 
 
