@@ -10,6 +10,7 @@ import pytest
 
 from ordermesh_contracts import PaymentAuthorized, PaymentCaptured, PaymentsEvent, topics
 from ordermesh_servicekit.consuming import Consumer, MessageContext, PermanentError, Subscription
+from ordermesh_servicekit.unit_of_work import NotBatchable
 from ordermesh_servicekit.metrics import Metrics
 from poison_corpus import golden
 from doubles import FakeRecord
@@ -43,8 +44,10 @@ def record(offset: int, authorization_id: str, key: bytes = b"k", **changes: Any
     return FakeRecord(topics.PAYMENTS_EVENTS, 0, offset, key, json.dumps(value).encode(), [("type", value["type"].encode())])
 
 
-def consumer(pool: asyncpg.Pool, handler, metrics: Metrics, alone=None, **options: Any) -> Consumer:
-    subscription = Subscription(topics.PAYMENTS_EVENTS, PaymentsEvent, {PaymentAuthorized: handler}, batched=True, alone=alone)
+def consumer(pool: asyncpg.Pool, handler, metrics: Metrics, alone=None, preload=None, **options: Any) -> Consumer:
+    subscription = Subscription(
+        topics.PAYMENTS_EVENTS, PaymentsEvent, {PaymentAuthorized: handler}, batched=True, alone=alone, preload=preload
+    )
     return Consumer(subscription, group_id="ordermesh-test", pool_provider=lambda: pool, metrics=metrics,
                     retry_max_seconds=0.2, concurrency=4, **options)
 
@@ -189,3 +192,91 @@ async def test_a_record_is_decoded_once_whether_it_is_batched_left_to_go_alone_o
     assert outcome(metrics, "dead_lettered") == len(failing)  # a dead letter reads the value again to keep it
     reads = {auth: r.reads for r, auth in zip(records, [auth for ids in lanes.values() for auth in ids])}
     assert {auth: count for auth, count in reads.items() if auth not in failing} == {auth: 1 for auth in reads if auth not in failing}
+
+
+class Preloading:
+    """A preload reading the batch's `changes` rows in one statement and keeping what it was given; fails on request."""
+
+    def __init__(self, failing: bool = False) -> None:
+        self.failing = failing
+        self.given: list[list[str]] = []
+
+    async def __call__(self, conn: asyncpg.Connection, messages: list[PaymentAuthorized]) -> dict[str, Any]:
+        self.given.append([message.authorization_id for message in messages])
+        known = await conn.fetch("SELECT what FROM changes WHERE what = ANY($1::text[])", [m.authorization_id for m in messages])
+        if self.failing:
+            raise RuntimeError("the preload failed")
+        return {"known": {row["what"] for row in known}, "seen": []}
+
+
+class SeeingPreloaded(Recording):
+    """`Recording`, keeping what each message found preloaded in its context."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.found: dict[str, Any] = {}
+
+    async def __call__(self, message: PaymentAuthorized, ctx: MessageContext) -> None:
+        self.found[message.authorization_id] = ctx.preloaded
+        if ctx.preloaded is not None:
+            ctx.preloaded["seen"].append(message.authorization_id)
+        await super().__call__(message, ctx)
+
+
+async def test_a_preload_runs_once_a_batch_with_the_messages_to_process_and_reaches_every_handler_of_the_batch(counted) -> None:
+    pool, begins = counted
+    metrics = Metrics("test")
+    preload, handler = Preloading(), SeeingPreloaded()
+    reader = consumer(pool, handler, metrics, preload=preload)
+    first = [record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(3)]
+    await reader.process(first[:1])  # alone: nothing preloaded, the handler loads for itself
+    assert preload.given == [] and handler.found == {"auth-0": None}
+    await reader.process([*first, record(3, "auth-3", key=b"o3")])
+    await asyncio.sleep(0)
+    assert len(begins) == 2 and outcome(metrics, "processed") == 4 and outcome(metrics, "duplicate") == 1
+    assert preload.given == [["auth-1", "auth-2", "auth-3"]]  # the duplicate is not among them
+    shared = handler.found["auth-1"]
+    assert shared is not None and all(handler.found[a] is shared for a in ("auth-2", "auth-3"))
+    assert shared["seen"] == ["auth-1", "auth-2", "auth-3"]  # in the batch's order, on the batch's connection
+
+
+async def test_a_failing_preload_undoes_the_batch_and_its_records_go_one_at_a_time_without_it(pool) -> None:
+    metrics = Metrics("test")
+    handler = SeeingPreloaded()
+    await consumer(pool, handler, metrics, preload=Preloading(failing=True)).process(
+        [record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(3)]
+    )
+    assert outcome(metrics, "processed") == 3
+    assert handler.found == {f"auth-{n}": None for n in range(3)}
+    assert sorted(r["what"] for r in await pool.fetch("SELECT what FROM changes")) == ["auth-0", "auth-1", "auth-2"]
+
+
+async def test_with_a_preload_one_failing_record_still_undoes_the_batch_and_alone_is_dead_lettered(pool) -> None:
+    metrics = Metrics("test")
+    preload = Preloading()
+    handler = SeeingPreloaded(failing={"auth-2"})
+    await consumer(pool, handler, metrics, preload=preload, handler_attempts=1).process(
+        [record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(4)]
+    )
+    assert len(preload.given) == 1  # the batch, undone; one at a time preloads nothing
+    assert outcome(metrics, "processed") == 3 and outcome(metrics, "dead_lettered") == 1
+    assert sorted(r["what"] for r in await pool.fetch("SELECT what FROM changes")) == ["auth-0", "auth-1", "auth-3"]
+    assert all(handler.found[a] is None for a in ("auth-0", "auth-1", "auth-3"))  # as they were last handled
+
+
+async def test_a_preload_reaching_for_what_a_batch_cannot_share_makes_its_type_go_one_at_a_time(pool) -> None:
+    metrics = Metrics("test")
+
+    preloads = []
+
+    async def preload(conn: asyncpg.Connection, messages: list[PaymentAuthorized]) -> None:
+        preloads.append(len(messages))
+        raise NotBatchable("the preload needs the pool")
+
+    handler = Recording()
+    reader = consumer(pool, handler, metrics, preload=preload)
+    await reader.process([record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(3)])
+    assert outcome(metrics, "processed") == 3 and handler.calls == 3
+    assert await pool.fetchval("SELECT count(*) FROM changes") == 3
+    await reader.process([record(10 + n, f"later-{n}", key=f"o{n}".encode()) for n in range(3)])
+    assert outcome(metrics, "processed") == 6 and preloads == [3]  # no batch is tried for this type again

@@ -30,7 +30,7 @@ from .outbox import OutgoingMessage, write_outbox
 from .parking import DependencyMissing, Parking
 from .tracing import consumer_span
 from .unit_of_work import (
-    Batched, BatchContext, DuplicateMessage, MessageContext, NotBatchable, UnitOfWork, apply_in_one_transaction,
+    Batched, BatchContext, DuplicateMessage, MessageContext, NotBatchable, Preload, UnitOfWork, apply_in_one_transaction,
 )
 
 __all__ = [
@@ -100,6 +100,12 @@ class Subscription:
     alone: Callable[[Message], bool] | None = None
     """In a batched subscription, whether a message must be handled by itself (its handler calls something outside
     the database): it never joins a batch, and the records of its key after it wait and go one at a time, in order."""
+    preload: Preload | None = None
+    """In a batched subscription, reads once per batch (in its transaction, after the inbox, given the messages to be
+    handled) what the handlers would each read, e.g. every order of the batch locked in one statement; handlers find
+    the result in `ctx.preloaded`. Outside a batch nothing is preloaded and handlers load as they would without it.
+    What it returns must stay true while the batch's handlers write (see the orders' `lock_batch_orders`); if it
+    raises, the batch is undone and its records go one at a time, as when a handler raises."""
     known_types: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -278,9 +284,12 @@ class Consumer:
             self._metrics.handle_seconds(item.message.type).observe(item.seconds)
 
         try:
-            await apply_in_one_transaction(self._pool(), self._batch_lock, self.subscription.topic, batch, handle, self._log)
+            await apply_in_one_transaction(
+                self._pool(), self._batch_lock, self.subscription.topic, batch, handle, self._log, self.subscription.preload
+            )
         except NotBatchable:
-            self._unbatchable.update(current)
+            # raised before any handler ran (the preload): none of the batch's types can share one
+            self._unbatchable.update(current or {item.message.type for item in batch if item.message is not None})
             raise
 
     async def _process_lane(self, lane: list[Record], parked_for: str | None, decoded: Decoded) -> None:

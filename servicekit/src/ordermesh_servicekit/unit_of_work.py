@@ -3,8 +3,9 @@
 A subscription whose handlers touch nothing but their unit of work (no pool, no intent, nothing outside the
 database) may have its batches applied together (`Subscription.batched`; `Subscription.alone` names the messages
 whose handling does, and those go one at a time): one transaction, the inbox rows of every message in one
-statement, each handler on the shared connection, the outbox rows of every message in one statement. If any
-handler raises, the whole transaction is rolled back and every record of the batch is handled again one at a time,
+statement, each handler on the shared connection, the outbox rows of every message in one statement. A subscription's `preload`
+may read, once for the batch and in one statement, what its handlers would each read (every order the batch touches,
+locked); handlers find it in their context (`preloaded`). If the preload or any handler raises, the whole transaction is rolled back and every record of the batch is handled again one at a time,
 where a failing record is retried, parked, refused or dead-lettered alone.
 """
 
@@ -21,6 +22,10 @@ from ordermesh_contracts import Message
 
 from .decoding import Record
 from .outbox import OutgoingMessage, write_outbox
+
+
+Preload = Callable[[asyncpg.Connection, list[Message]], Awaitable[Any]]
+"""Reads, on a batch's connection and before its handlers run, what they would each read (see `Subscription.preload`)."""
 
 
 class DuplicateMessage(Exception):
@@ -47,6 +52,9 @@ class MessageContext:
     message_id: UUID
     topic: str
     log: Any
+    preloaded: Any = None
+    """What the subscription's `preload` read for the batch this message is applied in; None outside a batch, where
+    the handler loads what it needs itself."""
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
@@ -91,8 +99,11 @@ class _NoPool:
 class BatchContext(MessageContext):
     """A message's context inside a batch: its unit of work is the batch's transaction."""
 
-    def __init__(self, message_id: Any, topic: str, log: Any, conn: asyncpg.Connection, outgoing: list[OutgoingMessage]) -> None:
-        super().__init__(_NoPool(), message_id, topic, log)  # type: ignore[arg-type]
+    def __init__(
+        self, message_id: Any, topic: str, log: Any, conn: asyncpg.Connection, outgoing: list[OutgoingMessage],
+        preloaded: Any = None,
+    ) -> None:
+        super().__init__(_NoPool(), message_id, topic, log, preloaded)  # type: ignore[arg-type]
         self._conn = conn
         self._outgoing = outgoing
 
@@ -149,13 +160,16 @@ async def apply_in_one_transaction(
     batch: list[Batched],
     handle: Callable[[Batched, BatchContext], Awaitable[None]],
     log: Any,
+    preload: Preload | None = None,
 ) -> None:
-    """One transaction for the whole batch: its inbox rows, `handle` for each new message in order, its outbox rows.
-    Anything raised rolls all of it back and propagates."""
+    """One transaction for the whole batch: its inbox rows, `preload` of the new messages (once), `handle` for each
+    new message in order (its context carrying what was preloaded), its outbox rows. Anything raised rolls all of it
+    back and propagates."""
     outgoing: list[OutgoingMessage] = []
     async with lock, pool.acquire() as conn, conn.transaction():
         await claim_inbox(conn, topic, batch)
-        for item in batch:
-            if item.outcome == "processed" and item.message is not None:
-                await handle(item, BatchContext(item.message.event_id, item.record.topic, log, conn, outgoing))
+        fresh = [item for item in batch if item.outcome == "processed" and item.message is not None]
+        preloaded = await preload(conn, [item.message for item in fresh]) if preload is not None and fresh else None
+        for item in fresh:
+            await handle(item, BatchContext(item.message.event_id, item.record.topic, log, conn, outgoing, preloaded))
         await write_outbox(conn, outgoing)

@@ -111,8 +111,7 @@ async def test_a_batch_of_flag_events_of_many_orders_costs_one_transaction_and_t
                json.dumps(golden_message("PaymentAuthorized", order_id=str(order_id), shop_id="kyoto-tea")).encode(), [("type", b"PaymentAuthorized")])
         for n, order_id in enumerate(order_ids)
     ]
-    subscription = Subscription(topics.PAYMENTS_EVENTS, PaymentsEvent, {PaymentAuthorized: handlers.FLAG_HANDLERS[PaymentAuthorized]}, batched=True)
-    consumer = Consumer(subscription, group_id="ordermesh-orders", pool_provider=lambda: pool, metrics=Metrics("orders"), retry_max_seconds=0.2)
+    consumer = flag_consumer(pool, PaymentAuthorized)
     await asyncio.sleep(0)
     counter.statements.clear()
     counter.transactions = 0
@@ -123,6 +122,70 @@ async def test_a_batch_of_flag_events_of_many_orders_costs_one_transaction_and_t
     assert [row["card"] for row in flags] == ["authorized"] * 8
     print(f"\nbatch of 8: {statements} statements, {transactions} transactions")
     assert transactions == 1
-    # BEGIN, inbox, (lock with rules, save with history) per order, outbox, COMMIT; one at a time it was 6 per message,
-    # then 3 per order in a batch with the history written apart
-    assert statements <= 4 + 2 * 8 + 2, counter.statements
+    # the eight orders are locked and read in one statement (the batch's preload), not one each
+    assert sum(1 for query in counter.statements if query.startswith(LOCKING)) == 1, counter.statements
+    # BEGIN, inbox, the orders locked with their rules, (save with history) per order, outbox, COMMIT; one at a time it
+    # was 6 per message, then 3 per order in a batch with the history written apart, then 2 with each order locked apart
+    assert statements <= 5 + 8, counter.statements
+
+
+LOCKING = "SELECT O.ORDER_ID, O.SHOP_ID"
+
+
+def flag_consumer(pool: asyncpg.Pool, *models) -> Consumer:
+    """A consumer of payments events as the orders service has it: batched, the batch's orders preloaded."""
+    subscription = Subscription(
+        topics.PAYMENTS_EVENTS, PaymentsEvent, {model: handlers.FLAG_HANDLERS[model] for model in models}, batched=True,
+        preload=handlers.lock_batch_orders,
+    )
+    return Consumer(subscription, group_id="ordermesh-orders", pool_provider=lambda: pool, metrics=Metrics("orders"), retry_max_seconds=0.2)
+
+
+def payments_record(offset: int, model: str, order_id, **fields) -> Record:
+    value = golden_message(model, order_id=str(order_id), shop_id="kyoto-tea", **fields)
+    return Record(topics.PAYMENTS_EVENTS, 0, offset, str(order_id).encode(), json.dumps(value).encode(), [("type", model.encode())])
+
+
+async def test_two_events_of_one_order_in_a_batch_both_apply_and_the_second_sees_the_first(counted) -> None:
+    pool, counter = counted
+    orders = []
+    for n in range(2):
+        submitted = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"S-{n}-{uuid4().hex[:6]}"))
+        await handlers.on_shop_order_submitted(submitted, MessageContext(pool, submitted.event_id, "test", log=Log()))
+        orders.append(order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no))
+    twice, once = orders
+    # the order's first event takes the preloaded order, its second reads it again after the first saved it: authorized
+    # and then captured, each a flag the other must keep; the other order's event in between takes its own
+    records = [
+        payments_record(0, "PaymentAuthorized", twice),
+        payments_record(1, "PaymentAuthorized", once),
+        payments_record(2, "PaymentCaptured", twice),
+    ]
+    await asyncio.sleep(0)
+    inbox_before = await pool.fetchval("SELECT count(*) FROM inbox")
+    counter.reset()
+    await flag_consumer(pool, PaymentAuthorized, PaymentCaptured).process(records)
+    await asyncio.sleep(0)
+    assert counter.transactions == 1, counter.statements
+    assert sum(1 for query in counter.statements if query.startswith(LOCKING)) == 2, counter.statements
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == inbox_before + 3
+    rows = {row["order_id"]: row for row in await pool.fetch("SELECT order_id, flags, stage FROM orders WHERE order_id = ANY($1::uuid[])", orders)}
+    both = json.loads(rows[twice]["flags"])
+    assert both["card_authorization"] == "authorized" and both["capture"] == "done", both
+    assert json.loads(rows[once]["flags"])["card_authorization"] == "authorized"
+    history = await pool.fetch(
+        "SELECT what FROM order_history WHERE order_id = $1 AND what IN ('PaymentAuthorized', 'PaymentCaptured') ORDER BY id", twice
+    )
+    assert [row["what"] for row in history] == ["PaymentAuthorized", "PaymentCaptured"]
+
+
+async def test_a_batch_with_an_event_of_an_unknown_order_is_undone_and_that_event_alone_is_dead_lettered(counted) -> None:
+    pool, _ = counted
+    submitted = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"U-{uuid4().hex[:6]}"))
+    await handlers.on_shop_order_submitted(submitted, MessageContext(pool, submitted.event_id, "test", log=Log()))
+    known = order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no)
+    unknown = uuid4()
+    consumer = flag_consumer(pool, PaymentAuthorized)
+    await consumer.process([payments_record(0, "PaymentAuthorized", unknown), payments_record(1, "PaymentAuthorized", known)])
+    assert json.loads(await pool.fetchval("SELECT flags FROM orders WHERE order_id = $1", known))["card_authorization"] == "authorized"
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", topics.PAYMENTS_EVENTS + ".dlq") == 1

@@ -1,5 +1,9 @@
 """One function per event the orders service consumes: decode (done) → domain → store."""
 
+from uuid import UUID
+
+import asyncpg
+
 from ordermesh_contracts import (
     CreditCheckApproved,
     CreditCheckPending,
@@ -113,13 +117,30 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
     return []
 
 
+async def lock_batch_orders(conn: asyncpg.Connection, events: list[OrderMessage]) -> dict[UUID, store.StoredOrder]:
+    """The preload of the flag events' subscriptions: every order a batch's events are about, locked and read in one
+    statement (in order of id), by id. The batch's handlers find it in `ctx.preloaded`.
+
+    A preloaded order is the order as stored only until a handler of the batch writes it. So each is taken at most
+    once, by the first event of its order in the batch (`_flag_handler` pops it); the order's later events in the
+    batch lock and read it again, as they do one at a time. That is enough because no handler of these subscriptions
+    writes an order other than its own event's: the flag step, `settle` with the rules it runs, and every `then=`
+    step (`_paid`, `_record_shipped`, `_cancel_when_the_shop_asks`, `_reverse_what_the_warehouse_refused`,
+    `_close_label_tasks`) write `event.order_id` alone. A handler that writes another order must first drop that
+    order from the preload (`ctx.preloaded.pop(other_id, None)`), or its event must not use the preload."""
+    return await store.lock_orders(conn, list({event.order_id for event in events}))
+
+
 def _flag_handler(flags_of, then=None):
     """A handler that records the flags `flags_of(event)` returns and advances the order; `then(uow, event, order)`
-    runs after, in the same unit of work."""
+    runs after, in the same unit of work. In a batch, the order is the one `lock_batch_orders` preloaded if no event
+    of the batch took it yet."""
 
     async def handle(event: OrderMessage, ctx: MessageContext) -> None:
         async with ctx.unit_of_work() as uow:
-            order = await store.lock_order(uow.conn, event.order_id)
+            order = ctx.preloaded.pop(event.order_id, None) if ctx.preloaded is not None else None
+            if order is None:
+                order = await store.lock_order(uow.conn, event.order_id)
             if order is None:
                 raise PermanentError(f"no order {event.order_id}")
             changes = flags_of(event)

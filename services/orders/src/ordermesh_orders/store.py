@@ -152,24 +152,33 @@ async def insert_accepted_order(
     return True
 
 
+_LOCKED_ORDER = """
+    SELECT o.order_id, o.shop_id, o.external_order_no, o.correlation_id, o.stage, o.mode, o.payment_method,
+           o.flags, o.held_from,
+           (SELECT count(*) FROM order_tasks t WHERE t.order_id = o.order_id AND t.status = 'open' AND t.blocking)
+               AS blocking_tasks,
+           (SELECT r.rule_set FROM shop_rules r WHERE r.shop_id = o.shop_id) AS rule_set,
+           EXISTS (SELECT 1 FROM order_rule_firings f WHERE f.order_id = o.order_id AND f.waiting_status IS NOT NULL)
+               AS waiting_statuses
+    FROM orders o
+"""
+
+
 async def lock_order(conn: asyncpg.Connection, order_id: UUID) -> StoredOrder | None:
     """Reads an order (with its shop's rule set and whether rules left statuses waiting) and locks its row until the
     transaction ends, so one order's events apply in turn."""
-    row = await conn.fetchrow(
-        """
-        SELECT o.order_id, o.shop_id, o.external_order_no, o.correlation_id, o.stage, o.mode, o.payment_method,
-               o.flags, o.held_from,
-               (SELECT count(*) FROM order_tasks t WHERE t.order_id = o.order_id AND t.status = 'open' AND t.blocking)
-                   AS blocking_tasks,
-               (SELECT r.rule_set FROM shop_rules r WHERE r.shop_id = o.shop_id) AS rule_set,
-               EXISTS (SELECT 1 FROM order_rule_firings f WHERE f.order_id = o.order_id AND f.waiting_status IS NOT NULL)
-                   AS waiting_statuses
-        FROM orders o WHERE o.order_id = $1 FOR UPDATE OF o
-        """,
-        order_id,
-    )
-    if row is None:
-        return None
+    row = await conn.fetchrow(_LOCKED_ORDER + "WHERE o.order_id = $1 FOR UPDATE OF o", order_id)
+    return None if row is None else _stored_order(row)
+
+
+async def lock_orders(conn: asyncpg.Connection, order_ids: list[UUID]) -> dict[UUID, StoredOrder]:
+    """`lock_order` for many orders in one statement: those that exist, by id. Rows are locked in order of their id,
+    so two transactions locking overlapping sets wait for each other instead of deadlocking."""
+    rows = await conn.fetch(_LOCKED_ORDER + "WHERE o.order_id = ANY($1::uuid[]) ORDER BY o.order_id FOR UPDATE OF o", order_ids)
+    return {row["order_id"]: _stored_order(row) for row in rows}
+
+
+def _stored_order(row: asyncpg.Record) -> StoredOrder:
     return StoredOrder(
         order_id=row["order_id"],
         shop_id=row["shop_id"],
