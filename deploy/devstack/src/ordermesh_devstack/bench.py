@@ -276,12 +276,31 @@ async def _until_stable(read, seconds: float) -> None:
         last = now
 
 
+async def until_group_has(bootstrap: str, group: str, members: int, timeout: float, **security) -> None:
+    """Waits (at most `timeout`) until the consumer group is stable with `members` members. A stopped replica with a
+    static membership stays in its group until its session times out, and its partitions wait until then."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            [response] = await admin.describe_consumer_groups([group])
+            [(_error, _group, state, _type, _protocol, found, *_rest)] = response.groups
+            if state == "Stable" and len(found) == members:
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
 async def intake_only(stack: LocalStack, count: int, timeout: float) -> dict:
-    """Stops every service but orders, publishes `count` demo orders at once and measures ShopOrderSubmitted →
-    OrderAccepted from the topics: the orders service's own intake rate at saturation."""
+    """Stops every service but orders (its first replica), waits until orders' consumer group holds that replica
+    alone, publishes `count` demo orders at once and measures ShopOrderSubmitted → OrderAccepted from the topics: the
+    orders service's own intake rate at saturation."""
     for name in stack.service_processes():
         if name != "orders":
             await asyncio.to_thread(stack.processes[name].stop)
+    await until_group_has(stack.bootstrap, "ordermesh-orders", 1, timeout, **stack.kafka_security)
     watcher = Watcher(stack.bootstrap, security=stack.kafka_security)
     await watcher.start()
     producer = AIOKafkaProducer(**stack.kafka_options, acks="all", enable_idempotence=True, linger_ms=5)
