@@ -28,6 +28,7 @@ from .fencing import PartitionFence
 from .subscribing import subscribe
 from .http import ASGIApp, health_routes
 from .http_input import limit_body
+from .http_server import BoundedHttpToolsProtocol
 from .jobs import Job, run_every
 from .kafka_clients import KafkaAccessRefused, aiokafka_options, check_access, faststream_security
 from .lag import KafkaGauges
@@ -314,5 +315,6 @@ def run_service(create_app: Callable[[], AsgiFastStream]) -> None:
         log.error("cannot start: Kafka refused the connection", reason=str(refused), kafka=settings.describe())
         sys.exit(2)
     uvicorn.run(
-        app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="on", loop="uvloop"
+        app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="on", loop="uvloop",
+        http=BoundedHttpToolsProtocol,
     )

@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ordermesh_ops.client import CommandChannel, Connection
 from ordermesh_servicekit.database import create_pool_when_ready
 from ordermesh_servicekit.http_input import HttpRefusal, limit_body
+from ordermesh_servicekit.http_server import BoundedHttpToolsProtocol
 from ordermesh_servicekit.kafka_clients import aiokafka_options
 from ordermesh_servicekit.logging import configure_logging
 from ordermesh_servicekit.metrics import Metrics
@@ -230,5 +231,5 @@ def main() -> None:
     settings = ConsoleSettings()
     uvicorn.run(
         limit_body(create_app(settings), MAX_BODY_BYTES), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
-        lifespan="on",
+        lifespan="on", http=BoundedHttpToolsProtocol,
     )

@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ordermesh_servicekit.http_server import BoundedHttpToolsProtocol
+
 logger = logging.getLogger(__name__)
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -488,7 +490,8 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(
         slow_delay_s=args.slow_delay, timeout_delay_s=args.timeout_delay, credit_pending_polls=args.credit_pending_polls
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(), loop="uvloop",
+                http=BoundedHttpToolsProtocol)
 
 
 if __name__ == "__main__":
