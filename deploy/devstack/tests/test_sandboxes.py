@@ -93,9 +93,11 @@ async def serving(app: Starlette) -> AsyncIterator[str]:
 class Receiver:
     """A shipping-service stand-in recording callbacks; answers 503 the first `failures` times."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, stall_s: float = 0.0) -> None:
         self.failures = failures
+        self.stall_s = stall_s
         self.attempts: list[tuple[bytes, str]] = []
+        self.clients: list[tuple[str, int]] = []
         self.delivered: asyncio.Queue[tuple[bytes, str]] = asyncio.Queue()
         self.app = Starlette(routes=[Route("/callbacks/warehouse", self.callback, methods=["POST"])])
 
@@ -103,6 +105,9 @@ class Receiver:
         body = await request.body()
         header = request.headers.get("x-ordermesh-signature", "")
         self.attempts.append((body, header))
+        self.clients.append((request.client.host, request.client.port))
+        if len(self.attempts) == 1 and self.stall_s:
+            await asyncio.sleep(self.stall_s)  # longer than the warehouse waits: it gives up and retries
         if len(self.attempts) <= self.failures:
             return JSONResponse({"error": "unavailable"}, status_code=503)
         await self.delivered.put((body, header))
@@ -363,6 +368,33 @@ async def test_a_callback_answered_503_is_retried_until_it_succeeds() -> None:
     assert len(receiver.attempts) == 3
     assert len({attempt_body for attempt_body, _ in receiver.attempts}) == 1, "same event each time"
     assert verify_signature(SECRET, body, header, now=int(time.time()))
+
+
+async def test_a_callback_that_times_out_is_retried_with_the_same_event() -> None:
+    receiver = Receiver(stall_s=2.0)
+    app = warehouse.create_app(secret=SECRET, ship_delay_s=0.1, callback_timeout_s=0.3)
+    async with serving(receiver.app) as receiver_url, serving(app) as warehouse_url:
+        async with httpx.AsyncClient(base_url=warehouse_url) as client:
+            response = await client.post(
+                "/v1/shipments", json=shipment_request(f"{receiver_url}/callbacks/warehouse"))
+            body, header = await asyncio.wait_for(receiver.delivered.get(), 10)
+    assert response.status_code == 202
+    assert len(receiver.attempts) == 2
+    assert receiver.attempts[0][0] == receiver.attempts[1][0] == body, "same event each time"
+    assert verify_signature(SECRET, body, header, now=int(time.time()))
+
+
+async def test_callbacks_go_out_over_one_kept_alive_connection() -> None:
+    receiver = Receiver()
+    app = warehouse.create_app(secret=SECRET, ship_delay_s=0.05, deliver_delay_s=0.05)
+    async with serving(receiver.app) as receiver_url, serving(app) as warehouse_url:
+        async with httpx.AsyncClient(base_url=warehouse_url) as client:
+            for shipment_id in ("shp_a", "shp_b", "shp_c"):
+                await client.post("/v1/shipments", json=shipment_request(f"{receiver_url}/callbacks/warehouse", shipment_id))
+                for _ in range(2):  # shipped, then delivered, before the next request
+                    await asyncio.wait_for(receiver.delivered.get(), 5)
+    assert len(receiver.clients) == 6
+    assert len(set(receiver.clients)) == 1, receiver.clients
 
 
 async def test_a_cancelled_shipment_is_never_reported_and_a_shipped_one_cannot_be_cancelled() -> None:

@@ -1,4 +1,8 @@
-"""Sandbox warehouse: accepts shipment requests and reports them shipped via signed callbacks."""
+"""Sandbox warehouse: accepts shipment requests and reports them shipped via signed callbacks.
+
+Its callbacks go out on one long-lived aiohttp session (keep-alive to shipping): with httpx (and uvicorn's h11 parser)
+this sandbox took 5-8 CPU ms per order, as much as a service; with aiohttp and httptools 1.6-1.9.
+"""
 
 import argparse
 import asyncio
@@ -16,13 +20,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ordermesh_servicekit.http_server import BoundedHttpToolsProtocol
 from ordermesh_servicekit.signing import sign
 
 logger = logging.getLogger(__name__)
@@ -174,13 +179,15 @@ class Warehouse:
         self._requests: dict[str, _ShipmentRequest] = {}
         self._by_key: dict[str, tuple[str, str]] = {}  # idempotency key -> (fingerprint, request_id)
         self._tasks: set[asyncio.Task[None]] | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        """Own the callback HTTP client and the pending callback tasks for the app's lifetime."""
+        """Own the callback HTTP session and the pending callback tasks for the app's lifetime."""
         self._tasks = set()
-        async with httpx.AsyncClient(timeout=self.callback_timeout_s) as http:
+        # Bounds the wait for a connection and for each read, as httpx's timeout did.
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.callback_timeout_s, sock_read=self.callback_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as http:
             self._http = http
             try:
                 yield
@@ -251,19 +258,23 @@ class Warehouse:
                 SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
             }
             try:
-                response = await self._http.post(shipment.callback_url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
+                async with self._http.post(
+                    shipment.callback_url, data=body, headers=headers, allow_redirects=False
+                ) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 logger.warning("callback for %s attempt %d failed: %r; retrying in %.1fs",
                                shipment.request_id, attempt, exc, backoff)
             else:
-                if response.is_success:
+                if 200 <= status < 300:
                     logger.info("callback for %s delivered on attempt %d", shipment.request_id, attempt)
                     return
-                if response.status_code == 409:  # accepted by an earlier attempt whose answer was lost
+                if status == 409:  # accepted by an earlier attempt whose answer was lost
                     logger.info("callback for %s was already accepted (attempt %d)", shipment.request_id, attempt)
                     return
                 logger.warning("callback for %s attempt %d got HTTP %d; retrying in %.1fs",
-                               shipment.request_id, attempt, response.status_code, backoff)
+                               shipment.request_id, attempt, status, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
@@ -407,7 +418,8 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(
         secret=args.secret, ship_delay_s=args.ship_delay, deliver_delay_s=args.deliver_delay, stall_s=args.stall
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(), loop="uvloop",
+                http=BoundedHttpToolsProtocol)
 
 
 if __name__ == "__main__":
