@@ -2,15 +2,18 @@
 that uses points, counted on a real PostgreSQL through a query logger on every pooled connection (a budget that
 cannot silently grow)."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import asyncpg
 import pytest
-from ordermesh_contracts import OrderAccepted, OrderCompleted, PaymentCaptured
+from ordermesh_contracts import OrderAccepted, OrderCancelled, OrderCompleted, OrdersEvent, PaymentCaptured, PaymentsEvent, topics
 from ordermesh_points import handlers, store
+from ordermesh_servicekit.consuming import Consumer, Subscription
+from ordermesh_servicekit.metrics import Metrics
 from support import counted_pool, golden_message, statements_of
-from doubles import StatementCounter
+from doubles import FakeRecord, StatementCounter
 
 
 @pytest.fixture
@@ -64,3 +67,99 @@ async def test_a_points_order_costs_the_points_database_a_bounded_number_of_stat
     # the same without an event to publish; it was 9, then 7
     assert statements["OrderCompleted"] <= 6, statements
     assert statements["redelivered OrderCompleted"] == 3, statements  # BEGIN, inbox, ROLLBACK
+
+
+def record(offset: int, message) -> FakeRecord:
+    topic = topics.PAYMENTS_EVENTS if isinstance(message, PaymentCaptured) else topics.ORDERS_EVENTS
+    return FakeRecord(topic, 0, offset, str(message.order_id).encode(), message.model_dump_json().encode(), [("type", message.type.encode())])
+
+
+def batched(pool: asyncpg.Pool, topic: str, handled: dict) -> Consumer:
+    """A consumer of `topic` as the points service has it: batched, the batch's orders and customers preloaded."""
+    subscription = Subscription(topic, PaymentsEvent if topic == topics.PAYMENTS_EVENTS else OrdersEvent, handled, batched=True, preload=handlers.lock_batch)
+    return Consumer(subscription, group_id="ordermesh-points", pool_provider=lambda: pool, metrics=Metrics("points"), retry_max_seconds=0.2)
+
+
+def accepted_for(customer_id: str, points_used: int) -> OrderAccepted:
+    raw = golden_message("OrderAccepted", order_id=str(uuid4()))
+    raw["charges"]["points_used"] = points_used
+    raw["customer"]["customer_id"] = customer_id
+    return OrderAccepted.model_validate(raw)
+
+
+ORDER_LOCKS, CUSTOMER_LOCKS = "SELECT O.*", "SELECT A.SHOP_ID, A.CUSTOMER_ID"
+
+
+async def test_a_batch_of_payments_of_many_orders_locks_their_orders_and_customers_in_one_statement_each(counted) -> None:
+    pool, counter = counted
+    orders = [accepted_for(f"C-batch-{n}", 0) for n in range(6)]
+    for order in orders:
+        await statements_of(pool, counter, handlers.on_order_accepted, order)
+    captures = [
+        PaymentCaptured.model_validate(golden_message("PaymentCaptured", order_id=str(o.order_id), shop_id=o.shop_id)) for o in orders
+    ]
+    await asyncio.sleep(0)
+    counter.reset()
+    await batched(pool, topics.PAYMENTS_EVENTS, {PaymentCaptured: handlers.on_payment_captured}).process(
+        [record(n, captured) for n, captured in enumerate(captures)]
+    )
+    await asyncio.sleep(0)
+    statements, transactions = list(counter.statements), counter.transactions
+    async with pool.acquire() as conn:
+        rows = [await store.order_row(conn, o.order_id) for o in orders]
+        balances = [await store.balance(conn, o.shop_id, o.customer.customer_id) for o in orders]
+    assert [row["status"] for row in rows] == ["confirmed"] * 6
+    assert [balance.available for balance in balances] == [row["points"] for row in rows] and rows[0]["points"] > 0
+    print(f"\nbatch of 6 payments: {len(statements)} statements, {transactions} transactions")
+    assert transactions == 1
+    opening = [" ".join(q.split()) for q in statements]
+    assert sum(1 for q in opening if q.startswith(ORDER_LOCKS)) == 1, statements
+    assert sum(1 for q in opening if q.startswith(CUSTOMER_LOCKS)) == 1, statements
+    # BEGIN, inbox, the orders locked, the customers locked, (the order saved with its entry) per order, outbox, COMMIT;
+    # each order and customer locked apart it was 3 per order
+    assert len(statements) <= 6 + 6, statements
+
+
+async def test_two_acceptances_of_one_customer_in_a_batch_book_on_the_balance_the_first_left(counted) -> None:
+    pool, counter = counted
+    earning = accepted_for("C-twice", 0)
+    await statements_of(pool, counter, handlers.on_order_accepted, earning)
+    captured = PaymentCaptured.model_validate(golden_message("PaymentCaptured", order_id=str(earning.order_id), shop_id=earning.shop_id))
+    await statements_of(pool, counter, handlers.on_payment_captured, captured)
+    async with pool.acquire() as conn:
+        available = (await store.balance(conn, earning.shop_id, "C-twice")).available
+    assert available > 0
+    # both use all the customer has: the first reserves it, the second must see it gone (the account was preloaded once)
+    first, second = accepted_for("C-twice", available), accepted_for("C-twice", available)
+    await batched(pool, topics.ORDERS_EVENTS, {OrderAccepted: handlers.on_order_accepted}).process([record(0, first), record(1, second)])
+    async with pool.acquire() as conn:
+        reserved = [(await store.order_row(conn, o.order_id))["reservation"] for o in (first, second)]
+        balance = await store.balance(conn, earning.shop_id, "C-twice")
+    assert balance.available == 0 and balance.reserved == available, balance
+    assert reserved[0] == "reserved" and reserved[1] != "reserved", reserved
+    failed = await pool.fetchval("SELECT count(*) FROM outbox WHERE convert_from(payload, 'UTF8')::jsonb->>'type' = 'PointsRedemptionFailed'")
+    assert failed == 1
+
+
+async def test_two_messages_of_one_order_in_a_batch_the_second_sees_what_the_first_saved(counted) -> None:
+    pool, counter = counted
+    earning = accepted_for("C-undone", 0)
+    await statements_of(pool, counter, handlers.on_order_accepted, earning)
+    captured = PaymentCaptured.model_validate(golden_message("PaymentCaptured", order_id=str(earning.order_id), shop_id=earning.shop_id))
+    await statements_of(pool, counter, handlers.on_payment_captured, captured)
+    async with pool.acquire() as conn:
+        available = (await store.balance(conn, earning.shop_id, "C-undone")).available
+    using = accepted_for("C-undone", available)
+    await statements_of(pool, counter, handlers.on_order_accepted, using)
+    about = {"order_id": str(using.order_id), "shop_id": using.shop_id}
+    cancelled = OrderCancelled.model_validate(golden_message("OrderCancelled", customer_id="C-undone", **about))
+    completed = OrderCompleted.model_validate(golden_message("OrderCompleted", **about))
+    # the order's row is preloaded for the cancellation; the completion after it must read the cancelled row again
+    handled = {OrderCancelled: handlers.on_order_cancelled, OrderCompleted: handlers.on_order_completed}
+    await batched(pool, topics.ORDERS_EVENTS, handled).process([record(0, cancelled), record(1, completed)])
+    async with pool.acquire() as conn:
+        row = await store.order_row(conn, using.order_id)
+        balance = await store.balance(conn, using.shop_id, "C-undone")
+    assert row["reservation"] == "released", row
+    assert "committed" not in [entry["kind"] for entry in row["entries"]], row["entries"]
+    assert balance.used == 0 and balance.available == available, balance

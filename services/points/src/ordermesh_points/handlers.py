@@ -1,8 +1,11 @@
 """One function per message the points service consumes: load the order and its customer (locked), let the ledger
 domain decide, save the order and its entries with one statement, announce."""
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
+from uuid import UUID
 from zoneinfo import ZoneInfo
+
+import asyncpg
 
 from ordermesh_contracts import (
     Message,
@@ -29,6 +32,7 @@ from .domain import booking, edits, ledger
 from .domain.booking import Booking
 from .domain.accrual import EarningLine, EarningTerms
 from .domain.confirmation import Payment
+from .domain.ledger import Balance
 
 SHOP_TIMEZONE = ZoneInfo("Asia/Tokyo")
 
@@ -52,23 +56,65 @@ def _notice_event(notice: ledger.Notice, order: ledger.OrderPoints, shop_id: str
     raise AssertionError(f"unknown notice {notice!r}")
 
 
+@dataclass
+class Preloaded:
+    """What `lock_batch` read for a batch: its orders' rows and its customers' accounts that exist, locked."""
+
+    orders: dict[UUID, store.StoredOrder]
+    customers: dict[tuple[str, str], Balance]
+
+
+async def lock_batch(conn: asyncpg.Connection, messages: list[Message]) -> Preloaded:
+    """The preload of the points service's batched subscriptions: every order row of the batch's messages, then every
+    account of the customers they name or their orders know, each set locked and read in one statement (in order).
+
+    A preloaded order is the row as stored only until a message of the batch saves it, and a preloaded account only
+    until a message books an entry for that customer (a trigger moves the balances). So each is taken at most once:
+    an order by the first message of that order in the batch (`load`, `_on_payment_confirmed`, `on_order_completed`),
+    an account by the first booking started for that customer (`start_booking`); later messages lock and read again,
+    as they do one at a time. That is enough because every entry a handler books for a customer is booked on a
+    balance `start_booking` gave it, and a handler writes no order row but its message's own (`keep_pending_edit`
+    writes it after it is taken). Nothing is created here: an order or account not there yet is created by the
+    handler that needs it, as one at a time."""
+    orders = await store.lock_orders(conn, list({message.order_id for message in messages}))
+    customers = {(order.shop_id, order.customer_id) for order in orders.values() if order.customer_id is not None}
+    customers |= {(message.shop_id, named) for message in messages if (named := _customer_named_by(message)) is not None}
+    return Preloaded(orders, await store.lock_customers(conn, sorted(customers)) if customers else {})
+
+
+def _customer_named_by(message: Message) -> str | None:
+    customer = getattr(message, "customer", None)
+    return customer.customer_id if customer is not None else getattr(message, "customer_id", None)
+
+
+def _preloaded_order(preloaded: Preloaded | None, order_id: UUID) -> store.StoredOrder | None:
+    """The batch's preloaded row of the order, taken (a later message of the order reads it again), if there is one."""
+    return preloaded.orders.pop(order_id, None) if preloaded is not None else None
+
+
 async def load(
-    uow: UnitOfWork, order_id, shop_id: str, customer_id: str | None, *, message_names_the_customer: bool = False
+    uow: UnitOfWork, order_id, shop_id: str, customer_id: str | None, *, message_names_the_customer: bool = False,
+    preloaded: Preloaded | None = None,
 ) -> tuple[store.StoredOrder, Booking]:
     """Locks the order (created if new) and its customer, and starts a booking on the customer's balance as it is now
     (read after the lock). The order's customer is the one it knows, else `customer_id`; an acceptance's
-    (`message_names_the_customer`) wins over what the order knew."""
-    order = await store.lock_order(uow.conn, order_id, shop_id)
+    (`message_names_the_customer`) wins over what the order knew. `preloaded`: the batch's, if in one."""
+    order = _preloaded_order(preloaded, order_id) or await store.lock_order(uow.conn, order_id, shop_id)
     known = (customer_id or order.customer_id) if message_names_the_customer else (order.customer_id or customer_id)
     order = replace(order, customer_id=known)
-    return order, await start_booking(uow, order)
+    return order, await start_booking(uow, order, preloaded)
 
 
-async def start_booking(uow: UnitOfWork, order: store.StoredOrder) -> Booking:
-    """Locks the order's customer (if it has one) and starts a booking on the balance read after the lock."""
+async def start_booking(uow: UnitOfWork, order: store.StoredOrder, preloaded: Preloaded | None = None) -> Booking:
+    """Locks the order's customer (if it has one) and starts a booking on the balance read after the lock (the batch's
+    preloaded balance, taken, if there is one)."""
     if order.customer_id is None:
         return booking.start(order.state, None)
-    return booking.start(order.state, await store.lock_customer(uow.conn, order.shop_id, order.customer_id))
+    key = (order.shop_id, order.customer_id)
+    balance = preloaded.customers.pop(key, None) if preloaded is not None else None
+    if balance is None:
+        balance = await store.lock_customer(uow.conn, *key)
+    return booking.start(order.state, balance)
 
 
 async def save(uow: UnitOfWork, order: store.StoredOrder, booked: Booking) -> None:
@@ -93,7 +139,8 @@ async def on_order_accepted(order: OrderAccepted, ctx: MessageContext) -> None:
     points used; an edit that came first is honoured right after, as if it had come in order."""
     async with ctx.unit_of_work() as uow:
         stored, booked = await load(
-            uow, order.order_id, order.shop_id, order.customer.customer_id, message_names_the_customer=True
+            uow, order.order_id, order.shop_id, order.customer.customer_id, message_names_the_customer=True,
+            preloaded=ctx.preloaded,
         )
         terms = EarningTerms.at_acceptance(
             order.occurred_at.astimezone(SHOP_TIMEZONE).date(), order.customer.member_since, stored.settings
@@ -119,7 +166,7 @@ async def on_order_accepted(order: OrderAccepted, ctx: MessageContext) -> None:
 async def on_order_edited(edit: OrderEdited, ctx: MessageContext) -> None:
     """Staff edited the order: provisional points follow the new merchandise, the points held the new points used."""
     async with ctx.unit_of_work() as uow:
-        stored, booked = await load(uow, edit.order_id, edit.shop_id, edit.customer.customer_id)
+        stored, booked = await load(uow, edit.order_id, edit.shop_id, edit.customer.customer_id, preloaded=ctx.preloaded)
         stored = replace(stored, payment_method=edit.payment.method.value)
         booked = _honour_edit(booked, stored, edit)
         await save(uow, stored, booked)
@@ -146,7 +193,9 @@ async def on_order_returned(returned: OrderReturned, ctx: MessageContext) -> Non
     """Goods came back: the order earns points on what it kept — provisional points recomputed, confirmed ones of
     what came back deducted (with the shop's debt rule) — answered with PointsRecomputed."""
     async with ctx.unit_of_work() as uow:
-        stored, booked = await load(uow, returned.order_id, returned.shop_id, returned.customer.customer_id)
+        stored, booked = await load(
+            uow, returned.order_id, returned.shop_id, returned.customer.customer_id, preloaded=ctx.preloaded
+        )
         terms = stored.terms or EarningTerms.at_acceptance(
             returned.occurred_at.astimezone(SHOP_TIMEZONE).date(), returned.customer.member_since, stored.settings
         )
@@ -162,7 +211,7 @@ async def on_order_returned(returned: OrderReturned, ctx: MessageContext) -> Non
 
 async def _on_payment_confirmed(event: PaymentCaptured | PaymentReceived, payment: Payment, ctx: MessageContext) -> None:
     async with ctx.unit_of_work() as uow:
-        stored = await store.lock_order(uow.conn, event.order_id, event.shop_id)
+        stored = _preloaded_order(ctx.preloaded, event.order_id) or await store.lock_order(uow.conn, event.order_id, event.shop_id)
         state = replace(stored.state, paid=True, paid_at=stored.state.paid_at or event.occurred_at)
         stored = replace(stored, state=state)
         confirms = stored.settings.confirms(payment, stored.payment_method)
@@ -170,7 +219,7 @@ async def _on_payment_confirmed(event: PaymentCaptured | PaymentReceived, paymen
             stored = replace(stored, payments_waiting=(*stored.payments_waiting, payment.token()))
         booked = booking.start(state, None)
         if confirms:
-            booked = booking.book(await start_booking(uow, stored), ledger.confirm(state), event)
+            booked = booking.book(await start_booking(uow, stored, ctx.preloaded), ledger.confirm(state), event)
         await save(uow, stored, booked)
 
 
@@ -190,10 +239,12 @@ async def on_payment_received(received: PaymentReceived, ctx: MessageContext) ->
 async def on_order_completed(completed: OrderCompleted, ctx: MessageContext) -> None:
     """The order is done: the points it used are spent for good."""
     async with ctx.unit_of_work() as uow:
-        stored = await store.lock_existing_order(uow.conn, completed.order_id, completed.shop_id)
+        stored = _preloaded_order(ctx.preloaded, completed.order_id)
+        if stored is None or stored.shop_id != completed.shop_id:
+            stored = await store.lock_existing_order(uow.conn, completed.order_id, completed.shop_id)
         if stored is None or stored.customer_id is None:
             return
-        booked = await start_booking(uow, stored)
+        booked = await start_booking(uow, stored, ctx.preloaded)
         await save(uow, stored, booking.book(booked, ledger.commit(stored.state), completed))
 
 
@@ -201,12 +252,17 @@ async def on_order_cancelled(cancelled: OrderCancelled, ctx: MessageContext) -> 
     """Staff cancelled the order: its points are undone and answered with PointsReversed, whatever the
     choices about stock, payment and mail."""
     async with ctx.unit_of_work() as uow:
-        await cancel_order(uow, cancelled, cancelled.order_id, cancelled.shop_id, customer_id=cancelled.customer_id)
+        await cancel_order(
+            uow, cancelled, cancelled.order_id, cancelled.shop_id, customer_id=cancelled.customer_id, preloaded=ctx.preloaded
+        )
 
 
-async def cancel_order(uow: UnitOfWork, cancelled: Message, order_id, shop_id: str, *, customer_id: str | None = None) -> None:
+async def cancel_order(
+    uow: UnitOfWork, cancelled: Message, order_id, shop_id: str, *, customer_id: str | None = None,
+    preloaded: Preloaded | None = None,
+) -> None:
     """Reverses provisional points, deducts confirmed ones (debt where the balance can't carry them), releases
     points used. `customer_id` names the ledger when the order's acceptance never reached points."""
-    stored, booked = await load(uow, order_id, shop_id, customer_id)
+    stored, booked = await load(uow, order_id, shop_id, customer_id, preloaded=preloaded)
     decision = ledger.cancel(booked.order, booked.balance, allow_negative=stored.settings.allow_negative)
     await save(uow, stored, booking.book(booked, decision, cancelled))

@@ -36,6 +36,24 @@ async def lock_customer(conn: asyncpg.Connection, shop_id: str, customer_id: str
     return _balance(row)
 
 
+async def lock_customers(conn: asyncpg.Connection, customers: list[tuple[str, str]]) -> dict[tuple[str, str], Balance]:
+    """Locks the accounts these (shop, customer) pairs have, in one statement and in order (two transactions locking
+    overlapping sets wait instead of deadlocking); their balances once locked, by pair. Creates none: a customer
+    without an account is left out (`lock_customer` creates it when a message books for it)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT a.shop_id, a.customer_id, {_BALANCES} FROM customer_accounts a
+        JOIN unnest($1::text[], $2::text[]) AS c(shop_id, customer_id) USING (shop_id, customer_id)
+        ORDER BY a.shop_id, a.customer_id FOR UPDATE OF a
+        """,
+        [shop_id for shop_id, _ in customers],
+        [customer_id for _, customer_id in customers],
+    )
+    return {
+        (row["shop_id"], row["customer_id"]): Balance(**{name: int(row[name]) for name in _BALANCES.split(", ")}) for row in rows
+    }
+
+
 async def lock_known_customer(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> bool:
     """Locks the customer's account if the shop has one; False for an unknown customer."""
     return bool(
@@ -173,6 +191,19 @@ async def lock_existing_order(conn: asyncpg.Connection, order_id: UUID, shop_id:
         shop_id,
     )
     return _stored_order(row) if row else None
+
+
+async def lock_orders(conn: asyncpg.Connection, order_ids: list[UUID]) -> dict[UUID, StoredOrder]:
+    """The rows these orders have, locked in one statement and in order of id, with their shops' points rules, by id.
+    Creates none: an order the service never heard of is left out (`lock_order` creates it)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_ORDER_COLUMNS} FROM order_points o LEFT JOIN shop_settings s ON s.shop_id = o.shop_id
+        WHERE o.order_id = ANY($1::uuid[]) ORDER BY o.order_id FOR UPDATE OF o
+        """,
+        order_ids,
+    )
+    return {row["order_id"]: _stored_order(row) for row in rows}
 
 
 async def save_order(conn: asyncpg.Connection, order: StoredOrder, entries: Sequence[Booked] = ()) -> None:
