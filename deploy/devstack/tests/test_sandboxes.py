@@ -356,14 +356,19 @@ async def test_a_shipment_is_reported_shipped_with_a_valid_signature() -> None:
     assert len(receiver.attempts) == 1, "a replayed request must not ship twice"
 
 
-async def test_a_callback_answered_503_is_retried_until_it_succeeds() -> None:
-    receiver = Receiver(failures=2)
-    app = warehouse.create_app(secret=SECRET, ship_delay_s=0.2)
+async def first_callback(receiver: Receiver, app: Starlette) -> tuple[httpx.Response, bytes, str]:
+    """One shipment requested of `app` with its callbacks to `receiver`: the answer, and the first callback delivered."""
     async with serving(receiver.app) as receiver_url, serving(app) as warehouse_url:
         async with httpx.AsyncClient(base_url=warehouse_url) as client:
             response = await client.post(
                 "/v1/shipments", json=shipment_request(f"{receiver_url}/callbacks/warehouse"))
             body, header = await asyncio.wait_for(receiver.delivered.get(), 10)
+    return response, body, header
+
+
+async def test_a_callback_answered_503_is_retried_until_it_succeeds() -> None:
+    receiver = Receiver(failures=2)
+    response, body, header = await first_callback(receiver, warehouse.create_app(secret=SECRET, ship_delay_s=0.2))
     assert response.status_code == 202
     assert len(receiver.attempts) == 3
     assert len({attempt_body for attempt_body, _ in receiver.attempts}) == 1, "same event each time"
@@ -373,11 +378,7 @@ async def test_a_callback_answered_503_is_retried_until_it_succeeds() -> None:
 async def test_a_callback_that_times_out_is_retried_with_the_same_event() -> None:
     receiver = Receiver(stall_s=2.0)
     app = warehouse.create_app(secret=SECRET, ship_delay_s=0.1, callback_timeout_s=0.3)
-    async with serving(receiver.app) as receiver_url, serving(app) as warehouse_url:
-        async with httpx.AsyncClient(base_url=warehouse_url) as client:
-            response = await client.post(
-                "/v1/shipments", json=shipment_request(f"{receiver_url}/callbacks/warehouse"))
-            body, header = await asyncio.wait_for(receiver.delivered.get(), 10)
+    response, body, header = await first_callback(receiver, app)
     assert response.status_code == 202
     assert len(receiver.attempts) == 2
     assert receiver.attempts[0][0] == receiver.attempts[1][0] == body, "same event each time"

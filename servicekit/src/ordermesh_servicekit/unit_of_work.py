@@ -3,9 +3,11 @@
 A subscription whose handlers touch nothing but their unit of work (no pool, no intent, nothing outside the
 database) may have its batches applied together (`Subscription.batched`; `Subscription.alone` names the messages
 whose handling does, and those go one at a time): one transaction, the inbox rows of every message in one
-statement, each handler on the shared connection, the outbox rows of every message in one statement. A subscription's `preload`
-may read, once for the batch and in one statement, what its handlers would each read (every order the batch touches,
-locked); handlers find it in their context (`preloaded`). If the preload or any handler raises, the whole transaction is rolled back and every record of the batch is handled again one at a time,
+statement, each handler on the shared connection, the outbox rows of every message in one statement.
+
+A subscription's `preload` may read, once for the batch and in one statement, what its handlers would each read
+(every order the batch touches, locked); handlers find it in their context (`preloaded`). If the preload or any
+handler raises, the whole transaction is rolled back and every record of the batch is handled again one at a time,
 where a failing record is retried, parked, refused or dead-lettered alone.
 """
 

@@ -101,11 +101,7 @@ async def test_a_card_order_costs_the_orders_database_a_bounded_number_of_statem
 
 async def test_a_batch_of_flag_events_of_many_orders_costs_one_transaction_and_the_orders_own_statements(counted) -> None:
     pool, counter = counted
-    order_ids = []
-    for n in range(8):
-        submitted = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"B-{n}-{uuid4().hex[:6]}"))
-        await handlers.on_shop_order_submitted(submitted, MessageContext(pool, submitted.event_id, "test", log=Log()))
-        order_ids.append(order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no))
+    order_ids = await orders_taken_in(pool, 8, "B")
     records = [
         Record(topics.PAYMENTS_EVENTS, n % 6, n, str(order_id).encode(),
                json.dumps(golden_message("PaymentAuthorized", order_id=str(order_id), shop_id="kyoto-tea")).encode(), [("type", b"PaymentAuthorized")])
@@ -132,6 +128,16 @@ async def test_a_batch_of_flag_events_of_many_orders_costs_one_transaction_and_t
 LOCKING = "SELECT O.ORDER_ID, O.SHOP_ID"
 
 
+async def orders_taken_in(pool: asyncpg.Pool, count: int, prefix: str) -> list:
+    """`count` shop orders taken in one at a time: their order ids."""
+    order_ids = []
+    for n in range(count):
+        submitted = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"{prefix}-{n}-{uuid4().hex[:6]}"))
+        await handlers.on_shop_order_submitted(submitted, MessageContext(pool, submitted.event_id, "test", log=Log()))
+        order_ids.append(order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no))
+    return order_ids
+
+
 def flag_consumer(pool: asyncpg.Pool, *models) -> Consumer:
     """A consumer of payments events as the orders service has it: batched, the batch's orders preloaded."""
     subscription = Subscription(
@@ -148,11 +154,7 @@ def payments_record(offset: int, model: str, order_id, **fields) -> Record:
 
 async def test_two_events_of_one_order_in_a_batch_both_apply_and_the_second_sees_the_first(counted) -> None:
     pool, counter = counted
-    orders = []
-    for n in range(2):
-        submitted = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"S-{n}-{uuid4().hex[:6]}"))
-        await handlers.on_shop_order_submitted(submitted, MessageContext(pool, submitted.event_id, "test", log=Log()))
-        orders.append(order_id_for(submitted.shop_id, submitted.channel.value, submitted.external_order_no))
+    orders = await orders_taken_in(pool, 2, "S")
     twice, once = orders
     # the order's first event takes the preloaded order, its second reads it again after the first saved it: authorized
     # and then captured, each a flag the other must keep; the other order's event in between takes its own

@@ -122,12 +122,7 @@ async def test_a_batch_of_payments_of_many_orders_locks_their_orders_and_custome
 
 async def test_two_acceptances_of_one_customer_in_a_batch_book_on_the_balance_the_first_left(counted) -> None:
     pool, counter = counted
-    earning = accepted_for("C-twice", 0)
-    await statements_of(pool, counter, handlers.on_order_accepted, earning)
-    captured = PaymentCaptured.model_validate(golden_message("PaymentCaptured", order_id=str(earning.order_id), shop_id=earning.shop_id))
-    await statements_of(pool, counter, handlers.on_payment_captured, captured)
-    async with pool.acquire() as conn:
-        available = (await store.balance(conn, earning.shop_id, "C-twice")).available
+    earning, available = await points_earned(pool, counter, "C-twice")
     assert available > 0
     # both use all the customer has: the first reserves it, the second must see it gone (the account was preloaded once)
     first, second = accepted_for("C-twice", available), accepted_for("C-twice", available)
@@ -143,12 +138,7 @@ async def test_two_acceptances_of_one_customer_in_a_batch_book_on_the_balance_th
 
 async def test_two_messages_of_one_order_in_a_batch_the_second_sees_what_the_first_saved(counted) -> None:
     pool, counter = counted
-    earning = accepted_for("C-undone", 0)
-    await statements_of(pool, counter, handlers.on_order_accepted, earning)
-    captured = PaymentCaptured.model_validate(golden_message("PaymentCaptured", order_id=str(earning.order_id), shop_id=earning.shop_id))
-    await statements_of(pool, counter, handlers.on_payment_captured, captured)
-    async with pool.acquire() as conn:
-        available = (await store.balance(conn, earning.shop_id, "C-undone")).available
+    _, available = await points_earned(pool, counter, "C-undone")
     using = accepted_for("C-undone", available)
     await statements_of(pool, counter, handlers.on_order_accepted, using)
     about = {"order_id": str(using.order_id), "shop_id": using.shop_id}
@@ -163,3 +153,13 @@ async def test_two_messages_of_one_order_in_a_batch_the_second_sees_what_the_fir
     assert row["reservation"] == "released", row
     assert "committed" not in [entry["kind"] for entry in row["entries"]], row["entries"]
     assert balance.used == 0 and balance.available == available, balance
+
+
+async def points_earned(pool, counter, customer_id: str) -> tuple[OrderAccepted, int]:
+    """An order of `customer_id` accepted and paid, one message at a time: the order and the balance it left."""
+    earning = accepted_for(customer_id, 0)
+    await statements_of(pool, counter, handlers.on_order_accepted, earning)
+    captured = PaymentCaptured.model_validate(golden_message("PaymentCaptured", order_id=str(earning.order_id), shop_id=earning.shop_id))
+    await statements_of(pool, counter, handlers.on_payment_captured, captured)
+    async with pool.acquire() as conn:
+        return earning, (await store.balance(conn, earning.shop_id, customer_id)).available
