@@ -27,6 +27,7 @@ from ordermesh_servicekit.consuming import (
     TransientError,
 )
 from ordermesh_servicekit import outbox_failed
+from ordermesh_servicekit.database import keep_session
 from ordermesh_servicekit.metrics import Metrics
 from ordermesh_servicekit.migrations import (
     MigrationError,
@@ -288,6 +289,60 @@ async def test_an_error_inside_the_unit_of_work_rolls_back_the_change_the_outbox
     assert await pool.fetchval("SELECT count(*) FROM changes") == 1
 
 
+async def test_a_unit_of_work_writes_its_inbox_row_and_outbox_rows_in_one_statement_and_a_repeat_writes_neither(
+    pool, fresh_database: str
+) -> None:
+    message_id = uuid4()
+    authorized = PaymentAuthorized.model_validate(payload("payment_authorized"))
+    captured = PaymentCaptured.model_validate({**payload("payment_authorized"), "type": "PaymentCaptured", "capture_id": "cap_1"})
+    statements: list[str] = []
+    pool_of_one = await asyncpg.create_pool(fresh_database, min_size=1, max_size=1, reset=keep_session)
+    try:
+        async with pool_of_one.acquire() as conn:
+            conn.add_query_logger(lambda query: statements.append(" ".join(query.query.split())))
+        for attempt in range(2):
+            try:
+                async with context(pool_of_one, message_id).unit_of_work() as uow:
+                    await uow.conn.execute("INSERT INTO changes VALUES ($1)", f"attempt {attempt}")
+                    uow.publish(topics.PAYMENTS_EVENTS, authorized)
+                    uow.publish(topics.PAYMENTS_EVENTS, captured)
+            except DuplicateMessage:
+                assert attempt == 1
+            else:
+                assert attempt == 0
+        await asyncio.sleep(0)
+    finally:
+        await pool_of_one.close()
+    assert await pool.fetchval("SELECT array_agg(what) FROM changes") == ["attempt 0"]
+    assert [row["headers"]["type"] for row in await outbox_rows(pool)] == [
+        "PaymentAuthorized", "PaymentCaptured",
+    ]
+    writes = [query for query in statements if "INTO inbox" in query or "INTO outbox" in query]
+    assert len(writes) == 2 and all("INTO inbox" in query and "INTO outbox" in query for query in writes), statements
+
+
+async def test_a_handler_failing_on_a_message_the_inbox_holds_is_a_duplicate_not_a_failure(pool) -> None:
+    handler, metrics = Recorder(), Metrics("test")
+    valid = record(encoded(payload("payment_authorized")))
+    await consumer(pool, handler, metrics).process([valid])
+    # redelivered, the handler finds the order moved on and refuses it: that is the first delivery's effect
+    handler.fail_with = [PermanentError("the authorization is already recorded")]
+    await consumer(pool, handler, metrics).process([valid])
+    assert (outcome_count(metrics, "processed"), outcome_count(metrics, "duplicate")) == (1, 1)
+    assert outcome_count(metrics, "dead_lettered") == 0
+    assert await dead_letters(pool) == []
+    assert await pool.fetchval("SELECT count(*) FROM changes") == 1
+
+
+async def test_a_failing_handler_whose_message_is_new_still_fails(pool) -> None:
+    handler, metrics = Recorder(fail_with=[PermanentError("no order 8e0f4c3b")] * 5), Metrics("test")
+    await consumer(pool, handler, metrics).process([record(encoded(payload("payment_authorized")))])
+    assert outcome_count(metrics, "duplicate") == 0
+    [letter] = await dead_letters(pool)
+    assert_dead_letter_headers(letter, "PermanentError")
+    assert await pool.fetchval("SELECT count(*) FROM changes") == 0
+
+
 # --- the consumer ---------------------------------------------------------------------------------
 
 
@@ -352,7 +407,7 @@ async def test_a_valid_record_takes_effect_once_even_when_it_is_processed_twice(
     valid = record(encoded(payload("payment_authorized")))
     await consumer(pool, handler, metrics).process([valid])
     await consumer(pool, handler, metrics).process([valid])
-    assert handler.effects == 1
+    # the second time the handler's work is done and rolled back: the inbox row is written last, with the outbox rows
     assert await pool.fetchval("SELECT count(*) FROM changes") == 1
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
     assert await outbox_rows(pool) == []

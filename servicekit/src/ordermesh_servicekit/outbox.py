@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -102,10 +103,36 @@ async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutgoingMess
         " SELECT topic, key, headers::jsonb, payload"  # headers as text[]: a jsonb[] parameter costs a type lookup
         " FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bytea[]) WITH ORDINALITY AS m(topic, key, headers, payload, n)"
         " ORDER BY n",
+        *_outbox_columns(messages),
+    )
+
+
+def _outbox_columns(messages: Sequence[OutgoingMessage]) -> tuple[list[str], list[bytes | None], list[str], list[bytes]]:
+    return (
         [m.topic for m in messages],
         [m.key for m in messages],
         [encode_headers(m.headers) for m in messages],
         [m.value for m in messages],
+    )
+
+
+async def record_handled(conn: asyncpg.Connection, message_id: UUID, topic: str, messages: Sequence[OutgoingMessage]) -> bool:
+    """Writes the inbox row of a handled message and its outbox rows (in order) in one statement, inside the caller's
+    transaction; False, and no outbox row, if the inbox holds the message already."""
+    if not messages:  # no INSERT INTO outbox at all: its trigger wakes the relay once a statement, even for no rows
+        return bool(await conn.fetchval(
+            "INSERT INTO inbox (message_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true", message_id, topic
+        ))
+    return await conn.fetchval(
+        "WITH seen AS (INSERT INTO inbox (message_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true),"
+        " published AS (INSERT INTO outbox (topic, key, headers, payload)"
+        " SELECT topic, key, headers::jsonb, payload"
+        " FROM unnest($3::text[], $4::bytea[], $5::text[], $6::bytea[]) WITH ORDINALITY AS m(topic, key, headers, payload, n)"
+        " WHERE EXISTS (SELECT FROM seen) ORDER BY n)"
+        " SELECT EXISTS (SELECT FROM seen)",
+        message_id,
+        topic,
+        *_outbox_columns(messages),
     )
 
 

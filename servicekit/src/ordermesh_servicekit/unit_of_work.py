@@ -23,7 +23,7 @@ import asyncpg
 from ordermesh_contracts import Message
 
 from .decoding import Record
-from .outbox import OutgoingMessage, write_outbox
+from .outbox import OutgoingMessage, record_handled, write_outbox
 
 
 Preload = Callable[[asyncpg.Connection, list[Message]], Awaitable[Any]]
@@ -60,18 +60,30 @@ class MessageContext:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        """Opens the message's transaction; raises `DuplicateMessage` if the inbox has seen it."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            first_time = await conn.fetchval(
-                "INSERT INTO inbox (message_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-                self.message_id,
-                self.topic,
-            )
-            if not first_time:
-                raise DuplicateMessage(str(self.message_id))
-            uow = UnitOfWork(conn)
-            yield uow
-            await write_outbox(conn, uow.outgoing)
+        """Opens the message's transaction; raises `DuplicateMessage` if the inbox has seen it.
+
+        The inbox row is written at the end, with the outbox rows, in one statement: a message seen before is found
+        there and its transaction, the handler's work included, rolled back. A handler that fails on a message the
+        inbox holds (its effect already there, the order moved on) is a duplicate too, not a failure: the inbox is
+        read then, on the rare failing path, before the error is let through."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                uow = UnitOfWork(conn)
+                yield uow
+                if not await record_handled(conn, self.message_id, self.topic, uow.outgoing):
+                    raise DuplicateMessage(str(self.message_id))
+        except DuplicateMessage:
+            raise
+        except Exception:
+            if await self._seen_despite_failure():
+                raise DuplicateMessage(str(self.message_id)) from None
+            raise
+
+    async def _seen_despite_failure(self) -> bool:
+        try:
+            return await self.already_processed()
+        except Exception:  # noqa: BLE001 - the handler's own error is the one to report (and retry, if transient)
+            return False
 
     @asynccontextmanager
     async def intent(self) -> AsyncIterator[asyncpg.Connection]:

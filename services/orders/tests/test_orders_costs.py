@@ -89,14 +89,17 @@ async def test_a_card_order_costs_the_orders_database_a_bounded_number_of_statem
     # Intake (12 before it was load–decide–save): BEGIN, inbox, the shop's watch list, rules and statuses, the order
     # with its tasks, firings and history, outbox, COMMIT; a repeat of a known order writes nothing and publishes nothing.
     statements = {name: count for name, (count, _) in costs.items()}
-    assert statements["intake"] <= 6 and statements["repeated intake"] <= 5, statements
+    # The inbox row is written last, with the outbox rows (one statement fewer for a message that publishes)
+    assert statements["intake"] <= 5 and statements["repeated intake"] <= 5, statements
     assert all(statements[name] <= 5 for name in ("PaymentAuthorized", "StockAllocated", "PointsConfirmed", "MailSent")), statements
-    assert statements["PaymentCaptured"] <= 6 and statements["ShipmentShipped"] <= 7, statements  # + capture; + units, outbox
+    assert statements["PaymentCaptured"] <= 6 and statements["ShipmentShipped"] <= 6, statements  # + capture; + units
     assert statements["DeliveryDateChecked"] <= 8, statements  # + a task opened and its history, the order read again
-    assert statements["redelivered"] <= 3, statements  # BEGIN, inbox, ROLLBACK
+    # the handler's work done and rolled back: BEGIN, the order locked, saved, the inbox row found there, ROLLBACK (it
+    # was BEGIN, inbox, ROLLBACK when the inbox row came first: a redelivery is rare, a publishing message is not)
+    assert statements["redelivered"] <= 5, statements
     # a flag event that moves the order writes its flags and its stage changes with the order in one statement (8, then 7
     # before), and publishes the progress
-    assert statements["DeliveryDateChecked ok, moves on"] <= 6 and statements["PaymentAuthorized, moves on"] <= 6, statements
+    assert statements["DeliveryDateChecked ok, moves on"] <= 5 and statements["PaymentAuthorized, moves on"] <= 5, statements
 
 
 async def test_a_batch_of_flag_events_of_many_orders_costs_one_transaction_and_the_orders_own_statements(counted) -> None:

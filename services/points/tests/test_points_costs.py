@@ -60,13 +60,14 @@ async def test_a_points_order_costs_the_points_database_a_bounded_number_of_stat
     # saved with its entries, outbox, COMMIT; it was 24 (settings, method, waiting payments, edit and terms read and
     # written apart, the order locked twice in two statements, the balance added up from the ledger and the order saved
     # after every decision), then 8 (the balance added up from the ledger after the lock)
-    assert statements["OrderAccepted"] <= 7, statements
+    assert statements["OrderAccepted"] <= 6, statements  # 7 before the inbox row went with the outbox rows
     # BEGIN, inbox, the order locked with its rules, the customer locked with its balances, saved with the entry,
-    # outbox, COMMIT; it was 14, then 8
-    assert statements["PaymentCaptured"] <= 7, statements
+    # inbox and outbox, COMMIT; it was 14, then 8, then 7 with the inbox row written apart
+    assert statements["PaymentCaptured"] <= 6, statements
     # the same without an event to publish; it was 9, then 7
     assert statements["OrderCompleted"] <= 6, statements
-    assert statements["redelivered OrderCompleted"] == 3, statements  # BEGIN, inbox, ROLLBACK
+    # the work done and rolled back when the inbox row, written last, is found there (3 when it came first)
+    assert statements["redelivered OrderCompleted"] <= 6, statements
 
 
 def record(offset: int, message) -> FakeRecord:
