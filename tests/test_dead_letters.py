@@ -33,7 +33,7 @@ async def test_a_card_order_dead_lettered_for_a_shops_unusable_gateway_completes
         await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, order.model_dump_json().encode(), order.external_order_no.encode())
         dlq = topics.ORDERS_EVENTS + ".dlq"
         await eventually(
-            lambda: [m for m in recorder.on(dlq, **{"dlq.consumer_group": "ordermesh-payments"}) if m.json().get("order_id") == str(order_id)],
+            lambda: [m for m in recorder.on(dlq, **{"dlq.consumer_group": "ordermesh-payments"}) if m.key == str(order_id).encode()],
             timeout=90,
         )
 

@@ -1,5 +1,9 @@
 """Pure helpers of the staff CLI: durations and times staff type, lag summaries, which groups are the services'."""
 
+import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -54,3 +58,20 @@ def test_a_dead_letter_nested_too_deep_to_read_lists_without_a_body_instead_of_f
     )
     assert letter.body is None
     assert letter.summary()["error_class"] == "TooDeep"
+
+
+def test_rows_with_a_lone_surrogate_print_as_json_that_reads_back_to_the_same_text_and_as_a_table():
+    program = (
+        "import sys\n"
+        "from ordermesh_ops import output\n"
+        "output.write_what_cannot_be_encoded_escaped()\n"
+        "rows = [{'reason': 'bad \\udfff byte', 'name': '山田 太郎'}]\n"
+        "output.print_rows(rows, as_json=True)\n"
+        "print('---', flush=True)\n"
+        "output.print_rows(rows, title='letters')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, env={**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    as_json, table = done.stdout.decode().split("---\n")
+    assert json.loads(as_json) == [{"reason": "bad \udfff byte", "name": "山田 太郎"}]
+    assert "bad \\udfff byte" in table and "山田 太郎" in table

@@ -17,6 +17,7 @@ def main(
     """Where ordermesh runs comes from the environment, completed by the nearest `.run/ops.env` (searched from the
     current directory upwards), `ORDERMESH_OPS_ENV`, or `~/.config/ordermesh/ops.env`."""
     output.REPLIES_AS_JSON["on"] = as_json
+    output.write_what_cannot_be_encoded_escaped()
 
 
 app.add_typer(orders.app, name="orders")

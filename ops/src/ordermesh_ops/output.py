@@ -1,6 +1,7 @@
 """Printing replies and records for staff: Rich tables on a terminal, JSON with --json."""
 
 import json
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -9,6 +10,15 @@ from rich.table import Table
 console = Console()
 REPLIES_AS_JSON = {"on": False}
 """Set by `ordermesh --json`: command replies are printed as their JSON, for scripts."""
+
+
+def write_what_cannot_be_encoded_escaped() -> None:
+    """Has stdout and stderr write a character their encoding cannot take (a lone surrogate of a hostile message, kept
+    in a dead letter) as its backslash escape instead of failing the command: in JSON output that is the character's
+    own JSON escape, so the JSON still reads back to the same text."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def print_reply(reply: dict[str, Any]) -> int:
