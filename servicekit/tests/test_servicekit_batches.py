@@ -44,9 +44,10 @@ def record(offset: int, authorization_id: str, key: bytes = b"k", **changes: Any
     return FakeRecord(topics.PAYMENTS_EVENTS, 0, offset, key, json.dumps(value).encode(), [("type", value["type"].encode())])
 
 
-def consumer(pool: asyncpg.Pool, handler, metrics: Metrics, alone=None, preload=None, **options: Any) -> Consumer:
+def consumer(pool: asyncpg.Pool, handler, metrics: Metrics, alone=None, preload=None, finish=None, **options: Any) -> Consumer:
     subscription = Subscription(
-        topics.PAYMENTS_EVENTS, PaymentsEvent, {PaymentAuthorized: handler}, batched=True, alone=alone, preload=preload
+        topics.PAYMENTS_EVENTS, PaymentsEvent, {PaymentAuthorized: handler}, batched=True, alone=alone, preload=preload,
+        finish=finish,
     )
     return Consumer(subscription, group_id="ordermesh-test", pool_provider=lambda: pool, metrics=metrics,
                     retry_max_seconds=0.2, concurrency=4, **options)
@@ -280,3 +281,55 @@ async def test_a_preload_reaching_for_what_a_batch_cannot_share_makes_its_type_g
     assert await pool.fetchval("SELECT count(*) FROM changes") == 3
     await reader.process([record(10 + n, f"later-{n}", key=f"o{n}".encode()) for n in range(3)])
     assert outcome(metrics, "processed") == 6 and preloads == [3]  # no batch is tried for this type again
+
+
+class LeavingWrites:
+    """A handler that, in a batch, leaves its row in what was preloaded for the finish; alone it writes it itself."""
+
+    async def __call__(self, message: PaymentAuthorized, ctx: MessageContext) -> None:
+        async with ctx.unit_of_work() as uow:
+            if ctx.preloaded is not None:
+                ctx.preloaded["left"].append(message.authorization_id)
+            else:
+                await uow.conn.execute("INSERT INTO changes VALUES ($1)", message.authorization_id)
+
+
+class Finishing:
+    """A finish writing every row the batch's handlers left in one statement; fails on request."""
+
+    def __init__(self, failing: bool = False) -> None:
+        self.failing = failing
+        self.finished: list[list[str]] = []
+
+    async def __call__(self, conn: asyncpg.Connection, preloaded: dict[str, Any]) -> None:
+        self.finished.append(list(preloaded["left"]))
+        await conn.execute("INSERT INTO changes SELECT unnest($1::text[])", preloaded["left"])
+        if self.failing:
+            raise RuntimeError("the finish failed")
+
+
+async def leaving_preload(conn: asyncpg.Connection, messages: list[PaymentAuthorized]) -> dict[str, Any]:
+    return {"left": []}
+
+
+async def test_a_finish_runs_once_after_the_batchs_handlers_with_what_they_left_in_the_same_transaction(counted) -> None:
+    pool, begins = counted
+    metrics = Metrics("test")
+    finish = Finishing()
+    reader = consumer(pool, LeavingWrites(), metrics, preload=leaving_preload, finish=finish)
+    await reader.process([record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(4)])
+    await asyncio.sleep(0)
+    assert len(begins) == 1 and outcome(metrics, "processed") == 4
+    assert finish.finished == [["auth-0", "auth-1", "auth-2", "auth-3"]]
+    assert sorted(r["what"] for r in await pool.fetch("SELECT what FROM changes")) == ["auth-0", "auth-1", "auth-2", "auth-3"]
+
+
+async def test_a_failing_finish_undoes_the_batch_and_its_records_go_one_at_a_time_each_written_once(pool) -> None:
+    metrics = Metrics("test")
+    finish = Finishing(failing=True)
+    await consumer(pool, LeavingWrites(), metrics, preload=leaving_preload, finish=finish).process(
+        [record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(3)]
+    )
+    assert len(finish.finished) == 1  # the batch, undone; one at a time nothing is left to finish
+    assert outcome(metrics, "processed") == 3
+    assert sorted(r["what"] for r in await pool.fetch("SELECT what FROM changes")) == ["auth-0", "auth-1", "auth-2"]

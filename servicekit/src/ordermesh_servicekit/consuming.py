@@ -30,7 +30,7 @@ from .outbox import OutgoingMessage, write_outbox
 from .parking import DependencyMissing, Parking
 from .tracing import consumer_span
 from .unit_of_work import (
-    Batched, BatchContext, DuplicateMessage, MessageContext, NotBatchable, Preload, UnitOfWork, apply_in_one_transaction,
+    Batched, BatchContext, DuplicateMessage, Finish, MessageContext, NotBatchable, Preload, UnitOfWork, apply_in_one_transaction,
 )
 
 __all__ = [
@@ -106,6 +106,11 @@ class Subscription:
     the result in `ctx.preloaded`. Outside a batch nothing is preloaded and handlers load as they would without it.
     What it returns must stay true while the batch's handlers write (see the orders' `lock_batch_orders`); if it
     raises, the batch is undone and its records go one at a time, as when a handler raises."""
+    finish: Finish | None = None
+    """In a batched subscription with a `preload`, runs once after the batch's handlers (in its transaction, before
+    its outbox rows), given what `preload` returned: writes what the handlers left there to write together, e.g. every
+    order the batch changed saved in one statement (see the orders' `BatchOrders`). Outside a batch handlers write
+    as they go, and nothing is left to finish."""
     known_types: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -285,7 +290,8 @@ class Consumer:
 
         try:
             await apply_in_one_transaction(
-                self._pool(), self._batch_lock, self.subscription.topic, batch, handle, self._log, self.subscription.preload
+                self._pool(), self._batch_lock, self.subscription.topic, batch, handle, self._log, self.subscription.preload,
+                self.subscription.finish,
             )
         except NotBatchable:
             # raised before any handler ran (the preload): none of the batch's types can share one

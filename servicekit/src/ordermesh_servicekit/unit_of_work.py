@@ -6,8 +6,9 @@ whose handling does, and those go one at a time): one transaction, the inbox row
 statement, each handler on the shared connection, the outbox rows of every message in one statement.
 
 A subscription's `preload` may read, once for the batch and in one statement, what its handlers would each read
-(every order the batch touches, locked); handlers find it in their context (`preloaded`). If the preload or any
-handler raises, the whole transaction is rolled back and every record of the batch is handled again one at a time,
+(every order the batch touches, locked); handlers find it in their context (`preloaded`), and may leave writes in it
+that its `finish` makes together, once, after the last handler (every order the batch changed, saved). If the
+preload, any handler or the finish raises, the whole transaction is rolled back and every record of the batch is handled again one at a time,
 where a failing record is retried, parked, refused or dead-lettered alone.
 """
 
@@ -28,6 +29,9 @@ from .outbox import OutgoingMessage, record_handled, write_outbox
 
 Preload = Callable[[asyncpg.Connection, list[Message]], Awaitable[Any]]
 """Reads, on a batch's connection and before its handlers run, what they would each read (see `Subscription.preload`)."""
+
+Finish = Callable[[asyncpg.Connection, Any], Awaitable[None]]
+"""Writes, on a batch's connection after its handlers ran, what they left to write together (see `Subscription.finish`)."""
 
 
 class DuplicateMessage(Exception):
@@ -175,10 +179,11 @@ async def apply_in_one_transaction(
     handle: Callable[[Batched, BatchContext], Awaitable[None]],
     log: Any,
     preload: Preload | None = None,
+    finish: Finish | None = None,
 ) -> None:
     """One transaction for the whole batch: its inbox rows, `preload` of the new messages (once), `handle` for each
-    new message in order (its context carrying what was preloaded), its outbox rows. Anything raised rolls all of it
-    back and propagates."""
+    new message in order (its context carrying what was preloaded), `finish` with what was preloaded, its outbox rows.
+    Anything raised rolls all of it back and propagates."""
     outgoing: list[OutgoingMessage] = []
     async with lock, pool.acquire() as conn, conn.transaction():
         await claim_inbox(conn, topic, batch)
@@ -186,4 +191,6 @@ async def apply_in_one_transaction(
         preloaded = await preload(conn, [item.message for item in fresh]) if preload is not None and fresh else None
         for item in fresh:
             await handle(item, BatchContext(item.message.event_id, item.record.topic, log, conn, outgoing, preloaded))
+        if finish is not None and preloaded is not None:
+            await finish(conn, preloaded)
         await write_outbox(conn, outgoing)

@@ -56,6 +56,7 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 
 from . import store, store_edits
+from .batch_orders import BatchOrders
 from .adapters.postal import japan_post_lookup
 from .cancelling import cancel_order
 from .domain.edits import reversal_of
@@ -117,28 +118,37 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
     return []
 
 
-async def lock_batch_orders(conn: asyncpg.Connection, events: list[OrderMessage]) -> dict[UUID, store.StoredOrder]:
+async def lock_batch_orders(conn: asyncpg.Connection, events: list[OrderMessage]) -> BatchOrders:
     """The preload of the flag events' subscriptions: every order a batch's events are about, locked and read in one
-    statement (in order of id), by id. The batch's handlers find it in `ctx.preloaded`.
+    statement (in order of id). The batch's handlers find them in `ctx.preloaded` (see `BatchOrders`), and leave
+    there the saves `write_batch_orders` makes together at the batch's end.
 
-    A preloaded order is the order as stored only until a handler of the batch writes it. So each is taken at most
-    once, by the first event of its order in the batch (`_flag_handler` pops it); the order's later events in the
-    batch lock and read it again, as they do one at a time. That is enough because no handler of these subscriptions
-    writes an order other than its own event's: the flag step, `settle` with the rules it runs, and every `then=`
-    step (`_paid`, `_record_shipped`, `_cancel_when_the_shop_asks`, `_reverse_what_the_warehouse_refused`,
-    `_close_label_tasks`) write `event.order_id` alone. A handler that writes another order must first drop that
-    order from the preload (`ctx.preloaded.pop(other_id, None)`), or its event must not use the preload."""
-    return await store.lock_orders(conn, list({event.order_id for event in events}))
+    No handler of these subscriptions writes an order other than its own event's: the flag step, `settle` with the
+    rules it runs, and every `then=` step (`_paid`, `_record_shipped`, `_cancel_when_the_shop_asks`,
+    `_reverse_what_the_warehouse_refused`, `_close_label_tasks`) write `event.order_id` alone. A handler that writes
+    another order must first take that order from the batch (`ctx.preloaded.take(conn, other_id)`), or its event must
+    not be batched."""
+    return BatchOrders(await store.lock_orders(conn, list({event.order_id for event in events})))
+
+
+async def write_batch_orders(conn: asyncpg.Connection, batch: BatchOrders) -> None:
+    """The finish of the flag events' subscriptions: the orders the batch's handlers saved, in one statement."""
+    await batch.write(conn)
+
+
+BATCH_ORDERS = {"preload": lock_batch_orders, "finish": write_batch_orders}
+"""How the flag events' subscriptions read and write their batches' orders (`Subscription(..., **BATCH_ORDERS)`)."""
 
 
 def _flag_handler(flags_of, then=None):
     """A handler that records the flags `flags_of(event)` returns and advances the order; `then(uow, event, order)`
     runs after, in the same unit of work. In a batch, the order is the one `lock_batch_orders` preloaded if no event
-    of the batch took it yet."""
+    of the batch took it yet, and an order with nothing to do after it (no `then`) is saved at the batch's end."""
 
     async def handle(event: OrderMessage, ctx: MessageContext) -> None:
         async with ctx.unit_of_work() as uow:
-            order = ctx.preloaded.pop(event.order_id, None) if ctx.preloaded is not None else None
+            batch: BatchOrders | None = ctx.preloaded
+            order = await batch.take(uow.conn, event.order_id) if batch is not None else None
             if order is None:
                 order = await store.lock_order(uow.conn, event.order_id)
             if order is None:
@@ -148,6 +158,7 @@ def _flag_handler(flags_of, then=None):
             order, progress = await settle(
                 uow, order.order_id, recording(changes), cause_id=event.event_id, locked=None if opened else order,
                 history=lambda progress: [(_owner(event), event.type, {"flags": changes}), *progress_entries(progress)],
+                save=batch.saving(order.external_order_no) if batch is not None and then is None else store.save_state,
             )
             publish_transitions(uow, order.order_id, order.shop_id, order.external_order_no, event, progress)
             if then is not None:

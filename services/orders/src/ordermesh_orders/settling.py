@@ -1,7 +1,7 @@
 """The one step every change of a stored order ends with: rules, progress, a rule's hold, save — and the progress
 events that announce it."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from ordermesh_contracts import (
@@ -23,6 +23,9 @@ from .rule_runner import apply_firing, apply_waiting_statuses, planned_firing
 Decide = Callable[[OrderState], Progress]
 """What a change does to the order's progress (a pure domain function; may raise `staff.Refusal`)."""
 
+SaveState = Callable[..., Awaitable[None]]
+"""How `settle` saves the order: `store.save_state`'s signature (the default), or a batch's save for later."""
+
 
 def recording(changes: dict[str, str]) -> Decide:
     """The change of an event or staff action that only records flags (none for a change of staff fields)."""
@@ -38,6 +41,7 @@ async def settle(
     released_by_staff: bool = False,
     locked: store.StoredOrder | None = None,
     history: Callable[[Progress], list[tuple[str, str, dict[str, str]]]] | None = None,
+    save: SaveState = store.save_state,
 ) -> tuple[store.StoredOrder, Progress]:
     """Decides the order's new progress, runs the shop's rules on the order as it is after the change, holds it where
     it stops if a rule asked, and saves it. Returns the order as read and its progress.
@@ -48,7 +52,8 @@ async def settle(
     the explicit release wins, and the rule, once-only like every rule, does not hold it later either.
     A rule's child status waiting for a stage is set when the order reaches it, before the rules run.
     `locked`: the order as the caller locked it in this unit of work, if nothing changed it since (read once).
-    `history`: the history entries of the change given its progress, saved with the order in one statement."""
+    `history`: the history entries of the change given its progress, saved with the order in one statement.
+    `save`: how the order is saved (in a batch, with the batch's other orders at its end: `BatchOrders.saving`)."""
     order = locked or await store.lock_order(uow.conn, order_id)
     progress = decide(order.state)
     if order.waiting_statuses:
@@ -63,7 +68,7 @@ async def settle(
     if hold_reason:
         progress = hold_after(progress)
     entries = history(progress) if history is not None else None
-    await store.save_state(uow.conn, order_id, progress.state, history=entries, cause_id=cause_id)
+    await save(uow.conn, order_id, progress.state, history=entries, cause_id=cause_id)
     return order, progress
 
 

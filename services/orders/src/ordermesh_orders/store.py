@@ -230,6 +230,53 @@ async def save_state(
     _tell(order_id, external_order_no, entries)
 
 
+@dataclass(frozen=True)
+class StateSave:
+    """One order's `save_state`, kept to be written with others (`save_states`)."""
+
+    order_id: UUID
+    external_order_no: str
+    state: OrderState
+    history: list[tuple[str, str, dict[str, Any]]]
+    cause_id: UUID | None
+
+
+async def save_states(conn: asyncpg.Connection, saves: list[StateSave]) -> None:
+    """`save_state` for many orders (each at most once) in one statement: their stages, modes and flags, and their
+    history entries in the order given."""
+    if not saves:
+        return
+    entries = [(save, entry) for save in saves for entry in save.history]
+    actors, whats, details = _history_columns([entry for _save, entry in entries])
+    await conn.execute(
+        """
+        WITH saved AS (
+            UPDATE orders o SET stage = s.stage, mode = s.mode, flags = s.flags::jsonb, held_from = s.held_from,
+                updated_at = now()
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS s(order_id, stage, mode, flags, held_from)
+            WHERE o.order_id = s.order_id
+        )
+        INSERT INTO order_history (order_id, actor, cause_id, what, details)
+        SELECT e.order_id, e.actor, e.cause_id, e.what, e.details::jsonb
+        FROM unnest($6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[])
+            WITH ORDINALITY AS e(order_id, cause_id, actor, what, details, n)
+        ORDER BY e.n
+        """,
+        [save.order_id for save in saves],
+        [save.state.stage.value for save in saves],
+        [save.state.mode for save in saves],
+        [json.dumps(save.state.flags) for save in saves],
+        [save.state.held_from.value if save.state.held_from else None for save in saves],
+        [save.order_id for save, _entry in entries],
+        [save.cause_id for save, _entry in entries],
+        actors,
+        whats,
+        details,
+    )
+    for save in saves:
+        _tell(save.order_id, save.external_order_no, save.history)
+
+
 async def add_history(
     conn: asyncpg.Connection,
     order_id: UUID,
