@@ -157,7 +157,7 @@ def never_accepted(error: BaseException) -> bool:
 
 
 class OutboxRelay:
-    """Publishes outbox rows to Kafka in id order, then deletes them.
+    """Publishes outbox rows to Kafka in id order, then deletes them (with its next read of the outbox, in one statement).
 
     One relay per database holds an advisory lock and publishes; replicas wait on standby. It wakes
     on NOTIFY from the outbox trigger and also polls, so nothing waits forever. A publish that
@@ -189,6 +189,8 @@ class OutboxRelay:
         self.is_leader = False
         self._last_round = 0.0
         self._failing = False
+        self._published: list[int] = []
+        """Ids the last round published, deleted with the next read of the outbox."""
 
     @property
     def healthy(self) -> bool:
@@ -238,13 +240,27 @@ class OutboxRelay:
             self.is_leader = True
             await conn.add_listener("outbox", self._on_notify)
             while True:
-                published = await self._publish_batch(conn)
+                self._wake.clear()  # a row committed after the next read's snapshot wakes the relay again
+                rows = await self._next_rows(conn, self._published)
+                self._published = await self._publish_batch(conn, rows) if rows else []
                 self._round_done()
-                if published < self._batch_size:
+                if not rows:
                     await self._wait_for_work()
         finally:
             self.is_leader = False
+            await self._forget_published(conn)
             conn.terminate()
+
+    async def _forget_published(self, conn: asyncpg.Connection) -> None:
+        """On the way out (stopped, or failing), deletes the rows the last round published if the connection still can,
+        so a stopped relay does not make its successor publish them again."""
+        published, self._published = self._published, []
+        if not published or conn.is_closed():
+            return
+        try:
+            await asyncio.wait_for(conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", published), 2)
+        except (asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            pass  # they go again; the consumers' inboxes absorb the repeat
 
     def _on_notify(self, *_args: Any) -> None:
         self._wake.set()
@@ -254,22 +270,32 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
         except asyncio.TimeoutError:
             pass
-        self._wake.clear()
 
-    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
-        rows = await conn.fetch(
-            "SELECT id, topic, key, headers, payload FROM outbox ORDER BY id LIMIT $1", self._batch_size
+    async def _next_rows(self, conn: asyncpg.Connection, sent: list[int]) -> list[asyncpg.Record]:
+        """Deletes the rows the last round published and reads the next ones, in one statement (the read's snapshot
+        still holds the deleted rows, hence the filter). Until then a published row stays: a relay stopped in between
+        publishes it again, which the consumers' inboxes absorb."""
+        return await conn.fetch(
+            "WITH published AS (DELETE FROM outbox WHERE id = ANY($2::bigint[]))"
+            " SELECT id, topic, key, headers, payload FROM outbox WHERE id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
+            self._batch_size,
+            sent,
         )
-        if not rows:
-            return 0
+
+    async def _publish_batch(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> list[int]:
+        """Publishes `rows` in order; returns the ids of those Kafka took, left for the next round to delete. When
+        any was refused, the ones taken are deleted at once and the refused ones sorted out (moved aside, or the
+        error raised to restart the loop: only the rows not yet published go again)."""
         queued = await self._enqueue(rows)
         # gathered as the producer's futures themselves (no task per row); a row refused at once keeps its error
         futures = [item for item in queued if not isinstance(item, BaseException)]
         results = iter(await asyncio.gather(*futures, return_exceptions=True))
         outcomes = [item if isinstance(item, BaseException) else next(results) for item in queued]
         sent = [row["id"] for row, outcome in zip(rows, outcomes) if not isinstance(outcome, BaseException)]
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
         self._metrics.outbox_published.inc(len(sent))
+        if len(sent) == len(rows):
+            return sent
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
         for row, item, outcome in zip(rows, queued, outcomes):
             if not isinstance(outcome, BaseException):
                 continue
@@ -279,7 +305,7 @@ class OutboxRelay:
                 await self._move_aside(conn, row, outcome)
             else:
                 await self._publish_alone(conn, row)  # the whole producer batch failed: find the row to blame
-        return len(rows)
+        return []
 
     async def _enqueue(self, rows: Sequence[asyncpg.Record]) -> list[Any]:
         """Hands every row to the producer in id order; a row refused at once carries its error instead."""
