@@ -244,7 +244,7 @@ class OutboxRelay:
                 rows = await self._next_rows(conn, self._published)
                 self._published = await self._publish_batch(conn, rows) if rows else []
                 self._round_done()
-                if not rows:
+                if len(rows) < self._batch_size:  # what it published is deleted when it wakes (at most a poll later)
                     await self._wait_for_work()
         finally:
             self.is_leader = False
@@ -273,8 +273,8 @@ class OutboxRelay:
 
     async def _next_rows(self, conn: asyncpg.Connection, sent: list[int]) -> list[asyncpg.Record]:
         """Deletes the rows the last round published and reads the next ones, in one statement (the read's snapshot
-        still holds the deleted rows, hence the filter). Until then a published row stays: a relay stopped in between
-        publishes it again, which the consumers' inboxes absorb."""
+        still holds the deleted rows, hence the filter). Until then a published row stays, for a poll interval at most:
+        a relay that dies in between publishes it again, which the consumers' inboxes absorb."""
         return await conn.fetch(
             "WITH published AS (DELETE FROM outbox WHERE id = ANY($2::bigint[]))"
             " SELECT id, topic, key, headers, payload FROM outbox WHERE id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
