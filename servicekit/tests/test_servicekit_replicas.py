@@ -134,6 +134,32 @@ async def test_a_record_another_replica_parked_after_this_one_looked_is_released
     assert await pool.fetchval("SELECT count(*) FROM parked") == 0
 
 
+async def test_batches_look_for_parked_records_again_only_once_something_is_parked_here_or_partitions_are_assigned(pool) -> None:
+    parking, other_replica = (Parking(lambda: pool, retry_seconds=60, max_seconds=3600) for _ in range(2))
+    dependent, _ = consumers(pool, parking)
+    other_dependent, _ = consumers(pool, other_replica)
+    looks: list[str] = []
+    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
+    for conn in connections:
+        conn.add_query_logger(lambda q: looks.append(q.query) if "FROM parked WHERE topic" in q.query else None)
+        await pool.release(conn)
+    await pool.execute("INSERT INTO payments VALUES ($1)", ORDER_ID)
+    await dependent.process([authorized(40, authorization_id="auth_first")])  # finds nothing parked
+    await dependent.process([authorized(41, authorization_id="auth_second")])
+    await asyncio.sleep(0)
+    assert len(looks) == 1, looks
+    # the other replica, holding the partition then, parks a record of the order; the partition is then assigned here
+    await pool.execute("DELETE FROM payments")
+    await other_dependent.process([authorized(42, authorization_id="auth_parked_there")])
+    await pool.execute("INSERT INTO payments VALUES ($1)", ORDER_ID)
+    parking.assignment_changed()
+    await dependent.process([authorized(43, authorization_id="auth_after")])
+    await asyncio.sleep(0)
+    assert len(looks) == 3, looks  # the other replica's batch looked, and this one's after the assignment
+    assert [r["what"] for r in await pool.fetch("SELECT what FROM applied ORDER BY n")] == ["auth_first", "auth_second"]
+    assert [r["kafka_offset"] for r in await pool.fetch("SELECT kafka_offset FROM parked ORDER BY id")] == [42, 43]
+
+
 async def test_a_later_message_of_a_parked_order_waits_behind_it_even_from_a_later_batch(pool) -> None:
     parking = Parking(lambda: pool, retry_seconds=60, max_seconds=3600)
     dependent, dependency = consumers(pool, parking)

@@ -90,8 +90,10 @@ class Parking:
         self._handlers: dict[str, RecordHandler] = {}
         self._dead_letterers: dict[str, DeadLetterer] = {}
         self._applied: set[str] = set()
-        # Whether the last look at `parked` (by `parked_keys`) found it empty, with no record parked here since: then
-        # `release` has nothing to look for. A record another replica parks meanwhile is found by the next sweep.
+        # Whether the last look at `parked` (by `parked_keys`) found it empty, with no record parked here and no
+        # partition assigned here since: then `parked_keys` and `release` have nothing to look for. Another replica
+        # parks only records of partitions it holds, and one of those reaches this replica only by an assignment
+        # (`assignment_changed`); a record it parks meanwhile is found by the next sweep.
         self._none_parked = False
         self._parks = 0
         self._log = structlog.get_logger("parking")
@@ -120,7 +122,7 @@ class Parking:
     async def parked_keys(self, topic: str, keys: Iterable[bytes | None]) -> dict[bytes, str]:
         """Of `keys`, those with a parked record on `topic`, each with what its first parked record waits for."""
         wanted = [k for k in set(keys) if k is not None]
-        if not wanted:
+        if not wanted or self._none_parked:
             return {}
         parks = self._parks
         rows = await self._pool().fetch(
@@ -133,6 +135,10 @@ class Parking:
         if parks == self._parks:
             self._none_parked = not rows
         return {row["key"]: row["waiting_for"] for row in rows if row["key"] is not None}
+
+    def assignment_changed(self) -> None:
+        """Notes that partitions were assigned here: records another replica parked for them must be looked for."""
+        self._none_parked = False
 
     def applied(self, waiting_for: object) -> None:
         """Notes that a message of `waiting_for` (an order id) was applied: its parked records may go on now."""

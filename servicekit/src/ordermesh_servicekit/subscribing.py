@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 
 class _RebalanceCounter(ConsumerRebalanceListener):
-    """Counts rebalances (each ends with an assignment) and logs what this consumer was given."""
+    """Counts rebalances (each ends with an assignment), logs what this consumer was given, and has parking look for
+    records other replicas parked on partitions that are now this one's."""
 
     def __init__(self, runtime: "ServiceRuntime", topics: Sequence[str]) -> None:
         self._runtime = runtime
@@ -28,6 +29,8 @@ class _RebalanceCounter(ConsumerRebalanceListener):
         return None
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        if self._runtime.parking is not None:
+            self._runtime.parking.assignment_changed()
         for topic in self._topics:
             self._runtime.metrics.rebalances(topic).inc()
         self._runtime.log.info("partitions assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
