@@ -77,6 +77,16 @@ def captured(offset: int) -> FakeRecord:
     return FakeRecord("other.events.v1", 0, offset, ORDER_ID.encode(), json.dumps(raw).encode())
 
 
+async def queries_containing(pool: asyncpg.Pool, text: str) -> list[str]:
+    """The statements containing `text` that any of the pool's connections runs from now on (filled as they run)."""
+    seen: list[str] = []
+    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
+    for conn in connections:
+        conn.add_query_logger(lambda q: seen.append(q.query) if text in q.query else None)
+        await pool.release(conn)
+    return seen
+
+
 async def test_a_message_whose_dependency_has_not_arrived_is_parked_and_applied_once_it_does(pool) -> None:
     parking = Parking(lambda: pool, retry_seconds=60, max_seconds=3600)
     dependent, dependency = consumers(pool, parking)
@@ -97,11 +107,7 @@ async def test_a_message_whose_dependency_has_not_arrived_is_parked_and_applied_
 async def test_release_looks_for_nothing_after_a_batch_found_no_parked_record_and_parks_here_are_released(pool) -> None:
     parking = Parking(lambda: pool, retry_seconds=60, max_seconds=3600)
     dependent, dependency = consumers(pool, parking)
-    claims: list[str] = []
-    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
-    for conn in connections:
-        conn.add_query_logger(lambda q: claims.append(q.query) if "UPDATE parked" in q.query else None)
-        await pool.release(conn)
+    claims = await queries_containing(pool, "UPDATE parked")
     await pool.execute("INSERT INTO payments VALUES ($1)", ORDER_ID)
     await dependent.process([authorized(40, authorization_id="auth_applied")])
     await parking.release()
@@ -138,11 +144,7 @@ async def test_batches_look_for_parked_records_again_only_once_something_is_park
     parking, other_replica = (Parking(lambda: pool, retry_seconds=60, max_seconds=3600) for _ in range(2))
     dependent, _ = consumers(pool, parking)
     other_dependent, _ = consumers(pool, other_replica)
-    looks: list[str] = []
-    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
-    for conn in connections:
-        conn.add_query_logger(lambda q: looks.append(q.query) if "FROM parked WHERE topic" in q.query else None)
-        await pool.release(conn)
+    looks = await queries_containing(pool, "FROM parked WHERE topic")
     await pool.execute("INSERT INTO payments VALUES ($1)", ORDER_ID)
     await dependent.process([authorized(40, authorization_id="auth_first")])  # finds nothing parked
     await dependent.process([authorized(41, authorization_id="auth_second")])
