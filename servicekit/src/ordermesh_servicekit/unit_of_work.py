@@ -8,8 +8,11 @@ statement, each handler on the shared connection, the outbox rows of every messa
 A subscription's `preload` may read, once for the batch and in one statement, what its handlers would each read
 (every order the batch touches, locked); handlers find it in their context (`preloaded`), and may leave writes in it
 that its `finish` makes together, once, after the last handler (every order the batch changed, saved). If the
-preload, any handler or the finish raises, the whole transaction is rolled back and every record of the batch is handled again one at a time,
-where a failing record is retried, parked, refused or dead-lettered alone.
+preload, any handler or the finish raises, the whole transaction is rolled back and every record of the batch is
+handled again one at a time, where a failing record is retried, parked, refused or dead-lettered alone.
+
+A message handled alone has its inbox row written last, with its outbox rows, in one statement (see
+`MessageContext.unit_of_work`).
 """
 
 import asyncio
