@@ -10,14 +10,14 @@ from .domain.holds import Failure
 
 async def accept_order(uow: UnitOfWork, order: OrderAccepted) -> None:
     """Keeps the order's delivery groups and lines, checks delivery dates and carrier rules, records what holds each
-    group back from the warehouse, and publishes what the checks found: one read, two writes."""
+    group back from the warehouse, and publishes what the checks found: one read, one write."""
     groups = dict(enumerate(order.deliveries))
     cash_on_delivery = order.payment.method is PaymentMethod.CASH_ON_DELIVERY
     results, holds = await check_groups(
         uow.conn, order_id=order.order_id, shop_id=order.shop_id, now=order.occurred_at, groups=groups,
         cash_on_delivery=cash_on_delivery,
     )
-    await store.save_deliveries(
+    await store.save_order(
         uow.conn, order.order_id, order.shop_id, payment_method=order.payment.method.value, currency=order.currency,
         accepted_at=order.occurred_at,
         groups=[
@@ -27,8 +27,8 @@ async def accept_order(uow: UnitOfWork, order: OrderAccepted) -> None:
             )
             for index, group in groups.items()
         ],
+        lines=lines_of(groups),
     )
-    await store.save_order_lines(uow.conn, order.order_id, order.shop_id, lines_of(groups))
     announce(uow, results, order_id=order.order_id, shop_id=order.shop_id, cause=order.caused())
 
 
@@ -47,7 +47,7 @@ def lines_of(groups: dict[int, DeliveryGroup]) -> list[tuple]:
 def delivery_row(
     index: int, group: DeliveryGroup, *, carrier: str, cod_amount: int | None, holds: list[Failure] = ()
 ) -> dict:
-    """A delivery group as `store.save_deliveries` takes it."""
+    """A delivery group as `store.save_deliveries` (and `store.save_order`) takes it."""
     return {
         "delivery_index": index,
         "address": group.address.model_dump(mode="json"),

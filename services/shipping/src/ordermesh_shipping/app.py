@@ -41,7 +41,7 @@ from .adapters.ingress import stock_levels, warehouse_callback
 from ordermesh_servicekit.json_http import JsonHttp
 from .adapters.warehouse import SandboxWarehouse
 from .commands import ShippingCommands
-from .handlers import ShippingHandlers, calls_the_warehouse
+from .handlers import ShippingHandlers, calls_the_warehouse, lock_batch_shipments
 
 
 class ShippingSettings(ServiceSettings):
@@ -149,6 +149,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                         WarehouseDeliveryReported: handlers.on_delivery_reported,
                     },
                     batched=True,
+                    preload=lock_batch_shipments,
                 ),
                 Subscription(
                     topics.SHIPPING_COMMANDS,

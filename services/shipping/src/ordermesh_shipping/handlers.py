@@ -1,5 +1,9 @@
 """One function per message the shipping service consumes from orders and from the warehouse."""
 
+from uuid import UUID
+
+import asyncpg
+
 from ordermesh_contracts import (
     ChangeDeliveryMethod,
     DeliveryChecksConfirmed,
@@ -15,7 +19,7 @@ from ordermesh_contracts import (
     WarehouseShipmentReported,
     topics,
 )
-from ordermesh_servicekit.consuming import MessageContext, PermanentError
+from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 from ordermesh_servicekit.parking import DependencyMissing
 
 from . import store, store_holds, store_shipments, store_stock
@@ -114,7 +118,7 @@ class ShippingHandlers:
         """Books a parcel that left the warehouse (once per tracking number), takes its units out of stock, and
         tells everyone; a parcel the shipment can't hold is dead-lettered with the reason."""
         async with ctx.unit_of_work() as uow:
-            shipment = await store_shipments.lock_shipment(uow.conn, report.shipment_id)
+            shipment = await _locked_shipment(uow, ctx, report.shipment_id)
             if shipment is None or shipment["order_id"] != report.order_id:
                 raise PermanentError(f"the warehouse reported unknown shipment {report.shipment_id}")
             try:
@@ -135,7 +139,7 @@ class ShippingHandlers:
     async def on_delivery_reported(self, report: WarehouseDeliveryReported, ctx: MessageContext) -> None:
         """Records a delivered shipment (with cash collected on delivery) and tells everyone."""
         async with ctx.unit_of_work() as uow:
-            shipment = await store_shipments.lock_shipment(uow.conn, report.shipment_id)
+            shipment = await _locked_shipment(uow, ctx, report.shipment_id)
             if shipment is None or shipment["order_id"] != report.order_id:
                 raise PermanentError(f"the warehouse reported delivery of unknown shipment {report.shipment_id}")
             if shipment["status"] == "delivered":
@@ -145,19 +149,39 @@ class ShippingHandlers:
                 raise DependencyMissing(report.order_id, f"shipment {report.shipment_id} reported delivered before shipped")
             if shipment["status"] != "shipped":
                 raise PermanentError(f"shipment {report.shipment_id} reported delivered while {shipment['status']}")
-            await store_shipments.mark_delivered(uow.conn, report.shipment_id, report.delivered_at, report.cash_collected)
-            lines = await store.order_lines(uow.conn, report.order_id)
+            delivered = await store_shipments.mark_delivered(
+                uow.conn, report.shipment_id, report.order_id, report.delivered_at, report.cash_collected
+            )
             uow.publish(
                 topics.SHIPPING_EVENTS,
                 ShipmentDelivered(
                     order_id=report.order_id,
-                    shop_id=lines[0]["shop_id"],
+                    shop_id=delivered.shop_id,
                     shipment_id=report.shipment_id,
                     delivery_index=shipment["delivery_index"],
                     delivered_at=report.delivered_at,
                     cash_collected=report.cash_collected,
-                    all_delivered=await store_shipments.undelivered_count(uow.conn, report.order_id) == 0,
+                    all_delivered=delivered.others_undelivered == 0,
                     **report.caused(),
                 ),
             )
 
+
+async def lock_batch_shipments(
+    conn: asyncpg.Connection, reports: list[WarehouseShipmentReported | WarehouseDeliveryReported]
+) -> dict[UUID, asyncpg.Record]:
+    """The preload of the warehouse callbacks' subscription: every shipment a batch's reports are about, locked and
+    read in one statement (in order of id), by id. The batch's handlers find it in `ctx.preloaded`.
+
+    A preloaded shipment is the shipment as stored only until a handler of the batch writes it. So each is taken at
+    most once, by the first report of its shipment in the batch (`_locked_shipment` pops it); that shipment's later
+    reports in the batch lock and read it again, as they do one at a time. That is enough because no handler of this
+    subscription writes a shipment other than its report's: booking a parcel (`ship`, flagging one that left after a
+    cancel included) and recording a delivery write `report.shipment_id` alone."""
+    return await store_shipments.lock_shipments(conn, sorted({report.shipment_id for report in reports}))
+
+
+async def _locked_shipment(uow: UnitOfWork, ctx: MessageContext, shipment_id: UUID) -> asyncpg.Record | None:
+    """The report's shipment, locked: the one `lock_batch_shipments` preloaded if no report of the batch took it yet."""
+    preloaded = ctx.preloaded.pop(shipment_id, None) if ctx.preloaded is not None else None
+    return preloaded if preloaded is not None else await store_shipments.lock_shipment(uow.conn, shipment_id)

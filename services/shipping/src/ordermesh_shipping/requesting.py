@@ -38,13 +38,14 @@ async def request_shipments(
     held group when `announce_held`. A cancelled order is requested nothing. A group in `released` was held: its
     request carries a new idempotency key, as an earlier request of it may have been cancelled at the warehouse.
 
-    Load, decide, save: the intent reads the groups once and records every shipment in one statement, the warehouse
-    is asked, and the answers are recorded in the message's unit of work.
+    Load, decide, save: one statement reads whether the message was processed and the groups, one records every
+    shipment (the intent, committed by itself before the warehouse is asked: no transaction around the two, which
+    would add nothing), the warehouse is asked, and the answers are recorded in the message's unit of work.
     """
-    if await ctx.already_processed():
+    basis = await store_shipments.request_basis(ctx.pool, ctx.message_id, order_id)
+    if basis.processed:
         return
-    async with ctx.intent() as conn:
-        plan = await _record_intent(conn, order_id, cause)
+    plan = await _record_intent(ctx.pool, order_id, _groups_to_request(basis.groups), cause)
     answers = await _ask_warehouse(warehouse, ctx, plan, order_id=order_id, cause=cause, released=released, max_attempts=max_attempts)
     async with ctx.unit_of_work() as uow:
         await _record_answers(uow, answers, order_id=order_id, shop_id=shop_id, cause=cause)
@@ -63,11 +64,11 @@ class _Answers:
     """(delivery index, shipment id, attempts, reason) of each request the warehouse never took."""
 
 
-async def _record_intent(conn: asyncpg.Connection, order_id: UUID, cause: Message) -> RequestPlan:
-    """Records every group's shipment (the intent to request it) and decides what to ask the warehouse."""
-    groups = await _groups_to_request(conn, order_id)
+async def _record_intent(pool: asyncpg.Pool, order_id: UUID, groups: list[Group], cause: Message) -> RequestPlan:
+    """Records every group's shipment (the intent to request it) in one statement and decides what to ask the
+    warehouse."""
     shipments = await store_shipments.create_shipments(
-        conn, order_id, [(shipment_id_for(order_id, g.index), g.index, g.carrier, bool(g.holds)) for g in groups],
+        pool, order_id, [(shipment_id_for(order_id, g.index), g.index, g.carrier, bool(g.holds)) for g in groups],
         correlation_id=cause.correlation_id, traceparent=current_traceparent(),
     )
     return plan_requests(groups, {
@@ -132,9 +133,9 @@ async def _record_answers(uow: UnitOfWork, answers: _Answers, *, order_id: UUID,
         )
 
 
-async def _groups_to_request(conn: asyncpg.Connection, order_id: UUID) -> list[Group]:
-    """The order's delivery groups with lines; none for a cancelled order."""
-    rows = await store_shipments.groups_to_request(conn, order_id)
+def _groups_to_request(rows: list[asyncpg.Record]) -> list[Group]:
+    """The order's delivery groups with lines (as `store_shipments.request_basis` reads them); none for a cancelled
+    order."""
     if any(row["cancelled"] for row in rows):
         return []
     return [

@@ -12,19 +12,17 @@ from .domain.delivery_dates import ShopCalendar
 DEFAULT_WAREHOUSE = "main"
 
 
-async def save_order_lines(conn: asyncpg.Connection, order_id: UUID, shop_id: str, lines: list[tuple]) -> None:
-    """Stores an order's lines (delivery index, sku, quantity, carrier, name, unit price) in one statement; a repeat
-    changes nothing."""
-    indices, skus, quantities, carriers, names, prices = zip(*lines) if lines else ([],) * 6
-    await conn.execute(
-        """
-        INSERT INTO order_lines (order_id, shop_id, delivery_index, sku, quantity, carrier, name, unit_price)
-        SELECT $1, $2, line.* FROM unnest($3::int[], $4::text[], $5::int[], $6::text[], $7::text[], $8::bigint[])
-            AS line (delivery_index, sku, quantity, carrier, name, unit_price)
-        ON CONFLICT (order_id, delivery_index, sku) DO UPDATE SET quantity = order_lines.quantity
-        """,
-        order_id, shop_id, list(indices), list(skus), list(quantities), list(carriers), list(names), list(prices),
-    )
+_SAVE_DELIVERIES = """
+    INSERT INTO deliveries (order_id, delivery_index, shop_id, address, requested_date, time_slot, carrier,
+                            payment_method, cod_amount, currency, accepted_at, held_checks, hold_reasons)
+    SELECT $1, g.delivery_index, $2, g.address, g.requested_date, g.time_slot, g.carrier, $3, g.cod_amount, $4, $5,
+           coalesce(g.held_checks, '{}'), coalesce(g.hold_reasons, '{}')
+    FROM jsonb_to_recordset($6::jsonb) AS g (delivery_index integer, address jsonb, requested_date date,
+         time_slot text, carrier text, cod_amount bigint, held_checks text[], hold_reasons text[])
+    ON CONFLICT (order_id, delivery_index)
+        DO UPDATE SET held_checks = EXCLUDED.held_checks, hold_reasons = EXCLUDED.hold_reasons"""
+"""Stores order $1's delivery groups (shop $2, payment method $3, currency $4, accepted at $5, the groups as JSON $6);
+a repeat changes nothing but what holds a group."""
 
 
 async def save_deliveries(
@@ -35,17 +33,27 @@ async def save_deliveries(
     time_slot, carrier, cod_amount and, optionally, held_checks and hold_reasons (what holds it back from the
     warehouse); a repeat changes nothing but what holds a group."""
     await conn.execute(
-        """
-        INSERT INTO deliveries (order_id, delivery_index, shop_id, address, requested_date, time_slot, carrier,
-                                payment_method, cod_amount, currency, accepted_at, held_checks, hold_reasons)
-        SELECT $1, g.delivery_index, $2, g.address, g.requested_date, g.time_slot, g.carrier, $3, g.cod_amount, $4, $5,
-               coalesce(g.held_checks, '{}'), coalesce(g.hold_reasons, '{}')
-        FROM jsonb_to_recordset($6::jsonb) AS g (delivery_index integer, address jsonb, requested_date date,
-             time_slot text, carrier text, cod_amount bigint, held_checks text[], hold_reasons text[])
-        ON CONFLICT (order_id, delivery_index)
-            DO UPDATE SET held_checks = EXCLUDED.held_checks, hold_reasons = EXCLUDED.hold_reasons
+        _SAVE_DELIVERIES, order_id, shop_id, payment_method, currency, accepted_at, json.dumps(groups, default=str)
+    )
+
+
+async def save_order(
+    conn: asyncpg.Connection, order_id: UUID, shop_id: str, *, payment_method: str, currency: str, accepted_at: datetime,
+    groups: list[dict], lines: list[tuple],
+) -> None:
+    """Stores an accepted order in one statement: its delivery groups (as `save_deliveries` takes them) and its lines
+    (delivery index, sku, quantity, carrier, name, unit price); a repeat changes nothing but what holds a group."""
+    indices, skus, quantities, carriers, names, prices = zip(*lines) if lines else ([],) * 6
+    await conn.execute(
+        f"""
+        WITH deliveries_saved AS ({_SAVE_DELIVERIES})
+        INSERT INTO order_lines (order_id, shop_id, delivery_index, sku, quantity, carrier, name, unit_price)
+        SELECT $1, $2, line.* FROM unnest($7::int[], $8::text[], $9::int[], $10::text[], $11::text[], $12::bigint[])
+            AS line (delivery_index, sku, quantity, carrier, name, unit_price)
+        ON CONFLICT (order_id, delivery_index, sku) DO UPDATE SET quantity = order_lines.quantity
         """,
         order_id, shop_id, payment_method, currency, accepted_at, json.dumps(groups, default=str),
+        list(indices), list(skus), list(quantities), list(carriers), list(names), list(prices),
     )
 
 

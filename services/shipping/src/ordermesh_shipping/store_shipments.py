@@ -21,26 +21,42 @@ async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[a
     )
 
 
-async def groups_to_request(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
+class RequestBasis(NamedTuple):
+    """What requesting an order's shipments reads, in one statement."""
+
+    processed: bool
+    """Whether the inbox holds the message that asks (then nothing else is read)."""
+    groups: list[asyncpg.Record]
     """The order's delivery groups with lines, by delivery index: carrier, skus and units (in sku order), the cash to
     collect and what holds the group back; each row also says whether staff cancelled the order."""
-    return await conn.fetch(
+
+
+async def request_basis(conn: asyncpg.Connection | asyncpg.Pool, message_id: UUID, order_id: UUID) -> RequestBasis:
+    """Whether message `message_id` was processed and, if not, the order's delivery groups to request."""
+    rows = await conn.fetch(
         """
-        SELECT l.delivery_index, (array_agg(l.carrier ORDER BY l.sku))[1] AS carrier,
-               array_agg(l.sku ORDER BY l.sku) AS skus, array_agg(l.quantity ORDER BY l.sku) AS units,
-               d.cod_amount, coalesce(d.held_checks, '{}') AS held_checks, coalesce(d.hold_reasons, '{}') AS hold_reasons,
-               EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = $1) AS cancelled
-        FROM order_lines l LEFT JOIN deliveries d ON d.order_id = l.order_id AND d.delivery_index = l.delivery_index
-        WHERE l.order_id = $1
-        GROUP BY l.delivery_index, d.cod_amount, d.held_checks, d.hold_reasons
-        ORDER BY l.delivery_index
+        SELECT asked.processed, g.*
+        FROM (SELECT EXISTS (SELECT FROM inbox WHERE message_id = $2) AS processed) AS asked
+        LEFT JOIN LATERAL (
+            SELECT l.delivery_index, (array_agg(l.carrier ORDER BY l.sku))[1] AS carrier,
+                   array_agg(l.sku ORDER BY l.sku) AS skus, array_agg(l.quantity ORDER BY l.sku) AS units,
+                   d.cod_amount, coalesce(d.held_checks, '{}') AS held_checks,
+                   coalesce(d.hold_reasons, '{}') AS hold_reasons,
+                   EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = $1) AS cancelled
+            FROM order_lines l LEFT JOIN deliveries d ON d.order_id = l.order_id AND d.delivery_index = l.delivery_index
+            WHERE l.order_id = $1
+            GROUP BY l.delivery_index, d.cod_amount, d.held_checks, d.hold_reasons
+        ) AS g ON NOT asked.processed
+        ORDER BY g.delivery_index
         """,
         order_id,
+        message_id,
     )
+    return RequestBasis(rows[0]["processed"], [row for row in rows if row["delivery_index"] is not None])
 
 
 async def create_shipments(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection | asyncpg.Pool,
     order_id: UUID,
     groups: list[tuple[UUID, int, str, bool]],
     *,
@@ -89,6 +105,14 @@ async def mark_requested(conn: asyncpg.Connection, requests: dict[UUID, str]) ->
 async def lock_shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.Record | None:
     """A shipment, locked for this transaction."""
     return await conn.fetchrow("SELECT * FROM shipments WHERE shipment_id = $1 FOR UPDATE", shipment_id)
+
+
+async def lock_shipments(conn: asyncpg.Connection, shipment_ids: list[UUID]) -> dict[UUID, asyncpg.Record]:
+    """These shipments (those that exist), locked for this transaction in order of id, by id."""
+    rows = await conn.fetch(
+        "SELECT * FROM shipments WHERE shipment_id = ANY($1::uuid[]) ORDER BY shipment_id FOR UPDATE", shipment_ids
+    )
+    return {row["shipment_id"]: row for row in rows}
 
 
 async def parcel_owner(conn: asyncpg.Connection, tracking_number: str) -> UUID | None:
@@ -254,21 +278,34 @@ async def shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.Recor
     return await conn.fetchrow("SELECT * FROM shipments WHERE shipment_id = $1", shipment_id)
 
 
-async def mark_delivered(conn: asyncpg.Connection, shipment_id: UUID, delivered_at: datetime, cash: int | None) -> None:
-    """The carrier delivered the shipment (and collected `cash` on delivery)."""
-    await conn.execute(
-        "UPDATE shipments SET status = 'delivered', delivered_at = $2, cash_collected = $3 WHERE shipment_id = $1",
+class Delivered(NamedTuple):
+    """What recording a delivery reads besides the shipment, in the statement that records it."""
+
+    shop_id: str
+    others_undelivered: int
+    """The order's other shipments not yet delivered (cancelled ones don't count)."""
+
+
+async def mark_delivered(
+    conn: asyncpg.Connection, shipment_id: UUID, order_id: UUID, delivered_at: datetime, cash: int | None
+) -> Delivered:
+    """The carrier delivered the (locked) shipment of the order and collected `cash` on delivery; returns the order's
+    shop and how many of its other shipments are still undelivered, in one statement."""
+    row = await conn.fetchrow(
+        """
+        WITH delivered AS (
+            UPDATE shipments SET status = 'delivered', delivered_at = $3, cash_collected = $4 WHERE shipment_id = $1
+        )
+        SELECT (SELECT l.shop_id FROM order_lines l WHERE l.order_id = $2 ORDER BY l.delivery_index, l.sku LIMIT 1) AS shop_id,
+               (SELECT count(*) FROM shipments s
+                 WHERE s.order_id = $2 AND s.shipment_id <> $1 AND s.status NOT IN ('delivered', 'cancelled')) AS others
+        """,
         shipment_id,
+        order_id,
         delivered_at,
         cash,
     )
-
-
-async def undelivered_count(conn: asyncpg.Connection, order_id: UUID) -> int:
-    """Shipments of the order not yet delivered (cancelled ones don't count)."""
-    return await conn.fetchval(
-        "SELECT count(*) FROM shipments WHERE order_id = $1 AND status NOT IN ('delivered', 'cancelled')", order_id
-    )
+    return Delivered(row["shop_id"], row["others"])
 
 
 async def shipments_for_labels(conn: asyncpg.Connection, shop_id: str, shipment_ids: list[UUID] | None) -> list[asyncpg.Record]:
@@ -383,18 +420,22 @@ async def mark_reissue_failed(conn: asyncpg.Connection, shipment_id: UUID) -> No
     await conn.execute("UPDATE shipments SET status = 'request_failed' WHERE shipment_id = $1", shipment_id)
 
 
-async def claim_warehouse_callback(conn: asyncpg.Connection, event_id: UUID) -> bool:
-    """Records a warehouse callback's event id; False if it was accepted before."""
-    return bool(
-        await conn.fetchval(
-            "INSERT INTO warehouse_callback_receipts (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
-            event_id,
-        )
-    )
-
-
-async def shipment_origin(conn: asyncpg.Connection, shipment_id: UUID, order_id: UUID) -> asyncpg.Record | None:
-    """The correlation id and traceparent the shipment was requested under, if it exists and belongs to the order."""
+async def claim_warehouse_callback(
+    conn: asyncpg.Connection, event_id: UUID, shipment_id: UUID, order_id: UUID
+) -> asyncpg.Record | None:
+    """Records a warehouse callback's event id if its shipment exists and belongs to the order, in one statement:
+    None for an unknown shipment (nothing recorded), else the correlation id and traceparent the shipment was
+    requested under and `claimed`, False if the event id was accepted before."""
     return await conn.fetchrow(
-        "SELECT correlation_id, traceparent FROM shipments WHERE shipment_id = $1 AND order_id = $2", shipment_id, order_id
+        """
+        WITH origin AS (
+            SELECT correlation_id, traceparent FROM shipments WHERE shipment_id = $2 AND order_id = $3
+        ), claimed AS (
+            INSERT INTO warehouse_callback_receipts (event_id) SELECT $1 FROM origin ON CONFLICT DO NOTHING RETURNING true
+        )
+        SELECT origin.correlation_id, origin.traceparent, EXISTS (SELECT FROM claimed) AS claimed FROM origin
+        """,
+        event_id,
+        shipment_id,
+        order_id,
     )

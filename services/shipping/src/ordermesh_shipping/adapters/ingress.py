@@ -46,10 +46,10 @@ def warehouse_callback(secret: str, pool: Callable[[], asyncpg.Pool]) -> Callabl
             raise HttpRefusal(401, "invalid_signature", f"{SIGNATURE_HEADER} is missing, stale or does not match the body")
         report = warehouse_report(parse_json_object(body))
         async with pool().acquire() as conn, conn.transaction():
-            origin = await store_shipments.shipment_origin(conn, report.shipment_id, report.order_id)
+            origin = await store_shipments.claim_warehouse_callback(conn, report.event_id, report.shipment_id, report.order_id)
             if origin is None:
                 raise HttpRefusal(404, "unknown_shipment", "no shipment with this shipment_id belongs to this order_id")
-            if not await store_shipments.claim_warehouse_callback(conn, report.event_id):
+            if not origin["claimed"]:
                 raise HttpRefusal(409, "replayed_event", "this callback was accepted before", event_id=str(report.event_id))
             if origin["correlation_id"] is not None:
                 report = report.model_copy(update={"correlation_id": origin["correlation_id"]})
