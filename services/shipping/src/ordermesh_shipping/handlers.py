@@ -122,7 +122,7 @@ class ShippingHandlers:
             if shipment is None or shipment["order_id"] != report.order_id:
                 raise PermanentError(f"the warehouse reported unknown shipment {report.shipment_id}")
             try:
-                await ship(
+                shipped = await ship(
                     uow,
                     shipment,
                     carrier=report.carrier,
@@ -135,6 +135,7 @@ class ShippingHandlers:
                 raise PermanentError(
                     f"parcel {report.tracking_number} of shipment {report.shipment_id} refused: {refused}"
                 ) from None
+            _hand_back(ctx, shipped)
 
     async def on_delivery_reported(self, report: WarehouseDeliveryReported, ctx: MessageContext) -> None:
         """Records a delivered shipment (with cash collected on delivery) and tells everyone."""
@@ -173,15 +174,24 @@ async def lock_batch_shipments(
     """The preload of the warehouse callbacks' subscription: every shipment a batch's reports are about, locked and
     read in one statement (in order of id), by id. The batch's handlers find it in `ctx.preloaded`.
 
-    A preloaded shipment is the shipment as stored only until a handler of the batch writes it. So each is taken at
-    most once, by the first report of its shipment in the batch (`_locked_shipment` pops it); that shipment's later
-    reports in the batch lock and read it again, as they do one at a time. That is enough because no handler of this
-    subscription writes a shipment other than its report's: booking a parcel (`ship`, flagging one that left after a
-    cancel included) and recording a delivery write `report.shipment_id` alone."""
+    A preloaded shipment is the shipment as stored only until a handler of the batch writes it. So each is taken by
+    the report of its shipment that uses it (`_locked_shipment` pops it), and only a handler that knows the shipment
+    as it saved it hands that back (`_hand_back`: a parcel booked returns the shipment's row as written, and the batch
+    holds its lock); after any other report, that shipment's next report in the batch locks and reads it again, as it
+    does one at a time. That is enough because no handler of this subscription writes a shipment other than its
+    report's: booking a parcel (`ship`, flagging one that left after a cancel included) and recording a delivery write
+    `report.shipment_id` alone."""
     return await store_shipments.lock_shipments(conn, sorted({report.shipment_id for report in reports}))
 
 
 async def _locked_shipment(uow: UnitOfWork, ctx: MessageContext, shipment_id: UUID) -> asyncpg.Record | None:
-    """The report's shipment, locked: the one `lock_batch_shipments` preloaded if no report of the batch took it yet."""
+    """The report's shipment, locked: in a batch, the one preloaded or handed back, if there is one."""
     preloaded = ctx.preloaded.pop(shipment_id, None) if ctx.preloaded is not None else None
     return preloaded if preloaded is not None else await store_shipments.lock_shipment(uow.conn, shipment_id)
+
+
+def _hand_back(ctx: MessageContext, shipment: asyncpg.Record) -> None:
+    """In a batch, the shipment as this report's handler saved it (its row still locked) is what the batch's next
+    report of it takes."""
+    if ctx.preloaded is not None:
+        ctx.preloaded[shipment["shipment_id"]] = shipment

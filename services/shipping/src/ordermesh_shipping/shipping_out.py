@@ -24,12 +24,13 @@ async def ship(
     lines: list[ShippedLine],
     correlation_id: UUID,
     causation_id: UUID,
-) -> bool:
+) -> asyncpg.Record:
     """Books one parcel of a (locked) shipment: records it, takes its units out of stock, and publishes
     ShipmentShipped with what the parcel carries. The shipment is partly shipped until every unit of its delivery
     group is out, then shipped; `all_shipped` says whether every delivery group of the order now is.
 
-    Returns False for a parcel already booked with this tracking number (a repeat changes nothing). Raises
+    Returns the shipment as the parcel leaves it (still locked): as it was for a parcel already booked with this
+    tracking number (a repeat changes nothing). Raises
     ParcelRefused for a tracking number of another shipment's parcel, a parcel carrying nothing, or more than the
     shipment has unshipped; nothing is recorded then.
 
@@ -39,7 +40,7 @@ async def ship(
     """
     facts = await store_shipments.parcel_facts(uow.conn, shipment, tracking_number, DEFAULT_WAREHOUSE)
     if facts.owner == shipment["shipment_id"]:
-        return False
+        return shipment
     if facts.owner is not None:
         raise ParcelRefused(f"tracking number {tracking_number} is already used by a parcel of shipment {facts.owner}")
     units = units_of([(line.sku, line.quantity) for line in lines])
@@ -50,16 +51,15 @@ async def ship(
         status = "cancelled"
     else:
         status = plan_parcel(facts.group, facts.shipped_before, units).status
-    await store_shipments.book_parcel(
+    saved = await store_shipments.book_parcel(
         uow.conn, shipment["shipment_id"], shipment["order_id"], tracking_number=tracking_number, carrier=carrier,
         shipped_at=shipped_at, status=status, units=units,
         from_allocation=from_allocation(units, facts.allocated, facts.order_shipped_before), warehouse=DEFAULT_WAREHOUSE,
     )
     if cancelled:
-        await _shipped_after_cancel(
+        return await _shipped_after_cancel(
             uow, shipment, carrier, tracking_number, correlation_id=correlation_id, causation_id=causation_id
         )
-        return True
     uow.publish(
         topics.SHIPPING_EVENTS,
         ShipmentShipped(
@@ -76,14 +76,14 @@ async def ship(
             causation_id=causation_id,
         ),
     )
-    return True
+    return saved
 
 
 async def _shipped_after_cancel(
     uow: UnitOfWork, shipment: asyncpg.Record, carrier: str, tracking_number: str, *, correlation_id: UUID, causation_id: UUID
-) -> None:
+) -> asyncpg.Record:
     reason = f"shipped after the order was cancelled: goods left without an order ({carrier} {tracking_number})"
-    await store_shipments.flag_shipped_after_cancel(uow.conn, shipment["shipment_id"], reason)
+    flagged = await store_shipments.flag_shipped_after_cancel(uow.conn, shipment["shipment_id"], reason)
     # No cancellation row: an edit emptied the delivery group; nothing was restored for a cancel then.
     cancellation = await store.cancellation(uow.conn, shipment["order_id"])
     [delivery, *_] = await store.deliveries(uow.conn, shipment["order_id"])
@@ -100,3 +100,4 @@ async def _shipped_after_cancel(
             causation_id=causation_id,
         ),
     )
+    return flagged

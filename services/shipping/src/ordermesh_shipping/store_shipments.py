@@ -189,27 +189,29 @@ async def book_parcel(
     units: dict[str, int],
     from_allocation: dict[str, int],
     warehouse: str,
-) -> None:
+) -> asyncpg.Record:
     """Books a parcel of the shipment in one statement: the parcel and the units per sku it carries; the shipment's
     status becomes `status` (the first parcel's tracking number and time stay the shipment's own); the units leave
-    stock on hand, `from_allocation` of them the allocation too (on hand never drops below what other orders hold)."""
+    stock on hand, `from_allocation` of them the allocation too (on hand never drops below what other orders hold).
+    Returns the shipment as saved."""
     skus = sorted(units)
-    await conn.execute(
+    return await conn.fetchrow(
         """
         WITH parcel AS (
             INSERT INTO parcels (shipment_id, tracking_number, order_id, carrier, shipped_at) VALUES ($1, $3, $2, $4, $5)
         ), carried AS (
             INSERT INTO parcel_lines (shipment_id, tracking_number, sku, quantity)
             SELECT $1, $3, c.sku, c.units FROM unnest($7::text[], $8::int[]) AS c (sku, units)
-        ), shipment AS (
-            UPDATE shipments SET status = $6, carrier = $4, tracking_number = coalesce(tracking_number, $3),
-                   shipped_at = coalesce(shipped_at, $5)
-            WHERE shipment_id = $1
+        ), taken AS (
+            UPDATE stock SET on_hand = greatest(stock.on_hand - c.units, stock.allocated - c.from_allocation),
+                   allocated = stock.allocated - c.from_allocation
+            FROM unnest($7::text[], $8::int[], $9::int[]) AS c (sku, units, from_allocation)
+            WHERE stock.sku = c.sku AND stock.warehouse = $10
         )
-        UPDATE stock SET on_hand = greatest(stock.on_hand - c.units, stock.allocated - c.from_allocation),
-               allocated = stock.allocated - c.from_allocation
-        FROM unnest($7::text[], $8::int[], $9::int[]) AS c (sku, units, from_allocation)
-        WHERE stock.sku = c.sku AND stock.warehouse = $10
+        UPDATE shipments SET status = $6, carrier = $4, tracking_number = coalesce(tracking_number, $3),
+               shipped_at = coalesce(shipped_at, $5)
+        WHERE shipment_id = $1
+        RETURNING *
         """,
         shipment_id, order_id, tracking_number, carrier, shipped_at, status,
         skus, [units[sku] for sku in skus], [from_allocation.get(sku, 0) for sku in skus], warehouse,
@@ -362,10 +364,14 @@ async def tracking_owners(conn: asyncpg.Connection, numbers: list[str]) -> dict[
     return {row["tracking_number"]: row["label_no"] for row in rows}
 
 
-async def flag_shipped_after_cancel(conn: asyncpg.Connection, shipment_id: UUID, reason: str) -> None:
-    """A cancelled shipment left anyway: it stays cancelled, flagged, with the reason for staff."""
-    await conn.execute(
-        "UPDATE shipments SET status = 'cancelled', flagged = 'shipped_after_cancel', cancel_error = $2 WHERE shipment_id = $1",
+async def flag_shipped_after_cancel(conn: asyncpg.Connection, shipment_id: UUID, reason: str) -> asyncpg.Record:
+    """A cancelled shipment left anyway: it stays cancelled, flagged, with the reason for staff. Returns the shipment
+    as saved."""
+    return await conn.fetchrow(
+        """
+        UPDATE shipments SET status = 'cancelled', flagged = 'shipped_after_cancel', cancel_error = $2
+        WHERE shipment_id = $1 RETURNING *
+        """,
         shipment_id,
         reason,
     )
