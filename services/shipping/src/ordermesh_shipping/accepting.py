@@ -1,21 +1,30 @@
 """Taking in an accepted order: its lines and delivery groups as shipping keeps them, checked as they arrive."""
 
-from ordermesh_contracts import DeliveryGroup, OrderAccepted, PaymentMethod
+from uuid import UUID
+
+import asyncpg
+
+from ordermesh_contracts import DeliveryGroup, Message, OrderAccepted, PaymentMethod
 from ordermesh_servicekit.consuming import UnitOfWork
 
 from . import store
-from .checks import DEFAULT_CARRIER, announce, check_groups
+from .checks import DEFAULT_CARRIER, announce, check_groups, skus_of
+from .store import CheckInputs
 from .domain.holds import Failure
 
+CheckInputsOfOrders = dict[tuple[UUID, str], CheckInputs]
+"""What the checks of accepted orders read, by (order id, shop id)."""
 
-async def accept_order(uow: UnitOfWork, order: OrderAccepted) -> None:
+
+async def accept_order(uow: UnitOfWork, order: OrderAccepted, preloaded: CheckInputsOfOrders | None = None) -> None:
     """Keeps the order's delivery groups and lines, checks delivery dates and carrier rules, records what holds each
-    group back from the warehouse, and publishes what the checks found: one read, one write."""
+    group back from the warehouse, and publishes what the checks found: one read, one write (no read when the batch
+    preloaded what the checks read)."""
     groups = dict(enumerate(order.deliveries))
     cash_on_delivery = order.payment.method is PaymentMethod.CASH_ON_DELIVERY
     results, holds = await check_groups(
         uow.conn, order_id=order.order_id, shop_id=order.shop_id, now=order.occurred_at, groups=groups,
-        cash_on_delivery=cash_on_delivery,
+        cash_on_delivery=cash_on_delivery, inputs=preloaded.get((order.order_id, order.shop_id)) if preloaded else None,
     )
     await store.save_order(
         uow.conn, order.order_id, order.shop_id, payment_method=order.payment.method.value, currency=order.currency,
@@ -30,6 +39,20 @@ async def accept_order(uow: UnitOfWork, order: OrderAccepted) -> None:
         lines=lines_of(groups),
     )
     announce(uow, results, order_id=order.order_id, shop_id=order.shop_id, cause=order.caused())
+
+
+async def read_accepted_checks(conn: asyncpg.Connection, events: list[Message]) -> CheckInputsOfOrders | None:
+    """The preload of the orders events' subscription: what the checks of the batch's accepted orders read, in one
+    statement (None when the batch accepts no order). It stays true through the batch: no message that joins one
+    writes what the checks read (shop calendars and sku attributes are set by staff commands, confirmed checks by
+    DeliveryChecksConfirmed, which goes alone), so every accepted order of the batch may use it."""
+    skus: dict[tuple[UUID, str], set[str]] = {}
+    for event in events:
+        if isinstance(event, OrderAccepted):
+            skus.setdefault((event.order_id, event.shop_id), set()).update(skus_of(dict(enumerate(event.deliveries))))
+    if not skus:
+        return None
+    return await store.check_inputs_of_orders(conn, [(order_id, shop_id, sorted(of)) for (order_id, shop_id), of in skus.items()])
 
 
 def lines_of(groups: dict[int, DeliveryGroup]) -> list[tuple]:

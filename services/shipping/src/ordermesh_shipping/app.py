@@ -40,6 +40,7 @@ from . import store, store_shipments, store_stock
 from .adapters.ingress import stock_levels, warehouse_callback
 from ordermesh_servicekit.json_http import JsonHttp
 from .adapters.warehouse import SandboxWarehouse
+from .accepting import read_accepted_checks
 from .commands import ShippingCommands
 from .handlers import ShippingHandlers, calls_the_warehouse, lock_batch_shipments
 
@@ -140,6 +141,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                     },
                     batched=True,
                     alone=calls_the_warehouse,
+                    preload=read_accepted_checks,
                 ),
                 Subscription(
                     topics.SHIPPING_CALLBACKS,

@@ -78,13 +78,19 @@ async def check_groups(
     now: datetime,
     groups: dict[int, DeliveryGroup],
     cash_on_delivery: bool,
+    inputs: CheckInputs | None = None,
 ) -> tuple[CheckResults, dict[int, list[Failure]]]:
-    """Reads what the checks need (one statement) and checks the given delivery groups (by index) as of `now`: what
-    they found, and what holds each group; nothing is stored or published."""
-    skus = sorted({line.sku for group in groups.values() for line in group.lines})
-    inputs = await store.check_inputs(conn, shop_id, order_id, skus)
+    """Reads what the checks need (one statement; none when given its `inputs`) and checks the given delivery groups
+    (by index) as of `now`: what they found, and what holds each group; nothing is stored or published."""
+    if inputs is None:
+        inputs = await store.check_inputs(conn, shop_id, order_id, skus_of(groups))
     results = run_checks(inputs, now=now, groups=groups, cash_on_delivery=cash_on_delivery)
     return results, holds_of(results, inputs.confirmed)
+
+
+def skus_of(groups: dict[int, DeliveryGroup]) -> list[str]:
+    """Every sku of these delivery groups, in order."""
+    return sorted({line.sku for group in groups.values() for line in group.lines})
 
 
 async def publish_checks(

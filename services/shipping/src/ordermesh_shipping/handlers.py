@@ -53,7 +53,7 @@ class ShippingHandlers:
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
         """Keeps the order's lines and deliveries, checks delivery dates and carrier rules, and says what it found."""
         async with ctx.unit_of_work() as uow:
-            await accept_order(uow, order)
+            await accept_order(uow, order, ctx.preloaded)
 
     async def on_order_progressed(self, progressed: OrderProgressed, ctx: MessageContext) -> None:
         """Allocates stock when the order awaits allocation; requests shipments when it is ready to ship."""

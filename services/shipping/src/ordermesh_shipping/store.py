@@ -90,19 +90,32 @@ class CheckInputs(NamedTuple):
 
 async def check_inputs(conn: asyncpg.Connection, shop_id: str, order_id: UUID, skus: list[str]) -> CheckInputs:
     """Everything the checks of the order's delivery groups need, in one statement."""
-    row = await conn.fetchrow(
+    return (await check_inputs_of_orders(conn, [(order_id, shop_id, skus)]))[order_id, shop_id]
+
+
+async def check_inputs_of_orders(
+    conn: asyncpg.Connection, orders: list[tuple[UUID, str, list[str]]]
+) -> dict[tuple[UUID, str], CheckInputs]:
+    """Everything the checks of these orders' delivery groups need (order id, shop id, skus each), in one statement,
+    by (order id, shop id)."""
+    row_of = json.dumps([{"order_id": str(order_id), "shop_id": shop_id, "skus": skus} for order_id, shop_id, skus in orders])
+    rows = await conn.fetch(
         """
-        SELECT s.time_zone, s.cutoff, s.closed_weekdays, s.closures, s.warehouse_prefecture,
-               ARRAY(SELECT a.sku FROM sku_attributes a WHERE a.sku = ANY($2::text[]) ORDER BY a.sku) AS cool_skus,
-               ARRAY(SELECT a.cool_type FROM sku_attributes a WHERE a.sku = ANY($2::text[]) ORDER BY a.sku) AS cool_types,
-               ARRAY(SELECT c.category FROM confirmed_checks c WHERE c.order_id = $3) AS confirmed
-        FROM (VALUES (1)) AS one LEFT JOIN shops s ON s.shop_id = $1
+        SELECT o.order_id, o.shop_id, s.time_zone, s.cutoff, s.closed_weekdays, s.closures, s.warehouse_prefecture,
+               ARRAY(SELECT a.sku FROM sku_attributes a WHERE a.sku = ANY(o.skus) ORDER BY a.sku) AS cool_skus,
+               ARRAY(SELECT a.cool_type FROM sku_attributes a WHERE a.sku = ANY(o.skus) ORDER BY a.sku) AS cool_types,
+               ARRAY(SELECT c.category FROM confirmed_checks c WHERE c.order_id = o.order_id) AS confirmed
+        FROM jsonb_to_recordset($1::jsonb) AS o (order_id uuid, shop_id text, skus text[])
+        LEFT JOIN shops s ON s.shop_id = o.shop_id
         """,
-        shop_id,
-        skus,
-        order_id,
+        row_of,
     )
-    return CheckInputs(_calendar(row), dict(zip(row["cool_skus"], row["cool_types"])), set(row["confirmed"]))
+    return {
+        (row["order_id"], row["shop_id"]): CheckInputs(
+            _calendar(row), dict(zip(row["cool_skus"], row["cool_types"])), set(row["confirmed"])
+        )
+        for row in rows
+    }
 
 
 async def cool_types(conn: asyncpg.Connection, skus: list[str]) -> dict[str, str]:
