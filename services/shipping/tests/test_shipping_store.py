@@ -131,6 +131,29 @@ async def test_two_orders_for_the_last_unit_allocated_at_the_same_time_exactly_o
         assert await stock(pool, sku) == (1, 1)
 
 
+async def test_an_allocation_that_waits_for_a_cancellation_holding_its_request_allocates_nothing_after_it(pool, handlers) -> None:
+    async with pool.acquire() as conn:
+        await store_stock.set_stock(conn, [("WAIT-1", "main", 1)])
+    accepted = order({"WAIT-1": 3})
+    assert await accept_and_allocate(pool, handlers, accepted) == "partial"
+    async with pool.acquire() as conn:
+        await store_stock.set_stock(conn, [("WAIT-1", "main", 5)])
+    again = progressed(accepted, Stage.AWAITING_ALLOCATION)
+    async with pool.acquire() as cancelling, cancelling.transaction():
+        await store_stock.lock_allocation_request(cancelling, accepted.order_id)
+        await store.record_cancellation(cancelling, accepted.order_id, accepted.shop_id, False, datetime.now(timezone.utc), uuid4())
+        allocating = asyncio.create_task(handlers.on_order_progressed(again, ctx(pool, again)))
+        async with asyncio.timeout(10):
+            while not await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM allocation_requests%'"
+            ) and not allocating.done():
+                await asyncio.sleep(0.01)
+        assert not allocating.done()  # it holds the stock rows and waits for the request
+    await asyncio.wait_for(allocating, 10)
+    assert await published(pool, type="StockAllocated", order_id=accepted.order_id, causation_id=again.event_id) == []
+    assert await stock(pool, "WAIT-1") == (5, 1)
+
+
 async def test_imported_stock_goes_to_waiting_orders_oldest_first_and_each_gets_stock_allocated(pool, handlers) -> None:
     async with pool.acquire() as conn:
         await store_stock.set_stock(conn, [("MATCHA", "main", 0)])

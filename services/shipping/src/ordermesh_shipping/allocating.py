@@ -24,12 +24,12 @@ async def allocate_order(
 
     The stock rows are locked in sku order first, so two orders for the last unit get it one after the
     other: exactly one of them. A cancelled order gets nothing (its cancellation locks the same allocation
-    request first). Returns the coverage, or None when nothing changed and nothing was published.
+    request first; whether it was cancelled is read after that lock). Returns the coverage, or None when nothing
+    changed and nothing was published.
     """
     per_sku = await store_stock.lock_demand_and_stock(uow.conn, order_id)
     if not per_sku:
         raise PermanentError(f"no lines known for order {order_id}")
-    request = await store_stock.lock_allocation_request(uow.conn, order_id)
     cancelled, already = await store_stock.allocation_of(uow.conn, order_id)
     if cancelled:
         return None
@@ -40,7 +40,7 @@ async def allocate_order(
         return None
     shop_id = per_sku[0]["shop_id"]
     await store_stock.save_allocation(
-        uow.conn, order_id, plan.quantities, shop_id=shop_id, requested_at=request["requested_at"] if request else requested_at,
+        uow.conn, order_id, plan.quantities, shop_id=shop_id, requested_at=per_sku[0]["requested_at"] or requested_at,
         coverage=plan.coverage, correlation_id=correlation_id,
     )
     total = Counter(already) + Counter(plan.quantities)

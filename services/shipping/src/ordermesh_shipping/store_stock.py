@@ -53,7 +53,9 @@ async def allocate(conn: asyncpg.Connection, order_id: UUID, quantities: dict[st
 
 async def lock_demand_and_stock(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
     """Per sku of the order: its units (sku, demand), the shop, and the units available in the default warehouse
-    (None without a stock row), the stock rows locked (in sku order, so no deadlock)."""
+    (None without a stock row), the stock rows locked (in sku order, so no deadlock); then the order's allocation
+    request is locked, and every row carries its `requested_at` (None if the order never reached allocation). One
+    statement; the request's lock is taken after every stock row's, as cancelling and editing take them."""
     return await conn.fetch(
         """
         WITH demand AS (
@@ -62,8 +64,13 @@ async def lock_demand_and_stock(conn: asyncpg.Connection, order_id: UUID) -> lis
         ), available AS MATERIALIZED (
             SELECT sku, on_hand - allocated AS units FROM stock
             WHERE warehouse = $2 AND sku IN (SELECT sku FROM demand) ORDER BY sku FOR UPDATE
+        ), request AS MATERIALIZED (
+            -- the count is a one-time filter, run before the request is read: every stock row is locked first
+            SELECT requested_at FROM allocation_requests
+            WHERE order_id = $1 AND (SELECT count(*) FROM available) >= 0 FOR UPDATE
         )
-        SELECT demand.sku, demand.units AS demand, demand.shop_id, available.units AS available
+        SELECT demand.sku, demand.units AS demand, demand.shop_id, available.units AS available,
+               (SELECT requested_at FROM request) AS requested_at
         FROM demand LEFT JOIN available USING (sku) ORDER BY demand.sku
         """,
         order_id,
