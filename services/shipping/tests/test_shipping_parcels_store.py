@@ -24,17 +24,21 @@ from ordermesh_contracts import (
     Payment,
     PaymentMethod,
     ShippedLine,
+    ShippingCallback,
     Stage,
+    WarehouseDeliveryReported,
     WarehouseShipmentReported,
     topics,
 )
-from ordermesh_servicekit.consuming import MessageContext, PermanentError
+from ordermesh_servicekit.consuming import Consumer, MessageContext, PermanentError, Subscription
+from ordermesh_servicekit.metrics import Metrics
 from ordermesh_servicekit.migrations import apply_migrations, migrate_service, read_migrations
 from ordermesh_shipping import store_shipments, store_stock
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest
 from ordermesh_shipping.commands import ShippingCommands
 from ordermesh_shipping.domain.allocation import shipment_id_for
-from ordermesh_shipping.handlers import ShippingHandlers
+from ordermesh_shipping.handlers import ShippingHandlers, lock_batch_shipments
+from doubles import FakeRecord
 
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
 
@@ -156,6 +160,44 @@ async def test_a_delivery_group_in_two_parcels_is_partly_shipped_then_shipped_an
     assert await parcels(pool, accepted.order_id) == [("123456789013", {"A": 2, "B": 1}), ("123456789024", {"A": 1})]
     row = await pool.fetchrow("SELECT tracking_number FROM shipments WHERE order_id = $1", accepted.order_id)
     assert row["tracking_number"] == "123456789013"
+
+
+def callbacks(pool, handlers) -> Consumer:
+    """Shipping's consumer of warehouse callbacks as the app wires it: batched, its shipments preloaded."""
+    subscription = Subscription(
+        topics.SHIPPING_CALLBACKS, ShippingCallback,
+        {WarehouseShipmentReported: handlers.on_warehouse_shipment_reported, WarehouseDeliveryReported: handlers.on_delivery_reported},
+        batched=True, preload=lock_batch_shipments,
+    )
+    return Consumer(subscription, group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
+
+
+def as_records(*reports: WarehouseShipmentReported) -> list[FakeRecord]:
+    return [
+        FakeRecord(topics.SHIPPING_CALLBACKS, 0, offset, str(report.order_id).encode(), report.model_dump_json().encode(), [("type", report.type.encode())])
+        for offset, report in enumerate(reports)
+    ]
+
+
+async def test_two_parcels_of_a_delivery_group_in_one_batch_ship_it_as_one_at_a_time_would(pool, handlers) -> None:
+    accepted = order({"A": 3, "B": 1})
+    await until_requested(pool, handlers, accepted, A=5, B=2)
+    await callbacks(pool, handlers).process(as_records(parcel(accepted, "223456789013", A=2, B=1), parcel(accepted, "223456789024", A=1)))
+    assert await status(pool, accepted) == "shipped"
+    assert (await stock(pool, "A"), await stock(pool, "B")) == ((2, 0), (1, 0))
+    events = await shipped_events(pool, accepted.order_id)
+    assert [(e["tracking_number"], e["all_shipped"]) for e in events] == [("223456789013", False), ("223456789024", True)]
+
+
+async def test_a_tracking_number_two_orders_report_in_one_batch_is_booked_for_the_first_and_dead_letters_the_second(pool, handlers) -> None:
+    first, second = order({"A": 1}), order({"A": 1})
+    await until_requested(pool, handlers, first, A=5)
+    await until_requested(pool, handlers, second, A=5)
+    await callbacks(pool, handlers).process(as_records(parcel(first, "323456789013", A=1), parcel(second, "323456789013", A=1)))
+    assert (await status(pool, first), await status(pool, second)) == ("shipped", "requested")
+    assert await stock(pool, "A") == (4, 1)
+    dead = await pool.fetch("SELECT payload FROM outbox WHERE topic = $1", f"{topics.SHIPPING_CALLBACKS}.dlq")
+    assert [json.loads(row["payload"])["order_id"] for row in dead] == [str(second.order_id)]
 
 
 async def test_all_shipped_waits_for_the_last_unit_of_every_delivery_group(pool, handlers) -> None:

@@ -52,7 +52,7 @@ async def read_accepted_checks(conn: asyncpg.Connection, events: list[Message]) 
             skus.setdefault((event.order_id, event.shop_id), set()).update(skus_of(dict(enumerate(event.deliveries))))
     if not skus:
         return None
-    return await store.check_inputs_of_orders(conn, [(order_id, shop_id, sorted(of)) for (order_id, shop_id), of in skus.items()])
+    return await store.check_inputs_of_orders(conn, [(order, shop, sorted(of)) for (order, shop), of in skus.items()])
 
 
 def lines_of(groups: dict[int, DeliveryGroup]) -> list[tuple]:

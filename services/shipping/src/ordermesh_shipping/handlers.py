@@ -1,5 +1,7 @@
 """One function per message the shipping service consumes from orders and from the warehouse."""
 
+from collections import Counter
+from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
@@ -33,6 +35,7 @@ from .domain.parcels import ParcelRefused
 from .editing import apply_order_edit
 from .requesting import release_and_request, request_shipments
 from .shipping_out import ship
+from .store import DEFAULT_WAREHOUSE
 
 
 def calls_the_warehouse(event: Message) -> bool:
@@ -129,6 +132,7 @@ class ShippingHandlers:
                     tracking_number=report.tracking_number,
                     shipped_at=report.shipped_at,
                     lines=report.lines,
+                    facts=ctx.preloaded.parcels.pop(report.event_id, None) if ctx.preloaded is not None else None,
                     **report.caused(),
                 )
             except ParcelRefused as refused:
@@ -168,11 +172,21 @@ class ShippingHandlers:
             )
 
 
+@dataclass
+class BatchShipments:
+    """What a batch of warehouse reports preloads: its shipments, locked, by id, and what booking the first parcel
+    reported for each order reads, by report (event id)."""
+
+    shipments: dict[UUID, asyncpg.Record]
+    parcels: dict[UUID, store_shipments.ParcelFacts]
+
+
 async def lock_batch_shipments(
     conn: asyncpg.Connection, reports: list[WarehouseShipmentReported | WarehouseDeliveryReported]
-) -> dict[UUID, asyncpg.Record]:
+) -> BatchShipments:
     """The preload of the warehouse callbacks' subscription: every shipment a batch's reports are about, locked and
-    read in one statement (in order of id), by id. The batch's handlers find it in `ctx.preloaded`.
+    read in one statement (in order of id), by id; then, in one more statement after those locks, what booking the
+    first parcel reported for each order reads. The batch's handlers find it in `ctx.preloaded`.
 
     A preloaded shipment is the shipment as stored only until a handler of the batch writes it. So each is taken by
     the report of its shipment that uses it (`_locked_shipment` pops it), and only a handler that knows the shipment
@@ -180,13 +194,33 @@ async def lock_batch_shipments(
     holds its lock); after any other report, that shipment's next report in the batch locks and reads it again, as it
     does one at a time. That is enough because no handler of this subscription writes a shipment other than its
     report's: booking a parcel (`ship`, flagging one that left after a cancel included) and recording a delivery write
-    `report.shipment_id` alone."""
-    return await store_shipments.lock_shipments(conn, sorted({report.shipment_id for report in reports}))
+    `report.shipment_id` alone.
+
+    What booking a parcel reads is about its order (its shipments, parcels and allocations) and its tracking number,
+    and in this subscription only booking a parcel changes it (a delivery takes a shipment from shipped to delivered,
+    which it counts alike). So it is preloaded for the order's first parcel report in the batch alone,
+    and for none whose tracking number another report of the batch carries; every other parcel reads it when booked."""
+    shipments = await store_shipments.lock_shipments(conn, sorted({report.shipment_id for report in reports}))
+    parcels = [report for report in reports if isinstance(report, WarehouseShipmentReported)]
+    carried = Counter(report.tracking_number for report in parcels)
+    orders: set[UUID] = set()
+    first: list[tuple[UUID, asyncpg.Record, str]] = []
+    for report in parcels:
+        if report.order_id in orders:
+            continue
+        orders.add(report.order_id)
+        shipment = shipments.get(report.shipment_id)
+        if shipment is not None and shipment["order_id"] == report.order_id and carried[report.tracking_number] == 1:
+            first.append((report.event_id, shipment, report.tracking_number))
+    if not first:
+        return BatchShipments(shipments, {})
+    facts = await store_shipments.parcels_facts(conn, [(shipment, number) for _, shipment, number in first], DEFAULT_WAREHOUSE)
+    return BatchShipments(shipments, {event_id: facts[shipment["shipment_id"], number] for event_id, shipment, number in first})
 
 
 async def _locked_shipment(uow: UnitOfWork, ctx: MessageContext, shipment_id: UUID) -> asyncpg.Record | None:
     """The report's shipment, locked: in a batch, the one preloaded or handed back, if there is one."""
-    preloaded = ctx.preloaded.pop(shipment_id, None) if ctx.preloaded is not None else None
+    preloaded = ctx.preloaded.shipments.pop(shipment_id, None) if ctx.preloaded is not None else None
     return preloaded if preloaded is not None else await store_shipments.lock_shipment(uow.conn, shipment_id)
 
 
@@ -194,4 +228,4 @@ def _hand_back(ctx: MessageContext, shipment: asyncpg.Record) -> None:
     """In a batch, the shipment as this report's handler saved it (its row still locked) is what the batch's next
     report of it takes."""
     if ctx.preloaded is not None:
-        ctx.preloaded[shipment["shipment_id"]] = shipment
+        ctx.preloaded.shipments[shipment["shipment_id"]] = shipment

@@ -24,6 +24,7 @@ async def ship(
     lines: list[ShippedLine],
     correlation_id: UUID,
     causation_id: UUID,
+    facts: store_shipments.ParcelFacts | None = None,
 ) -> asyncpg.Record:
     """Books one parcel of a (locked) shipment: records it, takes its units out of stock, and publishes
     ShipmentShipped with what the parcel carries. The shipment is partly shipped until every unit of its delivery
@@ -37,8 +38,11 @@ async def ship(
     A shipment cancelled before it left is recorded and flagged (goods left without an order) and answered with
     ShipmentCancelFailed, a task for staff; its units leave stock on hand, and the allocation only as far as the
     cancel kept units set aside for the order (it released them when staff chose to restore stock).
+
+    `facts`: what booking the parcel reads, if the caller read it already (a batch's preload); else it is read here.
     """
-    facts = await store_shipments.parcel_facts(uow.conn, shipment, tracking_number, DEFAULT_WAREHOUSE)
+    if facts is None:
+        facts = await store_shipments.parcel_facts(uow.conn, shipment, tracking_number, DEFAULT_WAREHOUSE)
     if facts.owner == shipment["shipment_id"]:
         return shipment
     if facts.owner is not None:

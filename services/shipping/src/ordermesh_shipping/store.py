@@ -98,7 +98,7 @@ async def check_inputs_of_orders(
 ) -> dict[tuple[UUID, str], CheckInputs]:
     """Everything the checks of these orders' delivery groups need (order id, shop id, skus each), in one statement,
     by (order id, shop id)."""
-    row_of = json.dumps([{"order_id": str(order_id), "shop_id": shop_id, "skus": skus} for order_id, shop_id, skus in orders])
+    given = json.dumps([{"order_id": str(order_id), "shop_id": shop_id, "skus": skus} for order_id, shop_id, skus in orders])
     rows = await conn.fetch(
         """
         SELECT o.order_id, o.shop_id, s.time_zone, s.cutoff, s.closed_weekdays, s.closures, s.warehouse_prefecture,
@@ -108,7 +108,7 @@ async def check_inputs_of_orders(
         FROM jsonb_to_recordset($1::jsonb) AS o (order_id uuid, shop_id text, skus text[])
         LEFT JOIN shops s ON s.shop_id = o.shop_id
         """,
-        row_of,
+        given,
     )
     return {
         (row["order_id"], row["shop_id"]): CheckInputs(

@@ -142,39 +142,53 @@ async def parcel_facts(
     conn: asyncpg.Connection, shipment: asyncpg.Record, tracking_number: str, warehouse: str
 ) -> ParcelFacts:
     """Everything booking a parcel of the (locked) shipment reads, in one statement."""
-    row = await conn.fetchrow(
+    return (await parcels_facts(conn, [(shipment, tracking_number)], warehouse))[shipment["shipment_id"], tracking_number]
+
+
+async def parcels_facts(
+    conn: asyncpg.Connection, parcels: list[tuple[asyncpg.Record, str]], warehouse: str
+) -> dict[tuple[UUID, str], ParcelFacts]:
+    """Everything booking each of these parcels (a locked shipment and a tracking number each) reads, as if it were
+    the only one, in one statement, by (shipment id, tracking number)."""
+    rows = await conn.fetch(
         """
-        SELECT (SELECT p.shipment_id FROM parcels p WHERE p.tracking_number = $4) AS owner,
-               (SELECT l.shop_id FROM order_lines l WHERE l.order_id = $2 ORDER BY l.delivery_index, l.sku LIMIT 1) AS shop_id,
+        SELECT p.shipment_id, p.tracking_number,
+               (SELECT x.shipment_id FROM parcels x WHERE x.tracking_number = p.tracking_number) AS owner,
+               (SELECT l.shop_id FROM order_lines l WHERE l.order_id = p.order_id ORDER BY l.delivery_index, l.sku LIMIT 1) AS shop_id,
                (SELECT jsonb_object_agg(l.sku, l.quantity) FROM order_lines l
-                 WHERE l.order_id = $2 AND l.delivery_index = $3) AS group_units,
+                 WHERE l.order_id = p.order_id AND l.delivery_index = p.delivery_index) AS group_units,
                (SELECT jsonb_object_agg(x.sku, x.units) FROM (
-                    SELECT l.sku, sum(l.quantity) AS units FROM parcel_lines l WHERE l.shipment_id = $1 GROUP BY l.sku
+                    SELECT l.sku, sum(l.quantity) AS units FROM parcel_lines l WHERE l.shipment_id = p.shipment_id GROUP BY l.sku
                 ) x) AS shipped_before,
                (SELECT jsonb_object_agg(a.sku, a.quantity) FROM allocations a
-                 WHERE a.order_id = $2 AND a.warehouse = $5) AS allocated,
+                 WHERE a.order_id = p.order_id AND a.warehouse = $5) AS allocated,
                (SELECT jsonb_object_agg(x.sku, x.units) FROM (
                     SELECT l.sku, sum(l.quantity) AS units
-                    FROM parcels p JOIN parcel_lines l ON l.shipment_id = p.shipment_id AND l.tracking_number = p.tracking_number
-                    WHERE p.order_id = $2 GROUP BY l.sku
+                    FROM parcels o JOIN parcel_lines l ON l.shipment_id = o.shipment_id AND l.tracking_number = o.tracking_number
+                    WHERE o.order_id = p.order_id GROUP BY l.sku
                 ) x) AS order_shipped_before,
                (SELECT count(*) FROM shipments s
-                 WHERE s.order_id = $2 AND s.shipment_id <> $1 AND s.status NOT IN ('shipped', 'delivered', 'cancelled')) AS others
+                 WHERE s.order_id = p.order_id AND s.shipment_id <> p.shipment_id
+                   AND s.status NOT IN ('shipped', 'delivered', 'cancelled')) AS others
+        FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[]) AS p (shipment_id, order_id, delivery_index, tracking_number)
         """,
-        shipment["shipment_id"],
-        shipment["order_id"],
-        shipment["delivery_index"],
-        tracking_number,
+        [shipment["shipment_id"] for shipment, _ in parcels],
+        [shipment["order_id"] for shipment, _ in parcels],
+        [shipment["delivery_index"] for shipment, _ in parcels],
+        [tracking_number for _, tracking_number in parcels],
         warehouse,
     )
 
-    def units(column: str) -> dict[str, int]:
-        return json.loads(row[column]) if row[column] else {}
+    def facts(row: asyncpg.Record) -> ParcelFacts:
+        def units(column: str) -> dict[str, int]:
+            return json.loads(row[column]) if row[column] else {}
 
-    return ParcelFacts(
-        row["owner"], row["shop_id"], units("group_units"), units("shipped_before"), units("allocated"),
-        units("order_shipped_before"), row["others"],
-    )
+        return ParcelFacts(
+            row["owner"], row["shop_id"], units("group_units"), units("shipped_before"), units("allocated"),
+            units("order_shipped_before"), row["others"],
+        )
+
+    return {(row["shipment_id"], row["tracking_number"]): facts(row) for row in rows}
 
 
 async def book_parcel(
