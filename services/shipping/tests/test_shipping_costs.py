@@ -186,16 +186,7 @@ async def test_acceptance_and_allocation_of_many_orders_share_one_transaction_an
 
 async def test_warehouse_reports_of_many_orders_share_one_transaction(counted) -> None:
     pool, counter = counted
-    handlers = ShippingHandlers(Warehouse())
-    orders_consumer = Consumer(orders_events(handlers), group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
-    orders, records = card_orders(9)
-    await orders_consumer.process(records)
-    callbacks = Subscription(
-        topics.SHIPPING_CALLBACKS, ShippingCallback,
-        {WarehouseShipmentReported: handlers.on_warehouse_shipment_reported, WarehouseDeliveryReported: handlers.on_delivery_reported},
-        batched=True, preload=lock_batch_shipments,
-    )
-    consumer = Consumer(callbacks, group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
+    orders, consumer = await requested_then_reported(pool, 9)
     reports = [
         WarehouseShipmentReported.model_validate(golden_message(
             "WarehouseShipmentReported", order_id=str(accepted.order_id), shipment_id=str(shipment_id_for(accepted.order_id, 0)),
@@ -225,16 +216,7 @@ async def test_warehouse_reports_of_many_orders_share_one_transaction(counted) -
 
 async def test_a_shipment_shipped_and_delivered_in_one_batch_is_locked_once_and_its_second_report_takes_it_as_saved(counted) -> None:
     pool, counter = counted
-    handlers = ShippingHandlers(Warehouse())
-    orders_consumer = Consumer(orders_events(handlers), group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
-    orders, records = card_orders(2)
-    await orders_consumer.process(records)
-    callbacks = Subscription(
-        topics.SHIPPING_CALLBACKS, ShippingCallback,
-        {WarehouseShipmentReported: handlers.on_warehouse_shipment_reported, WarehouseDeliveryReported: handlers.on_delivery_reported},
-        batched=True, preload=lock_batch_shipments,
-    )
-    consumer = Consumer(callbacks, group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
+    orders, consumer = await requested_then_reported(pool, 2)
     reports = [
         report
         for n, accepted in enumerate(orders)
@@ -312,3 +294,18 @@ async def test_a_warehouse_callback_costs_the_ingress_one_statement_besides_its_
     # BEGIN, the receipt claimed with the shipment's correlation id and trace context read, outbox, COMMIT; 5 -> 4
     # (the shipment read apart)
     assert statements <= 4, counter.statements
+
+
+async def requested_then_reported(pool: asyncpg.Pool, count: int) -> tuple[list, Consumer]:
+    """`count` card orders accepted, allocated and requested of the warehouse; and a consumer of the warehouse's
+    callbacks as the shipping service has it (batched, the batch's shipments locked together)."""
+    handlers = ShippingHandlers(Warehouse())
+    orders_consumer = Consumer(orders_events(handlers), group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
+    orders, records = card_orders(count)
+    await orders_consumer.process(records)
+    callbacks = Subscription(
+        topics.SHIPPING_CALLBACKS, ShippingCallback,
+        {WarehouseShipmentReported: handlers.on_warehouse_shipment_reported, WarehouseDeliveryReported: handlers.on_delivery_reported},
+        batched=True, preload=lock_batch_shipments,
+    )
+    return orders, Consumer(callbacks, group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
