@@ -3,7 +3,10 @@
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +21,28 @@ from ordermesh_devstack.stack import LocalStack, StackConfig
 
 # One-time installs some tests need, by the test file that needs them: minutes each on a fresh machine.
 _SLOW_PREREQUISITES = {"test_helm_chart.py": ensure_helm, "test_console_browser.py": ensure_chromium}
+
+
+_ROOT_SESSIONS_DIR = Path(tempfile.gettempdir()) / "ordermesh-pytest-of-root"
+_STALE_SESSION_SECONDS = 2 * 24 * 3600
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, gives this session a base temporary directory of its own instead of the shared /tmp/pytest-of-root.
+
+    PostgreSQL runs as an unprivileged system user (it refuses root), so its data directory must stay traversable.
+    Every pytest session started as root sets /tmp/pytest-of-root back to mode 0700, which cut the PostgreSQL of any
+    session already running on the machine off from its own files (it PANICs on pg_control). A directory per session
+    is touched by no other session. xdist workers inherit the controller's basetemp, so only the controller picks one.
+    """
+    if os.geteuid() != 0 or config.option.basetemp is not None:
+        return
+    _ROOT_SESSIONS_DIR.mkdir(mode=0o711, exist_ok=True)
+    for old in _ROOT_SESSIONS_DIR.iterdir():
+        if time.time() - old.stat().st_mtime > _STALE_SESSION_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+    config.option.basetemp = tempfile.mkdtemp(prefix="session-", dir=_ROOT_SESSIONS_DIR)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
