@@ -34,7 +34,7 @@ from ordermesh_servicekit.migrations import (
     migrate_service,
     read_migrations,
 )
-from ordermesh_servicekit.outbox import OutgoingMessage, write_outbox
+from ordermesh_servicekit.outbox import OutgoingMessage, record_handled, write_outbox
 from doubles import FakeRecord
 
 DATA = Path(__file__).parent / "data"
@@ -319,6 +319,23 @@ async def test_a_unit_of_work_writes_its_inbox_row_and_outbox_rows_in_one_statem
     ]
     writes = [query for query in statements if "INTO inbox" in query or "INTO outbox" in query]
     assert len(writes) == 2 and all("INTO inbox" in query and "INTO outbox" in query for query in writes), statements
+
+
+async def test_effects_written_with_the_inbox_row_take_effect_once_and_only_with_a_new_inbox_row(pool) -> None:
+    message_id = uuid4()
+    authorized = OutgoingMessage.of(topics.PAYMENTS_EVENTS, PaymentAuthorized.model_validate(payload("payment_authorized")))
+    effects = (
+        "changed AS (INSERT INTO changes SELECT $1 || ' ' || $2::bigint WHERE EXISTS (SELECT FROM seen)),"
+        " also AS (INSERT INTO changes SELECT 'also' WHERE EXISTS (SELECT FROM seen))"
+    )
+    async with pool.acquire() as conn:
+        first = await record_handled(conn, message_id, topics.PAYMENTS_EVENTS, [authorized], effects, ("captured", 2500))
+        again = await record_handled(conn, message_id, topics.PAYMENTS_EVENTS, [authorized], effects, ("captured", 2500))
+        alone = await record_handled(conn, uuid4(), topics.PAYMENTS_EVENTS, [], effects, ("refunded", 0))
+    assert (first, again, alone) == (True, False, True)
+    assert sorted(await pool.fetchval("SELECT array_agg(what) FROM changes")) == ["also", "also", "captured 2500", "refunded 0"]
+    assert [row["headers"]["type"] for row in await outbox_rows(pool)] == ["PaymentAuthorized"]
+    assert await pool.fetchval("SELECT count(*) FROM inbox WHERE message_id = $1", message_id) == 1
 
 
 async def test_a_handler_failing_on_a_message_the_inbox_holds_is_a_duplicate_not_a_failure(pool) -> None:

@@ -116,24 +116,42 @@ def _outbox_columns(messages: Sequence[OutgoingMessage]) -> tuple[list[str], lis
     )
 
 
-async def record_handled(conn: asyncpg.Connection, message_id: UUID, topic: str, messages: Sequence[OutgoingMessage]) -> bool:
-    """Writes the inbox row of a handled message and its outbox rows (in order) in one statement, inside the caller's
-    transaction; False, and no outbox row, if the inbox holds the message already."""
-    if not messages:  # no INSERT INTO outbox at all: its trigger wakes the relay once a statement, even for no rows
+async def record_handled(
+    conn: asyncpg.Connection,
+    message_id: UUID,
+    topic: str,
+    messages: Sequence[OutgoingMessage],
+    effects: str = "",
+    effect_args: Sequence[Any] = (),
+) -> bool:
+    """Writes the inbox row of a handled message and its outbox rows (in order) in one statement; False, and no outbox
+    row, if the inbox holds the message already.
+
+    `effects` are data-modifying CTEs written in the same statement (``"paid AS (UPDATE payments SET ... WHERE
+    order_id = $1 AND EXISTS (SELECT FROM seen))"``, comma-separated, parameters numbered from ``$1`` within
+    `effect_args`); each must read ``seen`` (the new inbox row, empty for a message seen before) so that it changes
+    nothing for a duplicate. Inside the caller's transaction this is its last statement; outside any transaction it
+    is a whole unit of work in one round trip (one statement is atomic on its own)."""
+    if not messages and not effects:  # no INSERT INTO outbox: its trigger wakes the relay once a statement, even for no rows
         return bool(await conn.fetchval(
             "INSERT INTO inbox (message_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true", message_id, topic
         ))
-    return await conn.fetchval(
-        "WITH seen AS (INSERT INTO inbox (message_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true),"
-        " published AS (INSERT INTO outbox (topic, key, headers, payload)"
-        " SELECT topic, key, headers::jsonb, payload"
-        " FROM unnest($3::text[], $4::bytea[], $5::text[], $6::bytea[]) WITH ORDINALITY AS m(topic, key, headers, payload, n)"
-        " WHERE EXISTS (SELECT FROM seen) ORDER BY n)"
-        " SELECT EXISTS (SELECT FROM seen)",
-        message_id,
-        topic,
-        *_outbox_columns(messages),
-    )
+    first = len(effect_args) + 1
+    parts = [f"seen AS (INSERT INTO inbox (message_id, topic) VALUES (${first}, ${first + 1}) ON CONFLICT DO NOTHING RETURNING true)"]
+    if effects:
+        parts.append(effects)
+    arguments: list[Any] = [*effect_args, message_id, topic]
+    if messages:
+        column = first + 2
+        parts.append(
+            "published AS (INSERT INTO outbox (topic, key, headers, payload)"
+            " SELECT topic, key, headers::jsonb, payload"
+            f" FROM unnest(${column}::text[], ${column + 1}::bytea[], ${column + 2}::text[], ${column + 3}::bytea[])"
+            " WITH ORDINALITY AS m(topic, key, headers, payload, n)"
+            " WHERE EXISTS (SELECT FROM seen) ORDER BY n)"
+        )
+        arguments += _outbox_columns(messages)
+    return await conn.fetchval(f"WITH {', '.join(parts)} SELECT EXISTS (SELECT FROM seen)", *arguments)
 
 
 _PRODUCER_STATE_ERRORS = (
