@@ -338,6 +338,19 @@ async def test_effects_written_with_the_inbox_row_take_effect_once_and_only_with
     assert await pool.fetchval("SELECT count(*) FROM inbox WHERE message_id = $1", message_id) == 1
 
 
+async def test_a_unit_of_work_in_one_statement_takes_effect_once_and_finds_a_message_seen_before_a_duplicate(pool) -> None:
+    message_id = uuid4()
+    authorized = OutgoingMessage.of(topics.PAYMENTS_EVENTS, PaymentAuthorized.model_validate(payload("payment_authorized")))
+    effects = "changed AS (INSERT INTO changes SELECT $1 WHERE EXISTS (SELECT FROM seen))"
+    await context(pool, message_id).handled_in_one_statement([authorized], effects, ["captured"])
+    with pytest.raises(DuplicateMessage):
+        await context(pool, message_id).handled_in_one_statement([authorized], effects, ["again"])
+    await context(pool, uuid4()).handled_in_one_statement()
+    assert await pool.fetchval("SELECT array_agg(what) FROM changes") == ["captured"]
+    assert [row["headers"]["type"] for row in await outbox_rows(pool)] == ["PaymentAuthorized"]
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 2
+
+
 async def test_a_handler_failing_on_a_message_the_inbox_holds_is_a_duplicate_not_a_failure(pool) -> None:
     handler, metrics = Recorder(), Metrics("test")
     valid = record(encoded(payload("payment_authorized")))

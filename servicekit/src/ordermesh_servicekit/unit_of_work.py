@@ -12,11 +12,12 @@ preload, any handler or the finish raises, the whole transaction is rolled back 
 handled again one at a time, where a failing record is retried, parked, refused or dead-lettered alone.
 
 A message handled alone has its inbox row written last, with its outbox rows, in one statement (see
-`MessageContext.unit_of_work`).
+`MessageContext.unit_of_work`); a handler whose every change fits in that statement needs no transaction at all
+(`MessageContext.handled_in_one_statement`).
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,16 @@ class MessageContext:
             if await self._seen_despite_failure():
                 raise DuplicateMessage(str(self.message_id)) from None
             raise
+
+    async def handled_in_one_statement(
+        self, publish: Sequence[OutgoingMessage] = (), effects: str = "", effect_args: Sequence[Any] = ()
+    ) -> None:
+        """The message's whole unit of work as one statement outside any transaction (atomic on its own, one round
+        trip): `effects` (data-modifying CTEs that read `seen`, see `record_handled`), its inbox row and `publish`'s
+        outbox rows. Raises `DuplicateMessage`, having changed nothing, if the inbox holds the message already."""
+        async with self.pool.acquire() as conn:
+            if not await record_handled(conn, self.message_id, self.topic, publish, effects, effect_args):
+                raise DuplicateMessage(str(self.message_id))
 
     async def _seen_despite_failure(self) -> bool:
         try:
