@@ -1,13 +1,11 @@
 """One function per event the notify service consumes: keep the order's contact, then mail once per cause.
 
 A mail is claimed (its intent, one statement committed on its own), sent, and its outcome recorded with the cause's
-inbox row, what the cause changes of the order, and the event announcing the mail, in one unit of work.
+inbox row, what the cause changes of the order, and the event announcing the mail, in one statement.
 """
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-
-import asyncpg
 
 from ordermesh_contracts import (
     MailKind,
@@ -25,6 +23,7 @@ from ordermesh_contracts import (
     topics,
 )
 from ordermesh_servicekit.consuming import MessageContext
+from ordermesh_servicekit.outbox import OutgoingMessage
 
 from . import store
 from .domain.mails import tracking_url
@@ -93,8 +92,7 @@ class NotifyHandlers:
     async def on_order_cancelled(self, cancelled: OrderCancelled, ctx: MessageContext) -> None:
         """Sends the cancellation mail, with staff's reason, only when staff chose to tell the customer (seed 000)."""
         if not cancelled.notify_customer:
-            async with ctx.unit_of_work():
-                pass  # the inbox row records that the cancellation was seen and staff chose no mail
+            await ctx.handled_in_one_statement()  # the inbox row records that staff chose no mail
             return
         await self._mail(cancelled, MailKind.ORDER_CANCELLED, {"reason": cancelled.reason}, ctx)
 
@@ -118,13 +116,9 @@ class NotifyHandlers:
             currency=changed.currency, payment_method=changed.payment.method.value, deliveries=changed.deliveries,
             charges=changed.charges, edit_no=changed.edit_no,
         )
-
-        async def keep(conn: asyncpg.Connection) -> None:
-            await store.apply_edit(conn, changed.order_id, summary)
-
+        kept = store.edit_kept(changed.order_id, summary)
         if not changed.notify_customer:
-            async with ctx.unit_of_work() as uow:
-                await keep(uow.conn)
+            await ctx.handled_in_one_statement(effects=kept[0], effect_args=kept[1])
             return
 
         def variables(contact: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,7 +128,7 @@ class NotifyHandlers:
             )
             return {**changed_variables, "changes": described} if described else changed_variables
 
-        await self._mail(changed, MailKind.ORDER_CHANGED, variables, ctx, keep=keep)
+        await self._mail(changed, MailKind.ORDER_CHANGED, variables, ctx, keep=kept)
 
     async def _mail(
         self,
@@ -144,10 +138,11 @@ class NotifyHandlers:
         ctx: MessageContext,
         *,
         new_contact: dict[str, Any] | None = None,
-        keep: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+        keep: store.Effect | None = None,
     ) -> None:
         """Claims the mail (keeping `new_contact` first), sends it, then records its outcome with the cause's inbox
-        row, `keep`'s changes and the announcing event. `variables` may be computed from the order's contact."""
+        row, what `keep` changes and the announcing event, in one statement. `variables` may be computed from the
+        order's contact."""
         try:
             async with ctx.pool.acquire() as conn:
                 claim = await self._mailer.claim(
@@ -161,8 +156,6 @@ class NotifyHandlers:
         if callable(variables):
             variables = variables(claim.setup.contact)
         attempt = await self._mailer.send(claim, variables)
-        async with ctx.unit_of_work() as uow:
-            if keep is not None:
-                await keep(uow.conn)
-            outcome = await attempt.record(uow.conn)
-            uow.publish(topics.NOTIFY_EVENTS, outcome.event(cause))
+        effects, effect_args = store.together(*(effect for effect in (keep, attempt.finished()) if effect is not None))
+        announced = OutgoingMessage.of(topics.NOTIFY_EVENTS, attempt.outcome.event(cause))
+        await ctx.handled_in_one_statement([announced], effects, effect_args)

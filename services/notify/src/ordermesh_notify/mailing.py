@@ -104,25 +104,37 @@ class MailClaim:
 
 @dataclass(frozen=True)
 class MailAttempt:
-    """A mail decided or sent whose outcome is not yet recorded: `record` writes it into the caller's transaction."""
+    """A mail decided or sent whose outcome is not yet recorded: `finished` with the cause's inbox row, or `record`
+    on its own."""
 
     outcome: MailOutcome
     step: Literal["unsent", "sent", "known"]  # decided not to send / went to the server / the log has it already
     content: RenderedMail | None = None
     variables: dict[str, Any] | None = None
 
+    def finished(self) -> store.Effect | None:
+        """The outcome in the mail log as an effect of the cause's unit of work (None when the log has it already)."""
+        fields = self._log_fields()
+        return store.mail_finished(**fields) if fields is not None else None
+
     async def record(self, conn: asyncpg.Connection) -> MailOutcome:
-        """Records the outcome in the mail log (one statement; nothing when the log has it already)."""
+        """Records the outcome in the mail log on its own (one statement; nothing when the log has it already)."""
+        fields = self._log_fields()
+        if fields is not None:
+            await store.finish_mail(conn, **fields)
+        return self.outcome
+
+    def _log_fields(self) -> dict[str, Any] | None:
         outcome, content = self.outcome, self.content
+        ended = {"mail_id": outcome.mail_id, "status": outcome.status, "reason": outcome.reason}
         if self.step == "unsent":
-            await store.finish_mail(conn, mail_id=outcome.mail_id, status=outcome.status, reason=outcome.reason, sent=False)
-        elif self.step == "sent" and content is not None:
-            await store.finish_mail(
-                conn, mail_id=outcome.mail_id, status=outcome.status, reason=outcome.reason, sent=True,
-                subject=content.subject, body=content.text, html=content.html, variables=self.variables,
-                template=content.template,
-            )
-        return outcome
+            return {**ended, "sent": False}
+        if self.step == "sent" and content is not None:
+            return {
+                **ended, "sent": True, "subject": content.subject, "body": content.text, "html": content.html,
+                "variables": self.variables, "template": content.template,
+            }
+        return None
 
 
 class Mailer:

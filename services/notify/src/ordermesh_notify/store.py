@@ -1,6 +1,7 @@
 """SQL of the notify service: order contacts, shop mail settings and templates, and the mail log."""
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -54,21 +55,38 @@ async def mail_setup(
     return {**dict(row), "summary": json.loads(row["summary"]), "mail_texts": json.loads(row["mail_texts"])}
 
 
-async def apply_edit(conn: asyncpg.Connection, order_id: UUID, summary: dict[str, Any]) -> dict[str, Any] | None:
-    """Keeps the order's lines and totals as of an edit, unless a later (or the same) edit is kept already; returns the
-    summary as it now stands, with the names of every sku the order ever had. None if the order is unknown to notify."""
-    raw = await conn.fetchval(
+Effect = tuple[str, list[Any]]
+"""A data-modifying CTE of a message's unit of work (parameters numbered from $1) and its arguments, written in the
+statement of the message's inbox row (see `MessageContext.handled_in_one_statement`): it reads `seen` (the new inbox
+row) so that it changes nothing for a message handled before."""
+
+
+def edit_kept(order_id: UUID, summary: dict[str, Any]) -> Effect:
+    """Keeps the order's lines and totals as of an edit, unless a later (or the same) edit is kept already, with the
+    names of every sku the order ever had (nothing if the order is unknown to notify)."""
+    return (
         """
-        UPDATE contacts SET summary = CASE
-            WHEN coalesce((summary->>'edit_no')::int, 0) < ($2::jsonb->>'edit_no')::int
-            THEN $2::jsonb || jsonb_build_object('names', coalesce(summary->'names', '{}'::jsonb) || ($2::jsonb->'names'))
-            ELSE summary END
-        WHERE order_id = $1
-        RETURNING summary
+        kept AS (
+            UPDATE contacts SET summary = CASE
+                WHEN coalesce((summary->>'edit_no')::int, 0) < ($2::jsonb->>'edit_no')::int
+                THEN $2::jsonb || jsonb_build_object('names', coalesce(summary->'names', '{}'::jsonb) || ($2::jsonb->'names'))
+                ELSE summary END
+            WHERE order_id = $1 AND EXISTS (SELECT FROM seen)
+        )
         """,
-        order_id, json.dumps(summary),
+        [order_id, json.dumps(summary)],
     )
-    return json.loads(raw) if raw is not None else None
+
+
+def together(*effects: Effect) -> Effect:
+    """Effects written in one statement, in order (each one's parameters renumbered after the ones before it)."""
+    parts: list[str] = []
+    arguments: list[Any] = []
+    for sql, args in effects:
+        offset = len(arguments)
+        parts.append(re.sub(r"\$(\d+)", lambda number: f"${int(number.group(1)) + offset}", sql))
+        arguments += args
+    return ", ".join(part.strip() for part in parts), arguments
 
 
 async def lock_shop_settings(conn: asyncpg.Connection, shop_id: str) -> asyncpg.Record | None:
@@ -188,6 +206,24 @@ async def claim_mail(
     return {**dict(row), "summary": json.loads(row["summary"]), "mail_texts": json.loads(row["mail_texts"])}
 
 
+_FINISH = """
+    UPDATE mail_log SET status = $2, reason = $3, updated_at = now(), sent_at = CASE WHEN $2 = 'sent' THEN now() END,
+                        claimed_until = NULL, attempts = CASE WHEN $4 THEN attempts ELSE attempts - 1 END,
+                        subject = $5, body = $6, html = $7, variables = $8::jsonb, template = $9
+    WHERE mail_id = $1
+"""
+
+
+def _finish_arguments(
+    mail_id: UUID, status: str, reason: str | None, sent: bool, subject: str | None, body: str | None, html: str | None,
+    variables: dict[str, Any] | None, template: str | None,
+) -> list[Any]:
+    return [
+        mail_id, status, reason, sent, subject, body, html,
+        json.dumps(variables, default=str) if variables is not None else None, template,
+    ]
+
+
 async def finish_mail(
     conn: asyncpg.Connection,
     *,
@@ -203,15 +239,25 @@ async def finish_mail(
 ) -> None:
     """Records how a claimed mail ended, with what was sent when it went to the server (`sent`); a mail that did not
     (not applicable, no valid address, a template problem) gives its claim back uncounted as an attempt."""
-    await conn.execute(
-        """
-        UPDATE mail_log SET status = $2, reason = $3, updated_at = now(), sent_at = CASE WHEN $2 = 'sent' THEN now() END,
-                            claimed_until = NULL, attempts = CASE WHEN $4 THEN attempts ELSE attempts - 1 END,
-                            subject = $5, body = $6, html = $7, variables = $8::jsonb, template = $9
-        WHERE mail_id = $1
-        """,
-        mail_id, status, reason, sent, subject, body, html,
-        json.dumps(variables, default=str) if variables is not None else None, template,
+    await conn.execute(_FINISH, *_finish_arguments(mail_id, status, reason, sent, subject, body, html, variables, template))
+
+
+def mail_finished(
+    *,
+    mail_id: UUID,
+    status: str,
+    reason: str | None = None,
+    sent: bool,
+    subject: str | None = None,
+    body: str | None = None,
+    html: str | None = None,
+    variables: dict[str, Any] | None = None,
+    template: str | None = None,
+) -> Effect:
+    """`finish_mail` as an effect of the cause's unit of work."""
+    return (
+        f"finished AS ({_FINISH} AND EXISTS (SELECT FROM seen))",
+        _finish_arguments(mail_id, status, reason, sent, subject, body, html, variables, template),
     )
 
 
