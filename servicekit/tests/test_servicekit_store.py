@@ -34,7 +34,7 @@ from ordermesh_servicekit.migrations import (
     migrate_service,
     read_migrations,
 )
-from ordermesh_servicekit.outbox import OutgoingMessage, record_handled, write_outbox
+from ordermesh_servicekit.outbox import OutgoingMessage, handled_rows, record_handled, write_outbox
 from doubles import FakeRecord
 
 DATA = Path(__file__).parent / "data"
@@ -349,6 +349,20 @@ async def test_a_unit_of_work_in_one_statement_takes_effect_once_and_finds_a_mes
     assert await pool.fetchval("SELECT array_agg(what) FROM changes") == ["captured"]
     assert [row["headers"]["type"] for row in await outbox_rows(pool)] == ["PaymentAuthorized"]
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 2
+
+
+async def test_a_statement_of_its_own_writes_the_inbox_and_outbox_rows_only_when_its_condition_holds(pool) -> None:
+    authorized = OutgoingMessage.of(topics.PAYMENTS_EVENTS, PaymentAuthorized.model_validate(payload("payment_authorized")))
+    handled = {}
+    for decided in (False, True):
+        message_id = uuid4()
+        rows, arguments = handled_rows(2, message_id, topics.PAYMENTS_EVENTS, [authorized], when="(SELECT go FROM decided)")
+        handled[decided] = await pool.fetchval(
+            f"WITH decided AS (SELECT $1::bool AS go), {rows} SELECT EXISTS (SELECT FROM seen)", decided, *arguments
+        )
+    assert handled == {False: False, True: True}
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
+    assert [row["headers"]["type"] for row in await outbox_rows(pool)] == ["PaymentAuthorized"]
 
 
 async def test_a_handler_failing_on_a_message_the_inbox_holds_is_a_duplicate_not_a_failure(pool) -> None:

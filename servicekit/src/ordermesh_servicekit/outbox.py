@@ -136,11 +136,24 @@ async def record_handled(
         return bool(await conn.fetchval(
             "INSERT INTO inbox (message_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true", message_id, topic
         ))
-    first = len(effect_args) + 1
-    parts = [f"seen AS (INSERT INTO inbox (message_id, topic) VALUES (${first}, ${first + 1}) ON CONFLICT DO NOTHING RETURNING true)"]
-    if effects:
-        parts.append(effects)
-    arguments: list[Any] = [*effect_args, message_id, topic]
+    rows, row_args = handled_rows(len(effect_args) + 1, message_id, topic, messages)
+    parts = [rows, effects] if effects else [rows]
+    return await conn.fetchval(f"WITH {', '.join(parts)} SELECT EXISTS (SELECT FROM seen)", *effect_args, *row_args)
+
+
+def handled_rows(
+    first: int, message_id: UUID, topic: str, messages: Sequence[OutgoingMessage], when: str = ""
+) -> tuple[str, list[Any]]:
+    """The inbox row of a handled message and its outbox rows (in order) as CTEs for a statement of the caller's own,
+    with their arguments (parameters numbered from `first`): ``seen``, the new inbox row (empty for a message seen
+    before), and the outbox rows, written only with it. With `when`, an SQL condition that may read the statement's
+    earlier CTEs, the inbox row (and so every row) is written only if it holds."""
+    if when:
+        inbox = f"INSERT INTO inbox (message_id, topic) SELECT ${first}::uuid, ${first + 1}::text WHERE {when}"
+    else:
+        inbox = f"INSERT INTO inbox (message_id, topic) VALUES (${first}, ${first + 1})"
+    parts = [f"seen AS ({inbox} ON CONFLICT DO NOTHING RETURNING true)"]
+    arguments: list[Any] = [message_id, topic]
     if messages:
         column = first + 2
         parts.append(
@@ -151,7 +164,7 @@ async def record_handled(
             " WHERE EXISTS (SELECT FROM seen) ORDER BY n)"
         )
         arguments += _outbox_columns(messages)
-    return await conn.fetchval(f"WITH {', '.join(parts)} SELECT EXISTS (SELECT FROM seen)", *arguments)
+    return ", ".join(parts), arguments
 
 
 _PRODUCER_STATE_ERRORS = (
