@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import pytest
 from ordermesh_contracts import LineDiff, OrderAccepted, OrderEdited, SaveMailTemplate, ShipmentShipped, topics
+from ordermesh_notify import store
 from ordermesh_notify.adapters.smtp import OutgoingMail
 from ordermesh_notify.domain.templates import MailRenderer
 from ordermesh_notify.handlers import NotifyHandlers
@@ -127,6 +128,24 @@ async def test_an_edit_without_the_mail_choice_mails_and_announces_nothing_yet_t
     shipped = ShipmentShipped.model_validate({**raw, "event_id": str(uuid4()), "order_id": str(order.order_id), "shop_id": order.shop_id})
     await deliver(pool, handlers.on_shipment_shipped, shipped)
     assert transport.accepted[-1].text.startswith(f"宇治抹茶 特上 40g × 5\n合計 {edit.charges.total}円 送料 660円\n")
+
+
+async def test_an_edit_whose_mail_the_shop_turned_off_is_kept_and_announced_not_applicable(pool, mailer, transport) -> None:
+    handlers, order = NotifyHandlers(mailer), accepted_order()
+    async with pool.acquire() as conn:
+        await store.save_shop_settings(
+            conn, shop_id=order.shop_id, language="ja", signature="s", encoding="utf-8", disabled_kinds=["order_changed"],
+            updated_by="t",
+        )
+    await deliver(pool, handlers.on_order_accepted, order)
+    edit = edited(order, edit_no=1, matcha=5, bowl=None, notify_customer=True)
+    await deliver(pool, handlers.on_order_edited, edit)
+
+    assert changed_mails(transport) == []
+    assert [(e["type"], e["reason"]) for e in await notify_events(pool, order.order_id, "order_changed")] == [
+        ("MailNotApplicable", "turned off"),
+    ]
+    assert (await store.contact(pool, order.order_id))["summary"]["edit_no"] == 1
 
 
 async def test_an_older_edit_redelivered_after_a_newer_one_leaves_the_newer_lines_and_a_removed_line_keeps_its_name(pool, mailer, transport) -> None:

@@ -266,6 +266,50 @@ async def test_a_mail_that_does_not_apply_is_recorded_without_counting_an_attemp
     assert len(transport.accepted) == 1
 
 
+async def test_a_kind_turned_off_is_settled_by_its_claim_once_with_the_inbox_row_and_event_even_after_a_claim_left_sending(
+    pool, mailer, transport
+) -> None:
+    handlers, order = NotifyHandlers(mailer), accepted_order()
+    settings = {"shop_id": order.shop_id, "language": "ja", "signature": "s", "encoding": "utf-8", "updated_by": "t"}
+    async with pool.acquire() as conn:
+        await store.save_shop_settings(conn, **settings, disabled_kinds=[])
+    await handlers.on_order_accepted(order, ctx(pool, order))
+    confirmed = PointsConfirmed(order_id=order.order_id, shop_id=order.shop_id, customer_id="C1", points=46)
+    transport.failure = TransientError("SMTP unavailable: ConnectionRefusedError")
+    with pytest.raises(TransientError):
+        await handlers.on_points_confirmed(confirmed, ctx(pool, confirmed))
+    assert (await log_row(pool, order.order_id, "points_confirmed"))["status"] == "sending"
+    async with pool.acquire() as conn:
+        await store.save_shop_settings(conn, **settings, disabled_kinds=["points_confirmed"])
+    async with pool.acquire() as conn:
+        claim = await mailer.claim(
+            conn, order_id=order.order_id, kind=MailKind.POINTS_CONFIRMED, cause_id=confirmed.event_id,
+            seen_id=confirmed.event_id, cause=confirmed, topic="test",
+        )
+    assert claim is not None and claim.settled
+    await handlers.on_points_confirmed(confirmed, ctx(pool, confirmed))  # redelivered: the inbox holds it
+    row = await log_row(pool, order.order_id, "points_confirmed")
+    assert (row["status"], row["reason"], row["attempts"], row["claimed_until"]) == ("not_applicable", "turned off", 1, None)
+    assert [(e["type"], e["mail_kind"]) for e in await published(pool, order.order_id)] == [
+        ("MailSent", "order_confirmation"), ("MailNotApplicable", "points_confirmed"),
+    ]
+    assert await pool.fetchval("SELECT count(*) FROM inbox WHERE message_id = $1", confirmed.event_id) == 1
+    assert len(transport.accepted) == 1
+
+
+async def test_a_kind_off_by_default_that_the_shop_turned_on_is_sent(pool, mailer, transport) -> None:
+    handlers, order = NotifyHandlers(mailer), accepted_order()
+    async with pool.acquire() as conn:
+        await store.save_shop_settings(
+            conn, shop_id=order.shop_id, language="ja", signature="s", encoding="utf-8", disabled_kinds=[], updated_by="t"
+        )
+    await handlers.on_order_accepted(order, ctx(pool, order))
+    confirmed = PointsConfirmed(order_id=order.order_id, shop_id=order.shop_id, customer_id="C1", points=46)
+    await handlers.on_points_confirmed(confirmed, ctx(pool, confirmed))
+    assert [e["type"] for e in await published(pool, order.order_id)] == ["MailSent", "MailSent"]
+    assert len(transport.accepted) == 2
+
+
 async def test_a_recipient_the_server_keeps_deferring_fails_after_the_limit_instead_of_holding_other_orders(pool, mailer, transport) -> None:
     handlers, order = NotifyHandlers(mailer), accepted_order()
     transport.failure = MailDeferred("452 4.2.2 mailbox full")

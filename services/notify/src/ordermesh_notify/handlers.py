@@ -141,17 +141,17 @@ class NotifyHandlers:
         keep: store.Effect | None = None,
     ) -> None:
         """Claims the mail (keeping `new_contact` first), sends it, then records its outcome with the cause's inbox
-        row, what `keep` changes and the announcing event, in one statement. `variables` may be computed from the
-        order's contact."""
+        row, what `keep` changes and the announcing event, in one statement (a mail of a kind the shop turned off:
+        the claim records it all). `variables` may be computed from the order's contact."""
         try:
             async with ctx.pool.acquire() as conn:
                 claim = await self._mailer.claim(
                     conn, order_id=cause.order_id, kind=kind, cause_id=cause.event_id, seen_id=ctx.message_id,
-                    new_contact=new_contact,
-                )
+                    new_contact=new_contact, cause=None if keep else cause, topic=ctx.topic,
+                )  # a cause that changes the order records the change with the outcome, never in the claim
         except UnknownOrder:
             raise contact_missing(cause.order_id, cause.occurred_at) from None
-        if claim is None:
+        if claim is None or claim.settled:
             return  # the inbox holds the cause: its mail was recorded and announced
         if callable(variables):
             variables = variables(claim.setup.contact)

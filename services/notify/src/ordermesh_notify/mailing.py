@@ -24,13 +24,16 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from ordermesh_contracts import MailFailed, MailKind, MailNotApplicable, MailSent, Message
+from ordermesh_contracts import MailFailed, MailKind, MailNotApplicable, MailSent, Message, OrderMessage, topics
 from ordermesh_servicekit.consuming import PermanentError, TransientError
+from ordermesh_servicekit.outbox import OutgoingMessage
 from ordermesh_servicekit.parking import DependencyMissing
 
 from . import store
 from .adapters.smtp import MailDeferred, MailRefused, MailTransport, OutgoingMail
 from .domain.mails import (
+    DEFAULT_DISABLED_KINDS,
+    TURNED_OFF,
     ShopMailSettings,
     address_problem,
     gives_up_on_deferral,
@@ -100,6 +103,8 @@ class MailClaim:
     previous: str | None
     reason: str | None
     holder: str | None
+    settled: bool = False
+    """The claim logged the mail not applicable (its kind turned off) with the cause's inbox row and event: done."""
 
 
 @dataclass(frozen=True)
@@ -201,16 +206,31 @@ class Mailer:
         cause_id: UUID,
         seen_id: UUID | None = None,
         new_contact: dict[str, Any] | None = None,
+        cause: OrderMessage | None = None,
+        topic: str = "",
     ) -> MailClaim | None:
         """Claims the mail of (order, kind, cause) and loads what it needs, in one statement committed on its own (the
         intent before the SMTP exchange), keeping `new_contact` first when the cause brings the order's contact.
 
+        Given the `cause` itself (the message `seen_id` on `topic`), a mail of a kind off by default that the shop
+        left off is settled by that statement (`settled`): logged not applicable, with the cause's inbox row and the
+        MailNotApplicable event, as `send` and the cause's unit of work would have done. (Only those kinds: a claim
+        that may settle wakes the outbox relay even when it does not; any other kind the shop turned off takes the
+        outcome's statement as well.)
+
         None if the inbox holds `seen_id`; raises `UnknownOrder` without a contact.
         """
         mail_id = mail_id_for(order_id, kind, cause_id)
+        turned_off = None
+        if cause is not None and seen_id is not None and kind in DEFAULT_DISABLED_KINDS:
+            not_applicable = MailOutcome(order_id, cause.shop_id, kind, mail_id, "not_applicable", TURNED_OFF)
+            turned_off = store.TurnedOff(
+                [k.value for k in DEFAULT_DISABLED_KINDS], TURNED_OFF, cause.shop_id, seen_id, topic,
+                OutgoingMessage.of(topics.NOTIFY_EVENTS, not_applicable.event(cause)),
+            )
         row = await store.claim_mail(
             conn, mail_id=mail_id, order_id=order_id, kind=kind.value, cause_id=cause_id, owner=self.owner,
-            claim_seconds=self._claim_seconds, seen_id=seen_id, new_contact=new_contact,
+            claim_seconds=self._claim_seconds, seen_id=seen_id, new_contact=new_contact, turned_off=turned_off,
         )
         if row is None:
             raise UnknownOrder(str(order_id))
@@ -218,7 +238,7 @@ class Mailer:
             return None
         return MailClaim(
             mail_id, kind, self._setup_of(row), row["claimed"], row["attempts"] or 0, row["previous"], row["reason"],
-            row["holder"],
+            row["holder"], row["settled"],
         )
 
     async def send(

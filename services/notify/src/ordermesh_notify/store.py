@@ -2,11 +2,14 @@
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+
+from ordermesh_servicekit.outbox import OutgoingMessage, handled_rows
 
 _MAIL_COLUMNS = "mail_id, order_id, kind, cause_id, status, recipient, subject, attempts, reason, template, created_at, updated_at, sent_at"
 
@@ -134,6 +137,20 @@ async def save_template(
     )
 
 
+@dataclass(frozen=True)
+class TurnedOff:
+    """What a claim needs to settle, by itself, a mail of a kind the shop turned off: the kinds off for a shop without
+    settings, the reason to log, the cause's shop (another shop's contact settles nothing), and the cause's inbox row
+    (`message_id` on `topic`) and event announcing the mail, written only when the claim settles it."""
+
+    off_by_default: list[str]
+    reason: str
+    shop_id: str
+    message_id: UUID
+    topic: str
+    announced: OutgoingMessage
+
+
 async def claim_mail(
     conn: asyncpg.Connection,
     *,
@@ -145,6 +162,7 @@ async def claim_mail(
     claim_seconds: float,
     seen_id: UUID | None = None,
     new_contact: dict[str, Any] | None = None,
+    turned_off: TurnedOff | None = None,
 ) -> dict[str, Any] | None:
     """The mail's intent, in one statement: keeps `new_contact` (the order's contact as its OrderAccepted gives it;
     a contact kept already stays), loads what the mail needs (as `mail_setup`) and claims the mail for `owner` for
@@ -155,10 +173,27 @@ async def claim_mail(
     `holder` of its claim. A mail already `sent`, `failed` or `not_applicable` keeps its status and is not claimed;
     one `sending` under another owner's live claim is not claimed either (that owner may be sending it right now).
     One statement, so two replicas claiming at once cannot both win.
+
+    With `turned_off`, a mail the claim would take whose kind the shop turned off is `settled` instead: logged
+    `not_applicable` (its attempts as they were, no claim held), with the cause's inbox row and announcing event.
     """
     contact = new_contact or {}
+    arguments = [
+        order_id, kind, cause_id, mail_id, seen_id, owner, float(claim_seconds),
+        contact.get("shop_id"), contact.get("external_order_no"), contact.get("email"), contact.get("name"),
+        contact.get("device"), json.dumps(contact.get("summary")), json.dumps(contact.get("mail_texts") or {}),
+        *((turned_off.off_by_default, turned_off.reason, turned_off.shop_id) if turned_off is not None else (None, None, None)),
+    ]
+    settles, settled = "", "false"
+    if turned_off is not None:
+        rows, row_arguments = handled_rows(
+            len(arguments) + 1, turned_off.message_id, turned_off.topic, [turned_off.announced],
+            when="EXISTS (SELECT FROM claim WHERE settled)",
+        )
+        settles, settled = f", {rows}", "EXISTS (SELECT FROM seen)"
+        arguments += row_arguments
     row = await conn.fetchrow(
-        """
+        f"""
         WITH kept AS (
             INSERT INTO contacts (order_id, shop_id, external_order_no, email, name, device, summary, mail_texts)
             SELECT $1, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb WHERE $8::text IS NOT NULL
@@ -168,27 +203,32 @@ async def claim_mail(
             SELECT * FROM kept
             UNION ALL
             SELECT * FROM contacts WHERE order_id = $1 AND NOT EXISTS (SELECT 1 FROM kept)
-        ), seen AS (
+        ), handled AS (
             SELECT EXISTS (SELECT 1 FROM inbox WHERE message_id = $5) AS seen
         ), before AS (
             SELECT status, reason, claimed_by FROM mail_log WHERE order_id = $1 AND kind = $2 AND cause_id = $3
+        ), decided AS (  -- why_not_applicable's first rule: the shop turned the kind off (no settings: the defaults)
+            SELECT c.email, coalesce(c.shop_id = $17 AND $2 = ANY (coalesce(s.disabled_kinds, $15::text[])), false) AS off
+            FROM c LEFT JOIN shop_mail_settings s ON s.shop_id = c.shop_id
         ), claim AS (
-            INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, recipient, attempts, claimed_by, claimed_until)
-            SELECT $4, $1, $2, $3, 'sending', c.email, 1, $6, now() + make_interval(secs => $7)
-            FROM c WHERE NOT (SELECT seen FROM seen)
+            INSERT INTO mail_log (mail_id, order_id, kind, cause_id, status, reason, recipient, attempts, claimed_by, claimed_until)
+            SELECT $4, $1, $2, $3, CASE WHEN off THEN 'not_applicable' ELSE 'sending' END,
+                   CASE WHEN off THEN $16::text END, email, CASE WHEN off THEN 0 ELSE 1 END, $6,
+                   CASE WHEN NOT off THEN now() + make_interval(secs => $7) END
+            FROM decided WHERE NOT (SELECT seen FROM handled)
             ON CONFLICT (order_id, kind, cause_id) DO UPDATE
-                SET attempts = mail_log.attempts + 1, claimed_by = EXCLUDED.claimed_by,
-                    claimed_until = EXCLUDED.claimed_until, updated_at = now()
+                SET status = EXCLUDED.status, reason = EXCLUDED.reason, attempts = mail_log.attempts + EXCLUDED.attempts,
+                    claimed_by = EXCLUDED.claimed_by, claimed_until = EXCLUDED.claimed_until, updated_at = now()
                 WHERE mail_log.status = 'sending'
                   AND (mail_log.claimed_until IS NULL OR mail_log.claimed_until <= now() OR mail_log.claimed_by = EXCLUDED.claimed_by)
-            RETURNING attempts
-        )
+            RETURNING attempts, status = 'not_applicable' AS settled
+        ){settles}
         SELECT c.*, s.language, s.signature, s.encoding, s.disabled_kinds,
                t.subject AS template_subject, t.text_body AS template_text, t.html_body AS template_html,
                t.device AS template_device,
-               (SELECT seen FROM seen) AS seen, EXISTS (SELECT 1 FROM claim) AS claimed, (SELECT attempts FROM claim) AS attempts,
+               (SELECT seen FROM handled) AS seen, EXISTS (SELECT 1 FROM claim) AS claimed, (SELECT attempts FROM claim) AS attempts,
                (SELECT status FROM before) AS previous, (SELECT reason FROM before) AS reason,
-               (SELECT claimed_by FROM before) AS holder
+               (SELECT claimed_by FROM before) AS holder, {settled} AS settled
         FROM c
         LEFT JOIN shop_mail_settings s ON s.shop_id = c.shop_id
         LEFT JOIN LATERAL (
@@ -197,9 +237,7 @@ async def claim_mail(
             ORDER BY device = 'any' LIMIT 1
         ) t ON true
         """,
-        order_id, kind, cause_id, mail_id, seen_id, owner, float(claim_seconds),
-        contact.get("shop_id"), contact.get("external_order_no"), contact.get("email"), contact.get("name"),
-        contact.get("device"), json.dumps(contact.get("summary")), json.dumps(contact.get("mail_texts") or {}),
+        *arguments,
     )
     if row is None:
         return None
