@@ -1,6 +1,6 @@
 """A card order's gateway calls: the authorization when it is accepted (captured at once where the shop wants it) and
 the capture once it has shipped in full (for deferred payment the shipment report). Each is load–decide–save in one
-intent transaction, the call, and the result saved in the message's unit of work."""
+intent transaction, the call, and the result saved with the message's inbox and outbox rows in one statement."""
 
 from uuid import UUID
 
@@ -15,6 +15,7 @@ from ordermesh_contracts import (
     topics,
 )
 from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext, PermanentError, TransientError, UnitOfWork
+from ordermesh_servicekit.outbox import OutgoingMessage
 
 from . import settlements, store, store_card
 from .adapters.gateway import GatewayResult, Gateways, PaymentGateway
@@ -23,28 +24,36 @@ from .domain.payment import idempotency_key
 from .handlers_deferred import DeferredPayments
 
 
+def capture_result(
+    order_id: UUID, shop_id: str, currency: str, key: str, amount: int, result: GatewayResult, cause: Message
+) -> tuple[Message, store_card.Effect]:
+    """The gateway's answer to the capture `key`, to save with the payment, and PaymentCaptured or
+    PaymentCaptureFailed to publish."""
+    if result.approved:
+        event = PaymentCaptured(
+            order_id=order_id, shop_id=shop_id, capture_id=result.reference, amount=amount, currency=currency,
+            **cause.caused(),
+        )
+        return event, store_card.captured(order_id, key=key, capture_id=result.reference, amount=amount)
+    event = PaymentCaptureFailed(order_id=order_id, shop_id=shop_id, reason=result.reason, **cause.caused())
+    return event, store_card.call_refused(
+        order_id, key=key, reference=result.reference, reason=result.reason, payment_status="capture_failed"
+    )
+
+
 async def record_capture(
     uow: UnitOfWork, order_id: UUID, shop_id: str, currency: str, key: str, amount: int, result: GatewayResult, cause: Message
 ) -> None:
     """Saves the gateway's answer to the capture `key` with the payment and publishes PaymentCaptured or
-    PaymentCaptureFailed."""
-    if result.approved:
-        await store_card.save_captured(uow.conn, order_id, key=key, capture_id=result.reference, amount=amount)
-        uow.publish(
-            topics.PAYMENTS_EVENTS,
-            PaymentCaptured(
-                order_id=order_id, shop_id=shop_id, capture_id=result.reference, amount=amount, currency=currency,
-                **cause.caused(),
-            ),
-        )
-        return
-    await store_card.save_call_refused(
-        uow.conn, order_id, key=key, reference=result.reference, reason=result.reason, payment_status="capture_failed"
-    )
-    uow.publish(
-        topics.PAYMENTS_EVENTS,
-        PaymentCaptureFailed(order_id=order_id, shop_id=shop_id, reason=result.reason, **cause.caused()),
-    )
+    PaymentCaptureFailed, in the unit of work."""
+    event, effect = capture_result(order_id, shop_id, currency, key, amount, result, cause)
+    await store_card.apply(uow.conn, effect)
+    uow.publish(topics.PAYMENTS_EVENTS, event)
+
+
+def payments_event(event: Message) -> OutgoingMessage:
+    """`event` as published on the payments events topic."""
+    return OutgoingMessage.of(topics.PAYMENTS_EVENTS, event)
 
 
 class CardPayments:
@@ -88,15 +97,13 @@ class CardPayments:
         if result.approved and plan.capture_now:
             await self._capture_at_authorization(order, ctx, gateway, key, result)
             return
-        async with ctx.unit_of_work() as uow:
-            if result.approved:
-                await store_card.save_authorized(uow.conn, order.order_id, key=key, authorization_id=result.reference, amount=amount)
-            else:
-                await store_card.save_call_refused(
-                    uow.conn, order.order_id, key=key, reference=result.reference, reason=result.reason,
-                    payment_status="authorization_failed",
-                )
-            uow.publish(topics.PAYMENTS_EVENTS, authorization_event(order, result))
+        if result.approved:
+            effect = store_card.authorized(order.order_id, key=key, authorization_id=result.reference, amount=amount)
+        else:
+            effect = store_card.call_refused(
+                order.order_id, key=key, reference=result.reference, reason=result.reason, payment_status="authorization_failed"
+            )
+        await ctx.handled_in_one_statement([payments_event(authorization_event(order, result))], *effect)
 
     async def _capture_at_authorization(
         self, order: OrderAccepted, ctx: MessageContext, gateway: PaymentGateway, key: str, authorized: GatewayResult
@@ -109,9 +116,8 @@ class CardPayments:
                 conn, order.order_id, key=capture_key, amount=amount, note="capture at authorization (shop setting)"
             )
         captured = await gateway.capture(idempotency_key=capture_key, authorization_id=authorized.reference, amount=amount)
-        async with ctx.unit_of_work() as uow:
-            uow.publish(topics.PAYMENTS_EVENTS, authorization_event(order, authorized))
-            await record_capture(uow, order.order_id, order.shop_id, order.currency, capture_key, amount, captured, order)
+        event, effect = capture_result(order.order_id, order.shop_id, order.currency, capture_key, amount, captured, order)
+        await ctx.handled_in_one_statement([payments_event(authorization_event(order, authorized)), payments_event(event)], *effect)
 
     async def capture_shipped(self, shipped: ShipmentShipped, ctx: MessageContext) -> None:
         """Captures an order that has shipped in full under a key of this message: the card's amount at stake, or
@@ -139,8 +145,8 @@ class CardPayments:
             result = await self._gateways.of(payment).capture(
                 idempotency_key=key, authorization_id=payment["authorization_id"], amount=plan.amount
             )
-        async with ctx.unit_of_work() as uow:
-            await record_capture(uow, shipped.order_id, shipped.shop_id, payment["currency"], key, plan.amount, result, shipped)
+        event, effect = capture_result(shipped.order_id, shipped.shop_id, payment["currency"], key, plan.amount, result, shipped)
+        await ctx.handled_in_one_statement([payments_event(event)], *effect)
 
 
 def authorization_event(order: OrderAccepted, result: GatewayResult) -> Message:

@@ -2,6 +2,7 @@
 payment row locked, and each intent and each result written in one statement."""
 
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -43,43 +44,56 @@ async def authorization_facts(conn: asyncpg.Connection, message_id: UUID, order_
     )
 
 
-async def save_authorized(conn: asyncpg.Connection, order_id: UUID, *, key: str, authorization_id: str, amount: int) -> None:
+Effect = tuple[str, tuple[Any, ...]]
+"""Data-modifying CTEs (parameters numbered from $1) and their arguments, written in the statement of a message's inbox
+row (see `MessageContext.handled_in_one_statement`): each reads `seen` (the new inbox row), so that it changes nothing
+for a message handled before."""
+
+
+async def apply(conn: asyncpg.Connection, effect: Effect) -> None:
+    """Writes `effect` in the caller's transaction, with no inbox row to wait for."""
+    sql, args = effect
+    await conn.execute(f"WITH seen AS (SELECT), {sql} SELECT", *args)
+
+
+def authorized(order_id: UUID, *, key: str, authorization_id: str, amount: int) -> Effect:
     """Records the gateway's approval of the authorization `key` and marks the payment authorized for `amount`."""
-    await conn.execute(
+    return (
         """
-        WITH call AS (
+        call AS (
             UPDATE gateway_calls SET status = 'succeeded', reference = $3, reason = NULL, completed_at = now()
-            WHERE idempotency_key = $2
+            WHERE idempotency_key = $2 AND EXISTS (SELECT FROM seen)
+        ),
+        paid AS (
+            UPDATE payments SET status = 'authorized', authorization_id = $3, authorized_amount = $4,
+                authorized_at = now(), updated_at = now()
+            WHERE order_id = $1 AND EXISTS (SELECT FROM seen)
         )
-        UPDATE payments SET status = 'authorized', authorization_id = $3, authorized_amount = $4,
-            authorized_at = now(), updated_at = now()
-        WHERE order_id = $1
         """,
-        order_id,
-        key,
-        authorization_id,
-        amount,
+        (order_id, key, authorization_id, amount),
     )
 
 
-async def save_call_refused(
-    conn: asyncpg.Connection, order_id: UUID, *, key: str, reference: str | None, reason: str | None, payment_status: str
-) -> None:
+async def save_authorized(conn: asyncpg.Connection, order_id: UUID, *, key: str, authorization_id: str, amount: int) -> None:
+    """Records the gateway's approval of the authorization `key` and marks the payment authorized for `amount`, in the
+    caller's transaction."""
+    await apply(conn, authorized(order_id, key=key, authorization_id=authorization_id, amount=amount))
+
+
+def call_refused(order_id: UUID, *, key: str, reference: str | None, reason: str | None, payment_status: str) -> Effect:
     """Records the gateway's refusal of the call `key` and puts the payment in `payment_status` (its
     authorization_failed or capture_failed)."""
-    await conn.execute(
+    return (
         """
-        WITH call AS (
+        call AS (
             UPDATE gateway_calls SET status = 'failed', reference = $3, reason = $4, completed_at = now()
-            WHERE idempotency_key = $2
+            WHERE idempotency_key = $2 AND EXISTS (SELECT FROM seen)
+        ),
+        refused AS (
+            UPDATE payments SET status = $5, updated_at = now() WHERE order_id = $1 AND EXISTS (SELECT FROM seen)
         )
-        UPDATE payments SET status = $5, updated_at = now() WHERE order_id = $1
         """,
-        order_id,
-        key,
-        reference,
-        reason,
-        payment_status,
+        (order_id, key, reference, reason, payment_status),
     )
 
 
@@ -134,19 +148,18 @@ async def save_capture_intent(conn: asyncpg.Connection, order_id: UUID, *, key: 
     )
 
 
-async def save_captured(conn: asyncpg.Connection, order_id: UUID, *, key: str, capture_id: str | None, amount: int) -> None:
+def captured(order_id: UUID, *, key: str, capture_id: str | None, amount: int) -> Effect:
     """Records the gateway's approval of the capture `key` and marks the payment captured for `amount`."""
-    await conn.execute(
+    return (
         """
-        WITH call AS (
+        call AS (
             UPDATE gateway_calls SET status = 'succeeded', reference = $3, reason = NULL, completed_at = now()
-            WHERE idempotency_key = $2
+            WHERE idempotency_key = $2 AND EXISTS (SELECT FROM seen)
+        ),
+        paid AS (
+            UPDATE payments SET status = 'captured', captured_amount = $4, capture_id = $3, updated_at = now()
+            WHERE order_id = $1 AND EXISTS (SELECT FROM seen)
         )
-        UPDATE payments SET status = 'captured', captured_amount = $4, capture_id = $3, updated_at = now()
-        WHERE order_id = $1
         """,
-        order_id,
-        key,
-        capture_id,
-        amount,
+        (order_id, key, capture_id, amount),
     )
