@@ -1,6 +1,7 @@
 """A card order's gateway calls against redelivery and concurrency, on a real PostgreSQL and the sandbox gateway over
 HTTP: an answer lost after the intent committed is asked for again under the same key, a message whose result was
-saved calls nothing, and concurrent deliveries authorize an order once."""
+saved calls nothing, concurrent deliveries authorize an order once, and a payment changed or an order cancelled while
+a call was being decided is decided again."""
 
 import asyncio
 import json
@@ -8,7 +9,8 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from ordermesh_contracts import OrderAccepted, ShipmentShipped, topics
+from ordermesh_contracts import OrderAccepted, OrderCancelled, ShipmentShipped, topics
+from ordermesh_payments import store
 from ordermesh_payments.adapters.credit import SandboxCreditProvider
 from ordermesh_payments.adapters.gateway import GatewayResult, Gateways, SandboxGateway
 from ordermesh_payments.handlers import PaymentHandlers
@@ -120,3 +122,74 @@ async def test_an_order_delivered_concurrently_twice_and_under_a_second_event_id
     assert len(await authorizations_at_sandbox(sandbox, order)) == 1
     assert await pool.fetchval("SELECT count(*) FROM gateway_calls WHERE order_id = $1", order.order_id) == 1
     assert await published(pool) == ["PaymentAuthorized"]
+
+
+async def blocked_on_a_lock(pool) -> None:
+    """Returns once some statement waits for a lock (a row, or a key being inserted) another transaction holds."""
+    for _ in range(200):
+        if await pool.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("nothing waited for a lock")
+
+
+async def test_a_capture_decided_on_a_payment_cancelled_meanwhile_is_decided_again_and_captures_nothing(pool, sandbox, sandbox_http) -> None:
+    payments = handlers_on(SandboxGateway(sandbox_http), sandbox_http)
+    order = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4())))
+    shipped = ShipmentShipped.model_validate(golden("ShipmentShipped", order_id=str(order.order_id), shop_id=order.shop_id))
+    await deliver(pool, payments.on_order_accepted, order, topics.ORDERS_EVENTS)
+
+    async with pool.acquire() as conn, conn.transaction():
+        await store.record_cancellation(
+            conn, order_id=order.order_id, shop_id=order.shop_id, cancel_payment=False, reason="by phone", cancelled_by="staff:sato"
+        )
+        capturing = asyncio.create_task(deliver(pool, payments.on_shipment_shipped, shipped, topics.SHIPPING_EVENTS))
+        await blocked_on_a_lock(pool)  # the capture's intent waits for the cancellation's lock on the payment row
+    assert await capturing == "processed"
+
+    calls = await pool.fetch("SELECT operation FROM gateway_calls WHERE order_id = $1", order.order_id)
+    assert [call["operation"] for call in calls] == ["authorize"]
+    assert (await pool.fetchval("SELECT status FROM payments WHERE order_id = $1", order.order_id)) == "authorized"
+    assert await published(pool) == ["PaymentAuthorized"]
+
+
+async def test_an_order_cancelled_while_its_authorization_is_decided_is_never_authorized(pool, sandbox, sandbox_http) -> None:
+    payments = handlers_on(SandboxGateway(sandbox_http), sandbox_http)
+    order = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4())))
+
+    async with pool.acquire() as conn, conn.transaction():  # the cancellation's intent, up to its commit
+        await store.bar_opening(conn, order.order_id)
+        assert await store.lock_payment(conn, order.order_id) is None
+        await store.record_cancellation(
+            conn, order_id=order.order_id, shop_id=order.shop_id, cancel_payment=True, reason="by phone", cancelled_by="staff:sato"
+        )
+        accepting = asyncio.create_task(deliver(pool, payments.on_order_accepted, order, topics.ORDERS_EVENTS))
+        await blocked_on_a_lock(pool)  # the authorization's intent waits for the cancellation to commit
+    assert await accepting == "processed"
+
+    assert await authorizations_at_sandbox(sandbox, order) == []
+    assert await pool.fetchval("SELECT count(*) FROM gateway_calls WHERE order_id = $1", order.order_id) == 0
+    assert (await pool.fetchval("SELECT status FROM payments WHERE order_id = $1", order.order_id)) == "cancelled"
+
+
+async def test_an_order_cancelled_while_its_authorization_intent_commits_finds_the_authorization_in_flight(pool, sandbox, sandbox_http) -> None:
+    payments = handlers_on(SandboxGateway(sandbox_http), sandbox_http)
+    order = OrderAccepted.model_validate(golden("OrderAccepted", order_id=str(uuid4())))
+    cancelled = OrderCancelled.model_validate(golden("OrderCancelled", order_id=str(order.order_id), shop_id=order.shop_id))
+    payment = dict(
+        order_id=order.order_id, shop_id=order.shop_id, method="card", currency=order.currency, amount=order.charges.total,
+        customer_id=order.customer.customer_id, card_token="tok_visa", correlation_id=order.correlation_id, traceparent=None,
+    )
+
+    async with pool.acquire() as conn, conn.transaction():  # the authorization's intent, up to its commit
+        assert await store.save_opening_intent(
+            conn, payment, existed=False, status="authorizing", operation="authorize", key="key-1", amount=order.charges.total,
+            gateway="sandbox",
+        )
+        cancelling = asyncio.create_task(deliver(pool, payments.on_order_cancelled, cancelled, topics.ORDERS_EVENTS))
+        await blocked_on_a_lock(pool)  # the cancellation waits for the intent to commit before it reads the payment
+    assert await cancelling == "processed"
+
+    row = await pool.fetchrow("SELECT status, cancelled_at FROM payments WHERE order_id = $1", order.order_id)
+    assert row["status"] == "authorizing" and row["cancelled_at"] is not None
+    assert await published(pool) == ["PaymentCancellationFailed"]  # in flight at the gateway: handed to staff

@@ -205,6 +205,7 @@ class PaymentHandlers:
         if await ctx.already_processed():
             return
         async with ctx.intent() as conn:
+            await store.bar_opening(conn, cancelled.order_id)
             payment = await store.lock_payment(conn, cancelled.order_id)
             plan = plan_cancellation(facts_of(payment), cancelled.cancel_payment)
             await store.record_cancellation(

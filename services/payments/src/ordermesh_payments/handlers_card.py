@@ -1,6 +1,7 @@
 """A card order's gateway calls: the authorization when it is accepted (captured at once where the shop wants it) and
-the capture once it has shipped in full (for deferred payment the shipment report). Each is load–decide–save in one
-intent transaction, the call, and the result saved with the message's inbox and outbox rows in one statement."""
+the capture once it has shipped in full (for deferred payment the shipment report). Each is a load, the decision, the
+intent saved on the payment as it was loaded (or decided again), the call, and the result saved with the message's
+inbox and outbox rows: three statements, none in a transaction."""
 
 from uuid import UUID
 
@@ -69,14 +70,13 @@ class CardPayments:
         for an order cancelled or accepted before."""
         key = idempotency_key(order.event_id, "authorize")
         amount = order.charges.total
-        async with ctx.intent() as conn:
-            facts = await store_card.authorization_facts(conn, ctx.message_id, order.order_id, order.shop_id)
-            plan = plan_authorization(facts, key, configured=self._gateways.names())
-            if plan.step is Authorization.AUTHORIZE and not await store.save_opening_intent(
-                conn, payment, existed=facts.payment_exists, status="authorizing", operation="authorize", key=key,
-                amount=amount, gateway=plan.gateway, note=f"on the {plan.gateway} gateway",
-            ):
-                raise TransientError(f"order {order.order_id} got its payment concurrently; decided again")
+        basis = await store_card.authorization_facts(ctx.pool, ctx.message_id, order.order_id, order.shop_id)
+        plan = plan_authorization(basis.facts, key, configured=self._gateways.names())
+        if plan.step is Authorization.AUTHORIZE and not await store.save_opening_intent(
+            ctx.pool, payment, existed=basis.facts.payment_exists, version=basis.version, status="authorizing",
+            operation="authorize", key=key, amount=amount, gateway=plan.gateway, note=f"on the {plan.gateway} gateway",
+        ):
+            raise TransientError(f"order {order.order_id}'s payment changed while it was decided; decided again")
         if plan.step is Authorization.DUPLICATE:
             raise DuplicateMessage(str(ctx.message_id))
         if plan.step is Authorization.GATEWAY_MISSING:
@@ -124,12 +124,14 @@ class CardPayments:
         for deferred payment the shipment report to the provider; anything else is settled with nothing to pay (or
         waits for its OrderAccepted, or is left alone)."""
         key = idempotency_key(shipped.event_id, "capture")
-        async with ctx.intent() as conn:
-            basis = await store_card.capture_basis(conn, ctx.message_id, shipped.order_id)
-            plan = plan_capture(basis.facts)
-            if plan.step is Capture.CAPTURE:
-                note = f"shipment report {shipped.carrier} {shipped.tracking_number}" if plan.reports_shipment else None
-                await store_card.save_capture_intent(conn, shipped.order_id, key=key, amount=plan.amount, note=note)
+        basis = await store_card.capture_basis(ctx.pool, ctx.message_id, shipped.order_id)
+        plan = plan_capture(basis.facts)
+        if plan.step is Capture.CAPTURE:
+            note = f"shipment report {shipped.carrier} {shipped.tracking_number}" if plan.reports_shipment else None
+            if not await store_card.save_capture_intent(
+                ctx.pool, shipped.order_id, key=key, amount=plan.amount, note=note, version=basis.version
+            ):
+                raise TransientError(f"order {shipped.order_id}'s payment changed while its capture was decided; decided again")
         if plan.step is Capture.DUPLICATE:
             raise DuplicateMessage(str(ctx.message_id))
         if plan.step is Capture.NO_CALL:

@@ -371,8 +371,18 @@ async def settle_cancellation(
         await set_status(conn, order_id, status)
 
 
+async def bar_opening(conn: asyncpg.Connection, order_id: UUID) -> None:
+    """Bars the order's payment from being opened from now on (see `save_opening_intent`), in a cancellation's
+    transaction before it reads the payment: waits for an opening in progress to commit, so that the next statement
+    finds the payment it opened."""
+    await conn.execute(
+        "INSERT INTO order_gates (order_id, cancelled) VALUES ($1, true) ON CONFLICT (order_id) DO UPDATE SET cancelled = true",
+        order_id,
+    )
+
+
 async def save_opening_intent(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection | asyncpg.Pool,
     payment: dict,
     *,
     existed: bool,
@@ -382,23 +392,34 @@ async def save_opening_intent(
     amount: int,
     gateway: str | None = None,
     note: str | None = None,
+    version: str | None = None,
 ) -> bool:
     """Creates the payment row from `payment` (in `status`, on `gateway` for a card) unless it `existed` when it was
-    locked, and records the intent of the payment's first outside call (`operation`: authorize, credit_check) under
-    `key`. False, with nothing recorded, if meanwhile a concurrent transaction created the payment row or recorded the
-    same operation under another key: decide again."""
+    read, and records the intent of the payment's first outside call (`operation`: authorize, credit_check) under
+    `key`, in one statement. False, with nothing recorded, if meanwhile a concurrent transaction created the payment
+    row, changed it from `version` (its xmin as read; None: locked by the caller's transaction), recorded the same
+    operation under another key, or the order was cancelled (`bar_opening`): decide again."""
     return await conn.fetchval(
         """
-        WITH created AS (
+        WITH gate AS (
+            INSERT INTO order_gates (order_id) VALUES ($1)
+            ON CONFLICT (order_id) DO UPDATE SET cancelled = order_gates.cancelled
+            RETURNING cancelled
+        ),
+        created AS (
             INSERT INTO payments (order_id, shop_id, method, currency, amount, status, customer_id, card_token, gateway,
                 correlation_id, traceparent)
-            SELECT $1, $2, $3, $4, $5, $15, $6, $7, $8, $9, $10 WHERE NOT $11
+            SELECT $1, $2, $3, $4, $5, $15, $6, $7, $8, $9, $10 WHERE NOT $11 AND NOT (SELECT cancelled FROM gate)
             ON CONFLICT (order_id) DO NOTHING
             RETURNING true
         ),
+        kept AS (
+            SELECT true FROM payments WHERE order_id = $1 AND $11 AND ($17::text IS NULL OR xmin = $17::text::xid)
+            FOR UPDATE
+        ),
         standing AS (
-            SELECT $11 OR EXISTS (SELECT FROM created) AS ours
-            WHERE NOT EXISTS (
+            SELECT EXISTS (SELECT FROM kept) OR EXISTS (SELECT FROM created) AS ours
+            WHERE NOT (SELECT cancelled FROM gate) AND NOT EXISTS (
                 SELECT FROM gateway_calls WHERE order_id = $1 AND operation = $16 AND idempotency_key <> $12
             )
         ),
@@ -425,4 +446,5 @@ async def save_opening_intent(
         note,
         status,
         operation,
+        version,
     )

@@ -1,5 +1,5 @@
-"""SQL of a card order's gateway calls: what an authorization or a capture decides on, read in one statement with the
-payment row locked, and each intent and each result written in one statement."""
+"""SQL of a card order's gateway calls: what an authorization or a capture decides on, read in one statement, and each
+intent (on the payment row as it was read) and each result written in one statement."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -11,19 +11,31 @@ from .domain.gateway_calls import AuthorizationFacts, CaptureFacts
 from .store import DEFAULT_SETTINGS
 
 
-async def authorization_facts(conn: asyncpg.Connection, message_id: UUID, order_id: UUID, shop_id: str) -> AuthorizationFacts:
-    """Whether the message was processed, the order cancelled, its payment (locked) and its authorizations so far, and
-    the shop's card settings."""
+@dataclass(frozen=True)
+class AuthorizationBasis:
+    """An authorization's facts and the version (xmin) of the payment row they come from (None: no payment yet), which
+    the intent must find unchanged."""
+
+    facts: AuthorizationFacts
+    version: str | None
+
+
+async def authorization_facts(
+    conn: asyncpg.Connection | asyncpg.Pool, message_id: UUID, order_id: UUID, shop_id: str
+) -> AuthorizationBasis:
+    """Whether the message was processed, the order cancelled, its payment and its authorizations so far, and the
+    shop's card settings, read in one statement (nothing locked: see `store.save_opening_intent`)."""
     row = await conn.fetchrow(
         """
         SELECT EXISTS (SELECT FROM inbox WHERE message_id = $1) AS processed,
                EXISTS (SELECT FROM cancellations WHERE order_id = $2) OR p.cancelled_at IS NOT NULL AS cancelled,
-               p.order_id IS NOT NULL AS payment_exists, p.gateway AS payment_gateway,
+               p.order_id IS NOT NULL AS payment_exists, p.gateway AS payment_gateway, p.version,
                s.card_gateway, s.capture_at_authorization,
                ARRAY(SELECT idempotency_key FROM gateway_calls WHERE order_id = $2 AND operation = 'authorize'
                      ORDER BY requested_at) AS authorize_keys
         FROM (SELECT) AS one
-        LEFT JOIN LATERAL (SELECT order_id, gateway, cancelled_at FROM payments WHERE order_id = $2 FOR UPDATE) AS p ON true
+        LEFT JOIN LATERAL (SELECT order_id, gateway, cancelled_at, xmin::text AS version FROM payments WHERE order_id = $2) AS p
+            ON true
         LEFT JOIN payment_settings AS s ON s.shop_id = $3
         """,
         message_id,
@@ -31,7 +43,7 @@ async def authorization_facts(conn: asyncpg.Connection, message_id: UUID, order_
         shop_id,
     )
     has_settings = row["card_gateway"] is not None
-    return AuthorizationFacts(
+    facts = AuthorizationFacts(
         processed=row["processed"],
         cancelled=row["cancelled"],
         payment_exists=row["payment_exists"],
@@ -42,6 +54,7 @@ async def authorization_facts(conn: asyncpg.Connection, message_id: UUID, order_
         ),
         authorize_keys=tuple(row["authorize_keys"]),
     )
+    return AuthorizationBasis(facts, row["version"])
 
 
 Effect = tuple[str, tuple[Any, ...]]
@@ -99,20 +112,23 @@ def call_refused(order_id: UUID, *, key: str, reference: str | None, reason: str
 
 @dataclass(frozen=True)
 class CaptureBasis:
-    """A capture's facts and the payment row they come from (locked; None: no payment yet), whose authorization,
-    gateway and credit check the call needs (the row also holds `processed`)."""
+    """A capture's facts, the payment row they come from (None: no payment yet), whose authorization, gateway and
+    credit check the call needs (the row also holds `processed`), and its version (xmin), which the intent must find
+    unchanged."""
 
     facts: CaptureFacts
     payment: asyncpg.Record | None
+    version: str | None
 
 
-async def capture_basis(conn: asyncpg.Connection, message_id: UUID, order_id: UUID) -> CaptureBasis:
-    """Whether the message was processed, and the order's payment row, locked."""
+async def capture_basis(conn: asyncpg.Connection | asyncpg.Pool, message_id: UUID, order_id: UUID) -> CaptureBasis:
+    """Whether the message was processed, and the order's payment row, read in one statement (nothing locked: see
+    `save_capture_intent`)."""
     row = await conn.fetchrow(
         """
         SELECT p.*, EXISTS (SELECT FROM inbox WHERE message_id = $1) AS processed
         FROM (SELECT) AS one
-        LEFT JOIN LATERAL (SELECT * FROM payments WHERE order_id = $2 FOR UPDATE) AS p ON true
+        LEFT JOIN LATERAL (SELECT *, xmin::text AS version FROM payments WHERE order_id = $2) AS p ON true
         """,
         message_id,
         order_id,
@@ -128,23 +144,36 @@ async def capture_basis(conn: asyncpg.Connection, message_id: UUID, order_id: UU
             authorized=(payment["authorized_amount"] or 0) if payment else 0,
         ),
         payment,
+        row["version"],
     )
 
 
-async def save_capture_intent(conn: asyncpg.Connection, order_id: UUID, *, key: str, amount: int, note: str | None) -> None:
-    """Records the capture intent under `key` (kept as it is if it exists) and marks the payment capturing."""
-    await conn.execute(
+async def save_capture_intent(
+    conn: asyncpg.Connection | asyncpg.Pool, order_id: UUID, *, key: str, amount: int, note: str | None,
+    version: str | None = None,
+) -> bool:
+    """Records the capture intent under `key` (kept as it is if it exists) and marks the payment capturing, in one
+    statement. False, with nothing recorded, if the payment row is no longer at `version` (its xmin as read; None:
+    locked by the caller's transaction): decide again."""
+    return await conn.fetchval(
         """
-        WITH intent AS (
+        WITH marked AS (
+            UPDATE payments SET status = 'capturing', updated_at = now()
+            WHERE order_id = $1 AND ($5::text IS NULL OR xmin = $5::text::xid)
+            RETURNING true
+        ),
+        intent AS (
             INSERT INTO gateway_calls (idempotency_key, order_id, operation, amount, note)
-            VALUES ($2, $1, 'capture', $3, $4) ON CONFLICT DO NOTHING
+            SELECT $2, $1, 'capture', $3, $4 WHERE EXISTS (SELECT FROM marked)
+            ON CONFLICT DO NOTHING
         )
-        UPDATE payments SET status = 'capturing', updated_at = now() WHERE order_id = $1
+        SELECT EXISTS (SELECT FROM marked)
         """,
         order_id,
         key,
         amount,
         note,
+        version,
     )
 
 

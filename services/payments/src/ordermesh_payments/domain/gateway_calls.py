@@ -28,7 +28,7 @@ class Authorization(StrEnum):
 
 @dataclass(frozen=True)
 class AuthorizationFacts:
-    """What an authorization decides on, read together with the payment row locked."""
+    """What an authorization decides on, read in one statement with the payment row."""
 
     processed: bool
     """The inbox holds the message: its result unit of work committed."""
@@ -86,7 +86,7 @@ class Capture(StrEnum):
 
 @dataclass(frozen=True)
 class CaptureFacts:
-    """What a capture on shipment decides on, read together with the payment row locked (None: no payment yet)."""
+    """What a capture on shipment decides on, read in one statement with the payment row (None: no payment yet)."""
 
     processed: bool
     method: str | None
