@@ -65,14 +65,13 @@ class DeferredPayments:
     async def start(self, order: OrderAccepted, payment: dict, ctx: MessageContext) -> None:
         """Asks the provider for a credit check of the order's total: CreditCheckApproved, -Pending or -Rejected."""
         key = idempotency_key(order.event_id, "credit_check")
-        async with ctx.intent() as conn:
-            facts = await store_credit.credit_check_facts(conn, ctx.message_id, order.order_id)
-            step = plan_credit_check(facts, key)
-            if step is CreditCheckStep.REQUEST and not await store.save_opening_intent(
-                conn, payment, existed=facts.payment_exists, status="credit_checking", operation="credit_check", key=key,
-                amount=payment["amount"],
-            ):
-                raise TransientError(f"order {order.order_id} got its payment concurrently; decided again")
+        basis = await store_credit.credit_check_facts(ctx.pool, ctx.message_id, order.order_id)
+        step = plan_credit_check(basis.facts, key)
+        if step is CreditCheckStep.REQUEST and not await store.save_opening_intent(
+            ctx.pool, payment, existed=basis.facts.payment_exists, version=basis.version, status="credit_checking",
+            operation="credit_check", key=key, amount=payment["amount"],
+        ):
+            raise TransientError(f"order {order.order_id}'s payment changed while it was decided; decided again")
         if step is CreditCheckStep.DUPLICATE:
             raise DuplicateMessage(str(ctx.message_id))
         if step is not CreditCheckStep.REQUEST:

@@ -1,5 +1,6 @@
 """SQL of deferred payment in the payments service: credit checks asked of the provider and their decisions."""
 
+from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
@@ -91,22 +92,33 @@ async def checks_of(conn: asyncpg.Pool | asyncpg.Connection, order_id: UUID) -> 
     return [dict(row) for row in rows]
 
 
-async def credit_check_facts(conn: asyncpg.Connection, message_id: UUID, order_id: UUID) -> CreditCheckFacts:
-    """Whether the message was processed, the order cancelled, its payment (locked) and its credit checks so far."""
+@dataclass(frozen=True)
+class CreditCheckBasis:
+    """A credit check's facts and the version (xmin) of the payment row they come from (None: no payment yet), which
+    the intent must find unchanged."""
+
+    facts: CreditCheckFacts
+    version: str | None
+
+
+async def credit_check_facts(conn: asyncpg.Connection | asyncpg.Pool, message_id: UUID, order_id: UUID) -> CreditCheckBasis:
+    """Whether the message was processed, the order cancelled, its payment and its credit checks so far, read in one
+    statement (nothing locked: see `store.save_opening_intent`)."""
     row = await conn.fetchrow(
         """
         SELECT EXISTS (SELECT FROM inbox WHERE message_id = $1) AS processed,
                EXISTS (SELECT FROM cancellations WHERE order_id = $2) OR p.cancelled_at IS NOT NULL AS cancelled,
-               p.order_id IS NOT NULL AS payment_exists,
+               p.order_id IS NOT NULL AS payment_exists, p.version,
                ARRAY(SELECT idempotency_key FROM gateway_calls WHERE order_id = $2 AND operation = 'credit_check'
                      ORDER BY requested_at) AS check_keys
         FROM (SELECT) AS one
-        LEFT JOIN LATERAL (SELECT order_id, cancelled_at FROM payments WHERE order_id = $2 FOR UPDATE) AS p ON true
+        LEFT JOIN LATERAL (SELECT order_id, cancelled_at, xmin::text AS version FROM payments WHERE order_id = $2) AS p ON true
         """,
         message_id,
         order_id,
     )
-    return CreditCheckFacts(
+    facts = CreditCheckFacts(
         processed=row["processed"], cancelled=row["cancelled"], payment_exists=row["payment_exists"],
         check_keys=tuple(row["check_keys"]),
     )
+    return CreditCheckBasis(facts, row["version"])

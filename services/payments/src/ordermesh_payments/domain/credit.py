@@ -67,7 +67,7 @@ class CreditCheckStep(StrEnum):
 
 @dataclass(frozen=True)
 class CreditCheckFacts:
-    """What the credit check of an accepted order decides on, read together with the payment row locked."""
+    """What the credit check of an accepted order decides on, read in one statement with the payment row."""
 
     processed: bool
     """The inbox holds the message: its result unit of work committed."""
