@@ -299,3 +299,59 @@ async def test_a_fence_over_many_partitions_of_many_topics_is_taken_and_given_ba
     finally:
         await other.close()
         await fence.close()
+
+
+async def test_kept_fences_cover_later_batches_without_a_statement_and_are_given_back_once(fresh_database) -> None:
+    fence = PartitionFence(fresh_database)
+    statements: list[str] = []
+    other = await asyncpg.connect(fresh_database)
+
+    async def free(topic: str, partition: int) -> bool:
+        if await try_partition_lock(other, topic, partition):
+            await unlock_partition(other, topic, partition)
+            return True
+        return False
+
+    try:
+        async with fence.holding([("t.v1", 2), ("t.v1", 0)]):
+            fence._conn.add_query_logger(lambda record: statements.append(record.query))
+            fence.keep()
+        assert not await free("t.v1", 0) and not await free("t.v1", 2)  # kept after the block
+        async with fence.holding([("t.v1", 2)]):
+            fence.keep()
+        await asyncio.sleep(0)
+        assert statements == []  # a batch within what is kept takes nothing
+        async with fence.holding([("t.v1", 1)]):
+            pass  # not kept: this block gives back all it held
+        await asyncio.sleep(0)
+        assert len(statements) == 2, statements  # one statement to give back and take again, in order; one to release
+        assert [await free("t.v1", partition) for partition in range(3)] == [True, True, True]
+
+        async with fence.holding([("t.v1", 4)]):
+            fence.keep()
+        await fence.release_kept()
+        assert await free("t.v1", 4)
+    finally:
+        await other.close()
+        await fence.close()
+
+
+async def test_a_replica_given_a_kept_partition_waits_until_the_old_owner_gives_it_back(fresh_database) -> None:
+    old_owner, new_owner = PartitionFence(fresh_database), PartitionFence(fresh_database)
+    events: list[str] = []
+    async with old_owner.holding([("t.v1", 1)]):
+        old_owner.keep()
+
+    async def take_over() -> None:
+        async with new_owner.holding([("t.v1", 1)]):
+            events.append("new owner starts")
+
+    taking_over = asyncio.create_task(take_over())
+    await asyncio.sleep(0.3)
+    events.append("old owner gives back")
+    await old_owner.release_kept()
+    async with asyncio.timeout(5):
+        await taking_over
+    assert events == ["old owner gives back", "new owner starts"]
+    await old_owner.close()
+    await new_owner.close()

@@ -90,6 +90,14 @@ class Metrics:
             "ordermesh_handle_seconds", "Time to handle one message, commit included, by message type.", ["type"],
             registry=self.registry,
         ).labels)
+        self.consumer_batches = Counter(
+            "ordermesh_consumer_batches_total", "Batches this process's consumer took from Kafka.", registry=self.registry
+        )
+        self.offset_commits = Counter(
+            "ordermesh_consumer_offset_commits_total",
+            "Offset commits this process's consumer made (at most one per commit interval while busy).",
+            registry=self.registry,
+        )
         self.rebalances = cached_labels(Counter(
             "ordermesh_consumer_rebalances_total",
             "Partition assignments this process's consumers received (one per rebalance), by topic.",

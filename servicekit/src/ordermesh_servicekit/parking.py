@@ -144,6 +144,10 @@ class Parking:
         """Notes that a message of `waiting_for` (an order id) was applied: its parked records may go on now."""
         self._applied.add(str(waiting_for))
 
+    def has_releases_pending(self) -> bool:
+        """Whether `release` has anything to look for (something applied since, and something may be parked)."""
+        return bool(self._applied) and not self._none_parked
+
     async def release(self) -> None:
         """Re-handles parked records waiting for what was applied since the last call (nothing to look for if the
         batch found no parked record at all)."""

@@ -25,7 +25,7 @@ from ordermesh_contracts.topics import dead_letter_topic
 from .consuming import Subscription
 from .database import backoff_delays, create_pool_when_ready, keep_session, prime_codecs
 from .fencing import PartitionFence
-from .subscribing import subscribe
+from .subscribing import BetweenBatches, subscribe
 from .http import ASGIApp, health_routes
 from .http_input import limit_body
 from .http_server import BoundedHttpToolsProtocol
@@ -85,6 +85,7 @@ class ServiceRuntime:
             max_seconds=settings.parked_max_seconds,
         )
         self.fences: list[PartitionFence] = []
+        self.between_batches: list[BetweenBatches] = []
         self._tasks: list[asyncio.Task] = []
 
     def every(self, name: str, period_seconds: float, job: Job) -> None:
@@ -293,10 +294,16 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
         asgi_routes=[(path, limit_body(route, settings.http_max_body_bytes)) for path, route in routes],
         lifespan=lifespan,
         after_startup=[partial(_mark_connected, runtime)],
+        on_shutdown=[partial(_settle_consumers, runtime)],
         logger=faststream_logger,
     )
     app.runtime = runtime  # type: ignore[attr-defined]
     return app
+
+
+async def _settle_consumers(runtime: ServiceRuntime) -> None:
+    """Before the consumers stop: commit what they processed and give back their fences."""
+    await asyncio.gather(*(between.stop() for between in runtime.between_batches))
 
 
 async def _mark_connected(runtime: ServiceRuntime) -> None:

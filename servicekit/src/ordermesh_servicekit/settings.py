@@ -75,6 +75,12 @@ class ServiceSettings(KafkaClientSettings):
         description="How long the broker waits for every member to rejoin during a rebalance before dropping the "
         "late ones (aiokafka rejoins in the background, so this need not cover a batch's handling time).",
     )
+    kafka_commit_interval_ms: int = Field(
+        default=500, ge=0,
+        description="While batches follow each other, a consumer commits its offsets at most this often (and as soon "
+        "as it is idle, loses partitions or stops). A replica that crashes has the records since its last commit "
+        "delivered again, and the inbox turns them into duplicates; 0 commits after every batch.",
+    )
     kafka_max_poll_interval_ms: int = Field(
         default=300000, ge=1000,
         description="Longest time between two fetches before a consumer is deemed stuck and its partitions are "
