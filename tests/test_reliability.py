@@ -7,12 +7,15 @@ import sys
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ordermesh_contracts import order_id_for, topics
 from ordermesh_devstack.demo import demo_order
 from ordermesh_devstack.sandboxes.smtp_sink import read_mails
 from ordermesh_devstack.processes import free_port
 from ordermesh_devstack.stack import ManagedProcess
+from ordermesh_servicekit.lag import group_lag
 from support import eventually, fetch, publish_raw
 
 
@@ -38,6 +41,45 @@ async def test_an_event_redelivered_after_its_commit_has_one_effect_in_every_ser
     assert sorted(m["kind"] for m in mails) == ["order_confirmation", "shipped"]
     assert len([m for m in read_mails(stack.maildir) if m["To"] == order.customer.email]) == 2
     assert len(recorder.on(topics.PAYMENTS_EVENTS, type="PaymentAuthorized", order_id=order_id)) == 1
+
+
+def consumer_counters(stack, service: str) -> tuple[float, float]:
+    """(batches taken, offset commits made) by the service's consumer so far, from its /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{stack.processes[service].http_port}/metrics", timeout=10).text
+    values = {
+        line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+        if line.startswith(("ordermesh_consumer_batches_total", "ordermesh_consumer_offset_commits_total"))
+    }
+    return values["ordermesh_consumer_batches_total"], values["ordermesh_consumer_offset_commits_total"]
+
+
+async def uncommitted_records(bootstrap: str, group: str) -> int:
+    admin, reader = AIOKafkaAdminClient(bootstrap_servers=bootstrap), AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await reader.start()
+    try:
+        return sum(partition.lag for partition in await group_lag(admin, reader, group))
+    finally:
+        await reader.stop()
+        await admin.close()
+
+
+async def test_a_busy_consumer_commits_less_often_than_it_takes_batches_and_commits_everything_once_idle(stack, recorder):
+    batches_before, commits_before = consumer_counters(stack, "orders")
+    orders = [demo_order(925_000 + n) for n in range(40)]
+    for order in orders:
+        await publish_raw(stack.bootstrap, topics.SHOP_ORDERS, order.model_dump_json().encode())
+    for order in orders:
+        order_id = order_id_for(order.shop_id, order.channel.value, order.external_order_no)
+        await recorder.wait_for(topics.ORDERS_EVENTS, type="OrderCompleted", order_id=order_id, timeout=120)
+
+    batches_after, commits_after = consumer_counters(stack, "orders")
+    assert 0 < commits_after - commits_before < batches_after - batches_before
+
+    async def all_committed() -> bool:  # once idle, a restart would deliver nothing again
+        return await uncommitted_records(stack.bootstrap, "ordermesh-orders") == 0
+
+    await eventually(all_committed, timeout=15)
 
 
 @pytest.mark.parametrize("victim", ["orders", "payments"])
