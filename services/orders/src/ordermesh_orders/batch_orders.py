@@ -1,6 +1,8 @@
 """The orders of a batch of flag events: locked and read together once, and saved together once when the batch's
 handlers are done (the preload and finish of orders' batched subscriptions)."""
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -12,34 +14,47 @@ from .settling import SaveState
 
 
 class BatchOrders:
-    """Every order a batch's events are about, as locked and read before its handlers ran, and the saves they left.
+    """Every order a batch's events are about, as it stands in the batch's transaction, and the saves its handlers
+    left to be written together.
 
-    A preloaded order is the order as stored only until a handler of the batch writes it. So each is taken at most
-    once, by the first event of its order in the batch; the order's later events in the batch lock and read it again,
-    as they do one at a time, once what the earlier ones left to save of it is written. That is enough because no
-    handler of these subscriptions writes an order other than its own event's (see `handlers.lock_batch_orders`)."""
+    An order is as preloaded until an event of the batch takes it; the event gives it back, as it will be once saved,
+    if nothing but that save (left for the batch's end) changed it, and the order's next event in the batch takes it
+    from there, its save joining the one left. An event that writes the order before saving it (tasks, rules, a
+    `then=` step) first has what the batch left to save of it written, so the order's history stays in order; and once
+    an event changed the order otherwise, its later events in the batch lock and read it again, as they do one at a
+    time. That is enough because no handler of these subscriptions writes an order other than its own event's (see
+    `handlers.lock_batch_orders`)."""
 
     def __init__(self, preloaded: dict[UUID, store.StoredOrder]) -> None:
-        self._preloaded = preloaded
+        self._orders = preloaded
         self._saves: dict[UUID, store.StateSave] = {}
 
-    async def take(self, conn: asyncpg.Connection, order_id: UUID) -> store.StoredOrder | None:
-        """The order as preloaded, if no event of the batch took it yet; else None, and the order as stored again
-        (what an earlier event left to save of it written), for the caller to lock and read."""
-        order = self._preloaded.pop(order_id, None)
-        if order is None:
+    async def take(
+        self, conn: asyncpg.Connection, order_id: UUID, *, writes_first: Callable[[store.StoredOrder], bool]
+    ) -> store.StoredOrder | None:
+        """The order as it stands, if the batch holds it (until it is given back by `saving`); else None, for the
+        caller to lock and read it. What the batch left to save of it is written first when it is None, or when
+        `writes_first(order)`: the caller writes to the order before saving it."""
+        order = self._orders.pop(order_id, None)
+        if order is None or writes_first(order):
             await self._write_now(conn, order_id)
         return order
 
-    def saving(self, external_order_no: str) -> SaveState:
-        """A `store.save_state` that keeps the save for the batch's `write` instead of writing it now."""
+    def saving(self, order: store.StoredOrder, *, give_back: bool, kept: store.Kept | None = None) -> SaveState:
+        """A `store.save_state` that keeps the save (with what the event `kept`) for the batch's `write` instead of
+        writing it now, joined to what an earlier event of the order left to save. `give_back`: nothing but this save
+        changed `order` since it was taken, so the order's next event in the batch may take it as saved."""
 
         async def save_later(
             conn: asyncpg.Connection, order_id: UUID, state: OrderState, *,
             history: list[tuple[str, str, dict[str, Any]]] | None = None, cause_id: UUID | None = None,
         ) -> None:
-            await self._write_now(conn, order_id)
-            self._saves[order_id] = store.StateSave(order_id, external_order_no, state, history or [], cause_id)
+            entries = [(cause_id, actor, what, details) for actor, what, details in history or []]
+            save = store.StateSave(order_id, state, entries, kept or store.Kept())
+            earlier = self._saves.get(order_id)
+            self._saves[order_id] = save if earlier is None else earlier.then(save)
+            if give_back:
+                self._orders[order_id] = replace(order, state=state)
 
         return save_later
 
@@ -50,4 +65,4 @@ class BatchOrders:
 
     async def _write_now(self, conn: asyncpg.Connection, order_id: UUID) -> None:
         if (save := self._saves.pop(order_id, None)) is not None:
-            await store.save_state(conn, order_id, save.state, history=save.history, cause_id=save.cause_id)
+            await store.save_states(conn, [save])

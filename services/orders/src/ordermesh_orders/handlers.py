@@ -1,5 +1,6 @@
 """One function per event the orders service consumes: decode (done) → domain → store."""
 
+from functools import partial
 from uuid import UUID
 
 import asyncpg
@@ -65,7 +66,7 @@ from .domain.intake import address_flag, rejection_reasons
 from .domain.staff import Refusal
 from .domain.tasks import TASK_KINDS, tasks_opened_by
 from .editing import commit_edit
-from .settling import progress_entries, publish_progress, publish_transitions, recording, settle
+from .settling import progress_entries, publish_progress, publish_transitions, recording, settle, writes_before_saving
 
 
 async def on_shop_order_submitted(submitted: ShopOrderSubmitted, ctx: MessageContext) -> None:
@@ -123,11 +124,11 @@ async def lock_batch_orders(conn: asyncpg.Connection, events: list[OrderMessage]
     statement (in order of id). The batch's handlers find them in `ctx.preloaded` (see `BatchOrders`), and leave
     there the saves `write_batch_orders` makes together at the batch's end.
 
-    No handler of these subscriptions writes an order other than its own event's: the flag step, `settle` with the
-    rules it runs, and every `then=` step (`_paid`, `_record_shipped`, `_cancel_when_the_shop_asks`,
+    No handler of these subscriptions writes an order other than its own event's: the flag step with what it keeps
+    (`_paid`, `_parcel`), `settle` with the rules it runs, and every `then=` step (`_cancel_when_the_shop_asks`,
     `_reverse_what_the_warehouse_refused`, `_close_label_tasks`) write `event.order_id` alone. A handler that writes
-    another order must first take that order from the batch (`ctx.preloaded.take(conn, other_id)`), or its event must
-    not be batched."""
+    another order must first take that order from the batch (`ctx.preloaded.take(conn, other_id, ...)`), or its event
+    must not be batched."""
     return BatchOrders(await store.lock_orders(conn, list({event.order_id for event in events})))
 
 
@@ -140,27 +141,40 @@ BATCH_ORDERS = {"preload": lock_batch_orders, "finish": write_batch_orders}
 """How the flag events' subscriptions read and write their batches' orders (`Subscription(..., **BATCH_ORDERS)`)."""
 
 
-def _flag_handler(flags_of, then=None):
-    """A handler that records the flags `flags_of(event)` returns and advances the order; `then(uow, event, order)`
-    runs after, in the same unit of work. In a batch, the order is the one `lock_batch_orders` preloaded if no event
-    of the batch took it yet, and an order with nothing to do after it (no `then`) is saved at the batch's end."""
+def _flag_handler(flags_of, then=None, keeps=None, announce=None):
+    """A handler that records the flags `flags_of(event)` returns and advances the order, saving with it what
+    `keeps(event)` returns (`store.Kept`); `announce(uow, event, order)` publishes after, and `then(uow, event, order)`,
+    a step that writes, runs after, in the same unit of work. In a batch, the order is as the batch holds it (see
+    `BatchOrders`), and its save is left for the batch's end unless a `then` step follows it."""
 
     async def handle(event: OrderMessage, ctx: MessageContext) -> None:
         async with ctx.unit_of_work() as uow:
             batch: BatchOrders | None = ctx.preloaded
-            order = await batch.take(uow.conn, event.order_id) if batch is not None else None
+            changes = flags_of(event)
+            kinds = tasks_opened_by(changes)
+            kept = keeps(event) if keeps is not None else None
+
+            def writes_first(order: store.StoredOrder) -> bool:
+                return bool(kinds) or then is not None or writes_before_saving(order)
+
+            order = await batch.take(uow.conn, event.order_id, writes_first=writes_first) if batch is not None else None
             if order is None:
                 order = await store.lock_order(uow.conn, event.order_id)
             if order is None:
                 raise PermanentError(f"no order {event.order_id}")
-            changes = flags_of(event)
-            opened = await open_tasks(uow, order.order_id, tasks_opened_by(changes), actor=_owner(event), cause_id=event.event_id)
+            opened = await open_tasks(uow, order.order_id, kinds, actor=_owner(event), cause_id=event.event_id)
+            if batch is not None and then is None:
+                save = batch.saving(order, give_back=not writes_first(order), kept=kept)
+            else:
+                save = partial(store.save_state, kept=kept)
             order, progress = await settle(
                 uow, order.order_id, recording(changes), cause_id=event.event_id, locked=None if opened else order,
                 history=lambda progress: [(_owner(event), event.type, {"flags": changes}), *progress_entries(progress)],
-                save=batch.saving(order.external_order_no) if batch is not None and then is None else store.save_state,
+                save=save,
             )
             publish_transitions(uow, order.order_id, order.shop_id, order.external_order_no, event, progress)
+            if announce is not None:
+                announce(uow, event, order)
             if then is not None:
                 await then(uow, event, order)
 
@@ -226,12 +240,14 @@ async def open_tasks(
     return [kind for _, kind in opened]
 
 
-async def _record_shipped(uow: UnitOfWork, shipped: ShipmentShipped, order: store.StoredOrder) -> None:
-    """Keeps what the parcel carried (edits are checked against it) and tells the shop its tracking number."""
-    lines = [(line.sku, line.quantity) for line in shipped.lines]
-    await store_edits.record_shipped(
-        uow.conn, shipped.order_id, shipped.shipment_id, shipped.delivery_index, shipped.tracking_number, lines
-    )
+def _parcel(shipped: ShipmentShipped) -> store.Kept:
+    """What the parcel carried (edits are checked against it)."""
+    lines = tuple((line.sku, line.quantity) for line in shipped.lines)
+    return store.Kept(parcels=(store.Parcel(shipped.shipment_id, shipped.delivery_index, shipped.tracking_number, lines),))
+
+
+def _tell_the_shop(uow: UnitOfWork, shipped: ShipmentShipped, order: store.StoredOrder) -> None:
+    """Tells the shop the parcel's tracking number."""
     uow.publish(
         topics.SHOP_UPDATES,
         ShopOrderShipped(
@@ -246,14 +262,8 @@ async def _record_shipped(uow: UnitOfWork, shipped: ShipmentShipped, order: stor
 
 
 def _paid(**amounts_of):
-    """A `then` step keeping what the customer paid (edits compute the balance from it), from the event's amounts."""
-
-    async def record(uow: UnitOfWork, event: OrderMessage, _order: store.StoredOrder) -> None:
-        await store_edits.record_payment_amounts(
-            uow.conn, event.order_id, **{name: amount(event) for name, amount in amounts_of.items()}
-        )
-
-    return record
+    """What the customer paid (edits compute the balance from it), from the event's amounts (see `store.Paid`)."""
+    return lambda event: store.Kept(paid=store.Paid(**{name: amount(event) for name, amount in amounts_of.items()}))
 
 
 def _owner(event: OrderMessage) -> str:
@@ -325,17 +335,17 @@ def _points_recomputed(event: PointsRecomputed) -> dict[str, str]:
 FLAG_HANDLERS = {
     PaymentAuthorized: _flag_handler(lambda e: {"card_authorization": "authorized"}),
     PaymentAuthorizationFailed: _flag_handler(lambda e: {"card_authorization": "error"}),
-    PaymentCaptured: _flag_handler(lambda e: {"capture": "done"}, then=_paid(captured=lambda e: e.amount)),
+    PaymentCaptured: _flag_handler(lambda e: {"capture": "done"}, keeps=_paid(captured=lambda e: e.amount)),
     PaymentCaptureFailed: _flag_handler(lambda e: {"capture": "error"}),
     StockAllocated: _flag_handler(lambda e: {"allocation": e.allocation}),
     ShipmentRequested: _flag_handler(lambda e: {"shipping": "requested"}),
     ShipmentShipped: _flag_handler(
-        lambda e: {"shipping": "shipped" if e.all_shipped else "partly_shipped"}, then=_record_shipped
+        lambda e: {"shipping": "shipped" if e.all_shipped else "partly_shipped"}, keeps=_parcel, announce=_tell_the_shop
     ),
     PaymentRequested: _flag_handler(lambda e: {"prepaid_payment": "requested"}),
-    PaymentReceived: _flag_handler(_payment_received, then=_paid(received_total=lambda e: e.received_total)),
+    PaymentReceived: _flag_handler(_payment_received, keeps=_paid(received_total=lambda e: e.received_total)),
     PaymentOverdue: _flag_handler(lambda e: {"prepaid_payment": "overdue"}, then=_cancel_when_the_shop_asks),
-    PaymentRefunded: _flag_handler(lambda e: {"refund": "done"}, then=_paid(refunded_total=lambda e: e.refunded_total)),
+    PaymentRefunded: _flag_handler(lambda e: {"refund": "done"}, keeps=_paid(refunded_total=lambda e: e.refunded_total)),
     PaymentVoided: _flag_handler(lambda e: {"card_authorization": "cancelled"}),
     PaymentReauthorizationNeeded: _flag_handler(lambda e: {"authorization_expiry": "soon"}),
     DeliveryDateChecked: _flag_handler(lambda e: {"delivery_date": e.result}),
@@ -354,7 +364,7 @@ FLAG_HANDLERS = {
     MailSent: _flag_handler(_mail_flag),
     MailFailed: _flag_handler(_mail_flag),
     MailNotApplicable: _flag_handler(_mail_flag),
-    PaymentAmountChanged: _flag_handler(_amount_changed, then=_paid(refunded_more=lambda e: e.refunded or None)),
+    PaymentAmountChanged: _flag_handler(_amount_changed, keeps=_paid(refunded_more=lambda e: e.refunded or None)),
     PaymentAmountChangeFailed: _flag_handler(lambda e: {"amount_change": "failed"}),
     CreditCheckPending: _flag_handler(lambda e: {"credit_check": "pending"}),
     CreditCheckApproved: _flag_handler(lambda e: {"credit_check": "ok"}),

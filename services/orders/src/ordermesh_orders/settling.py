@@ -72,6 +72,12 @@ async def settle(
     return order, progress
 
 
+def writes_before_saving(order: store.StoredOrder) -> bool:
+    """Whether `settle` may write to the order before it saves it: rules to run (they may fire) or child statuses
+    waiting for a stage."""
+    return order.rule_set is not None or order.waiting_statuses
+
+
 async def _run_rules(
     uow: UnitOfWork, order: store.StoredOrder, after: OrderState, cause_id: UUID, *, holds_allowed: bool
 ) -> tuple[bool, str | None]:

@@ -1,7 +1,7 @@
 """SQL of the orders service: the orders table and each order's history."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -204,77 +204,144 @@ async def save_state(
     *,
     history: list[tuple[str, str, dict[str, Any]]] | None = None,
     cause_id: UUID | None = None,
+    kept: "Kept | None" = None,
 ) -> None:
     """Writes the order's stage, mode and flags, and with them, in the same statement, the `history` entries (actor,
-    what, details) of the change (logged as `add_entries` logs them)."""
-    entries = history or []
-    external_order_no = await conn.fetchval(
-        """
-        WITH saved AS (
-            UPDATE orders SET stage = $2, mode = $3, flags = $4::jsonb, held_from = $5, updated_at = now()
-            WHERE order_id = $1 RETURNING external_order_no
+    what, details) of the change (logged as `add_entries` logs them) and what the change `kept` (see `save_states`)."""
+    entries = [(cause_id, actor, what, details) for actor, what, details in history or []]
+    await save_states(conn, [StateSave(order_id, state, entries, kept or Kept())])
+
+
+@dataclass(frozen=True)
+class Paid:
+    """What a payments event says the customer paid: captures add up; received and refunded carry running totals from
+    payments (an edit's refund, `refunded_more`, adds to the refunded total, which a later refund's running total then
+    includes)."""
+
+    captured: int | None = None
+    received_total: int | None = None
+    refunded_total: int | None = None
+    refunded_more: int | None = None
+
+    def then(self, later: "Paid") -> "Paid":
+        """This and a `later` event's amounts as one, written once as both written in turn would have left them
+        (refunded after both: max(max(r + m1, t1) + m2, t2) = max(r + m1 + m2, max(t1 + m2, t2)))."""
+        return Paid(
+            captured=_added(self.captured, later.captured),
+            received_total=_largest(self.received_total, later.received_total),
+            refunded_total=_largest(None if self.refunded_total is None else self.refunded_total + (later.refunded_more or 0), later.refunded_total),
+            refunded_more=_added(self.refunded_more, later.refunded_more),
         )
-        INSERT INTO order_history (order_id, actor, cause_id, what, details)
-        SELECT $1, e.actor, $6, e.what, e.details::jsonb
-        FROM unnest($7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS e(actor, what, details, n) ORDER BY e.n
-        RETURNING (SELECT external_order_no FROM saved)
-        """,
-        order_id,
-        state.stage.value,
-        state.mode,
-        json.dumps(state.flags),
-        state.held_from.value if state.held_from else None,
-        cause_id,
-        *_history_columns(entries),
-    )
-    _tell(order_id, external_order_no, entries)
+
+
+def _added(a: int | None, b: int | None) -> int | None:
+    return None if a is None and b is None else (a or 0) + (b or 0)
+
+
+def _largest(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """What one parcel of a shipment carried (edits are checked against it): (sku, quantity) lines."""
+
+    shipment_id: UUID
+    delivery_index: int
+    tracking_number: str
+    lines: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What an event keeps besides flags, written with the order's save: what was paid, parcels shipped."""
+
+    paid: Paid | None = None
+    parcels: tuple[Parcel, ...] = ()
+
+    def then(self, later: "Kept") -> "Kept":
+        """This and what a later event of the order keeps, as one."""
+        paid = later.paid if self.paid is None else self.paid if later.paid is None else self.paid.then(later.paid)
+        return Kept(paid, self.parcels + later.parcels)
 
 
 @dataclass(frozen=True)
 class StateSave:
-    """One order's `save_state`, kept to be written with others (`save_states`)."""
+    """One order's save, kept to be written with others (`save_states`)."""
 
     order_id: UUID
-    external_order_no: str
     state: OrderState
-    history: list[tuple[str, str, dict[str, Any]]]
-    cause_id: UUID | None
+    history: list[tuple[UUID | None, str, str, dict[str, Any]]] = field(default_factory=list)
+    """(cause id, actor, what, details), in order."""
+    kept: Kept = Kept()
+
+    def then(self, later: "StateSave") -> "StateSave":
+        """This save and a later one of the same order as one: the later state, both histories in turn, both kepts."""
+        return StateSave(self.order_id, later.state, self.history + later.history, self.kept.then(later.kept))
 
 
 async def save_states(conn: asyncpg.Connection, saves: list[StateSave]) -> None:
-    """`save_state` for many orders (each at most once) in one statement: their stages, modes and flags, and their
-    history entries in the order given."""
+    """Saves many orders (each at most once) in one statement: their stages, modes and flags, what was paid, the units
+    of parcels shipped (a repeated report of the same parcel overwrites, never adds) and their history entries in the
+    order given (logged as `add_entries` logs them)."""
     if not saves:
         return
-    entries = [(save, entry) for save in saves for entry in save.history]
-    actors, whats, details = _history_columns([entry for _save, entry in entries])
-    await conn.execute(
+    entries = [(save.order_id, entry) for save in saves for entry in save.history]
+    units = {
+        (save.order_id, parcel.shipment_id, parcel.tracking_number, sku): (parcel.delivery_index, quantity)
+        for save in saves for parcel in save.kept.parcels for sku, quantity in parcel.lines
+    }
+    paid = [save.kept.paid or Paid() for save in saves]
+    rows = await conn.fetch(
         """
         WITH saved AS (
             UPDATE orders o SET stage = s.stage, mode = s.mode, flags = s.flags::jsonb, held_from = s.held_from,
+                paid_captured = o.paid_captured + coalesce(s.captured, 0),
+                paid_received = greatest(o.paid_received, coalesce(s.received_total, 0)),
+                paid_refunded = greatest(o.paid_refunded + coalesce(s.refunded_more, 0), coalesce(s.refunded_total, 0)),
                 updated_at = now()
-            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS s(order_id, stage, mode, flags, held_from)
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                        $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+                AS s(order_id, stage, mode, flags, held_from, captured, received_total, refunded_total, refunded_more)
             WHERE o.order_id = s.order_id
+            RETURNING o.order_id, o.external_order_no
+        ), shipped AS (
+            INSERT INTO order_shipped_units (order_id, shipment_id, delivery_index, tracking_number, sku, quantity)
+            SELECT * FROM unnest($10::uuid[], $11::uuid[], $12::bigint[], $13::text[], $14::text[], $15::bigint[])
+            ON CONFLICT (order_id, shipment_id, tracking_number, sku) DO UPDATE SET quantity = EXCLUDED.quantity
+        ), history AS (
+            INSERT INTO order_history (order_id, actor, cause_id, what, details)
+            SELECT e.order_id, e.actor, e.cause_id, e.what, e.details::jsonb
+            FROM unnest($16::uuid[], $17::uuid[], $18::text[], $19::text[], $20::text[])
+                WITH ORDINALITY AS e(order_id, cause_id, actor, what, details, n)
+            ORDER BY e.n
         )
-        INSERT INTO order_history (order_id, actor, cause_id, what, details)
-        SELECT e.order_id, e.actor, e.cause_id, e.what, e.details::jsonb
-        FROM unnest($6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[])
-            WITH ORDINALITY AS e(order_id, cause_id, actor, what, details, n)
-        ORDER BY e.n
+        SELECT order_id, external_order_no FROM saved
         """,
         [save.order_id for save in saves],
         [save.state.stage.value for save in saves],
         [save.state.mode for save in saves],
         [json.dumps(save.state.flags) for save in saves],
         [save.state.held_from.value if save.state.held_from else None for save in saves],
-        [save.order_id for save, _entry in entries],
-        [save.cause_id for save, _entry in entries],
-        actors,
-        whats,
-        details,
+        [p.captured for p in paid],
+        [p.received_total for p in paid],
+        [p.refunded_total for p in paid],
+        [p.refunded_more for p in paid],
+        [order_id for order_id, _shipment, _tracking, _sku in units],
+        [shipment_id for _order, shipment_id, _tracking, _sku in units],
+        [delivery_index for delivery_index, _quantity in units.values()],
+        [tracking_number for _order, _shipment, tracking_number, _sku in units],
+        [sku for _order, _shipment, _tracking, sku in units],
+        [quantity for _delivery_index, quantity in units.values()],
+        [order_id for order_id, _entry in entries],
+        [cause_id for _order, (cause_id, _actor, _what, _details) in entries],
+        [actor for _order, (_cause, actor, _what, _details) in entries],
+        [what for _order, (_cause, _actor, what, _details) in entries],
+        [json.dumps(details) for _order, (_cause, _actor, _what, details) in entries],
     )
+    numbers = {row["order_id"]: row["external_order_no"] for row in rows}
     for save in saves:
-        _tell(save.order_id, save.external_order_no, save.history)
+        _tell(save.order_id, numbers.get(save.order_id), [(actor, what, details) for _cause, actor, what, details in save.history])
 
 
 async def add_history(

@@ -1,4 +1,5 @@
-"""SQL of order edits: what shipped and what was paid (edits are checked against both) and the edits themselves."""
+"""SQL of order edits: what shipped and what was paid, as edits check against them (both are written with the order's
+save, `store.save_states`), and the edits themselves."""
 
 import json
 from uuid import UUID
@@ -9,25 +10,6 @@ from ordermesh_contracts import DeliveryGroup, OrderAccepted, OrderEdited
 from .domain.edits import Shipped
 
 
-async def record_shipped(
-    conn: asyncpg.Connection,
-    order_id: UUID,
-    shipment_id: UUID,
-    delivery_index: int,
-    tracking_number: str,
-    lines: list[tuple[str, int]],
-) -> None:
-    """Remembers what one parcel of a shipment carried (a repeated report of the same parcel overwrites, never adds)."""
-    await conn.executemany(
-        """
-        INSERT INTO order_shipped_units (order_id, shipment_id, delivery_index, tracking_number, sku, quantity)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (order_id, shipment_id, tracking_number, sku) DO UPDATE SET quantity = EXCLUDED.quantity
-        """,
-        [(order_id, shipment_id, delivery_index, tracking_number, sku, quantity) for sku, quantity in lines],
-    )
-
-
 async def shipped_units(conn: asyncpg.Connection, order_id: UUID) -> Shipped:
     """Units shipped so far per (delivery index, sku)."""
     rows = await conn.fetch(
@@ -36,32 +18,6 @@ async def shipped_units(conn: asyncpg.Connection, order_id: UUID) -> Shipped:
         order_id,
     )
     return {(row["delivery_index"], row["sku"]): row["quantity"] for row in rows}
-
-
-async def record_payment_amounts(
-    conn: asyncpg.Connection,
-    order_id: UUID,
-    *,
-    captured: int | None = None,
-    received_total: int | None = None,
-    refunded_total: int | None = None,
-    refunded_more: int | None = None,
-) -> None:
-    """Keeps what the customer paid: captures add up; received and refunded carry running totals from payments (an
-    edit's refund adds to the refunded total, which a later refund's running total then includes)."""
-    await conn.execute(
-        """
-        UPDATE orders SET paid_captured = paid_captured + coalesce($2, 0),
-                          paid_received = greatest(paid_received, coalesce($3, 0)),
-                          paid_refunded = greatest(paid_refunded + coalesce($5, 0), coalesce($4, 0))
-        WHERE order_id = $1
-        """,
-        order_id,
-        captured,
-        received_total,
-        refunded_total,
-        refunded_more,
-    )
 
 
 async def edit_basis(conn: asyncpg.Connection, order_id: UUID) -> tuple[OrderAccepted, int, int]:
