@@ -20,10 +20,11 @@ from ordermesh_contracts import (
     ShopOrderSubmitted,
     StockAllocated,
     PaymentsEvent,
+    ShopOrder,
     order_id_for,
     topics,
 )
-from ordermesh_orders import handlers
+from ordermesh_orders import handlers, store
 from ordermesh_servicekit.consuming import Consumer, MessageContext, Subscription
 from ordermesh_servicekit.metrics import Metrics
 from support import counted_pool, golden_message, statements_of
@@ -134,6 +135,43 @@ async def test_a_batch_of_flag_events_of_many_orders_costs_one_transaction_and_t
     )
     assert sorted(row["order_id"] for row in history) == sorted(order_ids)
     assert all(row["cause_id"] is not None for row in history)
+
+
+async def test_a_batch_of_shop_orders_reads_what_decides_them_once_and_writes_each_order_in_one_statement(counted) -> None:
+    pool, counter = counted
+    await orders_taken_in(pool, 1, "T")  # asyncpg learns the intake's array types once per connection
+    golden = golden_message("ShopOrderSubmitted")
+    submitted = [
+        ShopOrderSubmitted.model_validate(
+            golden_message("ShopOrderSubmitted", external_order_no=f"I-{n}-{uuid4().hex[:6]}", customer={**golden["customer"], "customer_id": f"C-{n % 2}"})
+        )
+        for n in range(4)
+    ]
+    async with pool.acquire() as conn:
+        await store.add_to_watch_list(conn, "kyoto-tea", "C-1", "chargebacks", "staff:test")
+    records = [
+        Record(topics.SHOP_ORDERS, n, n, order.external_order_no.encode(), order.model_dump_json().encode(), [("type", b"ShopOrderSubmitted")])
+        for n, order in enumerate(submitted)
+    ]
+    subscription = Subscription(
+        topics.SHOP_ORDERS, ShopOrder, {ShopOrderSubmitted: handlers.on_shop_order_submitted}, batched=True, **handlers.INTAKE_BASES
+    )
+    consumer = Consumer(subscription, group_id="ordermesh-orders", pool_provider=lambda: pool, metrics=Metrics("orders"), retry_max_seconds=0.2)
+    await asyncio.sleep(0)
+    counter.reset()
+    await consumer.process(records)
+    await asyncio.sleep(0)
+    statements, transactions = list(counter.statements), counter.transactions
+    order_ids = [order_id_for(order.shop_id, order.channel.value, order.external_order_no) for order in submitted]
+    assert await pool.fetchval("SELECT count(*) FROM orders WHERE order_id = ANY($1::uuid[])", order_ids) == 4
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", topics.SHOP_UPDATES) >= 4
+    flags = await pool.fetch("SELECT flags->>'customer' AS customer FROM orders WHERE order_id = ANY($1::uuid[])", order_ids)
+    assert sorted(row["customer"] for row in flags) == ["normal", "normal", "watch_listed", "watch_listed"]
+    assert transactions == 1, statements
+    # BEGIN, inbox, the shops' watch lists, rules and statuses, each order with its tasks, firings and history, outbox,
+    # COMMIT (the watch list, rules and statuses were read once an order before: 12)
+    assert sum(1 for query in statements if "WATCH_LIST" in query) == 1, statements
+    assert len(statements) <= 9, statements
 
 
 LOCKING = "SELECT O.ORDER_ID, O.SHOP_ID"

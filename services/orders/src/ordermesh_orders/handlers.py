@@ -91,7 +91,9 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
             key=submitted.external_order_no,
         )
         return reasons
-    basis = await store.intake_basis(uow.conn, submitted.shop_id, submitted.customer.customer_id)
+    bases: dict[tuple[str, str], store.IntakeBasis] | None = ctx.preloaded
+    key = (submitted.shop_id, submitted.customer.customer_id)
+    basis = bases[key] if bases is not None and key in bases else await store.intake_basis(uow.conn, *key)
     acceptance = accept(
         submitted,
         address=address_flag(submitted, japan_post_lookup),
@@ -117,6 +119,17 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
     )
     publish_transitions(uow, accepted.order_id, submitted.shop_id, submitted.external_order_no, accepted, acceptance.progress)
     return []
+
+
+async def read_intake_bases(conn: asyncpg.Connection, submitted: list[ShopOrderSubmitted]) -> dict[tuple[str, str], store.IntakeBasis]:
+    """The preload of the intake's subscription: what decides each order of a batch (its shop's watch list entry for
+    its customer, the shop's rules and status groups), read in one statement, by (shop, customer). The intake writes
+    none of it, so it stays true while the batch's orders are taken in (`take_in` finds it in `ctx.preloaded`)."""
+    return await store.intake_bases(conn, list({(order.shop_id, order.customer.customer_id) for order in submitted}))
+
+
+INTAKE_BASES = {"preload": read_intake_bases}
+"""How the intake's subscription reads its batches' shops and customers (`Subscription(..., **INTAKE_BASES)`)."""
 
 
 async def lock_batch_orders(conn: asyncpg.Connection, events: list[OrderMessage]) -> BatchOrders:

@@ -46,20 +46,31 @@ class IntakeBasis:
 
 async def intake_basis(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> IntakeBasis:
     """The shop's watch list entry for the customer, its rule set and its status groups, read at once."""
-    row = await conn.fetchrow(
+    return (await intake_bases(conn, [(shop_id, customer_id)]))[(shop_id, customer_id)]
+
+
+async def intake_bases(conn: asyncpg.Connection, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], IntakeBasis]:
+    """`intake_basis` of many (shop, customer) pairs in one statement, by pair."""
+    rows = await conn.fetch(
         """
-        SELECT EXISTS (SELECT 1 FROM watch_list WHERE shop_id = $1 AND customer_id = $2) AS watch_listed,
-               (SELECT rule_set FROM shop_rules WHERE shop_id = $1) AS rule_set,
-               (SELECT groups FROM shop_statuses WHERE shop_id = $1) AS status_groups
+        SELECT w.shop_id, w.customer_id,
+               EXISTS (SELECT 1 FROM watch_list l WHERE l.shop_id = w.shop_id AND l.customer_id = w.customer_id)
+                   AS watch_listed,
+               (SELECT rule_set FROM shop_rules r WHERE r.shop_id = w.shop_id) AS rule_set,
+               (SELECT groups FROM shop_statuses s WHERE s.shop_id = w.shop_id) AS status_groups
+        FROM unnest($1::text[], $2::text[]) AS w(shop_id, customer_id)
         """,
-        shop_id,
-        customer_id,
+        [shop_id for shop_id, _customer in wanted],
+        [customer_id for _shop, customer_id in wanted],
     )
-    return IntakeBasis(
-        watch_listed=row["watch_listed"],
-        rule_set=json.loads(row["rule_set"]) if row["rule_set"] else None,
-        status_groups=json.loads(row["status_groups"]) if row["status_groups"] else [],
-    )
+    return {
+        (row["shop_id"], row["customer_id"]): IntakeBasis(
+            watch_listed=row["watch_listed"],
+            rule_set=json.loads(row["rule_set"]) if row["rule_set"] else None,
+            status_groups=json.loads(row["status_groups"]) if row["status_groups"] else [],
+        )
+        for row in rows
+    }
 
 
 async def insert_accepted_order(
