@@ -155,16 +155,24 @@ def handled_rows(
     parts = [f"seen AS ({inbox} ON CONFLICT DO NOTHING RETURNING true)"]
     arguments: list[Any] = [message_id, topic]
     if messages:
-        column = first + 2
-        parts.append(
-            "published AS (INSERT INTO outbox (topic, key, headers, payload)"
-            " SELECT topic, key, headers::jsonb, payload"
-            f" FROM unnest(${column}::text[], ${column + 1}::bytea[], ${column + 2}::text[], ${column + 3}::bytea[])"
-            " WITH ORDINALITY AS m(topic, key, headers, payload, n)"
-            " WHERE EXISTS (SELECT FROM seen) ORDER BY n)"
-        )
-        arguments += _outbox_columns(messages)
+        published, outbox_arguments = outbox_rows(first + 2, messages, "EXISTS (SELECT FROM seen)")
+        parts.append(published)
+        arguments += outbox_arguments
     return ", ".join(parts), arguments
+
+
+def outbox_rows(first: int, messages: Sequence[OutgoingMessage], when: str) -> tuple[str, list[Any]]:
+    """Outbox rows (in order) as a CTE, ``published``, for a statement of the caller's own, with their arguments
+    (parameters numbered from `first`): written only if `when`, an SQL condition that may read the statement's
+    earlier CTEs (what makes the statement's change happen once: a new inbox row, a new receipt), holds."""
+    return (
+        "published AS (INSERT INTO outbox (topic, key, headers, payload)"
+        " SELECT topic, key, headers::jsonb, payload"
+        f" FROM unnest(${first}::text[], ${first + 1}::bytea[], ${first + 2}::text[], ${first + 3}::bytea[])"
+        " WITH ORDINALITY AS m(topic, key, headers, payload, n)"
+        f" WHERE {when} ORDER BY n)",
+        list(_outbox_columns(messages)),
+    )
 
 
 _PRODUCER_STATE_ERRORS = (

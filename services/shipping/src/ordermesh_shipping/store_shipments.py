@@ -7,6 +7,8 @@ from uuid import UUID
 
 import asyncpg
 
+from ordermesh_servicekit.outbox import OutgoingMessage, outbox_rows
+
 
 async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
     """The order's shipments with their state and tracking."""
@@ -440,22 +442,25 @@ async def mark_reissue_failed(conn: asyncpg.Connection, shipment_id: UUID) -> No
     await conn.execute("UPDATE shipments SET status = 'request_failed' WHERE shipment_id = $1", shipment_id)
 
 
-async def claim_warehouse_callback(
-    conn: asyncpg.Connection, event_id: UUID, shipment_id: UUID, order_id: UUID
-) -> asyncpg.Record | None:
-    """Records a warehouse callback's event id if its shipment exists and belongs to the order, in one statement:
-    None for an unknown shipment (nothing recorded), else the correlation id and traceparent the shipment was
-    requested under and `claimed`, False if the event id was accepted before."""
+async def shipment_origin(conn: asyncpg.Connection, shipment_id: UUID, order_id: UUID) -> asyncpg.Record | None:
+    """The correlation id and trace context the shipment was requested under (they never change once recorded); None
+    if no shipment with this id belongs to the order."""
     return await conn.fetchrow(
-        """
-        WITH origin AS (
-            SELECT correlation_id, traceparent FROM shipments WHERE shipment_id = $2 AND order_id = $3
-        ), claimed AS (
-            INSERT INTO warehouse_callback_receipts (event_id) SELECT $1 FROM origin ON CONFLICT DO NOTHING RETURNING true
-        )
-        SELECT origin.correlation_id, origin.traceparent, EXISTS (SELECT FROM claimed) AS claimed FROM origin
+        "SELECT correlation_id, traceparent FROM shipments WHERE shipment_id = $1 AND order_id = $2", shipment_id, order_id
+    )
+
+
+async def claim_warehouse_callback(conn: asyncpg.Connection, event_id: UUID, report: OutgoingMessage) -> bool:
+    """Records a warehouse callback's event id and queues its report on the outbox, in one statement (atomic on its
+    own: no transaction needed); False, and nothing written, if the event id was accepted before."""
+    published, arguments = outbox_rows(2, [report], "EXISTS (SELECT FROM claimed)")
+    return await conn.fetchval(
+        f"""
+        WITH claimed AS (
+            INSERT INTO warehouse_callback_receipts (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true
+        ), {published}
+        SELECT EXISTS (SELECT FROM claimed)
         """,
         event_id,
-        shipment_id,
-        order_id,
+        *arguments,
     )

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from ordermesh_contracts import WarehouseDeliveryReported, WarehouseShipmentReported, topics
 from ordermesh_contracts.shipping import MAX_UNITS
 from ordermesh_servicekit.http_input import HttpRefusal, header_text, invalid_fields, parse_json_array, parse_json_object
-from ordermesh_servicekit.outbox import OutgoingMessage, write_outbox
+from ordermesh_servicekit.outbox import OutgoingMessage
 from ordermesh_servicekit.signing import verify_signature
 from ordermesh_servicekit.tracing import ingress_span
 
@@ -37,26 +37,29 @@ def warehouse_report(raw: dict[str, Any]) -> WarehouseShipmentReported | Warehou
 def warehouse_callback(secret: str, pool: Callable[[], asyncpg.Pool]) -> Callable[[Request], Awaitable[Response]]:
     """POST /callbacks/warehouse: verifies a warehouse report's (shipped or delivered) signature, refuses a report out
     of contract (422), for a shipment ordermesh never requested (404) or with an event id accepted before (409), and
-    queues the report for `shipping.callbacks.v1` in the same transaction as its receipt before answering 202. The
-    report carries the correlation id and continues the trace the shipment was requested under."""
+    queues the report for `shipping.callbacks.v1` in the statement that records its receipt before answering 202. The
+    report carries the correlation id and continues the trace the shipment was requested under (read first, in a
+    statement of its own: they never change)."""
 
     async def endpoint(request: Request) -> Response:
         body = await request.body()
         if not secret or not verify_signature(secret, body, header_text(request, SIGNATURE_HEADER, max_length=1024), now=int(time.time())):
             raise HttpRefusal(401, "invalid_signature", f"{SIGNATURE_HEADER} is missing, stale or does not match the body")
         report = warehouse_report(parse_json_object(body))
-        async with pool().acquire() as conn, conn.transaction():
-            origin = await store_shipments.claim_warehouse_callback(conn, report.event_id, report.shipment_id, report.order_id)
+        async with pool().acquire() as conn:
+            origin = await store_shipments.shipment_origin(conn, report.shipment_id, report.order_id)
             if origin is None:
                 raise HttpRefusal(404, "unknown_shipment", "no shipment with this shipment_id belongs to this order_id")
-            if not origin["claimed"]:
-                raise HttpRefusal(409, "replayed_event", "this callback was accepted before", event_id=str(report.event_id))
             if origin["correlation_id"] is not None:
                 report = report.model_copy(update={"correlation_id": origin["correlation_id"]})
             with ingress_span("POST /callbacks/warehouse", origin["traceparent"], {
                 "ordermesh.order_id": str(report.order_id), "ordermesh.callback": report.type,
             }):
-                await write_outbox(conn, [OutgoingMessage.of(topics.SHIPPING_CALLBACKS, report)])
+                claimed = await store_shipments.claim_warehouse_callback(
+                    conn, report.event_id, OutgoingMessage.of(topics.SHIPPING_CALLBACKS, report)
+                )
+        if not claimed:
+            raise HttpRefusal(409, "replayed_event", "this callback was accepted before", event_id=str(report.event_id))
         return JSONResponse({"status": "accepted"}, status_code=202)
 
     return endpoint
