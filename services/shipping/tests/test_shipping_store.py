@@ -26,7 +26,7 @@ from ordermesh_contracts import (
     topics,
 )
 from ordermesh_servicekit.commands import CommandRefused
-from ordermesh_servicekit.consuming import MessageContext, TransientError
+from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext, TransientError
 from ordermesh_shipping import store, store_shipments, store_stock
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest, WarehouseRejected
 from ordermesh_shipping.commands import ShippingCommands
@@ -397,3 +397,52 @@ async def test_a_parcel_that_leaves_before_the_slow_warehouse_answers_is_not_ann
     [row] = await store_shipments.shipments_of_order(pool, accepted.order_id)
     assert (row["status"], row["warehouse_request_id"]) == ("shipped", "wr_slow")
     assert await stock(pool, "A") == (4, 0)
+
+
+async def test_a_group_that_leaves_before_the_slow_warehouse_answers_leaves_the_other_groups_announced_as_requested(pool) -> None:
+    class SlowForTheFirstGroup(FakeWarehouse):
+        """Ships the first group's parcel (the callback is handled) before it answers that request."""
+
+        async def request_shipment(self, request: ShipmentRequest) -> str:
+            if request.lines == [{"sku": "A", "quantity": 1}]:
+                report = WarehouseShipmentReported(
+                    shipment_id=request.shipment_id, order_id=request.order_id, warehouse_request_id="wr_slow",
+                    carrier="yamato", tracking_number="123456789013", shipped_at=datetime.now(timezone.utc),
+                    lines=[{"sku": "A", "quantity": 1}],
+                )
+                await handlers.on_warehouse_shipment_reported(report, ctx(pool, report))
+                return "wr_slow"
+            return "wr_b"
+
+    handlers = ShippingHandlers(SlowForTheFirstGroup(), max_request_attempts=3)
+    async with pool.acquire() as conn:
+        await store_stock.set_stock(conn, [("A", "main", 5), ("B", "main", 5)])
+    accepted = order([{"A": 1}, {"B": 1}])
+    await accept_and_allocate(pool, handlers, accepted)
+    ready = await ready_to_ship(pool, handlers, accepted)
+    [requested] = await published(pool, type="ShipmentRequested", order_id=accepted.order_id)
+    assert (requested["delivery_index"], requested["warehouse_request_id"]) == (1, "wr_b")
+    rows = await store_shipments.shipments_of_order(pool, accepted.order_id)
+    assert [(row["status"], row["warehouse_request_id"]) for row in rows] == [("shipped", "wr_slow"), ("requested", "wr_b")]
+    assert await pool.fetchval("SELECT count(*) FROM inbox WHERE message_id = $1", ready.event_id) == 1
+
+
+async def test_a_ready_to_ship_message_the_inbox_took_while_the_warehouse_was_asked_is_a_duplicate_that_changes_nothing(pool) -> None:
+    class TakenMeanwhile(FakeWarehouse):
+        """Another delivery of the message is handled while this one asks the warehouse."""
+
+        async def request_shipment(self, request: ShipmentRequest) -> str:
+            await pool.execute("INSERT INTO inbox (message_id, topic) VALUES ($1, 'test')", message.event_id)
+            return "wr_1"
+
+    handlers = ShippingHandlers(TakenMeanwhile(), max_request_attempts=3)
+    async with pool.acquire() as conn:
+        await store_stock.set_stock(conn, [("A", "main", 5)])
+    accepted = order({"A": 1})
+    await accept_and_allocate(pool, handlers, accepted)
+    message = progressed(accepted, Stage.READY_TO_SHIP)
+    with pytest.raises(DuplicateMessage):
+        await handlers.on_order_progressed(message, ctx(pool, message))
+    [row] = await store_shipments.shipments_of_order(pool, accepted.order_id)
+    assert (row["status"], row["warehouse_request_id"]) == ("requesting", None)
+    assert await published(pool, type="ShipmentRequested", order_id=accepted.order_id) == []

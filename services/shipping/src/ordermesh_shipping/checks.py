@@ -154,12 +154,14 @@ def announce(uow: UnitOfWork, results: CheckResults, *, order_id: UUID, shop_id:
 
 def publish_held(uow: UnitOfWork, order_id: UUID, shop_id: str, index: int, failures: list[Failure], cause: dict) -> None:
     """Announces that a delivery group is held back from the warehouse, and why."""
-    uow.publish(
-        topics.SHIPPING_EVENTS,
-        ShipmentHeld(
-            order_id=order_id, shop_id=shop_id, delivery_index=index, checks=[check for check, _ in failures],
-            reasons=[reason for _, reason in failures], **cause,
-        ),
+    uow.publish(topics.SHIPPING_EVENTS, held_announcement(order_id, shop_id, index, failures, cause))
+
+
+def held_announcement(order_id: UUID, shop_id: str, index: int, failures: list[Failure], cause: dict) -> ShipmentHeld:
+    """ShipmentHeld: a delivery group is held back from the warehouse, and why."""
+    return ShipmentHeld(
+        order_id=order_id, shop_id=shop_id, delivery_index=index, checks=[check for check, _ in failures],
+        reasons=[reason for _, reason in failures], **cause,
     )
 
 

@@ -1,19 +1,20 @@
 """Requesting an order's shipments from the warehouse when it is ready to ship, holding back the delivery groups a
 failed check stops, and requesting them once staff resolve the check."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
 
 from ordermesh_contracts import Message, ShipmentHoldReleased, ShipmentRequested, ShipmentRequestFailed, topics
-from ordermesh_servicekit.consuming import MessageContext, TransientError, UnitOfWork
+from ordermesh_servicekit.consuming import DuplicateMessage, MessageContext, TransientError, UnitOfWork
+from ordermesh_servicekit.outbox import OutgoingMessage
 from ordermesh_servicekit.tracing import current_traceparent
 
 from . import store_holds, store_shipments
 from .adapters.warehouse import CSV_LABEL_CARRIERS, ShipmentRequest, Warehouse, WarehouseRejected
-from .checks import publish_held
+from .checks import held_announcement
 from .domain.allocation import shipment_id_for
 from .domain.shipment_requests import Group, RequestPlan, Shipment, plan_requests
 
@@ -40,18 +41,35 @@ async def request_shipments(
 
     Load, decide, save: one statement reads whether the message was processed and the groups, one records every
     shipment (the intent, committed by itself before the warehouse is asked: no transaction around the two, which
-    would add nothing), the warehouse is asked, and the answers are recorded in the message's unit of work.
+    would add nothing), the warehouse is asked, and one statement records the answers with the message's inbox row
+    and announcements (`store_shipments.record_answers`). They are recorded in the message's unit of work instead
+    when `finish` has more to do, or when a shipment the warehouse took moved on meanwhile (shipped or cancelled while
+    the warehouse was slow to answer: its request is not announced).
     """
     basis = await store_shipments.request_basis(ctx.pool, ctx.message_id, order_id)
     if basis.processed:
         return
     plan = await _record_intent(ctx.pool, order_id, _groups_to_request(basis.groups), cause)
     answers = await _ask_warehouse(warehouse, ctx, plan, order_id=order_id, cause=cause, released=released, max_attempts=max_attempts)
+    held = [held_announcement(order_id, shop_id, g.index, g.holds, cause.caused()) for g in plan.held] if announce_held else []
+    if finish is None:
+        async with ctx.pool.acquire() as conn:
+            recorded = await store_shipments.record_answers(
+                conn, _request_ids(answers), _failed_ids(answers), message_id=ctx.message_id, topic=ctx.topic,
+                publish=[
+                    OutgoingMessage.of(topics.SHIPPING_EVENTS, message)
+                    for message in [*_announced(answers, answers.requested, order_id=order_id, shop_id=shop_id, cause=cause), *held]
+                ],
+            )
+        if recorded.handled:
+            return
+        if recorded.all_requested:
+            raise DuplicateMessage(str(ctx.message_id))
     async with ctx.unit_of_work() as uow:
-        await _record_answers(uow, answers, order_id=order_id, shop_id=shop_id, cause=cause)
-        if announce_held:
-            for group in plan.held:
-                publish_held(uow, order_id, shop_id, group.index, group.holds, cause.caused())
+        now_requested = await store_shipments.mark_requested(uow.conn, _request_ids(answers))
+        await store_shipments.mark_request_failed(uow.conn, _failed_ids(answers))
+        for message in [*_announced(answers, now_requested, order_id=order_id, shop_id=shop_id, cause=cause), *held]:
+            uow.publish(topics.SHIPPING_EVENTS, message)
         if finish:
             await finish(uow)
 
@@ -107,30 +125,35 @@ async def _ask_warehouse(
     return answers
 
 
-async def _record_answers(uow: UnitOfWork, answers: _Answers, *, order_id: UUID, shop_id: str, cause: Message) -> None:
-    """Marks the shipments requested or failed (one statement each) and announces them, by delivery index."""
-    now_requested = await store_shipments.mark_requested(
-        uow.conn, {shipment_id: request_id for shipment_id, (_, request_id) in answers.requested.items()}
-    )
-    for shipment_id, (index, request_id) in sorted(answers.requested.items(), key=lambda item: item[1][0]):
-        # Not requested now: the parcel left (or was cancelled) while the warehouse was slow to answer; that news is out.
-        if shipment_id in now_requested:
-            uow.publish(
-                topics.SHIPPING_EVENTS,
-                ShipmentRequested(
-                    order_id=order_id, shop_id=shop_id, shipment_id=shipment_id, delivery_index=index,
-                    warehouse_request_id=request_id, **cause.caused(),
-                ),
-            )
-    await store_shipments.mark_request_failed(uow.conn, [shipment_id for _, shipment_id, _, _ in answers.failed])
-    for index, shipment_id, attempts, reason in answers.failed:
-        uow.publish(
-            topics.SHIPPING_EVENTS,
-            ShipmentRequestFailed(
-                order_id=order_id, shop_id=shop_id, shipment_id=shipment_id, delivery_index=index,
-                attempts=attempts, reason=reason, **cause.caused(),
-            ),
+def _request_ids(answers: _Answers) -> dict[UUID, str]:
+    return {shipment_id: request_id for shipment_id, (_, request_id) in answers.requested.items()}
+
+
+def _failed_ids(answers: _Answers) -> list[UUID]:
+    return [shipment_id for _, shipment_id, _, _ in answers.failed]
+
+
+def _announced(
+    answers: _Answers, now_requested: Collection[UUID], *, order_id: UUID, shop_id: str, cause: Message
+) -> list[Message]:
+    """ShipmentRequested per request taken whose shipment is requested now, then ShipmentRequestFailed per request
+    never taken, by delivery index."""
+    announced: list[Message] = [
+        ShipmentRequested(
+            order_id=order_id, shop_id=shop_id, shipment_id=shipment_id, delivery_index=index,
+            warehouse_request_id=request_id, **cause.caused(),
         )
+        for shipment_id, (index, request_id) in sorted(answers.requested.items(), key=lambda item: item[1][0])
+        # Not requested now: the parcel left (or was cancelled) while the warehouse was slow to answer; that news is out.
+        if shipment_id in now_requested
+    ]
+    return announced + [
+        ShipmentRequestFailed(
+            order_id=order_id, shop_id=shop_id, shipment_id=shipment_id, delivery_index=index,
+            attempts=attempts, reason=reason, **cause.caused(),
+        )
+        for index, shipment_id, attempts, reason in answers.failed
+    ]
 
 
 def _groups_to_request(rows: list[asyncpg.Record]) -> list[Group]:

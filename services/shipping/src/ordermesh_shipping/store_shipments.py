@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordermesh_servicekit.outbox import OutgoingMessage, outbox_rows
+from ordermesh_servicekit.outbox import OutgoingMessage, handled_rows, outbox_rows
 
 
 async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
@@ -84,24 +84,67 @@ async def create_shipments(
     )
 
 
+def _mark_requested(guard: str = "") -> str:
+    """The UPDATE of `mark_requested` ($1 shipment ids, $2 request ids), rows also filtered by `guard`."""
+    return f"""
+        UPDATE shipments s SET status = CASE WHEN s.status = 'requesting' THEN 'requested' ELSE s.status END,
+               warehouse_request_id = CASE WHEN s.status IN ('requesting', 'requested') OR s.warehouse_request_id IS NULL
+                                           THEN taken.request_id ELSE s.warehouse_request_id END
+        FROM unnest($1::uuid[], $2::text[]) AS taken (shipment_id, request_id)
+        WHERE s.shipment_id = taken.shipment_id {guard} RETURNING s.shipment_id, s.status
+        """
+
+
 async def mark_requested(conn: asyncpg.Connection, requests: dict[UUID, str]) -> set[UUID]:
     """The warehouse took these requests (shipment id → warehouse request id); returns the shipments now requested.
     One that already moved on (shipped or cancelled meanwhile) is not, and only a missing request id is filled in."""
     if not requests:
         return set()
     shipment_ids = list(requests)
-    rows = await conn.fetch(
-        """
-        UPDATE shipments s SET status = CASE WHEN s.status = 'requesting' THEN 'requested' ELSE s.status END,
-               warehouse_request_id = CASE WHEN s.status IN ('requesting', 'requested') OR s.warehouse_request_id IS NULL
-                                           THEN taken.request_id ELSE s.warehouse_request_id END
-        FROM unnest($1::uuid[], $2::text[]) AS taken (shipment_id, request_id)
-        WHERE s.shipment_id = taken.shipment_id RETURNING s.shipment_id, s.status
-        """,
-        shipment_ids,
-        [requests[shipment_id] for shipment_id in shipment_ids],
-    )
+    rows = await conn.fetch(_mark_requested(), shipment_ids, [requests[shipment_id] for shipment_id in shipment_ids])
     return {row["shipment_id"] for row in rows if row["status"] == "requested"}
+
+
+class AnswersRecorded(NamedTuple):
+    """What `record_answers` did."""
+
+    all_requested: bool
+    """Whether every shipment the warehouse took is requested now; if not, nothing else was written."""
+    handled: bool
+    """Whether the message's inbox row (and its outbox rows, and the failures) were written: False for a message seen
+    before, or when not every shipment is requested."""
+
+
+async def record_answers(
+    conn: asyncpg.Connection, requests: dict[UUID, str], failed: list[UUID], *,
+    message_id: UUID, topic: str, publish: list[OutgoingMessage],
+) -> AnswersRecorded:
+    """The warehouse's answers as the message's whole unit of work, in one statement (atomic on its own, no
+    transaction): the requests it took marked as `mark_requested` marks them (shipment id → warehouse request id), and
+    only if every one of them is requested now (none moved on while the warehouse was asked), the failed ones
+    marked as `mark_request_failed` marks them, the message's inbox row and `publish` on the outbox.
+
+    The requests are marked first (the condition reads what that returns) and only for a message the inbox does not
+    hold; they stay marked when the rest is not written, as the unit of work the caller then runs marks them again
+    (the same request ids: a repeat changes nothing)."""
+    shipment_ids = list(requests)
+    rows, row_arguments = handled_rows(
+        4, message_id, topic, publish,
+        when="(SELECT count(*) FROM marked WHERE status = 'requested') = cardinality($1::uuid[])",
+    )
+    row = await conn.fetchrow(
+        f"""
+        WITH marked AS ({_mark_requested("AND NOT EXISTS (SELECT FROM inbox WHERE message_id = $4)")}),
+        {rows}, failed AS (
+            UPDATE shipments SET status = 'request_failed'
+            WHERE shipment_id = ANY($3::uuid[]) AND status = 'requesting' AND EXISTS (SELECT FROM seen)
+        )
+        SELECT (SELECT count(*) FROM marked WHERE status = 'requested') = cardinality($1::uuid[]) AS all_requested,
+               EXISTS (SELECT FROM seen) AS handled
+        """,
+        shipment_ids, [requests[shipment_id] for shipment_id in shipment_ids], failed, *row_arguments,
+    )
+    return AnswersRecorded(row["all_requested"], row["handled"])
 
 
 async def lock_shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.Record | None:
