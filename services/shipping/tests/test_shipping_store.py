@@ -154,6 +154,28 @@ async def test_an_allocation_that_waits_for_a_cancellation_holding_its_request_a
     assert await stock(pool, "WAIT-1") == (5, 1)
 
 
+async def test_a_first_allocation_that_waits_for_its_stock_rows_while_the_order_is_cancelled_allocates_nothing(pool, handlers) -> None:
+    async with pool.acquire() as conn:
+        await store_stock.set_stock(conn, [("WAIT-2", "main", 5)])
+    accepted = order({"WAIT-2": 2})
+    await handlers.on_order_accepted(accepted, ctx(pool, accepted))
+    first = progressed(accepted, Stage.AWAITING_ALLOCATION)
+    async with pool.acquire() as other, other.transaction():
+        await store_stock.lock_stock_rows(other, ["WAIT-2"])  # another order's allocation holds the stock row
+        allocating = asyncio.create_task(handlers.on_order_progressed(first, ctx(pool, first)))
+        async with asyncio.timeout(10):
+            while not await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM stock%'"
+            ) and not allocating.done():
+                await asyncio.sleep(0.01)
+        assert not allocating.done()
+        await store.record_cancellation(pool, accepted.order_id, accepted.shop_id, True, datetime.now(timezone.utc), uuid4())
+    await asyncio.wait_for(allocating, 10)
+    assert await published(pool, type="StockAllocated", order_id=accepted.order_id) == []
+    assert await stock(pool, "WAIT-2") == (5, 0)
+    assert await store_stock.allocated_to(pool, accepted.order_id) == {}
+
+
 async def test_imported_stock_goes_to_waiting_orders_oldest_first_and_each_gets_stock_allocated(pool, handlers) -> None:
     async with pool.acquire() as conn:
         await store_stock.set_stock(conn, [("MATCHA", "main", 0)])

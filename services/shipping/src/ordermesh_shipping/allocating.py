@@ -26,11 +26,17 @@ async def allocate_order(
     other: exactly one of them. A cancelled order gets nothing (its cancellation locks the same allocation
     request first; whether it was cancelled is read after that lock). Returns the coverage, or None when nothing
     changed and nothing was published.
+
+    An order never allocated before (no allocation request to lock) holds nothing (only allocating sets stock aside
+    for an order, and it records the request in the same statement), so only an order allocated before reads what it
+    holds and whether it was cancelled. The statement that saves the allocation reads again, after every lock, whether
+    the order was cancelled, and then saves nothing.
     """
     per_sku = await store_stock.lock_demand_and_stock(uow.conn, order_id)
     if not per_sku:
         raise PermanentError(f"no lines known for order {order_id}")
-    cancelled, already = await store_stock.allocation_of(uow.conn, order_id)
+    requested_before = per_sku[0]["requested_at"]
+    cancelled, already = await store_stock.allocation_of(uow.conn, order_id) if requested_before else (False, {})
     if cancelled:
         return None
     demand = {row["sku"]: row["demand"] for row in per_sku}
@@ -39,10 +45,11 @@ async def allocate_order(
     if not plan.quantities and not publish_unchanged:
         return None
     shop_id = per_sku[0]["shop_id"]
-    await store_stock.save_allocation(
-        uow.conn, order_id, plan.quantities, shop_id=shop_id, requested_at=per_sku[0]["requested_at"] or requested_at,
+    if not await store_stock.save_allocation(
+        uow.conn, order_id, plan.quantities, shop_id=shop_id, requested_at=requested_before or requested_at,
         coverage=plan.coverage, correlation_id=correlation_id,
-    )
+    ):
+        return None
     total = Counter(already) + Counter(plan.quantities)
     uow.publish(
         topics.SHIPPING_EVENTS,

@@ -30,24 +30,26 @@ async def lock_available_stock(conn: asyncpg.Connection, skus: list[str]) -> dic
     return {row["sku"]: row["available"] for row in rows}
 
 
-_SET_ASIDE = """
+def _set_aside(when: str = "true") -> str:
+    """Sets units ($3 skus, $4 units) aside for order $1 in warehouse $2 if `when` holds: its allocations and the
+    stock's allocated."""
+    return f"""
     set_aside AS (
         INSERT INTO allocations (order_id, sku, warehouse, quantity)
-        SELECT $1, taken.sku, $2, taken.units FROM unnest($3::text[], $4::bigint[]) AS taken (sku, units)
+        SELECT $1, taken.sku, $2, taken.units FROM unnest($3::text[], $4::bigint[]) AS taken (sku, units) WHERE {when}
         ON CONFLICT (order_id, sku, warehouse) DO UPDATE SET quantity = allocations.quantity + EXCLUDED.quantity
     ), counted AS (
         UPDATE stock SET allocated = stock.allocated + taken.units
         FROM unnest($3::text[], $4::bigint[]) AS taken (sku, units)
-        WHERE stock.sku = taken.sku AND stock.warehouse = $2
+        WHERE stock.sku = taken.sku AND stock.warehouse = $2 AND {when}
     )"""
-"""Sets units ($3 skus, $4 units) aside for order $1 in warehouse $2: its allocations and the stock's allocated."""
 
 
 async def allocate(conn: asyncpg.Connection, order_id: UUID, quantities: dict[str, int]) -> None:
     """Sets (more) stock aside for the order, in one statement."""
     skus = sorted(quantities)
     await conn.execute(
-        f"WITH {_SET_ASIDE} SELECT 1", order_id, DEFAULT_WAREHOUSE, skus, [quantities[sku] for sku in skus]
+        f"WITH {_set_aside()} SELECT 1", order_id, DEFAULT_WAREHOUSE, skus, [quantities[sku] for sku in skus]
     )
 
 
@@ -101,16 +103,21 @@ async def save_allocation(
     requested_at: datetime,
     coverage: str,
     correlation_id: UUID,
-) -> None:
+) -> bool:
     """Sets (more) stock aside for the order and records how much of it is allocated (orders not full wait for
-    stock), in one statement."""
+    stock), in one statement, unless staff cancelled the order (read by this statement: after the caller's locks);
+    returns whether it did."""
     skus = sorted(quantities)
-    await conn.execute(
+    return await conn.fetchval(
         f"""
-        WITH {_SET_ASIDE}
-        INSERT INTO allocation_requests (order_id, shop_id, requested_at, coverage, correlation_id)
-        VALUES ($1, $5, $6, $7, $8)
-        ON CONFLICT (order_id) DO UPDATE SET coverage = EXCLUDED.coverage
+        WITH go AS (
+            SELECT NOT EXISTS (SELECT FROM cancelled_orders WHERE order_id = $1) AS go
+        ), {_set_aside("(SELECT go FROM go)")}, requested AS (
+            INSERT INTO allocation_requests (order_id, shop_id, requested_at, coverage, correlation_id)
+            SELECT $1, $5, $6, $7, $8 WHERE (SELECT go FROM go)
+            ON CONFLICT (order_id) DO UPDATE SET coverage = EXCLUDED.coverage
+        )
+        SELECT go FROM go
         """,
         order_id, DEFAULT_WAREHOUSE, skus, [quantities[sku] for sku in skus], shop_id, requested_at, coverage, correlation_id,
     )
