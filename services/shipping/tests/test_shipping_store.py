@@ -395,6 +395,24 @@ async def test_a_ship_report_for_a_cancelled_shipment_is_recorded_and_flagged_an
     assert "goods left without an order" in failed["reason"] and "123456789013" in failed["reason"]
 
 
+async def test_every_delivery_group_of_an_order_with_many_is_requested_once_with_the_orders_correlation(pool, handlers, warehouse) -> None:
+    skus = [f"MANY-{n}" for n in range(6)]
+    async with pool.acquire() as conn:
+        await store_stock.set_stock(conn, [(sku, "main", 5) for sku in skus])
+    accepted = order([{sku: 1} for sku in skus])
+    assert await accept_and_allocate(pool, handlers, accepted) == "full"
+    ready = await ready_to_ship(pool, handlers, accepted)
+    await handlers.on_order_progressed(ready, ctx(pool, ready))  # redelivered: nothing more
+    assert sorted(request.shipment_id for request in warehouse.requests) == sorted(
+        str(shipment_id_for(accepted.order_id, index)) for index in range(6)
+    )
+    rows = await pool.fetch("SELECT * FROM shipments WHERE order_id = $1 ORDER BY delivery_index", accepted.order_id)
+    assert [(row["delivery_index"], row["status"]) for row in rows] == [(index, "requested") for index in range(6)]
+    assert {row["correlation_id"] for row in rows} == {accepted.correlation_id}
+    requested = await published(pool, type="ShipmentRequested", order_id=accepted.order_id)
+    assert [event["delivery_index"] for event in requested] == list(range(6))
+
+
 async def test_a_parcel_that_leaves_before_the_slow_warehouse_answers_is_not_announced_as_requested_afterwards(pool, warehouse) -> None:
     class SlowWarehouse(FakeWarehouse):
         """Ships (the callback is handled) before it answers the request."""

@@ -39,17 +39,20 @@ async def request_shipments(
     held group when `announce_held`. A cancelled order is requested nothing. A group in `released` was held: its
     request carries a new idempotency key, as an earlier request of it may have been cancelled at the warehouse.
 
-    Load, decide, save: one statement reads whether the message was processed and the groups, one records every
-    shipment (the intent, committed by itself before the warehouse is asked: no transaction around the two, which
-    would add nothing), the warehouse is asked, and one statement records the answers with the message's inbox row
-    and announcements (`store_shipments.record_answers`). They are recorded in the message's unit of work instead
+    Load, decide, save: one statement reads whether the message was processed and the groups, and records every
+    group's shipment (the intent, committed by itself before the warehouse is asked; a group past the first
+    `_IDS_GIVEN` is recorded by a statement of its own), the warehouse is asked, and one statement records the
+    answers with the message's inbox row and announcements (`store_shipments.record_answers`). They are recorded in the message's unit of work instead
     when `finish` has more to do, or when a shipment the warehouse took moved on meanwhile (shipped or cancelled while
     the warehouse was slow to answer: its request is not announced).
     """
-    basis = await store_shipments.request_basis(ctx.pool, ctx.message_id, order_id)
+    basis = await store_shipments.request_basis(
+        ctx.pool, ctx.message_id, order_id, [shipment_id_for(order_id, index) for index in range(_IDS_GIVEN)],
+        correlation_id=cause.correlation_id, traceparent=current_traceparent(),
+    )
     if basis.processed:
         return
-    plan = await _record_intent(ctx.pool, order_id, _groups_to_request(basis.groups), cause)
+    plan = await _record_intent(ctx.pool, order_id, basis.groups, cause)
     answers = await _ask_warehouse(warehouse, ctx, plan, order_id=order_id, cause=cause, released=released, max_attempts=max_attempts)
     held = [held_announcement(order_id, shop_id, g.index, g.holds, cause.caused()) for g in plan.held] if announce_held else []
     if finish is None:
@@ -82,15 +85,23 @@ class _Answers:
     """(delivery index, shipment id, attempts, reason) of each request the warehouse never took."""
 
 
-async def _record_intent(pool: asyncpg.Pool, order_id: UUID, groups: list[Group], cause: Message) -> RequestPlan:
-    """Records every group's shipment (the intent to request it) in one statement and decides what to ask the
-    warehouse."""
-    shipments = await store_shipments.create_shipments(
-        pool, order_id, [(shipment_id_for(order_id, g.index), g.index, g.carrier, bool(g.holds)) for g in groups],
+_IDS_GIVEN = 4
+"""Delivery groups whose shipment `store_shipments.request_basis` records (nearly every order has one or two)."""
+
+
+async def _record_intent(pool: asyncpg.Pool, order_id: UUID, rows: list[asyncpg.Record], cause: Message) -> RequestPlan:
+    """Records the shipment (the intent to request it) of every group `store_shipments.request_basis` recorded none
+    of, in one statement, and decides what to ask the warehouse."""
+    groups = _groups_to_request(rows)
+    recorded = [row for row in rows if row["shipment_id"] is not None]
+    recorded_indices = {row["delivery_index"] for row in recorded}
+    unrecorded = [group for group in groups if group.index not in recorded_indices]
+    recorded += await store_shipments.create_shipments(
+        pool, order_id, [(shipment_id_for(order_id, g.index), g.index, g.carrier, bool(g.holds)) for g in unrecorded],
         correlation_id=cause.correlation_id, traceparent=current_traceparent(),
     )
     return plan_requests(groups, {
-        row["delivery_index"]: Shipment(row["shipment_id"], row["status"], row["warehouse_request_id"]) for row in shipments
+        row["delivery_index"]: Shipment(row["shipment_id"], row["status"], row["warehouse_request_id"]) for row in recorded
     })
 
 

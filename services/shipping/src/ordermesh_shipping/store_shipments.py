@@ -24,35 +24,60 @@ async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[a
 
 
 class RequestBasis(NamedTuple):
-    """What requesting an order's shipments reads, in one statement."""
+    """What requesting an order's shipments reads, and the shipments it records, in one statement."""
 
     processed: bool
-    """Whether the inbox holds the message that asks (then nothing else is read)."""
+    """Whether the inbox holds the message that asks (then nothing else is read or recorded)."""
     groups: list[asyncpg.Record]
     """The order's delivery groups with lines, by delivery index: carrier, skus and units (in sku order), the cash to
-    collect and what holds the group back; each row also says whether staff cancelled the order."""
+    collect and what holds the group back; each row also says whether staff cancelled the order, and gives the group's
+    shipment as it now is (shipment_id, status, warehouse_request_id), or None for a group this statement recorded no
+    shipment of."""
 
 
-async def request_basis(conn: asyncpg.Connection | asyncpg.Pool, message_id: UUID, order_id: UUID) -> RequestBasis:
-    """Whether message `message_id` was processed and, if not, the order's delivery groups to request."""
+async def request_basis(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    message_id: UUID,
+    order_id: UUID,
+    shipment_ids: list[UUID],
+    *,
+    correlation_id: UUID | None = None,
+    traceparent: str | None = None,
+) -> RequestBasis:
+    """Whether message `message_id` was processed and, if not, the order's delivery groups to request, each with its
+    shipment: unless the order was cancelled, the intent to request the shipment of each group whose delivery index
+    has an id in `shipment_ids` (by index; ids can only be made in Python) is recorded as `create_shipments` records
+    it, with the order's correlation id and trace context. One statement."""
     rows = await conn.fetch(
         """
-        SELECT asked.processed, g.*
-        FROM (SELECT EXISTS (SELECT FROM inbox WHERE message_id = $2) AS processed) AS asked
-        LEFT JOIN LATERAL (
+        WITH asked AS (
+            SELECT EXISTS (SELECT FROM inbox WHERE message_id = $2) AS processed,
+                   EXISTS (SELECT FROM cancelled_orders c WHERE c.order_id = $1) AS cancelled
+        ), groups AS (
             SELECT l.delivery_index, (array_agg(l.carrier ORDER BY l.sku))[1] AS carrier,
                    array_agg(l.sku ORDER BY l.sku) AS skus, array_agg(l.quantity ORDER BY l.sku) AS units,
                    d.cod_amount, coalesce(d.held_checks, '{}') AS held_checks,
-                   coalesce(d.hold_reasons, '{}') AS hold_reasons,
-                   EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = $1) AS cancelled
+                   coalesce(d.hold_reasons, '{}') AS hold_reasons
             FROM order_lines l LEFT JOIN deliveries d ON d.order_id = l.order_id AND d.delivery_index = l.delivery_index
-            WHERE l.order_id = $1
+            WHERE l.order_id = $1 AND NOT (SELECT processed FROM asked)
             GROUP BY l.delivery_index, d.cod_amount, d.held_checks, d.hold_reasons
-        ) AS g ON NOT asked.processed
+        ), created AS (
+            INSERT INTO shipments (shipment_id, order_id, delivery_index, status, carrier, correlation_id, traceparent)
+            SELECT ($3::uuid[])[g.delivery_index + 1], $1, g.delivery_index,
+                   CASE WHEN cardinality(g.held_checks) > 0 THEN 'held' ELSE 'requesting' END, g.carrier, $4, $5
+            FROM groups g WHERE g.delivery_index < cardinality($3::uuid[]) AND NOT (SELECT cancelled FROM asked)
+            ON CONFLICT (shipment_id) DO UPDATE SET shipment_id = shipments.shipment_id
+            RETURNING delivery_index, shipment_id, status, warehouse_request_id
+        )
+        SELECT asked.processed, asked.cancelled, g.*, c.shipment_id, c.status, c.warehouse_request_id
+        FROM asked LEFT JOIN groups g ON true LEFT JOIN created c ON c.delivery_index = g.delivery_index
         ORDER BY g.delivery_index
         """,
         order_id,
         message_id,
+        shipment_ids,
+        correlation_id,
+        traceparent,
     )
     return RequestBasis(rows[0]["processed"], [row for row in rows if row["delivery_index"] is not None])
 
