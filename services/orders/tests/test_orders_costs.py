@@ -153,10 +153,7 @@ async def test_a_batch_of_shop_orders_reads_what_decides_them_once_and_writes_ea
         Record(topics.SHOP_ORDERS, n, n, order.external_order_no.encode(), order.model_dump_json().encode(), [("type", b"ShopOrderSubmitted")])
         for n, order in enumerate(submitted)
     ]
-    subscription = Subscription(
-        topics.SHOP_ORDERS, ShopOrder, {ShopOrderSubmitted: handlers.on_shop_order_submitted}, batched=True, **handlers.INTAKE_BASES
-    )
-    consumer = Consumer(subscription, group_id="ordermesh-orders", pool_provider=lambda: pool, metrics=Metrics("orders"), retry_max_seconds=0.2)
+    consumer = intake_consumer(pool)
     await asyncio.sleep(0)
     counter.reset()
     await consumer.process(records)
@@ -168,10 +165,62 @@ async def test_a_batch_of_shop_orders_reads_what_decides_them_once_and_writes_ea
     flags = await pool.fetch("SELECT flags->>'customer' AS customer FROM orders WHERE order_id = ANY($1::uuid[])", order_ids)
     assert sorted(row["customer"] for row in flags) == ["normal", "normal", "watch_listed", "watch_listed"]
     assert transactions == 1, statements
-    # BEGIN, inbox, the shops' watch lists, rules and statuses, each order with its tasks, firings and history, outbox,
-    # COMMIT (the watch list, rules and statuses were read once an order before: 12)
+    # BEGIN, inbox, the shops' watch lists, rules and statuses, which orders are known, the orders with their tasks,
+    # firings and history, outbox, COMMIT (12 with the basis read and each order inserted apart, 9 with each inserted)
     assert sum(1 for query in statements if "WATCH_LIST" in query) == 1, statements
-    assert len(statements) <= 9, statements
+    assert sum(1 for query in statements if query.startswith("WITH NEW_ORDER")) == 1, statements
+    assert len(statements) <= 7, statements
+
+
+def intake_consumer(pool: asyncpg.Pool) -> Consumer:
+    """A consumer of shop orders as the orders service has it: batched, the batch's orders inserted together."""
+    subscription = Subscription(
+        topics.SHOP_ORDERS, ShopOrder, {ShopOrderSubmitted: handlers.on_shop_order_submitted}, batched=True, **handlers.INTAKE_BATCH
+    )
+    return Consumer(subscription, group_id="ordermesh-orders", pool_provider=lambda: pool, metrics=Metrics("orders"), retry_max_seconds=0.2)
+
+
+def shop_order_record(offset: int, order: ShopOrderSubmitted) -> Record:
+    return Record(topics.SHOP_ORDERS, 0, offset, order.external_order_no.encode(), order.model_dump_json().encode(), [("type", b"ShopOrderSubmitted")])
+
+
+async def accepted_in_outbox(pool: asyncpg.Pool, external_order_no: str) -> int:
+    rows = await pool.fetch("SELECT payload FROM outbox WHERE topic = $1", topics.SHOP_UPDATES)
+    return sum(1 for row in rows if (update := json.loads(row["payload"]))["type"] == "ShopOrderAccepted" and update["external_order_no"] == external_order_no)
+
+
+async def test_a_shop_order_sent_twice_in_a_batch_or_known_before_it_is_taken_in_once(counted) -> None:
+    pool, _ = counted
+    known = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"K-{uuid4().hex[:6]}"))
+    await handlers.on_shop_order_submitted(known, MessageContext(pool, known.event_id, "test", log=Log()))
+    twice = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"D-{uuid4().hex[:6]}"))
+    again = [known.model_copy(update={"event_id": uuid4()}), twice, twice.model_copy(update={"event_id": uuid4()})]
+    await intake_consumer(pool).process([shop_order_record(n, order) for n, order in enumerate(again)])
+    assert await pool.fetchval("SELECT count(*) FROM inbox WHERE message_id = ANY($1::uuid[])", [o.event_id for o in again]) == 3
+    for order in (known, twice):
+        order_id = order_id_for(order.shop_id, order.channel.value, order.external_order_no)
+        assert await pool.fetchval("SELECT count(*) FROM orders WHERE order_id = $1", order_id) == 1
+        assert await pool.fetchval("SELECT count(*) FROM order_history WHERE order_id = $1 AND what = 'accepted'", order_id) <= 1
+        assert await accepted_in_outbox(pool, order.external_order_no) == 1
+
+
+async def test_a_batch_whose_order_was_taken_in_meanwhile_is_undone_and_taken_in_one_at_a_time(counted, monkeypatch) -> None:
+    pool, _ = counted
+    meanwhile = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"M-{uuid4().hex[:6]}"))
+    await handlers.on_shop_order_submitted(meanwhile, MessageContext(pool, meanwhile.event_id, "test", log=Log()))
+    fresh = ShopOrderSubmitted.model_validate(golden_message("ShopOrderSubmitted", external_order_no=f"F-{uuid4().hex[:6]}"))
+
+    async def nothing_known_yet(conn, order_ids):
+        return set()  # as if the other intake committed between the batch's read and its end
+
+    monkeypatch.setattr(store, "known_orders", nothing_known_yet)
+    records = [shop_order_record(0, meanwhile.model_copy(update={"event_id": uuid4()})), shop_order_record(1, fresh)]
+    await intake_consumer(pool).process(records)
+    for order in (meanwhile, fresh):
+        order_id = order_id_for(order.shop_id, order.channel.value, order.external_order_no)
+        assert await pool.fetchval("SELECT count(*) FROM orders WHERE order_id = $1", order_id) == 1
+        assert await accepted_in_outbox(pool, order.external_order_no) == 1
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 3
 
 
 LOCKING = "SELECT O.ORDER_ID, O.SHOP_ID"

@@ -82,7 +82,7 @@ def definition(settings: "OrdersSettings") -> ServiceDefinition:
                 on_invalid=reject_unreadable_order,
                 description="Shop orders to accept or reject.",
                 batched=True,
-                **handlers.INTAKE_BASES,
+                **handlers.INTAKE_BATCH,
             ),
             Subscription(
                 topics.ORDERS_COMMANDS,

@@ -52,11 +52,13 @@ from ordermesh_contracts import (
     ShopOrderSubmitted,
     Stage,
     StockAllocated,
+    order_id_for,
     topics,
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 
 from . import store, store_edits
+from .batch_intake import IntakeBatch
 from .batch_orders import BatchOrders
 from .adapters.postal import japan_post_lookup
 from .cancelling import cancel_order
@@ -91,9 +93,9 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
             key=submitted.external_order_no,
         )
         return reasons
-    bases: dict[tuple[str, str], store.IntakeBasis] | None = ctx.preloaded
+    batch: IntakeBatch | None = ctx.preloaded
     key = (submitted.shop_id, submitted.customer.customer_id)
-    basis = bases[key] if bases is not None and key in bases else await store.intake_basis(uow.conn, *key)
+    basis = (batch.basis(*key) if batch is not None else None) or await store.intake_basis(uow.conn, *key)
     acceptance = accept(
         submitted,
         address=address_flag(submitted, japan_post_lookup),
@@ -102,7 +104,9 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
         status_groups=basis.status_groups,
     )
     accepted = acceptance.accepted
-    if not await store.insert_accepted_order(uow.conn, acceptance, submitted.event_id, submitted.billing_address):
+    new = store.NewOrder(acceptance, submitted.event_id, submitted.billing_address)
+    taken = batch.insert_later(new) if batch is not None else bool(await store.insert_accepted_orders(uow.conn, [new]))
+    if not taken:
         ctx.log.info("shop order already known; ignoring the repeat")
         return []
     uow.publish(topics.ORDERS_EVENTS, accepted)
@@ -121,15 +125,23 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
     return []
 
 
-async def read_intake_bases(conn: asyncpg.Connection, submitted: list[ShopOrderSubmitted]) -> dict[tuple[str, str], store.IntakeBasis]:
+async def read_intake_batch(conn: asyncpg.Connection, submitted: list[ShopOrderSubmitted]) -> IntakeBatch:
     """The preload of the intake's subscription: what decides each order of a batch (its shop's watch list entry for
-    its customer, the shop's rules and status groups), read in one statement, by (shop, customer). The intake writes
-    none of it, so it stays true while the batch's orders are taken in (`take_in` finds it in `ctx.preloaded`)."""
-    return await store.intake_bases(conn, list({(order.shop_id, order.customer.customer_id) for order in submitted}))
+    its customer, the shop's rules and status groups, by shop and customer) and which of its orders are known already.
+    The intake writes none of the former, so it stays true while the batch's orders are taken in (`take_in` finds it
+    in `ctx.preloaded`); the accepted orders are inserted together by `insert_batch_orders` (see `IntakeBatch`)."""
+    bases = await store.intake_bases(conn, list({(order.shop_id, order.customer.customer_id) for order in submitted}))
+    ids = list({order_id_for(order.shop_id, order.channel.value, order.external_order_no) for order in submitted})
+    return IntakeBatch(bases, await store.known_orders(conn, ids))
 
 
-INTAKE_BASES = {"preload": read_intake_bases}
-"""How the intake's subscription reads its batches' shops and customers (`Subscription(..., **INTAKE_BASES)`)."""
+async def insert_batch_orders(conn: asyncpg.Connection, batch: IntakeBatch) -> None:
+    """The finish of the intake's subscription: the orders the batch accepted, inserted in one statement."""
+    await batch.write(conn)
+
+
+INTAKE_BATCH = {"preload": read_intake_batch, "finish": insert_batch_orders}
+"""How the intake's subscription reads and writes its batches' orders (`Subscription(..., **INTAKE_BATCH)`)."""
 
 
 async def lock_batch_orders(conn: asyncpg.Connection, events: list[OrderMessage]) -> BatchOrders:

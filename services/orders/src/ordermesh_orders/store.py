@@ -73,94 +73,135 @@ async def intake_bases(conn: asyncpg.Connection, wanted: list[tuple[str, str]]) 
     }
 
 
+@dataclass(frozen=True)
+class NewOrder:
+    """An order as intake decided it, to be inserted (`insert_accepted_orders`)."""
+
+    acceptance: Acceptance
+    cause_id: UUID | None
+    billing_address: Address | None = None
+
+
 async def insert_accepted_order(
     conn: asyncpg.Connection, acceptance: Acceptance, cause_id: UUID | None, billing_address: Address | None = None
 ) -> bool:
-    """Inserts a new order as intake decided it (with the shop's billing address when it sent one), its tasks, the
-    rules that fired and its history, in one statement, and logs the history; False (and nothing written) if the
+    """Inserts a new order as intake decided it (see `insert_accepted_orders`); False (and nothing written) if the
     shop's order number is already known."""
-    accepted, state = acceptance.accepted, acceptance.progress.state
-    tasks, firings, history = acceptance.tasks, acceptance.firings, acceptance.history
-    task_ids = await conn.fetchval(
+    inserted = await insert_accepted_orders(conn, [NewOrder(acceptance, cause_id, billing_address)])
+    return acceptance.accepted.order_id in inserted
+
+
+async def known_orders(conn: asyncpg.Connection, order_ids: list[UUID]) -> set[UUID]:
+    """Which of these orders exist."""
+    return {row["order_id"] for row in await conn.fetch("SELECT order_id FROM orders WHERE order_id = ANY($1::uuid[])", order_ids)}
+
+
+async def insert_accepted_orders(conn: asyncpg.Connection, orders: list[NewOrder]) -> set[UUID]:
+    """Inserts new orders as intake decided them (with the shop's billing address when it sent one), their tasks, the
+    rules that fired and their history, in one statement, and logs the history; returns the ids of those inserted
+    (an order whose shop's order number is already known is not, nor anything of it)."""
+    if not orders:
+        return set()
+    tasks = [(new, task) for new in orders for task in new.acceptance.tasks]
+    firings = [(new, firing) for new in orders for firing in new.acceptance.firings]
+    history = [(new, entry) for new in orders for entry in new.acceptance.history]
+    rows = await conn.fetch(
         """
         WITH new_order AS (
             INSERT INTO orders (order_id, shop_id, channel, external_order_no, stage, mode, held_from, payment_method,
                                 currency, total, flags, snapshot, correlation_id, billing_address,
                                 child_status, memo, labels, mail_texts)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14::jsonb,
-                    $15, $16, $17::text[], $18::jsonb)
+            SELECT o.order_id, o.shop_id, o.channel, o.external_order_no, o.stage, o.mode, o.held_from, o.payment_method,
+                   o.currency, o.total, o.flags::jsonb, o.snapshot::jsonb, o.correlation_id, o.billing_address::jsonb,
+                   o.child_status, o.memo, ARRAY(SELECT jsonb_array_elements_text(o.labels::jsonb)), o.mail_texts::jsonb
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                        $9::text[], $10::bigint[], $11::text[], $12::text[], $13::uuid[], $14::text[],
+                        $15::text[], $16::text[], $17::text[], $18::text[])
+                WITH ORDINALITY AS o(order_id, shop_id, channel, external_order_no, stage, mode, held_from, payment_method,
+                                     currency, total, flags, snapshot, correlation_id, billing_address,
+                                     child_status, memo, labels, mail_texts, n)
+            ORDER BY o.n
             ON CONFLICT DO NOTHING
             RETURNING order_id
         ), tasks AS (
             INSERT INTO order_tasks (order_id, kind, note, blocking, opened_by)
-            SELECT o.order_id, t.kind, t.note, t.blocking, t.opened_by
-            FROM new_order o,
-                 unnest($19::text[], $20::text[], $21::boolean[], $22::text[]) WITH ORDINALITY
-                     AS t(kind, note, blocking, opened_by, n)
+            SELECT t.order_id, t.kind, t.note, t.blocking, t.opened_by
+            FROM unnest($19::uuid[], $20::text[], $21::text[], $22::boolean[], $23::text[]) WITH ORDINALITY
+                AS t(order_id, kind, note, blocking, opened_by, n)
+            WHERE t.order_id IN (SELECT order_id FROM new_order)
             ORDER BY t.n
-            RETURNING task_id
+            RETURNING task_id, order_id
         ), numbered_tasks AS (
-            SELECT task_id, row_number() OVER (ORDER BY task_id) AS n FROM tasks
+            SELECT task_id, order_id, row_number() OVER (PARTITION BY order_id ORDER BY task_id) AS n FROM tasks
         ), firings AS (
             INSERT INTO order_rule_firings (order_id, rule_id, waiting_status, waiting_stage, applied_at)
-            SELECT o.order_id, f.rule_id, f.waiting_status, f.waiting_stage, CASE WHEN f.applied THEN now() END
-            FROM new_order o, unnest($23::text[], $24::text[], $25::text[], $26::boolean[])
-                AS f(rule_id, waiting_status, waiting_stage, applied)
+            SELECT f.order_id, f.rule_id, f.waiting_status, f.waiting_stage, CASE WHEN f.applied THEN now() END
+            FROM unnest($24::uuid[], $25::text[], $26::text[], $27::text[], $28::boolean[])
+                AS f(order_id, rule_id, waiting_status, waiting_stage, applied)
+            WHERE f.order_id IN (SELECT order_id FROM new_order)
         ), history AS (
             INSERT INTO order_history (order_id, actor, cause_id, what, details)
-            SELECT o.order_id, h.actor, $27, h.what,
+            SELECT h.order_id, h.actor, h.cause_id, h.what,
                    CASE WHEN t.task_id IS NULL THEN h.details::jsonb
                         ELSE h.details::jsonb || jsonb_build_object('task_id', t.task_id) END
-            FROM new_order o
-            CROSS JOIN unnest($28::text[], $29::text[], $30::text[], $31::bigint[]) WITH ORDINALITY
-                AS h(actor, what, details, task, n)
-            LEFT JOIN numbered_tasks t ON t.n = h.task
+            FROM unnest($29::uuid[], $30::uuid[], $31::text[], $32::text[], $33::text[], $34::bigint[]) WITH ORDINALITY
+                AS h(order_id, cause_id, actor, what, details, task, n)
+            LEFT JOIN numbered_tasks t ON t.order_id = h.order_id AND t.n = h.task
+            WHERE h.order_id IN (SELECT order_id FROM new_order)
             ORDER BY h.n
         )
-        SELECT COALESCE((SELECT array_agg(task_id ORDER BY n) FROM numbered_tasks), '{}')
-        FROM new_order
+        SELECT o.order_id,
+               COALESCE((SELECT array_agg(t.task_id ORDER BY t.n) FROM numbered_tasks t WHERE t.order_id = o.order_id), '{}')
+                   AS task_ids
+        FROM new_order o
         """,
-        accepted.order_id,
-        accepted.shop_id,
-        accepted.channel.value,
-        accepted.external_order_no,
-        state.stage.value,
-        state.mode,
-        state.held_from.value if state.held_from else None,
-        state.payment_method.value,
-        accepted.currency,
-        accepted.charges.total,
-        json.dumps(state.flags),
-        accepted.model_dump_json(),
-        accepted.correlation_id,
-        billing_address.model_dump_json() if billing_address else None,
-        acceptance.child_status,
-        acceptance.memo,
-        acceptance.labels,
-        json.dumps(acceptance.mail_texts),
-        [task.kind for task in tasks],
-        [task.note for task in tasks],
-        [task.blocking for task in tasks],
-        [task.opened_by for task in tasks],
-        [firing.rule_id for firing in firings],
-        [firing.waiting_status for firing in firings],
-        [firing.waiting_stage.value if firing.waiting_stage else None for firing in firings],
-        [firing.applied for firing in firings],
-        cause_id,
-        [entry.actor for entry in history],
-        [entry.what for entry in history],
-        [json.dumps(entry.details) for entry in history],
-        [None if entry.task is None else entry.task + 1 for entry in history],
+        [new.acceptance.accepted.order_id for new in orders],
+        [new.acceptance.accepted.shop_id for new in orders],
+        [new.acceptance.accepted.channel.value for new in orders],
+        [new.acceptance.accepted.external_order_no for new in orders],
+        [new.acceptance.progress.state.stage.value for new in orders],
+        [new.acceptance.progress.state.mode for new in orders],
+        [held.value if (held := new.acceptance.progress.state.held_from) else None for new in orders],
+        [new.acceptance.progress.state.payment_method.value for new in orders],
+        [new.acceptance.accepted.currency for new in orders],
+        [new.acceptance.accepted.charges.total for new in orders],
+        [json.dumps(new.acceptance.progress.state.flags) for new in orders],
+        [new.acceptance.accepted.model_dump_json() for new in orders],
+        [new.acceptance.accepted.correlation_id for new in orders],
+        [new.billing_address.model_dump_json() if new.billing_address else None for new in orders],
+        [new.acceptance.child_status for new in orders],
+        [new.acceptance.memo for new in orders],
+        [json.dumps(new.acceptance.labels) for new in orders],
+        [json.dumps(new.acceptance.mail_texts) for new in orders],
+        [new.acceptance.accepted.order_id for new, _task in tasks],
+        [task.kind for _new, task in tasks],
+        [task.note for _new, task in tasks],
+        [task.blocking for _new, task in tasks],
+        [task.opened_by for _new, task in tasks],
+        [new.acceptance.accepted.order_id for new, _firing in firings],
+        [firing.rule_id for _new, firing in firings],
+        [firing.waiting_status for _new, firing in firings],
+        [firing.waiting_stage.value if firing.waiting_stage else None for _new, firing in firings],
+        [firing.applied for _new, firing in firings],
+        [new.acceptance.accepted.order_id for new, _entry in history],
+        [new.cause_id for new, _entry in history],
+        [entry.actor for _new, entry in history],
+        [entry.what for _new, entry in history],
+        [json.dumps(entry.details) for _new, entry in history],
+        [None if entry.task is None else entry.task + 1 for _new, entry in history],
     )
-    if task_ids is None:
-        return False
-    for entry in history:
-        details = entry.details if entry.task is None else {"task_id": task_ids[entry.task], **entry.details}
-        _story.info(
-            "order changed", what=entry.what, actor=entry.actor, order_id=str(accepted.order_id),
-            shop_order_no=accepted.external_order_no, details=details,
-        )
-    return True
+    task_ids = {row["order_id"]: row["task_ids"] for row in rows}
+    for new in orders:
+        accepted = new.acceptance.accepted
+        if accepted.order_id not in task_ids:
+            continue
+        for entry in new.acceptance.history:
+            details = entry.details if entry.task is None else {"task_id": task_ids[accepted.order_id][entry.task], **entry.details}
+            _story.info(
+                "order changed", what=entry.what, actor=entry.actor, order_id=str(accepted.order_id),
+                shop_order_no=accepted.external_order_no, details=details,
+            )
+    return set(task_ids)
 
 
 _LOCKED_ORDER = """
