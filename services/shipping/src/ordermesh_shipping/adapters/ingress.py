@@ -1,8 +1,10 @@
 """HTTP ingress of the shipping service: signed warehouse callbacks onto the callback topic (once each), and stock levels."""
 
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -34,12 +36,37 @@ def warehouse_report(raw: dict[str, Any]) -> WarehouseShipmentReported | Warehou
         raise invalid_fields(error, "invalid_report") from None
 
 
+class ShipmentOrigins:
+    """The correlation id and trace context each shipment was requested under, by (shipment id, order id): read once
+    and kept, as they never change once recorded and a shipment is never deleted, so a shipment's later callbacks (its
+    delivery after its parcel) read nothing. At most `kept` shipments; the one used longest ago goes first."""
+
+    def __init__(self, kept: int = 10_000) -> None:
+        self._kept = kept
+        self._known: OrderedDict[tuple[UUID, UUID], tuple[UUID | None, str | None]] = OrderedDict()
+
+    async def of(self, conn: asyncpg.Connection, shipment_id: UUID, order_id: UUID) -> tuple[UUID | None, str | None] | None:
+        """(correlation id, traceparent) of the shipment; None if no shipment with this id belongs to the order."""
+        key = (shipment_id, order_id)
+        if key in self._known:
+            self._known.move_to_end(key)
+            return self._known[key]
+        row = await store_shipments.shipment_origin(conn, shipment_id, order_id)
+        if row is None:
+            return None
+        self._known[key] = origin = (row["correlation_id"], row["traceparent"])
+        if len(self._known) > self._kept:
+            self._known.popitem(last=False)
+        return origin
+
+
 def warehouse_callback(secret: str, pool: Callable[[], asyncpg.Pool]) -> Callable[[Request], Awaitable[Response]]:
     """POST /callbacks/warehouse: verifies a warehouse report's (shipped or delivered) signature, refuses a report out
     of contract (422), for a shipment ordermesh never requested (404) or with an event id accepted before (409), and
     queues the report for `shipping.callbacks.v1` in the statement that records its receipt before answering 202. The
     report carries the correlation id and continues the trace the shipment was requested under (read first, in a
-    statement of its own: they never change)."""
+    statement of its own, once per shipment: see `ShipmentOrigins`)."""
+    origins = ShipmentOrigins()
 
     async def endpoint(request: Request) -> Response:
         body = await request.body()
@@ -47,12 +74,13 @@ def warehouse_callback(secret: str, pool: Callable[[], asyncpg.Pool]) -> Callabl
             raise HttpRefusal(401, "invalid_signature", f"{SIGNATURE_HEADER} is missing, stale or does not match the body")
         report = warehouse_report(parse_json_object(body))
         async with pool().acquire() as conn:
-            origin = await store_shipments.shipment_origin(conn, report.shipment_id, report.order_id)
+            origin = await origins.of(conn, report.shipment_id, report.order_id)
             if origin is None:
                 raise HttpRefusal(404, "unknown_shipment", "no shipment with this shipment_id belongs to this order_id")
-            if origin["correlation_id"] is not None:
-                report = report.model_copy(update={"correlation_id": origin["correlation_id"]})
-            with ingress_span("POST /callbacks/warehouse", origin["traceparent"], {
+            correlation_id, traceparent = origin
+            if correlation_id is not None:
+                report = report.model_copy(update={"correlation_id": correlation_id})
+            with ingress_span("POST /callbacks/warehouse", traceparent, {
                 "ordermesh.order_id": str(report.order_id), "ordermesh.callback": report.type,
             }):
                 claimed = await store_shipments.claim_warehouse_callback(
