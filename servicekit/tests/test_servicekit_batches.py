@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -10,6 +11,7 @@ import pytest
 
 from ordermesh_contracts import PaymentAuthorized, PaymentCaptured, PaymentsEvent, topics
 from ordermesh_servicekit.consuming import Consumer, MessageContext, PermanentError, Subscription
+from ordermesh_servicekit.outbox import OutgoingMessage, outbox_rows
 from ordermesh_servicekit.unit_of_work import NotBatchable
 from ordermesh_servicekit.metrics import Metrics
 from poison_corpus import golden
@@ -301,11 +303,12 @@ class Finishing:
         self.failing = failing
         self.finished: list[list[str]] = []
 
-    async def __call__(self, conn: asyncpg.Connection, preloaded: dict[str, Any]) -> None:
+    async def __call__(self, conn: asyncpg.Connection, preloaded: dict[str, Any], outgoing: Sequence[OutgoingMessage]) -> bool:
         self.finished.append(list(preloaded["left"]))
         await conn.execute("INSERT INTO changes SELECT unnest($1::text[])", preloaded["left"])
         if self.failing:
             raise RuntimeError("the finish failed")
+        return False
 
 
 async def leaving_preload(conn: asyncpg.Connection, messages: list[PaymentAuthorized]) -> dict[str, Any]:
@@ -322,6 +325,36 @@ async def test_a_finish_runs_once_after_the_batchs_handlers_with_what_they_left_
     assert len(begins) == 1 and outcome(metrics, "processed") == 4
     assert finish.finished == [["auth-0", "auth-1", "auth-2", "auth-3"]]
     assert sorted(r["what"] for r in await pool.fetch("SELECT what FROM changes")) == ["auth-0", "auth-1", "auth-2", "auth-3"]
+
+
+class LeavingWritesAndPublishing(LeavingWrites):
+    """`LeavingWrites` that also publishes the message it handled."""
+
+    async def __call__(self, message: PaymentAuthorized, ctx: MessageContext) -> None:
+        await super().__call__(message, ctx)
+        async with ctx.unit_of_work() as uow:
+            uow.publish(topics.PAYMENTS_EVENTS + ".copy", message)
+
+
+class FinishingWithOutbox(Finishing):
+    """A finish writing the rows the batch's handlers left and the batch's outbox rows in one statement."""
+
+    async def __call__(self, conn: asyncpg.Connection, preloaded: dict[str, Any], outgoing: Sequence[OutgoingMessage]) -> bool:
+        self.finished.append(list(preloaded["left"]))
+        published, arguments = outbox_rows(2, outgoing, "true")
+        await conn.execute(f"WITH {published} INSERT INTO changes SELECT unnest($1::text[])", preloaded["left"], *arguments)
+        return True
+
+
+async def test_a_finish_may_write_the_batchs_outbox_rows_with_its_own_and_they_are_written_once_in_order(pool) -> None:
+    metrics = Metrics("test")
+    finish = FinishingWithOutbox()
+    await consumer(pool, LeavingWritesAndPublishing(), metrics, preload=leaving_preload, finish=finish).process(
+        [record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(3)]
+    )
+    assert finish.finished == [["auth-0", "auth-1", "auth-2"]]
+    rows = await pool.fetch("SELECT payload FROM outbox WHERE topic = $1 ORDER BY id", topics.PAYMENTS_EVENTS + ".copy")
+    assert [json.loads(row["payload"])["authorization_id"] for row in rows] == ["auth-0", "auth-1", "auth-2"]
 
 
 async def test_a_failing_finish_undoes_the_batch_and_its_records_go_one_at_a_time_each_written_once(pool) -> None:

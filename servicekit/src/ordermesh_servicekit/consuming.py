@@ -109,8 +109,9 @@ class Subscription:
     finish: Finish | None = None
     """In a batched subscription with a `preload`, runs once after the batch's handlers (in its transaction, before
     its outbox rows), given what `preload` returned: writes what the handlers left there to write together, e.g. every
-    order the batch changed saved in one statement (see the orders' `BatchOrders`). Outside a batch handlers write
-    as they go, and nothing is left to finish."""
+    order the batch changed saved in one statement (see the orders' `BatchOrders`); given the batch's outbox rows too,
+    it may write them in that statement, and returns whether it did. Outside a batch handlers write as they go, and
+    nothing is left to finish."""
     known_types: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:

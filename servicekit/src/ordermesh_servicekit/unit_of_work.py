@@ -34,8 +34,9 @@ from .outbox import OutgoingMessage, record_handled, write_outbox
 Preload = Callable[[asyncpg.Connection, list[Message]], Awaitable[Any]]
 """Reads, on a batch's connection and before its handlers run, what they would each read (see `Subscription.preload`)."""
 
-Finish = Callable[[asyncpg.Connection, Any], Awaitable[None]]
-"""Writes, on a batch's connection after its handlers ran, what they left to write together (see `Subscription.finish`)."""
+Finish = Callable[[asyncpg.Connection, Any, Sequence[OutgoingMessage]], Awaitable[bool]]
+"""Writes, on a batch's connection after its handlers ran, what they left to write together, and may write the batch's
+outbox rows (given in order) in the same statement (`outbox.outbox_rows`): True if it did (see `Subscription.finish`)."""
 
 
 class DuplicateMessage(Exception):
@@ -196,8 +197,8 @@ async def apply_in_one_transaction(
     finish: Finish | None = None,
 ) -> None:
     """One transaction for the whole batch: its inbox rows, `preload` of the new messages (once), `handle` for each
-    new message in order (its context carrying what was preloaded), `finish` with what was preloaded, its outbox rows.
-    Anything raised rolls all of it back and propagates."""
+    new message in order (its context carrying what was preloaded), `finish` with what was preloaded, its outbox rows
+    (unless `finish` wrote them with its own). Anything raised rolls all of it back and propagates."""
     outgoing: list[OutgoingMessage] = []
     async with lock, pool.acquire() as conn, conn.transaction():
         await claim_inbox(conn, topic, batch)
@@ -205,6 +206,5 @@ async def apply_in_one_transaction(
         preloaded = await preload(conn, [item.message for item in fresh]) if preload is not None and fresh else None
         for item in fresh:
             await handle(item, BatchContext(item.message.event_id, item.record.topic, log, conn, outgoing, preloaded))
-        if finish is not None and preloaded is not None:
-            await finish(conn, preloaded)
-        await write_outbox(conn, outgoing)
+        if finish is None or preloaded is None or not await finish(conn, preloaded, outgoing):
+            await write_outbox(conn, outgoing)

@@ -1,9 +1,11 @@
 """The shop orders of an intake batch: what decides them read together once, and the accepted ones inserted together
 once when the batch's handlers are done (the preload and finish of the intake's batched subscription)."""
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import asyncpg
+from ordermesh_servicekit.outbox import OutgoingMessage
 
 from . import store
 
@@ -40,8 +42,12 @@ class IntakeBatch:
         self._new.append(new)
         return True
 
-    async def write(self, conn: asyncpg.Connection) -> None:
-        """Inserts every order the batch's handlers left, in one statement."""
+    async def write(self, conn: asyncpg.Connection, publish: Sequence[OutgoingMessage]) -> bool:
+        """Inserts every order the batch's handlers left, with the batch's outbox rows `publish`, in one statement;
+        False, and nothing written, if there is no order left."""
         new, self._new = self._new, []
-        if len(await store.insert_accepted_orders(conn, new)) < len(new):
+        if not new:
+            return False
+        if len(await store.insert_accepted_orders(conn, new, publish)) < len(new):
             raise OrderTakenInMeanwhile("an order of the batch was taken in by another intake meanwhile")
+        return True

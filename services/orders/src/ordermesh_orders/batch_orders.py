@@ -1,12 +1,13 @@
 """The orders of a batch of flag events: locked and read together once, and saved together once when the batch's
 handlers are done (the preload and finish of orders' batched subscriptions)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+from ordermesh_servicekit.outbox import OutgoingMessage
 
 from . import store
 from .domain.progress import OrderState
@@ -58,10 +59,11 @@ class BatchOrders:
 
         return save_later
 
-    async def write(self, conn: asyncpg.Connection) -> None:
-        """Writes every save the batch's handlers left, in one statement."""
+    async def write(self, conn: asyncpg.Connection, publish: Sequence[OutgoingMessage]) -> bool:
+        """Writes every save the batch's handlers left, with the batch's outbox rows `publish`, in one statement; False,
+        and nothing written, if there is no save left."""
         saves, self._saves = list(self._saves.values()), {}
-        await store.save_states(conn, saves)
+        return await store.save_states(conn, saves, publish)
 
     async def _write_now(self, conn: asyncpg.Connection, order_id: UUID) -> None:
         if (save := self._saves.pop(order_id, None)) is not None:

@@ -1,5 +1,6 @@
 """One function per event the orders service consumes: decode (done) → domain → store."""
 
+from collections.abc import Sequence
 from functools import partial
 from uuid import UUID
 
@@ -56,6 +57,7 @@ from ordermesh_contracts import (
     topics,
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
+from ordermesh_servicekit.outbox import OutgoingMessage
 
 from . import store, store_edits
 from .batch_intake import IntakeBatch
@@ -135,9 +137,10 @@ async def read_intake_batch(conn: asyncpg.Connection, submitted: list[ShopOrderS
     return IntakeBatch(bases, await store.known_orders(conn, ids))
 
 
-async def insert_batch_orders(conn: asyncpg.Connection, batch: IntakeBatch) -> None:
-    """The finish of the intake's subscription: the orders the batch accepted, inserted in one statement."""
-    await batch.write(conn)
+async def insert_batch_orders(conn: asyncpg.Connection, batch: IntakeBatch, publish: Sequence[OutgoingMessage]) -> bool:
+    """The finish of the intake's subscription: the orders the batch accepted, inserted with the batch's outbox rows in
+    one statement (False: no order to insert, the outbox rows are left to the batch)."""
+    return await batch.write(conn, publish)
 
 
 INTAKE_BATCH = {"preload": read_intake_batch, "finish": insert_batch_orders}
@@ -157,9 +160,10 @@ async def lock_batch_orders(conn: asyncpg.Connection, events: list[OrderMessage]
     return BatchOrders(await store.lock_orders(conn, list({event.order_id for event in events})))
 
 
-async def write_batch_orders(conn: asyncpg.Connection, batch: BatchOrders) -> None:
-    """The finish of the flag events' subscriptions: the orders the batch's handlers saved, in one statement."""
-    await batch.write(conn)
+async def write_batch_orders(conn: asyncpg.Connection, batch: BatchOrders, publish: Sequence[OutgoingMessage]) -> bool:
+    """The finish of the flag events' subscriptions: the orders the batch's handlers saved, with the batch's outbox rows,
+    in one statement (False: no save, the outbox rows are left to the batch)."""
+    return await batch.write(conn, publish)
 
 
 BATCH_ORDERS = {"preload": lock_batch_orders, "finish": write_batch_orders}

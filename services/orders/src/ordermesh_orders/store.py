@@ -1,6 +1,7 @@
 """SQL of the orders service: the orders table and each order's history."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -8,6 +9,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 from ordermesh_contracts import Address, PaymentMethod, Stage
+from ordermesh_servicekit.outbox import OutgoingMessage, outbox_rows
 
 from .domain.acceptance import Acceptance
 from .domain.progress import OrderState
@@ -96,12 +98,16 @@ async def known_orders(conn: asyncpg.Connection, order_ids: list[UUID]) -> set[U
     return {row["order_id"] for row in await conn.fetch("SELECT order_id FROM orders WHERE order_id = ANY($1::uuid[])", order_ids)}
 
 
-async def insert_accepted_orders(conn: asyncpg.Connection, orders: list[NewOrder]) -> set[UUID]:
+async def insert_accepted_orders(
+    conn: asyncpg.Connection, orders: list[NewOrder], publish: Sequence[OutgoingMessage] = ()
+) -> set[UUID]:
     """Inserts new orders as intake decided them (with the shop's billing address when it sent one), their tasks, the
-    rules that fired and their history, in one statement, and logs the history; returns the ids of those inserted
-    (an order whose shop's order number is already known is not, nor anything of it)."""
+    rules that fired and their history, and the outbox rows `publish`, in one statement, and logs the history; returns
+    the ids of those inserted (an order whose shop's order number is already known is not, nor anything of it; the
+    outbox rows are written whatever was inserted)."""
     if not orders:
         return set()
+    published, published_args = outbox_rows(35, publish, "true") if publish else ("", [])
     tasks = [(new, task) for new in orders for task in new.acceptance.tasks]
     firings = [(new, firing) for new in orders for firing in new.acceptance.firings]
     history = [(new, entry) for new in orders for entry in new.acceptance.history]
@@ -149,7 +155,9 @@ async def insert_accepted_orders(conn: asyncpg.Connection, orders: list[NewOrder
             LEFT JOIN numbered_tasks t ON t.order_id = h.order_id AND t.n = h.task
             WHERE h.order_id IN (SELECT order_id FROM new_order)
             ORDER BY h.n
-        )
+        )"""
+        + (f", {published}" if published else "")
+        + """
         SELECT o.order_id,
                COALESCE((SELECT array_agg(t.task_id ORDER BY t.n) FROM numbered_tasks t WHERE t.order_id = o.order_id), '{}')
                    AS task_ids
@@ -189,6 +197,7 @@ async def insert_accepted_orders(conn: asyncpg.Connection, orders: list[NewOrder
         [entry.what for _new, entry in history],
         [json.dumps(entry.details) for _new, entry in history],
         [None if entry.task is None else entry.task + 1 for _new, entry in history],
+        *published_args,
     )
     task_ids = {row["order_id"]: row["task_ids"] for row in rows}
     for new in orders:
@@ -332,12 +341,14 @@ class StateSave:
         return StateSave(self.order_id, later.state, self.history + later.history, self.kept.then(later.kept))
 
 
-async def save_states(conn: asyncpg.Connection, saves: list[StateSave]) -> None:
+async def save_states(conn: asyncpg.Connection, saves: list[StateSave], publish: Sequence[OutgoingMessage] = ()) -> bool:
     """Saves many orders (each at most once) in one statement: their stages, modes and flags, what was paid, the units
-    of parcels shipped (a repeated report of the same parcel overwrites, never adds) and their history entries in the
-    order given (logged as `add_entries` logs them)."""
+    of parcels shipped (a repeated report of the same parcel overwrites, never adds), their history entries in the
+    order given (logged as `add_entries` logs them) and the outbox rows `publish`. False, and nothing written, when
+    there is no save."""
     if not saves:
-        return
+        return False
+    published, published_args = outbox_rows(21, publish, "true") if publish else ("", [])
     entries = [(save.order_id, entry) for save in saves for entry in save.history]
     units = {
         (save.order_id, parcel.shipment_id, parcel.tracking_number, sku): (parcel.delivery_index, quantity)
@@ -367,7 +378,9 @@ async def save_states(conn: asyncpg.Connection, saves: list[StateSave]) -> None:
             FROM unnest($16::uuid[], $17::uuid[], $18::text[], $19::text[], $20::text[])
                 WITH ORDINALITY AS e(order_id, cause_id, actor, what, details, n)
             ORDER BY e.n
-        )
+        )"""
+        + (f", {published}" if published else "")
+        + """
         SELECT order_id, external_order_no FROM saved
         """,
         [save.order_id for save in saves],
@@ -390,10 +403,12 @@ async def save_states(conn: asyncpg.Connection, saves: list[StateSave]) -> None:
         [actor for _order, (_cause, actor, _what, _details) in entries],
         [what for _order, (_cause, _actor, what, _details) in entries],
         [json.dumps(details) for _order, (_cause, _actor, _what, details) in entries],
+        *published_args,
     )
     numbers = {row["order_id"]: row["external_order_no"] for row in rows}
     for save in saves:
         _tell(save.order_id, numbers.get(save.order_id), [(actor, what, details) for _cause, actor, what, details in save.history])
+    return True
 
 
 async def add_history(
