@@ -4,6 +4,8 @@ the shop's settings and the order completes, discard another with a recorded rea
 import json
 import uuid
 
+import httpx
+
 from ordermesh_contracts import order_id_for, topics
 from ordermesh_devstack.demo import demo_order
 from ops_cli import cli
@@ -117,3 +119,28 @@ async def test_staff_discard_a_dead_letter_with_a_reason_that_is_recorded_and_ba
     bad_since = cli(stack, "dlq", "list", "--since", "yesterday-ish")
     assert bad_since.returncode == 2 and "neither a duration" in bad_since.stderr
 
+
+
+async def test_the_console_lists_and_shows_a_dead_letter_holding_a_lone_surrogate_with_it_escaped(stack, recorder):
+    key = f"surrogate-{uuid.uuid4().hex[:8]}".encode()
+    value = b'{"type": "OrderAccepted", "order_id": "\\udfff-order", "event_id": "\\ud800"}'
+    await publish_raw(stack.bootstrap, topics.ORDERS_EVENTS, value, key, headers=[("type", b"OrderAccepted")])
+    dlq = topics.ORDERS_EVENTS + ".dlq"
+    await eventually(lambda: [m for m in recorder.on(dlq) if m.key == key], timeout=60)
+
+    base = f"http://127.0.0.1:{stack.processes['console'].http_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        login_csrf = (await client.get("/login")).cookies["om_login_csrf"]
+        logged_in = await client.post(
+            "/login", data={"csrf": login_csrf, "username": "admin", "password": stack.console_admin_password}
+        )
+        assert logged_in.status_code == 303, logged_in.text[:300]
+        client.cookies.set("om_session", logged_in.cookies["om_session"])
+        listed = await client.get("/operations/dead-letters", params={"topic": topics.ORDERS_EVENTS})
+        assert listed.status_code == 200, listed.text[:300]
+        assert "\\udfff-order" in listed.text
+        row = listed.text.split(key.decode(), 1)[1]
+        letter_id = row.split('href="/operations/dead-letters/', 1)[1].split('"', 1)[0]
+        shown = await client.get(f"/operations/dead-letters/{letter_id}")
+    assert shown.status_code == 200, shown.text[:300]
+    assert "\\udfff-order" in shown.text and "\\ud800" in shown.text

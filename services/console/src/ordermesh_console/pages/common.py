@@ -143,7 +143,8 @@ def render(request: Request, template: str, session: store.Session | None, statu
         roles=[r.value for r in Role],
         **context,
     )
-    return HTMLResponse(body, status_code=status)
+    # Text read from Kafka may hold lone surrogates (a dead letter's payload): shown as their escapes, not a 500.
+    return HTMLResponse(body.encode("utf-8", "backslashreplace"), status_code=status)
 
 
 def redirect(url: str) -> RedirectResponse:
