@@ -413,23 +413,34 @@ async def test_every_delivery_group_of_an_order_with_many_is_requested_once_with
     assert [event["delivery_index"] for event in requested] == list(range(6))
 
 
+async def one_a_accepted_and_allocated(pool, warehouse: FakeWarehouse) -> tuple[ShippingHandlers, OrderAccepted]:
+    """Handlers over `warehouse`, five units of A in stock, and an order of one A accepted and allocated."""
+    handlers = ShippingHandlers(warehouse, max_request_attempts=3)
+    async with pool.acquire() as conn:
+        await store_stock.set_stock(conn, [("A", "main", 5)])
+    accepted = order({"A": 1})
+    await accept_and_allocate(pool, handlers, accepted)
+    return handlers, accepted
+
+
+async def shipped_before_the_answer(pool, handlers: ShippingHandlers, request: ShipmentRequest) -> None:
+    """The warehouse's report that the request's one unit of A shipped (as request "wr_slow"), handled at once."""
+    report = WarehouseShipmentReported(
+        shipment_id=request.shipment_id, order_id=request.order_id, warehouse_request_id="wr_slow", carrier="yamato",
+        tracking_number="123456789013", shipped_at=datetime.now(timezone.utc), lines=[{"sku": "A", "quantity": 1}],
+    )
+    await handlers.on_warehouse_shipment_reported(report, ctx(pool, report))
+
+
 async def test_a_parcel_that_leaves_before_the_slow_warehouse_answers_is_not_announced_as_requested_afterwards(pool, warehouse) -> None:
     class SlowWarehouse(FakeWarehouse):
         """Ships (the callback is handled) before it answers the request."""
 
         async def request_shipment(self, request: ShipmentRequest) -> str:
-            report = WarehouseShipmentReported(
-                shipment_id=request.shipment_id, order_id=request.order_id, warehouse_request_id="wr_slow", carrier="yamato",
-                tracking_number="123456789013", shipped_at=datetime.now(timezone.utc), lines=[{"sku": "A", "quantity": 1}],
-            )
-            await handlers.on_warehouse_shipment_reported(report, ctx(pool, report))
+            await shipped_before_the_answer(pool, handlers, request)
             return "wr_slow"
 
-    handlers = ShippingHandlers(SlowWarehouse(), max_request_attempts=3)
-    async with pool.acquire() as conn:
-        await store_stock.set_stock(conn, [("A", "main", 5)])
-    accepted = order({"A": 1})
-    await accept_and_allocate(pool, handlers, accepted)
+    handlers, accepted = await one_a_accepted_and_allocated(pool, SlowWarehouse())
     await ready_to_ship(pool, handlers, accepted)
     [shipped] = await published(pool, type="ShipmentShipped", order_id=accepted.order_id)
     assert shipped["all_shipped"] is True
@@ -445,12 +456,7 @@ async def test_a_group_that_leaves_before_the_slow_warehouse_answers_leaves_the_
 
         async def request_shipment(self, request: ShipmentRequest) -> str:
             if request.lines == [{"sku": "A", "quantity": 1}]:
-                report = WarehouseShipmentReported(
-                    shipment_id=request.shipment_id, order_id=request.order_id, warehouse_request_id="wr_slow",
-                    carrier="yamato", tracking_number="123456789013", shipped_at=datetime.now(timezone.utc),
-                    lines=[{"sku": "A", "quantity": 1}],
-                )
-                await handlers.on_warehouse_shipment_reported(report, ctx(pool, report))
+                await shipped_before_the_answer(pool, handlers, request)
                 return "wr_slow"
             return "wr_b"
 
@@ -475,11 +481,7 @@ async def test_a_ready_to_ship_message_the_inbox_took_while_the_warehouse_was_as
             await pool.execute("INSERT INTO inbox (message_id, topic) VALUES ($1, 'test')", message.event_id)
             return "wr_1"
 
-    handlers = ShippingHandlers(TakenMeanwhile(), max_request_attempts=3)
-    async with pool.acquire() as conn:
-        await store_stock.set_stock(conn, [("A", "main", 5)])
-    accepted = order({"A": 1})
-    await accept_and_allocate(pool, handlers, accepted)
+    handlers, accepted = await one_a_accepted_and_allocated(pool, TakenMeanwhile())
     message = progressed(accepted, Stage.READY_TO_SHIP)
     with pytest.raises(DuplicateMessage):
         await handlers.on_order_progressed(message, ctx(pool, message))

@@ -119,26 +119,25 @@ class MailAttempt:
 
     def finished(self) -> store.Effect | None:
         """The outcome in the mail log as an effect of the cause's unit of work (None when the log has it already)."""
-        fields = self._log_fields()
-        return store.mail_finished(**fields) if fields is not None else None
+        end = self._end()
+        return store.mail_finished(end) if end is not None else None
 
     async def record(self, conn: asyncpg.Connection) -> MailOutcome:
         """Records the outcome in the mail log on its own (one statement; nothing when the log has it already)."""
-        fields = self._log_fields()
-        if fields is not None:
-            await store.finish_mail(conn, **fields)
+        end = self._end()
+        if end is not None:
+            await store.finish_mail(conn, end)
         return self.outcome
 
-    def _log_fields(self) -> dict[str, Any] | None:
+    def _end(self) -> store.MailEnd | None:
         outcome, content = self.outcome, self.content
-        ended = {"mail_id": outcome.mail_id, "status": outcome.status, "reason": outcome.reason}
         if self.step == "unsent":
-            return {**ended, "sent": False}
+            return store.MailEnd(outcome.mail_id, outcome.status, sent=False, reason=outcome.reason)
         if self.step == "sent" and content is not None:
-            return {
-                **ended, "sent": True, "subject": content.subject, "body": content.text, "html": content.html,
-                "variables": self.variables, "template": content.template,
-            }
+            return store.MailEnd(
+                outcome.mail_id, outcome.status, sent=True, reason=outcome.reason, subject=content.subject,
+                body=content.text, html=content.html, variables=self.variables, template=content.template,
+            )
         return None
 
 

@@ -252,51 +252,36 @@ _FINISH = """
 """
 
 
-def _finish_arguments(
-    mail_id: UUID, status: str, reason: str | None, sent: bool, subject: str | None, body: str | None, html: str | None,
-    variables: dict[str, Any] | None, template: str | None,
-) -> list[Any]:
-    return [
-        mail_id, status, reason, sent, subject, body, html,
-        json.dumps(variables, default=str) if variables is not None else None, template,
-    ]
+@dataclass(frozen=True)
+class MailEnd:
+    """How a claimed mail ended, with what was sent when it went to the server (`sent`); a mail that did not (not
+    applicable, no valid address, a template problem) gives its claim back uncounted as an attempt."""
+
+    mail_id: UUID
+    status: str
+    sent: bool
+    reason: str | None = None
+    subject: str | None = None
+    body: str | None = None
+    html: str | None = None
+    variables: dict[str, Any] | None = None
+    template: str | None = None
+
+    def _arguments(self) -> list[Any]:
+        return [
+            self.mail_id, self.status, self.reason, self.sent, self.subject, self.body, self.html,
+            json.dumps(self.variables, default=str) if self.variables is not None else None, self.template,
+        ]
 
 
-async def finish_mail(
-    conn: asyncpg.Connection,
-    *,
-    mail_id: UUID,
-    status: str,
-    reason: str | None = None,
-    sent: bool,
-    subject: str | None = None,
-    body: str | None = None,
-    html: str | None = None,
-    variables: dict[str, Any] | None = None,
-    template: str | None = None,
-) -> None:
-    """Records how a claimed mail ended, with what was sent when it went to the server (`sent`); a mail that did not
-    (not applicable, no valid address, a template problem) gives its claim back uncounted as an attempt."""
-    await conn.execute(_FINISH, *_finish_arguments(mail_id, status, reason, sent, subject, body, html, variables, template))
+async def finish_mail(conn: asyncpg.Connection, end: MailEnd) -> None:
+    """Records how a claimed mail ended, on its own."""
+    await conn.execute(_FINISH, *end._arguments())
 
 
-def mail_finished(
-    *,
-    mail_id: UUID,
-    status: str,
-    reason: str | None = None,
-    sent: bool,
-    subject: str | None = None,
-    body: str | None = None,
-    html: str | None = None,
-    variables: dict[str, Any] | None = None,
-    template: str | None = None,
-) -> Effect:
+def mail_finished(end: MailEnd) -> Effect:
     """`finish_mail` as an effect of the cause's unit of work."""
-    return (
-        f"finished AS ({_FINISH} AND EXISTS (SELECT FROM seen))",
-        _finish_arguments(mail_id, status, reason, sent, subject, body, html, variables, template),
-    )
+    return f"finished AS ({_FINISH} AND EXISTS (SELECT FROM seen))", end._arguments()
 
 
 async def mail(conn: asyncpg.Connection, mail_id: UUID) -> asyncpg.Record | None:
