@@ -75,6 +75,18 @@ def trace_of(receiver: OtlpReceiver, trace_id: str) -> tuple[list[ReceivedSpan],
     return spans, {s.span_id: s for s in spans}
 
 
+async def grandparent(receiver: OtlpReceiver, span: ReceivedSpan) -> ReceivedSpan:
+    """The span's parent's parent, once both have arrived: each service exports its spans in batches of its own, so a
+    trace's spans arrive in any order."""
+
+    def found() -> ReceivedSpan | None:
+        by_id = trace_of(receiver, span.trace_id)[1]
+        parent = by_id.get(span.parent_id)
+        return by_id.get(parent.parent_id) if parent is not None else None
+
+    return await eventually(found, timeout=30)
+
+
 async def settled(receiver: OtlpReceiver, trace_id: str) -> list[ReceivedSpan]:
     """The trace's spans once no new one arrived for two seconds (at most 30 s): the whole tree, for the evidence."""
     seen = [-1]
@@ -180,8 +192,7 @@ async def test_a_prepaid_orders_payment_callback_continues_the_orders_trace_and_
     intake = await eventually(lambda: next((s for s in receiver.spans if s.name.endswith("process ShopOrderSubmitted")
                                              and s.attributes.get("ordermesh.order_id") == str(order_id)), None), timeout=30)
     assert handled.trace_id == intake.trace_id
-    spans, by_id = trace_of(receiver, handled.trace_id)
-    ingress = by_id[by_id[handled.parent_id].parent_id]
+    ingress = await grandparent(receiver, handled)
     assert (ingress.service, ingress.name, ingress.kind) == ("ordermesh-payments", "POST /callbacks/payments", "server")
     about = messages_about(recorder, order_id)
     assert {m.topic for m in about} >= {topics.PAYMENTS_CALLBACKS, topics.PAYMENTS_EVENTS}
@@ -204,10 +215,9 @@ async def test_a_shopify_webhook_order_starts_its_trace_at_the_webhook(stack, re
                      and s.attributes.get("ordermesh.order_id") == str(order_id)), None)
 
     intake = await eventually(intake_span, timeout=120, interval=0.5)
-    spans, by_id = trace_of(receiver, intake.trace_id)
-    webhook = by_id[by_id[intake.parent_id].parent_id]
+    webhook = await grandparent(receiver, intake)
     assert (webhook.service, webhook.name, webhook.kind) == ("ordermesh-orders", "POST /webhooks/shopify/orders-create", "server")
-    assert webhook.parent_id not in by_id
+    assert webhook.parent_id not in trace_of(receiver, intake.trace_id)[1]
 
 
 async def test_a_credit_check_decided_by_the_poll_stays_in_the_orders_trace_and_correlation(stack, recorder, receiver):
@@ -225,7 +235,6 @@ async def test_a_credit_check_decided_by_the_poll_stays_in_the_orders_trace_and_
     handled = await eventually(span_named("process CreditCheckApproved"), timeout=60, interval=0.5)
     intake = await eventually(span_named("process ShopOrderSubmitted"), timeout=30)
     assert handled.trace_id == intake.trace_id
-    _spans, by_id = trace_of(receiver, handled.trace_id)
-    poll = by_id[by_id[handled.parent_id].parent_id]
+    poll = await grandparent(receiver, handled)
     assert (poll.service, poll.name) == ("ordermesh-payments", "poll credit check")
     assert len({m.json()["correlation_id"] for m in messages_about(recorder, order_id)}) == 1
