@@ -98,12 +98,17 @@ async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutgoingMess
     round trip and one NOTIFY however many there are; `executemany` executed, and fired the trigger, once a row)."""
     if not messages:
         return
-    await conn.execute(
+    await conn.execute(_insert_outbox(1, "true"), *_outbox_columns(messages))
+
+
+def _insert_outbox(first: int, when: str) -> str:
+    # headers as text[]: a jsonb[] parameter costs a type lookup
+    return (
         "INSERT INTO outbox (topic, key, headers, payload)"
-        " SELECT topic, key, headers::jsonb, payload"  # headers as text[]: a jsonb[] parameter costs a type lookup
-        " FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bytea[]) WITH ORDINALITY AS m(topic, key, headers, payload, n)"
-        " ORDER BY n",
-        *_outbox_columns(messages),
+        " SELECT topic, key, headers::jsonb, payload"
+        f" FROM unnest(${first}::text[], ${first + 1}::bytea[], ${first + 2}::text[], ${first + 3}::bytea[])"
+        " WITH ORDINALITY AS m(topic, key, headers, payload, n)"
+        f" WHERE {when} ORDER BY n"
     )
 
 
@@ -114,6 +119,13 @@ def _outbox_columns(messages: Sequence[OutgoingMessage]) -> tuple[list[str], lis
         [encode_headers(m.headers) for m in messages],
         [m.value for m in messages],
     )
+
+
+Effect = tuple[str, Sequence[Any]]
+"""Data-modifying CTEs of a message's unit of work (``"name AS (UPDATE ... AND EXISTS (SELECT FROM seen))"``,
+comma-separated, parameters numbered from ``$1``) and their arguments, written in the statement of the message's inbox
+row (`record_handled`, `MessageContext.handled_in_one_statement`): each reads ``seen`` (the new inbox row), so that it
+changes nothing for a message handled before."""
 
 
 async def record_handled(
@@ -165,14 +177,7 @@ def outbox_rows(first: int, messages: Sequence[OutgoingMessage], when: str) -> t
     """Outbox rows (in order) as a CTE, ``published``, for a statement of the caller's own, with their arguments
     (parameters numbered from `first`): written only if `when`, an SQL condition that may read the statement's
     earlier CTEs (what makes the statement's change happen once: a new inbox row, a new receipt), holds."""
-    return (
-        "published AS (INSERT INTO outbox (topic, key, headers, payload)"
-        " SELECT topic, key, headers::jsonb, payload"
-        f" FROM unnest(${first}::text[], ${first + 1}::bytea[], ${first + 2}::text[], ${first + 3}::bytea[])"
-        " WITH ORDINALITY AS m(topic, key, headers, payload, n)"
-        f" WHERE {when} ORDER BY n)",
-        list(_outbox_columns(messages)),
-    )
+    return f"published AS ({_insert_outbox(first, when)})", list(_outbox_columns(messages))
 
 
 _PRODUCER_STATE_ERRORS = (

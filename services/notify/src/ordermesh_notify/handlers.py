@@ -118,7 +118,7 @@ class NotifyHandlers:
         )
         kept = store.edit_kept(changed.order_id, summary)
         if not changed.notify_customer:
-            await ctx.handled_in_one_statement(effects=kept[0], effect_args=kept[1])
+            await ctx.handled_in_one_statement((), *kept)
             return
 
         def variables(contact: Mapping[str, Any]) -> dict[str, Any]:

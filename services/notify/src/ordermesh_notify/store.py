@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordermesh_servicekit.outbox import OutgoingMessage, handled_rows
+from ordermesh_servicekit.outbox import Effect, OutgoingMessage, handled_rows
 
 _MAIL_COLUMNS = "mail_id, order_id, kind, cause_id, status, recipient, subject, attempts, reason, template, created_at, updated_at, sent_at"
 
@@ -56,12 +56,6 @@ async def mail_setup(
     if row is None:
         return None
     return {**dict(row), "summary": json.loads(row["summary"]), "mail_texts": json.loads(row["mail_texts"])}
-
-
-Effect = tuple[str, list[Any]]
-"""A data-modifying CTE of a message's unit of work (parameters numbered from $1) and its arguments, written in the
-statement of the message's inbox row (see `MessageContext.handled_in_one_statement`): it reads `seen` (the new inbox
-row) so that it changes nothing for a message handled before."""
 
 
 def edit_kept(order_id: UUID, summary: dict[str, Any]) -> Effect:

@@ -2,10 +2,10 @@
 intent (on the payment row as it was read) and each result written in one statement."""
 
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 import asyncpg
+from ordermesh_servicekit.outbox import Effect
 
 from .domain.gateway_calls import AuthorizationFacts, CaptureFacts
 from .store import DEFAULT_SETTINGS
@@ -55,12 +55,6 @@ async def authorization_facts(
         authorize_keys=tuple(row["authorize_keys"]),
     )
     return AuthorizationBasis(facts, row["version"])
-
-
-Effect = tuple[str, tuple[Any, ...]]
-"""Data-modifying CTEs (parameters numbered from $1) and their arguments, written in the statement of a message's inbox
-row (see `MessageContext.handled_in_one_statement`): each reads `seen` (the new inbox row), so that it changes nothing
-for a message handled before."""
 
 
 async def apply(conn: asyncpg.Connection, effect: Effect) -> None:
