@@ -98,3 +98,25 @@ async def test_each_topic_gets_its_records_and_an_error_is_returned_as_gather_wo
     assert await _process_all({"b": failing}, {"b": [3]}) == [broken]
     assert await _process_all({"a": fine, "b": failing}, {"a": [4], "b": [5]}) == [None, broken]
     assert fine.batches == [[1, 2], [4]] and failing.batches == [[3], [5]]
+
+
+def test_the_startup_heap_is_frozen_out_of_the_collectors_sight_and_later_garbage_is_still_collected() -> None:
+    import gc
+    import weakref
+
+    from ordermesh_servicekit.service import _freeze_startup_heap
+
+    class Node:
+        pass
+
+    try:
+        _freeze_startup_heap()
+        assert gc.get_freeze_count() > 1000  # the imported modules, validators and wiring
+        later = Node()
+        later.cycle = later
+        gone = weakref.ref(later)
+        del later
+        gc.collect()
+        assert gone() is None
+    finally:
+        gc.unfreeze()

@@ -1,6 +1,7 @@
 """Builds a service's FastStream app from its definition and runs it: the one place where wiring happens."""
 
 import asyncio
+import gc
 import logging
 import sys
 from functools import partial
@@ -308,7 +309,17 @@ async def _settle_consumers(runtime: ServiceRuntime) -> None:
 
 async def _mark_connected(runtime: ServiceRuntime) -> None:
     runtime.broker_connected = True
+    _freeze_startup_heap()
     runtime.log.info("service started", group_id=runtime.group_id)
+
+
+def _freeze_startup_heap() -> None:
+    """Moves what start-up built (modules, contracts' validators, the wiring) out of the garbage collector's sight.
+
+    Those objects live as long as the process, yet every full collection walked all of them again: under load that
+    was 1-7% of a service's CPU. Frozen, a collection looks only at what handling messages allocated since."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_service(create_app: Callable[[], AsgiFastStream]) -> None:
