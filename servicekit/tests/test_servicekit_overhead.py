@@ -54,6 +54,40 @@ def test_bound_keys_reach_the_log_line_and_the_earlier_values_come_back(capsys, 
     assert structlog.contextvars.get_contextvars() == {"service": "orders"}
 
 
+def test_a_handled_messages_fields_are_written_only_with_a_line_and_a_key_of_the_call_wins(capsys, restore_logging) -> None:
+    from uuid import uuid4
+
+    from ordermesh_contracts import OrderCompleted
+    from ordermesh_servicekit.consuming import HandledFields
+
+    class Counted(HandledFields):
+        __slots__ = ("worked_out",)
+
+        def fields(self):
+            self.worked_out += 1
+            return super().fields()
+
+    message = OrderCompleted(
+        order_id=uuid4(), shop_id="shop-1", external_order_no="A-1", event_id=uuid4(), correlation_id=uuid4(),
+        causation_id=None, occurred_at="2026-12-03T10:00:00+09:00",
+    )
+    fields = Counted(message, FakeRecord("orders.events.v1", 2, 41, b"k", b"{}", []))
+    fields.worked_out = 0
+    log = configure_logging("notify", level="WARNING")
+    with bound(handled=fields):
+        log.info("below the level")
+        assert fields.worked_out == 0
+        log.warning("written", type="overridden")
+    line = json.loads(capsys.readouterr().out.strip())
+    assert fields.worked_out == 1 and "handled" not in line
+    assert (line["event_id"], line["correlation_id"], line["order_id"]) == (
+        str(message.event_id), str(message.correlation_id), str(message.order_id)
+    )
+    assert (line["shop_order_no"], line["topic"], line["partition"], line["offset"], line["type"]) == (
+        "A-1", "orders.events.v1", 2, 41, "overridden"
+    )
+
+
 def test_bound_restores_a_key_bound_outside_it(restore_logging) -> None:
     structlog.contextvars.bind_contextvars(topic="before")
     with bound(topic="during"):
@@ -64,8 +98,10 @@ def test_bound_restores_a_key_bound_outside_it(restore_logging) -> None:
 def test_without_tracing_a_consumer_span_records_nothing_and_leaves_the_current_span_alone() -> None:
     record = FakeRecord("orders.events.v1", 0, 7, b"k", b"{}", [("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01")])
     before = trace.get_current_span()
-    with consumer_span(record, "OrderAccepted", {"ordermesh.order_id": "o-1"}) as span:
+    asked: list[str] = []
+    with consumer_span(record, "OrderAccepted", lambda: asked.append("attributes") or {"ordermesh.order_id": "o-1"}) as span:
         assert not span.is_recording()
+        assert asked == []  # nothing works out attributes no span keeps
         span.set_attribute("ordermesh.outcome", "processed")
         assert trace.get_current_span() is before
 

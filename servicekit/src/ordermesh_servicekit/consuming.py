@@ -24,6 +24,7 @@ from ordermesh_contracts import CommandRejected, Message, topics
 from .database import TRANSIENT_DB_ERRORS, backoff_delays, is_transient_db_error
 from .dead_letters import DEFAULT_MAX_BYTES, dead_letter, fits, safe_text, sanitized_dead_letter, write_dead_letter
 from .decoding import DeadLetter, Record, decode, describe_validation_error
+from .logging import LazyFields
 from .logging import bound as bound_to_log
 from .metrics import Metrics
 from .outbox import OutgoingMessage, write_outbox
@@ -256,7 +257,7 @@ class Consumer:
             if item.message is None:
                 continue
             if log_handled:
-                with bound_to_log(**_place(item.record), **_bound(item.message)):
+                with bound_to_log(handled=HandledFields(item.message, item.record)):
                     self._log.info("message handled", outcome=item.outcome, duration_ms=round(item.seconds * 1000, 1), batched=len(batch))
             if item.outcome == "processed" and self._parking is not None and getattr(item.message, "order_id", None):
                 self._parking.applied(item.message.order_id)
@@ -281,10 +282,8 @@ class Consumer:
         async def handle(item: Batched, context: BatchContext) -> None:
             current[:] = [item.message.type]
             started = time.perf_counter()
-            bound = _bound(item.message)
-            with bound_to_log(**_place(item.record), **bound), consumer_span(
-                item.record, item.message.type, {"ordermesh.order_id": bound.get("order_id"), "ordermesh.event_id": bound["event_id"]}
-            ):
+            fields = HandledFields(item.message, item.record)
+            with bound_to_log(handled=fields), consumer_span(item.record, item.message.type, fields.span_attributes):
                 await self.subscription.handlers[type(item.message)](item.message, context)
             item.seconds = time.perf_counter() - started
             self._metrics.handle_seconds(item.message.type).observe(item.seconds)
@@ -342,14 +341,9 @@ class Consumer:
             if self._enabled_for(logging.DEBUG):
                 self._log.debug("message handled", outcome="skipped")
             return "skipped"
-        bound = _bound(message)
+        fields = HandledFields(message)
         order_id = getattr(message, "order_id", None)
-        with bound_to_log(**bound), consumer_span(
-            record, message.type, {
-                "ordermesh.order_id": bound.get("order_id"), "ordermesh.shop_order_no": bound.get("shop_order_no"),
-                "ordermesh.event_id": bound["event_id"],
-            },
-        ) as span:
+        with bound_to_log(handled=fields), consumer_span(record, message.type, fields.span_attributes) as span:
             outcome = await self._handle_message(record, message)
             span.set_attribute("ordermesh.outcome", outcome)
             elapsed = time.perf_counter() - started
@@ -483,14 +477,33 @@ class Consumer:
         )
 
 
-def _bound(message: Message) -> dict[str, str]:
-    """What every log line about a handled message carries (besides its topic, partition and offset)."""
-    bound = {"event_id": str(message.event_id), "correlation_id": str(message.correlation_id), "type": message.type}
-    if order_id := getattr(message, "order_id", None):
-        bound["order_id"] = str(order_id)
-    if shop_order_no := getattr(message, "external_order_no", None):
-        bound["shop_order_no"] = str(shop_order_no)
-    return bound
+class HandledFields(LazyFields):
+    """What every log line about a handled message carries: its ids and type, and its record's place when `record` is
+    given (one at a time, the lane has bound that already). Worked out only for a line that is written."""
+
+    __slots__ = ("message", "record")
+
+    def __init__(self, message: Message, record: Record | None = None) -> None:
+        self.message = message
+        self.record = record
+
+    def fields(self) -> dict[str, Any]:
+        message = self.message
+        fields: dict[str, Any] = _place(self.record) if self.record is not None else {}
+        fields.update(event_id=str(message.event_id), correlation_id=str(message.correlation_id), type=message.type)
+        if order_id := getattr(message, "order_id", None):
+            fields["order_id"] = str(order_id)
+        if shop_order_no := getattr(message, "external_order_no", None):
+            fields["shop_order_no"] = str(shop_order_no)
+        return fields
+
+    def span_attributes(self) -> dict[str, Any]:
+        """The ordermesh attributes of the message's consumer span."""
+        fields = self.fields()
+        return {
+            "ordermesh.order_id": fields.get("order_id"), "ordermesh.shop_order_no": fields.get("shop_order_no"),
+            "ordermesh.event_id": fields["event_id"],
+        }
 
 
 def _place(record: Record) -> dict[str, Any]:

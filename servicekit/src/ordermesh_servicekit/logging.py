@@ -149,6 +149,25 @@ def _redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) ->
     }
 
 
+class LazyFields:
+    """A value bound to the log context that stands for several fields, worked out only when a line is written (the
+    consumer binds one per handled message, whatever the level, and at WARNING almost none is ever written)."""
+
+    __slots__ = ()
+
+    def fields(self) -> Mapping[str, Any]:
+        """The fields this value stands for."""
+        raise NotImplementedError
+
+
+def _expand_lazy_fields(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    # a key given to the log call itself wins over a bound one, as it does over anything bound
+    for key in [key for key, value in event_dict.items() if isinstance(value, LazyFields)]:
+        for name, value in event_dict.pop(key).fields().items():
+            event_dict.setdefault(name, value)
+    return event_dict
+
+
 class bound:
     """Binds `kw` to the log context while the block runs, then restores what each key held before: the same as
     `structlog.contextvars.bound_contextvars`, without copying and scanning the whole context on entry (the consumer
@@ -173,6 +192,7 @@ def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.Bou
         numeric_level = logging.INFO
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _expand_lazy_fields,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -17,7 +17,7 @@ Without tracing, `traceparent` stays the synthetic one of `outbox.traceparent_fo
 
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -90,10 +90,10 @@ def current_traceparent() -> str | None:
 
 
 @contextmanager
-def consumer_span(record: Any, message_type: str, attributes: Mapping[str, Any]) -> Iterator[Span]:
-    """The span of one handled record, child of the span its `traceparent` header names (current while it runs).
-    Without tracing, a span that records nothing and is not made current (the no-op tracer's span costs a context
-    switch and an attribute dict per message, and nothing reads it)."""
+def consumer_span(record: Any, message_type: str, attributes: Callable[[], Mapping[str, Any]]) -> Iterator[Span]:
+    """The span of one handled record, child of the span its `traceparent` header names (current while it runs), with
+    the `attributes` the callable gives. Without tracing, a span that records nothing and is not made current (the no-op
+    tracer's span costs a context switch and an attribute dict per message, and nothing reads it)."""
     if not tracing_active():
         yield trace.INVALID_SPAN
         return
@@ -109,7 +109,7 @@ def consumer_span(record: Any, message_type: str, attributes: Mapping[str, Any])
             "messaging.destination.partition.id": str(record.partition),
             "messaging.kafka.offset": record.offset,
             "messaging.message.type": message_type,
-            **{k: v for k, v in attributes.items() if v is not None},
+            **{k: v for k, v in attributes().items() if v is not None},
         },
     ) as span:
         yield span
