@@ -77,7 +77,7 @@ def record(offset: int, message) -> FakeRecord:
 
 def batched(pool: asyncpg.Pool, topic: str, handled: dict) -> Consumer:
     """A consumer of `topic` as the points service has it: batched, the batch's orders and customers preloaded."""
-    subscription = Subscription(topic, PaymentsEvent if topic == topics.PAYMENTS_EVENTS else OrdersEvent, handled, batched=True, preload=handlers.lock_batch)
+    subscription = Subscription(topic, PaymentsEvent if topic == topics.PAYMENTS_EVENTS else OrdersEvent, handled, batched=True, preload=handlers.lock_batch, finish=handlers.write_batch)
     return Consumer(subscription, group_id="ordermesh-points", pool_provider=lambda: pool, metrics=Metrics("points"), retry_max_seconds=0.2)
 
 
@@ -88,10 +88,21 @@ def accepted_for(customer_id: str, points_used: int) -> OrderAccepted:
     return OrderAccepted.model_validate(raw)
 
 
-ORDER_LOCKS, CUSTOMER_LOCKS = "SELECT O.*", "SELECT A.SHOP_ID, A.CUSTOMER_ID"
+BATCH_LOCKS = "WITH O AS ( INSERT INTO ORDER_POINTS (ORDER_ID, SHOP_ID, STATUS) SELECT"
+BATCH_SAVES = "WITH SAVED AS ( UPDATE ORDER_POINTS O SET"
 
 
-async def test_a_batch_of_payments_of_many_orders_locks_their_orders_and_customers_in_one_statement_each(counted) -> None:
+def batch_statements(statements: list[str]) -> dict[str, int]:
+    """How many of a batch's statements lock its orders and customers, save them, and all of them."""
+    opening = [" ".join(q.split()) for q in statements]
+    return {
+        "locks": sum(1 for q in opening if q.startswith(BATCH_LOCKS)),
+        "saves": sum(1 for q in opening if q.startswith(BATCH_SAVES)),
+        "all": len(statements),
+    }
+
+
+async def test_a_batch_of_payments_of_many_orders_locks_their_orders_and_customers_in_one_statement_and_saves_them_in_another(counted) -> None:
     pool, counter = counted
     orders = [accepted_for(f"C-batch-{n}", 0) for n in range(6)]
     for order in orders:
@@ -113,12 +124,50 @@ async def test_a_batch_of_payments_of_many_orders_locks_their_orders_and_custome
     assert [balance.available for balance in balances] == [row["points"] for row in rows] and rows[0]["points"] > 0
     print(f"\nbatch of 6 payments: {len(statements)} statements, {transactions} transactions")
     assert transactions == 1
-    opening = [" ".join(q.split()) for q in statements]
-    assert sum(1 for q in opening if q.startswith(ORDER_LOCKS)) == 1, statements
-    assert sum(1 for q in opening if q.startswith(CUSTOMER_LOCKS)) == 1, statements
-    # BEGIN, inbox, the orders locked, the customers locked, (the order saved with its entry) per order, outbox, COMMIT;
-    # each order and customer locked apart it was 3 per order
-    assert len(statements) <= 6 + 6, statements
+    # BEGIN, inbox, the orders and customers locked, the orders saved with their entries and the outbox rows, COMMIT;
+    # it was 3 per order (each locked and saved apart), then 6 + 6 (orders and customers locked once, a save per order)
+    assert batch_statements(statements) == {"locks": 1, "saves": 1, "all": 5}, statements
+
+
+async def test_a_batch_of_acceptances_of_new_orders_and_customers_creates_them_with_its_locks(counted) -> None:
+    pool, counter = counted
+    orders = [accepted_for(f"C-new-{n}", 0) for n in range(4)]
+    await asyncio.sleep(0)
+    counter.reset()
+    await batched(pool, topics.ORDERS_EVENTS, {OrderAccepted: handlers.on_order_accepted}).process(
+        [record(n, order) for n, order in enumerate(orders)]
+    )
+    await asyncio.sleep(0)
+    statements, transactions = list(counter.statements), counter.transactions
+    async with pool.acquire() as conn:
+        rows = [await store.order_row(conn, o.order_id) for o in orders]
+        balances = [await store.balance(conn, o.shop_id, o.customer.customer_id) for o in orders]
+        accounts = await conn.fetchval(
+            "SELECT count(*) FROM customer_accounts WHERE customer_id = ANY($1::text[])", [o.customer.customer_id for o in orders]
+        )
+    assert [row["status"] for row in rows] == ["provisional"] * 4 and rows[0]["points"] > 0
+    assert [balance.provisional for balance in balances] == [row["points"] for row in rows]
+    assert accounts == 4
+    print(f"\nbatch of 4 new acceptances: {len(statements)} statements, {transactions} transactions")
+    assert transactions == 1
+    # BEGIN, inbox, the orders and accounts created and locked, the orders saved with their entries and the outbox
+    # rows, COMMIT; it was 4 + 4 * 3 (each order and account created and locked apart, each order saved apart)
+    assert batch_statements(statements) == {"locks": 1, "saves": 1, "all": 5}, statements
+
+
+async def test_a_completion_of_an_order_the_service_never_heard_of_creates_nothing_in_a_batch(counted) -> None:
+    pool, counter = counted
+    known = accepted_for("C-known", 0)
+    unknown = accepted_for("C-unknown", 0)
+    completed = [
+        OrderCompleted.model_validate(golden_message("OrderCompleted", order_id=str(o.order_id), shop_id=o.shop_id)) for o in (known, unknown)
+    ]
+    handled = {OrderAccepted: handlers.on_order_accepted, OrderCompleted: handlers.on_order_completed}
+    await batched(pool, topics.ORDERS_EVENTS, handled).process([record(0, known), record(1, completed[0]), record(2, completed[1])])
+    async with pool.acquire() as conn:
+        assert await store.order_row(conn, unknown.order_id) is None
+        assert not await store.lock_known_customer(conn, unknown.shop_id, "C-unknown")
+        assert (await store.order_row(conn, known.order_id))["status"] == "provisional"
 
 
 async def test_two_acceptances_of_one_customer_in_a_batch_book_on_the_balance_the_first_left(counted) -> None:

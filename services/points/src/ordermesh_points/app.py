@@ -94,6 +94,7 @@ def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
                     },
                     batched=True,
                     preload=handlers.lock_batch,
+                    finish=handlers.write_batch,
                 ),
                 Subscription(
                     topics.PAYMENTS_EVENTS,
@@ -101,6 +102,7 @@ def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
                     {PaymentCaptured: handlers.on_payment_captured, PaymentReceived: handlers.on_payment_received},
                     batched=True,
                     preload=handlers.lock_batch,
+                    finish=handlers.write_batch,
                 ),
                 Subscription(
                     topics.POINTS_COMMANDS,

@@ -1,7 +1,8 @@
 """One function per message the points service consumes: load the order and its customer (locked), let the ledger
 domain decide, save the order and its entries with one statement, announce."""
 
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -26,13 +27,14 @@ from ordermesh_contracts import (
 )
 from ordermesh_contracts.orders import DeliveryGroup
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
+from ordermesh_servicekit.outbox import OutgoingMessage
 
 from . import store
+from .batch_points import BatchPoints
 from .domain import booking, edits, ledger
 from .domain.booking import Booking
 from .domain.accrual import EarningLine, EarningTerms
 from .domain.confirmation import Payment
-from .domain.ledger import Balance
 
 SHOP_TIMEZONE = ZoneInfo("Asia/Tokyo")
 
@@ -56,30 +58,38 @@ def _notice_event(notice: ledger.Notice, order: ledger.OrderPoints, shop_id: str
     raise AssertionError(f"unknown notice {notice!r}")
 
 
-@dataclass
-class Preloaded:
-    """What `lock_batch` read for a batch: its orders' rows and its customers' accounts that exist, locked."""
+async def lock_batch(conn: asyncpg.Connection, messages: list[Message]) -> BatchPoints:
+    """The preload of the points service's batched subscriptions: every order of the batch's messages, then every
+    account of the customers they name or their orders know, locked and read in one statement (see `BatchPoints`).
 
-    orders: dict[UUID, store.StoredOrder]
-    customers: dict[tuple[str, str], Balance]
+    What a handler would create one at a time is created here: the order of every message but a completion (which
+    books only for an order the service knows) and the account of the customer an acceptance names (it books for that
+    customer whatever the order knew). Nothing else is: an order or account not there yet is created by the handler
+    that needs it, as one at a time."""
+    orders: dict[UUID, tuple[str, bool]] = {}
+    customers: dict[tuple[str, str], bool] = {}
+    for message in messages:
+        creates, known = _creates_order(message), orders.get(message.order_id)
+        if known is None or (creates and not known[1]):
+            orders[message.order_id] = (message.shop_id, creates)
+        if (named := _customer_named_by(message)) is not None:
+            customers[(message.shop_id, named)] = customers.get((message.shop_id, named), False) or isinstance(message, OrderAccepted)
+    locked_orders, balances = await store.lock_orders_and_customers(
+        conn,
+        [(order_id, shop_id, creates) for order_id, (shop_id, creates) in orders.items()],
+        [(shop_id, customer_id, creates) for (shop_id, customer_id), creates in customers.items()],
+    )
+    return BatchPoints(locked_orders, balances)
 
 
-async def lock_batch(conn: asyncpg.Connection, messages: list[Message]) -> Preloaded:
-    """The preload of the points service's batched subscriptions: every order row of the batch's messages, then every
-    account of the customers they name or their orders know, each set locked and read in one statement (in order).
+async def write_batch(conn: asyncpg.Connection, batch: BatchPoints, publish: Sequence[OutgoingMessage]) -> bool:
+    """The finish of the points service's batched subscriptions: every save the batch's handlers left, with the batch's
+    outbox rows, in one statement."""
+    return await batch.write(conn, publish)
 
-    A preloaded order is the row as stored only until a message of the batch saves it, and a preloaded account only
-    until a message books an entry for that customer (a trigger moves the balances). So each is taken at most once:
-    an order by the first message of that order in the batch (`load`, `_on_payment_confirmed`, `on_order_completed`),
-    an account by the first booking started for that customer (`start_booking`); later messages lock and read again,
-    as they do one at a time. That is enough because every entry a handler books for a customer is booked on a
-    balance `start_booking` gave it, and a handler writes no order row but its message's own (`keep_pending_edit`
-    writes it after it is taken). Nothing is created here: an order or account not there yet is created by the
-    handler that needs it, as one at a time."""
-    orders = await store.lock_orders(conn, list({message.order_id for message in messages}))
-    customers = {(order.shop_id, order.customer_id) for order in orders.values() if order.customer_id is not None}
-    customers |= {(message.shop_id, named) for message in messages if (named := _customer_named_by(message)) is not None}
-    return Preloaded(orders, await store.lock_customers(conn, sorted(customers)) if customers else {})
+
+def _creates_order(message: Message) -> bool:
+    return not isinstance(message, OrderCompleted) and not (isinstance(message, PaymentReceived) and message.balance > 0)
 
 
 def _customer_named_by(message: Message) -> str | None:
@@ -87,42 +97,51 @@ def _customer_named_by(message: Message) -> str | None:
     return customer.customer_id if customer is not None else getattr(message, "customer_id", None)
 
 
-def _preloaded_order(preloaded: Preloaded | None, order_id: UUID) -> store.StoredOrder | None:
-    """The batch's preloaded row of the order, taken (a later message of the order reads it again), if there is one."""
-    return preloaded.orders.pop(order_id, None) if preloaded is not None else None
+async def _take_order(uow: UnitOfWork, batch: BatchPoints | None, order_id: UUID) -> store.StoredOrder | None:
+    """The batch's order, taken, if the message is handled in a batch that holds it."""
+    return await batch.take_order(uow.conn, order_id) if batch is not None else None
 
 
 async def load(
     uow: UnitOfWork, order_id, shop_id: str, customer_id: str | None, *, message_names_the_customer: bool = False,
-    preloaded: Preloaded | None = None,
+    preloaded: BatchPoints | None = None,
 ) -> tuple[store.StoredOrder, Booking]:
     """Locks the order (created if new) and its customer, and starts a booking on the customer's balance as it is now
     (read after the lock). The order's customer is the one it knows, else `customer_id`; an acceptance's
     (`message_names_the_customer`) wins over what the order knew. `preloaded`: the batch's, if in one."""
-    order = _preloaded_order(preloaded, order_id) or await store.lock_order(uow.conn, order_id, shop_id)
+    order = await _take_order(uow, preloaded, order_id) or await store.lock_order(uow.conn, order_id, shop_id)
     known = (customer_id or order.customer_id) if message_names_the_customer else (order.customer_id or customer_id)
     order = replace(order, customer_id=known)
     return order, await start_booking(uow, order, preloaded)
 
 
-async def start_booking(uow: UnitOfWork, order: store.StoredOrder, preloaded: Preloaded | None = None) -> Booking:
+async def start_booking(uow: UnitOfWork, order: store.StoredOrder, preloaded: BatchPoints | None = None) -> Booking:
     """Locks the order's customer (if it has one) and starts a booking on the balance read after the lock (the batch's
-    preloaded balance, taken, if there is one)."""
+    balance, taken, if it holds it)."""
     if order.customer_id is None:
         return booking.start(order.state, None)
-    key = (order.shop_id, order.customer_id)
-    balance = preloaded.customers.pop(key, None) if preloaded is not None else None
+    balance = await preloaded.take_balance(uow.conn, order.shop_id, order.customer_id) if preloaded is not None else None
     if balance is None:
-        balance = await store.lock_customer(uow.conn, *key)
+        balance = await store.lock_customer(uow.conn, order.shop_id, order.customer_id)
     return booking.start(order.state, balance)
 
 
-async def save(uow: UnitOfWork, order: store.StoredOrder, booked: Booking) -> None:
-    """Keeps what the message decided: the order's row and its ledger entries in one statement, its notices published."""
-    await store.save_order(uow.conn, replace(order, state=booked.order), booked.entries)
+async def save(uow: UnitOfWork, order: store.StoredOrder, booked: Booking, preloaded: BatchPoints | None = None) -> None:
+    """Keeps what the message decided: the order's row and its ledger entries in one statement (in a batch, with the
+    batch's saves at its end), its notices published. The order keeps its pending edit while it waits for one."""
+    saved = replace(order, state=booked.order, pending_edit=order.pending_edit if booked.order.pending_edit_no else None)
+    if preloaded is None:
+        await store.save_order(uow.conn, saved, booked.entries)
+    else:
+        preloaded.save(saved, booked)
     for notice in booked.notices:
         event = _notice_event(notice.item, booked.order, order.shop_id, order.customer_id, notice.cause)
         uow.publish(topics.POINTS_EVENTS, event)
+
+
+def _keeping(stored: store.StoredOrder, booked: Booking, edit: OrderEdited) -> store.StoredOrder:
+    """The order keeping `edit` if it is the one the order now waits for."""
+    return replace(stored, pending_edit=edit.model_dump_json()) if booked.order.pending_edit_no == edit.edit_no else stored
 
 
 def earning_lines(deliveries: list[DeliveryGroup]) -> list[EarningLine]:
@@ -158,9 +177,7 @@ async def on_order_accepted(order: OrderAccepted, ctx: MessageContext) -> None:
             stored = replace(stored, payment_method=edit.payment.method.value)
             booked = _honour_edit(booked, stored, edit)
         booked = booking.book(booked, ledger.confirm_waiting(booked.order), order)
-        await save(uow, stored, booked)
-        if edit:
-            await store.keep_pending_edit(uow.conn, edit.order_id, edit.edit_no, edit.model_dump_json())
+        await save(uow, _keeping(stored, booked, edit) if edit else stored, booked, ctx.preloaded)
 
 
 async def on_order_edited(edit: OrderEdited, ctx: MessageContext) -> None:
@@ -169,8 +186,7 @@ async def on_order_edited(edit: OrderEdited, ctx: MessageContext) -> None:
         stored, booked = await load(uow, edit.order_id, edit.shop_id, edit.customer.customer_id, preloaded=ctx.preloaded)
         stored = replace(stored, payment_method=edit.payment.method.value)
         booked = _honour_edit(booked, stored, edit)
-        await save(uow, stored, booked)
-        await store.keep_pending_edit(uow.conn, edit.order_id, edit.edit_no, edit.model_dump_json())
+        await save(uow, _keeping(stored, booked, edit), booked, ctx.preloaded)
 
 
 def _honour_edit(booked: Booking, stored: store.StoredOrder, edit: OrderEdited) -> Booking:
@@ -206,12 +222,12 @@ async def on_order_returned(returned: OrderReturned, ctx: MessageContext) -> Non
             balance=booked.balance,
             allow_negative=stored.settings.allow_negative,
         )
-        await save(uow, stored, booking.book(booked, decision, returned))
+        await save(uow, stored, booking.book(booked, decision, returned), ctx.preloaded)
 
 
 async def _on_payment_confirmed(event: PaymentCaptured | PaymentReceived, payment: Payment, ctx: MessageContext) -> None:
     async with ctx.unit_of_work() as uow:
-        stored = _preloaded_order(ctx.preloaded, event.order_id) or await store.lock_order(uow.conn, event.order_id, event.shop_id)
+        stored = await _take_order(uow, ctx.preloaded, event.order_id) or await store.lock_order(uow.conn, event.order_id, event.shop_id)
         state = replace(stored.state, paid=True, paid_at=stored.state.paid_at or event.occurred_at)
         stored = replace(stored, state=state)
         confirms = stored.settings.confirms(payment, stored.payment_method)
@@ -220,7 +236,7 @@ async def _on_payment_confirmed(event: PaymentCaptured | PaymentReceived, paymen
         booked = booking.start(state, None)
         if confirms:
             booked = booking.book(await start_booking(uow, stored, ctx.preloaded), ledger.confirm(state), event)
-        await save(uow, stored, booked)
+        await save(uow, stored, booked, ctx.preloaded)
 
 
 async def on_payment_captured(captured: PaymentCaptured, ctx: MessageContext) -> None:
@@ -239,13 +255,15 @@ async def on_payment_received(received: PaymentReceived, ctx: MessageContext) ->
 async def on_order_completed(completed: OrderCompleted, ctx: MessageContext) -> None:
     """The order is done: the points it used are spent for good."""
     async with ctx.unit_of_work() as uow:
-        stored = _preloaded_order(ctx.preloaded, completed.order_id)
-        if stored is None or stored.shop_id != completed.shop_id:
+        stored = await _take_order(uow, ctx.preloaded, completed.order_id)
+        if stored is None:
             stored = await store.lock_existing_order(uow.conn, completed.order_id, completed.shop_id)
-        if stored is None or stored.customer_id is None:
+        if stored is None or stored.shop_id != completed.shop_id or stored.customer_id is None:
+            if stored is not None and ctx.preloaded is not None:
+                ctx.preloaded.give_back(stored)
             return
         booked = await start_booking(uow, stored, ctx.preloaded)
-        await save(uow, stored, booking.book(booked, ledger.commit(stored.state), completed))
+        await save(uow, stored, booking.book(booked, ledger.commit(stored.state), completed), ctx.preloaded)
 
 
 async def on_order_cancelled(cancelled: OrderCancelled, ctx: MessageContext) -> None:
@@ -259,10 +277,10 @@ async def on_order_cancelled(cancelled: OrderCancelled, ctx: MessageContext) -> 
 
 async def cancel_order(
     uow: UnitOfWork, cancelled: Message, order_id, shop_id: str, *, customer_id: str | None = None,
-    preloaded: Preloaded | None = None,
+    preloaded: BatchPoints | None = None,
 ) -> None:
     """Reverses provisional points, deducts confirmed ones (debt where the balance can't carry them), releases
     points used. `customer_id` names the ledger when the order's acceptance never reached points."""
     stored, booked = await load(uow, order_id, shop_id, customer_id, preloaded=preloaded)
     decision = ledger.cancel(booked.order, booked.balance, allow_negative=stored.settings.allow_negative)
-    await save(uow, stored, booking.book(booked, decision, cancelled))
+    await save(uow, stored, booking.book(booked, decision, cancelled), preloaded)

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from ordermesh_servicekit.outbox import OutgoingMessage, outbox_rows
 
 from .domain.booking import Booked
 from .domain.accrual import Campaign, EarningTerms, ShopPointsSettings
@@ -16,7 +17,8 @@ from .domain.ledger import Balance, Entry, Kind, OrderPoints
 # --- customers ----------------------------------------------------------------------------------------
 
 
-_BALANCES = "available, provisional, reserved, used, lifetime, debt"
+_BALANCE_NAMES = ("available", "provisional", "reserved", "used", "lifetime", "debt")
+_BALANCES = ", ".join(_BALANCE_NAMES)
 
 
 async def lock_customer(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> Balance:
@@ -34,24 +36,6 @@ async def lock_customer(conn: asyncpg.Connection, shop_id: str, customer_id: str
         customer_id,
     )
     return _balance(row)
-
-
-async def lock_customers(conn: asyncpg.Connection, customers: list[tuple[str, str]]) -> dict[tuple[str, str], Balance]:
-    """Locks the accounts these (shop, customer) pairs have, in one statement and in order (two transactions locking
-    overlapping sets wait instead of deadlocking); their balances once locked, by pair. Creates none: a customer
-    without an account is left out (`lock_customer` creates it when a message books for it)."""
-    rows = await conn.fetch(
-        f"""
-        SELECT a.shop_id, a.customer_id, {_BALANCES} FROM customer_accounts a
-        JOIN unnest($1::text[], $2::text[]) AS c(shop_id, customer_id) USING (shop_id, customer_id)
-        ORDER BY a.shop_id, a.customer_id FOR UPDATE OF a
-        """,
-        [shop_id for shop_id, _ in customers],
-        [customer_id for _, customer_id in customers],
-    )
-    return {
-        (row["shop_id"], row["customer_id"]): Balance(**{name: int(row[name]) for name in _BALANCES.split(", ")}) for row in rows
-    }
 
 
 async def lock_known_customer(conn: asyncpg.Connection, shop_id: str, customer_id: str) -> bool:
@@ -193,72 +177,149 @@ async def lock_existing_order(conn: asyncpg.Connection, order_id: UUID, shop_id:
     return _stored_order(row) if row else None
 
 
-async def lock_orders(conn: asyncpg.Connection, order_ids: list[UUID]) -> dict[UUID, StoredOrder]:
-    """The rows these orders have, locked in one statement and in order of id, with their shops' points rules, by id.
-    Creates none: an order the service never heard of is left out (`lock_order` creates it)."""
+async def lock_orders_and_customers(
+    conn: asyncpg.Connection, orders: Sequence[tuple[UUID, str, bool]], customers: Sequence[tuple[str, str, bool]]
+) -> tuple[dict[UUID, StoredOrder], dict[tuple[str, str], Balance]]:
+    """Locks a batch's orders and then its customers' accounts in one statement, each set in order (two transactions
+    locking overlapping sets wait instead of deadlocking), and reads them as locked: the orders' rows with their shops'
+    points rules by id, the accounts' balances by (shop, customer).
+
+    `orders`: (order id, shop id, creates); an order is created as awaiting accrual (as `lock_order` creates it) only
+    where it `creates`, else left out when the service never heard of it. `customers`: (shop id, customer id, creates),
+    the same for accounts (as `lock_customer` creates them); the customers of the orders read are locked too."""
     rows = await conn.fetch(
         f"""
-        SELECT {_ORDER_COLUMNS} FROM order_points o LEFT JOIN shop_settings s ON s.shop_id = o.shop_id
-        WHERE o.order_id = ANY($1::uuid[]) ORDER BY o.order_id FOR UPDATE OF o
+        WITH o AS (
+            INSERT INTO order_points (order_id, shop_id, status)
+            SELECT w.order_id, w.shop_id, 'awaiting_accrual'
+            FROM unnest($1::uuid[], $2::text[]) AS w(order_id, shop_id)
+            WHERE w.order_id = ANY($3::uuid[]) OR EXISTS (SELECT FROM order_points p WHERE p.order_id = w.order_id)
+            ORDER BY w.order_id
+            ON CONFLICT (order_id) DO UPDATE SET order_id = EXCLUDED.order_id
+            RETURNING *
+        ), locked AS (
+            INSERT INTO customer_accounts AS a (shop_id, customer_id)
+            SELECT c.shop_id, c.customer_id FROM (
+                SELECT n.shop_id, n.customer_id, bool_or(n.creates) AS creates FROM (
+                    SELECT *, true AS creates FROM unnest($4::text[], $5::text[]) AS created(shop_id, customer_id)
+                    UNION ALL SELECT *, false FROM unnest($6::text[], $7::text[]) AS named(shop_id, customer_id)
+                    UNION ALL SELECT o.shop_id, o.customer_id, false FROM o WHERE o.customer_id IS NOT NULL
+                ) AS n GROUP BY n.shop_id, n.customer_id
+            ) AS c
+            WHERE c.creates
+               OR EXISTS (SELECT FROM customer_accounts k WHERE k.shop_id = c.shop_id AND k.customer_id = c.customer_id)
+            ORDER BY c.shop_id, c.customer_id
+            ON CONFLICT (shop_id, customer_id) DO UPDATE SET customer_id = EXCLUDED.customer_id
+            RETURNING a.shop_id, a.customer_id, {_BALANCES}
+        ), accounts AS (
+            SELECT array_agg(shop_id) AS a_shop_ids, array_agg(customer_id) AS a_customer_ids,
+                   {", ".join(f"array_agg({name}) AS a_{name}" for name in _BALANCE_NAMES)}
+            FROM locked
+        )
+        SELECT accounts.*, {_ORDER_COLUMNS}
+        FROM accounts LEFT JOIN (o LEFT JOIN shop_settings s ON s.shop_id = o.shop_id) ON true
         """,
-        order_ids,
+        [order_id for order_id, _, _ in orders],
+        [shop_id for _, shop_id, _ in orders],
+        [order_id for order_id, _, creates in orders if creates],
+        [shop_id for shop_id, _, creates in customers if creates],
+        [customer_id for _, customer_id, creates in customers if creates],
+        [shop_id for shop_id, _, creates in customers if not creates],
+        [customer_id for _, customer_id, creates in customers if not creates],
     )
-    return {row["order_id"]: _stored_order(row) for row in rows}
+    first = rows[0]
+    balances = {
+        (shop_id, customer_id): Balance(**{name: int(first[f"a_{name}"][n]) for name in _BALANCE_NAMES})
+        for n, (shop_id, customer_id) in enumerate(zip(first["a_shop_ids"] or (), first["a_customer_ids"] or ()))
+    }
+    return {row["order_id"]: _stored_order(row) for row in rows if row["order_id"] is not None}, balances
+
+
+def _iso(moment: date | datetime | None) -> str | None:
+    # dates and times go as text: an array of them costs asyncpg a type lookup on each new connection
+    return moment.isoformat() if moment is not None else None
+
+
+@dataclass(frozen=True)
+class OrderSave:
+    """What one message keeps of an order: its row as the message leaves it and the ledger entries it booked (in order,
+    for the order's customer)."""
+
+    order: StoredOrder
+    entries: Sequence[Booked] = ()
 
 
 async def save_order(conn: asyncpg.Connection, order: StoredOrder, entries: Sequence[Booked] = ()) -> None:
-    """Stores the order's row (it was locked) and appends the ledger entries its message caused, in one statement;
-    a kept edit stays while the order still waits for it. An entry its cause booked already is left out."""
+    """Stores the order's row (it was locked) and appends the ledger entries its message caused, in one statement."""
+    await save_orders(conn, [OrderSave(order, entries)])
+
+
+async def save_orders(conn: asyncpg.Connection, saves: Sequence[OrderSave], publish: Sequence[OutgoingMessage] = ()) -> bool:
+    """Stores the rows of the saved orders (each locked; the last save of an order is its row) and appends every save's
+    ledger entries in the order given, with the outbox rows `publish`, in one statement. An entry its cause booked
+    already is left out; the order's kept edit is `pending_edit` (written as given). False, and nothing written, when
+    there is no save."""
+    if not saves:
+        return False
+    rows = list({save.order.state.order_id: save.order for save in saves}.values())
+    entries = [(save.order, booked) for save in saves for booked in save.entries]
+    published, published_args = outbox_rows(25, publish, "true") if publish else ("", [])
     await conn.execute(
         """
         WITH saved AS (
-            UPDATE order_points SET customer_id = COALESCE($2, customer_id), status = $3, points = $4,
-                   confirm_requested = $5, reserved = $6, reservation = $7, edit_no = $8, pending_edit_no = $9,
-                   pending_edit = CASE WHEN $9 = 0 THEN NULL ELSE pending_edit END,
-                   paid_at = $10, payment_method = $11, payments_waiting = $12,
-                   ordered_on = $13, member_since = $14, rate_percent = $15, campaigns = $16::jsonb
-            WHERE order_id = $1
-        )
-        INSERT INTO ledger (shop_id, customer_id, order_id, kind, points, cause_id, at)
-        SELECT $17, $2, e.order_id, e.kind, e.points, e.cause_id, e.at
-        FROM unnest($18::uuid[], $19::text[], $20::bigint[], $21::uuid[], $22::timestamptz[]) WITH ORDINALITY
-            AS e(order_id, kind, points, cause_id, at, n)
-        ORDER BY e.n
-        ON CONFLICT DO NOTHING
+            UPDATE order_points o SET customer_id = COALESCE(s.customer_id, o.customer_id), status = s.status,
+                   points = s.points, confirm_requested = s.confirm_requested::boolean, reserved = s.reserved,
+                   reservation = s.reservation, edit_no = s.edit_no, pending_edit_no = s.pending_edit_no,
+                   pending_edit = s.pending_edit::jsonb, paid_at = s.paid_at::timestamptz, payment_method = s.payment_method,
+                   payments_waiting = ARRAY(SELECT jsonb_array_elements_text(s.payments_waiting::jsonb)),
+                   ordered_on = s.ordered_on::date, member_since = s.member_since::date, rate_percent = s.rate_percent,
+                   campaigns = s.campaigns::jsonb
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[],
+                        $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+                        $15::text[], $16::bigint[], $17::text[])
+                AS s(order_id, customer_id, status, points, confirm_requested, reserved, reservation, edit_no,
+                     pending_edit_no, pending_edit, paid_at, payment_method, payments_waiting, ordered_on, member_since,
+                     rate_percent, campaigns)
+            WHERE o.order_id = s.order_id
+        ), entries AS (
+            INSERT INTO ledger (shop_id, customer_id, order_id, kind, points, cause_id, at)
+            SELECT e.shop_id, e.customer_id, e.order_id, e.kind, e.points, e.cause_id, e.at::timestamptz
+            FROM unnest($18::text[], $19::text[], $20::uuid[], $21::text[], $22::bigint[], $23::uuid[], $24::text[])
+                WITH ORDINALITY AS e(shop_id, customer_id, order_id, kind, points, cause_id, at, n)
+            ORDER BY e.n
+            ON CONFLICT DO NOTHING
+        )"""
+        + (f", {published}" if published else "")
+        + """
+        SELECT
         """,
-        order.state.order_id,
-        order.customer_id,
-        order.state.status,
-        order.state.points,
-        order.state.confirm_requested,
-        order.state.reserved,
-        order.state.reservation,
-        order.state.edit_no,
-        order.state.pending_edit_no,
-        order.state.paid_at,
-        order.payment_method,
-        list(order.payments_waiting),
-        order.terms.ordered_on if order.terms else None,
-        order.terms.member_since if order.terms else None,
-        order.terms.rate_percent if order.terms else None,
-        json.dumps(_campaigns_json(order.terms.campaigns)) if order.terms else None,
-        order.shop_id,
-        [booked.item.order_id for booked in entries],
-        [booked.item.kind.value for booked in entries],
-        [booked.item.points for booked in entries],
-        [booked.cause.event_id for booked in entries],
-        [booked.cause.occurred_at for booked in entries],
+        [order.state.order_id for order in rows],
+        [order.customer_id for order in rows],
+        [order.state.status for order in rows],
+        [order.state.points for order in rows],
+        [str(order.state.confirm_requested) for order in rows],
+        [order.state.reserved for order in rows],
+        [order.state.reservation for order in rows],
+        [order.state.edit_no for order in rows],
+        [order.state.pending_edit_no for order in rows],
+        [order.pending_edit for order in rows],
+        [_iso(order.state.paid_at) for order in rows],
+        [order.payment_method for order in rows],
+        [json.dumps(list(order.payments_waiting)) for order in rows],
+        [order.terms.ordered_on.isoformat() if order.terms else None for order in rows],
+        [_iso(order.terms.member_since) if order.terms else None for order in rows],
+        [order.terms.rate_percent if order.terms else None for order in rows],
+        [json.dumps(_campaigns_json(order.terms.campaigns)) if order.terms else None for order in rows],
+        [order.shop_id for order, _ in entries],
+        [order.customer_id for order, _ in entries],
+        [booked.item.order_id for _, booked in entries],
+        [booked.item.kind.value for _, booked in entries],
+        [booked.item.points for _, booked in entries],
+        [booked.cause.event_id for _, booked in entries],
+        [booked.cause.occurred_at.isoformat() for _, booked in entries],
+        *published_args,
     )
-
-
-async def keep_pending_edit(conn: asyncpg.Connection, order_id: UUID, edit_no: int, edit_json: str) -> None:
-    """Keeps an edit that came before the accrual, if it is the one the order now waits for (`pending_edit_no`)."""
-    await conn.execute(
-        "UPDATE order_points SET pending_edit = $3::jsonb WHERE order_id = $1 AND pending_edit_no = $2",
-        order_id,
-        edit_no,
-        edit_json,
-    )
+    return True
 
 
 async def orders_paid_between(conn: asyncpg.Connection, shop_id: str, start: datetime | None, end: datetime | None) -> list[UUID]:
