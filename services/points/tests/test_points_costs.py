@@ -92,6 +92,15 @@ BATCH_LOCKS = "WITH O AS ( INSERT INTO ORDER_POINTS (ORDER_ID, SHOP_ID, STATUS) 
 BATCH_SAVES = "WITH SAVED AS ( UPDATE ORDER_POINTS O SET"
 
 
+async def statements_of_batch(pool: asyncpg.Pool, counter: StatementCounter, topic: str, handled: dict, messages: list) -> tuple[list[str], int]:
+    """The statements and transactions of `messages` handled as one batch of `topic` by a points consumer."""
+    await asyncio.sleep(0)
+    counter.reset()
+    await batched(pool, topic, handled).process([record(n, message) for n, message in enumerate(messages)])
+    await asyncio.sleep(0)
+    return list(counter.statements), counter.transactions
+
+
 def batch_statements(statements: list[str]) -> dict[str, int]:
     """How many of a batch's statements lock its orders and customers, save them, and all of them."""
     opening = [" ".join(q.split()) for q in statements]
@@ -110,13 +119,7 @@ async def test_a_batch_of_payments_of_many_orders_locks_their_orders_and_custome
     captures = [
         PaymentCaptured.model_validate(golden_message("PaymentCaptured", order_id=str(o.order_id), shop_id=o.shop_id)) for o in orders
     ]
-    await asyncio.sleep(0)
-    counter.reset()
-    await batched(pool, topics.PAYMENTS_EVENTS, {PaymentCaptured: handlers.on_payment_captured}).process(
-        [record(n, captured) for n, captured in enumerate(captures)]
-    )
-    await asyncio.sleep(0)
-    statements, transactions = list(counter.statements), counter.transactions
+    statements, transactions = await statements_of_batch(pool, counter, topics.PAYMENTS_EVENTS, {PaymentCaptured: handlers.on_payment_captured}, captures)
     async with pool.acquire() as conn:
         rows = [await store.order_row(conn, o.order_id) for o in orders]
         balances = [await store.balance(conn, o.shop_id, o.customer.customer_id) for o in orders]
@@ -132,13 +135,7 @@ async def test_a_batch_of_payments_of_many_orders_locks_their_orders_and_custome
 async def test_a_batch_of_acceptances_of_new_orders_and_customers_creates_them_with_its_locks(counted) -> None:
     pool, counter = counted
     orders = [accepted_for(f"C-new-{n}", 0) for n in range(4)]
-    await asyncio.sleep(0)
-    counter.reset()
-    await batched(pool, topics.ORDERS_EVENTS, {OrderAccepted: handlers.on_order_accepted}).process(
-        [record(n, order) for n, order in enumerate(orders)]
-    )
-    await asyncio.sleep(0)
-    statements, transactions = list(counter.statements), counter.transactions
+    statements, transactions = await statements_of_batch(pool, counter, topics.ORDERS_EVENTS, {OrderAccepted: handlers.on_order_accepted}, orders)
     async with pool.acquire() as conn:
         rows = [await store.order_row(conn, o.order_id) for o in orders]
         balances = [await store.balance(conn, o.shop_id, o.customer.customer_id) for o in orders]
