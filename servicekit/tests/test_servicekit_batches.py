@@ -10,9 +10,10 @@ import asyncpg
 import pytest
 
 from ordermesh_contracts import PaymentAuthorized, PaymentCaptured, PaymentsEvent, topics
+from ordermesh_servicekit.database import prime_codecs
 from ordermesh_servicekit.consuming import Consumer, MessageContext, PermanentError, Subscription
 from ordermesh_servicekit.outbox import OutgoingMessage, outbox_rows
-from ordermesh_servicekit.unit_of_work import NotBatchable
+from ordermesh_servicekit.unit_of_work import ClaimingPreload, InboxClaim, NotBatchable
 from ordermesh_servicekit.metrics import Metrics
 from poison_corpus import golden
 from doubles import FakeRecord
@@ -74,6 +75,20 @@ async def counted(pool: asyncpg.Pool) -> Any:
     for conn in connections:
         await pool.release(conn)
     return pool, begins
+
+
+@pytest.fixture
+async def logged(pool: asyncpg.Pool) -> Any:
+    """The kit's pool, its connections knowing the kit's array types (as a service's pool does), and every statement
+    they send from now on."""
+    statements: list[str] = []
+    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
+    for conn in connections:
+        await prime_codecs(conn)
+        conn.add_query_logger(lambda query_record: statements.append(query_record.query.strip()))
+    for conn in connections:
+        await pool.release(conn)
+    return pool, statements
 
 
 async def test_a_batch_of_many_orders_is_applied_in_one_transaction_with_its_events_in_order(counted) -> None:
@@ -365,4 +380,79 @@ async def test_a_failing_finish_undoes_the_batch_and_its_records_go_one_at_a_tim
     )
     assert len(finish.finished) == 1  # the batch, undone; one at a time nothing is left to finish
     assert outcome(metrics, "processed") == 3
+    assert sorted(r["what"] for r in await pool.fetch("SELECT what FROM changes")) == ["auth-0", "auth-1", "auth-2"]
+
+
+class ClaimingRead:
+    """A claiming preload: the batch's inbox rows written with its read of the batch's `changes` rows, in one
+    statement (or no statement at all, `reads=False`); keeps what it was given and what it found to be processed."""
+
+    def __init__(self, reads: bool = True, failing: bool = False) -> None:
+        self.reads = reads
+        self.failing = failing
+        self.given: list[list[str]] = []
+        self.fresh: list[list[str]] = []
+
+    async def __call__(self, conn: asyncpg.Connection, messages: list[PaymentAuthorized], claim: InboxClaim) -> dict[str, Any]:
+        self.given.append([message.authorization_id for message in messages])
+        if not self.reads:
+            return {"left": []}
+        claimed, arguments = claim.rows(2)
+        rows = claim.read(await conn.fetch(
+            f"WITH {claimed}, known AS (SELECT what FROM changes WHERE what = ANY($1::text[])) SELECT * FROM claimed LEFT JOIN known ON true",
+            [message.authorization_id for message in messages], *arguments,
+        ), "what")
+        self.fresh.append([message.authorization_id for message in claim.fresh()])
+        if self.failing:
+            raise RuntimeError("the preload failed")
+        return {"known": {row["what"] for row in rows}, "left": []}
+
+
+async def test_a_claiming_preload_writes_the_batchs_inbox_rows_with_its_statement_and_duplicates_stay_duplicates(logged) -> None:
+    pool, statements = logged
+    metrics = Metrics("test")
+    preload, finish = ClaimingRead(), Finishing()
+    reader = consumer(pool, LeavingWrites(), metrics, preload=ClaimingPreload(preload), finish=finish)
+    first = [record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(3)]
+    await reader.process(first[:1])  # alone: its inbox row and its change written one at a time
+    await asyncio.sleep(0)
+    statements.clear()
+    # redelivered, new, new and repeated within the batch
+    await reader.process([*first, FakeRecord(**{**first[1].__dict__, "offset": 9})])
+    await asyncio.sleep(0)
+    batch = list(statements)
+    assert preload.given == [["auth-0", "auth-1", "auth-1", "auth-2"]]  # every message (by lane): its claim is not read yet
+    assert preload.fresh == [["auth-1", "auth-2"]] and finish.finished == [["auth-1", "auth-2"]]
+    assert outcome(metrics, "processed") == 3 and outcome(metrics, "duplicate") == 2
+    assert sorted(r["what"] for r in await pool.fetch("SELECT what FROM changes")) == ["auth-0", "auth-1", "auth-2"]
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 3
+    # BEGIN, the inbox rows written with the preload's read, the finish, COMMIT (5 with the inbox rows apart)
+    assert len(batch) == 4 and batch[1].startswith("WITH claim AS (INSERT INTO inbox"), batch
+
+
+async def test_a_claiming_preload_that_reads_nothing_leaves_the_inbox_rows_to_the_batch(logged) -> None:
+    pool, statements = logged
+    metrics = Metrics("test")
+    preload, finish = ClaimingRead(reads=False), Finishing()
+    first = [record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(3)]
+    await consumer(pool, LeavingWrites(), metrics, preload=ClaimingPreload(preload), finish=finish).process(
+        [*first, FakeRecord(**{**first[1].__dict__, "offset": 9})]
+    )
+    await asyncio.sleep(0)
+    batch = list(statements)
+    assert outcome(metrics, "processed") == 3 and outcome(metrics, "duplicate") == 1
+    assert finish.finished == [["auth-0", "auth-1", "auth-2"]]
+    assert sorted(r["what"] for r in await pool.fetch("SELECT what FROM changes")) == ["auth-0", "auth-1", "auth-2"]
+    # BEGIN, the inbox rows, the finish, COMMIT
+    assert len(batch) == 4 and batch[1].startswith("INSERT INTO inbox"), batch
+
+
+async def test_a_failing_claiming_preload_undoes_the_batch_with_its_inbox_rows_and_its_records_go_one_at_a_time(pool) -> None:
+    metrics = Metrics("test")
+    preload, finish = ClaimingRead(failing=True), Finishing()
+    await consumer(pool, LeavingWrites(), metrics, preload=ClaimingPreload(preload), finish=finish).process(
+        [record(n, f"auth-{n}", key=f"o{n}".encode()) for n in range(3)]
+    )
+    assert preload.fresh == [["auth-0", "auth-1", "auth-2"]] and finish.finished == []
+    assert outcome(metrics, "processed") == 3 and outcome(metrics, "duplicate") == 0
     assert sorted(r["what"] for r in await pool.fetch("SELECT what FROM changes")) == ["auth-0", "auth-1", "auth-2"]

@@ -31,7 +31,8 @@ from .outbox import OutgoingMessage, write_outbox
 from .parking import DependencyMissing, Parking
 from .tracing import consumer_span
 from .unit_of_work import (
-    Batched, BatchContext, DuplicateMessage, Finish, MessageContext, NotBatchable, Preload, UnitOfWork, apply_in_one_transaction,
+    Batched, BatchContext, ClaimingPreload, DuplicateMessage, Finish, MessageContext, NotBatchable, Preload, UnitOfWork,
+    apply_in_one_transaction,
 )
 
 __all__ = [
@@ -101,12 +102,14 @@ class Subscription:
     alone: Callable[[Message], bool] | None = None
     """In a batched subscription, whether a message must be handled by itself (its handler calls something outside
     the database): it never joins a batch, and the records of its key after it wait and go one at a time, in order."""
-    preload: Preload | None = None
+    preload: Preload | ClaimingPreload | None = None
     """In a batched subscription, reads once per batch (in its transaction, after the inbox, given the messages to be
     handled) what the handlers would each read, e.g. every order of the batch locked in one statement; handlers find
     the result in `ctx.preloaded`. Outside a batch nothing is preloaded and handlers load as they would without it.
     What it returns must stay true while the batch's handlers write (see the orders' `lock_batch_orders`); if it
-    raises, the batch is undone and its records go one at a time, as when a handler raises."""
+    raises, the batch is undone and its records go one at a time, as when a handler raises. A `ClaimingPreload`
+    writes the batch's inbox rows with its first statement instead (given every message of the batch, duplicates
+    too; see `InboxClaim`)."""
     finish: Finish | None = None
     """In a batched subscription with a `preload`, runs once after the batch's handlers (in its transaction, before
     its outbox rows), given what `preload` returned: writes what the handlers left there to write together, e.g. every

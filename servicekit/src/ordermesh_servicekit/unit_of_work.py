@@ -9,7 +9,8 @@ A subscription's `preload` may read, once for the batch and in one statement, wh
 (every order the batch touches, locked); handlers find it in their context (`preloaded`), and may leave writes in it
 that its `finish` makes together, once, after the last handler (every order the batch changed, saved). If the
 preload, any handler or the finish raises, the whole transaction is rolled back and every record of the batch is
-handled again one at a time, where a failing record is retried, parked, refused or dead-lettered alone.
+handled again one at a time, where a failing record is retried, parked, refused or dead-lettered alone. A preload
+that is a `ClaimingPreload` writes the batch's inbox rows in its first statement (`InboxClaim`), one round trip less.
 
 A message handled alone has its inbox row written last, with its outbox rows, in one statement (see
 `MessageContext.unit_of_work`); a handler whose every change fits in that statement needs no transaction at all
@@ -166,16 +167,18 @@ class Batched:
     seconds: float = 0.0
 
 
+_CLAIM = "INSERT INTO inbox (message_id, topic) SELECT DISTINCT unnest(${0}::uuid[]), ${1}::text ON CONFLICT DO NOTHING RETURNING message_id"
+
+
 async def claim_inbox(conn: asyncpg.Connection, topic: str, batch: list[Batched]) -> None:
     """Writes the inbox rows of the batch's messages in one statement; marks those already there (or repeated in the
     batch) as duplicates and the others as to be processed."""
     ids = [item.message.event_id for item in batch if item.message is not None]
-    rows = await conn.fetch(
-        "INSERT INTO inbox (message_id, topic) SELECT DISTINCT unnest($1::uuid[]), $2 ON CONFLICT DO NOTHING RETURNING message_id",
-        ids,
-        topic,
-    )
-    fresh = {row["message_id"] for row in rows}
+    rows = await conn.fetch(_CLAIM.format(1, 2), ids, topic)
+    _mark_claimed(batch, {row["message_id"] for row in rows})
+
+
+def _mark_claimed(batch: list[Batched], fresh: set[UUID]) -> None:
     for item in batch:
         if item.message is None:
             continue
@@ -186,6 +189,57 @@ async def claim_inbox(conn: asyncpg.Connection, topic: str, batch: list[Batched]
             item.outcome = "duplicate"
 
 
+class InboxClaim:
+    """The inbox rows of a batch's messages, written by the first statement of its `ClaimingPreload` instead of a
+    statement of their own (one round trip less a batch).
+
+    `rows` gives them as CTEs for that statement, whose SELECT joins its own rows (a CTE of their own) to ``claimed``:
+    ``SELECT * FROM claimed LEFT JOIN <its rows> ON true``. ``claimed`` is one row, so the statement returns a row even
+    when it reads nothing; and it is read before the rows joined to it, so the inbox rows are written before anything
+    the statement locks, as when they were a statement of their own. `read` takes the statement's rows, notes
+    which messages it claimed (a message the inbox held, or repeated in the batch, is a duplicate) and gives back the
+    statement's own rows; `fresh` then gives the messages to be processed, for the preload's later statements.
+
+    The statement is given every message of the batch, duplicates too, since what it claims is known only once it ran:
+    what it reads or locks for a duplicate is read or locked for nothing, and no handler runs for a duplicate."""
+
+    COLUMN = "inbox_claimed"
+    """The column of ``claimed`` in every row of the statement: the ids it wrote into the inbox."""
+
+    def __init__(self, topic: str, batch: list[Batched]) -> None:
+        self._topic = topic
+        self._batch = batch
+        self.done = False
+
+    def rows(self, first: int) -> tuple[str, list[Any]]:
+        """The batch's inbox rows as CTEs for the preload's first statement (``claim``, the rows written, and
+        ``claimed``, their ids as one row), with their arguments (parameters numbered from `first`)."""
+        ids = [item.message.event_id for item in self._batch if item.message is not None]
+        claim = _CLAIM.format(first, first + 1)
+        return f"claim AS ({claim}), claimed AS (SELECT array_agg(message_id) AS {self.COLUMN} FROM claim)", [ids, self._topic]
+
+    def read(self, rows: Sequence[asyncpg.Record], present: str) -> list[asyncpg.Record]:
+        """Notes the messages the statement claimed (those the others of the batch are duplicates of) and returns its
+        own rows: those whose column `present` (one its rows never leave null) is not null."""
+        _mark_claimed(self._batch, set(rows[0][self.COLUMN] or ()))
+        self.done = True
+        return [row for row in rows if row[present] is not None]
+
+    def fresh(self) -> list[Message]:
+        """The batch's messages to be processed, in order (once the claim is read)."""
+        return [item.message for item in self._batch if item.outcome == "processed" and item.message is not None]
+
+
+@dataclass(frozen=True)
+class ClaimingPreload:
+    """A subscription's preload (see `Subscription.preload`) whose first statement writes the batch's inbox rows too:
+    `read(conn, messages, claim)` is given every message of the batch (duplicates too) and the batch's `InboxClaim`,
+    to write with that statement and read back from it. A preload that reads nothing for a batch (runs no statement)
+    leaves the claim undone, and the batch writes its inbox rows itself, after it."""
+
+    read: Callable[[asyncpg.Connection, list[Message], InboxClaim], Awaitable[Any]]
+
+
 async def apply_in_one_transaction(
     pool: asyncpg.Pool,
     lock: asyncio.Lock,
@@ -193,18 +247,34 @@ async def apply_in_one_transaction(
     batch: list[Batched],
     handle: Callable[[Batched, BatchContext], Awaitable[None]],
     log: Any,
-    preload: Preload | None = None,
+    preload: Preload | ClaimingPreload | None = None,
     finish: Finish | None = None,
 ) -> None:
-    """One transaction for the whole batch: its inbox rows, `preload` of the new messages (once), `handle` for each
-    new message in order (its context carrying what was preloaded), `finish` with what was preloaded, its outbox rows
-    (unless `finish` wrote them with its own). Anything raised rolls all of it back and propagates."""
+    """One transaction for the whole batch: its inbox rows, `preload` of the new messages (once; a `ClaimingPreload`
+    of all of them, writing the inbox rows with its first statement), `handle` for each new message in order (its
+    context carrying what was preloaded), `finish` with what was preloaded, its outbox rows (unless `finish` wrote them
+    with its own). Anything raised rolls all of it back and propagates."""
     outgoing: list[OutgoingMessage] = []
     async with lock, pool.acquire() as conn, conn.transaction():
-        await claim_inbox(conn, topic, batch)
+        if isinstance(preload, ClaimingPreload):
+            preloaded = await _preload_claiming(conn, topic, batch, preload)
+        else:
+            await claim_inbox(conn, topic, batch)
+            messages = [item.message for item in batch if item.outcome == "processed" and item.message is not None]
+            preloaded = await preload(conn, messages) if preload is not None and messages else None
         fresh = [item for item in batch if item.outcome == "processed" and item.message is not None]
-        preloaded = await preload(conn, [item.message for item in fresh]) if preload is not None and fresh else None
         for item in fresh:
             await handle(item, BatchContext(item.message.event_id, item.record.topic, log, conn, outgoing, preloaded))
         if finish is None or preloaded is None or not await finish(conn, preloaded, outgoing):
             await write_outbox(conn, outgoing)
+
+
+async def _preload_claiming(conn: asyncpg.Connection, topic: str, batch: list[Batched], preload: ClaimingPreload) -> Any:
+    """What `preload` read for the batch, its inbox rows written with its first statement (or after it, by a statement
+    of their own, if it ran none)."""
+    claim = InboxClaim(topic, batch)
+    messages = [item.message for item in batch if item.message is not None]
+    preloaded = await preload.read(conn, messages, claim) if messages else None
+    if not claim.done:
+        await claim_inbox(conn, topic, batch)
+    return preloaded
