@@ -58,6 +58,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 from ordermesh_servicekit.outbox import OutgoingMessage
+from ordermesh_servicekit.unit_of_work import ClaimingPreload, InboxClaim
 
 from . import store, store_edits
 from .batch_intake import IntakeBatch
@@ -127,12 +128,16 @@ async def take_in(uow: UnitOfWork, submitted: ShopOrderSubmitted, ctx: MessageCo
     return []
 
 
-async def read_intake_batch(conn: asyncpg.Connection, submitted: list[ShopOrderSubmitted]) -> IntakeBatch:
+async def read_intake_batch(
+    conn: asyncpg.Connection, submitted: list[ShopOrderSubmitted], claim: InboxClaim | None = None
+) -> IntakeBatch:
     """The preload of the intake's subscription: what decides each order of a batch (its shop's watch list entry for
     its customer, the shop's rules and status groups, by shop and customer) and which of its orders are known already.
     The intake writes none of the former, so it stays true while the batch's orders are taken in (`take_in` finds it
-    in `ctx.preloaded`); the accepted orders are inserted together by `insert_batch_orders` (see `IntakeBatch`)."""
-    bases = await store.intake_bases(conn, list({(order.shop_id, order.customer.customer_id) for order in submitted}))
+    in `ctx.preloaded`); the accepted orders are inserted together by `insert_batch_orders` (see `IntakeBatch`).
+    With `claim`, the batch's inbox rows are written with the first read (see `InboxClaim`)."""
+    pairs = list({(order.shop_id, order.customer.customer_id) for order in submitted})
+    bases = await store.intake_bases(conn, pairs, claim)
     ids = list({order_id_for(order.shop_id, order.channel.value, order.external_order_no) for order in submitted})
     return IntakeBatch(bases, await store.known_orders(conn, ids))
 
@@ -143,21 +148,24 @@ async def insert_batch_orders(conn: asyncpg.Connection, batch: IntakeBatch, publ
     return await batch.write(conn, publish)
 
 
-INTAKE_BATCH = {"preload": read_intake_batch, "finish": insert_batch_orders}
+INTAKE_BATCH = {"preload": ClaimingPreload(read_intake_batch), "finish": insert_batch_orders}
 """How the intake's subscription reads and writes its batches' orders (`Subscription(..., **INTAKE_BATCH)`)."""
 
 
-async def lock_batch_orders(conn: asyncpg.Connection, events: list[OrderMessage]) -> BatchOrders:
+async def lock_batch_orders(
+    conn: asyncpg.Connection, events: list[OrderMessage], claim: InboxClaim | None = None
+) -> BatchOrders:
     """The preload of the flag events' subscriptions: every order a batch's events are about, locked and read in one
-    statement (in order of id). The batch's handlers find them in `ctx.preloaded` (see `BatchOrders`), and leave
-    there the saves `write_batch_orders` makes together at the batch's end.
+    statement (in order of id), with `claim` the batch's inbox rows written in it too (see `InboxClaim`). The batch's
+    handlers find them in `ctx.preloaded` (see `BatchOrders`), and leave there the saves `write_batch_orders` makes
+    together at the batch's end.
 
     No handler of these subscriptions writes an order other than its own event's: the flag step with what it keeps
     (`_paid`, `_parcel`), `settle` with the rules it runs, and every `then=` step (`_cancel_when_the_shop_asks`,
     `_reverse_what_the_warehouse_refused`, `_close_label_tasks`) write `event.order_id` alone. A handler that writes
     another order must first take that order from the batch (`ctx.preloaded.take(conn, other_id, ...)`), or its event
     must not be batched."""
-    return BatchOrders(await store.lock_orders(conn, list({event.order_id for event in events})))
+    return BatchOrders(await store.lock_orders(conn, list({event.order_id for event in events}), claim))
 
 
 async def write_batch_orders(conn: asyncpg.Connection, batch: BatchOrders, publish: Sequence[OutgoingMessage]) -> bool:
@@ -166,7 +174,7 @@ async def write_batch_orders(conn: asyncpg.Connection, batch: BatchOrders, publi
     return await batch.write(conn, publish)
 
 
-BATCH_ORDERS = {"preload": lock_batch_orders, "finish": write_batch_orders}
+BATCH_ORDERS = {"preload": ClaimingPreload(lock_batch_orders), "finish": write_batch_orders}
 """How the flag events' subscriptions read and write their batches' orders (`Subscription(..., **BATCH_ORDERS)`)."""
 
 

@@ -10,6 +10,7 @@ import asyncpg
 import structlog
 from ordermesh_contracts import Address, PaymentMethod, Stage
 from ordermesh_servicekit.outbox import OutgoingMessage, outbox_rows
+from ordermesh_servicekit.unit_of_work import InboxClaim
 
 from .domain.acceptance import Acceptance
 from .domain.progress import OrderState
@@ -51,20 +52,28 @@ async def intake_basis(conn: asyncpg.Connection, shop_id: str, customer_id: str)
     return (await intake_bases(conn, [(shop_id, customer_id)]))[(shop_id, customer_id)]
 
 
-async def intake_bases(conn: asyncpg.Connection, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], IntakeBasis]:
-    """`intake_basis` of many (shop, customer) pairs in one statement, by pair."""
-    rows = await conn.fetch(
-        """
-        SELECT w.shop_id, w.customer_id,
-               EXISTS (SELECT 1 FROM watch_list l WHERE l.shop_id = w.shop_id AND l.customer_id = w.customer_id)
-                   AS watch_listed,
-               (SELECT rule_set FROM shop_rules r WHERE r.shop_id = w.shop_id) AS rule_set,
-               (SELECT groups FROM shop_statuses s WHERE s.shop_id = w.shop_id) AS status_groups
-        FROM unnest($1::text[], $2::text[]) AS w(shop_id, customer_id)
-        """,
-        [shop_id for shop_id, _customer in wanted],
-        [customer_id for _shop, customer_id in wanted],
-    )
+_INTAKE_BASES = """
+    SELECT w.shop_id, w.customer_id,
+           EXISTS (SELECT 1 FROM watch_list l WHERE l.shop_id = w.shop_id AND l.customer_id = w.customer_id)
+               AS watch_listed,
+           (SELECT rule_set FROM shop_rules r WHERE r.shop_id = w.shop_id) AS rule_set,
+           (SELECT groups FROM shop_statuses s WHERE s.shop_id = w.shop_id) AS status_groups
+    FROM unnest($1::text[], $2::text[]) AS w(shop_id, customer_id)
+"""
+
+
+async def intake_bases(
+    conn: asyncpg.Connection, wanted: list[tuple[str, str]], claim: InboxClaim | None = None
+) -> dict[tuple[str, str], IntakeBasis]:
+    """`intake_basis` of many (shop, customer) pairs in one statement, by pair; with `claim`, a batch's inbox rows
+    written in the same statement (see `InboxClaim`)."""
+    arguments = [[shop_id for shop_id, _customer in wanted], [customer_id for _shop, customer_id in wanted]]
+    if claim is None:
+        rows = await conn.fetch(_INTAKE_BASES, *arguments)
+    else:
+        claimed, claim_arguments = claim.rows(3)
+        query = f"WITH {claimed}, bases AS ({_INTAKE_BASES}) SELECT * FROM claimed LEFT JOIN bases ON true"
+        rows = claim.read(await conn.fetch(query, *arguments, *claim_arguments), "shop_id")
     return {
         (row["shop_id"], row["customer_id"]): IntakeBasis(
             watch_listed=row["watch_listed"],
@@ -232,10 +241,19 @@ async def lock_order(conn: asyncpg.Connection, order_id: UUID) -> StoredOrder | 
     return None if row is None else _stored_order(row)
 
 
-async def lock_orders(conn: asyncpg.Connection, order_ids: list[UUID]) -> dict[UUID, StoredOrder]:
+async def lock_orders(
+    conn: asyncpg.Connection, order_ids: list[UUID], claim: InboxClaim | None = None
+) -> dict[UUID, StoredOrder]:
     """`lock_order` for many orders in one statement: those that exist, by id. Rows are locked in order of their id,
-    so two transactions locking overlapping sets wait for each other instead of deadlocking."""
-    rows = await conn.fetch(_LOCKED_ORDER + "WHERE o.order_id = ANY($1::uuid[]) ORDER BY o.order_id FOR UPDATE OF o", order_ids)
+    so two transactions locking overlapping sets wait for each other instead of deadlocking. With `claim`, a batch's
+    inbox rows are written in the same statement, before the orders are locked (see `InboxClaim`)."""
+    locking = _LOCKED_ORDER + "WHERE o.order_id = ANY($1::uuid[]) ORDER BY o.order_id FOR UPDATE OF o"
+    if claim is None:
+        rows = await conn.fetch(locking, order_ids)
+    else:
+        claimed, claim_arguments = claim.rows(2)
+        query = f"WITH {claimed}, locked AS ({locking}) SELECT * FROM claimed LEFT JOIN locked ON true"
+        rows = claim.read(await conn.fetch(query, order_ids, *claim_arguments), "order_id")
     return {row["order_id"]: _stored_order(row) for row in rows}
 
 
