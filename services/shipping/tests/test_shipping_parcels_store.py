@@ -33,6 +33,7 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.consuming import Consumer, MessageContext, PermanentError, Subscription
 from ordermesh_servicekit.metrics import Metrics
 from ordermesh_servicekit.migrations import apply_migrations, migrate_service, read_migrations
+from ordermesh_servicekit.unit_of_work import ClaimingPreload
 from ordermesh_shipping import store_shipments, store_stock
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest
 from ordermesh_shipping.commands import ShippingCommands
@@ -167,7 +168,7 @@ def callbacks(pool, handlers) -> Consumer:
     subscription = Subscription(
         topics.SHIPPING_CALLBACKS, ShippingCallback,
         {WarehouseShipmentReported: handlers.on_warehouse_shipment_reported, WarehouseDeliveryReported: handlers.on_delivery_reported},
-        batched=True, preload=lock_batch_shipments,
+        batched=True, preload=ClaimingPreload(lock_batch_shipments),
     )
     return Consumer(subscription, group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
 

@@ -6,6 +6,7 @@ import asyncpg
 
 from ordermesh_contracts import DeliveryGroup, Message, OrderAccepted, PaymentMethod
 from ordermesh_servicekit.consuming import UnitOfWork
+from ordermesh_servicekit.unit_of_work import InboxClaim
 
 from . import store
 from .checks import DEFAULT_CARRIER, announce, check_groups, skus_of
@@ -41,18 +42,21 @@ async def accept_order(uow: UnitOfWork, order: OrderAccepted, preloaded: CheckIn
     announce(uow, results, order_id=order.order_id, shop_id=order.shop_id, cause=order.caused())
 
 
-async def read_accepted_checks(conn: asyncpg.Connection, events: list[Message]) -> CheckInputsOfOrders | None:
+async def read_accepted_checks(
+    conn: asyncpg.Connection, events: list[Message], claim: InboxClaim | None = None
+) -> CheckInputsOfOrders | None:
     """The preload of the orders events' subscription: what the checks of the batch's accepted orders read, in one
-    statement (None when the batch accepts no order). It stays true through the batch: no message that joins one
-    writes what the checks read (shop calendars and sku attributes are set by staff commands, confirmed checks by
-    DeliveryChecksConfirmed, which goes alone), so every accepted order of the batch may use it."""
+    statement that writes the batch's inbox rows too when given their `claim` (None, and no statement, when the batch
+    accepts no order). It stays true through the batch: no message that joins one writes what the checks read (shop
+    calendars and sku attributes are set by staff commands, confirmed checks by DeliveryChecksConfirmed, which goes
+    alone), so every accepted order of the batch may use it."""
     skus: dict[tuple[UUID, str], set[str]] = {}
     for event in events:
         if isinstance(event, OrderAccepted):
             skus.setdefault((event.order_id, event.shop_id), set()).update(skus_of(dict(enumerate(event.deliveries))))
     if not skus:
         return None
-    return await store.check_inputs_of_orders(conn, [(order, shop, sorted(of)) for (order, shop), of in skus.items()])
+    return await store.check_inputs_of_orders(conn, [(order, shop, sorted(of)) for (order, shop), of in skus.items()], claim)
 
 
 def lines_of(groups: dict[int, DeliveryGroup]) -> list[tuple]:

@@ -35,6 +35,7 @@ from ordermesh_servicekit.http_input import query_text, query_uuid
 from ordermesh_servicekit.outside import OutsideCalls
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
+from ordermesh_servicekit.unit_of_work import ClaimingPreload
 
 from . import store, store_shipments, store_stock
 from .adapters.ingress import stock_levels, warehouse_callback
@@ -141,7 +142,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                     },
                     batched=True,
                     alone=calls_the_warehouse,
-                    preload=read_accepted_checks,
+                    preload=ClaimingPreload(read_accepted_checks),
                 ),
                 Subscription(
                     topics.SHIPPING_CALLBACKS,
@@ -151,7 +152,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                         WarehouseDeliveryReported: handlers.on_delivery_reported,
                     },
                     batched=True,
-                    preload=lock_batch_shipments,
+                    preload=ClaimingPreload(lock_batch_shipments),
                 ),
                 Subscription(
                     topics.SHIPPING_COMMANDS,

@@ -23,6 +23,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 from ordermesh_servicekit.parking import DependencyMissing
+from ordermesh_servicekit.unit_of_work import InboxClaim
 
 from . import store, store_holds, store_shipments, store_stock
 from .adapters.warehouse import Warehouse
@@ -182,11 +183,13 @@ class BatchShipments:
 
 
 async def lock_batch_shipments(
-    conn: asyncpg.Connection, reports: list[WarehouseShipmentReported | WarehouseDeliveryReported]
+    conn: asyncpg.Connection, reports: list[WarehouseShipmentReported | WarehouseDeliveryReported],
+    claim: InboxClaim | None = None,
 ) -> BatchShipments:
     """The preload of the warehouse callbacks' subscription: every shipment a batch's reports are about, locked and
-    read in one statement (in order of id), by id; then, in one more statement after those locks, what booking the
-    first parcel reported for each order reads. The batch's handlers find it in `ctx.preloaded`.
+    read in one statement (in order of id), by id, which writes the batch's inbox rows too when given their `claim`;
+    then, in one more statement after those locks, what booking the first parcel reported for each order reads (of
+    the reports to be processed, once the claim is read). The batch's handlers find it in `ctx.preloaded`.
 
     A preloaded shipment is the shipment as stored only until a handler of the batch writes it. So each is taken by
     the report of its shipment that uses it (`_locked_shipment` pops it), and only a handler that knows the shipment
@@ -200,8 +203,9 @@ async def lock_batch_shipments(
     and in this subscription only booking a parcel changes it (a delivery takes a shipment from shipped to delivered,
     which it counts alike). So it is preloaded for the order's first parcel report in the batch alone,
     and for none whose tracking number another report of the batch carries; every other parcel reads it when booked."""
-    shipments = await store_shipments.lock_shipments(conn, sorted({report.shipment_id for report in reports}))
-    parcels = [report for report in reports if isinstance(report, WarehouseShipmentReported)]
+    shipments = await store_shipments.lock_shipments(conn, sorted({report.shipment_id for report in reports}), claim)
+    processed = claim.fresh() if claim is not None else reports
+    parcels = [report for report in processed if isinstance(report, WarehouseShipmentReported)]
     carried = Counter(report.tracking_number for report in parcels)
     orders: set[UUID] = set()
     first: list[tuple[UUID, asyncpg.Record, str]] = []

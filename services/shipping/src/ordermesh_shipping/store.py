@@ -6,6 +6,7 @@ from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
+from ordermesh_servicekit.unit_of_work import InboxClaim
 
 from .domain.delivery_dates import ShopCalendar
 
@@ -93,23 +94,28 @@ async def check_inputs(conn: asyncpg.Connection, shop_id: str, order_id: UUID, s
     return (await check_inputs_of_orders(conn, [(order_id, shop_id, skus)]))[order_id, shop_id]
 
 
+_CHECK_INPUTS = """
+    SELECT o.order_id, o.shop_id, s.time_zone, s.cutoff, s.closed_weekdays, s.closures, s.warehouse_prefecture,
+           ARRAY(SELECT a.sku FROM sku_attributes a WHERE a.sku = ANY(o.skus) ORDER BY a.sku) AS cool_skus,
+           ARRAY(SELECT a.cool_type FROM sku_attributes a WHERE a.sku = ANY(o.skus) ORDER BY a.sku) AS cool_types,
+           ARRAY(SELECT c.category FROM confirmed_checks c WHERE c.order_id = o.order_id) AS confirmed
+    FROM jsonb_to_recordset($1::jsonb) AS o (order_id uuid, shop_id text, skus text[])
+    LEFT JOIN shops s ON s.shop_id = o.shop_id
+"""
+
+
 async def check_inputs_of_orders(
-    conn: asyncpg.Connection, orders: list[tuple[UUID, str, list[str]]]
+    conn: asyncpg.Connection, orders: list[tuple[UUID, str, list[str]]], claim: InboxClaim | None = None
 ) -> dict[tuple[UUID, str], CheckInputs]:
     """Everything the checks of these orders' delivery groups need (order id, shop id, skus each), in one statement,
-    by (order id, shop id)."""
+    by (order id, shop id); with `claim`, a batch's inbox rows written in the same statement (see `InboxClaim`)."""
     given = json.dumps([{"order_id": str(order_id), "shop_id": shop_id, "skus": skus} for order_id, shop_id, skus in orders])
-    rows = await conn.fetch(
-        """
-        SELECT o.order_id, o.shop_id, s.time_zone, s.cutoff, s.closed_weekdays, s.closures, s.warehouse_prefecture,
-               ARRAY(SELECT a.sku FROM sku_attributes a WHERE a.sku = ANY(o.skus) ORDER BY a.sku) AS cool_skus,
-               ARRAY(SELECT a.cool_type FROM sku_attributes a WHERE a.sku = ANY(o.skus) ORDER BY a.sku) AS cool_types,
-               ARRAY(SELECT c.category FROM confirmed_checks c WHERE c.order_id = o.order_id) AS confirmed
-        FROM jsonb_to_recordset($1::jsonb) AS o (order_id uuid, shop_id text, skus text[])
-        LEFT JOIN shops s ON s.shop_id = o.shop_id
-        """,
-        given,
-    )
+    if claim is None:
+        rows = await conn.fetch(_CHECK_INPUTS, given)
+    else:
+        claimed, claim_arguments = claim.rows(2)
+        query = f"WITH {claimed}, inputs AS ({_CHECK_INPUTS}) SELECT * FROM claimed LEFT JOIN inputs ON true"
+        rows = claim.read(await conn.fetch(query, given, *claim_arguments), "order_id")
     return {
         (row["order_id"], row["shop_id"]): CheckInputs(
             _calendar(row), dict(zip(row["cool_skus"], row["cool_types"])), set(row["confirmed"])

@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from ordermesh_servicekit.outbox import OutgoingMessage, handled_rows, outbox_rows
+from ordermesh_servicekit.unit_of_work import InboxClaim
 
 
 async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
@@ -177,11 +178,19 @@ async def lock_shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.
     return await conn.fetchrow("SELECT * FROM shipments WHERE shipment_id = $1 FOR UPDATE", shipment_id)
 
 
-async def lock_shipments(conn: asyncpg.Connection, shipment_ids: list[UUID]) -> dict[UUID, asyncpg.Record]:
-    """These shipments (those that exist), locked for this transaction in order of id, by id."""
-    rows = await conn.fetch(
-        "SELECT * FROM shipments WHERE shipment_id = ANY($1::uuid[]) ORDER BY shipment_id FOR UPDATE", shipment_ids
-    )
+async def lock_shipments(
+    conn: asyncpg.Connection, shipment_ids: list[UUID], claim: InboxClaim | None = None
+) -> dict[UUID, asyncpg.Record]:
+    """These shipments (those that exist), locked for this transaction in order of id, by id. With `claim`, a batch's
+    inbox rows are written in the same statement, before the shipments are locked (see `InboxClaim`; each row then
+    carries its column too)."""
+    locking = "SELECT * FROM shipments WHERE shipment_id = ANY($1::uuid[]) ORDER BY shipment_id FOR UPDATE"
+    if claim is None:
+        rows = await conn.fetch(locking, shipment_ids)
+    else:
+        claimed, claim_arguments = claim.rows(2)
+        query = f"WITH {claimed}, locked AS ({locking}) SELECT * FROM claimed LEFT JOIN locked ON true"
+        rows = claim.read(await conn.fetch(query, shipment_ids, *claim_arguments), "shipment_id")
     return {row["shipment_id"]: row for row in rows}
 
 
