@@ -4,7 +4,7 @@ counted on a real PostgreSQL through a query logger on every pooled connection (
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import uuid4
 
 import asyncpg
@@ -240,13 +240,15 @@ async def orders_taken_in(pool: asyncpg.Pool, count: int, prefix: str) -> list:
     return order_ids
 
 
-def flag_consumer(pool: asyncpg.Pool, *models) -> Consumer:
+def flag_consumer(pool: asyncpg.Pool, *models, metrics: Metrics | None = None) -> Consumer:
     """A consumer of payments events as the orders service has it: batched, the batch's orders preloaded."""
     subscription = Subscription(
         topics.PAYMENTS_EVENTS, PaymentsEvent, {model: handlers.FLAG_HANDLERS[model] for model in models}, batched=True,
         **handlers.BATCH_ORDERS,
     )
-    return Consumer(subscription, group_id="ordermesh-orders", pool_provider=lambda: pool, metrics=Metrics("orders"), retry_max_seconds=0.2)
+    return Consumer(
+        subscription, group_id="ordermesh-orders", pool_provider=lambda: pool, metrics=metrics or Metrics("orders"), retry_max_seconds=0.2
+    )
 
 
 def payments_record(offset: int, model: str, order_id, **fields) -> Record:
@@ -327,3 +329,30 @@ async def test_a_batch_with_an_event_of_an_unknown_order_is_undone_and_that_even
     await consumer.process([payments_record(0, "PaymentAuthorized", unknown), payments_record(1, "PaymentAuthorized", known)])
     assert json.loads(await pool.fetchval("SELECT flags FROM orders WHERE order_id = $1", known))["card_authorization"] == "authorized"
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", topics.PAYMENTS_EVENTS + ".dlq") == 1
+
+
+async def test_events_redelivered_or_repeated_in_a_batch_are_duplicates_with_no_second_effect(counted) -> None:
+    pool, counter = counted
+    order_id, other = await orders_taken_in(pool, 2, "R")
+    metrics = Metrics("orders")
+    consumer = flag_consumer(pool, PaymentAuthorized, PaymentCaptured, metrics=metrics)
+    authorized = [payments_record(0, "PaymentAuthorized", order_id), payments_record(1, "PaymentAuthorized", other)]
+    await consumer.process(authorized)
+    captured = payments_record(3, "PaymentCaptured", order_id, amount=1000)
+    # the batch's preload locks the orders of all four (what it claims is not known before it ran), its handlers see one
+    again = [replace(authorized[0], offset=2), captured, replace(captured, offset=4), replace(authorized[1], offset=5)]
+    await asyncio.sleep(0)
+    counter.reset()
+    await consumer.process(again)
+    await asyncio.sleep(0)
+    assert counter.transactions == 1 and len(counter.statements) == 4, counter.statements
+    processed = metrics.registry.get_sample_value("ordermesh_messages_total", {"topic": topics.PAYMENTS_EVENTS, "outcome": "processed"})
+    duplicate = metrics.registry.get_sample_value("ordermesh_messages_total", {"topic": topics.PAYMENTS_EVENTS, "outcome": "duplicate"})
+    assert (processed, duplicate) == (3, 3)
+    assert await pool.fetchval("SELECT paid_captured FROM orders WHERE order_id = $1", order_id) == 1000
+    history = await pool.fetch(
+        "SELECT order_id, what FROM order_history WHERE order_id = ANY($1::uuid[]) AND what LIKE 'Payment%' ORDER BY id", [order_id, other]
+    )
+    assert [(row["order_id"], row["what"]) for row in history] == [
+        (order_id, "PaymentAuthorized"), (other, "PaymentAuthorized"), (order_id, "PaymentCaptured"),
+    ]
