@@ -356,10 +356,15 @@ async def raw_database(admin_dsn: str) -> str:
     return admin_dsn.rsplit("/", 1)[0] + f"/{name}"
 
 
-async def with_replicas(stack: LocalStack, replicas: int) -> None:
-    """Starts replicas of every service until each has `replicas`, and waits until they answer /readyz."""
+async def with_replicas(stack: LocalStack, replicas: int, timeout: float = 240) -> None:
+    """Starts replicas of every service until each has `replicas`, waits until they answer /readyz and until every
+    service's consumer group is stable with them all (a replica is ready before its group has rebalanced: a run
+    started then measured the rebalances too)."""
     started = [stack.add_replica(name) for name in SERVICES for _ in range(replicas - len(stack.replica_names(name)))]
-    await stack.wait_ready(started, timeout=240)
+    await stack.wait_ready(started, timeout=timeout)
+    await asyncio.gather(
+        *(until_group_has(stack.bootstrap, f"ordermesh-{name}", replicas, timeout, **stack.kafka_security) for name in SERVICES)
+    )
 
 
 def load_average() -> str:
