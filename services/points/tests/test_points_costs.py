@@ -12,6 +12,7 @@ from ordermesh_contracts import OrderAccepted, OrderCancelled, OrderCompleted, O
 from ordermesh_points import handlers, store
 from ordermesh_servicekit.consuming import Consumer, Subscription
 from ordermesh_servicekit.metrics import Metrics
+from ordermesh_servicekit.unit_of_work import ClaimingPreload
 from support import counted_pool, golden_message, statements_of
 from doubles import FakeRecord, StatementCounter
 
@@ -75,10 +76,12 @@ def record(offset: int, message) -> FakeRecord:
     return FakeRecord(topic, 0, offset, str(message.order_id).encode(), message.model_dump_json().encode(), [("type", message.type.encode())])
 
 
-def batched(pool: asyncpg.Pool, topic: str, handled: dict) -> Consumer:
+def batched(pool: asyncpg.Pool, topic: str, handled: dict, metrics: Metrics | None = None) -> Consumer:
     """A consumer of `topic` as the points service has it: batched, the batch's orders and customers preloaded."""
-    subscription = Subscription(topic, PaymentsEvent if topic == topics.PAYMENTS_EVENTS else OrdersEvent, handled, batched=True, preload=handlers.lock_batch, finish=handlers.write_batch)
-    return Consumer(subscription, group_id="ordermesh-points", pool_provider=lambda: pool, metrics=Metrics("points"), retry_max_seconds=0.2)
+    subscription = Subscription(topic, PaymentsEvent if topic == topics.PAYMENTS_EVENTS else OrdersEvent, handled, batched=True, **handlers.BATCH_POINTS)
+    return Consumer(
+        subscription, group_id="ordermesh-points", pool_provider=lambda: pool, metrics=metrics or Metrics("points"), retry_max_seconds=0.2
+    )
 
 
 def accepted_for(customer_id: str, points_used: int) -> OrderAccepted:
@@ -88,24 +91,29 @@ def accepted_for(customer_id: str, points_used: int) -> OrderAccepted:
     return OrderAccepted.model_validate(raw)
 
 
-BATCH_LOCKS = "WITH O AS ( INSERT INTO ORDER_POINTS (ORDER_ID, SHOP_ID, STATUS) SELECT"
+BATCH_LOCKS = "WITH CLAIM AS (INSERT INTO INBOX"
+LOCKING = "O AS ( INSERT INTO ORDER_POINTS (ORDER_ID, SHOP_ID, STATUS) SELECT"
 BATCH_SAVES = "WITH SAVED AS ( UPDATE ORDER_POINTS O SET"
 
 
-async def statements_of_batch(pool: asyncpg.Pool, counter: StatementCounter, topic: str, handled: dict, messages: list) -> tuple[list[str], int]:
+async def statements_of_batch(
+    pool: asyncpg.Pool, counter: StatementCounter, topic: str, handled: dict, messages: list, metrics: Metrics | None = None
+) -> tuple[list[str], int]:
     """The statements and transactions of `messages` handled as one batch of `topic` by a points consumer."""
     await asyncio.sleep(0)
     counter.reset()
-    await batched(pool, topic, handled).process([record(n, message) for n, message in enumerate(messages)])
+    await batched(pool, topic, handled, metrics).process([record(n, message) for n, message in enumerate(messages)])
     await asyncio.sleep(0)
     return list(counter.statements), counter.transactions
 
 
 def batch_statements(statements: list[str]) -> dict[str, int]:
-    """How many of a batch's statements lock its orders and customers, save them, and all of them."""
+    """How many of a batch's statements write its inbox rows and lock its orders and customers, save them, and all of
+    them; and how many lock orders."""
     opening = [" ".join(q.split()) for q in statements]
     return {
-        "locks": sum(1 for q in opening if q.startswith(BATCH_LOCKS)),
+        "locks": sum(1 for q in opening if q.startswith(BATCH_LOCKS) and LOCKING in q),
+        "locking": sum(1 for q in opening if LOCKING in q),
         "saves": sum(1 for q in opening if q.startswith(BATCH_SAVES)),
         "all": len(statements),
     }
@@ -127,9 +135,10 @@ async def test_a_batch_of_payments_of_many_orders_locks_their_orders_and_custome
     assert [balance.available for balance in balances] == [row["points"] for row in rows] and rows[0]["points"] > 0
     print(f"\nbatch of 6 payments: {len(statements)} statements, {transactions} transactions")
     assert transactions == 1
-    # BEGIN, inbox, the orders and customers locked, the orders saved with their entries and the outbox rows, COMMIT;
-    # it was 3 per order (each locked and saved apart), then 6 + 6 (orders and customers locked once, a save per order)
-    assert batch_statements(statements) == {"locks": 1, "saves": 1, "all": 5}, statements
+    # BEGIN, the inbox rows written with the orders and customers locked, the orders saved with their entries and the
+    # outbox rows, COMMIT; it was 3 per order (each locked and saved apart), then 6 + 6 (orders and customers locked
+    # once, a save per order), then 5 (the inbox rows apart)
+    assert batch_statements(statements) == {"locks": 1, "locking": 1, "saves": 1, "all": 4}, statements
 
 
 async def test_a_batch_of_acceptances_of_new_orders_and_customers_creates_them_with_its_locks(counted) -> None:
@@ -147,9 +156,10 @@ async def test_a_batch_of_acceptances_of_new_orders_and_customers_creates_them_w
     assert accounts == 4
     print(f"\nbatch of 4 new acceptances: {len(statements)} statements, {transactions} transactions")
     assert transactions == 1
-    # BEGIN, inbox, the orders and accounts created and locked, the orders saved with their entries and the outbox
-    # rows, COMMIT; it was 4 + 4 * 3 (each order and account created and locked apart, each order saved apart)
-    assert batch_statements(statements) == {"locks": 1, "saves": 1, "all": 5}, statements
+    # BEGIN, the inbox rows written with the orders and accounts created and locked, the orders saved with their
+    # entries and the outbox rows, COMMIT; it was 4 + 4 * 3 (each order and account created and locked apart, each
+    # order saved apart), then 5 (the inbox rows apart)
+    assert batch_statements(statements) == {"locks": 1, "locking": 1, "saves": 1, "all": 4}, statements
 
 
 async def test_a_completion_of_an_order_the_service_never_heard_of_creates_nothing_in_a_batch(counted) -> None:
@@ -200,6 +210,84 @@ async def test_two_messages_of_one_order_in_a_batch_the_second_sees_what_the_fir
     assert row["reservation"] == "released", row
     assert "committed" not in [entry["kind"] for entry in row["entries"]], row["entries"]
     assert balance.used == 0 and balance.available == available, balance
+
+
+async def test_acceptances_redelivered_or_repeated_in_a_batch_are_duplicates_that_create_and_book_nothing(counted) -> None:
+    pool, counter = counted
+    handled = {OrderAccepted: handlers.on_order_accepted}
+    first, other = accepted_for("C-again", 0), accepted_for("C-again-other", 0)
+    await batched(pool, topics.ORDERS_EVENTS, handled).process([record(0, first), record(1, other)])  # each creates its order and account
+    created = await rows_created(pool)
+    fresh = accepted_for("C-again-fresh", 0)
+    metrics = Metrics("points")
+    # the batch's statement is given all four (what it claims is known only once it ran); one handler runs
+    statements, transactions = await statements_of_batch(pool, counter, topics.ORDERS_EVENTS, handled, [first, fresh, fresh, other], metrics)
+    assert transactions == 1 and batch_statements(statements) == {"locks": 1, "locking": 1, "saves": 1, "all": 4}, statements
+    outcomes = {
+        outcome: metrics.registry.get_sample_value("ordermesh_messages_total", {"topic": topics.ORDERS_EVENTS, "outcome": outcome})
+        for outcome in ("processed", "duplicate")
+    }
+    assert outcomes == {"processed": 1.0, "duplicate": 3.0}, outcomes
+    # the new acceptance's order and account are all the batch created
+    assert await rows_created(pool) == (created[0] + 1, created[1] + 1)
+    async with pool.acquire() as conn:
+        for order in (first, fresh, other):
+            row = await store.order_row(conn, order.order_id)
+            balance = await store.balance(conn, order.shop_id, order.customer.customer_id)
+            assert [entry["kind"] for entry in row["entries"]] == ["accrued"], row["entries"]
+            assert row["status"] == "provisional" and balance.provisional == row["points"] > 0, (row, balance)
+        accrued = await conn.fetch(
+            "SELECT convert_from(payload, 'UTF8')::jsonb->>'order_id' AS order_id FROM outbox"
+            " WHERE convert_from(payload, 'UTF8')::jsonb->>'type' = 'PointsAccrued'"
+        )
+    assert sorted(row["order_id"] for row in accrued) == sorted(str(order.order_id) for order in (first, fresh, other))
+
+
+async def rows_created(pool: asyncpg.Pool) -> tuple[int, int]:
+    """How many orders and customer accounts the points database holds."""
+    return await pool.fetchval("SELECT count(*) FROM order_points"), await pool.fetchval("SELECT count(*) FROM customer_accounts")
+
+
+async def test_a_message_the_inbox_holds_creates_neither_its_order_nor_its_customers_account_in_a_batch(counted) -> None:
+    pool, counter = counted
+    # as if its effect had been kept without them: no handler runs for it, so the batch's statement creates nothing for it
+    seen, new = accepted_for("C-seen", 0), accepted_for("C-new", 0)
+    await pool.execute("INSERT INTO inbox (message_id, topic) VALUES ($1, $2)", seen.event_id, topics.ORDERS_EVENTS)
+    metrics = Metrics("points")
+    await batched(pool, topics.ORDERS_EVENTS, {OrderAccepted: handlers.on_order_accepted}, metrics).process([record(0, seen), record(1, new)])
+    outcomes = {
+        outcome: metrics.registry.get_sample_value("ordermesh_messages_total", {"topic": topics.ORDERS_EVENTS, "outcome": outcome})
+        for outcome in ("processed", "duplicate")
+    }
+    assert outcomes == {"processed": 1.0, "duplicate": 1.0}, outcomes
+    async with pool.acquire() as conn:
+        assert await store.order_row(conn, seen.order_id) is None
+        assert not await store.lock_known_customer(conn, seen.shop_id, "C-seen")
+        assert (await store.order_row(conn, new.order_id))["status"] == "provisional"
+        assert await store.lock_known_customer(conn, new.shop_id, "C-new")
+
+
+async def test_a_batch_whose_preload_raises_after_its_statement_is_undone_inbox_rows_too_and_its_messages_go_one_at_a_time(counted) -> None:
+    pool, counter = counted
+    orders = [accepted_for(f"C-undone-{n}", 0) for n in range(2)]
+
+    async def failing(conn: asyncpg.Connection, messages: list, claim) -> None:
+        await handlers.lock_batch(conn, messages, claim)
+        raise RuntimeError("the preload failed")
+
+    metrics = Metrics("points")
+    subscription = Subscription(
+        topics.ORDERS_EVENTS, OrdersEvent, {OrderAccepted: handlers.on_order_accepted}, batched=True,
+        preload=ClaimingPreload(failing), finish=handlers.write_batch,
+    )
+    consumer = Consumer(subscription, group_id="ordermesh-points", pool_provider=lambda: pool, metrics=metrics, retry_max_seconds=0.2)
+    await consumer.process([record(n, order) for n, order in enumerate(orders)])
+    processed = metrics.registry.get_sample_value("ordermesh_messages_total", {"topic": topics.ORDERS_EVENTS, "outcome": "processed"})
+    assert processed == 2
+    async with pool.acquire() as conn:
+        for order in orders:
+            row = await store.order_row(conn, order.order_id)
+            assert [entry["kind"] for entry in row["entries"]] == ["accrued"] and row["status"] == "provisional", row
 
 
 async def points_earned(pool, counter, customer_id: str) -> tuple[OrderAccepted, int]:

@@ -93,16 +93,14 @@ def create_app(settings: PointsSettings | None = None) -> AsgiFastStream:
                         OrderReturned: handlers.on_order_returned,
                     },
                     batched=True,
-                    preload=handlers.lock_batch,
-                    finish=handlers.write_batch,
+                    **handlers.BATCH_POINTS,
                 ),
                 Subscription(
                     topics.PAYMENTS_EVENTS,
                     PaymentsEvent,
                     {PaymentCaptured: handlers.on_payment_captured, PaymentReceived: handlers.on_payment_received},
                     batched=True,
-                    preload=handlers.lock_batch,
-                    finish=handlers.write_batch,
+                    **handlers.BATCH_POINTS,
                 ),
                 Subscription(
                     topics.POINTS_COMMANDS,

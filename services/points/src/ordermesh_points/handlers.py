@@ -28,6 +28,7 @@ from ordermesh_contracts import (
 from ordermesh_contracts.orders import DeliveryGroup
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
 from ordermesh_servicekit.outbox import OutgoingMessage
+from ordermesh_servicekit.unit_of_work import ClaimingPreload, InboxClaim
 
 from . import store
 from .batch_points import BatchPoints
@@ -58,34 +59,35 @@ def _notice_event(notice: ledger.Notice, order: ledger.OrderPoints, shop_id: str
     raise AssertionError(f"unknown notice {notice!r}")
 
 
-async def lock_batch(conn: asyncpg.Connection, messages: list[Message]) -> BatchPoints:
-    """The preload of the points service's batched subscriptions: every order of the batch's messages, then every
-    account of the customers they name or their orders know, locked and read in one statement (see `BatchPoints`).
+async def lock_batch(conn: asyncpg.Connection, messages: list[Message], claim: InboxClaim) -> BatchPoints:
+    """The preload of the points service's batched subscriptions: the batch's inbox rows written (`claim`, see
+    `InboxClaim`), then every order of the messages it claimed, then every account of the customers they name or
+    their orders know, locked and read, in one statement (see `BatchPoints`).
 
     What a handler would create one at a time is created here: the order of every message but a completion (which
     books only for an order the service knows) and the account of the customer an acceptance names (it books for that
     customer whatever the order knew). Nothing else is: an order or account not there yet is created by the handler
-    that needs it, as one at a time."""
-    orders: dict[UUID, tuple[str, bool]] = {}
-    customers: dict[tuple[str, str], bool] = {}
-    for message in messages:
-        creates, known = _creates_order(message), orders.get(message.order_id)
-        if known is None or (creates and not known[1]):
-            orders[message.order_id] = (message.shop_id, creates)
-        if (named := _customer_named_by(message)) is not None:
-            customers[(message.shop_id, named)] = customers.get((message.shop_id, named), False) or isinstance(message, OrderAccepted)
-    locked_orders, balances = await store.lock_orders_and_customers(
-        conn,
-        [(order_id, shop_id, creates) for order_id, (shop_id, creates) in orders.items()],
-        [(shop_id, customer_id, creates) for (shop_id, customer_id), creates in customers.items()],
-    )
-    return BatchPoints(locked_orders, balances)
+    that needs it, as one at a time. A message the inbox held, or repeated in the batch, is given too (what is claimed
+    is known only once the statement ran) but locks and creates nothing: no handler runs for it."""
+    about = [
+        store.BatchMessage(
+            message.event_id, message.order_id, message.shop_id, _creates_order(message), _customer_named_by(message),
+            isinstance(message, OrderAccepted),
+        )
+        for message in messages
+    ]
+    return BatchPoints(*await store.lock_orders_and_customers(conn, about, claim))
 
 
 async def write_batch(conn: asyncpg.Connection, batch: BatchPoints, publish: Sequence[OutgoingMessage]) -> bool:
     """The finish of the points service's batched subscriptions: every save the batch's handlers left, with the batch's
     outbox rows, in one statement."""
     return await batch.write(conn, publish)
+
+
+BATCH_POINTS = {"preload": ClaimingPreload(lock_batch), "finish": write_batch}
+"""How the points service's batched subscriptions read and write their batches' orders and balances
+(`Subscription(..., **BATCH_POINTS)`)."""
 
 
 def _creates_order(message: Message) -> bool:

@@ -4,11 +4,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
 from ordermesh_servicekit.outbox import OutgoingMessage, outbox_rows
+from ordermesh_servicekit.unit_of_work import InboxClaim
 
 from .domain.booking import Booked
 from .domain.accrual import Campaign, EarningTerms, ShopPointsSettings
@@ -177,36 +178,56 @@ async def lock_existing_order(conn: asyncpg.Connection, order_id: UUID, shop_id:
     return _stored_order(row) if row else None
 
 
-async def lock_orders_and_customers(
-    conn: asyncpg.Connection, orders: Sequence[tuple[UUID, str, bool]], customers: Sequence[tuple[str, str, bool]]
-) -> tuple[dict[UUID, StoredOrder], dict[tuple[str, str], Balance]]:
-    """Locks a batch's orders and then its customers' accounts in one statement, each set in order (two transactions
-    locking overlapping sets wait instead of deadlocking), and reads them as locked: the orders' rows with their shops'
-    points rules by id, the accounts' balances by (shop, customer).
+class BatchMessage(NamedTuple):
+    """What a batch's message has its preload lock and create: its order (created only where it `creates_order`,
+    else locked if the service knows it) and the customer it names, if any (the account created only where it
+    `opens_account`, else locked if it exists)."""
 
-    `orders`: (order id, shop id, creates); an order is created as awaiting accrual (as `lock_order` creates it) only
-    where it `creates`, else left out when the service never heard of it. `customers`: (shop id, customer id, creates),
-    the same for accounts (as `lock_customer` creates them); the customers of the orders read are locked too."""
+    message_id: UUID
+    order_id: UUID
+    shop_id: str
+    creates_order: bool
+    customer_id: str | None
+    opens_account: bool
+
+
+async def lock_orders_and_customers(
+    conn: asyncpg.Connection, messages: Sequence[BatchMessage], claim: InboxClaim
+) -> tuple[dict[UUID, StoredOrder], dict[tuple[str, str], Balance]]:
+    """Writes a batch's inbox rows (`claim`, see `InboxClaim`), then locks the orders of the messages it claimed and
+    then their customers' accounts, in one statement, each set in order (two transactions locking overlapping sets
+    wait instead of deadlocking), and reads them as locked: the orders' rows with their shops' points rules by id, the
+    accounts' balances by (shop, customer).
+
+    Only the messages the claim wrote count: a message the inbox held, or repeated in the batch, locks and creates
+    nothing (no handler runs for it). An order is created as awaiting accrual (as `lock_order` creates it) where one
+    of them `creates_order`, with the shop of the first that does; else it is left out when the service never heard
+    of it. An account likewise (as `lock_customer` creates it) where one `opens_account`; the customers of the orders
+    read are locked too."""
+    claimed, claim_arguments = claim.rows(7)
     rows = await conn.fetch(
         f"""
-        WITH o AS (
+        WITH {claimed}, w AS (
+            SELECT m.*, m.message_id = ANY($4::uuid[]) AS creates, m.message_id = ANY($6::uuid[]) AS opens
+            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $5::text[])
+                WITH ORDINALITY AS m(message_id, order_id, shop_id, customer_id, place)
+            WHERE m.message_id IN (SELECT message_id FROM claim)
+        ), o AS (
             INSERT INTO order_points (order_id, shop_id, status)
-            SELECT w.order_id, w.shop_id, 'awaiting_accrual'
-            FROM unnest($1::uuid[], $2::text[]) AS w(order_id, shop_id)
-            WHERE w.order_id = ANY($3::uuid[]) OR EXISTS (SELECT FROM order_points p WHERE p.order_id = w.order_id)
-            ORDER BY w.order_id
+            SELECT DISTINCT ON (w.order_id) w.order_id, w.shop_id, 'awaiting_accrual' FROM w
+            WHERE w.creates OR EXISTS (SELECT FROM order_points p WHERE p.order_id = w.order_id)
+            ORDER BY w.order_id, w.creates DESC, w.place
             ON CONFLICT (order_id) DO UPDATE SET order_id = EXCLUDED.order_id
             RETURNING *
         ), locked AS (
             INSERT INTO customer_accounts AS a (shop_id, customer_id)
             SELECT c.shop_id, c.customer_id FROM (
-                SELECT n.shop_id, n.customer_id, bool_or(n.creates) AS creates FROM (
-                    SELECT *, true AS creates FROM unnest($4::text[], $5::text[]) AS created(shop_id, customer_id)
-                    UNION ALL SELECT *, false FROM unnest($6::text[], $7::text[]) AS named(shop_id, customer_id)
+                SELECT n.shop_id, n.customer_id, bool_or(n.opens) AS opens FROM (
+                    SELECT w.shop_id, w.customer_id, w.opens FROM w WHERE w.customer_id IS NOT NULL
                     UNION ALL SELECT o.shop_id, o.customer_id, false FROM o WHERE o.customer_id IS NOT NULL
                 ) AS n GROUP BY n.shop_id, n.customer_id
             ) AS c
-            WHERE c.creates
+            WHERE c.opens
                OR EXISTS (SELECT FROM customer_accounts k WHERE k.shop_id = c.shop_id AND k.customer_id = c.customer_id)
             ORDER BY c.shop_id, c.customer_id
             ON CONFLICT (shop_id, customer_id) DO UPDATE SET customer_id = EXCLUDED.customer_id
@@ -216,23 +237,23 @@ async def lock_orders_and_customers(
                    {", ".join(f"array_agg({name}) AS a_{name}" for name in _BALANCE_NAMES)}
             FROM locked
         )
-        SELECT accounts.*, {_ORDER_COLUMNS}
-        FROM accounts LEFT JOIN (o LEFT JOIN shop_settings s ON s.shop_id = o.shop_id) ON true
+        SELECT claimed.*, accounts.*, {_ORDER_COLUMNS}
+        FROM claimed LEFT JOIN (accounts LEFT JOIN (o LEFT JOIN shop_settings s ON s.shop_id = o.shop_id) ON true) ON true
         """,
-        [order_id for order_id, _, _ in orders],
-        [shop_id for _, shop_id, _ in orders],
-        [order_id for order_id, _, creates in orders if creates],
-        [shop_id for shop_id, _, creates in customers if creates],
-        [customer_id for _, customer_id, creates in customers if creates],
-        [shop_id for shop_id, _, creates in customers if not creates],
-        [customer_id for _, customer_id, creates in customers if not creates],
+        [message.message_id for message in messages],
+        [message.order_id for message in messages],
+        [message.shop_id for message in messages],
+        [message.message_id for message in messages if message.creates_order],
+        [message.customer_id for message in messages],
+        [message.message_id for message in messages if message.opens_account],
+        *claim_arguments,
     )
     first = rows[0]
     balances = {
         (shop_id, customer_id): Balance(**{name: int(first[f"a_{name}"][n]) for name in _BALANCE_NAMES})
         for n, (shop_id, customer_id) in enumerate(zip(first["a_shop_ids"] or (), first["a_customer_ids"] or ()))
     }
-    return {row["order_id"]: _stored_order(row) for row in rows if row["order_id"] is not None}, balances
+    return {row["order_id"]: _stored_order(row) for row in claim.read(rows, "order_id")}, balances
 
 
 def _iso(moment: date | datetime | None) -> str | None:
