@@ -225,9 +225,26 @@ class InboxClaim:
         self.done = True
         return [row for row in rows if row[present] is not None]
 
+    async def fetch(self, conn: asyncpg.Connection, query: str, *arguments: Any, present: str) -> list[asyncpg.Record]:
+        """Runs `query` (a SELECT with its parameters numbered from ``$1``) in one statement with the batch's inbox rows
+        and returns its rows (`read`, `present` a column its rows never leave null)."""
+        claimed, claim_arguments = self.rows(len(arguments) + 1)
+        statement = f"WITH {claimed}, own AS ({query}) SELECT * FROM claimed LEFT JOIN own ON true"
+        return self.read(await conn.fetch(statement, *arguments, *claim_arguments), present)
+
     def fresh(self) -> list[Message]:
         """The batch's messages to be processed, in order (once the claim is read)."""
         return [item.message for item in self._batch if item.outcome == "processed" and item.message is not None]
+
+
+async def fetch_claiming(
+    conn: asyncpg.Connection, claim: InboxClaim | None, query: str, *arguments: Any, present: str
+) -> list[asyncpg.Record]:
+    """The rows of `query` (a preload's first SELECT), with `claim` (a `ClaimingPreload`'s) written in the same
+    statement (see `InboxClaim.fetch`); without one, as the query gives them."""
+    if claim is None:
+        return await conn.fetch(query, *arguments)
+    return await claim.fetch(conn, query, *arguments, present=present)
 
 
 @dataclass(frozen=True)

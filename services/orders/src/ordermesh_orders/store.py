@@ -10,7 +10,7 @@ import asyncpg
 import structlog
 from ordermesh_contracts import Address, PaymentMethod, Stage
 from ordermesh_servicekit.outbox import OutgoingMessage, outbox_rows
-from ordermesh_servicekit.unit_of_work import InboxClaim
+from ordermesh_servicekit.unit_of_work import InboxClaim, fetch_claiming
 
 from .domain.acceptance import Acceptance
 from .domain.progress import OrderState
@@ -248,12 +248,7 @@ async def lock_orders(
     so two transactions locking overlapping sets wait for each other instead of deadlocking. With `claim`, a batch's
     inbox rows are written in the same statement, before the orders are locked (see `InboxClaim`)."""
     locking = _LOCKED_ORDER + "WHERE o.order_id = ANY($1::uuid[]) ORDER BY o.order_id FOR UPDATE OF o"
-    if claim is None:
-        rows = await conn.fetch(locking, order_ids)
-    else:
-        claimed, claim_arguments = claim.rows(2)
-        query = f"WITH {claimed}, locked AS ({locking}) SELECT * FROM claimed LEFT JOIN locked ON true"
-        rows = claim.read(await conn.fetch(query, order_ids, *claim_arguments), "order_id")
+    rows = await fetch_claiming(conn, claim, locking, order_ids, present="order_id")
     return {row["order_id"]: _stored_order(row) for row in rows}
 
 

@@ -6,7 +6,7 @@ from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
-from ordermesh_servicekit.unit_of_work import InboxClaim
+from ordermesh_servicekit.unit_of_work import InboxClaim, fetch_claiming
 
 from .domain.delivery_dates import ShopCalendar
 
@@ -110,12 +110,7 @@ async def check_inputs_of_orders(
     """Everything the checks of these orders' delivery groups need (order id, shop id, skus each), in one statement,
     by (order id, shop id); with `claim`, a batch's inbox rows written in the same statement (see `InboxClaim`)."""
     given = json.dumps([{"order_id": str(order_id), "shop_id": shop_id, "skus": skus} for order_id, shop_id, skus in orders])
-    if claim is None:
-        rows = await conn.fetch(_CHECK_INPUTS, given)
-    else:
-        claimed, claim_arguments = claim.rows(2)
-        query = f"WITH {claimed}, inputs AS ({_CHECK_INPUTS}) SELECT * FROM claimed LEFT JOIN inputs ON true"
-        rows = claim.read(await conn.fetch(query, given, *claim_arguments), "order_id")
+    rows = await fetch_claiming(conn, claim, _CHECK_INPUTS, given, present="order_id")
     return {
         (row["order_id"], row["shop_id"]): CheckInputs(
             _calendar(row), dict(zip(row["cool_skus"], row["cool_types"])), set(row["confirmed"])

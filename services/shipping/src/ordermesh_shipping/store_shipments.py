@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from ordermesh_servicekit.outbox import OutgoingMessage, handled_rows, outbox_rows
-from ordermesh_servicekit.unit_of_work import InboxClaim
+from ordermesh_servicekit.unit_of_work import InboxClaim, fetch_claiming
 
 
 async def shipments_of_order(conn: asyncpg.Connection, order_id: UUID) -> list[asyncpg.Record]:
@@ -185,12 +185,7 @@ async def lock_shipments(
     inbox rows are written in the same statement, before the shipments are locked (see `InboxClaim`; each row then
     carries its column too)."""
     locking = "SELECT * FROM shipments WHERE shipment_id = ANY($1::uuid[]) ORDER BY shipment_id FOR UPDATE"
-    if claim is None:
-        rows = await conn.fetch(locking, shipment_ids)
-    else:
-        claimed, claim_arguments = claim.rows(2)
-        query = f"WITH {claimed}, locked AS ({locking}) SELECT * FROM claimed LEFT JOIN locked ON true"
-        rows = claim.read(await conn.fetch(query, shipment_ids, *claim_arguments), "shipment_id")
+    rows = await fetch_claiming(conn, claim, locking, shipment_ids, present="shipment_id")
     return {row["shipment_id"]: row for row in rows}
 
 
