@@ -234,7 +234,7 @@ class InboxClaim:
 
     def fresh(self) -> list[Message]:
         """The batch's messages to be processed, in order (once the claim is read)."""
-        return [item.message for item in self._batch if item.outcome == "processed" and item.message is not None]
+        return [item.message for item in _to_process(self._batch)]
 
 
 async def fetch_claiming(
@@ -277,13 +277,17 @@ async def apply_in_one_transaction(
             preloaded = await _preload_claiming(conn, topic, batch, preload)
         else:
             await claim_inbox(conn, topic, batch)
-            messages = [item.message for item in batch if item.outcome == "processed" and item.message is not None]
+            messages = [item.message for item in _to_process(batch)]
             preloaded = await preload(conn, messages) if preload is not None and messages else None
-        fresh = [item for item in batch if item.outcome == "processed" and item.message is not None]
-        for item in fresh:
+        for item in _to_process(batch):
             await handle(item, BatchContext(item.message.event_id, item.record.topic, log, conn, outgoing, preloaded))
         if finish is None or preloaded is None or not await finish(conn, preloaded, outgoing):
             await write_outbox(conn, outgoing)
+
+
+def _to_process(batch: list[Batched]) -> list[Batched]:
+    """The batch's records whose message its claim found new (neither skipped nor a duplicate)."""
+    return [item for item in batch if item.outcome == "processed" and item.message is not None]
 
 
 async def _preload_claiming(conn: asyncpg.Connection, topic: str, batch: list[Batched], preload: ClaimingPreload) -> Any:
