@@ -204,7 +204,15 @@ async def lock_orders_and_customers(
     of them `creates_order`, with the shop of the first that does; else it is left out when the service never heard
     of it. An account likewise (as `lock_customer` creates it) where one `opens_account`; the customers of the orders
     read are locked too."""
-    claimed, claim_arguments = claim.rows(7)
+    arguments = [
+        [message.message_id for message in messages],
+        [message.order_id for message in messages],
+        [message.shop_id for message in messages],
+        [message.message_id for message in messages if message.creates_order],
+        [message.customer_id for message in messages],
+        [message.message_id for message in messages if message.opens_account],
+    ]
+    claimed, claim_arguments = claim.rows(len(arguments) + 1)
     rows = await conn.fetch(
         f"""
         WITH {claimed}, w AS (
@@ -240,12 +248,7 @@ async def lock_orders_and_customers(
         SELECT claimed.*, accounts.*, {_ORDER_COLUMNS}
         FROM claimed LEFT JOIN (accounts LEFT JOIN (o LEFT JOIN shop_settings s ON s.shop_id = o.shop_id) ON true) ON true
         """,
-        [message.message_id for message in messages],
-        [message.order_id for message in messages],
-        [message.shop_id for message in messages],
-        [message.message_id for message in messages if message.creates_order],
-        [message.customer_id for message in messages],
-        [message.message_id for message in messages if message.opens_account],
+        *arguments,
         *claim_arguments,
     )
     first = rows[0]
@@ -284,7 +287,33 @@ async def save_orders(conn: asyncpg.Connection, saves: Sequence[OrderSave], publ
         return False
     rows = list({save.order.state.order_id: save.order for save in saves}.values())
     entries = [(save.order, booked) for save in saves for booked in save.entries]
-    published, published_args = outbox_rows(25, publish, "true") if publish else ("", [])
+    arguments = [
+        [order.state.order_id for order in rows],
+        [order.customer_id for order in rows],
+        [order.state.status for order in rows],
+        [order.state.points for order in rows],
+        [str(order.state.confirm_requested) for order in rows],
+        [order.state.reserved for order in rows],
+        [order.state.reservation for order in rows],
+        [order.state.edit_no for order in rows],
+        [order.state.pending_edit_no for order in rows],
+        [order.pending_edit for order in rows],
+        [_iso(order.state.paid_at) for order in rows],
+        [order.payment_method for order in rows],
+        [json.dumps(list(order.payments_waiting)) for order in rows],
+        [_iso(order.terms.ordered_on) if order.terms else None for order in rows],
+        [_iso(order.terms.member_since) if order.terms else None for order in rows],
+        [order.terms.rate_percent if order.terms else None for order in rows],
+        [json.dumps(_campaigns_json(order.terms.campaigns)) if order.terms else None for order in rows],
+        [order.shop_id for order, _ in entries],
+        [order.customer_id for order, _ in entries],
+        [booked.item.order_id for _, booked in entries],
+        [booked.item.kind.value for _, booked in entries],
+        [booked.item.points for _, booked in entries],
+        [booked.cause.event_id for _, booked in entries],
+        [booked.cause.occurred_at.isoformat() for _, booked in entries],
+    ]
+    published, published_args = outbox_rows(len(arguments) + 1, publish, "true") if publish else ("", [])
     await conn.execute(
         """
         WITH saved AS (
@@ -314,30 +343,7 @@ async def save_orders(conn: asyncpg.Connection, saves: Sequence[OrderSave], publ
         + """
         SELECT
         """,
-        [order.state.order_id for order in rows],
-        [order.customer_id for order in rows],
-        [order.state.status for order in rows],
-        [order.state.points for order in rows],
-        [str(order.state.confirm_requested) for order in rows],
-        [order.state.reserved for order in rows],
-        [order.state.reservation for order in rows],
-        [order.state.edit_no for order in rows],
-        [order.state.pending_edit_no for order in rows],
-        [order.pending_edit for order in rows],
-        [_iso(order.state.paid_at) for order in rows],
-        [order.payment_method for order in rows],
-        [json.dumps(list(order.payments_waiting)) for order in rows],
-        [order.terms.ordered_on.isoformat() if order.terms else None for order in rows],
-        [_iso(order.terms.member_since) if order.terms else None for order in rows],
-        [order.terms.rate_percent if order.terms else None for order in rows],
-        [json.dumps(_campaigns_json(order.terms.campaigns)) if order.terms else None for order in rows],
-        [order.shop_id for order, _ in entries],
-        [order.customer_id for order, _ in entries],
-        [booked.item.order_id for _, booked in entries],
-        [booked.item.kind.value for _, booked in entries],
-        [booked.item.points for _, booked in entries],
-        [booked.cause.event_id for _, booked in entries],
-        [booked.cause.occurred_at.isoformat() for _, booked in entries],
+        *arguments,
         *published_args,
     )
     return True
