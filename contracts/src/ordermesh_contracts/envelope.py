@@ -26,6 +26,9 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     SCHEMA_VERSION: ClassVar[int] = 1
+    HEADER_FIELD: ClassVar[str | None] = None
+    """A field whose value also travels as a Kafka header of the same name (as text), so that a consumer can skip the
+    messages of this contract it does not act on without reading their values; None for most contracts."""
 
     event_id: UUID = Field(default_factory=uuid4, description="Unique id of this message; the deduplication key.")
     type: str = Field(description="The message's contract name, e.g. OrderAccepted.")
@@ -45,6 +48,13 @@ class Message(BaseModel):
     def read_json(cls, data: bytes) -> Self:
         """`read` straight from JSON text (pydantic parses it), with the same policy."""
         return cls.model_validate_json(data, extra=cls.model_config.get("extra"))
+
+    def header_field_text(self) -> str | None:
+        """The text of `HEADER_FIELD`'s value as its header carries it (an enum's value), or None if there is none."""
+        if self.HEADER_FIELD is None:
+            return None
+        value = getattr(self, self.HEADER_FIELD)
+        return None if value is None else str(getattr(value, "value", value))
 
     def caused(self) -> dict[str, UUID]:
         """Envelope fields for a message caused by this one (same correlation, this as the cause)."""

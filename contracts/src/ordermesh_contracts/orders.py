@@ -2,7 +2,7 @@
 
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema
@@ -235,7 +235,10 @@ class ShopOrderShipped(OrderMessage):
 
 
 class OrderProgressed(OrderMessage):
-    """The order moved from one stage to another."""
+    """The order moved from one stage to another; `to_stage` is also its `to_stage` header (most consumers act on one or
+    two stages and skip the rest unread)."""
+
+    HEADER_FIELD: ClassVar[str | None] = "to_stage"
 
     type: Literal["OrderProgressed"] = Field(default="OrderProgressed", description="Contract name.")
     from_stage: Stage = Field(description="Stage before.")

@@ -116,15 +116,28 @@ class Subscription:
     order the batch changed saved in one statement (see the orders' `BatchOrders`); given the batch's outbox rows too,
     it may write them in that statement, and returns whether it did. Outside a batch handlers write as they go, and
     nothing is left to finish."""
+    only: Mapping[type[BaseModel], Iterable[Any]] = field(default_factory=dict)
+    """For a contract with a `HEADER_FIELD` (e.g. OrderProgressed: `to_stage`), the values of that field whose messages
+    this service acts on; the others are skipped, by their header without reading their values (by the field, read,
+    when a record has no such header). E.g. `{OrderProgressed: {Stage.READY_TO_SHIP}}`."""
     known_types: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.known_types = frozenset(_type_names(self.contract))
         self._models = {model.model_fields["type"].default: model for model in self.handlers}
+        self._wanted: dict[type[BaseModel], frozenset[str]] = {}
+        for model, values in self.only.items():
+            if model not in self.handlers or getattr(model, "HEADER_FIELD", None) is None:
+                raise ValueError(f"{model.__name__} in `only` needs a handler here and a HEADER_FIELD")
+            self._wanted[model] = frozenset(str(getattr(value, "value", value)) for value in values)
 
     def model_for(self, message_type: str) -> type[BaseModel] | None:
         """The model to decode `message_type` with, if this service handles it."""
         return self._models.get(message_type)
+
+    def wanted_values(self, model: type[BaseModel]) -> frozenset[str] | None:
+        """The values of `model`'s HEADER_FIELD whose messages are handled here; None: every message of `model`."""
+        return self._wanted.get(model)
 
 
 def _type_names(contract: Any) -> Iterable[str]:

@@ -54,33 +54,49 @@ class TopicContracts(Protocol):
 
     def model_for(self, message_type: str) -> type[BaseModel] | None: ...
 
+    def wanted_values(self, model: type[BaseModel]) -> frozenset[str] | None: ...
+
 
 def decode(record: Record, contracts: TopicContracts) -> BaseModel | None:
-    """The record's message, or None for a contract of the topic this service does not handle.
+    """The record's message, or None for a message this service does not act on: a contract of the topic it does not
+    handle, or one whose `HEADER_FIELD` holds a value it does not want (`Subscription.only`).
 
-    A record whose `type` header names such a contract is skipped without reading its value; a record without a
-    usable header goes the whole way. Raises `DeadLetter` for anything else: no exception of another kind leaves.
+    A record whose headers say so (its `type`, then that field's header) is skipped without reading its value; a
+    record without usable headers goes the whole way. Raises `DeadLetter` for anything else: no exception of another
+    kind leaves.
     """
     try:
         message_type = _header_type(record)
         if message_type in contracts.known_types:
             model = contracts.model_for(message_type)
-            if model is None:
+            if model is None or _unwanted_by_header(record, model, contracts):
                 return None
             message = _read_fast(record.value, model)
-            if message is not None:
-                return message
-        return _decode(record, contracts)
+            if message is None:
+                message = _decode(record, contracts)
+        else:
+            message = _decode(record, contracts)
+        if message is None:
+            return None
+        wanted = contracts.wanted_values(type(message))
+        return message if wanted is None or message.header_field_text() in wanted else None
     except DeadLetter:
         raise
     except Exception as error:  # noqa: BLE001 - a record's bytes must never crash the consumer
         raise DeadLetter(type(error).__name__, f"undecodable: {type(error).__name__}") from None
 
 
-def skippable_by_header(record: Record, contracts: TopicContracts) -> bool:
-    """Whether the record's `type` header names a contract of the topic that this service does not handle."""
-    message_type = _header_type(record)
-    return message_type in contracts.known_types and contracts.model_for(message_type) is None
+def _unwanted_by_header(record: Record, model: type[BaseModel], contracts: TopicContracts) -> bool:
+    """Whether the record's header of `model`'s HEADER_FIELD holds a value this service does not want (an absent or
+    odd header leaves it to the value)."""
+    wanted = contracts.wanted_values(model)
+    if wanted is None:
+        return False
+    try:
+        value = header_value(record, model.HEADER_FIELD)
+        return value is not None and value.decode("utf-8") not in wanted
+    except Exception:  # noqa: BLE001 - odd headers: the value decides, on the whole path
+        return False
 
 
 def _header_type(record: Record) -> str:

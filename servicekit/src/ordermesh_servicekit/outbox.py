@@ -55,6 +55,9 @@ class OutgoingMessage:
             ("correlation_id", str(message.correlation_id).encode()),
             ("traceparent", (current_traceparent() or traceparent_for(message)).encode()),
         ]
+        header_field = message.header_field_text()
+        if header_field is not None:
+            headers.append((message.HEADER_FIELD, header_field.encode()))
         return cls(topic, key.encode() if key else None, message.model_dump_json().encode(), headers)
 
 

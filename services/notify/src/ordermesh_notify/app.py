@@ -29,6 +29,7 @@ from ordermesh_contracts import (
     SetShopMailSettings,
     ShipmentShipped,
     ShippingEvent,
+    Stage,
     topics,
 )
 from ordermesh_servicekit.commands import reject_invalid_commands
@@ -136,6 +137,7 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
                         OrderEdited: handlers.on_order_edited,
                         OrderReturned: handlers.on_order_returned,
                     },
+                    only={OrderProgressed: {Stage.READY_TO_SHIP}},
                 ),
                 Subscription(
                     topics.PAYMENTS_EVENTS,

@@ -24,6 +24,7 @@ from ordermesh_contracts import (
     ShippingCommand,
     SetShopShipping,
     ShippingEvent,
+    Stage,
     WarehouseDeliveryReported,
     WarehouseShipmentReported,
     topics,
@@ -143,6 +144,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                     batched=True,
                     alone=calls_the_warehouse,
                     preload=ClaimingPreload(read_accepted_checks),
+                    only={OrderProgressed: {Stage.AWAITING_ALLOCATION, Stage.READY_TO_SHIP}},
                 ),
                 Subscription(
                     topics.SHIPPING_CALLBACKS,
