@@ -26,11 +26,10 @@ from ordermesh_servicekit.metrics import Metrics
 from ordermesh_servicekit.signing import sign
 from ordermesh_servicekit.unit_of_work import ClaimingPreload
 from ordermesh_shipping import store_stock
-from ordermesh_shipping.accepting import read_accepted_checks
 from ordermesh_shipping.adapters.ingress import warehouse_callback
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest
 from ordermesh_shipping.domain.allocation import shipment_id_for
-from ordermesh_shipping.handlers import ShippingHandlers, calls_the_warehouse, lock_batch_shipments
+from ordermesh_shipping.handlers import BATCH_ORDERS, ShippingHandlers, calls_the_warehouse, lock_batch_shipments
 from support import counted_pool, golden_message, statements_of
 from doubles import FakeRecord, StatementCounter
 
@@ -142,7 +141,7 @@ def orders_events(handlers: ShippingHandlers) -> Subscription:
     return Subscription(
         topics.ORDERS_EVENTS, OrdersEvent,
         {OrderAccepted: handlers.on_order_accepted, OrderProgressed: handlers.on_order_progressed},
-        batched=True, alone=calls_the_warehouse, preload=ClaimingPreload(read_accepted_checks),
+        batched=True, alone=calls_the_warehouse, **BATCH_ORDERS,
     )
 
 
@@ -180,15 +179,17 @@ async def test_acceptance_and_allocation_of_many_orders_share_one_transaction_an
     assert [row["status"] for row in shipments] == ["requested"] * 8 and len(warehouse.requests) == 1 + 8
     print(f"\n8 orders accepted, allocated, ready to ship: {statements} statements, {transactions} transactions")
     assert transactions == 1 + 8 * 2  # the batch; then per order the request's two (see the card order's costs)
-    # the batch: BEGIN, the inbox rows written with what every accepted order's checks read, outbox, COMMIT; per order
-    # its acceptance saved and its allocation's two; then per order the request's two. 5 + 8 * 1 + 8 * 2 + 8 * 2 (45)
-    # -> 4 + ... (44): the batch's inbox rows were a statement of their own; 5 + 8 * 1 + 8 * 3 + 8 * 6 (85) -> 45:
-    # each allocation read cancelled? and what the order holds apart, each request's answers were
-    # a BEGIN…COMMIT of two and its intent a statement of its own; 4 + 8 * 3 + 8 * 4 + 8 * 9 (132) before that (each acceptance read its checks' inputs and
-    # saved deliveries and lines apart, each allocation locked its request apart, each request checked the inbox apart
-    # and wrapped its intent in BEGIN…COMMIT)
+    # the batch: BEGIN, the inbox rows written with what every accepted order's checks read, the stock of every order
+    # it allocates locked, every acceptance and allocation saved with the outbox rows, COMMIT; then per order the
+    # request's two. 4 + 8 * 1 + 8 * 2 + 8 * 2 (44) -> 5 + 8 * 2 (21): each acceptance was saved by a statement of its
+    # own, each allocation locked its stock and saved apart; 5 + 8 * 1 + 8 * 2 + 8 * 2 (45) -> 44: the batch's inbox
+    # rows were a statement of their own; 5 + 8 * 1 + 8 * 3 + 8 * 6 (85) -> 45: each allocation read cancelled? and
+    # what the order holds apart, each request's answers were a BEGIN…COMMIT of two and its intent a statement of its
+    # own; 4 + 8 * 3 + 8 * 4 + 8 * 9 (132) before that (each acceptance read its checks' inputs and saved deliveries
+    # and lines apart, each allocation locked its request apart, each request checked the inbox apart and wrapped its
+    # intent in BEGIN…COMMIT)
     assert sum(1 for query in counter.statements if query.startswith(CLAIMING)) == 1, counter.statements
-    assert statements == 4 + 8 * 1 + 8 * 2 + 8 * 2, counter.statements
+    assert statements == 5 + 8 * 2, counter.statements
 
 
 async def test_warehouse_reports_of_many_orders_share_one_transaction(counted) -> None:

@@ -1,34 +1,27 @@
 """Taking in an accepted order: its lines and delivery groups as shipping keeps them, checked as they arrive."""
 
-from uuid import UUID
-
-import asyncpg
-
-from ordermesh_contracts import DeliveryGroup, Message, OrderAccepted, PaymentMethod
+from ordermesh_contracts import DeliveryGroup, OrderAccepted, PaymentMethod
 from ordermesh_servicekit.consuming import UnitOfWork
-from ordermesh_servicekit.unit_of_work import InboxClaim
 
-from . import store
-from .checks import DEFAULT_CARRIER, announce, check_groups, skus_of
-from .store import CheckInputs
+from . import store_batch
+from .batch_orders import BatchOrders
+from .checks import DEFAULT_CARRIER, announce, check_groups
 from .domain.holds import Failure
-
-CheckInputsOfOrders = dict[tuple[UUID, str], CheckInputs]
-"""What the checks of accepted orders read, by (order id, shop id)."""
+from .store_batch import AcceptedOrder
 
 
-async def accept_order(uow: UnitOfWork, order: OrderAccepted, preloaded: CheckInputsOfOrders | None = None) -> None:
+async def accept_order(uow: UnitOfWork, order: OrderAccepted, batch: BatchOrders | None = None) -> None:
     """Keeps the order's delivery groups and lines, checks delivery dates and carrier rules, records what holds each
-    group back from the warehouse, and publishes what the checks found: one read, one write (no read when the batch
-    preloaded what the checks read)."""
+    group back from the warehouse, and publishes what the checks found: one read, one write (in a `batch`, no read
+    when it preloaded what the checks read, and the order is stored with the batch at its end)."""
     groups = dict(enumerate(order.deliveries))
     cash_on_delivery = order.payment.method is PaymentMethod.CASH_ON_DELIVERY
     results, holds = await check_groups(
         uow.conn, order_id=order.order_id, shop_id=order.shop_id, now=order.occurred_at, groups=groups,
-        cash_on_delivery=cash_on_delivery, inputs=preloaded.get((order.order_id, order.shop_id)) if preloaded else None,
+        cash_on_delivery=cash_on_delivery, inputs=batch.checks.get((order.order_id, order.shop_id)) if batch is not None else None,
     )
-    await store.save_order(
-        uow.conn, order.order_id, order.shop_id, payment_method=order.payment.method.value, currency=order.currency,
+    accepted = AcceptedOrder(
+        order.order_id, order.shop_id, payment_method=order.payment.method.value, currency=order.currency,
         accepted_at=order.occurred_at,
         groups=[
             delivery_row(
@@ -39,24 +32,11 @@ async def accept_order(uow: UnitOfWork, order: OrderAccepted, preloaded: CheckIn
         ],
         lines=lines_of(groups),
     )
+    if batch is not None:
+        await batch.accept(uow.conn, accepted)
+    else:
+        await store_batch.save_batch(uow.conn, [accepted], [])
     announce(uow, results, order_id=order.order_id, shop_id=order.shop_id, cause=order.caused())
-
-
-async def read_accepted_checks(
-    conn: asyncpg.Connection, events: list[Message], claim: InboxClaim | None = None
-) -> CheckInputsOfOrders | None:
-    """The preload of the orders events' subscription: what the checks of the batch's accepted orders read, in one
-    statement that writes the batch's inbox rows too when given their `claim` (None, and no statement, when the batch
-    accepts no order). It stays true through the batch: no message that joins one writes what the checks read (shop
-    calendars and sku attributes are set by staff commands, confirmed checks by DeliveryChecksConfirmed, which goes
-    alone), so every accepted order of the batch may use it."""
-    skus: dict[tuple[UUID, str], set[str]] = {}
-    for event in events:
-        if isinstance(event, OrderAccepted):
-            skus.setdefault((event.order_id, event.shop_id), set()).update(skus_of(dict(enumerate(event.deliveries))))
-    if not skus:
-        return None
-    return await store.check_inputs_of_orders(conn, [(order, shop, sorted(of)) for (order, shop), of in skus.items()], claim)
 
 
 def lines_of(groups: dict[int, DeliveryGroup]) -> list[tuple]:
@@ -74,7 +54,7 @@ def lines_of(groups: dict[int, DeliveryGroup]) -> list[tuple]:
 def delivery_row(
     index: int, group: DeliveryGroup, *, carrier: str, cod_amount: int | None, holds: list[Failure] = ()
 ) -> dict:
-    """A delivery group as `store.save_deliveries` (and `store.save_order`) takes it."""
+    """A delivery group as `store.save_deliveries` (and `store_batch.save_batch`) takes it."""
     return {
         "delivery_index": index,
         "address": group.address.model_dump(mode="json"),

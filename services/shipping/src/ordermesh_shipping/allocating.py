@@ -8,7 +8,9 @@ from ordermesh_contracts import ShippedLine, StockAllocated, topics
 from ordermesh_servicekit.consuming import PermanentError, UnitOfWork
 
 from . import store_stock
+from .batch_orders import BatchOrders
 from .domain.allocation import plan_top_up
+from .store_batch import NewAllocation
 
 
 async def allocate_order(
@@ -19,6 +21,7 @@ async def allocate_order(
     correlation_id: UUID,
     causation_id: UUID,
     publish_unchanged: bool = True,
+    batch: BatchOrders | None = None,
 ) -> str | None:
     """Sets aside what stock allows for the order (on top of what it has) and publishes StockAllocated.
 
@@ -31,7 +34,19 @@ async def allocate_order(
     for an order, and it records the request in the same statement), so only an order allocated before reads what it
     holds and whether it was cancelled. The statement that saves the allocation reads again, after every lock, whether
     the order was cancelled, and then saves nothing.
+
+    In a `batch`, an order it can allocate in memory (see `BatchOrders`) is decided on the stock its preload locked
+    and saved with the batch at its end (which reads whether the order was cancelled, after those locks, and undoes
+    the batch if so); any other settles the batch first and goes as one at a time.
     """
+    basis = batch.allocation_basis(order_id) if batch is not None else None
+    if basis is not None:
+        plan = plan_top_up(basis.demand, {}, basis.available)
+        batch.allocate(NewAllocation(order_id, plan.quantities, basis.shop_id, requested_at, plan.coverage, correlation_id))
+        _publish_allocated(uow, order_id, basis.shop_id, plan.coverage, plan.quantities, correlation_id, causation_id)
+        return plan.coverage
+    if batch is not None:
+        await batch.settle(uow.conn)
     per_sku = await store_stock.lock_demand_and_stock(uow.conn, order_id)
     if not per_sku:
         raise PermanentError(f"no lines known for order {order_id}")
@@ -51,18 +66,25 @@ async def allocate_order(
     ):
         return None
     total = Counter(already) + Counter(plan.quantities)
+    _publish_allocated(uow, order_id, shop_id, plan.coverage, total, correlation_id, causation_id)
+    return plan.coverage
+
+
+def _publish_allocated(
+    uow: UnitOfWork, order_id: UUID, shop_id: str, coverage: str, total: dict[str, int], correlation_id: UUID,
+    causation_id: UUID,
+) -> None:
     uow.publish(
         topics.SHIPPING_EVENTS,
         StockAllocated(
             order_id=order_id,
             shop_id=shop_id,
-            allocation=plan.coverage,
+            allocation=coverage,
             lines=[ShippedLine(sku=sku, quantity=qty) for sku, qty in sorted(total.items())],
             correlation_id=correlation_id,
             causation_id=causation_id,
         ),
     )
-    return plan.coverage
 
 
 async def allocate_waiting(uow: UnitOfWork, skus: list[str], causation_id: UUID) -> list[tuple[UUID, str]]:

@@ -42,9 +42,8 @@ from . import store, store_shipments, store_stock
 from .adapters.ingress import stock_levels, warehouse_callback
 from ordermesh_servicekit.json_http import JsonHttp
 from .adapters.warehouse import SandboxWarehouse
-from .accepting import read_accepted_checks
 from .commands import ShippingCommands
-from .handlers import ShippingHandlers, calls_the_warehouse, lock_batch_shipments
+from .handlers import BATCH_ORDERS, ShippingHandlers, calls_the_warehouse, lock_batch_shipments
 
 
 class ShippingSettings(ServiceSettings):
@@ -143,8 +142,8 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                     },
                     batched=True,
                     alone=calls_the_warehouse,
-                    preload=ClaimingPreload(read_accepted_checks),
                     only={OrderProgressed: {Stage.AWAITING_ALLOCATION, Stage.READY_TO_SHIP}},
+                    **BATCH_ORDERS,
                 ),
                 Subscription(
                     topics.SHIPPING_CALLBACKS,

@@ -23,12 +23,13 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 from ordermesh_servicekit.parking import DependencyMissing
-from ordermesh_servicekit.unit_of_work import InboxClaim
+from ordermesh_servicekit.unit_of_work import ClaimingPreload, InboxClaim
 
 from . import store, store_holds, store_shipments, store_stock
 from .adapters.warehouse import Warehouse
 from .accepting import accept_order
 from .allocating import allocate_order, allocate_waiting
+from .batch_orders import read_batch_orders, write_batch_orders
 from .cancelling import cancel_order_shipping
 from .delivery_methods import change_delivery_method
 from .domain.holds import holding
@@ -45,6 +46,11 @@ def calls_the_warehouse(event: Message) -> bool:
     if isinstance(event, OrderProgressed):
         return event.to_stage is Stage.READY_TO_SHIP
     return not isinstance(event, (OrderAccepted, OrderReturned))
+
+
+BATCH_ORDERS = {"preload": ClaimingPreload(read_batch_orders), "finish": write_batch_orders}
+"""How the orders events' subscription reads a batch's orders once and writes what its handlers decided once
+(`Subscription(..., **BATCH_ORDERS)`; see `BatchOrders`)."""
 
 
 class ShippingHandlers:
@@ -69,6 +75,7 @@ class ShippingHandlers:
                     requested_at=progressed.occurred_at,
                     correlation_id=progressed.correlation_id,
                     causation_id=progressed.event_id,
+                    batch=ctx.preloaded,
                 )
         elif progressed.to_stage is Stage.READY_TO_SHIP:
             await request_shipments(
@@ -102,6 +109,8 @@ class ShippingHandlers:
         async with ctx.unit_of_work() as uow:
             if not returned.restock:
                 return
+            if ctx.preloaded is not None:
+                await ctx.preloaded.settle(uow.conn)
             units: dict[str, int] = {}
             for line in returned.lines:
                 units[line.sku] = units.get(line.sku, 0) + line.quantity

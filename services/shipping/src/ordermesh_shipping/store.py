@@ -38,26 +38,6 @@ async def save_deliveries(
     )
 
 
-async def save_order(
-    conn: asyncpg.Connection, order_id: UUID, shop_id: str, *, payment_method: str, currency: str, accepted_at: datetime,
-    groups: list[dict], lines: list[tuple],
-) -> None:
-    """Stores an accepted order in one statement: its delivery groups (as `save_deliveries` takes them) and its lines
-    (delivery index, sku, quantity, carrier, name, unit price); a repeat changes nothing but what holds a group."""
-    indices, skus, quantities, carriers, names, prices = zip(*lines) if lines else ([],) * 6
-    await conn.execute(
-        f"""
-        WITH deliveries_saved AS ({_SAVE_DELIVERIES})
-        INSERT INTO order_lines (order_id, shop_id, delivery_index, sku, quantity, carrier, name, unit_price)
-        SELECT $1, $2, line.* FROM unnest($7::int[], $8::text[], $9::int[], $10::text[], $11::text[], $12::bigint[])
-            AS line (delivery_index, sku, quantity, carrier, name, unit_price)
-        ON CONFLICT (order_id, delivery_index, sku) DO UPDATE SET quantity = order_lines.quantity
-        """,
-        order_id, shop_id, payment_method, currency, accepted_at, json.dumps(groups, default=str),
-        list(indices), list(skus), list(quantities), list(carriers), list(names), list(prices),
-    )
-
-
 async def shop(conn: asyncpg.Connection, shop_id: str) -> asyncpg.Record | None:
     """The shop's calendar and shipper settings, if it has any."""
     return await conn.fetchrow("SELECT * FROM shops WHERE shop_id = $1", shop_id)
