@@ -26,7 +26,7 @@ from ordermesh_servicekit.metrics import Metrics
 from ordermesh_servicekit.signing import sign
 from ordermesh_servicekit.unit_of_work import ClaimingPreload
 from ordermesh_shipping import store_stock
-from ordermesh_shipping.adapters.ingress import warehouse_callback
+from ordermesh_shipping.adapters.ingress import ShipmentOrigins, warehouse_callback
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest
 from ordermesh_shipping.domain.allocation import shipment_id_for
 from ordermesh_shipping.handlers import BATCH_ORDERS, ShippingHandlers, calls_the_warehouse, lock_batch_shipments
@@ -316,6 +316,40 @@ async def test_a_warehouse_callback_costs_the_ingress_two_statements_and_no_tran
     # one statement outside a transaction. 4 -> 2 (BEGIN, the receipt claimed reading the shipment, outbox, COMMIT;
     # 5 before that, the shipment read apart)
     assert statements <= 2 and not any(query.startswith("BEGIN") for query in counter.statements[:statements]), counter.statements
+
+
+async def test_a_callback_of_a_shipment_this_process_requested_costs_the_ingress_one_statement(counted) -> None:
+    pool, counter = counted
+    origins = ShipmentOrigins()
+    handlers = ShippingHandlers(Warehouse(), origins=origins)
+    accepted = OrderAccepted.model_validate(golden_message("OrderAccepted", order_id=str(uuid4())))
+    await handlers.on_order_accepted(accepted, MessageContext(pool, accepted.event_id, "test", log=None))
+    for stage in (Stage.AWAITING_ALLOCATION, Stage.READY_TO_SHIP):
+        message = progressed(accepted.order_id, stage)
+        await handlers.on_order_progressed(message, MessageContext(pool, message.event_id, "test", log=None))
+    shipment_id = shipment_id_for(accepted.order_id, 0)
+    stored = await pool.fetchrow("SELECT correlation_id, traceparent FROM shipments WHERE shipment_id = $1", shipment_id)
+    secret = "callback-secret"
+    ingress = asgi_endpoint(warehouse_callback(secret, lambda: pool, origins), methods=("POST",))
+    report = {
+        "type": "delivered", "event_id": str(uuid4()), "shipment_id": str(shipment_id), "order_id": str(accepted.order_id),
+        "request_id": "wr_1", "delivered_at": "2025-03-14T05:30:00Z", "cash_collected": None,
+    }
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ingress), base_url="http://shipping") as client:
+        await asyncio.sleep(0)
+        counter.reset()
+        first = await client.post("/callbacks/warehouse", **signed_callback(secret, report))
+        await asyncio.sleep(0)
+        statements = list(counter.statements)
+    assert first.status_code == 202
+    [queued] = await pool.fetch(
+        "SELECT convert_from(payload, 'UTF8')::jsonb AS message FROM outbox WHERE topic = $1", topics.SHIPPING_CALLBACKS
+    )
+    assert json.loads(queued["message"])["correlation_id"] == str(stored["correlation_id"]) == str(accepted.correlation_id)
+    assert await origins.of(pool, shipment_id, accepted.order_id) == (stored["correlation_id"], stored["traceparent"])
+    # the receipt claimed with the report queued on the outbox: what the shipment was requested under was kept when
+    # it was requested (2 -> 1: its first callback read it)
+    assert len(statements) == 1, statements
 
 
 async def requested_then_reported(pool: asyncpg.Pool, count: int) -> tuple[list, Consumer]:

@@ -39,7 +39,7 @@ from ordermesh_servicekit.settings import ServiceSettings
 from ordermesh_servicekit.unit_of_work import ClaimingPreload
 
 from . import store, store_shipments, store_stock
-from .adapters.ingress import stock_levels, warehouse_callback
+from .adapters.ingress import ShipmentOrigins, stock_levels, warehouse_callback
 from ordermesh_servicekit.json_http import JsonHttp
 from .adapters.warehouse import SandboxWarehouse
 from .commands import ShippingCommands
@@ -67,9 +67,10 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
     client = JsonHttp(
         settings.warehouse_url, calls=outside_calls, target="warehouse", timeout_seconds=settings.warehouse_timeout_seconds
     )
+    origins = ShipmentOrigins()
     handlers = ShippingHandlers(
         SandboxWarehouse(client, f"{settings.public_url}/callbacks/warehouse"),
-        max_request_attempts=settings.warehouse_max_attempts,
+        max_request_attempts=settings.warehouse_max_attempts, origins=origins,
     )
     commands = ShippingCommands()
 
@@ -103,7 +104,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
             return JSONResponse({"shop_id": shop_id, **found.as_settings()})
 
         token = settings.api_token.get_secret_value()
-        callback = warehouse_callback(settings.warehouse_callback_secret.get_secret_value(), lambda: runtime.pool)
+        callback = warehouse_callback(settings.warehouse_callback_secret.get_secret_value(), lambda: runtime.pool, origins)
         return [
             ("/callbacks/warehouse", asgi_endpoint(callback, methods=("POST",))),
             ("/admin/stock", staff_endpoint(settings.admin_token.get_secret_value(), stock_levels(set_stock), methods=("PUT",))),

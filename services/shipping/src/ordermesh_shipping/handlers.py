@@ -26,6 +26,7 @@ from ordermesh_servicekit.parking import DependencyMissing
 from ordermesh_servicekit.unit_of_work import ClaimingPreload, InboxClaim
 
 from . import store, store_holds, store_shipments, store_stock
+from .adapters.ingress import ShipmentOrigins
 from .adapters.warehouse import Warehouse
 from .accepting import accept_order
 from .allocating import allocate_order, allocate_waiting
@@ -54,11 +55,14 @@ BATCH_ORDERS = {"preload": ClaimingPreload(read_batch_orders), "finish": write_b
 
 
 class ShippingHandlers:
-    """Handlers bound to the warehouse they request shipments from."""
+    """Handlers bound to the warehouse they request shipments from (and to the `origins` its callbacks read)."""
 
-    def __init__(self, warehouse: Warehouse, *, max_request_attempts: int = 5) -> None:
+    def __init__(
+        self, warehouse: Warehouse, *, max_request_attempts: int = 5, origins: ShipmentOrigins | None = None
+    ) -> None:
         self._warehouse = warehouse
         self._max_request_attempts = max_request_attempts
+        self._origins = origins
 
     async def on_order_accepted(self, order: OrderAccepted, ctx: MessageContext) -> None:
         """Keeps the order's lines and deliveries, checks delivery dates and carrier rules, and says what it found."""
@@ -80,7 +84,7 @@ class ShippingHandlers:
         elif progressed.to_stage is Stage.READY_TO_SHIP:
             await request_shipments(
                 self._warehouse, ctx, order_id=progressed.order_id, shop_id=progressed.shop_id, cause=progressed,
-                max_attempts=self._max_request_attempts, announce_held=True,
+                max_attempts=self._max_request_attempts, announce_held=True, origins=self._origins,
             )
 
     async def on_checks_confirmed(self, confirmed: DeliveryChecksConfirmed, ctx: MessageContext) -> None:

@@ -13,6 +13,7 @@ from ordermesh_servicekit.outbox import OutgoingMessage
 from ordermesh_servicekit.tracing import current_traceparent
 
 from . import store_holds, store_shipments
+from .adapters.ingress import ShipmentOrigins
 from .adapters.warehouse import CSV_LABEL_CARRIERS, ShipmentRequest, Warehouse, WarehouseRejected
 from .checks import held_announcement
 from .domain.allocation import shipment_id_for
@@ -33,11 +34,13 @@ async def request_shipments(
     announce_held: bool = False,
     finish: Finish | None = None,
     released: frozenset[int] = frozenset(),
+    origins: ShipmentOrigins | None = None,
 ) -> None:
     """Creates the order's shipments (a group held by a failed check as 'held'), asks the warehouse for each one still
     to request, and records the answers; ShipmentRequested or ShipmentRequestFailed per group, and ShipmentHeld per
     held group when `announce_held`. A cancelled order is requested nothing. A group in `released` was held: its
     request carries a new idempotency key, as an earlier request of it may have been cancelled at the warehouse.
+    `origins`: where the warehouse's callbacks find what each shipment was requested under, told before it is asked.
 
     Load, decide, save: one statement reads whether the message was processed and the groups, and records every
     group's shipment (the intent, committed by itself before the warehouse is asked; a group past the first
@@ -52,7 +55,7 @@ async def request_shipments(
     )
     if basis.processed:
         return
-    plan = await _record_intent(ctx.pool, order_id, basis.groups, cause)
+    plan = await _record_intent(ctx.pool, order_id, basis.groups, cause, origins)
     answers = await _ask_warehouse(warehouse, ctx, plan, order_id=order_id, cause=cause, released=released, max_attempts=max_attempts)
     held = [held_announcement(order_id, shop_id, g.index, g.holds, cause.caused()) for g in plan.held] if announce_held else []
     if finish is None:
@@ -89,9 +92,12 @@ _IDS_GIVEN = 4
 """Delivery groups whose shipment `store_shipments.request_basis` records (nearly every order has one or two)."""
 
 
-async def _record_intent(pool: asyncpg.Pool, order_id: UUID, rows: list[asyncpg.Record], cause: Message) -> RequestPlan:
+async def _record_intent(
+    pool: asyncpg.Pool, order_id: UUID, rows: list[asyncpg.Record], cause: Message, origins: ShipmentOrigins | None
+) -> RequestPlan:
     """Records the shipment (the intent to request it) of every group `store_shipments.request_basis` recorded none
-    of, in one statement, and decides what to ask the warehouse."""
+    of, in one statement, tells `origins` what every shipment was requested under, and decides what to ask the
+    warehouse."""
     groups = _groups_to_request(rows)
     recorded = [row for row in rows if row["shipment_id"] is not None]
     recorded_indices = {row["delivery_index"] for row in recorded}
@@ -100,6 +106,9 @@ async def _record_intent(pool: asyncpg.Pool, order_id: UUID, rows: list[asyncpg.
         pool, order_id, [(shipment_id_for(order_id, g.index), g.index, g.carrier, bool(g.holds)) for g in unrecorded],
         correlation_id=cause.correlation_id, traceparent=current_traceparent(),
     )
+    if origins is not None:
+        for row in recorded:
+            origins.remember(row["shipment_id"], order_id, (row["correlation_id"], row["traceparent"]))
     return plan_requests(groups, {
         row["delivery_index"]: Shipment(row["shipment_id"], row["status"], row["warehouse_request_id"]) for row in recorded
     })

@@ -32,8 +32,8 @@ class RequestBasis(NamedTuple):
     groups: list[asyncpg.Record]
     """The order's delivery groups with lines, by delivery index: carrier, skus and units (in sku order), the cash to
     collect and what holds the group back; each row also says whether staff cancelled the order, and gives the group's
-    shipment as it now is (shipment_id, status, warehouse_request_id), or None for a group this statement recorded no
-    shipment of."""
+    shipment as it now is (shipment_id, status, warehouse_request_id, and the correlation_id and traceparent it was
+    requested under), or None for a group this statement recorded no shipment of."""
 
 
 async def request_basis(
@@ -68,9 +68,10 @@ async def request_basis(
                    CASE WHEN cardinality(g.held_checks) > 0 THEN 'held' ELSE 'requesting' END, g.carrier, $4, $5
             FROM groups g WHERE g.delivery_index < cardinality($3::uuid[]) AND NOT (SELECT cancelled FROM asked)
             ON CONFLICT (shipment_id) DO UPDATE SET shipment_id = shipments.shipment_id
-            RETURNING delivery_index, shipment_id, status, warehouse_request_id
+            RETURNING delivery_index, shipment_id, status, warehouse_request_id, correlation_id, traceparent
         )
-        SELECT asked.processed, asked.cancelled, g.*, c.shipment_id, c.status, c.warehouse_request_id
+        SELECT asked.processed, asked.cancelled, g.*, c.shipment_id, c.status, c.warehouse_request_id, c.correlation_id,
+               c.traceparent
         FROM asked LEFT JOIN groups g ON true LEFT JOIN created c ON c.delivery_index = g.delivery_index
         ORDER BY g.delivery_index
         """,
@@ -94,7 +95,8 @@ async def create_shipments(
     """Records the intent to request each group's shipment (shipment id, delivery index, carrier, held), or a shipment
     held back by a failed check, with the order's correlation id and trace context for the warehouse's callbacks; a
     shipment that exists is kept as it is. Returns each of these shipments as it now is (delivery index, shipment id,
-    status, warehouse request id), in one statement."""
+    status, warehouse request id, and the correlation id and trace context it was requested under), in one
+    statement."""
     if not groups:
         return []
     shipment_ids, indices, carriers, held = zip(*groups)
@@ -104,7 +106,7 @@ async def create_shipments(
         SELECT g.shipment_id, $1, g.delivery_index, CASE WHEN g.held THEN 'held' ELSE 'requesting' END, g.carrier, $2, $3
         FROM unnest($4::uuid[], $5::int[], $6::text[], $7::boolean[]) AS g (shipment_id, delivery_index, carrier, held)
         ON CONFLICT (shipment_id) DO UPDATE SET shipment_id = shipments.shipment_id
-        RETURNING delivery_index, shipment_id, status, warehouse_request_id
+        RETURNING delivery_index, shipment_id, status, warehouse_request_id, correlation_id, traceparent
         """,
         order_id, correlation_id, traceparent, list(shipment_ids), list(indices), list(carriers), list(held),
     )

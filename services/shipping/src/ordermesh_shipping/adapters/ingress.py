@@ -37,9 +37,10 @@ def warehouse_report(raw: dict[str, Any]) -> WarehouseShipmentReported | Warehou
 
 
 class ShipmentOrigins:
-    """The correlation id and trace context each shipment was requested under, by (shipment id, order id): read once
-    and kept, as they never change once recorded and a shipment is never deleted, so a shipment's later callbacks (its
-    delivery after its parcel) read nothing. At most `kept` shipments; the one used longest ago goes first."""
+    """The correlation id and trace context each shipment was requested under, by (shipment id, order id): told when
+    this process requests the shipment (`remember`) or read once, and kept, as they never change once recorded and a
+    shipment is never deleted, so a shipment's callbacks read nothing once it is known here (a shipment another
+    replica requested is read by its first callback). At most `kept` shipments; the one used longest ago goes first."""
 
     def __init__(self, kept: int = 10_000) -> None:
         self._kept = kept
@@ -54,19 +55,28 @@ class ShipmentOrigins:
         row = await store_shipments.shipment_origin(conn, shipment_id, order_id)
         if row is None:
             return None
-        self._known[key] = origin = (row["correlation_id"], row["traceparent"])
-        if len(self._known) > self._kept:
-            self._known.popitem(last=False)
+        origin = (row["correlation_id"], row["traceparent"])
+        self.remember(shipment_id, order_id, origin)
         return origin
 
+    def remember(self, shipment_id: UUID, order_id: UUID, origin: tuple[UUID | None, str | None]) -> None:
+        """Keeps what the order's shipment was requested under (correlation id, traceparent), as recorded."""
+        self._known[(shipment_id, order_id)] = origin
+        self._known.move_to_end((shipment_id, order_id))
+        if len(self._known) > self._kept:
+            self._known.popitem(last=False)
 
-def warehouse_callback(secret: str, pool: Callable[[], asyncpg.Pool]) -> Callable[[Request], Awaitable[Response]]:
+
+def warehouse_callback(
+    secret: str, pool: Callable[[], asyncpg.Pool], origins: ShipmentOrigins | None = None
+) -> Callable[[Request], Awaitable[Response]]:
     """POST /callbacks/warehouse: verifies a warehouse report's (shipped or delivered) signature, refuses a report out
     of contract (422), for a shipment ordermesh never requested (404) or with an event id accepted before (409), and
     queues the report for `shipping.callbacks.v1` in the statement that records its receipt before answering 202. The
     report carries the correlation id and continues the trace the shipment was requested under (read first, in a
-    statement of its own, once per shipment: see `ShipmentOrigins`)."""
-    origins = ShipmentOrigins()
+    statement of its own, once per shipment unless `origins` was told it when the shipment was requested: see
+    `ShipmentOrigins`)."""
+    origins = origins if origins is not None else ShipmentOrigins()
 
     async def endpoint(request: Request) -> Response:
         body = await request.body()
