@@ -7,7 +7,7 @@ kept become one parcel."""
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import ordermesh_shipping
@@ -33,12 +33,11 @@ from ordermesh_contracts import (
 from ordermesh_servicekit.consuming import Consumer, MessageContext, PermanentError, Subscription
 from ordermesh_servicekit.metrics import Metrics
 from ordermesh_servicekit.migrations import apply_migrations, migrate_service, read_migrations
-from ordermesh_servicekit.unit_of_work import ClaimingPreload
 from ordermesh_shipping import store_shipments, store_stock
 from ordermesh_shipping.adapters.warehouse import ShipmentRequest
 from ordermesh_shipping.commands import ShippingCommands
 from ordermesh_shipping.domain.allocation import shipment_id_for
-from ordermesh_shipping.handlers import ShippingHandlers, lock_batch_shipments
+from ordermesh_shipping.handlers import BATCH_SHIPMENTS, ShippingHandlers
 from doubles import FakeRecord
 
 GOLDEN = Path(__file__).resolve().parents[3] / "contracts" / "tests" / "golden"
@@ -168,7 +167,7 @@ def callbacks(pool, handlers) -> Consumer:
     subscription = Subscription(
         topics.SHIPPING_CALLBACKS, ShippingCallback,
         {WarehouseShipmentReported: handlers.on_warehouse_shipment_reported, WarehouseDeliveryReported: handlers.on_delivery_reported},
-        batched=True, preload=ClaimingPreload(lock_batch_shipments),
+        batched=True, **BATCH_SHIPMENTS,
     )
     return Consumer(subscription, group_id="ordermesh-shipping", pool_provider=lambda: pool, metrics=Metrics("shipping"), retry_max_seconds=0.2)
 
@@ -188,6 +187,95 @@ async def test_two_parcels_of_a_delivery_group_in_one_batch_ship_it_as_one_at_a_
     assert (await stock(pool, "A"), await stock(pool, "B")) == ((2, 0), (1, 0))
     events = await shipped_events(pool, accepted.order_id)
     assert [(e["tracking_number"], e["all_shipped"]) for e in events] == [("223456789013", False), ("223456789024", True)]
+
+
+def delivered(accepted: OrderAccepted, index: int = 0) -> WarehouseDeliveryReported:
+    return WarehouseDeliveryReported(
+        shipment_id=shipment_id_for(accepted.order_id, index), order_id=accepted.order_id, warehouse_request_id="wr",
+        delivered_at=datetime.now(timezone.utc),
+    )
+
+
+async def reports_story(pool, handlers, world: int) -> tuple[list, dict]:
+    """An order of two delivery groups, one in two parcels, both delivered; an order whose parcel is reported twice,
+    then delivered; an order cancelled (its shipment too) whose parcel left anyway. The reports, grouped by order as a
+    batch handles them, and the orders by role."""
+    a, b = f"W{world}-A", f"W{world}-B"
+    two, once, cancelled = order({a: 2}, {b: 3}), order({a: 1}), order({b: 1})
+    for accepted in (two, once, cancelled):
+        await until_requested(pool, handlers, accepted, **{a: 10, b: 10})
+    shipment_id = shipment_id_for(cancelled.order_id, 0)
+    await pool.execute("UPDATE shipments SET status = 'cancelled' WHERE shipment_id = $1", shipment_id)
+    await pool.execute("UPDATE stock SET allocated = allocated - 1 WHERE sku = $1", b)
+    await pool.execute("UPDATE allocations SET quantity = 0, released = 1 WHERE order_id = $1", cancelled.order_id)
+    await pool.execute("INSERT INTO cancelled_orders VALUES ($1, $2, true, now(), $3)", cancelled.order_id, cancelled.shop_id, uuid4())
+    twice = parcel(once, f"4{world}0000000004", **{a: 1})
+    reports = [
+        parcel(two, f"4{world}0000000001", 0, **{a: 2}), parcel(two, f"4{world}0000000002", 1, **{b: 1}),
+        parcel(two, f"4{world}0000000003", 1, **{b: 2}), delivered(two, 0), delivered(two, 1),
+        twice, twice.model_copy(update={"event_id": uuid4()}), delivered(once),
+        parcel(cancelled, f"4{world}0000000005", **{b: 1}),
+    ]
+    return reports, {two.order_id: "two", once.order_id: "once", cancelled.order_id: "cancelled"}
+
+
+async def reports_outcome(pool, world: int, roles: dict) -> dict:
+    """The world's shipments, parcels, stock and announcements, its orders by role, its skus and tracking numbers
+    without the world's marks."""
+    def plain(text: str) -> str:
+        return text.replace(f"W{world}-", "").replace(f"4{world}000", "4000")
+
+    ids = list(roles)
+    shipments = await pool.fetch(
+        "SELECT order_id, delivery_index, status, carrier, tracking_number, shipped_at IS NOT NULL AS shipped,"
+        " delivered_at IS NOT NULL AS delivered, cash_collected, flagged, cancel_error FROM shipments WHERE order_id = ANY($1::uuid[])",
+        ids,
+    )
+    lines = await pool.fetch(
+        "SELECT p.order_id, p.tracking_number, p.carrier, l.sku, l.quantity FROM parcels p JOIN parcel_lines l USING (shipment_id, tracking_number)"
+        " WHERE p.order_id = ANY($1::uuid[])", ids,
+    )
+    stock = await pool.fetch("SELECT sku, on_hand, allocated FROM stock WHERE sku LIKE $1", f"W{world}-%")
+    allocations = await pool.fetch("SELECT order_id, sku, quantity, released FROM allocations WHERE order_id = ANY($1::uuid[])", ids)
+    events = [json.loads(row["payload"]) for row in await pool.fetch("SELECT payload FROM outbox WHERE topic = $1 ORDER BY id", topics.SHIPPING_EVENTS)]
+    return {
+        "shipments": sorted(
+            (roles[r["order_id"]], r["delivery_index"], r["status"], r["carrier"], plain(r["tracking_number"] or ""), r["shipped"],
+             r["delivered"], r["cash_collected"], r["flagged"], plain(r["cancel_error"] or ""))
+            for r in shipments
+        ),
+        "parcels": sorted((roles[r["order_id"]], plain(r["tracking_number"]), r["carrier"], plain(r["sku"]), r["quantity"]) for r in lines),
+        "stock": sorted((plain(r["sku"]), r["on_hand"], r["allocated"]) for r in stock),
+        "allocations": sorted((roles[r["order_id"]], plain(r["sku"]), r["quantity"], r["released"]) for r in allocations),
+        "announced": [
+            (e["type"], roles[UUID(e["order_id"])], e.get("delivery_index"), plain(e.get("tracking_number") or ""),
+             e.get("all_shipped"), e.get("all_delivered"), e.get("stock_released"), [(plain(x["sku"]), x["quantity"]) for x in e.get("lines", [])])
+            for e in events
+            if UUID(e["order_id"]) in roles and e["type"] in ("ShipmentShipped", "ShipmentDelivered", "ShipmentCancelFailed")
+        ],
+    }
+
+
+async def test_a_batch_of_parcels_and_deliveries_ends_exactly_as_its_reports_one_at_a_time(pool, handlers) -> None:
+    alone, alone_roles = await reports_story(pool, handlers, 1)
+    for message in alone:
+        handle = handlers.on_delivery_reported if isinstance(message, WarehouseDeliveryReported) else handlers.on_warehouse_shipment_reported
+        await handle(message, ctx(pool, message))
+    batched, batched_roles = await reports_story(pool, handlers, 2)
+    await callbacks(pool, handlers).process(as_records(*batched))
+    # every report handled, all in the batch's one transaction (none undone and handled again one at a time)
+    assert await pool.fetchrow(
+        "SELECT count(*), count(DISTINCT xmin::text) FROM inbox WHERE message_id = ANY($1::uuid[])", [m.event_id for m in batched]
+    ) == (len(batched), 1)
+    one_at_a_time, in_one_batch = await reports_outcome(pool, 1, alone_roles), await reports_outcome(pool, 2, batched_roles)
+    assert in_one_batch == one_at_a_time
+    announced = [(kind, role, all_delivered) for kind, role, _, _, _, all_delivered, _, _ in in_one_batch["announced"]]
+    assert announced == [
+        ("ShipmentShipped", "two", None), ("ShipmentShipped", "two", None), ("ShipmentShipped", "two", None),
+        ("ShipmentDelivered", "two", False), ("ShipmentDelivered", "two", True),
+        ("ShipmentShipped", "once", None), ("ShipmentDelivered", "once", True), ("ShipmentCancelFailed", "cancelled", None),
+    ]
+    assert ("B", 10 - 3 - 1, 0) in in_one_batch["stock"]
 
 
 async def test_a_tracking_number_two_orders_report_in_one_batch_is_booked_for_the_first_and_dead_letters_the_second(pool, handlers) -> None:

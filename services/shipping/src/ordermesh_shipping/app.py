@@ -36,14 +36,13 @@ from ordermesh_servicekit.http_input import query_text, query_uuid
 from ordermesh_servicekit.outside import OutsideCalls
 from ordermesh_servicekit.service import ServiceDefinition, ServiceRuntime, create_service_app, run_service
 from ordermesh_servicekit.settings import ServiceSettings
-from ordermesh_servicekit.unit_of_work import ClaimingPreload
 
 from . import store, store_shipments, store_stock
 from .adapters.ingress import ShipmentOrigins, stock_levels, warehouse_callback
 from ordermesh_servicekit.json_http import JsonHttp
 from .adapters.warehouse import SandboxWarehouse
 from .commands import ShippingCommands
-from .handlers import BATCH_ORDERS, ShippingHandlers, calls_the_warehouse, lock_batch_shipments
+from .handlers import BATCH_ORDERS, BATCH_SHIPMENTS, ShippingHandlers, calls_the_warehouse
 
 
 class ShippingSettings(ServiceSettings):
@@ -154,7 +153,7 @@ def create_app(settings: ShippingSettings | None = None) -> AsgiFastStream:
                         WarehouseDeliveryReported: handlers.on_delivery_reported,
                     },
                     batched=True,
-                    preload=ClaimingPreload(lock_batch_shipments),
+                    **BATCH_SHIPMENTS,
                 ),
                 Subscription(
                     topics.SHIPPING_COMMANDS,

@@ -1,10 +1,6 @@
 """One function per message the shipping service consumes from orders and from the warehouse."""
 
-from collections import Counter
-from dataclasses import dataclass
 from uuid import UUID
-
-import asyncpg
 
 from ordermesh_contracts import (
     ChangeDeliveryMethod,
@@ -23,7 +19,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 from ordermesh_servicekit.parking import DependencyMissing
-from ordermesh_servicekit.unit_of_work import ClaimingPreload, InboxClaim
+from ordermesh_servicekit.unit_of_work import ClaimingPreload
 
 from . import store, store_holds, store_shipments, store_stock
 from .adapters.ingress import ShipmentOrigins
@@ -31,6 +27,7 @@ from .adapters.warehouse import Warehouse
 from .accepting import accept_order
 from .allocating import allocate_order, allocate_waiting
 from .batch_orders import read_batch_orders, write_batch_orders
+from .batch_reports import BatchShipments, Shipment, lock_batch_shipments, write_batch_shipments
 from .cancelling import cancel_order_shipping
 from .delivery_methods import change_delivery_method
 from .domain.holds import holding
@@ -38,7 +35,6 @@ from .domain.parcels import ParcelRefused
 from .editing import apply_order_edit
 from .requesting import release_and_request, request_shipments
 from .shipping_out import ship
-from .store import DEFAULT_WAREHOUSE
 
 
 def calls_the_warehouse(event: Message) -> bool:
@@ -52,6 +48,10 @@ def calls_the_warehouse(event: Message) -> bool:
 BATCH_ORDERS = {"preload": ClaimingPreload(read_batch_orders), "finish": write_batch_orders}
 """How the orders events' subscription reads a batch's orders once and writes what its handlers decided once
 (`Subscription(..., **BATCH_ORDERS)`; see `BatchOrders`)."""
+
+BATCH_SHIPMENTS = {"preload": ClaimingPreload(lock_batch_shipments), "finish": write_batch_shipments}
+"""How the warehouse callbacks' subscription locks a batch's shipments once and writes what its handlers recorded
+once (`Subscription(..., **BATCH_SHIPMENTS)`; see `BatchShipments`)."""
 
 
 class ShippingHandlers:
@@ -134,8 +134,9 @@ class ShippingHandlers:
     async def on_warehouse_shipment_reported(self, report: WarehouseShipmentReported, ctx: MessageContext) -> None:
         """Books a parcel that left the warehouse (once per tracking number), takes its units out of stock, and
         tells everyone; a parcel the shipment can't hold is dead-lettered with the reason."""
+        batch: BatchShipments | None = ctx.preloaded
         async with ctx.unit_of_work() as uow:
-            shipment = await _locked_shipment(uow, ctx, report.shipment_id)
+            shipment = await _locked_shipment(uow, batch, report.shipment_id)
             if shipment is None or shipment["order_id"] != report.order_id:
                 raise PermanentError(f"the warehouse reported unknown shipment {report.shipment_id}")
             try:
@@ -146,31 +147,40 @@ class ShippingHandlers:
                     tracking_number=report.tracking_number,
                     shipped_at=report.shipped_at,
                     lines=report.lines,
-                    facts=ctx.preloaded.parcels.pop(report.event_id, None) if ctx.preloaded is not None else None,
+                    facts=batch.parcels.pop(report.event_id, None) if batch is not None else None,
+                    batch=batch,
                     **report.caused(),
                 )
             except ParcelRefused as refused:
                 raise PermanentError(
                     f"parcel {report.tracking_number} of shipment {report.shipment_id} refused: {refused}"
                 ) from None
-            _hand_back(ctx, shipped)
+            if batch is not None:
+                batch.give_back(shipped)
 
     async def on_delivery_reported(self, report: WarehouseDeliveryReported, ctx: MessageContext) -> None:
         """Records a delivered shipment (with cash collected on delivery) and tells everyone."""
+        batch: BatchShipments | None = ctx.preloaded
         async with ctx.unit_of_work() as uow:
-            shipment = await _locked_shipment(uow, ctx, report.shipment_id)
+            shipment = await _locked_shipment(uow, batch, report.shipment_id)
             if shipment is None or shipment["order_id"] != report.order_id:
                 raise PermanentError(f"the warehouse reported delivery of unknown shipment {report.shipment_id}")
             if shipment["status"] == "delivered":
+                if batch is not None:
+                    batch.give_back(shipment)
                 return
             if shipment["status"] in ("requesting", "requested"):
                 # Two callbacks taken by two replicas reach the topic in either order: wait for the shipment report.
                 raise DependencyMissing(report.order_id, f"shipment {report.shipment_id} reported delivered before shipped")
             if shipment["status"] != "shipped":
                 raise PermanentError(f"shipment {report.shipment_id} reported delivered while {shipment['status']}")
-            delivered = await store_shipments.mark_delivered(
-                uow.conn, report.shipment_id, report.order_id, report.delivered_at, report.cash_collected
-            )
+            delivered = batch.deliver(shipment, report.delivered_at, report.cash_collected) if batch is not None else None
+            if delivered is None:
+                if batch is not None:
+                    await batch.settle(uow.conn)
+                delivered = await store_shipments.mark_delivered(
+                    uow.conn, report.shipment_id, report.order_id, report.delivered_at, report.cash_collected
+                )
             uow.publish(
                 topics.SHIPPING_EVENTS,
                 ShipmentDelivered(
@@ -186,63 +196,12 @@ class ShippingHandlers:
             )
 
 
-@dataclass
-class BatchShipments:
-    """What a batch of warehouse reports preloads: its shipments, locked, by id, and what booking the first parcel
-    reported for each order reads, by report (event id)."""
-
-    shipments: dict[UUID, asyncpg.Record]
-    parcels: dict[UUID, store_shipments.ParcelFacts]
-
-
-async def lock_batch_shipments(
-    conn: asyncpg.Connection, reports: list[WarehouseShipmentReported | WarehouseDeliveryReported],
-    claim: InboxClaim | None = None,
-) -> BatchShipments:
-    """The preload of the warehouse callbacks' subscription: every shipment a batch's reports are about, locked and
-    read in one statement (in order of id), by id, which writes the batch's inbox rows too when given their `claim`;
-    then, in one more statement after those locks, what booking the first parcel reported for each order reads (of
-    the reports to be processed, once the claim is read). The batch's handlers find it in `ctx.preloaded`.
-
-    A preloaded shipment is the shipment as stored only until a handler of the batch writes it. So each is taken by
-    the report of its shipment that uses it (`_locked_shipment` pops it), and only a handler that knows the shipment
-    as it saved it hands that back (`_hand_back`: a parcel booked returns the shipment's row as written, and the batch
-    holds its lock); after any other report, that shipment's next report in the batch locks and reads it again, as it
-    does one at a time. That is enough because no handler of this subscription writes a shipment other than its
-    report's: booking a parcel (`ship`, flagging one that left after a cancel included) and recording a delivery write
-    `report.shipment_id` alone.
-
-    What booking a parcel reads is about its order (its shipments, parcels and allocations) and its tracking number,
-    and in this subscription only booking a parcel changes it (a delivery takes a shipment from shipped to delivered,
-    which it counts alike). So it is preloaded for the order's first parcel report in the batch alone,
-    and for none whose tracking number another report of the batch carries; every other parcel reads it when booked."""
-    shipments = await store_shipments.lock_shipments(conn, sorted({report.shipment_id for report in reports}), claim)
-    processed = claim.fresh() if claim is not None else reports
-    parcels = [report for report in processed if isinstance(report, WarehouseShipmentReported)]
-    carried = Counter(report.tracking_number for report in parcels)
-    orders: set[UUID] = set()
-    first: list[tuple[UUID, asyncpg.Record, str]] = []
-    for report in parcels:
-        if report.order_id in orders:
-            continue
-        orders.add(report.order_id)
-        shipment = shipments.get(report.shipment_id)
-        if shipment is not None and shipment["order_id"] == report.order_id and carried[report.tracking_number] == 1:
-            first.append((report.event_id, shipment, report.tracking_number))
-    if not first:
-        return BatchShipments(shipments, {})
-    facts = await store_shipments.parcels_facts(conn, [(shipment, number) for _, shipment, number in first], DEFAULT_WAREHOUSE)
-    return BatchShipments(shipments, {event_id: facts[shipment["shipment_id"], number] for event_id, shipment, number in first})
-
-
-async def _locked_shipment(uow: UnitOfWork, ctx: MessageContext, shipment_id: UUID) -> asyncpg.Record | None:
-    """The report's shipment, locked: in a batch, the one preloaded or handed back, if there is one."""
-    preloaded = ctx.preloaded.shipments.pop(shipment_id, None) if ctx.preloaded is not None else None
-    return preloaded if preloaded is not None else await store_shipments.lock_shipment(uow.conn, shipment_id)
-
-
-def _hand_back(ctx: MessageContext, shipment: asyncpg.Record) -> None:
-    """In a batch, the shipment as this report's handler saved it (its row still locked) is what the batch's next
-    report of it takes."""
-    if ctx.preloaded is not None:
-        ctx.preloaded.shipments[shipment["shipment_id"]] = shipment
+async def _locked_shipment(uow: UnitOfWork, batch: BatchShipments | None, shipment_id: UUID) -> Shipment | None:
+    """The report's shipment, locked: in a batch, taken from it if it holds the shipment (else read once the batch's
+    writes are made)."""
+    taken = batch.take(shipment_id) if batch is not None else None
+    if taken is not None:
+        return taken
+    if batch is not None:
+        await batch.settle(uow.conn)
+    return await store_shipments.lock_shipment(uow.conn, shipment_id)

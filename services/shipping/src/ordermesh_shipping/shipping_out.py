@@ -9,6 +9,8 @@ from ordermesh_contracts import ShipmentCancelFailed, ShipmentShipped, ShippedLi
 from ordermesh_servicekit.consuming import UnitOfWork
 
 from . import store, store_shipments
+from .batch_reports import BatchShipments, Shipment
+from .store_shipments import ParcelBooked
 from .store import DEFAULT_WAREHOUSE
 from .domain.allocation import from_allocation
 from .domain.parcels import SHIPPED, ParcelRefused, plan_parcel, units_of
@@ -25,7 +27,8 @@ async def ship(
     correlation_id: UUID,
     causation_id: UUID,
     facts: store_shipments.ParcelFacts | None = None,
-) -> asyncpg.Record:
+    batch: BatchShipments | None = None,
+) -> Shipment:
     """Books one parcel of a (locked) shipment: records it, takes its units out of stock, and publishes
     ShipmentShipped with what the parcel carries. The shipment is partly shipped until every unit of its delivery
     group is out, then shipped; `all_shipped` says whether every delivery group of the order now is.
@@ -40,8 +43,12 @@ async def ship(
     cancel kept units set aside for the order (it released them when staff chose to restore stock).
 
     `facts`: what booking the parcel reads, if the caller read it already (a batch's preload); else it is read here.
+    In a `batch` (the shipment taken from it), the parcel is booked with the batch's other writes at its end, unless
+    the shipment was cancelled; the batch's writes are made first whenever this reads or writes the database itself.
     """
     if facts is None:
+        if batch is not None:
+            await batch.settle(uow.conn)
         facts = await store_shipments.parcel_facts(uow.conn, shipment, tracking_number, DEFAULT_WAREHOUSE)
     if facts.owner == shipment["shipment_id"]:
         return shipment
@@ -55,11 +62,16 @@ async def ship(
         status = "cancelled"
     else:
         status = plan_parcel(facts.group, facts.shipped_before, units).status
-    saved = await store_shipments.book_parcel(
-        uow.conn, shipment["shipment_id"], shipment["order_id"], tracking_number=tracking_number, carrier=carrier,
-        shipped_at=shipped_at, status=status, units=units,
-        from_allocation=from_allocation(units, facts.allocated, facts.order_shipped_before), warehouse=DEFAULT_WAREHOUSE,
+    parcel = ParcelBooked(
+        shipment["shipment_id"], shipment["order_id"], tracking_number, carrier, shipped_at, units,
+        from_allocation(units, facts.allocated, facts.order_shipped_before),
     )
+    if batch is not None and not cancelled:
+        saved = batch.book(shipment, parcel, status)
+    else:
+        if batch is not None:
+            await batch.settle(uow.conn)
+        saved = await store_shipments.book_parcel(uow.conn, parcel, status=status, warehouse=DEFAULT_WAREHOUSE)
     if cancelled:
         return await _shipped_after_cancel(
             uow, shipment, carrier, tracking_number, correlation_id=correlation_id, causation_id=causation_id

@@ -1,10 +1,11 @@
-"""SQL of a batch of orders events: the stock its allocations take, locked and read once, and every acceptance and
-allocation its handlers decided, written once at its end with the batch's outbox rows."""
+"""SQL of the shipping service's batches: of orders events, the stock its allocations take, locked and read once, and
+every acceptance and allocation its handlers decided; of warehouse reports, every parcel and delivery they recorded;
+each written once at the batch's end with its outbox rows."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -13,6 +14,7 @@ from ordermesh_servicekit.outbox import OutgoingMessage, outbox_rows
 from ordermesh_servicekit.unit_of_work import InboxClaim, fetch_claiming
 
 from .store import DEFAULT_WAREHOUSE
+from .store_shipments import ParcelBooked
 
 
 class Demand(NamedTuple):
@@ -168,6 +170,65 @@ async def save_batch(
             ON CONFLICT (order_id) DO UPDATE SET coverage = EXCLUDED.coverage
         ){", " + published if published else ""}
         SELECT NOT EXISTS (SELECT FROM cancelled_orders WHERE order_id = ANY($14::uuid[]))
+        """,
+        *arguments,
+        *published_arguments,
+    )
+
+
+_SHIPMENT_SAVED = ("status", "carrier", "tracking_number", "shipped_at", "delivered_at", "cash_collected")
+"""What booking a parcel and recording a delivery change of a shipment."""
+
+
+async def save_reports(
+    conn: asyncpg.Connection, parcels: Sequence[ParcelBooked], shipments: Sequence[Mapping[str, Any]],
+    publish: Sequence[OutgoingMessage] = (),
+) -> None:
+    """Stores booked parcels (each new, as `store_shipments.book_parcel` books it: its lines, its units out of stock
+    on hand and `from_allocation` of them out of the allocation too, on hand never below what other orders hold) and
+    shipments as the parcels and deliveries left them (each once: its status, carrier, first tracking number and
+    time, delivery), with the outbox rows `publish`, in one statement; callers hold the shipments' locks."""
+    lines = [(parcel, sku) for parcel in parcels for sku in sorted(parcel.units)]
+    arguments = [
+        [parcel.shipment_id for parcel in parcels],
+        [parcel.tracking_number for parcel in parcels],
+        [parcel.order_id for parcel in parcels],
+        [parcel.carrier for parcel in parcels],
+        [parcel.shipped_at for parcel in parcels],
+        [parcel.shipment_id for parcel, _ in lines],
+        [parcel.tracking_number for parcel, _ in lines],
+        [sku for _, sku in lines],
+        [parcel.units[sku] for parcel, sku in lines],
+        [parcel.from_allocation.get(sku, 0) for parcel, sku in lines],
+        DEFAULT_WAREHOUSE,
+        [shipment["shipment_id"] for shipment in shipments],
+        *([shipment[column] for shipment in shipments] for column in _SHIPMENT_SAVED),
+    ]
+    published, published_arguments = outbox_rows(len(arguments) + 1, publish, "true") if publish else ("", [])
+    await conn.execute(
+        f"""
+        WITH parcel AS (
+            INSERT INTO parcels (shipment_id, tracking_number, order_id, carrier, shipped_at)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[])
+        ), carried AS (
+            INSERT INTO parcel_lines (shipment_id, tracking_number, sku, quantity)
+            SELECT * FROM unnest($6::uuid[], $7::text[], $8::text[], $9::int[])
+        ), taken AS (
+            -- a sku's parcels together: on hand never below what other orders hold, as when each is taken in turn
+            UPDATE stock SET on_hand = greatest(stock.on_hand - c.units, stock.allocated - c.from_allocation),
+                   allocated = stock.allocated - c.from_allocation
+            FROM (SELECT c.sku, sum(c.units) AS units, sum(c.from_allocation) AS from_allocation
+                  FROM unnest($8::text[], $9::int[], $10::int[]) AS c (sku, units, from_allocation) GROUP BY c.sku) AS c
+            WHERE stock.sku = c.sku AND stock.warehouse = $11
+        ), saved AS (
+            UPDATE shipments s SET status = x.status, carrier = x.carrier, tracking_number = x.tracking_number,
+                   shipped_at = x.shipped_at, delivered_at = x.delivered_at, cash_collected = x.cash_collected
+            FROM unnest($12::uuid[], $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::timestamptz[],
+                        $18::bigint[]) AS x (shipment_id, status, carrier, tracking_number, shipped_at, delivered_at,
+                                             cash_collected)
+            WHERE s.shipment_id = x.shipment_id
+        ){", " + published if published else ""}
+        SELECT 1
         """,
         *arguments,
         *published_arguments,

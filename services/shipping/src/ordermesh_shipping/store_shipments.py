@@ -181,14 +181,30 @@ async def lock_shipment(conn: asyncpg.Connection, shipment_id: UUID) -> asyncpg.
 
 
 async def lock_shipments(
-    conn: asyncpg.Connection, shipment_ids: list[UUID], claim: InboxClaim | None = None
-) -> dict[UUID, asyncpg.Record]:
-    """These shipments (those that exist), locked for this transaction in order of id, by id. With `claim`, a batch's
-    inbox rows are written in the same statement, before the shipments are locked (see `InboxClaim`; each row then
+    conn: asyncpg.Connection, shipment_ids: list[UUID], claim: InboxClaim | None = None, delivering: list[UUID] = (),
+) -> tuple[dict[UUID, asyncpg.Record], dict[UUID, "Delivered"]]:
+    """These shipments (those that exist), locked for this transaction in order of id, by id; and for those of them in
+    `delivering`, what recording their delivery reads (as `mark_delivered` reads it), by id. One statement; with
+    `claim`, a batch's inbox rows are written in it, before the shipments are locked (see `InboxClaim`; each row then
     carries its column too)."""
-    locking = "SELECT * FROM shipments WHERE shipment_id = ANY($1::uuid[]) ORDER BY shipment_id FOR UPDATE"
-    rows = await fetch_claiming(conn, claim, locking, shipment_ids, present="shipment_id")
-    return {row["shipment_id"]: row for row in rows}
+    locking = """
+        SELECT s.*, d.shop_id AS delivered_shop_id, d.others AS delivered_others
+        FROM shipments s LEFT JOIN LATERAL (
+            SELECT (SELECT l.shop_id FROM order_lines l WHERE l.order_id = s.order_id
+                     ORDER BY l.delivery_index, l.sku LIMIT 1) AS shop_id,
+                   (SELECT count(*) FROM shipments o
+                     WHERE o.order_id = s.order_id AND o.shipment_id <> s.shipment_id
+                       AND o.status NOT IN ('delivered', 'cancelled')) AS others
+            WHERE s.shipment_id = ANY($2::uuid[])
+        ) d ON true
+        WHERE s.shipment_id = ANY($1::uuid[]) ORDER BY s.shipment_id FOR UPDATE OF s
+    """
+    rows = await fetch_claiming(conn, claim, locking, shipment_ids, list(delivering), present="shipment_id")
+    delivered = {
+        row["shipment_id"]: Delivered(row["delivered_shop_id"], row["delivered_others"])
+        for row in rows if row["delivered_others"] is not None
+    }
+    return {row["shipment_id"]: row for row in rows}, delivered
 
 
 async def parcel_owner(conn: asyncpg.Connection, tracking_number: str) -> UUID | None:
@@ -267,23 +283,25 @@ async def parcels_facts(
     return {(row["shipment_id"], row["tracking_number"]): facts(row) for row in rows}
 
 
-async def book_parcel(
-    conn: asyncpg.Connection,
-    shipment_id: UUID,
-    order_id: UUID,
-    *,
-    tracking_number: str,
-    carrier: str,
-    shipped_at: datetime,
-    status: str,
-    units: dict[str, int],
-    from_allocation: dict[str, int],
-    warehouse: str,
-) -> asyncpg.Record:
-    """Books a parcel of the shipment in one statement: the parcel and the units per sku it carries; the shipment's
+class ParcelBooked(NamedTuple):
+    """A parcel of a shipment, as `book_parcel` books it: the units per sku it carries, and how many of
+    them come out of the order's allocation."""
+
+    shipment_id: UUID
+    order_id: UUID
+    tracking_number: str
+    carrier: str
+    shipped_at: datetime
+    units: dict[str, int]
+    from_allocation: dict[str, int]
+
+
+async def book_parcel(conn: asyncpg.Connection, parcel: ParcelBooked, *, status: str, warehouse: str) -> asyncpg.Record:
+    """Books a parcel of its shipment in one statement: the parcel and the units per sku it carries; the shipment's
     status becomes `status` (the first parcel's tracking number and time stay the shipment's own); the units leave
-    stock on hand, `from_allocation` of them the allocation too (on hand never drops below what other orders hold).
-    Returns the shipment as saved."""
+    stock on hand, `parcel.from_allocation` of them the allocation too (on hand never drops below what other orders
+    hold). Returns the shipment as saved."""
+    units, from_allocation = parcel.units, parcel.from_allocation
     skus = sorted(units)
     return await conn.fetchrow(
         """
@@ -303,7 +321,7 @@ async def book_parcel(
         WHERE shipment_id = $1
         RETURNING *
         """,
-        shipment_id, order_id, tracking_number, carrier, shipped_at, status,
+        parcel.shipment_id, parcel.order_id, parcel.tracking_number, parcel.carrier, parcel.shipped_at, status,
         skus, [units[sku] for sku in skus], [from_allocation.get(sku, 0) for sku in skus], warehouse,
     )
 
