@@ -18,6 +18,7 @@ from aiokafka.errors import (
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -31,6 +32,9 @@ _SASL_SECURITY: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
     "SCRAM-SHA-256": SASLScram256,
     "SCRAM-SHA-512": SASLScram512,
 }
+
+
+_DEFAULT_PARTITIONER = DefaultPartitioner()
 
 
 def _variable(name: str) -> AliasChoices:
@@ -176,3 +180,23 @@ async def check_access(options: dict[str, Any], timeout_seconds: float = 10) -> 
         return
     assert last_error is not None
     raise last_error
+
+
+class RememberingPartitioner:
+    """aiokafka's default partitioner (the Java client's: murmur2 of the key, modulo the topic's partitions), keeping
+    each key's hash. aiokafka's murmur2 is pure Python (~10–20 µs a key) and a service sends several messages with one
+    key (one order's) within seconds. At most `size` keys are kept; then it starts over."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._hashes: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return _DEFAULT_PARTITIONER(key, all_partitions, available)
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self._size:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]

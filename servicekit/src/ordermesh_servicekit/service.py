@@ -31,7 +31,7 @@ from .http import ASGIApp, health_routes
 from .http_input import limit_body
 from .http_server import BoundedHttpToolsProtocol
 from .jobs import Job, run_every
-from .kafka_clients import KafkaAccessRefused, aiokafka_options, check_access, faststream_security
+from .kafka_clients import KafkaAccessRefused, RememberingPartitioner, aiokafka_options, check_access, faststream_security
 from .lag import KafkaGauges
 from .tracing import configure_tracing
 from .logging import configure_logging
@@ -113,6 +113,7 @@ class ServiceRuntime:
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
+            partitioner=RememberingPartitioner(),
             client_id=f"{self.group_id}-relay",
         )
         await self.producer.start()
