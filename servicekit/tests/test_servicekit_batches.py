@@ -456,3 +456,15 @@ async def test_a_failing_claiming_preload_undoes_the_batch_with_its_inbox_rows_a
     assert preload.fresh == [["auth-0", "auth-1", "auth-2"]] and finish.finished == []
     assert outcome(metrics, "processed") == 3 and outcome(metrics, "duplicate") == 0
     assert sorted(r["what"] for r in await pool.fetch("SELECT what FROM changes")) == ["auth-0", "auth-1", "auth-2"]
+
+
+async def test_records_whose_headers_say_skip_are_skipped_without_a_statement_and_the_rest_are_handled_in_order(logged) -> None:
+    pool, statements = logged
+    metrics, handler = Metrics("test"), Recording()
+    unread = [FakeRecord(topics.PAYMENTS_EVENTS, 0, n, b"o1", b"{not even json", [("type", b"PaymentCaptured")]) for n in range(3)]
+    await consumer(pool, handler, metrics).process(unread)
+    assert outcome(metrics, "skipped") == 3 and handler.calls == 0 and statements == []
+    # between two records of one order, a skipped one neither splits the order's lane nor is read
+    await consumer(pool, handler, metrics).process([record(10, "first", key=b"o1"), unread[0], record(12, "second", key=b"o1")])
+    assert outcome(metrics, "skipped") == 4 and outcome(metrics, "processed") == 2
+    assert [r["what"] for r in await pool.fetch("SELECT what FROM changes ORDER BY ctid")] == ["first", "second"]

@@ -9,7 +9,7 @@ import pytest
 
 from ordermesh_contracts import OrderProgressed, OrdersEvent, PaymentAuthorized, PaymentsEvent, Stage, topics
 from ordermesh_servicekit.consuming import Subscription
-from ordermesh_servicekit.decoding import DeadLetter, decode
+from ordermesh_servicekit.decoding import DeadLetter, decode, skipped_unread
 from ordermesh_servicekit.outbox import OutgoingMessage
 
 
@@ -127,3 +127,22 @@ def test_a_header_field_filter_needs_a_handled_contract_with_a_header_field() ->
         Subscription(topics.PAYMENTS_EVENTS, PaymentsEvent, {PaymentAuthorized: _handler}, only={PaymentAuthorized: {"x"}})
     with pytest.raises(ValueError, match="HEADER_FIELD"):
         Subscription(topics.ORDERS_EVENTS, OrdersEvent, {}, only={OrderProgressed: {Stage.SHIPPED}})
+
+
+@pytest.mark.parametrize(
+    ("headers", "skipped"),
+    [
+        ([("type", b"OrderCompleted")], True),
+        ([("type", b"OrderProgressed"), ("to_stage", b"shipped")], True),
+        ([("type", b"OrderProgressed"), ("to_stage", b"ready_to_ship")], False),
+        ([("type", b"OrderProgressed")], False),
+        ([("type", b"OrderProgressed"), ("to_stage", b"\xff")], False),
+        ([("type", b"NoSuchContract")], False),
+        ([("type", None)], False),
+        (None, False),
+    ],
+    ids=["contract-not-handled", "unwanted-stage", "wanted-stage", "no-field-header", "odd-field-header",
+         "unknown-type", "null-type", "no-headers"],
+)
+def test_what_the_headers_alone_let_a_consumer_skip(headers, skipped) -> None:
+    assert skipped_unread(FakeRecord(b"\xff not even json", headers, topics.ORDERS_EVENTS), READY_ONLY) is skipped

@@ -23,7 +23,7 @@ from ordermesh_contracts import CommandRejected, Message, topics
 
 from .database import TRANSIENT_DB_ERRORS, backoff_delays, is_transient_db_error
 from .dead_letters import DEFAULT_MAX_BYTES, dead_letter, fits, safe_text, sanitized_dead_letter, write_dead_letter
-from .decoding import DeadLetter, Record, decode, describe_validation_error
+from .decoding import DeadLetter, Record, decode, describe_validation_error, skipped_unread
 from .logging import LazyFields
 from .logging import bound as bound_to_log
 from .metrics import Metrics
@@ -214,13 +214,22 @@ class Consumer:
     async def process(self, records: Iterable[Record]) -> None:
         """Handles a batch; returns once every record has its outcome in the database.
 
-        Records with the same partition and key (one order) are handled one after another, in order;
-        different keys are handled concurrently, up to the consumer's concurrency. If a record cannot
-        be given an outcome, the error propagates (the other lanes are cancelled): commit nothing.
+        Records whose headers say this service does not act on them are skipped first, unread. The others with the
+        same partition and key (one order) are handled one after another, in order; different keys are handled
+        concurrently, up to the consumer's concurrency. If a record cannot be given an outcome, the error propagates
+        (the other lanes are cancelled): commit nothing.
         """
         lanes: dict[tuple[int, bytes | None], list[Record]] = {}
+        skipped = 0
         for record in records:
+            if skipped_unread(record, self.subscription):
+                skipped += 1  # its headers say this service does not act on it: no lane, no decoding, no log binding
+                continue
             lanes.setdefault((record.partition, record.key), []).append(record)
+        if skipped:
+            self._metrics.messages(self.subscription.topic, "skipped").inc(skipped)
+        if not lanes:
+            return
         parked: dict[bytes, str] = {}
         if self._parking is not None:
             parked = await self._retrying(

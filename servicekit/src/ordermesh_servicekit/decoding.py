@@ -66,15 +66,11 @@ def decode(record: Record, contracts: TopicContracts) -> BaseModel | None:
     kind leaves.
     """
     try:
-        message_type = _header_type(record)
-        if message_type in contracts.known_types:
-            model = contracts.model_for(message_type)
-            if model is None or _unwanted_by_header(record, model, contracts):
-                return None
-            message = _read_fast(record.value, model)
-            if message is None:
-                message = _decode(record, contracts)
-        else:
+        model = _model_by_headers(record, contracts)
+        if model is SKIP:
+            return None
+        message = _read_fast(record.value, model) if model is not None else None
+        if message is None:
             message = _decode(record, contracts)
         if message is None:
             return None
@@ -84,6 +80,27 @@ def decode(record: Record, contracts: TopicContracts) -> BaseModel | None:
         raise
     except Exception as error:  # noqa: BLE001 - a record's bytes must never crash the consumer
         raise DeadLetter(type(error).__name__, f"undecodable: {type(error).__name__}") from None
+
+
+SKIP = object()
+
+
+def skipped_unread(record: Record, contracts: TopicContracts) -> bool:
+    """Whether the record's headers say this service does not act on it (see `decode`), so that it is skipped
+    without reading its value."""
+    return _model_by_headers(record, contracts) is SKIP
+
+
+def _model_by_headers(record: Record, contracts: TopicContracts) -> Any:
+    """The model the record's `type` header names, SKIP when its headers say this service does not act on it, None
+    when they do not tell (a header absent, odd, or naming no contract of the topic: the value decides)."""
+    message_type = _header_type(record)
+    if message_type not in contracts.known_types:
+        return None
+    model = contracts.model_for(message_type)
+    if model is None or _unwanted_by_header(record, model, contracts):
+        return SKIP
+    return model
 
 
 def _unwanted_by_header(record: Record, model: type[BaseModel], contracts: TopicContracts) -> bool:
