@@ -235,8 +235,10 @@ class ShopOrderShipped(OrderMessage):
 
 
 class OrderProgressed(OrderMessage):
-    """The order moved from one stage to another; `to_stage` is also its `to_stage` header (most consumers act on one or
-    two stages and skip the rest unread)."""
+    """The order moved from one stage to another.
+
+    `to_stage` also travels as the record's `to_stage` header: most consumers act on one or two stages and skip the
+    others unread."""
 
     HEADER_FIELD: ClassVar[str | None] = "to_stage"
 

@@ -33,6 +33,10 @@ _HEADER_SCHEMAS: dict[str, dict[str, Any]] = {
             "schema_version": {"type": "string", "description": "The contract's schema version, e.g. 1."},
             "correlation_id": {"type": "string", "format": "uuid", "description": "The order's correlation id."},
             "traceparent": {"type": "string", "description": "W3C trace context: one order is one trace."},
+            "to_stage": {
+                "type": "string",
+                "description": "OrderProgressed only: its `to_stage`, so that a consumer skips the stages it does not act on unread.",
+            },
         },
         "required": ["type"],
     },
