@@ -368,6 +368,8 @@ async def save_states(conn: asyncpg.Connection, saves: list[StateSave], publish:
         for save in saves for parcel in save.kept.parcels for sku, quantity in parcel.lines
     }
     paid = [save.kept.paid or Paid() for save in saves]
+    # The ids as an index condition of orders too: joined only to unnest's rows, whose count a generic plan does not
+    # know, the update seq-scanned orders (every row of it) on a table of a few hundred orders.
     rows = await conn.fetch(
         """
         WITH saved AS (
@@ -379,7 +381,7 @@ async def save_states(conn: asyncpg.Connection, saves: list[StateSave], publish:
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                         $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
                 AS s(order_id, stage, mode, flags, held_from, captured, received_total, refunded_total, refunded_more)
-            WHERE o.order_id = s.order_id
+            WHERE o.order_id = s.order_id AND o.order_id = ANY($1::uuid[])
             RETURNING o.order_id, o.external_order_no
         ), shipped AS (
             INSERT INTO order_shipped_units (order_id, shipment_id, delivery_index, tracking_number, sku, quantity)
