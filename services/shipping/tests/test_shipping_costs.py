@@ -5,7 +5,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
@@ -277,21 +277,30 @@ def signed_callback(secret: str, report: dict) -> dict:
     return {"content": body, "headers": {"X-Ordermesh-Signature": sign(secret, body, int(time.time())), "Content-Type": "application/json"}}
 
 
-async def test_a_warehouse_callback_costs_the_ingress_two_statements_and_no_transaction(counted) -> None:
-    pool, counter = counted
-    handlers = ShippingHandlers(Warehouse())
+async def requested_shipment(pool: asyncpg.Pool, handlers: ShippingHandlers) -> tuple[OrderAccepted, UUID]:
+    """An order accepted, allocated and ready to ship through `handlers`: the order and its first shipment's id."""
     accepted = OrderAccepted.model_validate(golden_message("OrderAccepted", order_id=str(uuid4())))
     await handlers.on_order_accepted(accepted, MessageContext(pool, accepted.event_id, "test", log=None))
     for stage in (Stage.AWAITING_ALLOCATION, Stage.READY_TO_SHIP):
         message = progressed(accepted.order_id, stage)
         await handlers.on_order_progressed(message, MessageContext(pool, message.event_id, "test", log=None))
-    shipment_id = shipment_id_for(accepted.order_id, 0)
-    secret = "callback-secret"
-    ingress = asgi_endpoint(warehouse_callback(secret, lambda: pool), methods=("POST",))
-    report = {
+    return accepted, shipment_id_for(accepted.order_id, 0)
+
+
+def delivered_report(accepted: OrderAccepted, shipment_id: UUID) -> dict:
+    """The warehouse's report that the shipment was delivered, as its callback body."""
+    return {
         "type": "delivered", "event_id": str(uuid4()), "shipment_id": str(shipment_id), "order_id": str(accepted.order_id),
         "request_id": "wr_1", "delivered_at": "2025-03-14T05:30:00Z", "cash_collected": None,
     }
+
+
+async def test_a_warehouse_callback_costs_the_ingress_two_statements_and_no_transaction(counted) -> None:
+    pool, counter = counted
+    accepted, shipment_id = await requested_shipment(pool, ShippingHandlers(Warehouse()))
+    secret = "callback-secret"
+    ingress = asgi_endpoint(warehouse_callback(secret, lambda: pool), methods=("POST",))
+    report = delivered_report(accepted, shipment_id)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ingress), base_url="http://shipping") as client:
         await asyncio.sleep(0)
         counter.reset()
@@ -323,20 +332,11 @@ async def test_a_warehouse_callback_costs_the_ingress_two_statements_and_no_tran
 async def test_a_callback_of_a_shipment_this_process_requested_costs_the_ingress_one_statement(counted) -> None:
     pool, counter = counted
     origins = ShipmentOrigins()
-    handlers = ShippingHandlers(Warehouse(), origins=origins)
-    accepted = OrderAccepted.model_validate(golden_message("OrderAccepted", order_id=str(uuid4())))
-    await handlers.on_order_accepted(accepted, MessageContext(pool, accepted.event_id, "test", log=None))
-    for stage in (Stage.AWAITING_ALLOCATION, Stage.READY_TO_SHIP):
-        message = progressed(accepted.order_id, stage)
-        await handlers.on_order_progressed(message, MessageContext(pool, message.event_id, "test", log=None))
-    shipment_id = shipment_id_for(accepted.order_id, 0)
+    accepted, shipment_id = await requested_shipment(pool, ShippingHandlers(Warehouse(), origins=origins))
     stored = await pool.fetchrow("SELECT correlation_id, traceparent FROM shipments WHERE shipment_id = $1", shipment_id)
     secret = "callback-secret"
     ingress = asgi_endpoint(warehouse_callback(secret, lambda: pool, origins), methods=("POST",))
-    report = {
-        "type": "delivered", "event_id": str(uuid4()), "shipment_id": str(shipment_id), "order_id": str(accepted.order_id),
-        "request_id": "wr_1", "delivered_at": "2025-03-14T05:30:00Z", "cash_collected": None,
-    }
+    report = delivered_report(accepted, shipment_id)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ingress), base_url="http://shipping") as client:
         await asyncio.sleep(0)
         counter.reset()
