@@ -163,7 +163,7 @@ async def save_batch(
             UPDATE stock SET allocated = stock.allocated + taken.units
             FROM (SELECT t.sku, sum(t.units)::bigint AS units FROM unnest($12::text[], $13::bigint[]) AS t (sku, units)
                   GROUP BY t.sku) AS taken
-            WHERE stock.sku = taken.sku AND stock.warehouse = $10
+            WHERE stock.sku = taken.sku AND stock.sku = ANY($12::text[]) AND stock.warehouse = $10
         ), requested AS (
             INSERT INTO allocation_requests (order_id, shop_id, requested_at, coverage, correlation_id)
             SELECT * FROM unnest($14::uuid[], $15::text[], $16::timestamptz[], $17::text[], $18::uuid[])
@@ -219,14 +219,14 @@ async def save_reports(
                    allocated = stock.allocated - c.from_allocation
             FROM (SELECT c.sku, sum(c.units) AS units, sum(c.from_allocation) AS from_allocation
                   FROM unnest($8::text[], $9::int[], $10::int[]) AS c (sku, units, from_allocation) GROUP BY c.sku) AS c
-            WHERE stock.sku = c.sku AND stock.warehouse = $11
+            WHERE stock.sku = c.sku AND stock.sku = ANY($8::text[]) AND stock.warehouse = $11
         ), saved AS (
             UPDATE shipments s SET status = x.status, carrier = x.carrier, tracking_number = x.tracking_number,
                    shipped_at = x.shipped_at, delivered_at = x.delivered_at, cash_collected = x.cash_collected
             FROM unnest($12::uuid[], $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::timestamptz[],
                         $18::bigint[]) AS x (shipment_id, status, carrier, tracking_number, shipped_at, delivered_at,
                                              cash_collected)
-            WHERE s.shipment_id = x.shipment_id
+            WHERE s.shipment_id = x.shipment_id AND s.shipment_id = ANY($12::uuid[])
         ){", " + published if published else ""}
         SELECT 1
         """,

@@ -119,7 +119,7 @@ def _mark_requested(guard: str = "") -> str:
                warehouse_request_id = CASE WHEN s.status IN ('requesting', 'requested') OR s.warehouse_request_id IS NULL
                                            THEN taken.request_id ELSE s.warehouse_request_id END
         FROM unnest($1::uuid[], $2::text[]) AS taken (shipment_id, request_id)
-        WHERE s.shipment_id = taken.shipment_id {guard} RETURNING s.shipment_id, s.status
+        WHERE s.shipment_id = taken.shipment_id AND s.shipment_id = ANY($1::uuid[]) {guard} RETURNING s.shipment_id, s.status
         """
 
 
@@ -314,7 +314,7 @@ async def book_parcel(conn: asyncpg.Connection, parcel: ParcelBooked, *, status:
             UPDATE stock SET on_hand = greatest(stock.on_hand - c.units, stock.allocated - c.from_allocation),
                    allocated = stock.allocated - c.from_allocation
             FROM unnest($7::text[], $8::int[], $9::int[]) AS c (sku, units, from_allocation)
-            WHERE stock.sku = c.sku AND stock.warehouse = $10
+            WHERE stock.sku = c.sku AND stock.sku = ANY($7::text[]) AND stock.warehouse = $10
         )
         UPDATE shipments SET status = $6, carrier = $4, tracking_number = coalesce(tracking_number, $3),
                shipped_at = coalesce(shipped_at, $5)

@@ -41,7 +41,7 @@ def _set_aside(when: str = "true") -> str:
     ), counted AS (
         UPDATE stock SET allocated = stock.allocated + taken.units
         FROM unnest($3::text[], $4::bigint[]) AS taken (sku, units)
-        WHERE stock.sku = taken.sku AND stock.warehouse = $2 AND {when}
+        WHERE stock.sku = taken.sku AND stock.sku = ANY($3::text[]) AND stock.warehouse = $2 AND {when}
     )"""
 
 
