@@ -5,6 +5,7 @@ aiokafka + asyncpg, the same durable hop) and raw Kafka/PostgreSQL baselines run
 import argparse
 import asyncio
 import logging
+import shutil
 import tempfile
 import time
 import uuid
@@ -408,6 +409,8 @@ async def run(args: argparse.Namespace) -> None:
             results["load_intake"] = load_average()
     finally:
         await asyncio.to_thread(stack.stop)
+        if not args.keep_run_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)  # the broker's and databases' files: ~370 MB a run
     print(report(results))
 
 
@@ -425,6 +428,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--intake-orders", type=int, default=300, help="orders published at once for the intake-only run (0: skip)")
     parser.add_argument("--baseline-messages", type=int, default=3000, help="messages/transactions of the raw Kafka and PostgreSQL baselines")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--keep-run-dir", action="store_true", help="keep the stack's folder (logs, data) after the run")
     asyncio.run(run(parser.parse_args(argv)))
 
 
