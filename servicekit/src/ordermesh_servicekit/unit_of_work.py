@@ -40,6 +40,13 @@ Finish = Callable[[asyncpg.Connection, Any, Sequence[OutgoingMessage]], Awaitabl
 outbox rows (given in order) in the same statement (`outbox.outbox_rows`): True if it did (see `Subscription.finish`)."""
 
 
+async def write_batch(conn: asyncpg.Connection, batch: Any, publish: Sequence[OutgoingMessage]) -> bool:
+    """The `Finish` of a subscription whose preload returns a batch object (orders' `BatchOrders`, points'
+    `BatchPoints`, shipping's `BatchShipments`...): its `write(conn, publish)` writes what the batch's handlers left
+    there, with the batch's outbox rows in the same statement, and says whether it did."""
+    return await batch.write(conn, publish)
+
+
 class DuplicateMessage(Exception):
     """The inbox already holds this message id: its effect is in the database already."""
 

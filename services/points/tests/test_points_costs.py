@@ -12,7 +12,7 @@ from ordermesh_contracts import OrderAccepted, OrderCancelled, OrderCompleted, O
 from ordermesh_points import handlers, store
 from ordermesh_servicekit.consuming import Consumer, Subscription
 from ordermesh_servicekit.metrics import Metrics
-from ordermesh_servicekit.unit_of_work import ClaimingPreload
+from ordermesh_servicekit.unit_of_work import ClaimingPreload, write_batch
 from support import counted_pool, golden_message, statements_of
 from doubles import FakeRecord, StatementCounter
 
@@ -278,7 +278,7 @@ async def test_a_batch_whose_preload_raises_after_its_statement_is_undone_inbox_
     metrics = Metrics("points")
     subscription = Subscription(
         topics.ORDERS_EVENTS, OrdersEvent, {OrderAccepted: handlers.on_order_accepted}, batched=True,
-        preload=ClaimingPreload(failing), finish=handlers.write_batch,
+        preload=ClaimingPreload(failing), finish=write_batch,
     )
     consumer = Consumer(subscription, group_id="ordermesh-points", pool_provider=lambda: pool, metrics=metrics, retry_max_seconds=0.2)
     await consumer.process([record(n, order) for n, order in enumerate(orders)])

@@ -1,6 +1,5 @@
 """One function per event the orders service consumes: decode (done) → domain → store."""
 
-from collections.abc import Sequence
 from functools import partial
 from uuid import UUID
 
@@ -57,8 +56,7 @@ from ordermesh_contracts import (
     topics,
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
-from ordermesh_servicekit.outbox import OutgoingMessage
-from ordermesh_servicekit.unit_of_work import ClaimingPreload, InboxClaim
+from ordermesh_servicekit.unit_of_work import ClaimingPreload, InboxClaim, write_batch
 
 from . import store, store_edits
 from .batch_intake import IntakeBatch
@@ -134,7 +132,7 @@ async def read_intake_batch(
     """The preload of the intake's subscription: what decides each order of a batch (its shop's watch list entry for
     its customer, the shop's rules and status groups, by shop and customer) and which of its orders are known already.
     The intake writes none of the former, so it stays true while the batch's orders are taken in (`take_in` finds it
-    in `ctx.preloaded`); the accepted orders are inserted together by `insert_batch_orders` (see `IntakeBatch`).
+    in `ctx.preloaded`); the accepted orders are inserted together by the batch's `write` (see `IntakeBatch`).
     With `claim`, the batch's inbox rows are written with the first read (see `InboxClaim`)."""
     pairs = list({(order.shop_id, order.customer.customer_id) for order in submitted})
     bases = await store.intake_bases(conn, pairs, claim)
@@ -142,13 +140,8 @@ async def read_intake_batch(
     return IntakeBatch(bases, await store.known_orders(conn, ids))
 
 
-async def insert_batch_orders(conn: asyncpg.Connection, batch: IntakeBatch, publish: Sequence[OutgoingMessage]) -> bool:
-    """The finish of the intake's subscription: the orders the batch accepted, inserted with the batch's outbox rows in
-    one statement (False: no order to insert, the outbox rows are left to the batch)."""
-    return await batch.write(conn, publish)
 
-
-INTAKE_BATCH = {"preload": ClaimingPreload(read_intake_batch), "finish": insert_batch_orders}
+INTAKE_BATCH = {"preload": ClaimingPreload(read_intake_batch), "finish": write_batch}
 """How the intake's subscription reads and writes its batches' orders (`Subscription(..., **INTAKE_BATCH)`)."""
 
 
@@ -157,7 +150,7 @@ async def lock_batch_orders(
 ) -> BatchOrders:
     """The preload of the flag events' subscriptions: every order a batch's events are about, locked and read in one
     statement (in order of id), with `claim` the batch's inbox rows written in it too (see `InboxClaim`). The batch's
-    handlers find them in `ctx.preloaded` (see `BatchOrders`), and leave there the saves `write_batch_orders` makes
+    handlers find them in `ctx.preloaded` (see `BatchOrders`), and leave there the saves its `write` makes
     together at the batch's end.
 
     No handler of these subscriptions writes an order other than its own event's: the flag step with what it keeps
@@ -168,13 +161,8 @@ async def lock_batch_orders(
     return BatchOrders(await store.lock_orders(conn, list({event.order_id for event in events}), claim))
 
 
-async def write_batch_orders(conn: asyncpg.Connection, batch: BatchOrders, publish: Sequence[OutgoingMessage]) -> bool:
-    """The finish of the flag events' subscriptions: the orders the batch's handlers saved, with the batch's outbox rows,
-    in one statement (False: no save, the outbox rows are left to the batch)."""
-    return await batch.write(conn, publish)
 
-
-BATCH_ORDERS = {"preload": ClaimingPreload(lock_batch_orders), "finish": write_batch_orders}
+BATCH_ORDERS = {"preload": ClaimingPreload(lock_batch_orders), "finish": write_batch}
 """How the flag events' subscriptions read and write their batches' orders (`Subscription(..., **BATCH_ORDERS)`)."""
 
 

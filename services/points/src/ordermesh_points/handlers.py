@@ -1,7 +1,6 @@
 """One function per message the points service consumes: load the order and its customer (locked), let the ledger
 domain decide, save the order and its entries with one statement, announce."""
 
-from collections.abc import Sequence
 from dataclasses import asdict, replace
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -27,8 +26,7 @@ from ordermesh_contracts import (
 )
 from ordermesh_contracts.orders import DeliveryGroup
 from ordermesh_servicekit.consuming import MessageContext, UnitOfWork
-from ordermesh_servicekit.outbox import OutgoingMessage
-from ordermesh_servicekit.unit_of_work import ClaimingPreload, InboxClaim
+from ordermesh_servicekit.unit_of_work import ClaimingPreload, InboxClaim, write_batch
 
 from . import store
 from .batch_points import BatchPoints
@@ -78,11 +76,6 @@ async def lock_batch(conn: asyncpg.Connection, messages: list[Message], claim: I
     ]
     return BatchPoints(*await store.lock_orders_and_customers(conn, about, claim))
 
-
-async def write_batch(conn: asyncpg.Connection, batch: BatchPoints, publish: Sequence[OutgoingMessage]) -> bool:
-    """The finish of the points service's batched subscriptions: every save the batch's handlers left, with the batch's
-    outbox rows, in one statement."""
-    return await batch.write(conn, publish)
 
 
 BATCH_POINTS = {"preload": ClaimingPreload(lock_batch), "finish": write_batch}

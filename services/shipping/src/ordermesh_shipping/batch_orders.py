@@ -137,11 +137,6 @@ async def read_batch_orders(
     return BatchOrders(checks, stock)
 
 
-async def write_batch_orders(conn: asyncpg.Connection, batch: BatchOrders, publish: Sequence[OutgoingMessage]) -> bool:
-    """The finish of the orders events' subscription: every acceptance and first allocation the batch's handlers left,
-    with the batch's outbox rows, in one statement."""
-    return await batch.write(conn, publish)
-
 
 def _allocates(event: Message) -> bool:
     return isinstance(event, OrderProgressed) and event.to_stage is Stage.AWAITING_ALLOCATION

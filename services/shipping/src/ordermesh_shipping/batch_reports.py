@@ -139,10 +139,3 @@ async def lock_batch_shipments(
         shipments, {event_id: facts[shipment["shipment_id"], number] for event_id, shipment, number in first}, delivering
     )
 
-
-async def write_batch_shipments(
-    conn: asyncpg.Connection, batch: BatchShipments, publish: Sequence[OutgoingMessage]
-) -> bool:
-    """The finish of the warehouse callbacks' subscription: every parcel and delivery the batch's handlers recorded,
-    with the batch's outbox rows, in one statement."""
-    return await batch.write(conn, publish)

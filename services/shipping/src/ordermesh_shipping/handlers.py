@@ -19,15 +19,15 @@ from ordermesh_contracts import (
 )
 from ordermesh_servicekit.consuming import MessageContext, PermanentError, UnitOfWork
 from ordermesh_servicekit.parking import DependencyMissing
-from ordermesh_servicekit.unit_of_work import ClaimingPreload
+from ordermesh_servicekit.unit_of_work import ClaimingPreload, write_batch
 
 from . import store, store_holds, store_shipments, store_stock
 from .adapters.ingress import ShipmentOrigins
 from .adapters.warehouse import Warehouse
 from .accepting import accept_order
 from .allocating import allocate_order, allocate_waiting
-from .batch_orders import read_batch_orders, write_batch_orders
-from .batch_reports import BatchShipments, Shipment, lock_batch_shipments, write_batch_shipments
+from .batch_orders import read_batch_orders
+from .batch_reports import BatchShipments, Shipment, lock_batch_shipments
 from .cancelling import cancel_order_shipping
 from .delivery_methods import change_delivery_method
 from .domain.holds import holding
@@ -45,11 +45,11 @@ def calls_the_warehouse(event: Message) -> bool:
     return not isinstance(event, (OrderAccepted, OrderReturned))
 
 
-BATCH_ORDERS = {"preload": ClaimingPreload(read_batch_orders), "finish": write_batch_orders}
+BATCH_ORDERS = {"preload": ClaimingPreload(read_batch_orders), "finish": write_batch}
 """How the orders events' subscription reads a batch's orders once and writes what its handlers decided once
 (`Subscription(..., **BATCH_ORDERS)`; see `BatchOrders`)."""
 
-BATCH_SHIPMENTS = {"preload": ClaimingPreload(lock_batch_shipments), "finish": write_batch_shipments}
+BATCH_SHIPMENTS = {"preload": ClaimingPreload(lock_batch_shipments), "finish": write_batch}
 """How the warehouse callbacks' subscription locks a batch's shipments once and writes what its handlers recorded
 once (`Subscription(..., **BATCH_SHIPMENTS)`; see `BatchShipments`)."""
 
